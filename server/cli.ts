@@ -1,0 +1,282 @@
+/**
+ * The `skeptic` command line: a thin shell over the engine. Parses flags, reads skeptic.json,
+ * shows progress on stderr, prints a summary on stdout, writes the report files, and maps the
+ * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { audit, type AuditProgress } from './engine/audit';
+import { findConfig, loadConfig, type ModelEntry, type SkepticConfig } from './engine/config';
+import { openDataset } from './engine/data';
+import { CancelledError, SkepticInputError } from './engine/errors';
+import { describeModel, loadModel } from './engine/model';
+import { createProbes, DEFAULT_PROBES, PROBES } from './engine/probes';
+import type { Report } from './engine/report/schema';
+import { summaryText } from './engine/report/summary';
+import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/write';
+import type { DeviceChoice, OutputKind } from './engine/types';
+import { TOOL_VERSION } from './engine/version';
+
+const USAGE = `Usage:
+  skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
+  skeptic inspect MODEL [options]                print what Skeptic reads from a model
+  skeptic probes                                 list the probes
+  skeptic --version | --help
+
+Audit options:
+  --data PATH            class folders, a .csv/.jsonl manifest, or a folder of MNIST idx files
+  --probes LIST          comma-separated probe ids (default: ${DEFAULT_PROBES.join(',')}; clean always runs)
+  --param PROBE.KEY=V    a probe parameter, e.g. --param shift.k=4 (repeatable)
+  --preprocess P         preset (imagenet, unit, signed, raw255, mnist) or JSON
+                         {"resizeShortSide":256,"scale":1,"mean":[..],"std":[..],"channelOrder":"rgb"}
+  --labels FILE          class names, one per line, in the model's output order
+  --output-kind K        logits | probabilities | log-probabilities (default: detected)
+  --path-column NAME, --label-column NAME   manifest columns (default: found by name)
+  --limit N              audit a deterministic, class-stratified sample of N images
+  --seed N               seed for every random choice (default 0)
+  --device D             auto | cpu | webgpu | cuda (default auto)
+  --batch-size N         images per model run (default 32)
+  --out DIR              report folder (default .skeptic/reports/<model>--<dataset>)
+  --format LIST          json,sarif (default json)
+  --json                 print report.json to stdout instead of the summary
+  --fail-on LEVEL        exit 1 when a finding is at least this severe: warning | error
+  --config FILE          skeptic.json to use (default: the nearest one above the current folder)
+  --no-cache             recompute everything (default: reuse .skeptic/cache)
+  --quiet                no progress output
+`;
+
+/** Runs the CLI; resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        data: { type: 'string' },
+        probes: { type: 'string' },
+        param: { type: 'string', multiple: true },
+        preprocess: { type: 'string' },
+        labels: { type: 'string' },
+        'output-kind': { type: 'string' },
+        'path-column': { type: 'string' },
+        'label-column': { type: 'string' },
+        limit: { type: 'string' },
+        seed: { type: 'string' },
+        device: { type: 'string' },
+        'batch-size': { type: 'string' },
+        out: { type: 'string' },
+        format: { type: 'string' },
+        json: { type: 'boolean' },
+        'fail-on': { type: 'string' },
+        config: { type: 'string' },
+        'no-cache': { type: 'boolean' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (e) {
+    return usageError((e as Error).message);
+  }
+  const { values: o, positionals } = args;
+  if (o.version) {
+    console.log(TOOL_VERSION);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (o.help || !command || command === 'help') {
+    console.log(USAGE);
+    return command || o.help ? 0 : 2;
+  }
+  try {
+    switch (command) {
+      case 'audit':
+        return await auditCommand(rest, o);
+      case 'inspect':
+        return await inspectCommand(rest, o);
+      case 'probes':
+        for (const [id, p] of Object.entries(PROBES)) console.log(`${id.padEnd(8)} ${p.summary}`);
+        return 0;
+      default:
+        return usageError(`unknown command '${command}'`);
+    }
+  } catch (e) {
+    if (e instanceof SkepticInputError) {
+      console.error(`skeptic: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+async function inspectCommand(positionals: string[], o: Flags): Promise<number> {
+  if (positionals.length !== 1) return usageError('inspect takes one MODEL');
+  const { entry } = modelEntry(positionals[0], o);
+  const model = await loadModel(entry.path, modelOptions(entry, o, undefined));
+  try {
+    console.log(describeModel(model));
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
+
+async function auditCommand(positionals: string[], o: Flags): Promise<number> {
+  if (positionals.length !== 1) return usageError('audit takes one MODEL (and --data DATASET)');
+  const { entry, config } = modelEntry(positionals[0], o);
+  const dataPath = str(o.data) ? resolve(str(o.data)!) : entry.dataset;
+  if (!dataPath) return usageError(`no dataset: pass --data DATASET${config ? ` or add "dataset" for this model in ${config.file}` : ''}`);
+
+  const failOn = str(o['fail-on']);
+  if (failOn && failOn !== 'warning' && failOn !== 'error') return usageError(`--fail-on must be warning or error, not '${failOn}'`);
+  const formats = (str(o.format) ?? 'json').split(',').map((f) => f.trim()) as ReportFormat[];
+  const badFormat = formats.find((f) => !REPORT_FORMATS.includes(f));
+  if (badFormat) return usageError(`unknown --format '${badFormat}'; known: ${REPORT_FORMATS.join(', ')}`);
+  const seed = int(o.seed, '--seed') ?? config?.seed ?? 0;
+  const limit = int(o.limit, '--limit') ?? entry.limit;
+  const batchSize = int(o['batch-size'], '--batch-size') ?? config?.batchSize ?? 32;
+  const probeIds = str(o.probes)?.split(',').map((s) => s.trim()).filter(Boolean) ?? entry.probes ?? DEFAULT_PROBES;
+  const probes = createProbes(probeIds, probeParams(config, o.param as string[] | undefined));
+
+  const model = await loadModel(entry.path, modelOptions(entry, o, config));
+  try {
+    const dataset = await openDataset(dataPath, {
+      labels: model.labels,
+      pathColumn: str(o['path-column']),
+      labelColumn: str(o['label-column']),
+      limit,
+      seed,
+    });
+    const baseDir = config ? dirname(config.file) : process.cwd();
+    const outDir = str(o.out)
+      ? resolve(str(o.out)!)
+      : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
+    const cacheDir = o['no-cache'] ? undefined : join(baseDir, '.skeptic', 'cache');
+
+    // Ctrl-C stops the audit between batches; the partial report is still written.
+    const controller = new AbortController();
+    const onSigint = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\nskeptic: cancelling (Ctrl-C again to quit at once)…\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const progress = o.quiet ? undefined : progressPrinter();
+    let report: Report;
+    try {
+      report = await audit(model, dataset, {
+        probes,
+        seed,
+        batchSize,
+        limit,
+        signal: controller.signal,
+        onProgress: progress,
+        cacheDir,
+        outDir,
+        baseDir,
+      });
+    } finally {
+      process.off('SIGINT', onSigint);
+      progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
+    }
+
+    const written = writeReport(report, outDir, formats.includes('json') ? formats : ['json', ...formats]);
+    if (o.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
+    else {
+      console.log(summaryText(report));
+      console.log(`\nReport: ${written.join(', ')}`);
+    }
+    if (report.run.cancelled) return 130;
+    const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
+    return failOn && failing.length > 0 ? 1 : 0;
+  } catch (e) {
+    if (e instanceof CancelledError) return 130;
+    throw e;
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** The model's entry in skeptic.json (if it has one), with the CLI's path. */
+function modelEntry(modelArg: string, o: Flags): { entry: ModelEntry; config?: SkepticConfig } {
+  const path = resolve(modelArg);
+  if (!existsSync(path)) throw new SkepticInputError(`model not found: ${path}`, path);
+  const configFile = str(o.config) ? resolve(str(o.config)!) : findConfig(process.cwd());
+  if (str(o.config) && !existsSync(configFile!)) throw new SkepticInputError(`config not found: ${configFile}`, configFile);
+  const config = configFile ? loadConfig(configFile) : undefined;
+  const entry = config?.models.find((m) => m.path === path) ?? { path };
+  return { entry, config };
+}
+
+function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undefined) {
+  const device = (str(o.device) ?? config?.device ?? 'auto') as DeviceChoice;
+  if (!['auto', 'cpu', 'webgpu', 'cuda'].includes(device)) throw new SkepticInputError(`--device must be auto, cpu, webgpu or cuda, not '${device}'`);
+  const kind = (str(o['output-kind']) ?? entry.outputKind) as OutputKind | undefined;
+  if (kind && !['logits', 'probabilities', 'log-probabilities'].includes(kind)) {
+    throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
+  }
+  const cliPre = str(o.preprocess);
+  return {
+    device,
+    preprocess: cliPre ?? entry.preprocess,
+    preprocessSource: cliPre ? ('cli' as const) : ('skeptic.json' as const),
+    labels: str(o.labels) ? resolve(str(o.labels)!) : entry.labels,
+    outputKind: kind,
+    batchSize: int(o['batch-size'], '--batch-size') ?? config?.batchSize,
+  };
+}
+
+/** Probe parameters: skeptic.json's "probes" section, overridden by --param probe.key=value. */
+function probeParams(config: SkepticConfig | undefined, flags: string[] | undefined): Record<string, Record<string, unknown>> {
+  const params: Record<string, Record<string, unknown>> = structuredClone(config?.probes ?? {});
+  for (const flag of flags ?? []) {
+    const m = /^([a-z0-9-]+)\.([A-Za-z0-9_]+)=(.*)$/.exec(flag);
+    if (!m) throw new SkepticInputError(`--param must look like probe.key=value, not '${flag}'`);
+    const value = m[3] === 'true' ? true : m[3] === 'false' ? false : Number.isNaN(Number(m[3])) ? m[3] : Number(m[3]);
+    (params[m[1]] ??= {})[m[2]] = value;
+  }
+  return params;
+}
+
+function progressPrinter(): ((p: AuditProgress) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (p) => {
+    if (p.phase === 'done') {
+      process.stderr.write('\r\x1b[K');
+      return;
+    }
+    const now = Date.now();
+    if (now - last < 100 && p.done < p.total) return;
+    last = now;
+    const width = 30;
+    const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
+    const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}` : (p.probe ?? '');
+    process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
+  };
+}
+
+function stem(p: string): string {
+  return basename(p, extname(p)) || 'dataset';
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function int(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
+  return n;
+}
+
+function usageError(message: string): number {
+  console.error(`skeptic: ${message}\n\n${USAGE}`);
+  return 2;
+}

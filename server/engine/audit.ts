@@ -1,0 +1,302 @@
+/**
+ * The audit: streams a dataset through every probe once and assembles the report.
+ *
+ *   dataset.stream ──► batch of samples ──► each probe's run (or its cached records)
+ *                                           └──► records kept per probe, appended to the cache
+ *   end (or cancel) ──► each probe's summarize ──► findings with subjects ──► Report
+ *
+ * Decoding happens once per image for all probes. Memory holds one batch of pixels plus the
+ * small per-image records. Cancellation stops between batches and still summarises what
+ * finished, so nothing computed is lost.
+ */
+import { createHash } from 'node:crypto';
+import { relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { imageKey, ProbeCache } from './cache/cache';
+import { CancelledError } from './errors';
+import { centre } from './image/ops';
+import type { FindingDraft, Probe, ProbeImage, ProbeRecord } from './probes/probe';
+import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type Subject } from './report/schema';
+import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
+import { ENGINE_VERSION, TOOL_VERSION } from './version';
+
+export interface AuditProgress {
+  /** Images processed so far (evaluated, cached or failed) out of those selected. */
+  done: number;
+  total: number;
+  /** What is running now. */
+  phase: 'evaluating' | 'summarizing' | 'done';
+  probe?: string;
+  cacheHits: number;
+}
+
+export interface AuditOptions {
+  probes: Probe<object>[];
+  seed?: number;
+  batchSize?: number;
+  /** --limit as the user gave it (the dataset is already limited; this is for the report). */
+  limit?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: AuditProgress) => void;
+  /** Results cache folder (e.g. <workspace>/.skeptic/cache); undefined disables caching. */
+  cacheDir?: string;
+  /** Folder for artifacts the probes write (the report's folder). */
+  outDir?: string;
+  /** Folder that report paths are relative to (the workspace or the current directory). */
+  baseDir?: string;
+}
+
+interface ProbeState {
+  probe: Probe<object>;
+  cache: ProbeCache<object>;
+  records: ProbeRecord<object>[];
+  failed?: string;
+  ms: number;
+}
+
+export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOptions): Promise<Report> {
+  const started = Date.now();
+  const seed = opts.seed ?? 0;
+  const batchSize = opts.batchSize ?? 32;
+  const baseDir = opts.baseDir ?? process.cwd();
+  const margin = Math.max(0, ...opts.probes.map((p) => p.margin));
+  const spec = model.decodeSpec(margin);
+
+  const images: ImageEntry[] = dataset.records.map((r) => imageEntry(r, baseDir));
+  const imageIndex = new Map<number, number>(dataset.records.map((r, i) => [r.index, i]));
+  const findings: Array<FindingDraft & { probe: string }> = [];
+  dataset.records.forEach((r, i) => {
+    if (r.problem) findings.push({ probe: 'data', rule: 'data/unusable-item', severity: 'error', image: i, message: r.problem });
+  });
+
+  const states: ProbeState[] = opts.probes.map((probe) => ({
+    probe,
+    records: [],
+    ms: 0,
+    cache: new ProbeCache<object>(opts.cacheDir, {
+      modelSha256: model.sha256,
+      preprocessing: model.preprocessing,
+      outputKind: model.info.outputKind,
+      probe: probe.id,
+      params: probe.params,
+      seed,
+      engineVersion: ENGINE_VERSION,
+    }),
+  }));
+
+  const total = dataset.records.length;
+  let done = dataset.records.filter((r) => r.problem).length;
+  let cacheHits = 0;
+  let cacheMisses = 0;
+  let cancelled = false;
+  const itemHashes: string[] = [];
+  const ctx = { model, seed, signal: opts.signal };
+  const report = (phase: AuditProgress['phase'], probe?: string) =>
+    opts.onProgress?.({ done, total, phase, probe, cacheHits });
+  report('evaluating');
+
+  try {
+    const wantImage = (r: DatasetRecord, sha: string) =>
+      states.some((s) => !s.failed && !s.cache.has(imageKey(sha, r.label)));
+    for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage })) {
+      const usable: ProbeImage[] = [];
+      for (const sample of batch) {
+        const i = imageIndex.get(sample.record.index)!;
+        images[i].sha256 = sample.sha256;
+        if (sample.sha256) itemHashes[i] = sample.sha256;
+        if (sample.error || !sample.sha256) {
+          images[i].error = sample.error ?? 'could not be read';
+          findings.push({ probe: 'data', rule: 'data/unreadable-image', severity: 'error', image: i, message: images[i].error! });
+          continue;
+        }
+        usable.push(probeImage(sample, i));
+      }
+      for (const state of states) {
+        if (state.failed) continue;
+        if (opts.signal?.aborted) throw new CancelledError();
+        const t0 = Date.now();
+        const todo: ProbeImage[] = [];
+        for (const img of usable) {
+          const hit = state.cache.get(imageKey(img.sha256, img.label));
+          if (hit) {
+            state.records.push({ ...hit, image: img.image });
+            cacheHits++;
+          } else todo.push(img);
+        }
+        if (todo.length) {
+          report('evaluating', state.probe.id);
+          try {
+            const recs = await state.probe.run(todo, ctx);
+            state.cache.putAll(todo.map((img, j) => [imageKey(img.sha256, img.label), recs[j]]));
+            todo.forEach((img, j) => state.records.push({ ...recs[j], image: img.image }));
+            cacheMisses += todo.length;
+          } catch (e) {
+            if (e instanceof CancelledError || opts.signal?.aborted) throw e;
+            state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
+          }
+        }
+        state.ms += Date.now() - t0;
+      }
+      done += batch.length;
+      report('evaluating');
+    }
+  } catch (e) {
+    if (!(e instanceof CancelledError) && !opts.signal?.aborted) throw e;
+    cancelled = true;
+  }
+
+  // Summaries, also after a cancel: what finished is reported.
+  const className = (i: number) => model.labels?.names[i] ?? `class ${i}`;
+  const probes: Record<string, ProbeResult> = {};
+  const timingsMs: Record<string, number> = {};
+  for (const state of states) {
+    const { probe } = state;
+    report('summarizing', probe.id);
+    state.records.sort((a, b) => a.image - b.image);
+    const result: ProbeResult = {
+      title: probe.title,
+      status: state.failed ? 'failed' : cancelled ? 'cancelled' : 'ok',
+      params: probe.params,
+      metrics: {},
+      records: [],
+      count: state.records.length,
+    };
+    if (state.failed) result.reason = state.failed;
+    if (state.records.length > 0) {
+      try {
+        const summary = await probe.summarize(state.records, { model, images, className, outDir: opts.outDir });
+        result.headline = summary.headline;
+        result.metrics = summary.metrics;
+        if (summary.plots) result.plots = summary.plots;
+        result.records = summary.records ?? state.records;
+        for (const f of summary.findings) findings.push({ ...f, probe: probe.id });
+      } catch (e) {
+        result.status = 'failed';
+        result.reason = `${probe.id} could not summarise: ${(e as Error).message}`;
+      }
+    }
+    probes[probe.id] = result;
+    timingsMs[probe.id] = state.ms;
+  }
+
+  const evaluated = images.filter((im) => im.sha256 && !im.error).length;
+  const modelSubject = subjectFor(model.path, baseDir);
+  const out: Report = {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    tool: { name: 'skeptic', version: TOOL_VERSION, engineVersion: ENGINE_VERSION },
+    model: {
+      path: modelSubject.path,
+      uri: modelSubject.uri,
+      sha256: model.sha256,
+      inputs: model.info.inputs,
+      outputs: model.info.outputs,
+      layout: model.info.layout,
+      inputSize: { channels: model.info.channels, height: model.info.height, width: model.info.width },
+      numClasses: model.info.numClasses,
+      outputKind: model.info.outputKind,
+      outputKindSource: model.info.outputKindSource,
+      opset: model.info.opset,
+      quantized: model.info.quantized,
+      batch: model.info.batch,
+      preprocessing: model.preprocessing,
+      labels: model.labels ? { source: model.labels.source, count: model.labels.names.length, names: model.labels.names } : undefined,
+    },
+    device: model.device,
+    dataset: {
+      ...pathAndUri(dataset.path, baseDir),
+      kind: dataset.kind,
+      total: dataset.total,
+      selected: dataset.records.length,
+      evaluated,
+      classes: dataset.classes,
+      sha256: datasetHash(images),
+    },
+    config: {
+      probes: opts.probes.map((p) => p.id),
+      seed,
+      limit: opts.limit,
+      batchSize,
+      params: Object.fromEntries(opts.probes.map((p) => [p.id, p.params])),
+    },
+    probes,
+    findings: finalizeFindings(findings, images, modelSubject),
+    images,
+    warnings: [...model.warnings, ...dataset.warnings, ...states.filter((s) => s.failed).map((s) => s.failed!)],
+    run: {
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      cancelled,
+      timingsMs,
+      cache: { hits: cacheHits, misses: cacheMisses, path: opts.cacheDir },
+    },
+  };
+  report('done');
+  return out;
+}
+
+function probeImage(sample: Sample, image: number): ProbeImage {
+  const context = sample.image!;
+  return {
+    image,
+    record: sample.record,
+    sha256: sample.sha256!,
+    label: sample.record.label,
+    context,
+    pixels: context && centre(context, sample.margin),
+    margin: sample.margin,
+  };
+}
+
+function pathAndUri(file: string, baseDir: string): { path: string; uri: string } {
+  const rel = relative(baseDir, file);
+  return { path: rel && !rel.startsWith('..') ? rel.split('\\').join('/') : file, uri: pathToFileURL(file).href };
+}
+
+function subjectFor(file: string, baseDir: string): Subject {
+  return pathAndUri(file, baseDir);
+}
+
+function imageEntry(r: DatasetRecord, baseDir: string): ImageEntry {
+  // A manifest row is where a person fixes a bad item, so findings point at the row;
+  // otherwise at the image file (or the idx file with the item's index).
+  const at = r.manifest ?? r.file;
+  const e: ImageEntry = { id: r.id, ...pathAndUri(at, baseDir) };
+  if (r.line !== undefined) e.line = r.line;
+  if (r.manifest === undefined && r.id.includes('#')) e.index = Number(r.id.slice(r.id.lastIndexOf('#') + 1));
+  if (r.label !== undefined) e.label = r.label;
+  if (r.labelName !== undefined) e.labelName = r.labelName;
+  return e;
+}
+
+function datasetHash(images: ImageEntry[]): string {
+  const h = createHash('sha256');
+  for (const im of images) h.update(`${im.id}\0${im.sha256 ?? ''}\0${im.label ?? ''}\n`);
+  return h.digest('hex');
+}
+
+const SEVERITY_ORDER = { error: 0, warning: 1, info: 2 };
+
+/** Gives each finding its subject and a stable id, in a deterministic order: model-level first,
+ *  then by severity, image order and rule. */
+function finalizeFindings(drafts: Array<FindingDraft & { probe: string }>, images: ImageEntry[], model: Subject): Finding[] {
+  const findings = drafts.map((d): Finding => {
+    let subject: Subject;
+    if (d.image === undefined) subject = model;
+    else {
+      const im = images[d.image];
+      subject = { uri: im.uri, path: im.path, image: d.image };
+      if (im.line !== undefined) subject.line = im.line;
+      if (im.index !== undefined) subject.index = im.index;
+    }
+    const where = d.image === undefined ? 'model' : images[d.image].id;
+    const f: Finding = { id: `${d.rule}@${where}`, probe: d.probe, rule: d.rule, severity: d.severity, subject, message: d.message };
+    if (d.image !== undefined) f.message = `${images[d.image].id}: ${d.message}`;
+    if (d.metrics) f.metrics = d.metrics;
+    if (d.artifacts) f.artifacts = d.artifacts;
+    return f;
+  });
+  const rank = (f: Finding) => (f.subject.image === undefined ? -1 : f.subject.image);
+  return findings.sort(
+    (a, b) => rank(a) - rank(b) || SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.rule.localeCompare(b.rule),
+  );
+}

@@ -1,0 +1,28 @@
+/** The probe registry: every probe the engine knows, by the id the CLI and skeptic.json use. */
+import { SkepticInputError } from '../errors';
+import { cleanProbe } from './clean';
+import type { Probe } from './probe';
+import { shiftProbe } from './shift';
+
+type Factory = (params?: Record<string, unknown>) => Probe<object>;
+
+export const PROBES: Record<string, { factory: Factory; summary: string }> = {
+  clean: { factory: cleanProbe as Factory, summary: 'accuracy, per-class accuracy, confusion matrix, confidences' },
+  shift: { factory: shiftProbe as Factory, summary: 'P4: 1-pixel translations and embedding (Azulay & Weiss 2019)' },
+};
+
+export const DEFAULT_PROBES = ['clean', 'shift'];
+
+export function createProbes(ids: string[], params: Record<string, Record<string, unknown>> = {}): Probe<object>[] {
+  for (const id of Object.keys(params)) {
+    if (!PROBES[id]) throw new SkepticInputError(`unknown probe '${id}' in probe parameters; known: ${Object.keys(PROBES).join(', ')}`);
+  }
+  const unique = [...new Set(ids)];
+  // The clean probe always runs first: the others are read against it.
+  if (!unique.includes('clean')) unique.unshift('clean');
+  return unique.map((id) => {
+    const entry = PROBES[id];
+    if (!entry) throw new SkepticInputError(`unknown probe '${id}'; known probes: ${Object.keys(PROBES).join(', ')}`);
+    return entry.factory(params[id]);
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * The one interface every probe implements. A probe is a page of code: `run` turns a batch of
+ * images into one small JSON record per image, `summarize` turns all records into metrics,
+ * plot data and findings. The audit does the rest (streaming, caching, cancellation, subjects,
+ * report assembly), so a new probe never touches I/O.
+ *
+ * Records must depend only on the image, its label, the model, the params and the seed: that
+ * is what lets the audit cache them by content and reuse them across runs.
+ */
+import { SkepticInputError } from '../errors';
+import type { ImageEntry, Severity } from '../report/schema';
+import type { DatasetRecord, LoadedModel, PixelImage } from '../types';
+
+export interface ProbeImage {
+  /** Index into the report's image table. */
+  image: number;
+  record: DatasetRecord;
+  sha256: string;
+  /** Class index, when the dataset labels this image. */
+  label?: number;
+  /** The image at the model's input size. */
+  pixels: PixelImage;
+  /** The image with `margin` pixels of real context on each side (pixels is its centre). */
+  context: PixelImage;
+  margin: number;
+}
+
+export interface ProbeContext {
+  model: LoadedModel;
+  seed: number;
+  signal?: AbortSignal;
+}
+
+/** A finding as a probe states it; the audit adds the id, probe and subject location. */
+export interface FindingDraft {
+  rule: string;
+  severity: Severity;
+  /** The image it is about (index into the image table), or undefined for the model. */
+  image?: number;
+  message: string;
+  metrics?: Record<string, number | string | boolean | null>;
+  artifacts?: string[];
+}
+
+export interface SummaryContext {
+  model: LoadedModel;
+  images: ImageEntry[];
+  /** Display name of class i ("cat", or "class 3" without labels). */
+  className(i: number): string;
+  /** Folder for artifacts; undefined when the audit writes none. */
+  outDir?: string;
+}
+
+export interface ProbeSummary {
+  /** One line for people, e.g. "accuracy 98.3%, mean confidence 97.1%". */
+  headline: string;
+  metrics: Record<string, unknown>;
+  plots?: Record<string, unknown>;
+  findings: FindingDraft[];
+  /** The per-image records to put in the report (default: all, as run returned them). */
+  records?: Array<{ image: number } & Record<string, unknown>>;
+}
+
+export type ProbeRecord<R> = R & { image: number };
+
+export interface Probe<R extends object = Record<string, unknown>> {
+  readonly id: string;
+  readonly title: string;
+  /** The resolved parameters: part of the cache key and of the report. */
+  readonly params: Record<string, unknown>;
+  /** Pixels of real context the probe needs around each image (0 for most). */
+  readonly margin: number;
+  run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
+  summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;
+}
+
+/** Index of the largest of k values starting at `offset`. */
+export function argmax(values: ArrayLike<number>, offset = 0, k = values.length): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let i = 0; i < k; i++) {
+    const v = values[offset + i];
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** Reads a number parameter, with a default and bounds, naming the parameter in errors. */
+export function numberParam(
+  params: Record<string, unknown> | undefined,
+  probe: string,
+  name: string,
+  fallback: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
+  const v = params?.[name];
+  if (v === undefined) return fallback;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    throw new SkepticInputError(`probe parameter ${probe}.${name} must be a number in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+/** Rounds for the report: enough digits to be useful, few enough to keep the JSON small. */
+export function round(x: number, digits = 6): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Pixel values a probe may hold in views at once (256 MB of float32). */
+export const VIEW_BUDGET = 64 * 1024 * 1024;
+
+/**
+ * Splits a batch into groups whose `viewsPerImage` views each fit the view budget, so a probe
+ * that makes many views of each image (shifts, patches) keeps memory flat for large images.
+ */
+export function groupsWithin(images: ProbeImage[], viewsPerImage: number, budget = VIEW_BUDGET): ProbeImage[][] {
+  if (images.length === 0) return [];
+  const { channels, height, width } = images[0].pixels;
+  const size = Math.max(1, Math.floor(budget / (viewsPerImage * channels * height * width)));
+  const groups: ProbeImage[][] = [];
+  for (let i = 0; i < images.length; i += size) groups.push(images.slice(i, i + size));
+  return groups;
+}
+
+/** Formats a fraction as a percentage for messages and headlines ("–" when there is none). */
+export function pct(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  return `${(x * 100).toFixed(Math.abs(x) < 0.1 ? 2 : 1)}%`;
+}

@@ -1,0 +1,95 @@
+/**
+ * SARIF 2.1.0 output, for code scanning in CI: one result per finding, located at the model file
+ * or at the manifest row (or image file) the finding is about. Rules carry the probe's reference
+ * so a reader can look up why it matters.
+ */
+import { isAbsolute } from 'node:path';
+import type { Finding, Report } from './schema';
+
+const RULES: Record<string, { name: string; text: string; help: string }> = {
+  'data/unusable-item': {
+    name: 'UnusableDatasetItem',
+    text: 'A dataset item could not be used (missing file, bad path, missing or unknown label).',
+    help: 'Fix the row or file named in the message; the rest of the audit went on without it.',
+  },
+  'data/unreadable-image': {
+    name: 'UnreadableImage',
+    text: 'An image could not be decoded.',
+    help: 'The file is empty, truncated, not an image, or too large (pixel limit).',
+  },
+  'clean/near-chance': {
+    name: 'NearChanceAccuracy',
+    text: 'Clean accuracy is close to chance.',
+    help: 'Usually wrong preprocessing (scale, mean/std, channel order) or labels in another order than the model’s.',
+  },
+  'shift/one-pixel-flip': {
+    name: 'OnePixelShiftFlip',
+    text: 'The prediction changes when the image moves by one pixel.',
+    help: 'Azulay & Weiss (JMLR 2019): CNNs without anti-aliasing are not shift-invariant; subsampling ignores the sampling theorem.',
+  },
+  'shift/fragile-model': {
+    name: 'ShiftFragileModel',
+    text: 'Many predictions change under 1-pixel shifts.',
+    help: 'Azulay & Weiss (JMLR 2019). Consider anti-aliased downsampling (Zhang 2019) or shift augmentation.',
+  },
+};
+
+const LEVEL = { error: 'error', warning: 'warning', info: 'note' } as const;
+
+export function toSarif(report: Report): object {
+  const ruleIds = [...new Set(report.findings.map((f) => f.rule))].sort();
+  return {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: 'Skeptic',
+            version: report.tool.version,
+            rules: ruleIds.map((id) => {
+              const r = RULES[id];
+              return {
+                id,
+                name: r?.name ?? id,
+                shortDescription: { text: r?.text ?? id },
+                help: { text: r?.help ?? '' },
+              };
+            }),
+          },
+        },
+        results: report.findings.map((f) => result(f, ruleIds.indexOf(f.rule))),
+        properties: {
+          model: report.model.path,
+          dataset: report.dataset.path,
+          device: report.device.used,
+          metrics: Object.fromEntries(Object.entries(report.probes).map(([id, p]) => [id, headline(p.metrics)])),
+        },
+      },
+    ],
+  };
+}
+
+function result(f: Finding, ruleIndex: number): object {
+  const region = f.subject.line !== undefined ? { region: { startLine: f.subject.line } } : {};
+  return {
+    ruleId: f.rule,
+    ruleIndex,
+    level: LEVEL[f.severity],
+    message: { text: f.message },
+    locations: [{ physicalLocation: { artifactLocation: artifactLocation(f), ...region } }],
+    partialFingerprints: { skepticFindingId: f.id },
+    ...(f.metrics ? { properties: f.metrics } : {}),
+  };
+}
+
+/** The scalar metrics of a probe (arrays and nested objects stay in report.json). */
+function headline(metrics: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(metrics).filter(([, v]) => typeof v === 'number' || typeof v === 'string'));
+}
+
+/** Paths inside the base folder stay relative (to %SRCROOT%, as code scanning expects); others
+ *  are absolute file URIs. */
+function artifactLocation(f: Finding): object {
+  return isAbsolute(f.subject.path) ? { uri: f.subject.uri } : { uri: f.subject.path, uriBaseId: '%SRCROOT%' };
+}

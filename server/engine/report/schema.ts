@@ -1,0 +1,131 @@
+/**
+ * Report schema, version 1: the contract between the engine and every front end (CLI summary,
+ * SARIF, the daemon's diagnostics, the webviews). report.schema.json is the same contract as a
+ * JSON Schema; test/unit/report-schema.test.ts checks that real reports validate against it.
+ *
+ * Everything except `run` is a pure function of the inputs (model bytes, image bytes, options,
+ * seed): the same audit gives the same report. `run` holds the wall-clock facts.
+ */
+import type { DeviceInfo, ModelInfo, OutputKind, Preprocessing, TensorInfo } from '../types';
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** Where a finding points: a file, and for manifest rows the 1-based line; for idx data the item index. */
+export interface Subject {
+  /** file:// URI of the file. */
+  uri: string;
+  /** The same file, relative to the report's base folder (for people and SARIF). */
+  path: string;
+  /** 1-based line in the file (a manifest row). */
+  line?: number;
+  /** The item's index inside the file (idx datasets). */
+  index?: number;
+  /** The dataset item the finding is about, as an index into Report.images. */
+  image?: number;
+}
+
+export interface Finding {
+  /** Stable identifier: probe/rule plus the subject, so front ends can de-duplicate. */
+  id: string;
+  probe: string;
+  /** The rule that fired, e.g. "shift/one-pixel-flip"; doubles as the SARIF ruleId. */
+  rule: string;
+  severity: Severity;
+  subject: Subject;
+  message: string;
+  metrics?: Record<string, number | string | boolean | null>;
+  /** Files written for this finding, relative to the report's folder. */
+  artifacts?: string[];
+}
+
+export interface ImageEntry {
+  id: string;
+  uri: string;
+  path: string;
+  line?: number;
+  index?: number;
+  label?: number;
+  labelName?: string;
+  sha256?: string;
+  /** Why the image was not evaluated (listing or decoding problem). */
+  error?: string;
+}
+
+export type ProbeStatus = 'ok' | 'failed' | 'cancelled' | 'skipped';
+
+export interface ProbeResult {
+  title: string;
+  status: ProbeStatus;
+  /** Why it failed or was skipped. */
+  reason?: string;
+  params: Record<string, unknown>;
+  /** One line for people: the probe's main numbers in words. */
+  headline?: string;
+  /** Headline numbers; each probe documents its own. */
+  metrics: Record<string, unknown>;
+  /** Data for plots (curves, histograms), shaped by the probe. */
+  plots?: Record<string, unknown>;
+  /** Per-image results: `image` indexes Report.images. */
+  records: Array<{ image: number } & Record<string, unknown>>;
+  /** Images with records, out of the evaluated ones. */
+  count: number;
+}
+
+export interface Report {
+  schemaVersion: typeof REPORT_SCHEMA_VERSION;
+  tool: { name: 'skeptic'; version: string; engineVersion: string };
+  model: {
+    path: string;
+    uri: string;
+    sha256: string;
+    inputs: TensorInfo[];
+    outputs: TensorInfo[];
+    layout: ModelInfo['layout'];
+    inputSize: { channels: number; height: number; width: number };
+    numClasses: number;
+    outputKind: OutputKind;
+    outputKindSource: ModelInfo['outputKindSource'];
+    opset: number;
+    quantized: boolean;
+    batch: ModelInfo['batch'];
+    preprocessing: Preprocessing;
+    labels?: { source: string; count: number; names: string[] };
+  };
+  device: DeviceInfo;
+  dataset: {
+    path: string;
+    uri: string;
+    kind: string;
+    /** Items in the dataset before --limit. */
+    total: number;
+    /** Items selected (after --limit). */
+    selected: number;
+    /** Items decoded and evaluated. */
+    evaluated: number;
+    classes?: string[];
+    /** sha256 over the ordered (id, sha256) of the selected items: same data ⇒ same hash. */
+    sha256: string;
+  };
+  config: {
+    probes: string[];
+    seed: number;
+    limit?: number;
+    batchSize: number;
+    params: Record<string, Record<string, unknown>>;
+  };
+  probes: Record<string, ProbeResult>;
+  findings: Finding[];
+  images: ImageEntry[];
+  /** Things the user should know that are not findings (assumed preprocessing, fallbacks). */
+  warnings: string[];
+  /** Wall-clock facts: these differ between two runs of the same audit. */
+  run: {
+    startedAt: string;
+    durationMs: number;
+    cancelled: boolean;
+    timingsMs: Record<string, number>;
+    cache: { hits: number; misses: number; path?: string };
+  };
+}

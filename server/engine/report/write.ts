@@ -1,0 +1,24 @@
+/** Writes a report to its folder in the formats asked for; returns the files written. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toSarif } from './sarif';
+import type { Report } from './schema';
+
+export type ReportFormat = 'json' | 'sarif';
+export const REPORT_FORMATS: ReportFormat[] = ['json', 'sarif'];
+
+export function writeReport(report: Report, outDir: string, formats: ReportFormat[]): string[] {
+  mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  if (formats.includes('json')) {
+    const f = join(outDir, 'report.json');
+    writeFileSync(f, JSON.stringify(report, null, 1) + '\n');
+    written.push(f);
+  }
+  if (formats.includes('sarif')) {
+    const f = join(outDir, 'report.sarif');
+    writeFileSync(f, JSON.stringify(toSarif(report), null, 1) + '\n');
+    written.push(f);
+  }
+  return written;
+}
