@@ -4,6 +4,7 @@
  * so a reader can look up why it matters.
  */
 import { isAbsolute } from 'node:path';
+import type { Location, Log, Result } from 'sarif';
 import type { Finding, Report } from './schema';
 
 const RULES: Record<string, { name: string; text: string; help: string }> = {
@@ -34,9 +35,9 @@ const RULES: Record<string, { name: string; text: string; help: string }> = {
   },
 };
 
-const LEVEL = { error: 'error', warning: 'warning', info: 'note' } as const;
+const LEVEL: Record<Finding['severity'], Result.level> = { error: 'error', warning: 'warning', info: 'note' };
 
-export function toSarif(report: Report): object {
+export function toSarif(report: Report): Log {
   const ruleIds = [...new Set(report.findings.map((f) => f.rule))].sort();
   return {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
@@ -70,7 +71,7 @@ export function toSarif(report: Report): object {
   };
 }
 
-function result(f: Finding, ruleIndex: number): object {
+function result(f: Finding, ruleIndex: number): Result {
   const region = f.subject.line !== undefined ? { region: { startLine: f.subject.line } } : {};
   return {
     ruleId: f.rule,
@@ -90,6 +91,6 @@ function headline(metrics: Record<string, unknown>): Record<string, unknown> {
 
 /** Paths inside the base folder stay relative (to %SRCROOT%, as code scanning expects); others
  *  are absolute file URIs. */
-function artifactLocation(f: Finding): object {
+function artifactLocation(f: Finding): NonNullable<Location['physicalLocation']>['artifactLocation'] {
   return isAbsolute(f.subject.path) ? { uri: f.subject.uri } : { uri: f.subject.path, uriBaseId: '%SRCROOT%' };
 }

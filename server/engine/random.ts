@@ -1,0 +1,44 @@
+/**
+ * Seeded randomness. Every random choice in the engine comes from here, so the same inputs and
+ * seed give the same report. Per-image streams are derived from the image's content hash, not
+ * its position, so an image gets the same randomness whether it is audited alone or in a crowd
+ * (and cached results stay valid under --limit).
+ */
+import { createHash } from 'node:crypto';
+
+/** mulberry32: a small, fast 32-bit PRNG; returns floats in [0,1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A PRNG seeded from the run's seed and any number of strings (probe id, image hash...). */
+export function derivedRng(seed: number, ...parts: string[]): () => number {
+  const h = createHash('sha256').update(String(seed));
+  for (const p of parts) h.update('\0').update(p);
+  return mulberry32(h.digest().readUInt32LE(0));
+}
+
+/** Fisher–Yates shuffle in place with the given PRNG. */
+export function shuffleInPlace<T>(items: T[], rng: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = items[i];
+    items[i] = items[j];
+    items[j] = t;
+  }
+  return items;
+}
+
+/** Standard normal variate (Box–Muller). */
+export function gaussian(rng: () => number): number {
+  let u = 0;
+  while (u === 0) u = rng();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+}
