@@ -10,13 +10,14 @@
  * finished, so nothing computed is lost.
  */
 import { createHash } from 'node:crypto';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { imageKey, ProbeCache } from './cache/cache';
 import { CancelledError } from './errors';
 import { centre } from './image/ops';
-import type { FindingDraft, Probe, ProbeImage, ProbeRecord } from './probes/probe';
-import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type Subject } from './report/schema';
+import { writeNpy, writePng } from './image/files';
+import type { FindingDraft, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
+import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
 import { ENGINE_VERSION, TOOL_VERSION } from './version';
 
@@ -25,7 +26,7 @@ export interface AuditProgress {
   done: number;
   total: number;
   /** What is running now. */
-  phase: 'evaluating' | 'summarizing' | 'done';
+  phase: 'evaluating' | 'summarizing' | 'rendering' | 'done';
   probe?: string;
   cacheHits: number;
 }
@@ -45,6 +46,20 @@ export interface AuditOptions {
   /** Folder that report paths are relative to (the workspace or the current directory). */
   baseDir?: string;
 }
+
+/** The rules the audit itself raises about the data. */
+const DATA_RULES: Record<string, RuleInfo> = {
+  'data/unusable-item': {
+    name: 'UnusableDatasetItem',
+    text: 'A dataset item could not be used (missing file, path outside the dataset, missing or unknown label).',
+    help: 'Fix the row or file named in the message; the rest of the audit went on without it.',
+  },
+  'data/unreadable-image': {
+    name: 'UnreadableImage',
+    text: 'An image could not be decoded.',
+    help: 'The file is empty, truncated, not an image, or has more pixels than the limit.',
+  },
+};
 
 interface ProbeState {
   probe: Probe<object>;
@@ -149,6 +164,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   const className = (i: number) => model.labels?.names[i] ?? `class ${i}`;
   const probes: Record<string, ProbeResult> = {};
   const timingsMs: Record<string, number> = {};
+  const renders: RenderJob[] = [];
   for (const state of states) {
     const { probe } = state;
     report('summarizing', probe.id);
@@ -164,12 +180,13 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     if (state.failed) result.reason = state.failed;
     if (state.records.length > 0) {
       try {
-        const summary = await probe.summarize(state.records, { model, images, className, outDir: opts.outDir });
+        const summary = await probe.summarize(state.records, { model, seed, signal: opts.signal, images, className, outDir: opts.outDir });
         result.headline = summary.headline;
         result.metrics = summary.metrics;
         if (summary.plots) result.plots = summary.plots;
         result.records = summary.records ?? state.records;
         for (const f of summary.findings) findings.push({ ...f, probe: probe.id });
+        if (summary.render?.length && probe.render && opts.outDir) renders.push({ state, result, images: new Set(summary.render) });
       } catch (e) {
         result.status = 'failed';
         result.reason = `${probe.id} could not summarise: ${(e as Error).message}`;
@@ -177,6 +194,16 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     }
     probes[probe.id] = result;
     timingsMs[probe.id] = state.ms;
+  }
+
+  if (renders.length && !cancelled) {
+    report('rendering');
+    try {
+      await renderArtifacts(renders, dataset, spec, batchSize, imageIndex, findings, { model, seed, signal: opts.signal, outDir: opts.outDir! });
+    } catch (e) {
+      if (!(e instanceof CancelledError) && !opts.signal?.aborted) throw e;
+      cancelled = true;
+    }
   }
 
   const evaluated = images.filter((im) => im.sha256 && !im.error).length;
@@ -220,6 +247,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     },
     probes,
     findings: finalizeFindings(findings, images, modelSubject),
+    rules: Object.assign({}, DATA_RULES, ...opts.probes.map((p) => p.rules)),
     images,
     warnings: [...model.warnings, ...dataset.warnings, ...states.filter((s) => s.failed).map((s) => s.failed!)],
     run: {
@@ -232,6 +260,57 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   };
   report('done');
   return out;
+}
+
+interface RenderJob {
+  state: ProbeState;
+  result: ProbeResult;
+  images: Set<number>;
+}
+
+/**
+ * Artifacts (PNGs, .npy) for the images the summaries picked: decodes just those images again
+ * and lets each probe draw them. Paths go on the probe's records and on its findings.
+ */
+async function renderArtifacts(
+  jobs: RenderJob[],
+  dataset: Dataset,
+  spec: ReturnType<LoadedModel['decodeSpec']>,
+  batchSize: number,
+  imageIndex: Map<number, number>,
+  findings: Array<FindingDraft & { probe: string }>,
+  ctx: { model: LoadedModel; seed: number; signal?: AbortSignal; outDir: string },
+): Promise<void> {
+  const wanted = new Set(jobs.flatMap((j) => [...j.images]));
+  const renderCtx: RenderContext = {
+    ...ctx,
+    async writePng(rel, image, o) {
+      await writePng(join(ctx.outDir, rel), image, o?.scale ?? 1);
+      return rel;
+    },
+    async writeNpy(rel, data, shape) {
+      writeNpy(join(ctx.outDir, rel), data, shape);
+      return rel;
+    },
+  };
+  const only = (r: DatasetRecord) => wanted.has(imageIndex.get(r.index)!);
+  for await (const batch of dataset.stream(spec, { batchSize, signal: ctx.signal, only })) {
+    const decoded = batch.filter((s) => s.image && s.sha256).map((s) => probeImage(s, imageIndex.get(s.record.index)!));
+    for (const job of jobs) {
+      const mine = decoded.filter((d) => job.images.has(d.image));
+      if (!mine.length) continue;
+      const byImage = new Map(job.state.records.map((r) => [r.image, r]));
+      const files = await job.state.probe.render!(mine, mine.map((d) => byImage.get(d.image)!), renderCtx);
+      for (const rec of job.result.records) {
+        const f = files.get(rec.image);
+        if (f?.length) rec.artifacts = f;
+      }
+      for (const d of findings) {
+        const f = d.image !== undefined && d.probe === job.state.probe.id ? files.get(d.image) : undefined;
+        if (f?.length) d.artifacts = f;
+      }
+    }
+  }
 }
 
 /**

@@ -178,6 +178,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Asked once the item's bytes are hashed: false skips decoding (its results are cached). */
   wantImage?: (record: DatasetRecord, sha256: string) => boolean;
+  /** Streams only the records this accepts (without reading the others at all). */
+  only?: (record: DatasetRecord) => boolean;
 }
 
 export interface Dataset {

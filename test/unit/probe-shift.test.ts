@@ -65,7 +65,7 @@ test('shift metrics match the hand-worked case', async () => {
   const entries: ImageEntry[] = images.map((im) => ({ id: im.record.id, uri: `file:///d/${im.record.id}`, path: im.record.id, label: 0 }));
   const summary = await probe.summarize(
     recs.map((r, i) => ({ ...r, image: i })),
-    { model, images: entries, className: (i) => ['left', 'right'][i] },
+    { model, seed: 0, images: entries, className: (i) => ['left', 'right'][i] },
   );
   const m = summary.metrics as Record<string, any>;
   assert.equal(m.adjacentFlipRate, 0.125);

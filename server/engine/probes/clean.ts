@@ -26,6 +26,13 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
     title: 'Clean accuracy',
     params: { nearChanceFactor },
     margin: 0,
+    rules: {
+      'clean/near-chance': {
+        name: 'NearChanceAccuracy',
+        text: 'Clean accuracy is close to chance.',
+        help: 'Usually wrong preprocessing (scale, mean/std, channel order) or dataset labels in another order than the model’s outputs.',
+      },
+    },
 
     async run(images: ProbeImage[], ctx: ProbeContext): Promise<CleanRecord[]> {
       const pred = await ctx.model.predict(toBatch(images.map((i) => i.pixels)));

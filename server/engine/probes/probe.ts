@@ -44,6 +44,8 @@ export interface FindingDraft {
 
 export interface SummaryContext {
   model: LoadedModel;
+  seed: number;
+  signal?: AbortSignal;
   images: ImageEntry[];
   /** Display name of class i ("cat", or "class 3" without labels). */
   className(i: number): string;
@@ -54,6 +56,8 @@ export interface SummaryContext {
 export interface ProbeSummary {
   /** One line for people, e.g. "accuracy 98.3%, mean confidence 97.1%". */
   headline: string;
+  /** Images to draw artifacts for (indices into the image table): `render` is called with them. */
+  render?: number[];
   metrics: Record<string, unknown>;
   plots?: Record<string, unknown>;
   findings: FindingDraft[];
@@ -63,6 +67,24 @@ export interface ProbeSummary {
 
 export type ProbeRecord<R> = R & { image: number };
 
+/** What a rule means, for SARIF, diagnostics and the docs. */
+export interface RuleDoc {
+  /** PascalCase name, e.g. OnePixelShiftFlip. */
+  name: string;
+  /** One sentence: what fired. */
+  text: string;
+  /** Why it matters and what to do, with the reference. */
+  help: string;
+}
+
+export interface RenderContext extends ProbeContext {
+  /** Writes an image (pixel space, [0,1]) as PNG under the report folder; returns its path
+   *  relative to that folder. `scale` enlarges small images with nearest-neighbour pixels. */
+  writePng(relPath: string, image: PixelImage, opts?: { scale?: number }): Promise<string>;
+  /** Writes a float32 array as a NumPy .npy file; returns its relative path. */
+  writeNpy(relPath: string, data: Float32Array, shape: number[]): Promise<string>;
+}
+
 export interface Probe<R extends object = Record<string, unknown>> {
   readonly id: string;
   readonly title: string;
@@ -70,8 +92,17 @@ export interface Probe<R extends object = Record<string, unknown>> {
   readonly params: Record<string, unknown>;
   /** Pixels of real context the probe needs around each image (0 for most). */
   readonly margin: number;
+  /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */
+  readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
   summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;
+  /**
+   * Optional: writes files (before/after PNGs, heatmaps, .npy) for the few images the summary
+   * picked. It runs after summarize on freshly decoded images, so results stay small records in
+   * the cache and artifacts are made only for what a person will look at. Returns the files
+   * written per image index (paths relative to the report folder).
+   */
+  render?(images: ProbeImage[], records: ProbeRecord<R>[], ctx: RenderContext): Promise<Map<number, string[]>>;
 }
 
 /** Index of the largest of k values starting at `offset`. */

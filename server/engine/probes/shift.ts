@@ -108,6 +108,18 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
     title: 'Small translations',
     params: { k, embedPositions: positions, maxFlipRate, worstCurves: worst },
     margin: k,
+    rules: {
+      'shift/one-pixel-flip': {
+        name: 'OnePixelShiftFlip',
+        text: 'The prediction changes when the image moves by one pixel.',
+        help: 'Azulay & Weiss (JMLR 2019): strided convolutions and pooling ignore the sampling theorem, so CNNs are not shift-invariant. Anti-aliased downsampling (Zhang, ICML 2019) or shift augmentation helps.',
+      },
+      'shift/fragile-model': {
+        name: 'ShiftFragileModel',
+        text: 'Many predictions change under 1-pixel shifts.',
+        help: 'Azulay & Weiss (JMLR 2019). Compare with the flip rate of an anti-aliased model; consider shift augmentation.',
+      },
+    },
 
     async run(images: ProbeImage[], ctx) {
       // Views per image: the horizontal sweep, the vertical sweep, then the embeddings (centred

@@ -7,34 +7,6 @@ import { isAbsolute } from 'node:path';
 import type { Location, Log, Result } from 'sarif';
 import type { Finding, Report } from './schema';
 
-const RULES: Record<string, { name: string; text: string; help: string }> = {
-  'data/unusable-item': {
-    name: 'UnusableDatasetItem',
-    text: 'A dataset item could not be used (missing file, bad path, missing or unknown label).',
-    help: 'Fix the row or file named in the message; the rest of the audit went on without it.',
-  },
-  'data/unreadable-image': {
-    name: 'UnreadableImage',
-    text: 'An image could not be decoded.',
-    help: 'The file is empty, truncated, not an image, or too large (pixel limit).',
-  },
-  'clean/near-chance': {
-    name: 'NearChanceAccuracy',
-    text: 'Clean accuracy is close to chance.',
-    help: 'Usually wrong preprocessing (scale, mean/std, channel order) or labels in another order than the model’s.',
-  },
-  'shift/one-pixel-flip': {
-    name: 'OnePixelShiftFlip',
-    text: 'The prediction changes when the image moves by one pixel.',
-    help: 'Azulay & Weiss (JMLR 2019): CNNs without anti-aliasing are not shift-invariant; subsampling ignores the sampling theorem.',
-  },
-  'shift/fragile-model': {
-    name: 'ShiftFragileModel',
-    text: 'Many predictions change under 1-pixel shifts.',
-    help: 'Azulay & Weiss (JMLR 2019). Consider anti-aliased downsampling (Zhang 2019) or shift augmentation.',
-  },
-};
-
 const LEVEL: Record<Finding['severity'], Result.level> = { error: 'error', warning: 'warning', info: 'note' };
 
 export function toSarif(report: Report): Log {
@@ -49,7 +21,7 @@ export function toSarif(report: Report): Log {
             name: 'Skeptic',
             version: report.tool.version,
             rules: ruleIds.map((id) => {
-              const r = RULES[id];
+              const r = report.rules[id];
               return {
                 id,
                 name: r?.name ?? id,

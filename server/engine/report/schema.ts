@@ -53,6 +53,13 @@ export interface ImageEntry {
   error?: string;
 }
 
+/** What a rule means: SARIF rule descriptions and editor hovers come from here. */
+export interface RuleInfo {
+  name: string;
+  text: string;
+  help: string;
+}
+
 export type ProbeStatus = 'ok' | 'failed' | 'cancelled' | 'skipped';
 
 export interface ProbeResult {
@@ -68,7 +75,7 @@ export interface ProbeResult {
   /** Data for plots (curves, histograms), shaped by the probe. */
   plots?: Record<string, unknown>;
   /** Per-image results: `image` indexes Report.images. */
-  records: Array<{ image: number } & Record<string, unknown>>;
+  records: Array<{ image: number; artifacts?: string[] } & Record<string, unknown>>;
   /** Images with records, out of the evaluated ones. */
   count: number;
 }
@@ -117,6 +124,8 @@ export interface Report {
   };
   probes: Record<string, ProbeResult>;
   findings: Finding[];
+  /** What each rule means, for every rule the probes (and the data checks) can raise. */
+  rules: Record<string, RuleInfo>;
   images: ImageEntry[];
   /** Things the user should know that are not findings (assumed preprocessing, fallbacks). */
   warnings: string[];

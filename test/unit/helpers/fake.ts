@@ -2,7 +2,7 @@
  * In-memory stand-ins for a model and a dataset, so probe and audit logic can be tested on
  * cases small enough to work out by hand. The real ONNX and file paths are tested elsewhere.
  */
-import type { Dataset, DatasetRecord, DecodeSpec, LoadedModel, PixelBatch, PixelImage, Prediction, Sample } from '../../../server/engine/types';
+import type { Dataset, DatasetRecord, DecodeSpec, LoadedModel, PixelBatch, PixelImage, Prediction, Sample, StreamOptions } from '../../../server/engine/types';
 
 /** A model whose logits are a plain function of one image (C×H×W floats). */
 export function fakeModel(opts: {
@@ -97,11 +97,11 @@ export function fakeDataset(items: FakeItem[], margin = 0): Dataset & { decoded:
     total: items.length,
     records,
     warnings: [],
-    async *stream(spec: DecodeSpec, o: { batchSize: number; signal?: AbortSignal; wantImage?: (r: DatasetRecord, sha: string) => boolean }) {
+    async *stream(spec: DecodeSpec, o: StreamOptions) {
       if ((spec.margin ?? 0) !== margin) throw new Error(`fake dataset made with margin ${margin}, asked for ${spec.margin}`);
       let batch: Sample[] = [];
       for (const r of records) {
-        if (r.problem) continue;
+        if (r.problem || (o.only && !o.only(r))) continue;
         if (o.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
         const it = items[r.index];
         const sha256 = `sha-${it.id}`;
