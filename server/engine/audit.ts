@@ -113,7 +113,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   try {
     const wantImage = (r: DatasetRecord, sha: string) =>
       states.some((s) => !s.failed && !s.cache.has(imageKey(sha, r.label)));
-    for await (const batch of prefetched(dataset.stream(spec, { batchSize, signal: opts.signal, wantImage }))) {
+    // The dataset decodes the next batch while this one runs through the model.
+    for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage })) {
       const usable: ProbeImage[] = [];
       for (const sample of batch) {
         const i = imageIndex.get(sample.record.index)!;
@@ -310,27 +311,6 @@ async function renderArtifacts(
         if (f?.length) d.artifacts = f;
       }
     }
-  }
-}
-
-/**
- * Keeps one batch decoding while the caller runs the model on the previous one: sharp decodes on
- * libuv's threads and ONNX Runtime on its own, so the two overlap. Memory stays at two batches.
- */
-async function* prefetched<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let pending = it.next();
-  try {
-    for (;;) {
-      const r = await pending;
-      if (r.done) return;
-      pending = it.next();
-      // A failure of the batch in flight surfaces when it is awaited, not as an unhandled rejection.
-      pending.catch(() => undefined);
-      yield r.value;
-    }
-  } finally {
-    await it.return?.();
   }
 }
 

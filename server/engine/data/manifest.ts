@@ -1,0 +1,321 @@
+/**
+ * CSV and JSONL manifests: one row per image, `path,label`, paths relative to the manifest's
+ * folder. Every record keeps its manifest and 1-based line so a finding can point at the row.
+ *
+ * Columns (names compared case-insensitively, with spaces and hyphens read as underscores):
+ * - path: pathColumn, else the first present of PATH_COLUMNS. A CSV whose first row has no such
+ *   name but starts with an image file name is read as headerless `path,label,...`.
+ * - label: labelColumn, else among the present LABEL_COLUMNS the first whose values are all
+ *   integers (an index column, e.g. class_index or label), else the first present one (a name
+ *   column). So with `label,class_name` (CIFAR) or `file,class_index,wnid` the index wins; with
+ *   only `class_name`, names are used. Index columns are unambiguous and never depend on how a
+ *   labels file spells a class, which is why they are preferred.
+ * - a name column (NAME_COLUMNS, not all integers, other than the label column) supplies
+ *   labelName and Dataset.classes.
+ * A manifest without any label column is read as unlabelled, with a warning.
+ *
+ * Labels: an integer label column holds class indices (checked against the model's class count);
+ * names are matched against the model's LabelSet, or, without one, numbered in sorted order
+ * with a warning. A row with an empty or unknown label gets a `problem`.
+ *
+ * Rows that cannot be used (no path, a path leaving the manifest's folder, a missing or empty
+ * file, invalid JSON, a CSV syntax error) become records with a `problem`, never a crash.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, resolve, sep } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parse } from 'csv-parse/sync';
+import { SkepticInputError } from '../errors';
+import type { DatasetRecord } from '../types';
+import { checkFiles, isImageName, isInside, listSome, relPosix, sortStrings, type Listing, type ReadOptions } from './common';
+import { indexLabel, isIntegerString, LabelMatcher, labelText, type LabelResult } from './labels';
+import { streamFiles } from './stream';
+
+export const PATH_COLUMNS = [
+  'path', 'file', 'filename', 'image', 'image_path', 'img', 'filepath', 'file_path', 'file_name',
+  'img_path', 'image_file', 'image_name', 'relative_path', 'relpath',
+];
+export const LABEL_COLUMNS = [
+  'label', 'class_index', 'target', 'y', 'class_id', 'class_idx', 'label_index', 'label_id',
+  'class', 'class_name', 'label_name', 'category',
+];
+const NAME_COLUMNS = ['class_name', 'label_name', 'class', 'category', 'label', 'name', 'target', 'y'];
+
+const normColumn = (s: string) => s.trim().toLowerCase().replace(/[\s-]+/g, '_');
+
+/** A manifest row: values aligned with the columns, or why the row could not be read. */
+interface Row {
+  line: number;
+  values?: unknown[];
+  error?: string;
+}
+
+interface Table {
+  columns: string[];
+  rows: Row[];
+  warnings: string[];
+}
+
+/** Start offsets of every line in `buf`; a line ends at \n, \r\n or a lone \r. */
+function lineStarts(buf: Buffer): number[] {
+  const starts = [0];
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === 0x0a || (c === 0x0d && buf[i + 1] !== 0x0a)) starts.push(i + 1);
+  }
+  return starts;
+}
+
+/** 1-based line holding byte `offset`. */
+function lineAt(starts: number[], offset: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo + 1;
+}
+
+const isBlank = (cells: unknown[]) => cells.every((c) => labelText(c) === undefined);
+
+async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
+  const buf = await readFile(file);
+  const starts = lineStarts(buf);
+  const skipped: Row[] = [];
+  // csv-parse counts a \r\n inside a quoted field as two lines, so its info.lines drifts after
+  // such a row. The row's first line is taken from byte offsets instead: info.bytes is where the
+  // record ends, and the raw record text (less the blank lines before it) gives its length.
+  const parsed = parse(buf, {
+    info: true,
+    raw: true,
+    bom: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    on_skip: (err) => {
+      const line = (err as { lines?: number } | undefined)?.lines;
+      skipped.push({ line: line ?? 0, error: `CSV syntax error: ${err?.message ?? 'unreadable row'}` });
+    },
+  }) as unknown as Array<{ record: string[]; raw: string; info: { bytes: number } }>;
+  const rows: Row[] = [];
+  for (const r of parsed) {
+    const body = Buffer.byteLength(r.raw.replace(/^[\r\n]+/, ''));
+    rows.push({ line: lineAt(starts, Math.max(0, r.info.bytes - body)), values: r.record });
+  }
+  const all = [...rows, ...skipped].sort((a, b) => a.line - b.line).filter((r) => r.error || !isBlank(r.values!));
+  const headerAt = all.findIndex((r) => !r.error);
+  if (headerAt < 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
+  const header = (all[headerAt].values as string[]).map((c) => c.trim());
+  const warnings: string[] = [];
+  const known = new Set(PATH_COLUMNS);
+  const named = header.some((h) => known.has(normColumn(h)));
+  if (!opts.pathColumn && !named && isImageName(header[0] ?? '')) {
+    // Headerless: the first row is data.
+    warnings.push(`${basename(file)} has no header row; reading its columns as path, label`);
+    const columns = header.map((_, i) => (i === 0 ? 'path' : i === 1 ? 'label' : `column${i + 1}`));
+    return { columns, rows: all, warnings };
+  }
+  return { columns: header, rows: all.filter((_, i) => i !== headerAt), warnings };
+}
+
+async function readJsonl(file: string): Promise<Table> {
+  const objects: Array<{ line: number; obj?: Record<string, unknown>; error?: string }> = [];
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let line = 0;
+  for await (const text of lines) {
+    line++;
+    const t = line === 1 ? text.replace(/^\uFEFF/, '').trim() : text.trim();
+    if (t === '') continue;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(t);
+    } catch (e) {
+      objects.push({ line, error: `invalid JSON (${(e as Error).message})` });
+      continue;
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+      objects.push({ line, error: 'not a JSON object' });
+      continue;
+    }
+    for (const k of Object.keys(obj)) {
+      if (!seen.has(k)) {
+        seen.add(k);
+        columns.push(k);
+      }
+    }
+    objects.push({ line, obj: obj as Record<string, unknown> });
+  }
+  if (objects.length === 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
+  const rows = objects.map((o) => (o.obj ? { line: o.line, values: columns.map((c) => o.obj![c]) } : { line: o.line, error: o.error }));
+  return { columns, rows, warnings: [] };
+}
+
+/** Index of the column named `wanted`, or undefined. */
+function findColumn(columns: string[], wanted: string): number | undefined {
+  const w = normColumn(wanted);
+  const i = columns.findIndex((c) => normColumn(c) === w);
+  return i < 0 ? undefined : i;
+}
+
+function chooseColumns(file: string, table: Table, opts: ReadOptions) {
+  const { columns, rows } = table;
+  const found = `columns found: ${columns.length ? listSome(columns, 12) : 'none'}`;
+  const named = (flag: string, name: string) => {
+    const i = findColumn(columns, name);
+    if (i === undefined) throw new SkepticInputError(`manifest ${file} has no column ${JSON.stringify(name)} (given as ${flag}; ${found})`, file, 1);
+    return i;
+  };
+  const values = (i: number) => rows.filter((r) => r.values).map((r) => labelText(r.values![i])).filter((v): v is string => v !== undefined);
+  const allIntegers = (i: number) => {
+    const v = values(i);
+    return v.length > 0 && v.every(isIntegerString);
+  };
+  const present = (names: string[]) => names.map((n) => findColumn(columns, n)).filter((i): i is number => i !== undefined);
+
+  let path: number | undefined;
+  if (opts.pathColumn) path = named('pathColumn', opts.pathColumn);
+  else path = present(PATH_COLUMNS)[0];
+  if (path === undefined) {
+    throw new SkepticInputError(
+      `manifest ${file} has no image path column: expected one of ${PATH_COLUMNS.slice(0, 7).join(', ')} (${found}); name it with the path column option`,
+      file,
+      1,
+    );
+  }
+  let label: number | undefined;
+  if (opts.labelColumn) label = named('labelColumn', opts.labelColumn);
+  else {
+    const candidates = present(LABEL_COLUMNS).filter((i) => i !== path);
+    label = candidates.find(allIntegers) ?? candidates[0];
+  }
+  const name = present(NAME_COLUMNS).find((i) => i !== path && i !== label && !allIntegers(i));
+  return { path, label, name, labelIsIndex: label !== undefined && allIntegers(label) };
+}
+
+export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: ReadOptions): Promise<Listing> {
+  const table = kind === 'csv' ? await readCsv(file, opts) : await readJsonl(file);
+  const root = dirname(file);
+  const base = basename(file);
+  const warnings = [...table.warnings];
+  const cols = chooseColumns(file, table, opts);
+  const matcher = opts.labels ? new LabelMatcher(opts.labels) : undefined;
+  const at = (line: number) => `${base} row ${line}`;
+
+  if (cols.label === undefined) {
+    warnings.push(`${base} has no label column (expected one of ${LABEL_COLUMNS.slice(0, 6).join(', ')}; columns: ${listSome(table.columns, 12)}): its images are unlabelled`);
+  }
+
+  // Class names as the dataset writes them, and how a label value becomes a class index.
+  let classes: string[] | undefined;
+  let toLabel: (v: string) => LabelResult;
+  if (cols.label === undefined) {
+    toLabel = () => ({ error: 'no label' });
+  } else if (cols.labelIsIndex) {
+    toLabel = (v) => indexLabel(v, matcher?.numClasses);
+    if (cols.name !== undefined) classes = denseNames(table.rows, cols.label, cols.name);
+  } else {
+    const names = new Set<string>();
+    for (const r of table.rows) {
+      const v = r.values ? labelText(r.values[cols.label]) : undefined;
+      if (v !== undefined) names.add(v);
+    }
+    classes = sortStrings(names);
+    if (matcher) {
+      toLabel = (v) => {
+        const m = matcher.match(v);
+        if (m !== undefined) return { label: m };
+        if (isIntegerString(v)) return indexLabel(v, matcher.numClasses);
+        return { error: `label ${JSON.stringify(v)} is not one of the model's classes` };
+      };
+    } else {
+      const order = new Map(classes.map((c, i) => [c, i]));
+      toLabel = (v) => ({ label: order.get(v)! });
+      warnings.push(`${base} labels are class names and the model has no class list: classes are numbered in sorted name order (${listSome(classes, 4)})`);
+    }
+  }
+
+  const records: DatasetRecord[] = [];
+  const ids = new Set<string>();
+  let duplicates = 0;
+  const unknownLabels = new Set<string>();
+  for (const row of table.rows) {
+    const rec: DatasetRecord = { index: records.length, id: `${base}:${row.line}`, file, manifest: file, line: row.line };
+    records.push(rec);
+    if (row.error || !row.values) {
+      rec.problem = `${at(row.line)}: ${row.error ?? 'unreadable row'}`;
+      continue;
+    }
+    const problems: string[] = [];
+    const rawPath = row.values[cols.path];
+    const p = typeof rawPath === 'string' ? rawPath.trim() : typeof rawPath === 'number' ? String(rawPath) : '';
+    if (!p) {
+      problems.push(`no image path (column ${JSON.stringify(table.columns[cols.path])} is empty)`);
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
+      problems.push(`image path ${JSON.stringify(p)} is a URL; only local files are supported`);
+    } else {
+      // Manifests written on Windows use backslashes; they are separators here too.
+      const abs = resolve(root, sep === '/' ? p.replace(/\\/g, '/') : p);
+      if (!isInside(root, abs)) {
+        problems.push(`image path ${JSON.stringify(p)} points outside the manifest's folder ${root}`);
+      } else {
+        rec.file = abs;
+        let id = relPosix(root, abs);
+        if (ids.has(id)) {
+          duplicates++;
+          id = `${id} (row ${row.line})`;
+        }
+        ids.add(id);
+        rec.id = id;
+      }
+    }
+    if (cols.label !== undefined) {
+      const v = labelText(row.values[cols.label]);
+      const name = cols.name !== undefined ? labelText(row.values[cols.name]) : undefined;
+      if (v === undefined) {
+        const raw = row.values[cols.label];
+        problems.push(raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')
+          ? `no label (column ${JSON.stringify(table.columns[cols.label])} is empty)`
+          : `label ${JSON.stringify(raw)} is not a class index or name`);
+      } else {
+        rec.labelName = name ?? v;
+        const r = toLabel(v);
+        if ('label' in r) rec.label = r.label;
+        else {
+          problems.push(r.error);
+          if (!cols.labelIsIndex) unknownLabels.add(v);
+        }
+      }
+    }
+    if (problems.length) rec.problem = `${at(row.line)}: ${problems.join('; ')}`;
+  }
+  if (records.length === 0) throw new SkepticInputError(`manifest ${file} has a header but no rows`, file);
+  if (unknownLabels.size) {
+    warnings.push(`${base}: ${unknownLabels.size} label names are not among the model's classes (${listSome(sortStrings(unknownLabels))}); those rows are not evaluated`);
+  }
+  if (duplicates) warnings.push(`${base} lists ${duplicates} images more than once`);
+  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`);
+  return { kind, path: file, root, classes, records, warnings, stream: streamFiles };
+}
+
+/** classes[i] = the name written beside index i, when every index 0..max has exactly one name. */
+function denseNames(rows: Row[], labelCol: number, nameCol: number): string[] | undefined {
+  const names = new Map<number, string>();
+  for (const r of rows) {
+    if (!r.values) continue;
+    const v = labelText(r.values[labelCol]);
+    const n = labelText(r.values[nameCol]);
+    if (v === undefined || n === undefined || !isIntegerString(v)) continue;
+    const i = Number(v);
+    if (names.has(i) && names.get(i) !== n) return undefined;
+    names.set(i, n);
+  }
+  const max = Math.max(-1, ...names.keys());
+  if (max < 0 || names.size !== max + 1 || [...names.keys()].some((k) => k < 0)) return undefined;
+  return Array.from({ length: max + 1 }, (_, i) => names.get(i)!);
+}
