@@ -1,0 +1,70 @@
+/** describeModel: the text `skeptic inspect MODEL` prints. */
+import type { LoadedModel } from '../types';
+
+const shapeStr = (s: (number | string)[]) => `[${s.join(',')}]`;
+const nums = (xs: number[]) => `[${xs.map((x) => +x.toFixed(4)).join(', ')}]`;
+
+function wrap(text: string, width: number, indent: string): string {
+  const words = text.split(' ');
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines.join(`\n${indent}`);
+}
+
+/** The human-readable text `skeptic inspect MODEL` prints: plain, aligned, no colours. */
+export function describeModel(m: LoadedModel): string {
+  const i = m.info;
+  const pad = 14;
+  const indent = ' '.repeat(pad);
+  const rows: [string, string][] = [];
+  const add = (k: string, v: string) => rows.push([k, v]);
+  add('Model', m.path);
+  add('SHA-256', m.sha256);
+  add('Producer', `${i.producer || 'unknown'}, opset ${i.opset}`);
+  for (const t of i.inputs) add('Input', `${t.name}  ${t.type} ${shapeStr(t.shape)}`);
+  add('Layout', `${i.layout}, ${i.channels === 1 ? 'grayscale' : 'RGB'} ${i.width}×${i.height}`);
+  for (const t of i.outputs) add('Output', `${t.name}  ${t.type} ${shapeStr(t.shape)}`);
+  add('Classes', String(i.numClasses));
+  add('Output kind', `${i.outputKind} (${i.outputKindSource === 'graph' ? 'from the graph' : i.outputKindSource === 'numeric' ? 'detected numerically' : 'override'})`);
+  const b = i.batch;
+  add(
+    'Batch',
+    `declared ${b.declared}; ` +
+      (b.patched
+        ? 'rewritten to a symbolic batch (verified)'
+        : b.effective === 'dynamic'
+          ? 'dynamic'
+          : b.effective === 1
+            ? 'one image per run'
+            : `fixed ${b.effective}, runs padded with zeros`),
+  );
+  add('Quantized', i.quantized ? 'yes' : 'no');
+  const ops = Object.entries(i.opHistogram).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
+  add('Ops', wrap(ops.map(([k, v]) => `${k} ${v}`).join(', '), 86, indent));
+  const p = m.preprocessing;
+  const pre = [
+    p.preset ? `preset ${p.preset}` : undefined,
+    p.resizeShortSide ? `resize short side to ${p.resizeShortSide}, centre-crop ${i.width}×${i.height}` : `resize to ${i.width}×${i.height}`,
+    `scale ${+p.scale.toFixed(6)}`,
+    `mean ${nums(p.mean)}`,
+    `std ${nums(p.std)}`,
+    i.channels === 1 ? 'gray' : p.channelOrder,
+  ].filter(Boolean).join('; ');
+  add('Preprocessing', wrap(`${pre} (source: ${p.source})`, 86, indent));
+  if (m.labels) {
+    const first = m.labels.names.slice(0, 5).join(', ');
+    add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, 86, indent));
+  } else add('Labels', 'none (class indices)');
+  add('Device', `${m.device.used} (requested ${m.device.requested})`);
+  for (const f of m.device.fallbacks) add('  fallback', wrap(f, 86, indent));
+  for (const [k, v] of Object.entries(i.metadata)) add('Metadata', wrap(`${k} = ${v.length > 120 ? `${v.slice(0, 120)}…` : v}`, 86, indent));
+  for (const w of m.warnings) add('Warning', wrap(w, 86, indent));
+  return rows.map(([k, v]) => `${k.padEnd(pad)}${v}`).join('\n') + '\n';
+}

@@ -1,0 +1,118 @@
+/**
+ * Execution providers. `auto` tries CUDA (only when its provider library is installed next to
+ * onnxruntime-node's binding), then WebGPU (bundled), then CPU. Creating a session throws when a
+ * provider cannot start; each failure is caught, recorded as "<ep>: <reason>", and the next one
+ * is tried. A WebGPU failure for want of an adapter is remembered for the process: the first
+ * attempt costs ~0.3 s on a machine without a GPU (measured), later ones nothing.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { DeviceChoice, DeviceInfo } from '../types';
+import { SkepticInputError } from '../errors';
+
+export type Provider = DeviceInfo['used'];
+
+/**
+ * 'all' for the sessions that run audits (ResNet-50: 51 vs 76 ms per image on 2 cores), but it
+ * costs ~1.9 s to create there; 'disabled' (16 ms) for a session that only runs a few probe
+ * images before being replaced by a batch-patched copy.
+ */
+export type OptLevel = 'all' | 'disabled';
+
+export interface CreatedSession {
+  session: ort.InferenceSession;
+  used: Provider;
+  fallbacks: string[];
+}
+
+/** Remembered, process-wide: a provider that cannot start on this machine, and why. */
+const unavailable = new Map<Provider, string>();
+
+/** Whether onnxruntime-node's CUDA provider library is installed (it is a separate download). */
+export function cudaInstalled(): boolean {
+  try {
+    // The binding lives in bin/napi-v6/<platform>/<arch>/ beside dist/.
+    const dist = dirname(require.resolve('onnxruntime-node'));
+    const dir = join(dist, '..', 'bin', 'napi-v6', process.platform, process.arch);
+    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return existsSync(join(dir, lib));
+  } catch {
+    // Cannot tell (e.g. bundled without require.resolve): let the attempt decide.
+    return true;
+  }
+}
+
+/**
+ * Session options for every session Skeptic creates. intraOpNumThreads is left to ORT: on the
+ * 2-core test machine its default matched os.availableParallelism() within noise.
+ */
+export function sessionOptions(ep: Provider, level: OptLevel = 'all'): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [ep],
+    graphOptimizationLevel: level,
+    executionMode: 'sequential',
+    // warnings such as "unused initializer" are not the user's business; errors still print
+    logSeverityLevel: 3,
+  };
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  // ORT prefixes messages with the source location; keep the part a person can act on
+  let line = msg.split('\n')[0];
+  // "<src>:<line> <function> <condition> was false. <what happened>": keep what happened
+  const i = line.indexOf(' was false. ');
+  if (i >= 0) line = line.slice(i + ' was false. '.length);
+  line = line.replace(/^\/onnxruntime_src\/\S+\s+/, '');
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+function candidates(device: DeviceChoice): Provider[] {
+  switch (device) {
+    case 'cpu': return ['cpu'];
+    case 'webgpu': return ['webgpu', 'cpu'];
+    case 'cuda': return ['cuda', 'cpu'];
+    default: return ['cuda', 'webgpu', 'cpu'];
+  }
+}
+
+/** Creates a session on the first provider of `device`'s list that starts. */
+export async function createSession(bytes: Uint8Array, device: DeviceChoice, file: string, level: OptLevel = 'all'): Promise<CreatedSession> {
+  const fallbacks: string[] = [];
+  for (const ep of candidates(device)) {
+    if (ep === 'cpu') {
+      return { session: await createOn(bytes, 'cpu', file, level), used: 'cpu', fallbacks };
+    }
+    const known = unavailable.get(ep);
+    if (known) {
+      fallbacks.push(`${ep}: ${known}`);
+      continue;
+    }
+    if (ep === 'cuda' && !cudaInstalled()) {
+      const why = 'provider library not installed (install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12)';
+      unavailable.set('cuda', why);
+      fallbacks.push(`cuda: ${why}`);
+      continue;
+    }
+    try {
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(ep, level));
+      return { session, used: ep, fallbacks };
+    } catch (e) {
+      const why = firstLine(e);
+      // No adapter / no library: the machine, not this model. Do not pay for it again.
+      if (/adapter|shared library|load library|cannot open|not found|not available/i.test(why)) unavailable.set(ep, why);
+      fallbacks.push(`${ep}: ${why}`);
+    }
+  }
+  throw new Error('unreachable: cpu is always a candidate');
+}
+
+/** Creates a session on one provider; a failure is the model's fault (SkepticInputError). */
+export async function createOn(bytes: Uint8Array, ep: Provider, file: string, level: OptLevel = 'all'): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, sessionOptions(ep, level));
+  } catch (e) {
+    throw new SkepticInputError(`${file}: ONNX Runtime cannot load the model (${firstLine(e)})`, file);
+  }
+}
