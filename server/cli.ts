@@ -26,6 +26,7 @@ const USAGE = `Usage:
 
 Audit options:
   --data PATH            class folders, a .csv/.jsonl manifest, or a folder of MNIST idx files
+  --ood PATH             an out-of-distribution dataset for the ood probe (any dataset kind)
   --probes LIST          comma-separated probe ids (default: ${DEFAULT_PROBES.join(',')}; clean always runs)
   --param PROBE.KEY=V    a probe parameter, e.g. --param shift.k=4 (repeatable)
   --preprocess P         preset (imagenet, unit, signed, raw255, mnist) or JSON
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         data: { type: 'string' },
+        ood: { type: 'string' },
         probes: { type: 'string' },
         param: { type: 'string', multiple: true },
         preprocess: { type: 'string' },
@@ -140,7 +142,9 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   const limit = int(o.limit, '--limit') ?? entry.limit;
   const batchSize = int(o['batch-size'], '--batch-size') ?? config?.batchSize ?? 32;
   const probeIds = str(o.probes)?.split(',').map((s) => s.trim()).filter(Boolean) ?? entry.probes ?? DEFAULT_PROBES;
-  const probes = createProbes(probeIds, probeParams(config, o.param as string[] | undefined));
+  const params = probeParams(config, o.param as string[] | undefined);
+  if (str(o.ood)) (params.ood ??= {}).oodData = resolve(str(o.ood)!);
+  const probes = createProbes(str(o.ood) && !probeIds.includes('ood') ? [...probeIds, 'ood'] : probeIds, params);
 
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {

@@ -93,7 +93,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
       preprocessing: model.preprocessing,
       outputKind: model.info.outputKind,
       probe: probe.id,
-      params: probe.params,
+      params: probe.cacheParams ?? probe.params,
       seed,
       engineVersion: ENGINE_VERSION,
     }),

@@ -5,7 +5,7 @@
  * is tried. A WebGPU failure for want of an adapter is remembered for the process: the first
  * attempt costs ~0.3 s on a machine without a GPU (measured), later ones nothing.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
@@ -57,6 +57,21 @@ export function sessionOptions(ep: Provider, level: OptLevel = 'all'): ort.Infer
   };
 }
 
+/** On Linux, whether any GPU device node exists; elsewhere assume yes and let the attempt decide. */
+function linuxGpuPresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    if (readdirSync('/dev/dri').some((f) => f.startsWith('renderD') || f.startsWith('card'))) return true;
+  } catch {
+    // no /dev/dri
+  }
+  try {
+    return readdirSync('/dev').some((f) => f.startsWith('nvidia'));
+  } catch {
+    return true;
+  }
+}
+
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   // ORT prefixes messages with the source location; keep the part a person can act on
@@ -87,6 +102,14 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
     const known = unavailable.get(ep);
     if (known) {
       fallbacks.push(`${ep}: ${known}`);
+      continue;
+    }
+    // `auto` on a Linux machine with no GPU device node skips WebGPU: the attempt would only fail,
+    // and Dawn prints its Vulkan complaints straight to stderr, where JavaScript cannot hush them.
+    if (ep === 'webgpu' && device === 'auto' && !linuxGpuPresent()) {
+      const why = 'no GPU device on this machine (no /dev/dri render node or /dev/nvidia*); ask for --device webgpu to try anyway';
+      unavailable.set('webgpu', why);
+      fallbacks.push(`webgpu: ${why}`);
       continue;
     }
     if (ep === 'cuda' && !cudaInstalled()) {

@@ -25,6 +25,7 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
     id: 'clean',
     title: 'Clean accuracy',
     params: { nearChanceFactor },
+    cacheParams: {},
     margin: 0,
     rules: {
       'clean/near-chance': {

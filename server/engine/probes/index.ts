@@ -1,6 +1,9 @@
 /** The probe registry: every probe the engine knows, by the id the CLI and skeptic.json use. */
 import { SkepticInputError } from '../errors';
 import { cleanProbe } from './clean';
+import { corruptionsProbe } from './corruptions';
+import { oodProbe } from './ood';
+import { patchesProbe } from './patches';
 import type { Probe } from './probe';
 import { shiftProbe } from './shift';
 
@@ -9,9 +12,16 @@ type Factory = (params?: Record<string, unknown>) => Probe<object>;
 export const PROBES: Record<string, { factory: Factory; summary: string }> = {
   clean: { factory: cleanProbe as Factory, summary: 'accuracy, per-class accuracy, confusion matrix, confidences' },
   shift: { factory: shiftProbe as Factory, summary: 'P4: 1-pixel translations and embedding (Azulay & Weiss 2019)' },
+  patches: { factory: patchesProbe as Factory, summary: 'P3: patch shuffle and local evidence maps (Brendel & Bethge 2019)' },
+  ood: {
+    factory: oodProbe as Factory,
+    summary: 'P5: confidence out of distribution: generated OOD sets and --ood DATASET; MSP/energy AUROC, FPR@95, ECE (Hendrycks & Gimpel 2017; Nalisnick et al. 2019)',
+  },
+  corruptions: { factory: corruptionsProbe as Factory, summary: 'P7: common corruptions at severities 1–5 (Hendrycks & Dietterich 2019)' },
 };
 
-export const DEFAULT_PROBES = ['clean', 'shift'];
+/** The probes that need only forward passes: all of them run unless --probes says otherwise. */
+export const DEFAULT_PROBES = ['clean', 'shift', 'patches', 'ood', 'corruptions'];
 
 export function createProbes(ids: string[], params: Record<string, Record<string, unknown>> = {}): Probe<object>[] {
   for (const id of Object.keys(params)) {

@@ -88,8 +88,12 @@ export interface RenderContext extends ProbeContext {
 export interface Probe<R extends object = Record<string, unknown>> {
   readonly id: string;
   readonly title: string;
-  /** The resolved parameters: part of the cache key and of the report. */
+  /** The resolved parameters, as the report shows them. */
   readonly params: Record<string, unknown>;
+  /** The parameters `run` depends on, which key the results cache (default: all of params).
+   *  Leaving out summary-only settings (thresholds, how many curves to keep) lets a change of
+   *  threshold reuse the cached records. */
+  readonly cacheParams?: Record<string, unknown>;
   /** Pixels of real context the probe needs around each image (0 for most). */
   readonly margin: number;
   /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */

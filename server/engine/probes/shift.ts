@@ -107,6 +107,7 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
     id: 'shift',
     title: 'Small translations',
     params: { k, embedPositions: positions, maxFlipRate, worstCurves: worst },
+    cacheParams: { k, embedPositions: positions },
     margin: k,
     rules: {
       'shift/one-pixel-flip': {

@@ -1,0 +1,419 @@
+/**
+ * Common corruptions (Hendrycks & Dietterich, ICLR 2019, "Benchmarking neural network robustness
+ * to common corruptions and perturbations"): noise, blur, JPEG, pixelation, brightness and
+ * contrast at severities 1–5, on pixel-space images (planar CHW float32 in [0,1]).
+ *
+ * Constants per severity are Hendrycks' own, from the two scripts that made the benchmarks
+ * (hendrycks/robustness, ImageNet-C/create_c/make_imagenet_c.py and make_cifar_c.py):
+ *   - inputs whose short side is at most SMALL_MAX_SIDE (64) px, e.g. MNIST 28×28, CIFAR 32×32,
+ *     Tiny ImageNet 64×64, use CIFAR-10-C's table: Hendrycks made it milder for small images;
+ *   - larger inputs use ImageNet-C's table (made at 224×224); the defocus disk radius, the one
+ *     constant in pixels that scales with the image, is multiplied by side/224, so the blur covers
+ *     the same fraction of the picture at any resolution.
+ * The table below is the whole specification; `severityConstant` reads it.
+ *
+ * Definitions (x in [0,1], results clipped to [0,1]):
+ *   gaussian_noise  x + N(0, c²) per value
+ *   shot_noise      Poisson(x·c) / c per value (Poisson sampled exactly: inversion below 10,
+ *                   Hörmann's PTRS transformed rejection above, as numpy does)
+ *   impulse_noise   each value independently, with probability c, becomes 0 or 1 (equally
+ *                   likely): scikit-image's random_noise(mode='s&p', amount=c)
+ *   defocus_blur    correlation with Hendrycks' disk(radius, alias_blur): the pixel centres
+ *                   within `radius` of the centre, normalised, then smoothed by a Gaussian of
+ *                   σ = alias_blur over a 3×3 (radius ≤ 8) or 5×5 window; borders reflect
+ *                   (OpenCV's BORDER_REFLECT_101, filter2D's default)
+ *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
+ *                   first rounded to 8 bits, as any JPEG writer does
+ *   pixelate        area-average down to ⌊side·c⌋ (PIL's BOX when the factor divides), then back up
+ *                   with nearest neighbours
+ *   brightness      HSV value + c, clipped (hue and saturation kept): every channel of a pixel is
+ *                   scaled by V'/V; a black pixel becomes grey c. For grey images: x + c, clipped
+ *   contrast        (x − m)·c + m, with m the per-channel mean of the image
+ * Randomness comes only from the `rng` argument (seeded by the caller, per image).
+ */
+import sharp from 'sharp';
+import { gaussian } from '../random';
+import type { PixelImage } from '../types';
+import { toBytes } from './files';
+
+export const CORRUPTIONS = [
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'defocus_blur',
+  'jpeg_compression',
+  'pixelate',
+  'brightness',
+  'contrast',
+] as const;
+export type CorruptionName = (typeof CORRUPTIONS)[number];
+
+/** Inputs whose short side is at most this use CIFAR-10-C's constants, larger ones ImageNet-C's. */
+export const SMALL_MAX_SIDE = 64;
+
+type Table = Record<CorruptionName, ReadonlyArray<number | readonly [number, number]>>;
+
+/** ImageNet-C (224×224). defocus_blur: [radius, alias_blur]. */
+export const IMAGENET_C: Table = {
+  gaussian_noise: [0.08, 0.12, 0.18, 0.26, 0.38],
+  shot_noise: [60, 25, 12, 5, 3],
+  impulse_noise: [0.03, 0.06, 0.09, 0.17, 0.27],
+  defocus_blur: [[3, 0.1], [4, 0.5], [6, 0.5], [8, 0.5], [10, 0.5]],
+  jpeg_compression: [25, 18, 15, 10, 7],
+  pixelate: [0.6, 0.5, 0.4, 0.3, 0.25],
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  contrast: [0.4, 0.3, 0.2, 0.1, 0.05],
+};
+
+/** CIFAR-10-C (32×32). */
+export const CIFAR_C: Table = {
+  gaussian_noise: [0.04, 0.06, 0.08, 0.09, 0.1],
+  shot_noise: [500, 250, 100, 75, 50],
+  impulse_noise: [0.01, 0.02, 0.03, 0.05, 0.07],
+  defocus_blur: [[0.3, 0.4], [0.4, 0.5], [0.5, 0.6], [1, 0.2], [1.5, 0.1]],
+  jpeg_compression: [80, 65, 58, 50, 40],
+  pixelate: [0.95, 0.9, 0.85, 0.75, 0.65],
+  brightness: [0.05, 0.1, 0.15, 0.2, 0.3],
+  contrast: [0.75, 0.5, 0.4, 0.3, 0.15],
+};
+
+export function isCorruption(name: string): name is CorruptionName {
+  return (CORRUPTIONS as readonly string[]).includes(name);
+}
+
+/**
+ * The constant of a corruption at a severity (1–5) for an image of this size: a number, or
+ * [radius, alias_blur] for defocus_blur (radius already scaled to the image).
+ */
+export function severityConstant(name: CorruptionName, severity: number, height: number, width: number): number | [number, number] {
+  if (!Number.isInteger(severity) || severity < 1 || severity > 5) throw new RangeError(`severity must be 1..5, got ${severity}`);
+  const side = Math.min(height, width);
+  const small = side <= SMALL_MAX_SIDE;
+  const c = (small ? CIFAR_C : IMAGENET_C)[name][severity - 1];
+  if (typeof c === 'number') return c;
+  return [small ? c[0] : (c[0] * side) / 224, c[1]];
+}
+
+/** Applies a corruption at a severity, with the table's constant for the image's size. */
+export async function corrupt(img: PixelImage, name: CorruptionName, severity: number, rng: () => number): Promise<PixelImage> {
+  const c = severityConstant(name, severity, img.height, img.width);
+  switch (name) {
+    case 'gaussian_noise':
+      return gaussianNoise(img, c as number, rng);
+    case 'shot_noise':
+      return shotNoise(img, c as number, rng);
+    case 'impulse_noise':
+      return impulseNoise(img, c as number, rng);
+    case 'defocus_blur': {
+      const [radius, alias] = c as [number, number];
+      return defocusBlur(img, radius, alias);
+    }
+    case 'jpeg_compression':
+      return jpeg(img, c as number);
+    case 'pixelate':
+      return pixelate(img, c as number);
+    case 'brightness':
+      return brightness(img, c as number);
+    case 'contrast':
+      return contrast(img, c as number);
+  }
+}
+
+const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+
+function like(img: PixelImage, data: Float32Array): PixelImage {
+  return { data, channels: img.channels, height: img.height, width: img.width };
+}
+
+/** x + N(0, sigma²) per value, clipped. */
+export function gaussianNoise(img: PixelImage, sigma: number, rng: () => number): PixelImage {
+  const out = new Float32Array(img.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = clip01(img.data[i] + sigma * gaussian(rng));
+  return like(img, out);
+}
+
+/** Poisson(x·rate)/rate per value, clipped: photon noise with `rate` photons at full intensity. */
+export function shotNoise(img: PixelImage, rate: number, rng: () => number): PixelImage {
+  const out = new Float32Array(img.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = clip01(poisson(img.data[i] * rate, rng) / rate);
+  return like(img, out);
+}
+
+/** Salt and pepper: each value, with probability `amount`, becomes 0 or 1 (equally likely). */
+export function impulseNoise(img: PixelImage, amount: number, rng: () => number): PixelImage {
+  const out = new Float32Array(img.data.length);
+  for (let i = 0; i < out.length; i++) {
+    if (rng() < amount) out[i] = rng() < 0.5 ? 0 : 1;
+    else out[i] = clip01(img.data[i]);
+  }
+  return like(img, out);
+}
+
+/** HSV value + delta, clipped; hue and saturation kept. */
+export function brightness(img: PixelImage, delta: number): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const out = new Float32Array(img.data.length);
+  for (let p = 0; p < n; p++) {
+    let v = 0;
+    for (let c = 0; c < C; c++) v = Math.max(v, clip01(img.data[c * n + p]));
+    const v2 = clip01(v + delta);
+    for (let c = 0; c < C; c++) out[c * n + p] = v > 0 ? clip01((clip01(img.data[c * n + p]) * v2) / v) : v2;
+  }
+  return like(img, out);
+}
+
+/** (x − m)·factor + m per channel, m the channel's mean; clipped. */
+export function contrast(img: PixelImage, factor: number): PixelImage {
+  const n = img.height * img.width;
+  const out = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    let s = 0;
+    for (let p = 0; p < n; p++) s += img.data[c * n + p];
+    const m = s / n;
+    for (let p = 0; p < n; p++) out[c * n + p] = clip01((img.data[c * n + p] - m) * factor + m);
+  }
+  return like(img, out);
+}
+
+/**
+ * Hendrycks' disk(radius, alias_blur) as a (2h+1)² kernel, row-major, summing to 1: the integer
+ * offsets (x, y) with x² + y² ≤ radius², normalised, then correlated with a k×k Gaussian of
+ * σ = alias_blur (k = 3 for radius ≤ 8, else 5; weights exp(−d²/2σ²), normalised, as OpenCV's
+ * getGaussianKernel). Zero padding around the disk (Hendrycks' fixed 17×17 grid only differs
+ * when the disk touches its edge).
+ */
+export function diskKernel(radius: number, aliasBlur: number): { size: number; weights: Float64Array } {
+  const k = radius <= 8 ? 3 : 5;
+  const g = (k - 1) / 2;
+  const r = Math.floor(radius);
+  const h = r + g;
+  const size = 2 * h + 1;
+  const disk = new Float64Array(size * size);
+  let count = 0;
+  for (let y = -r; y <= r; y++) {
+    for (let x = -r; x <= r; x++) {
+      if (x * x + y * y <= radius * radius) {
+        disk[(y + h) * size + (x + h)] = 1;
+        count++;
+      }
+    }
+  }
+  const gauss = new Float64Array(k);
+  let gs = 0;
+  for (let i = 0; i < k; i++) {
+    gauss[i] = aliasBlur > 0 ? Math.exp(-((i - g) ** 2) / (2 * aliasBlur * aliasBlur)) : i === g ? 1 : 0;
+    gs += gauss[i];
+  }
+  for (let i = 0; i < k; i++) gauss[i] /= gs;
+  // Separable Gaussian smoothing of the normalised disk (zero outside).
+  const tmp = new Float64Array(size * size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) {
+        const xx = x + i - g;
+        if (xx >= 0 && xx < size) s += gauss[i] * disk[y * size + xx];
+      }
+      tmp[y * size + x] = s / count;
+    }
+  }
+  const weights = new Float64Array(size * size);
+  let total = 0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) {
+        const yy = y + i - g;
+        if (yy >= 0 && yy < size) s += gauss[i] * tmp[yy * size + x];
+      }
+      weights[y * size + x] = s;
+      total += s;
+    }
+  }
+  for (let i = 0; i < weights.length; i++) weights[i] /= total;
+  return { size, weights };
+}
+
+/** Index into [0, n) reflecting at the borders without repeating the edge (…2 1 | 0 1 2 … n−1 | n−2 …). */
+export function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - j;
+}
+
+/** Defocus blur: correlation with diskKernel(radius, aliasBlur), borders reflected; clipped. */
+export function defocusBlur(img: PixelImage, radius: number, aliasBlur: number): PixelImage {
+  const { size, weights } = diskKernel(radius, aliasBlur);
+  const h = (size - 1) / 2;
+  const { channels: C, height: H, width: W } = img;
+  const PW = W + 2 * h;
+  const PH = H + 2 * h;
+  // Only the non-zero taps (a disk is about π/4 of its square), as offsets into the padded plane.
+  const offs: number[] = [];
+  const wts: number[] = [];
+  for (let dy = 0; dy < size; dy++) {
+    for (let dx = 0; dx < size; dx++) {
+      const w = weights[dy * size + dx];
+      if (w > 0) {
+        offs.push(dy * PW + dx);
+        wts.push(w);
+      }
+    }
+  }
+  const off = Int32Array.from(offs);
+  const wt = Float64Array.from(wts);
+  const T = off.length;
+  const padded = new Float64Array(PH * PW);
+  const out = new Float32Array(img.data.length);
+  for (let c = 0; c < C; c++) {
+    const base = c * H * W;
+    for (let y = 0; y < PH; y++) {
+      const sy = reflect101(y - h, H);
+      for (let x = 0; x < PW; x++) padded[y * PW + x] = img.data[base + sy * W + reflect101(x - h, W)];
+    }
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const o = y * PW + x;
+        let s = 0;
+        for (let t = 0; t < T; t++) s += wt[t] * padded[o + off[t]];
+        out[base + y * W + x] = clip01(s);
+      }
+    }
+  }
+  return like(img, out);
+}
+
+/**
+ * Area-average resize to h×w (each output pixel is the mean of the input area it covers,
+ * fractional pixels weighted by their overlap). For an integer factor it is the block mean.
+ */
+export function resizeArea(img: PixelImage, h: number, w: number): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const ry = weights1d(H, h);
+  const rx = weights1d(W, w);
+  const out = new Float32Array(C * h * w);
+  const tmp = new Float64Array(h * W);
+  for (let c = 0; c < C; c++) {
+    const base = c * H * W;
+    tmp.fill(0);
+    for (let y = 0; y < h; y++) for (const [j, wt] of ry[y]) for (let x = 0; x < W; x++) tmp[y * W + x] += wt * img.data[base + j * W + x];
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        let s = 0;
+        for (const [j, wt] of rx[x]) s += wt * tmp[y * W + j];
+        out[c * h * w + y * w + x] = s;
+      }
+    }
+  }
+  return { data: out, channels: C, height: h, width: w };
+}
+
+/** For each of n output cells over N input cells: the input cells it covers and their weights. */
+function weights1d(N: number, n: number): Array<Array<[number, number]>> {
+  const scale = N / n;
+  return Array.from({ length: n }, (_, i) => {
+    const a = i * scale;
+    const b = (i + 1) * scale;
+    const cells: Array<[number, number]> = [];
+    for (let j = Math.floor(a); j < Math.min(N, Math.ceil(b)); j++) {
+      const overlap = Math.min(b, j + 1) - Math.max(a, j);
+      if (overlap > 0) cells.push([j, overlap / scale]);
+    }
+    return cells;
+  });
+}
+
+/** Nearest-neighbour resize to h×w: output pixel y takes input ⌊(y + ½)·H/h⌋. */
+export function resizeNearest(img: PixelImage, h: number, w: number): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const out = new Float32Array(C * h * w);
+  const sy = Array.from({ length: h }, (_, y) => Math.min(H - 1, Math.floor(((y + 0.5) * H) / h)));
+  const sx = Array.from({ length: w }, (_, x) => Math.min(W - 1, Math.floor(((x + 0.5) * W) / w)));
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[c * h * w + y * w + x] = img.data[c * H * W + sy[y] * W + sx[x]];
+  }
+  return { data: out, channels: C, height: h, width: w };
+}
+
+/** Pixelate: area-average down to ⌊H·factor⌋×⌊W·factor⌋ (at least 1), nearest back up. */
+export function pixelate(img: PixelImage, factor: number): PixelImage {
+  const h = Math.max(1, Math.floor(img.height * factor + 1e-9));
+  const w = Math.max(1, Math.floor(img.width * factor + 1e-9));
+  return resizeNearest(resizeArea(img, h, w), img.height, img.width);
+}
+
+/** JPEG round trip at a quality (1–100) through sharp; same size and channel count. */
+export async function jpeg(img: PixelImage, quality: number): Promise<PixelImage> {
+  const { channels: C, height: H, width: W } = img;
+  const encoded = await sharp(toBytes(img), { raw: { width: W, height: H, channels: C } })
+    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0' })
+    .toBuffer();
+  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== W || info.height !== H) throw new Error(`JPEG round trip changed the size to ${info.width}×${info.height}`);
+  const got = info.channels;
+  const out = new Float32Array(C * H * W);
+  const n = H * W;
+  for (let p = 0; p < n; p++) {
+    for (let c = 0; c < C; c++) {
+      // A grey image may come back with 1 or 3 channels; a colour one with 3 (or 4).
+      const src = got === 1 ? 0 : Math.min(c, got - 1);
+      out[c * n + p] = data[p * got + src] / 255;
+    }
+  }
+  return like(img, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Poisson variates
+
+const LOG_FACT = (() => {
+  const t = new Float64Array(256);
+  for (let k = 1; k < 256; k++) t[k] = t[k - 1] + Math.log(k);
+  return t;
+})();
+
+/** ln k! (table below 256, Stirling's series above: error < 1e-12). */
+export function logFactorial(k: number): number {
+  if (k < 256) return LOG_FACT[k];
+  const x = k;
+  return x * Math.log(x) - x + 0.5 * Math.log(2 * Math.PI * x) + 1 / (12 * x) - 1 / (360 * x ** 3) + 1 / (1260 * x ** 5);
+}
+
+/**
+ * A Poisson(lambda) variate: inversion by sequential search below 10, Hörmann's PTRS
+ * ("The transformed rejection method for generating Poisson random variables", 1993) above,
+ * the same split numpy uses.
+ */
+export function poisson(lambda: number, rng: () => number): number {
+  if (!(lambda > 0)) return 0;
+  if (lambda < 10) {
+    const u = rng();
+    let k = 0;
+    let p = Math.exp(-lambda);
+    let F = p;
+    while (u > F && k < 200) {
+      k++;
+      p *= lambda / k;
+      F += p;
+    }
+    return k;
+  }
+  const slam = Math.sqrt(lambda);
+  const loglam = Math.log(lambda);
+  const b = 0.931 + 2.53 * slam;
+  const a = -0.059 + 0.02483 * b;
+  const invalpha = 1.1239 + 1.1328 / (b - 3.4);
+  const vr = 0.9277 - 3.6224 / (b - 2);
+  for (;;) {
+    const U = rng() - 0.5;
+    const V = rng();
+    const us = 0.5 - Math.abs(U);
+    const k = Math.floor(((2 * a) / us + b) * U + lambda + 0.43);
+    if (us >= 0.07 && V <= vr) return k;
+    if (k < 0 || (us < 0.013 && V > us)) continue;
+    if (Math.log(V) + Math.log(invalpha) - Math.log(a / (us * us) + b) <= -lambda + k * loglam - logFactorial(k)) return k;
+  }
+}

@@ -1,0 +1,702 @@
+/**
+ * P5, out-of-distribution confidence (Hendrycks & Gimpel, ICLR 2017, "A baseline for detecting
+ * misclassified and out-of-distribution examples"; Louizos & Welling, ICML 2017; Nalisnick et al.,
+ * ICLR 2019, "Do deep generative models know what they don't know?").
+ *
+ * OOD sets. Each in-distribution image gets one variant per generated set, made in run() from the
+ * image alone, so a record depends only on its image, the model, the params and the seed (and is
+ * cached like any other):
+ *   uniform   i.i.d. U[0,1) per pixel and channel;
+ *   gaussian  N(μ_c, σ_c) per pixel, μ_c/σ_c the IMAGE'S OWN per-channel mean and standard
+ *             deviation (not the dataset's, which would make a record depend on other images),
+ *             clipped to [0,1];
+ *   constant  one U[0,1) value per channel over the whole image;
+ *   inverted  1 − x;
+ *   rot90     rotated 90° counter-clockwise (exact for square inputs; a non-square input is
+ *             rotated about its centre like a tilt, with the same fill);
+ *   rot180    rotated 180° (exact);
+ *   tilt15/30/45/60  rotated counter-clockwise about the centre by that many degrees, bilinear;
+ *             what comes from outside the frame is filled with the per-channel mean of the image's
+ *             one-pixel border (black for MNIST-like digits, the background colour for photos),
+ *             so the corners add as little new structure as possible;
+ *   patches   the image cut into a grid×grid [8×8] grid of tiles and the tiles permuted. Tile
+ *             borders are at ⌊i·H/grid⌋ and ⌊j·W/grid⌋, exact pixel boundaries; when the size does
+ *             not divide, tiles come in at most two heights and two widths, and each tile moves
+ *             only among the slots of its own size, so the output is an exact permutation of
+ *             the input's tiles.
+ * Random choices (noise, constant values, the tile permutation) come from
+ * derivedRng(seed, 'ood/<set>', image sha256).
+ *
+ * A user OOD set (params.oodData: any dataset the engine reads) is streamed in summarize();
+ * unreadable items are counted and skipped.
+ *
+ * Scores, higher = more in-distribution:
+ *   msp         maximum softmax probability;
+ *   energy      −E(x) = +logsumexp(logits) (the negated energy of Liu et al., NeurIPS 2020); only for
+ *               models that output logits: for probability outputs the logits are log p, so
+ *               logsumexp = 0 for every input and the score is skipped;
+ *   likelihood  with params.likelihood = true the model's output is a log-likelihood and is the
+ *               score itself: the single output when there is one, else logsumexp over the outputs
+ *               (log Σ_y p(x|y), up to a constant). This is the Nalisnick test: a generative model
+ *               may give OOD data a HIGHER likelihood than its training data.
+ *
+ * Metrics: AUROC (Mann–Whitney, ties half) and FPR at 95% TPR per set and score, mean scores in and
+ * out, ECE over 15 bins with the reliability diagram, the share of confident-but-wrong
+ * predictions (MSP > 0.9, wrong), and the most confident wrong answers. Findings: an OOD set whose
+ * mean confidence (or likelihood) is above the real data's (model-level warning), and each
+ * confident-but-wrong prediction (warning on the image).
+ */
+import { basename, resolve } from 'node:path';
+import { openDataset } from '../data';
+import { SkepticInputError, throwIfAborted } from '../errors';
+import { toBatch } from '../image/ops';
+import { auroc, calibration, fprAtTpr, histogram, mean, rocCurve } from '../metrics';
+import { derivedRng, gaussian, shuffleInPlace } from '../random';
+import type { LoadedModel, PixelImage } from '../types';
+import {
+  argmax, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc,
+  type SummaryContext,
+} from './probe';
+
+export const GENERATED_SETS = [
+  'uniform', 'gaussian', 'constant', 'inverted', 'rot90', 'rot180', 'tilt15', 'tilt30', 'tilt45', 'tilt60', 'patches',
+] as const;
+export type GeneratedSet = (typeof GENERATED_SETS)[number];
+
+export type ScoreName = 'msp' | 'energy' | 'likelihood';
+
+/** Scores of one input (full precision: rounding would create ties near MSP = 1). */
+export interface OodScores {
+  msp: number;
+  /** +logsumexp(logits), i.e. −energy; logits outputs only (and not in likelihood mode). */
+  energy?: number;
+  /** Likelihood mode only. */
+  likelihood?: number;
+}
+
+export interface OodRecord extends OodScores {
+  pred: number;
+  /** Whether pred is the label (labelled images, classifiers only). */
+  correct?: boolean;
+  /** The scores of each generated variant of this image, by set name. */
+  ood: Partial<Record<GeneratedSet, OodScores>>;
+}
+
+const RULES: Record<string, RuleDoc> = {
+  'ood/more-confident-than-data': {
+    name: 'OodMoreConfidentThanData',
+    text: 'An out-of-distribution set gets a higher mean confidence (or likelihood) than the real data.',
+    help:
+      'Hendrycks & Gimpel (ICLR 2017): softmax confidence is a weak OOD detector; Nalisnick et al. (ICLR 2019): generative ' +
+      'models can give OOD data higher likelihood. Do not read high confidence as "in distribution": add an OOD detector ' +
+      '(energy score, outlier exposure, a rejection class) or train with OOD examples.',
+  },
+  'ood/confident-wrong': {
+    name: 'ConfidentButWrong',
+    text: 'The model is more than 90% confident and wrong.',
+    help:
+      'Overconfident errors (Guo et al., ICML 2017; Hendrycks & Gimpel, ICLR 2017) defeat confidence thresholds. Check the label; ' +
+      'if it is right, consider temperature scaling or other calibration.',
+  },
+  'ood/ood-data-unreadable': {
+    name: 'OodDataUnreadable',
+    text: 'The out-of-distribution dataset could not be opened.',
+    help: 'Give a dataset the engine reads (class folders, CSV/JSONL manifest, MNIST IDX); the generated OOD sets were still evaluated.',
+  },
+};
+
+const SET_TITLES: Record<string, string> = {
+  uniform: 'uniform noise',
+  gaussian: 'Gaussian noise',
+  constant: 'constant images',
+  inverted: 'inverted colours',
+  rot90: 'rotated 90°',
+  rot180: 'rotated 180°',
+  tilt15: 'tilted 15°',
+  tilt30: 'tilted 30°',
+  tilt45: 'tilted 45°',
+  tilt60: 'tilted 60°',
+  patches: 'patch-shuffled',
+};
+
+// ---------------------------------------------------------------------------------------------
+// Generated OOD sets (pure functions of the image and a PRNG)
+
+const like = (img: PixelImage, data: Float32Array): PixelImage => ({ data, channels: img.channels, height: img.height, width: img.width });
+
+/** Per-channel mean and (population) standard deviation. */
+export function channelStats(img: PixelImage): { mean: number[]; std: number[] } {
+  const hw = img.height * img.width;
+  const m: number[] = [];
+  const s: number[] = [];
+  for (let c = 0; c < img.channels; c++) {
+    let sum = 0;
+    for (let i = 0; i < hw; i++) sum += img.data[c * hw + i];
+    const mu = sum / hw;
+    let sq = 0;
+    for (let i = 0; i < hw; i++) sq += (img.data[c * hw + i] - mu) ** 2;
+    m.push(mu);
+    s.push(Math.sqrt(sq / hw));
+  }
+  return { mean: m, std: s };
+}
+
+/** Per-channel mean of the one-pixel frame of the image (the tilt fill). */
+export function borderMean(img: PixelImage): number[] {
+  const { height: H, width: W } = img;
+  const out: number[] = [];
+  for (let c = 0; c < img.channels; c++) {
+    const o = c * H * W;
+    let sum = 0;
+    let n = 0;
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        if (y === 0 || y === H - 1 || x === 0 || x === W - 1) {
+          sum += img.data[o + y * W + x];
+          n++;
+        }
+      }
+    }
+    out.push(n ? sum / n : 0);
+  }
+  return out;
+}
+
+export function uniformNoise(img: PixelImage, rng: () => number): PixelImage {
+  const d = new Float32Array(img.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = rng();
+  return like(img, d);
+}
+
+/** N(μ_c, σ_c) per pixel with the image's own channel statistics, clipped to [0,1]. */
+export function gaussianNoise(img: PixelImage, rng: () => number): PixelImage {
+  const { mean: mu, std: sd } = channelStats(img);
+  const hw = img.height * img.width;
+  const d = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    for (let i = 0; i < hw; i++) d[c * hw + i] = Math.min(1, Math.max(0, mu[c] + sd[c] * gaussian(rng)));
+  }
+  return like(img, d);
+}
+
+/** One U[0,1) value per channel. */
+export function constantImage(img: PixelImage, rng: () => number): PixelImage {
+  const hw = img.height * img.width;
+  const d = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) d.fill(rng(), c * hw, (c + 1) * hw);
+  return like(img, d);
+}
+
+export function invert(img: PixelImage): PixelImage {
+  const d = new Float32Array(img.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = 1 - img.data[i];
+  return like(img, d);
+}
+
+export function rotate180(img: PixelImage): PixelImage {
+  const hw = img.height * img.width;
+  const d = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    for (let i = 0; i < hw; i++) d[c * hw + i] = img.data[c * hw + hw - 1 - i];
+  }
+  return like(img, d);
+}
+
+/** 90° counter-clockwise: out[y][x] = in[x][W−1−y]. Square images exactly; others about the
+ *  centre with the border-mean fill (the model's input size cannot change). */
+export function rotate90(img: PixelImage): PixelImage {
+  const { height: H, width: W } = img;
+  if (H !== W) return rotateAbout(img, 90, borderMean(img));
+  const d = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    const o = c * H * W;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) d[o + y * W + x] = img.data[o + x * W + (W - 1 - y)];
+  }
+  return like(img, d);
+}
+
+/**
+ * Rotation by `degrees` counter-clockwise (as displayed, y down) about the centre
+ * ((W−1)/2, (H−1)/2), bilinear; source positions outside the frame take `fill[c]`.
+ */
+export function rotateAbout(img: PixelImage, degrees: number, fill: number[]): PixelImage {
+  const { height: H, width: W } = img;
+  const th = (degrees * Math.PI) / 180;
+  const cos = Math.cos(th);
+  const sin = Math.sin(th);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  const d = new Float32Array(img.data.length);
+  for (let c = 0; c < img.channels; c++) {
+    const o = c * H * W;
+    const f = fill[c] ?? fill[0] ?? 0;
+    const at = (y: number, x: number) => (y >= 0 && y < H && x >= 0 && x < W ? img.data[o + y * W + x] : f);
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const dx = x - cx;
+        const dy = y - cy;
+        // Inverse map: the source of output (dx, dy) under a counter-clockwise rotation.
+        let sx = cx + dx * cos - dy * sin;
+        let sy = cy + dx * sin + dy * cos;
+        // Snap away floating-point dust (cos 90° = 6e-17) so exact grid positions stay exact.
+        if (Math.abs(sx - Math.round(sx)) < 1e-9) sx = Math.round(sx);
+        if (Math.abs(sy - Math.round(sy)) < 1e-9) sy = Math.round(sy);
+        const x0 = Math.floor(sx);
+        const y0 = Math.floor(sy);
+        const ax = sx - x0;
+        const ay = sy - y0;
+        let v = (1 - ax) * (1 - ay) * at(y0, x0);
+        if (ax > 0) v += ax * (1 - ay) * at(y0, x0 + 1);
+        if (ay > 0) v += (1 - ax) * ay * at(y0 + 1, x0);
+        if (ax > 0 && ay > 0) v += ax * ay * at(y0 + 1, x0 + 1);
+        d[o + y * W + x] = v;
+      }
+    }
+  }
+  return like(img, d);
+}
+
+/** Tile borders along an axis of n pixels cut into g parts: ⌊i·n/g⌋, i = 0..g. */
+export function tileBorders(n: number, g: number): number[] {
+  return Array.from({ length: g + 1 }, (_, i) => Math.floor((i * n) / g));
+}
+
+/**
+ * The image cut into a grid×grid grid of tiles (fewer along an axis shorter than grid pixels),
+ * the tiles permuted with `rng`. Each tile moves only among slots of its own height and width
+ * (see the module comment), so the result holds exactly the input's tiles.
+ */
+export function patchShuffle(img: PixelImage, grid: number, rng: () => number): PixelImage {
+  const { height: H, width: W } = img;
+  const rows = tileBorders(H, Math.max(1, Math.min(grid, H)));
+  const cols = tileBorders(W, Math.max(1, Math.min(grid, W)));
+  const slots: Array<{ r: number; c: number; h: number; w: number }> = [];
+  for (let r = 0; r < rows.length - 1; r++) {
+    for (let c = 0; c < cols.length - 1; c++) slots.push({ r, c, h: rows[r + 1] - rows[r], w: cols[c + 1] - cols[c] });
+  }
+  // Group slot indices by size; the groups are visited in a fixed order (first appearance).
+  const groups = new Map<string, number[]>();
+  slots.forEach((s, i) => {
+    const key = `${s.h}x${s.w}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(i);
+  });
+  const source = new Array<number>(slots.length); // source[destination slot] = source slot
+  for (const members of groups.values()) {
+    const perm = shuffleInPlace([...members], rng);
+    members.forEach((dst, k) => (source[dst] = perm[k]));
+  }
+  const d = new Float32Array(img.data.length);
+  for (let ch = 0; ch < img.channels; ch++) {
+    const o = ch * H * W;
+    slots.forEach((dst, i) => {
+      const src = slots[source[i]];
+      for (let y = 0; y < dst.h; y++) {
+        const from = o + (rows[src.r] + y) * W + cols[src.c];
+        d.set(img.data.subarray(from, from + dst.w), o + (rows[dst.r] + y) * W + cols[dst.c]);
+      }
+    });
+  }
+  return like(img, d);
+}
+
+/** The variant of `img` (at the model's input size) for one generated set. */
+export function generateOod(set: GeneratedSet, img: PixelImage, seed: number, sha256: string, grid = 8): PixelImage {
+  const rng = () => derivedRng(seed, `ood/${set}`, sha256);
+  switch (set) {
+    case 'uniform': return uniformNoise(img, rng());
+    case 'gaussian': return gaussianNoise(img, rng());
+    case 'constant': return constantImage(img, rng());
+    case 'inverted': return invert(img);
+    case 'rot90': return rotate90(img);
+    case 'rot180': return rotate180(img);
+    case 'tilt15': return rotateAbout(img, 15, borderMean(img));
+    case 'tilt30': return rotateAbout(img, 30, borderMean(img));
+    case 'tilt45': return rotateAbout(img, 45, borderMean(img));
+    case 'tilt60': return rotateAbout(img, 60, borderMean(img));
+    case 'patches': return patchShuffle(img, grid, rng());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scores
+
+interface ScoreMode {
+  /** Store energy (logits outputs, not likelihood mode). */
+  energy: boolean;
+  likelihood: boolean;
+}
+
+/** Scores of row `row` of a prediction's logits, in double precision. */
+export function scoresOf(logits: Float32Array, row: number, K: number, mode: ScoreMode): OodScores & { pred: number } {
+  const o = row * K;
+  const pred = argmax(logits, o, K);
+  const max = logits[o + pred];
+  let sum = 0;
+  for (let c = 0; c < K; c++) sum += Math.exp(logits[o + c] - max);
+  const lse = max + Math.log(sum);
+  const s: OodScores & { pred: number } = { pred, msp: 1 / sum };
+  if (mode.likelihood) s.likelihood = K === 1 ? max : lse;
+  else if (mode.energy) s.energy = lse;
+  return s;
+}
+
+/** A score read back from a record: JSON turns NaN into null, this turns it back. */
+const num = (x: number | null | undefined): number => (typeof x === 'number' ? x : NaN);
+
+// ---------------------------------------------------------------------------------------------
+// The probe
+
+function boolParam(params: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  const v = params[name];
+  if (v === undefined) return fallback;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1' || v === 1) return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  throw new SkepticInputError(`probe parameter ood.${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function setsParam(v: unknown): GeneratedSet[] {
+  if (v === undefined || v === 'all') return [...GENERATED_SETS];
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+    throw new SkepticInputError(`probe parameter ood.sets must be a list of set names or "all", got ${JSON.stringify(v)}`);
+  }
+  if (list.length === 1 && list[0] === 'none') return [];
+  for (const s of list) {
+    if (!(GENERATED_SETS as readonly string[]).includes(s)) {
+      throw new SkepticInputError(`probe parameter ood.sets: unknown set '${s}'; known: ${GENERATED_SETS.join(', ')} (or "all", "none")`);
+    }
+  }
+  return GENERATED_SETS.filter((s) => list.includes(s));
+}
+
+export interface OodSetMetrics {
+  source: 'generated' | 'data';
+  title: string;
+  path?: string;
+  count: number;
+  /** Items of a user set that could not be read (skipped). */
+  unreadable?: number;
+  error?: string;
+  /** Mean of each score over the set. */
+  mean: Partial<Record<ScoreName, number | null>>;
+  auroc: Partial<Record<ScoreName, number | null>>;
+  fprAtTpr: Partial<Record<ScoreName, number | null>>;
+  /** Mean confidence (or likelihood) above the real data's. */
+  beatsData: boolean;
+}
+
+export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord> {
+  const sets = setsParam(params.sets);
+  const grid = numberParam(params, 'ood', 'grid', 8, 1, 256);
+  const likelihood = boolParam(params, 'likelihood', false);
+  const oodData = params.oodData === undefined || params.oodData === null || params.oodData === '' ? undefined : String(params.oodData);
+  const oodLimit = numberParam(params, 'ood', 'oodLimit', 0, 0);
+  const confident = numberParam(params, 'ood', 'confident', 0.9, 0, 1);
+  const topWrong = numberParam(params, 'ood', 'topWrong', 20, 0, 10000);
+  const eceBins = numberParam(params, 'ood', 'eceBins', 15, 1, 1000);
+  const histBins = numberParam(params, 'ood', 'histogramBins', 20, 1, 1000);
+  const tpr = numberParam(params, 'ood', 'tpr', 0.95, 0.01, 1);
+  const samples = numberParam(params, 'ood', 'samples', 4, 0, 100);
+  if (![grid, oodLimit, topWrong, eceBins, histBins, samples].every(Number.isInteger)) {
+    throw new SkepticInputError('probe parameters ood.grid, oodLimit, topWrong, eceBins, histogramBins and samples must be integers');
+  }
+
+  /** The images whose variants render() draws: set by summarize, which runs first. */
+  let sampled = new Set<number>();
+
+  const modeOf = (model: LoadedModel): ScoreMode => ({ likelihood, energy: !likelihood && model.info.outputKind === 'logits' });
+  /** The scores reported, primary first. */
+  const scoreNames = (model: LoadedModel): ScoreName[] => {
+    if (likelihood) return model.info.numClasses > 1 ? ['likelihood', 'msp'] : ['likelihood'];
+    return model.info.outputKind === 'logits' ? ['msp', 'energy'] : ['msp'];
+  };
+
+  async function runGroup(images: ProbeImage[], seed: number, model: LoadedModel): Promise<OodRecord[]> {
+    const views: PixelImage[] = [];
+    for (const img of images) {
+      views.push(img.pixels);
+      for (const set of sets) views.push(generateOod(set, img.pixels, seed, img.sha256, grid));
+    }
+    const out = await model.predict(toBatch(views));
+    const K = out.numClasses;
+    const mode = modeOf(model);
+    const per = 1 + sets.length;
+    return images.map((img, i) => {
+      const { pred, ...scores } = scoresOf(out.logits, i * per, K, mode);
+      const rec: OodRecord = { pred, ...scores, ood: {} };
+      if (img.label !== undefined && !(likelihood && K === 1)) rec.correct = pred === img.label;
+      sets.forEach((set, j) => {
+        const { pred: _p, ...s } = scoresOf(out.logits, i * per + 1 + j, K, mode);
+        rec.ood[set] = s;
+      });
+      return rec;
+    });
+  }
+
+  /**
+   * Streams the user's OOD dataset through the model: its scores, or why it could not be read.
+   * A cancelled audit still gets its summary: the set is then left out (`cancelled`), not
+   * reported half-read.
+   */
+  async function userSet(
+    ctx: SummaryContext,
+  ): Promise<{ name: string; path: string; scores: OodScores[]; unreadable: number; error?: string; cancelled?: boolean }> {
+    const path = resolve(oodData!);
+    const name = basename(path).replace(/\.(csv|jsonl|ndjson)$/i, '') || path;
+    const scores: OodScores[] = [];
+    let unreadable = 0;
+    const cancelled = () => ({ name, path, scores: [], unreadable: 0, error: 'not read: the audit was cancelled', cancelled: true });
+    if (ctx.signal?.aborted) return cancelled();
+    let ds;
+    try {
+      ds = await openDataset(path, { limit: oodLimit || undefined, seed: ctx.seed });
+    } catch (e) {
+      if (!(e instanceof SkepticInputError)) throw e;
+      return { name, path, scores, unreadable, error: e.message };
+    }
+    unreadable += ds.records.filter((r) => r.problem).length;
+    const mode = modeOf(ctx.model);
+    try {
+      for await (const batch of ds.stream(ctx.model.decodeSpec(0), { batchSize: 32, signal: ctx.signal })) {
+        throwIfAborted(ctx.signal);
+        const ok = batch.filter((s) => s.image && !s.error);
+        unreadable += batch.length - ok.length;
+        if (!ok.length) continue;
+        const out = await ctx.model.predict(toBatch(ok.map((s) => s.image!)));
+        for (let i = 0; i < ok.length; i++) {
+          const { pred: _p, ...s } = scoresOf(out.logits, i, out.numClasses, mode);
+          scores.push(s);
+        }
+      }
+    } catch (e) {
+      if (ctx.signal?.aborted) return cancelled();
+      throw e;
+    }
+    return { name, path, scores, unreadable };
+  }
+
+  return {
+    id: 'ood',
+    title: 'Out-of-distribution confidence',
+    params: {
+      sets, grid, likelihood, oodData: oodData ?? null, oodLimit, confident, topWrong, eceBins, histogramBins: histBins, tpr, samples,
+    },
+    cacheParams: { sets, grid, likelihood },
+    margin: 0,
+    rules: RULES,
+
+    async run(images, ctx) {
+      const records: OodRecord[] = [];
+      for (const group of groupsWithin(images, 1 + sets.length)) {
+        throwIfAborted(ctx.signal);
+        records.push(...(await runGroup(group, ctx.seed, ctx.model)));
+      }
+      return records;
+    },
+
+    async summarize(records, ctx) {
+      const names = scoreNames(ctx.model);
+      const primary = names[0];
+      const K = ctx.model.info.numClasses;
+      const classifier = !(likelihood && K === 1);
+      const inScores = Object.fromEntries(names.map((s) => [s, records.map((r) => num(r[s]))])) as Record<ScoreName, number[]>;
+      const inMean = Object.fromEntries(names.map((s) => [s, mean(inScores[s])])) as Record<ScoreName, number | null>;
+
+      // The OOD sets: the generated ones (from the records), then the user's.
+      const outSets: Array<{ name: string; meta: Pick<OodSetMetrics, 'source' | 'title' | 'path' | 'unreadable' | 'error'>; scores: Record<ScoreName, number[]> }> = [];
+      for (const set of GENERATED_SETS) {
+        const have = records.filter((r) => r.ood?.[set]);
+        if (!have.length) continue;
+        outSets.push({
+          name: set,
+          meta: { source: 'generated', title: SET_TITLES[set] },
+          scores: Object.fromEntries(names.map((s) => [s, have.map((r) => num(r.ood[set]![s]))])) as Record<ScoreName, number[]>,
+        });
+      }
+      const findings: FindingDraft[] = [];
+      if (oodData) {
+        const u = await userSet(ctx);
+        let name = u.name;
+        while (outSets.some((s) => s.name === name)) name = `${name} (data)`;
+        outSets.push({
+          name,
+          meta: { source: 'data', title: name, path: u.path, unreadable: u.unreadable, ...(u.error ? { error: u.error } : {}) },
+          scores: Object.fromEntries(names.map((s) => [s, u.scores.map((x) => num(x[s]))])) as Record<ScoreName, number[]>,
+        });
+        if (u.error && !u.cancelled) {
+          findings.push({ rule: 'ood/ood-data-unreadable', severity: 'error', message: `OOD dataset ${u.path}: ${u.error}`, metrics: { path: u.path } });
+        }
+      }
+
+      const r6 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? null : round(x));
+      const setMetrics: Record<string, OodSetMetrics> = {};
+      for (const s of outSets) {
+        const m: OodSetMetrics = {
+          ...s.meta,
+          count: s.scores[primary].length,
+          mean: {},
+          auroc: {},
+          fprAtTpr: {},
+          beatsData: false,
+        };
+        for (const score of names) {
+          m.mean[score] = r6(mean(s.scores[score]));
+          m.auroc[score] = r6(auroc(inScores[score], s.scores[score]));
+          m.fprAtTpr[score] = r6(fprAtTpr(inScores[score], s.scores[score], tpr)?.fpr);
+        }
+        const outMean = mean(s.scores[primary]);
+        m.beatsData = outMean !== null && inMean[primary] !== null && outMean > inMean[primary]!;
+        setMetrics[s.name] = m;
+        if (m.beatsData) {
+          const fmt = (x: number) => (primary === 'likelihood' ? x.toPrecision(6) : pct(x));
+          const what = primary === 'likelihood' ? 'mean log-likelihood' : 'mean confidence (max softmax probability)';
+          findings.push({
+            rule: 'ood/more-confident-than-data',
+            severity: 'warning',
+            message:
+              `OOD set '${s.name}' (${s.meta.title}) gets a higher ${what} than the real data: ${fmt(outMean!)} against ${fmt(inMean[primary]!)}` +
+              (m.auroc[primary] !== null ? `; AUROC ${m.auroc[primary]!.toFixed(3)}.` : '.'),
+            metrics: { set: s.name, score: primary, meanOut: r6(outMean), meanIn: r6(inMean[primary]), auroc: m.auroc[primary] ?? null },
+          });
+        }
+      }
+
+      // Calibration and confident errors (labelled images, classifiers only).
+      const labelled = classifier ? records.filter((r) => r.correct !== undefined) : [];
+      const cal = calibration(labelled.map((r) => num(r.msp)), labelled.map((r) => r.correct!), eceBins);
+      const confidentWrong = labelled.filter((r) => !r.correct && num(r.msp) > confident);
+      const wrongRanked = labelled.filter((r) => !r.correct).sort((a, b) => num(b.msp) - num(a.msp) || a.image - b.image);
+      const top = wrongRanked.slice(0, topWrong);
+      for (const r of confidentWrong) {
+        const label = ctx.images[r.image].label!;
+        findings.push({
+          rule: 'ood/confident-wrong',
+          severity: 'warning',
+          image: r.image,
+          message: `predicted '${ctx.className(r.pred)}' with ${pct(r.msp)} confidence, but the label is '${ctx.className(label)}'.`,
+          metrics: { pred: r.pred, label, confidence: r6(r.msp) },
+        });
+      }
+
+      const metrics = {
+        count: records.length,
+        labelled: labelled.length,
+        scores: names,
+        primaryScore: primary,
+        scoreNotes: {
+          msp: 'maximum softmax probability',
+          ...(names.includes('energy') ? { energy: '−E(x) = logsumexp(logits): higher = more in-distribution' } : {}),
+          ...(names.includes('likelihood') ? { likelihood: 'the model output as a log-likelihood (logsumexp over outputs when there are several)' } : {}),
+          ...(!likelihood && !names.includes('energy')
+            ? { energySkipped: `the model outputs ${ctx.model.info.outputKind}: its logits are log p, so logsumexp(logits) = 0 for every input and the energy score is not meaningful` }
+            : {}),
+        },
+        meanIn: Object.fromEntries(names.map((s) => [s, r6(inMean[s])])),
+        tpr,
+        sets: setMetrics,
+        ece: classifier ? r6(cal.ece) : null,
+        mce: classifier ? r6(cal.mce) : null,
+        eceBins,
+        accuracy: labelled.length ? round(labelled.filter((r) => r.correct).length / labelled.length) : null,
+        confidentThreshold: confident,
+        confidentWrongCount: confidentWrong.length,
+        confidentWrongRate: labelled.length ? round(confidentWrong.length / labelled.length) : null,
+        setsMoreConfidentThanData: outSets.filter((s) => setMetrics[s.name].beatsData).map((s) => s.name),
+      };
+
+      // Plots: per score, histograms in vs each set over a shared range, and ROC curves.
+      const histograms: Record<string, unknown> = {};
+      const roc: Record<string, Record<string, Array<[number, number]> | null>> = {};
+      for (const score of names) {
+        let lo = 0;
+        let hi = 1;
+        if (score !== 'msp') {
+          // A shared range over the real data and every set (a loop: spreading 10⁵ values into
+          // Math.min would overflow the call stack).
+          lo = Infinity;
+          hi = -Infinity;
+          for (const xs of [inScores[score], ...outSets.map((s) => s.scores[score])]) {
+            for (const x of xs) {
+              if (!Number.isFinite(x)) continue;
+              if (x < lo) lo = x;
+              if (x > hi) hi = x;
+            }
+          }
+          if (lo > hi) [lo, hi] = [0, 1];
+        }
+        const hIn = histogram(inScores[score], histBins, lo, hi);
+        histograms[score] = {
+          edges: hIn.edges.map((e) => round(e, 6)),
+          in: hIn.counts,
+          sets: Object.fromEntries(outSets.map((s) => [s.name, histogram(s.scores[score], histBins, lo, hi).counts])),
+        };
+        roc[score] = Object.fromEntries(
+          outSets.map((s) => [s.name, rocCurve(inScores[score], s.scores[score], 101)?.map(([f, t]) => [round(f, 5), round(t, 5)] as [number, number]) ?? null]),
+        );
+      }
+      const plots = {
+        histograms,
+        roc,
+        reliability: classifier
+          ? cal.bins.map((b) => ({ lo: round(b.lo), hi: round(b.hi), count: b.count, meanConfidence: r6(b.meanConfidence), accuracy: r6(b.accuracy) }))
+          : null,
+      };
+
+      // Records: the most confident wrong answers, and the images whose variants are drawn.
+      const sampleImages = records.slice(0, samples).map((r) => r.image);
+      sampled = new Set(sampleImages);
+      const why = new Map<number, string[]>();
+      top.forEach((r) => why.set(r.image, ['most-confident-wrong']));
+      for (const i of sampleImages) why.set(i, [...(why.get(i) ?? []), 'ood-sample']);
+      const slim = records
+        .filter((r) => why.has(r.image))
+        .map((r) => {
+          const out: { image: number } & Record<string, unknown> = { image: r.image, why: why.get(r.image), pred: r.pred };
+          if (r.correct !== undefined) out.correct = r.correct;
+          if (ctx.images[r.image]?.label !== undefined) out.label = ctx.images[r.image].label;
+          for (const s of names) out[s] = r6(r[s]);
+          if (why.get(r.image)!.includes('ood-sample')) {
+            out.ood = Object.fromEntries(
+              Object.entries(r.ood ?? {}).map(([set, sc]) => [set, Object.fromEntries(names.map((s) => [s, r6(sc![s])]))]),
+            );
+          }
+          return out;
+        });
+
+      const label = primary === 'likelihood' ? 'likelihood' : 'MSP';
+      const aurocs = outSets.map((s) => `${s.name} ${setMetrics[s.name].auroc[primary] === null ? '–' : setMetrics[s.name].auroc[primary]!.toFixed(2)}`);
+      const headline =
+        (aurocs.length ? `${label} AUROC: ${aurocs.join(', ')}` : 'no OOD sets') +
+        (classifier && cal.ece !== null ? `; ECE ${pct(cal.ece)}; ${pct(metrics.confidentWrongRate)} confident-but-wrong` : '') +
+        (metrics.setsMoreConfidentThanData.length ? `; more confident than the data: ${metrics.setsMoreConfidentThanData.join(', ')}` : '');
+
+      return {
+        headline,
+        metrics,
+        plots,
+        findings,
+        records: slim,
+        render: [...new Set([...top.map((r) => r.image), ...sampleImages])],
+      };
+    },
+
+    async render(images, _records, ctx) {
+      const files = new Map<number, string[]>();
+      for (const img of images) {
+        const { height: H, width: W } = img.pixels;
+        const scale = Math.max(1, Math.floor(112 / Math.max(H, W)));
+        const dir = `ood/${img.image}`;
+        const out = [await ctx.writePng(`${dir}/image.png`, img.pixels, { scale })];
+        // The sample images (the first `samples` of the summary) also get each generated variant;
+        // the confident-wrong ones get the image alone.
+        if (sampled.has(img.image)) {
+          for (const set of sets) out.push(await ctx.writePng(`${dir}/${set}.png`, generateOod(set, img.pixels, ctx.seed, img.sha256, grid), { scale }));
+        }
+        files.set(img.image, out);
+      }
+      return files;
+    },
+  };
+}
