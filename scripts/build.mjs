@@ -1,17 +1,49 @@
-// Bundles the CLI (and, as they arrive, the daemon, the client and the webviews) with esbuild.
-// Native modules stay external: they are loaded from node_modules at run time.
+// Bundles every entry point with esbuild: the CLI, the analysis daemon, the VS Code client and
+// the webviews. An entry whose source does not exist yet is skipped, so the build works while
+// parts are being added. Native modules (onnxruntime-node, sharp) stay external and load from
+// node_modules at run time; `vscode` is provided by the editor.
 import { build } from 'esbuild';
+import { existsSync } from 'node:fs';
 
-const external = ['onnxruntime-node', 'sharp'];
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
 
-await build({
-  entryPoints: { cli: 'server/cli.ts' },
-  outdir: 'dist',
+const node = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  sourcemap: true,
-  external,
+  sourcemap: !production,
+  minify: production,
+  external: ['onnxruntime-node', 'sharp', 'vscode'],
+  // jsonc-parser's UMD build hides its requires from bundlers; its ESM build bundles cleanly.
+  mainFields: ['module', 'main'],
   logLevel: 'warning',
-});
+};
+
+const targets = [
+  { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { worker: 'server/worker.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { extension: 'client/extension.ts' }, outdir: 'dist' },
+  {
+    entryPoints: { report: 'webviews/report.ts' },
+    outdir: 'dist/webviews',
+    bundle: true,
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    sourcemap: !production,
+    minify: production,
+    loader: { '.css': 'css' },
+    logLevel: 'warning',
+  },
+];
+
+const present = targets.filter((t) => Object.values(t.entryPoints).every((f) => existsSync(f)));
+if (watch) {
+  const { context } = await import('esbuild');
+  for (const t of present) await (await context(t)).watch();
+} else {
+  await Promise.all(present.map((t) => build(t)));
+}
