@@ -77,7 +77,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   const margin = Math.max(0, ...opts.probes.map((p) => p.margin));
   const spec = model.decodeSpec(margin);
 
-  const images: ImageEntry[] = dataset.records.map((r) => imageEntry(r, baseDir));
+  const locate = locator(baseDir);
+  const images: ImageEntry[] = dataset.records.map((r) => imageEntry(r, locate));
   const imageIndex = new Map<number, number>(dataset.records.map((r, i) => [r.index, i]));
   const findings: Array<FindingDraft & { probe: string }> = [];
   dataset.records.forEach((r, i) => {
@@ -336,11 +337,21 @@ function subjectFor(file: string, baseDir: string): Subject {
   return pathAndUri(file, baseDir);
 }
 
-function imageEntry(r: DatasetRecord, baseDir: string): ImageEntry {
+/** pathAndUri, remembered per file: a manifest or idx file is shared by every item in it. */
+function locator(baseDir: string): (file: string) => { path: string; uri: string } {
+  const seen = new Map<string, { path: string; uri: string }>();
+  return (file) => {
+    let v = seen.get(file);
+    if (!v) seen.set(file, (v = pathAndUri(file, baseDir)));
+    return v;
+  };
+}
+
+function imageEntry(r: DatasetRecord, locate: (file: string) => { path: string; uri: string }): ImageEntry {
   // A manifest row is where a person fixes a bad item, so findings point at the row;
   // otherwise at the image file (or the idx file with the item's index).
   const at = r.manifest ?? r.file;
-  const e: ImageEntry = { id: r.id, ...pathAndUri(at, baseDir) };
+  const e: ImageEntry = { id: r.id, ...locate(at) };
   if (r.line !== undefined) e.line = r.line;
   if (r.manifest === undefined && r.id.includes('#')) e.index = Number(r.id.slice(r.id.lastIndexOf('#') + 1));
   if (r.label !== undefined) e.label = r.label;

@@ -1,0 +1,101 @@
+/**
+ * Engine overhead: images per second of the `clean` probe through the whole engine (streaming,
+ * decoding, hashing, preprocessing, batching, records) against bare `session.run` on tensors
+ * built beforehand, for the same model and batch size. Target: the engine keeps ≥ 0.85 of bare.
+ *
+ *   node --import tsx bench/overhead.ts [--batch 32] [--repeat 3]
+ *
+ * Needs ../shared/fixtures (mnist-8 on MNIST, MobileNetV2-int8 on the ImageNet samples).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { audit } from '../server/engine/audit';
+import { openDataset } from '../server/engine/data';
+import { loadModel } from '../server/engine/model';
+import { makeBatchSymbolic } from '../server/engine/model/batch';
+import { decodeModel, encodeModel } from '../server/engine/model/onnx';
+import { createProbes } from '../server/engine/probes';
+import type { LoadedModel } from '../server/engine/types';
+
+const FIXTURES = resolve(__dirname, '../../shared/fixtures');
+const { values } = parseArgs({ options: { batch: { type: 'string', default: '32' }, repeat: { type: 'string', default: '3' } } });
+const batchSize = Number(values.batch);
+const repeat = Number(values.repeat);
+
+const CASES = [
+  { name: 'mnist-8 / MNIST 5000', model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit' },
+  { name: 'MobileNetV2-int8 / ImageNet 100', model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
+];
+
+/** The model's own input tensors for every image, normalised in JS, in batches (not timed). */
+async function prebuilt(model: LoadedModel, dataPath: string): Promise<Float32Array[]> {
+  const ds = await openDataset(dataPath, { labels: model.labels });
+  const { channels: C, height: H, width: W } = model.info;
+  const pre = model.preprocessing;
+  const batches: Float32Array[] = [];
+  for await (const samples of ds.stream(model.decodeSpec(0), { batchSize })) {
+    const x = new Float32Array(samples.length * C * H * W);
+    samples.forEach((s, i) => {
+      for (let c = 0; c < C; c++) {
+        const a = pre.scale / pre.std[c];
+        const b = -pre.mean[c] / pre.std[c];
+        for (let p = 0; p < H * W; p++) x[(i * C + c) * H * W + p] = s.image!.data[c * H * W + p] * a + b;
+      }
+    });
+    batches.push(x);
+  }
+  return batches;
+}
+
+async function main() {
+  if (!existsSync(FIXTURES)) {
+    console.log(`skipped: no fixtures at ${FIXTURES}`);
+    return;
+  }
+  console.log(`batch ${batchSize}, best of ${repeat}; ${ort.env.versions.node ? `onnxruntime-node ${ort.env.versions.node}` : ''}`);
+  console.log('case                                 images  engine img/s  bare img/s  ratio');
+  for (const c of CASES) {
+    const modelPath = join(FIXTURES, c.model);
+    const model = await loadModel(modelPath, { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
+    const dataPath = join(FIXTURES, c.data);
+
+    // Bare ONNX Runtime: the same graph (with the batch made symbolic where the engine does so),
+    // same provider and options, fed tensors that were built before the clock started.
+    const proto = decodeModel(readFileSync(modelPath), modelPath);
+    const inputName = proto.graph!.input![0].name!;
+    if (model.info.batch.patched) makeBatchSymbolic(proto, inputName);
+    const session = await ort.InferenceSession.create(encodeModel(proto), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    const batches = await prebuilt(model, dataPath);
+    const n = batches.reduce((a, b) => a + b.length, 0) / (model.info.channels * model.info.height * model.info.width);
+    const dims = (len: number) => {
+      const chw = [model.info.channels, model.info.height, model.info.width];
+      const rows = len / chw.reduce((a, b) => a * b, 1);
+      return model.info.layout === 'NHWC' ? [rows, chw[1], chw[2], chw[0]] : [rows, ...chw];
+    };
+    let bare = Infinity;
+    let engine = Infinity;
+    for (let r = 0; r < repeat; r++) {
+      const t0 = performance.now();
+      for (const x of batches) await session.run({ [inputName]: new ort.Tensor('float32', x, dims(x.length)) });
+      bare = Math.min(bare, performance.now() - t0);
+
+      const ds = await openDataset(dataPath, { labels: model.labels });
+      const t1 = performance.now();
+      const report = await audit(model, ds, { probes: createProbes(['clean']), batchSize });
+      engine = Math.min(engine, performance.now() - t1);
+      if (report.probes.clean.count !== n) throw new Error(`engine saw ${report.probes.clean.count} images, bare ${n}`);
+    }
+    const e = (n / engine) * 1000;
+    const b = (n / bare) * 1000;
+    console.log(`${c.name.padEnd(36)} ${String(n).padStart(6)}  ${e.toFixed(0).padStart(12)}  ${b.toFixed(0).padStart(10)}  ${(e / b).toFixed(2).padStart(5)}`);
+    await session.release();
+    await model.dispose();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
