@@ -63,6 +63,9 @@ const DATA_RULES: Record<string, RuleInfo> = {
 
 interface ProbeState {
   probe: Probe<object>;
+  /** Images this probe may see in this audit (0: all), and how many it has seen. */
+  limit: number;
+  seen: number;
   cache: ProbeCache<object>;
   records: ProbeRecord<object>[];
   failed?: string;
@@ -87,6 +90,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
 
   const states: ProbeState[] = opts.probes.map((probe) => ({
     probe,
+    limit: probe.imageLimit?.(model) ?? 0,
+    seen: 0,
     records: [],
     ms: 0,
     cache: new ProbeCache<object>(opts.cacheDir, {
@@ -105,7 +110,6 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   let cacheHits = 0;
   let cacheMisses = 0;
   let cancelled = false;
-  const itemHashes: string[] = [];
   const ctx = { model, seed, signal: opts.signal };
   const report = (phase: AuditProgress['phase'], probe?: string) =>
     opts.onProgress?.({ done, total, phase, probe, cacheHits });
@@ -113,14 +117,13 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
 
   try {
     const wantImage = (r: DatasetRecord, sha: string) =>
-      states.some((s) => !s.failed && !s.cache.has(imageKey(sha, r.label)));
+      states.some((s) => !s.failed && !(s.limit > 0 && s.seen >= s.limit) && !s.cache.has(imageKey(sha, r.label)));
     // The dataset decodes the next batch while this one runs through the model.
     for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage })) {
       const usable: ProbeImage[] = [];
       for (const sample of batch) {
         const i = imageIndex.get(sample.record.index)!;
         images[i].sha256 = sample.sha256;
-        if (sample.sha256) itemHashes[i] = sample.sha256;
         if (sample.error || !sample.sha256) {
           images[i].error = sample.error ?? 'could not be read';
           findings.push({ probe: 'data', rule: 'data/unreadable-image', severity: 'error', image: i, message: images[i].error! });
@@ -134,6 +137,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         const t0 = Date.now();
         const todo: ProbeImage[] = [];
         for (const img of usable) {
+          if (state.limit > 0 && state.seen >= state.limit) break;
+          state.seen++;
           const hit = state.cache.get(imageKey(img.sha256, img.label));
           if (hit) {
             state.records.push({ ...hit, image: img.image });
@@ -182,7 +187,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     if (state.failed) result.reason = state.failed;
     if (state.records.length > 0) {
       try {
-        const summary = await probe.summarize(state.records, { model, seed, signal: opts.signal, images, className, outDir: opts.outDir });
+        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir });
         result.headline = summary.headline;
         result.metrics = summary.metrics;
         if (summary.plots) result.plots = summary.plots;

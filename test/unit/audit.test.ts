@@ -133,3 +133,31 @@ function frame(img: { data: Float32Array; channels: 1 | 3; height: number; width
   }
   return gray(rows);
 }
+
+test('a probe with an image limit sees only the first images in dataset order, cached or not', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-cache-'));
+  try {
+    const seen: string[] = [];
+    const [clean] = createProbes(['clean']);
+    const capped = {
+      ...clean,
+      id: 'capped',
+      imageLimit: () => 3,
+      async run(images: Parameters<typeof clean.run>[0], ctx: Parameters<typeof clean.run>[1]) {
+        seen.push(...images.map((i) => i.record.id));
+        return clean.run(images, ctx);
+      },
+    };
+    const r1 = await audit(model(), fakeDataset(items(8)), { probes: [clean, capped], batchSize: 2, cacheDir: dir });
+    assert.deepEqual(seen, ['img0.png', 'img1.png', 'img2.png']);
+    assert.equal(r1.probes.capped.count, 3);
+    assert.equal(r1.probes.clean.count, 8);
+    // A second run over a different selection: the cap counts cached images too.
+    seen.length = 0;
+    const r2 = await audit(model(), fakeDataset(items(8).slice(1)), { probes: [clean, capped], batchSize: 2, cacheDir: dir });
+    assert.deepEqual(seen, ['img3.png'], 'img1 and img2 came from the cache');
+    assert.deepEqual(r2.probes.capped.records.map((r) => r.image), [0, 1, 2]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -9,7 +9,7 @@
  */
 import { SkepticInputError } from '../errors';
 import type { ImageEntry, Severity } from '../report/schema';
-import type { DatasetRecord, LoadedModel, PixelImage } from '../types';
+import type { Dataset, DatasetRecord, LoadedModel, PixelImage } from '../types';
 
 export interface ProbeImage {
   /** Index into the report's image table. */
@@ -44,6 +44,8 @@ export interface FindingDraft {
 
 export interface SummaryContext {
   model: LoadedModel;
+  /** The audited dataset, for probes that need a second pass over it (pairs of images). */
+  dataset?: Dataset;
   seed: number;
   signal?: AbortSignal;
   images: ImageEntry[];
@@ -96,6 +98,12 @@ export interface Probe<R extends object = Record<string, unknown>> {
   readonly cacheParams?: Record<string, unknown>;
   /** Pixels of real context the probe needs around each image (0 for most). */
   readonly margin: number;
+  /**
+   * For expensive probes: how many images (the first in dataset order) it sees per audit; 0 or
+   * absent for all. The audit applies the cap, so a record still depends only on its image and
+   * stays valid in the cache whatever else is audited.
+   */
+  imageLimit?(model: LoadedModel): number;
   /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */
   readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;

@@ -1,0 +1,170 @@
+/**
+ * Penultimate features: which tensor, and a session that returns it for pixel-space batches.
+ *
+ * The tensor: walking back from the classifier output (the graph output with one row of the
+ * model's classes; the first output otherwise), breadth first through the ops that produce it,
+ * the first Gemm, MatMul, QGemm or QLinearMatMul met is the last linear layer; its activation input
+ * (the operand that is not stored in the graph) is the penultimate feature tensor. Overridable by
+ * name. Without such an op the caller must name the tensor.
+ *
+ * The session: a copy of the graph with that tensor added as a graph output, run through the same
+ * pixel-space prefix and batch handling as the loaded model (model/runner.ts), on the provider the
+ * model runs on. A quantized feature tensor (uint8/int8) is dequantized in JavaScript with the
+ * scale and zero point the consuming QLinear op reads it with.
+ */
+import type * as ort from 'onnxruntime-node';
+import { SkepticInputError } from '../errors';
+import { introspect, planInput } from '../model/introspect';
+import { dimsOf, encodeModel, onnx } from '../model/onnx';
+import { storedValues } from './dequantize';
+import { createOn } from '../model/providers';
+import { fromHalf } from '../model/output';
+import { Runner, runModel, type Mode } from '../model/runner';
+import type { LoadedModel } from '../types';
+
+const LINEAR = new Set(['Gemm', 'MatMul', 'QGemm', 'QLinearMatMul', 'MatMulInteger', 'FusedMatMul']);
+/** Ops whose input j is read with scale input j+1 and zero point j+2. */
+const QUANT_READERS = new Set([
+  'QLinearMatMul', 'QLinearConv', 'QLinearAdd', 'QLinearMul', 'QGemm', 'DequantizeLinear', 'QLinearGlobalAveragePool',
+  'QLinearAveragePool', 'QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax',
+]);
+
+/** The graph output holding the class scores: last dim = numClasses, else the first output. */
+export function classifierOutput(m: onnx.IModelProto, numClasses: number): string {
+  const outs = m.graph?.output ?? [];
+  const hit = outs.find((o) => {
+    const d = dimsOf(o);
+    return d && d.length >= 1 && (d[d.length - 1] === numClasses || d.filter((x) => typeof x === 'number' && x !== 1).pop() === numClasses);
+  });
+  return (hit ?? outs[0])?.name ?? '';
+}
+
+export interface FeatureTensor {
+  name: string;
+  /** How it was found ("input of Gemm 'fc'") or 'named by the user'. */
+  how: string;
+}
+
+/** The input of the last Gemm/MatMul on the way to `output` (see the module comment). */
+export function findFeatureTensor(m: onnx.IModelProto, output: string): FeatureTensor {
+  const g = m.graph!;
+  const producers = new Map<string, onnx.INodeProto>();
+  for (const n of g.node ?? []) for (const o of n.output ?? []) producers.set(o, n);
+  const storedNames = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
+  for (const n of g.node ?? []) if (n.opType === 'Constant') for (const o of n.output ?? []) storedNames.add(o);
+  const isStored = (x: string) => {
+    if (storedNames.has(x)) return true;
+    // A weight reached through shape-only ops on a stored tensor (CNTK's reshaped weights).
+    let p = producers.get(x);
+    for (let hops = 0; p && hops < 8; hops++) {
+      if (!['Reshape', 'Transpose', 'Identity', 'Cast', 'Squeeze', 'Unsqueeze'].includes(p.opType ?? '')) return false;
+      const src = p.input?.[0] ?? '';
+      if (storedNames.has(src)) return true;
+      p = producers.get(src);
+    }
+    return false;
+  };
+  const seen = new Set<string>();
+  const queue = [output];
+  while (queue.length) {
+    const v = queue.shift()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const n = producers.get(v);
+    if (!n) continue;
+    const op = n.opType ?? '';
+    if (LINEAR.has(op)) {
+      const ins = n.input ?? [];
+      // QLinearMatMul/QGemm/MatMulInteger: operands at 0 and 3 (or 0 and 1); take the non-stored one.
+      const operands = op === 'QLinearMatMul' || op === 'QGemm' ? [ins[0], ins[3]] : [ins[0], ins[1]];
+      const act = operands.find((x) => x && !isStored(x));
+      if (act) return { name: act, how: `input of ${op} '${n.name || n.output?.[0]}'` };
+    }
+    for (const x of n.input ?? []) if (x && !storedNames.has(x)) queue.push(x);
+  }
+  throw new SkepticInputError(
+    `no Gemm or MatMul on the way to the output '${output}': name the penultimate feature tensor with the prior probe's 'features' parameter`,
+  );
+}
+
+/** Scale and zero point a quantized tensor is read with, when it is one. */
+export function quantParams(m: onnx.IModelProto, name: string): { scale: number; zeroPoint: number; type: number } | undefined {
+  const g = m.graph!;
+  const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
+  for (const n of g.node ?? []) {
+    if (!QUANT_READERS.has(n.opType ?? '')) continue;
+    const ins = n.input ?? [];
+    const j = ins.indexOf(name);
+    if (j < 0 || (j !== 0 && j !== 3)) continue;
+    const s = inits.get(ins[j + 1] ?? '');
+    const z = inits.get(ins[j + 2] ?? '');
+    if (!s) continue;
+    return { scale: storedValues(s)[0], zeroPoint: z ? storedValues(z)[0] ?? 0 : 0, type: z?.dataType ?? 2 };
+  }
+  return undefined;
+}
+
+export interface FeatureRunner {
+  tensor: string;
+  /** Runs n pixel-space images (N×C×H×W in [0,1]) and returns n rows of `dims` values. */
+  run(pixels: Float32Array, n: number): Promise<{ dims: number; data: Float32Array }>;
+  release(): Promise<void>;
+}
+
+/**
+ * A session over `proto` (a modified copy of the model's graph: re-initialised, dequantized...)
+ * returning `tensor` per image, fed like `model`.
+ */
+export async function featureRunner(model: LoadedModel, proto: onnx.ModelProto, tensor: string, batchSize = 32): Promise<FeatureRunner> {
+  const g = proto.graph!;
+  const quant = quantParams(proto, tensor);
+  if (!(g.output ?? []).some((o) => o.name === tensor)) g.output = [...(g.output ?? []), { name: tensor }];
+  const intro = introspect(proto);
+  if (!intro.inputs.length) throw new SkepticInputError(`${model.path}: the feature graph has no input`);
+  const plan = planInput(model.path, intro.inputs[0], { height: model.info.height, width: model.info.width });
+  const b = model.info.batch;
+  const mode: Mode = b.effective === 'dynamic' ? { kind: 'dynamic', max: batchSize } : b.effective === 1 ? { kind: 'single' } : { kind: 'fixed', size: b.effective };
+  const built = runModel(encodeModel(proto), model.path, plan, model.preprocessing, intro.opset, b.patched);
+  if (built.patch && !built.patch.ok) throw new SkepticInputError(`${model.path}: the feature graph could not be batched (${built.patch.reason})`);
+  const session: ort.InferenceSession = await createOn(built.bytes, model.device.used, model.path);
+  const runner = new Runner(session, plan, mode, built.feed);
+  const per = model.info.channels * model.info.height * model.info.width;
+  return {
+    tensor,
+    async run(pixels, n) {
+      let dims = 0;
+      let data = new Float32Array(0);
+      for (let first = 0; first < n; first += runner.step) {
+        const m = Math.min(runner.step, n - first);
+        const { out, rows } = await runner.run(pixels.subarray(0, n * per), first, m, [tensor]);
+        const t = out[tensor];
+        if (!t) throw new Error(`feature tensor '${tensor}' missing from the run's results`);
+        const d = t.data.length / Math.max(1, plan.batchAxis < 0 ? 1 : rows);
+        if (!dims) {
+          dims = d;
+          data = new Float32Array(n * dims);
+        } else if (d !== dims) throw new Error(`feature tensor '${tensor}' changed size between runs (${dims} → ${d})`);
+        const src = t.data;
+        const o = first * dims;
+        const len = m * dims;
+        if (src instanceof Float32Array) data.set(src.subarray(0, len), o);
+        else if (t.type === 'float16' && src instanceof Uint16Array) fromHalf(src, data, len, o);
+        else if (src instanceof Float64Array) for (let i = 0; i < len; i++) data[o + i] = src[i];
+        else if ((src instanceof Uint8Array || src instanceof Int8Array) && quant) {
+          for (let i = 0; i < len; i++) data[o + i] = (src[i] - quant.zeroPoint) * quant.scale;
+        } else throw new Error(`feature tensor '${tensor}' has type ${t.type}${quant ? '' : ' without a scale to dequantize it with'}`);
+      }
+      return { dims, data };
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Number of values per image a tensor is declared with, when static (for messages). */
+export function declaredSize(m: onnx.IModelProto, tensor: string): number | undefined {
+  const vi = [...(m.graph?.valueInfo ?? []), ...(m.graph?.output ?? [])].find((v) => v.name === tensor);
+  const d = vi ? dimsOf(vi) : undefined;
+  if (!d || d.length < 2 || d.slice(1).some((x) => typeof x !== 'number')) return undefined;
+  return (d.slice(1) as number[]).reduce((a, b) => a * b, 1);
+}
+

@@ -1,0 +1,474 @@
+/**
+ * P2, texture bias with cue-conflict stimuli (Geirhos et al., ICLR 2019, "ImageNet-trained CNNs
+ * are biased towards texture; increasing shape bias improves accuracy and robustness").
+ *
+ * Stimuli. A cue-conflict image shows the shape of one category and the texture of another:
+ *  - a user's set (params.stimuli: a folder in the Geirhos layout <shape>/<shape>N-<texture>M.png,
+ *    or a CSV/JSONL manifest with path, shape and texture columns; cue/stimuli.ts), streamed in
+ *    summarize() like ood.ts's user set. Stimuli are resized straight to the model's input size
+ *    (the paper shows them whole; `crop: true` uses the model's resize and centre crop instead);
+ *  - otherwise generated from a labelled dataset without any weights (cue/generate.ts, cue/pairs.ts):
+ *    the shape of image A (silhouette and outline) filled with a texture quilted from image B's
+ *    patches. A stimulus needs two images, so it cannot be a record of one image: the dataset is
+ *    streamed again in summarize() — the audited dataset when the audit hands it over
+ *    (SummaryContext.dataset), else params.source (any dataset path).
+ * The per-image records hold the single-cue CONTROLS, which depend on one image only and are
+ * cached like any record: the image's edge map and its silhouette (shape only) and a texture
+ * quilted from its own patches (texture only), each with the model's category decision.
+ *
+ * Decisions (cue/categories.ts): softmax probabilities averaged over each category's classes, the
+ * largest mean wins (the authors' code). Mappings: params.categories (a JSON file), else the 16
+ * ImageNet categories for ImageNet-1k models, else every class its own category.
+ *
+ * Shape bias (cue/shape-bias.ts): stimuli whose shape and texture category coincide are dropped;
+ * shape bias = shape decisions / (shape + texture decisions); reported with the counts, per shape
+ * category and per texture category. Finding (model-level warning) when it is below
+ * params.threshold [0.5] with at least params.minDecisions [10] cue decisions. Gallery: the first
+ * params.gallery [24] stimuli decided by texture, written as PNGs beside the report, each with
+ * its shape category, texture category and the model's answer.
+ */
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { categoryIndex, categoryMapFor, categoryOfClass, decide, identity, readCategoriesFile, type CategoryMap, type RawMapping } from '../cue/categories';
+import { edgeControl, quiltTexture, shapeCarrier, silhouetteControl } from '../cue/generate';
+import { generatedStimuli, planPairs } from '../cue/pairs';
+import { shapeBias, type BiasCounts, type CueDecision } from '../cue/shape-bias';
+import { decodeStimuli, listStimuli, stimulusSpec, type Stimulus } from '../cue/stimuli';
+import { openDataset } from '../data';
+import { SkepticInputError, throwIfAborted } from '../errors';
+import { writePng } from '../image/files';
+import { toBatch } from '../image/ops';
+import { derivedRng } from '../random';
+import type { Dataset, LoadedModel, PixelImage } from '../types';
+import { groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc, type SummaryContext } from './probe';
+
+/** Published references quoted in the finding (Geirhos et al. 2019, Fig. 4 / Table). */
+export const HUMAN_SHAPE_BIAS = 0.96;
+export const RESNET50_SHAPE_BIAS = 0.22;
+
+export const CONTROLS = ['edges', 'silhouette', 'texture'] as const;
+export type ControlName = (typeof CONTROLS)[number];
+
+/** Per image: the category decided on each control view (null: no silhouette was found). */
+export interface CueControlRecord {
+  edges: number;
+  silhouette: number | null;
+  texture: number;
+}
+
+export interface GalleryEntry {
+  /** The stimulus: its file (user set) or "A id + B id" (generated). */
+  id: string;
+  shape: string;
+  texture: string;
+  answer: string;
+  /** PNG relative to the report folder, when one was written. */
+  png?: string;
+  /** Generated stimuli: the image-table index of the shape image, when it is in the audit. */
+  image?: number;
+  textureSource?: string;
+}
+
+const RULES: Record<string, RuleDoc> = {
+  'cue-conflict/texture-bias': {
+    name: 'DecidesByTexture',
+    text: 'On cue-conflict stimuli the model follows the texture more often than the shape (shape bias below the threshold).',
+    help:
+      'Geirhos et al. (ICLR 2019): ImageNet CNNs classify by texture (ResNet-50 shape bias ≈ 0.22) where people classify by ' +
+      'shape (≈ 0.96). Texture-biased models fail under texture changes and can ride texture shortcuts in the data. Train ' +
+      'with shape-preserving, texture-randomising augmentation (e.g. Stylized-ImageNet) and check the per-category counts.',
+  },
+  'cue-conflict/stimuli-unreadable': {
+    name: 'CueConflictStimuliUnreadable',
+    text: 'The cue-conflict stimuli could not be read.',
+    help: 'Give a folder in the Geirhos layout (<shape>/<shape>N-<texture>M.png) or a CSV/JSONL manifest with path, shape and texture columns.',
+  },
+};
+
+function boolParam(params: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  const v = params[name];
+  if (v === undefined) return fallback;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1' || v === 1) return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  throw new SkepticInputError(`probe parameter cue-conflict.${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+const strParam = (v: unknown): string | undefined => (v === undefined || v === null || v === '' ? undefined : String(v));
+
+export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<CueControlRecord> {
+  const stimuliPath = strParam(params.stimuli);
+  const categoriesPath = strParam(params.categories);
+  const sourcePath = strParam(params.source);
+  const threshold = numberParam(params, 'cue-conflict', 'threshold', 0.5, 0, 1);
+  const minDecisions = numberParam(params, 'cue-conflict', 'minDecisions', 10, 1);
+  const pairs = numberParam(params, 'cue-conflict', 'pairs', 200, 0, 100000);
+  const texturesPerClass = numberParam(params, 'cue-conflict', 'texturesPerClass', 4, 1, 1000);
+  const gallery = numberParam(params, 'cue-conflict', 'gallery', 24, 0, 10000);
+  const samples = numberParam(params, 'cue-conflict', 'samples', 4, 0, 1000);
+  const controls = boolParam(params, 'controls', true);
+  const crop = boolParam(params, 'crop', false);
+  if (![pairs, texturesPerClass, gallery, samples, minDecisions].every(Number.isInteger)) {
+    throw new SkepticInputError('probe parameters cue-conflict.pairs, texturesPerClass, gallery, samples and minDecisions must be integers');
+  }
+  // The user's mapping is read now: a bad file fails the probe's creation with a clear message,
+  // and its content (not its path) keys the cache.
+  const rawMapping: RawMapping | undefined = categoriesPath ? readCategoriesFile(categoriesPath) : undefined;
+  const mappingKey = rawMapping ? createHash('sha256').update(JSON.stringify(rawMapping)).digest('hex').slice(0, 16) : 'auto';
+
+  let mapCache: { model: LoadedModel; map: CategoryMap } | undefined;
+  const mapFor = (model: LoadedModel): CategoryMap => {
+    if (mapCache?.model !== model) mapCache = { model, map: categoryMapFor(model, rawMapping, categoriesPath && resolve(categoriesPath)) };
+    return mapCache.map;
+  };
+
+  async function runControls(images: ProbeImage[], seed: number, model: LoadedModel): Promise<CueControlRecord[]> {
+    const map = mapFor(model);
+    const views: PixelImage[] = [];
+    const hasSil: boolean[] = [];
+    for (const img of images) {
+      const carrier = shapeCarrier(img.pixels);
+      const sil = silhouetteControl(carrier);
+      views.push(edgeControl(carrier));
+      if (sil) views.push(sil);
+      hasSil.push(!!sil);
+      views.push(quiltTexture(img.pixels, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(seed, 'cue-conflict/quilt', img.sha256)));
+    }
+    const out = await model.predict(toBatch(views));
+    const K = out.numClasses;
+    let v = 0;
+    return images.map((_, i) => {
+      const edges = decide(out.probs, v++ * K, map);
+      const silhouette = hasSil[i] ? decide(out.probs, v++ * K, map) : null;
+      const texture = decide(out.probs, v++ * K, map);
+      return { edges, silhouette, texture };
+    });
+  }
+
+  /** Classifies stimuli in batches and returns the decisions (category names). */
+  async function decideAll(model: LoadedModel, map: CategoryMap, images: PixelImage[]): Promise<string[]> {
+    if (!images.length) return [];
+    const out = await model.predict(toBatch(images));
+    const K = out.numClasses;
+    return images.map((_, i) => map.names[decide(out.probs, i * K, map)] ?? null);
+  }
+
+  interface ConflictResult {
+    kind: 'stimuli' | 'generated';
+    path?: string;
+    map: CategoryMap;
+    decisions: CueDecision[];
+    count: number;
+    unreadable: number;
+    unmapped: number;
+    warnings: string[];
+    gallery: GalleryEntry[];
+    /** Generated: stimuli where A's silhouette was not found. */
+    noSilhouette?: number;
+    error?: string;
+    cancelled?: boolean;
+  }
+
+  /** Writes a gallery PNG (when the audit writes artifacts) and returns its relative path. */
+  async function galleryPng(ctx: SummaryContext, n: number, img: PixelImage, shape: string, texture: string): Promise<string | undefined> {
+    if (!ctx.outDir) return undefined;
+    const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 40);
+    const rel = `artifacts/cue-conflict/${String(n).padStart(3, '0')}-${safe(shape)}-texture-${safe(texture)}.png`;
+    const scale = Math.max(1, Math.floor(128 / Math.max(img.height, img.width)));
+    await writePng(join(ctx.outDir, rel), img, scale);
+    return rel;
+  }
+
+  async function userStimuli(ctx: SummaryContext): Promise<ConflictResult> {
+    const path = resolve(stimuliPath!);
+    const model = ctx.model;
+    let map = mapFor(model);
+    const base: ConflictResult = { kind: 'stimuli', path, map, decisions: [], count: 0, unreadable: 0, unmapped: 0, warnings: [], gallery: [] };
+    let set;
+    try {
+      set = await listStimuli(path);
+    } catch (e) {
+      if (!(e instanceof SkepticInputError)) throw e;
+      return { ...base, error: e.message };
+    }
+    base.path = set.path;
+    base.warnings.push(...set.warnings);
+    // Without a user mapping, an ImageNet model's stimuli may name ImageNet classes rather than the
+    // 16 categories: use whichever mapping names more of the stimulus categories.
+    const names = [...new Set(set.stimuli.flatMap((s) => [s.shape, s.texture]))];
+    const known = (m: CategoryMap) => names.filter((n) => categoryIndex(m, n, model.labels) >= 0).length;
+    if (!rawMapping && map.source !== 'identity') {
+      const id = identity(model.info.numClasses, model.labels);
+      if (known(id) > known(map)) map = id;
+    }
+    base.map = map;
+    const usable: Array<{ s: Stimulus; shape: number; texture: number }> = [];
+    const byStimulus = new Map<Stimulus, { shape: number; texture: number }>();
+    const missing = new Set<string>();
+    for (const s of set.stimuli) {
+      const shape = categoryIndex(map, s.shape, model.labels);
+      const texture = categoryIndex(map, s.texture, model.labels);
+      if (shape < 0) missing.add(s.shape);
+      if (texture < 0) missing.add(s.texture);
+      if (shape < 0 || texture < 0) base.unmapped++;
+      else {
+        usable.push({ s, shape, texture });
+        byStimulus.set(s, { shape, texture });
+      }
+    }
+    if (missing.size) {
+      base.warnings.push(
+        `${base.unmapped} stimuli name categories the mapping (${map.source}) does not have: ${[...missing].slice(0, 8).join(', ')}` +
+          `${missing.size > 8 ? ', …' : ''}; give a mapping with categories (--categories FILE)`,
+      );
+    }
+    base.count = set.stimuli.length;
+    const spec = stimulusSpec(model.decodeSpec(0), crop);
+    try {
+      for await (const batch of decodeStimuli(usable.map((u) => u.s), spec, 32, 4, ctx.signal)) {
+        throwIfAborted(ctx.signal);
+        const ok = batch.filter((b) => b.image);
+        base.unreadable += batch.length - ok.length;
+        const answers = await decideAll(model, map, ok.map((b) => b.image!));
+        for (let i = 0; i < ok.length; i++) {
+          const u = { s: ok[i].stimulus, ...byStimulus.get(ok[i].stimulus)! };
+          const shape = map.names[u.shape];
+          const texture = map.names[u.texture];
+          const d: CueDecision = { shape, texture, decision: answers[i] };
+          base.decisions.push(d);
+          if (shape !== texture && answers[i] === texture && base.gallery.length < gallery) {
+            const png = await galleryPng(ctx, base.gallery.length, ok[i].image!, shape, texture);
+            base.gallery.push({ id: u.s.id, shape, texture, answer: answers[i], ...(png ? { png } : {}) });
+          }
+        }
+      }
+    } catch (e) {
+      if (ctx.signal?.aborted) return { ...base, decisions: [], gallery: [], cancelled: true, error: 'not read: the audit was cancelled' };
+      throw e;
+    }
+    return base;
+  }
+
+  async function generated(ctx: SummaryContext, dataset: Dataset, path: string): Promise<ConflictResult> {
+    const model = ctx.model;
+    const map = mapFor(model);
+    const base: ConflictResult = { kind: 'generated', path, map, decisions: [], count: 0, unreadable: 0, unmapped: 0, warnings: [], gallery: [], noSilhouette: 0 };
+    const plan = planPairs(dataset.records, (label) => categoryOfClass(map, label), ctx.seed, pairs, texturesPerClass);
+    if (!plan.pairs.length) return { ...base, error: plan.reason ?? 'no pairs' };
+    const imageOf = new Map(ctx.images.map((im, i) => [im.id, i]));
+    const problems = { unreadable: [] as string[] };
+    try {
+      for await (const batch of generatedStimuli(dataset, model.decodeSpec(0), plan.pairs, ctx.seed, 32, {}, problems, ctx.signal)) {
+        throwIfAborted(ctx.signal);
+        const answers = await decideAll(model, map, batch.map((b) => b.image));
+        for (let i = 0; i < batch.length; i++) {
+          const { pair, image, silhouette } = batch[i];
+          if (!silhouette) base.noSilhouette!++;
+          const shape = map.names[pair.shape];
+          const texture = map.names[pair.texture];
+          base.decisions.push({ shape, texture, decision: answers[i] });
+          if (answers[i] === texture && base.gallery.length < gallery) {
+            const png = await galleryPng(ctx, base.gallery.length, image, shape, texture);
+            const idx = imageOf.get(pair.a.id);
+            base.gallery.push({
+              id: `${pair.a.id} + ${pair.b.id}`, shape, texture, answer: answers[i], textureSource: pair.b.id,
+              ...(idx !== undefined ? { image: idx } : {}), ...(png ? { png } : {}),
+            });
+          }
+        }
+      }
+    } catch (e) {
+      if (ctx.signal?.aborted) return { ...base, decisions: [], gallery: [], cancelled: true, error: 'not generated: the audit was cancelled' };
+      throw e;
+    }
+    base.count = base.decisions.length;
+    base.unreadable = problems.unreadable.length;
+    if (plan.pairs.length < pairs) base.warnings.push(`only ${plan.pairs.length} pairs could be formed (asked for ${pairs})`);
+    return base;
+  }
+
+  /** The dataset to generate from: the audit's own (when it hands it over), else params.source. */
+  async function sourceDataset(ctx: SummaryContext): Promise<{ dataset?: Dataset; path?: string; error?: string }> {
+    // A source the user named wins over the audited dataset.
+    if (!sourcePath) return ctx.dataset ? { dataset: ctx.dataset, path: ctx.dataset.path } : {};
+    const path = resolve(sourcePath);
+    try {
+      return { dataset: await openDataset(path, { labels: ctx.model.labels, seed: ctx.seed }), path };
+    } catch (e) {
+      if (!(e instanceof SkepticInputError)) throw e;
+      return { path, error: e.message };
+    }
+  }
+
+  return {
+    id: 'cue-conflict',
+    title: 'Texture bias (cue conflict)',
+    params: {
+      stimuli: stimuliPath ? resolve(stimuliPath) : null,
+      categories: categoriesPath ? resolve(categoriesPath) : null,
+      source: sourcePath ? resolve(sourcePath) : null,
+      threshold, minDecisions, pairs, texturesPerClass, gallery, samples, controls, crop,
+    },
+    cacheParams: { controls, mapping: mappingKey, generator: 'quilt/v1' },
+    margin: 0,
+    rules: RULES,
+
+    async run(images, ctx) {
+      if (!controls) return images.map(() => ({ edges: -1, silhouette: null, texture: -1 }));
+      const records: CueControlRecord[] = [];
+      for (const group of groupsWithin(images, 3)) {
+        throwIfAborted(ctx.signal);
+        records.push(...(await runControls(group, ctx.seed, ctx.model)));
+      }
+      return records;
+    },
+
+    async summarize(records, ctx) {
+      const map = mapFor(ctx.model);
+      const findings: FindingDraft[] = [];
+
+      // Controls: accuracy at the category level, over labelled images whose class has a category.
+      const controlMetrics: Record<string, { count: number; correct: number; accuracy: number | null }> = {};
+      if (controls) {
+        for (const c of CONTROLS) {
+          let n = 0;
+          let correct = 0;
+          for (const r of records) {
+            const label = ctx.images[r.image]?.label;
+            const v = r[c];
+            if (label === undefined || v === null || v === undefined || v < 0) continue;
+            const cat = categoryOfClass(map, label);
+            if (cat < 0) continue;
+            n++;
+            if (v === cat) correct++;
+          }
+          controlMetrics[c] = { count: n, correct, accuracy: n ? round(correct / n) : null };
+        }
+      }
+
+      // Conflicts: the user's stimuli, or generated ones.
+      let result: ConflictResult | undefined;
+      let note: string | undefined;
+      if (stimuliPath) result = await userStimuli(ctx);
+      else {
+        const src = await sourceDataset(ctx);
+        if (src.error) result = { kind: 'generated', path: src.path, map, decisions: [], count: 0, unreadable: 0, unmapped: 0, warnings: [], gallery: [], error: src.error };
+        else if (src.dataset && pairs > 0) result = await generated(ctx, src.dataset, src.path!);
+        else note = 'no cue-conflict stimuli: give a stimulus set (stimuli, --cue-conflict DIR) or a labelled dataset to generate them from (source)';
+      }
+      // Unusable stimuli the user named are an error; the audited dataset simply not lending itself
+      // to generation (unlabelled, one class) is said in the headline, not raised as a finding.
+      if (result?.error && !result.cancelled && (stimuliPath || sourcePath)) {
+        findings.push({
+          rule: 'cue-conflict/stimuli-unreadable',
+          severity: 'error',
+          message: `cue-conflict stimuli ${result.path ?? ''}: ${result.error}`,
+          metrics: { path: result.path ?? null },
+        });
+      }
+      const bias = shapeBias(result?.decisions ?? []);
+      const r6 = (x: number | null) => (x === null ? null : round(x));
+      const countsOut = (c: BiasCounts) => ({
+        conflicts: c.conflicts, shape: c.shape, texture: c.texture, other: c.other,
+        shapeBias: r6(c.shapeBias), cueDecisionRate: r6(c.cueDecisionRate),
+      });
+      const cueDecisions = bias.shape + bias.texture;
+      if (bias.shapeBias !== null && cueDecisions >= minDecisions && bias.shapeBias < threshold) {
+        findings.push({
+          rule: 'cue-conflict/texture-bias',
+          severity: 'warning',
+          message:
+            `The model decides by texture: shape bias ${bias.shapeBias.toFixed(3)} (${bias.shape} shape vs ${bias.texture} texture ` +
+            `decisions on ${bias.conflicts} ${result?.kind === 'generated' ? 'generated ' : ''}cue-conflict stimuli), below ${threshold}. ` +
+            `Humans: ≈ ${HUMAN_SHAPE_BIAS}; ImageNet ResNet-50: ≈ ${RESNET50_SHAPE_BIAS} (Geirhos et al., ICLR 2019).`,
+          metrics: { shapeBias: round(bias.shapeBias), shape: bias.shape, texture: bias.texture, conflicts: bias.conflicts, threshold },
+          artifacts: result?.gallery.map((g) => g.png).filter((p): p is string => !!p).slice(0, 8),
+        });
+      }
+
+      const metrics = {
+        stimuli: result
+          ? {
+              kind: result.kind,
+              path: result.path ?? null,
+              count: result.kind === 'generated' ? result.decisions.length : result.count,
+              evaluated: result.decisions.length,
+              unreadable: result.unreadable,
+              unmapped: result.unmapped,
+              ...(result.kind === 'generated' ? { withoutSilhouette: result.noSilhouette ?? 0, generator: 'weights-free quilting (cue/generate.ts)' } : {}),
+              ...(result.error ? { error: result.error } : {}),
+              warnings: result.warnings,
+            }
+          : null,
+        note: note ?? null,
+        mapping: {
+          source: (result?.map ?? map).source,
+          categories: (result?.map ?? map).names.length,
+          names: (result?.map ?? map).names.length <= 64 ? (result?.map ?? map).names : undefined,
+          warnings: (result?.map ?? map).warnings,
+        },
+        ...countsOut(bias),
+        dropped: bias.dropped,
+        byShape: Object.fromEntries(Object.entries(bias.byShape).map(([k, v]) => [k, countsOut(v)])),
+        byTexture: Object.fromEntries(Object.entries(bias.byTexture).map(([k, v]) => [k, countsOut(v)])),
+        threshold,
+        reference: { humans: HUMAN_SHAPE_BIAS, resnet50: RESNET50_SHAPE_BIAS, source: 'Geirhos et al., ICLR 2019' },
+        controls: controls ? controlMetrics : null,
+        gallery: result?.gallery ?? [],
+      };
+
+      const ctrl = controls
+        ? '; controls: ' + CONTROLS.map((c) => `${c} ${pct(controlMetrics[c].accuracy)}`).join(', ')
+        : '';
+      const headline =
+        (bias.shapeBias !== null
+          ? `shape bias ${bias.shapeBias.toFixed(3)} (${bias.shape} shape vs ${bias.texture} texture of ${bias.conflicts} ${result?.kind === 'generated' ? 'generated ' : ''}cue-conflict stimuli)`
+          : result?.error
+            ? `no shape bias: ${result.error}`
+            : note ?? 'no cue decisions') + ctrl;
+
+      const galleryRecords = (result?.gallery ?? [])
+        .filter((g) => g.image !== undefined)
+        .map((g) => ({ image: g.image!, why: 'decided-by-texture', stimulus: g.id, shape: g.shape, texture: g.texture, answer: g.answer, textureSource: g.textureSource, ...(g.png ? { artifacts: [g.png] } : {}) }));
+      // A few images get their control views drawn (render), with their decisions as records.
+      const inGallery = new Set(galleryRecords.map((g) => g.image));
+      const sampled = controls ? records.filter((r) => !inGallery.has(r.image)).slice(0, samples) : [];
+      const sampleImages = sampled.map((r) => r.image);
+      const name = (c: number | null) => (c === null || c < 0 ? null : map.names[c] ?? null);
+      const sampleRecords = sampled.map((r) => ({
+        image: r.image, why: 'control-sample', edges: name(r.edges), silhouette: name(r.silhouette), texture: name(r.texture),
+      }));
+      return {
+        headline,
+        metrics,
+        plots: {
+          byShape: Object.entries(bias.byShape).map(([k, v]) => ({ category: k, shapeBias: r6(v.shapeBias), shape: v.shape, texture: v.texture })),
+          reference: { humans: HUMAN_SHAPE_BIAS, resnet50: RESNET50_SHAPE_BIAS },
+        },
+        findings,
+        records: [...galleryRecords, ...sampleRecords].sort((a, b) => a.image - b.image),
+        render: sampleImages,
+      };
+    },
+
+    async render(images, _records, ctx) {
+      const files = new Map<number, string[]>();
+      for (const img of images) {
+        const { height: H, width: W } = img.pixels;
+        const scale = Math.max(1, Math.floor(128 / Math.max(H, W)));
+        const dir = `artifacts/cue-conflict/controls/${img.image}`;
+        const carrier = shapeCarrier(img.pixels);
+        const out = [
+          await ctx.writePng(`${dir}-image.png`, img.pixels, { scale }),
+          await ctx.writePng(`${dir}-edges.png`, edgeControl(carrier), { scale }),
+        ];
+        const sil = silhouetteControl(carrier);
+        if (sil) out.push(await ctx.writePng(`${dir}-silhouette.png`, sil, { scale }));
+        const tex = quiltTexture(img.pixels, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(ctx.seed, 'cue-conflict/quilt', img.sha256));
+        out.push(await ctx.writePng(`${dir}-texture.png`, tex, { scale }));
+        files.set(img.image, out);
+      }
+      return files;
+    },
+  };
+}
