@@ -27,6 +27,9 @@ const USAGE = `Usage:
 Audit options:
   --data PATH            class folders, a .csv/.jsonl manifest, or a folder of MNIST idx files
   --ood PATH             an out-of-distribution dataset for the ood probe (any dataset kind)
+  --cue-conflict PATH    cue-conflict stimuli (<shape>/<shape>N-<texture>M.png, or a manifest
+                         with path,shape,texture) for the cue-conflict probe
+  --categories FILE      class → category mapping for cue-conflict: {"category": [classes]}
   --probes LIST          comma-separated probe ids (default: ${DEFAULT_PROBES.join(',')}; clean always runs)
   --param PROBE.KEY=V    a probe parameter, e.g. --param shift.k=4 (repeatable)
   --preprocess P         preset (imagenet, unit, signed, raw255, mnist) or JSON
@@ -39,7 +42,7 @@ Audit options:
   --device D             auto | cpu | webgpu | cuda (default auto)
   --batch-size N         images per model run (default 32)
   --out DIR              report folder (default .skeptic/reports/<model>--<dataset>)
-  --format LIST          json,sarif (default json)
+  --format LIST          json,sarif,html (default json)
   --json                 print report.json to stdout instead of the summary
   --fail-on LEVEL        exit 1 when a finding is at least this severe: warning | error
   --config FILE          skeptic.json to use (default: the nearest one above the current folder)
@@ -57,6 +60,8 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         data: { type: 'string' },
         ood: { type: 'string' },
+        'cue-conflict': { type: 'string' },
+        categories: { type: 'string' },
         probes: { type: 'string' },
         param: { type: 'string', multiple: true },
         preprocess: { type: 'string' },
@@ -143,8 +148,19 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   const batchSize = int(o['batch-size'], '--batch-size') ?? config?.batchSize ?? 32;
   const probeIds = str(o.probes)?.split(',').map((s) => s.trim()).filter(Boolean) ?? entry.probes ?? DEFAULT_PROBES;
   const params = probeParams(config, o.param as string[] | undefined);
-  if (str(o.ood)) (params.ood ??= {}).oodData = resolve(str(o.ood)!);
-  const probes = createProbes(str(o.ood) && !probeIds.includes('ood') ? [...probeIds, 'ood'] : probeIds, params);
+  // Flags that name a probe's input also switch that probe on.
+  const wanted = [...probeIds];
+  const want = (id: string) => wanted.includes(id) || wanted.push(id);
+  if (str(o.ood)) {
+    (params.ood ??= {}).oodData = resolve(str(o.ood)!);
+    want('ood');
+  }
+  if (str(o['cue-conflict'])) {
+    (params['cue-conflict'] ??= {}).stimuli = resolve(str(o['cue-conflict'])!);
+    want('cue-conflict');
+  }
+  if (str(o.categories)) (params['cue-conflict'] ??= {}).categories = resolve(str(o.categories)!);
+  const probes = createProbes(wanted, params);
 
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
@@ -188,7 +204,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     }
 
-    const written = writeReport(report, outDir, formats.includes('json') ? formats : ['json', ...formats]);
+    const written = await writeReport(report, outDir, formats.includes('json') ? formats : ['json', ...formats]);
     if (o.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
     else {
       console.log(summaryText(report));

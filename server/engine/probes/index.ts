@@ -2,8 +2,10 @@
 import { SkepticInputError } from '../errors';
 import { cleanProbe } from './clean';
 import { corruptionsProbe } from './corruptions';
+import { cueConflictProbe } from './cue-conflict';
 import { oodProbe } from './ood';
 import { patchesProbe } from './patches';
+import { priorProbe } from './prior';
 import type { Probe } from './probe';
 import { shiftProbe } from './shift';
 
@@ -18,6 +20,14 @@ export const PROBES: Record<string, { factory: Factory; summary: string }> = {
     summary: 'P5: confidence out of distribution: generated OOD sets and --ood DATASET; MSP/energy AUROC, FPR@95, ECE (Hendrycks & Gimpel 2017; Nalisnick et al. 2019)',
   },
   corruptions: { factory: corruptionsProbe as Factory, summary: 'P7: common corruptions at severities 1–5 (Hendrycks & Dietterich 2019)' },
+  'cue-conflict': {
+    factory: cueConflictProbe as Factory,
+    summary: 'P2: shape bias on cue-conflict stimuli, yours (--cue-conflict DIR) or generated from the data (Geirhos et al. 2019)',
+  },
+  prior: {
+    factory: priorProbe as Factory,
+    summary: 'P6: how much the untrained architecture and raw pixels already solve (Ulyanov et al. 2018)',
+  },
 };
 
 /** The probes that need only forward passes: all of them run unless --probes says otherwise. */

@@ -1,13 +1,14 @@
-/** Writes a report to its folder in the formats asked for; returns the files written. */
+/** Writes a report to its folder in the formats asked for; resolves to the files written. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeHtmlReport } from './html';
 import { toSarif } from './sarif';
 import type { Report } from './schema';
 
-export type ReportFormat = 'json' | 'sarif';
-export const REPORT_FORMATS: ReportFormat[] = ['json', 'sarif'];
+export type ReportFormat = 'json' | 'sarif' | 'html';
+export const REPORT_FORMATS: ReportFormat[] = ['json', 'sarif', 'html'];
 
-export function writeReport(report: Report, outDir: string, formats: ReportFormat[]): string[] {
+export async function writeReport(report: Report, outDir: string, formats: ReportFormat[]): Promise<string[]> {
   mkdirSync(outDir, { recursive: true });
   const written: string[] = [];
   if (formats.includes('json')) {
@@ -20,5 +21,6 @@ export function writeReport(report: Report, outDir: string, formats: ReportForma
     writeFileSync(f, JSON.stringify(toSarif(report), null, 1) + '\n');
     written.push(f);
   }
+  if (formats.includes('html')) written.push(await writeHtmlReport(report, outDir));
   return written;
 }

@@ -1,0 +1,16 @@
+/**
+ * The engine's probe catalog (names, summaries, default parameters, rules) as the daemon uses it
+ * for skeptic.json. Built in the worker process (worker.ts answers `describe` with it): the
+ * probes' modules load sharp, which the daemon itself never loads.
+ */
+import { PROBES } from '../engine/probes';
+import type { ProbeCatalog } from '../protocol';
+
+export function describeProbes(): ProbeCatalog {
+  return {
+    probes: Object.entries(PROBES).map(([id, entry]) => {
+      const probe = entry.factory({});
+      return { id, title: probe.title, summary: entry.summary, params: probe.params, rules: probe.rules };
+    }),
+  };
+}
