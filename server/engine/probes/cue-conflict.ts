@@ -40,7 +40,7 @@ import { writePng } from '../image/files';
 import { toBatch } from '../image/ops';
 import { derivedRng } from '../random';
 import type { Dataset, LoadedModel, PixelImage } from '../types';
-import { groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc, type SummaryContext } from './probe';
+import { boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc, type SummaryContext } from './probe';
 
 /** Published references quoted in the finding (Geirhos et al. 2019, Fig. 4 / Table). */
 export const HUMAN_SHAPE_BIAS = 0.96;
@@ -85,15 +85,6 @@ const RULES: Record<string, RuleDoc> = {
   },
 };
 
-function boolParam(params: Record<string, unknown>, name: string, fallback: boolean): boolean {
-  const v = params[name];
-  if (v === undefined) return fallback;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === '1' || v === 1) return true;
-  if (v === 'false' || v === '0' || v === 0) return false;
-  throw new SkepticInputError(`probe parameter cue-conflict.${name} must be true or false, got ${JSON.stringify(v)}`);
-}
-
 const strParam = (v: unknown): string | undefined => (v === undefined || v === null || v === '' ? undefined : String(v));
 
 export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<CueControlRecord> {
@@ -106,8 +97,8 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
   const texturesPerClass = numberParam(params, 'cue-conflict', 'texturesPerClass', 4, 1, 1000);
   const gallery = numberParam(params, 'cue-conflict', 'gallery', 24, 0, 10000);
   const samples = numberParam(params, 'cue-conflict', 'samples', 4, 0, 1000);
-  const controls = boolParam(params, 'controls', true);
-  const crop = boolParam(params, 'crop', false);
+  const controls = boolParam(params, 'cue-conflict', 'controls', true);
+  const crop = boolParam(params, 'cue-conflict', 'crop', false);
   if (![pairs, texturesPerClass, gallery, samples, minDecisions].every(Number.isInteger)) {
     throw new SkepticInputError('probe parameters cue-conflict.pairs, texturesPerClass, gallery, samples and minDecisions must be integers');
   }

@@ -54,7 +54,7 @@ import { auroc, calibration, fprAtTpr, histogram, mean, rocCurve } from '../metr
 import { derivedRng, gaussian, shuffleInPlace } from '../random';
 import type { LoadedModel, PixelImage } from '../types';
 import {
-  argmax, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc,
+  argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc,
   type SummaryContext,
 } from './probe';
 
@@ -347,15 +347,6 @@ const num = (x: number | null | undefined): number => (typeof x === 'number' ? x
 // ---------------------------------------------------------------------------------------------
 // The probe
 
-function boolParam(params: Record<string, unknown>, name: string, fallback: boolean): boolean {
-  const v = params[name];
-  if (v === undefined) return fallback;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === '1' || v === 1) return true;
-  if (v === 'false' || v === '0' || v === 0) return false;
-  throw new SkepticInputError(`probe parameter ood.${name} must be true or false, got ${JSON.stringify(v)}`);
-}
-
 function setsParam(v: unknown): GeneratedSet[] {
   if (v === undefined || v === 'all') return [...GENERATED_SETS];
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
@@ -390,7 +381,7 @@ export interface OodSetMetrics {
 export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord> {
   const sets = setsParam(params.sets);
   const grid = numberParam(params, 'ood', 'grid', 8, 1, 256);
-  const likelihood = boolParam(params, 'likelihood', false);
+  const likelihood = boolParam(params, 'ood', 'likelihood', false);
   const oodData = params.oodData === undefined || params.oodData === null || params.oodData === '' ? undefined : String(params.oodData);
   const oodLimit = numberParam(params, 'ood', 'oodLimit', 0, 0);
   const confident = numberParam(params, 'ood', 'confident', 0.9, 0, 1);

@@ -149,6 +149,16 @@ export function numberParam(
   return n;
 }
 
+/** Reads a boolean parameter (true/false, also as "true"/"1"/1 from the command line). */
+export function boolParam(params: Record<string, unknown> | undefined, probe: string, name: string, fallback: boolean): boolean {
+  const v = params?.[name];
+  if (v === undefined) return fallback;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1' || v === 1) return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  throw new SkepticInputError(`probe parameter ${probe}.${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
 /** Rounds for the report: enough digits to be useful, few enough to keep the JSON small. */
 export function round(x: number, digits = 6): number {
   const f = 10 ** digits;
