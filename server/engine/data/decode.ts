@@ -94,6 +94,20 @@ function resizeTarget(width: number, height: number, spec: DecodeSpec): { width:
 function place(src: Uint8Array, sw: number, sh: number, sc: 1 | 3, spec: DecodeSpec, margin: number): PixelImage {
   const oh = spec.height + 2 * margin;
   const ow = spec.width + 2 * margin;
+  // The common case (MNIST-style data already at the model's size): a straight conversion.
+  if (margin === 0 && sc === spec.channels && sw === ow && sh === oh) {
+    const n = ow * oh;
+    const out = new Float32Array(sc * n);
+    if (sc === 1) for (let i = 0; i < n; i++) out[i] = UNIT[src[i]];
+    else {
+      for (let i = 0; i < n; i++) {
+        out[i] = UNIT[src[3 * i]];
+        out[n + i] = UNIT[src[3 * i + 1]];
+        out[2 * n + i] = UNIT[src[3 * i + 2]];
+      }
+    }
+    return { data: out, channels: sc, height: oh, width: ow };
+  }
   const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height) - margin : -margin;
   const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width) - margin : -margin;
   const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
