@@ -10,17 +10,22 @@ import { audit, type AuditProgress } from './engine/audit';
 import { findConfig, loadConfig, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
+import { formatGradcheck, gradcheck } from './engine/gradcheck';
+import { toBatch } from './engine/image/ops';
+import { GradientUnsupportedError } from './engine/model/gradient';
 import { describeModel, loadModel } from './engine/model';
 import { createProbes, DEFAULT_PROBES, PROBES } from './engine/probes';
 import type { Report } from './engine/report/schema';
 import { summaryText } from './engine/report/summary';
 import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/write';
-import type { DeviceChoice, OutputKind } from './engine/types';
+import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
 
 const USAGE = `Usage:
   skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
   skeptic inspect MODEL [options]                print what Skeptic reads from a model
+  skeptic gradcheck MODEL [options]              check Skeptic's input gradient of a model against
+                                                 finite differences (exit 1 when it fails)
   skeptic probes                                 list the probes
   skeptic --version | --help
 
@@ -48,6 +53,12 @@ Audit options:
   --config FILE          skeptic.json to use (default: the nearest one above the current folder)
   --no-cache             recompute everything (default: reuse .skeptic/cache)
   --quiet                no progress output
+
+Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed as above):
+  --data PATH            check at real images from this dataset (default: random images)
+  --samples N            images to check at (default 3)
+  --directions N         random directions per image (default 3)
+  --loss L               ce | margin (default ce)
 `;
 
 /** Runs the CLI; resolves to the exit status. */
@@ -80,6 +91,9 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         'no-cache': { type: 'boolean' },
         quiet: { type: 'boolean' },
+        samples: { type: 'string' },
+        directions: { type: 'string' },
+        loss: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -103,6 +117,8 @@ export async function main(argv: string[]): Promise<number> {
         return await auditCommand(rest, o);
       case 'inspect':
         return await inspectCommand(rest, o);
+      case 'gradcheck':
+        return await gradcheckCommand(rest, o);
       case 'probes':
         for (const [id, p] of Object.entries(PROBES)) console.log(`${id.padEnd(8)} ${p.summary}`);
         return 0;
@@ -130,6 +146,53 @@ async function inspectCommand(positionals: string[], o: Flags): Promise<number> 
     await model.dispose();
   }
   return 0;
+}
+
+async function gradcheckCommand(positionals: string[], o: Flags): Promise<number> {
+  if (positionals.length !== 1) return usageError('gradcheck takes one MODEL');
+  const loss = str(o.loss) ?? 'ce';
+  if (loss !== 'ce' && loss !== 'margin') return usageError(`--loss must be ce or margin, not '${loss}'`);
+  const { entry, config } = modelEntry(positionals[0], o);
+  const model = await loadModel(entry.path, modelOptions(entry, o, config));
+  try {
+    const samples = int(o.samples, '--samples') ?? 3;
+    let images: PixelBatch | undefined;
+    let labels: number[] | undefined;
+    const dataPath = str(o.data) ? resolve(str(o.data)!) : undefined;
+    if (dataPath) {
+      // Real images make the check meaningful where random noise sits far from the data.
+      const ds = await openDataset(dataPath, { labels: model.labels, limit: samples, seed: int(o.seed, '--seed') ?? 0 });
+      const picked: PixelImage[] = [];
+      labels = [];
+      for await (const batch of ds.stream(model.decodeSpec(0), { batchSize: samples })) {
+        for (const s of batch) {
+          if (!s.image || picked.length >= samples) continue;
+          picked.push(s.image);
+          labels.push(s.record.label ?? 0);
+        }
+      }
+      if (!picked.length) throw new SkepticInputError(`${dataPath}: no readable images to check at`, dataPath);
+      images = toBatch(picked);
+    }
+    const result = await gradcheck(model, {
+      images,
+      labels,
+      samples,
+      directions: int(o.directions, '--directions'),
+      seed: int(o.seed, '--seed'),
+      loss,
+    });
+    console.log(formatGradcheck(result));
+    return result.pass ? 0 : 1;
+  } catch (e) {
+    if (e instanceof GradientUnsupportedError) {
+      console.error(`skeptic: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await model.dispose();
+  }
 }
 
 async function auditCommand(positionals: string[], o: Flags): Promise<number> {

@@ -168,3 +168,13 @@ test('skeptic.json supplies the dataset and settings; a syntax error names the f
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /skeptic\.json:3: /);
 });
+
+test('gradcheck compares the gradient with finite differences and says PASS', () => {
+  const r = skeptic(['gradcheck', DEMO_MODEL, '--samples', '2', '--directions', '2']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /worst relative error [\d.e+-]+/);
+  assert.match(r.stdout, /PASS/);
+  assert.match(r.stdout, /Conv\s+4/);
+  const bad = skeptic(['gradcheck', DEMO_MODEL, '--loss', 'hinge']);
+  assert.equal(bad.code, 2);
+});

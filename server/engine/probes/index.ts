@@ -1,5 +1,6 @@
 /** The probe registry: every probe the engine knows, by the id the CLI and skeptic.json use. */
 import { SkepticInputError } from '../errors';
+import { attackProbe } from './attack';
 import { cleanProbe } from './clean';
 import { corruptionsProbe } from './corruptions';
 import { cueConflictProbe } from './cue-conflict';
@@ -20,6 +21,10 @@ export const PROBES: Record<string, { factory: Factory; summary: string }> = {
     summary: 'P5: confidence out of distribution: generated OOD sets and --ood DATASET; MSP/energy AUROC, FPR@95, ECE (Hendrycks & Gimpel 2017; Nalisnick et al. 2019)',
   },
   corruptions: { factory: corruptionsProbe as Factory, summary: 'P7: common corruptions at severities 1–5 (Hendrycks & Dietterich 2019)' },
+  attack: {
+    factory: attackProbe as Factory,
+    summary: 'P1: FGSM, PGD L∞/L2 with minimal ε, Square Attack; gradient-masking checks (Madry et al. 2018; Andriushchenko et al. 2020; Athalye et al. 2018)',
+  },
   'cue-conflict': {
     factory: cueConflictProbe as Factory,
     summary: 'P2: shape bias on cue-conflict stimuli, yours (--cue-conflict DIR) or generated from the data (Geirhos et al. 2019)',
