@@ -107,6 +107,9 @@ test('the report JSON cannot end its <script> element; the page has a strict CSP
 
   assert.throws(() => renderReportHtml({ report: r, assets: { kind: 'inline', js: '', css: '' }, nonce: 'short' }), /nonce/);
   assert.throws(() => contentSecurityPolicy(nonce, "https://x; script-src 'unsafe-inline'"), /CSP source/);
+  // What VS Code itself passes as webview.cspSource (seen in code-server 4.139.1).
+  assert.doesNotThrow(() => contentSecurityPolicy(nonce, "'self' https://*.vscode-cdn.net"));
+  assert.throws(() => contentSecurityPolicy(nonce, "'self' 'unsafe-inline'"), /CSP source/);
 });
 
 async function pngOf(w: number, h: number, scale: number, noise: boolean): Promise<Buffer> {
