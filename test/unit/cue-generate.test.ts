@@ -4,8 +4,6 @@
  * for a seed, and every stimulus labelled with A's class as shape and B's class as texture.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -15,8 +13,8 @@ import { generatedStimuli, planPairs } from '../../server/engine/cue/pairs';
 import { openDataset } from '../../server/engine/data';
 import { mulberry32 } from '../../server/engine/random';
 import type { DatasetRecord, PixelImage } from '../../server/engine/types';
+import { DEMO_TEST, ensureDemoData } from './helpers/demo';
 
-const DEMO = join(__dirname, '../../models/demo');
 
 /** A 3-channel image from a per-pixel colour function. */
 function rgb(H: number, W: number, f: (y: number, x: number) => [number, number, number]): PixelImage {
@@ -106,11 +104,8 @@ test('pairs: balanced shapes, every texture category met, shape ≠ texture, det
 });
 
 test('demo data: generated stimuli are deterministic for a seed and labelled shape = A, texture = B', async () => {
-  const csv = join(DEMO, 'data/test.csv');
-  if (!existsSync(csv)) {
-    const r = spawnSync(process.execPath, [join(DEMO, 'make-data.mjs'), '--quiet'], { stdio: 'inherit' });
-    assert.equal(r.status, 0, 'make-data.mjs failed');
-  }
+  ensureDemoData();
+  const csv = DEMO_TEST;
   const ds = await openDataset(csv, { labels: { names: ['circle', 'cross', 'square', 'triangle'], keys: [['circle'], ['cross'], ['square'], ['triangle']], source: 't' } });
   const spec = { channels: 3 as const, height: 32, width: 32 };
   const plan = planPairs(ds.records, (l) => l, 1, 40, 4);

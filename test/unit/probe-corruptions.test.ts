@@ -11,7 +11,6 @@
  * mCA = (3 + 5) / 10 = 0.8; clean 1 ⇒ relative degradation 0.2 > 0.15: the finding fires.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +22,7 @@ import type { Probe, ProbeImage } from '../../server/engine/probes/probe';
 import type { ImageEntry } from '../../server/engine/report/schema';
 import type { PixelImage } from '../../server/engine/types';
 import { fakeDataset, fakeModel } from './helpers/fake';
+import { DEMO, DEMO_TEST, ensureDemoData } from './helpers/demo';
 
 const constant = (v: number, n = 4): PixelImage => ({ data: new Float32Array(n * n).fill(v), channels: 1, height: n, width: n });
 function probeImage(image: number, pixels: PixelImage, label?: number): ProbeImage {
@@ -127,14 +127,10 @@ test('through the audit: one example image per corruption at severity 3', async 
 // ---------------------------------------------------------------------------------------------
 // The demo model (models/demo), trained without augmentation.
 
-const DEMO = join(__dirname, '../../models/demo');
 
 test('demo model: accuracy falls with severity and stays above chance at the mildest', async () => {
-  const csv = join(DEMO, 'data/test.csv');
-  if (!existsSync(csv)) {
-    const r = spawnSync(process.execPath, [join(DEMO, 'make-data.mjs'), '--split', 'test', '--quiet'], { stdio: 'inherit' });
-    assert.equal(r.status, 0, 'make-data.mjs failed');
-  }
+  ensureDemoData();
+  const csv = DEMO_TEST;
   const { loadModel } = await import('../../server/engine/model');
   const { openDataset } = await import('../../server/engine/data');
   const model = await loadModel(join(DEMO, 'shapes-cnn.onnx'), { device: 'cpu' });

@@ -6,7 +6,6 @@
  * fake model whose answer is known.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,16 +19,12 @@ import { cueConflictProbe } from '../../server/engine/probes/cue-conflict';
 import type { Probe } from '../../server/engine/probes/probe';
 import type { PixelImage } from '../../server/engine/types';
 import { fakeDataset, fakeModel } from './helpers/fake';
+import { DEMO, ensureDemoData } from './helpers/demo';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
 const skip = existsSync(FIXTURES) ? false : `no fixtures at ${FIXTURES} (../shared is absent)`;
-const DEMO = join(__dirname, '../../models/demo');
 
-function demoData(): void {
-  if (existsSync(join(DEMO, 'data/test.csv')) && existsSync(join(DEMO, 'data/conflict.csv'))) return;
-  const r = spawnSync(process.execPath, [join(DEMO, 'make-data.mjs'), '--quiet'], { stdio: 'inherit' });
-  assert.equal(r.status, 0, 'make-data.mjs failed');
-}
+const demoData = ensureDemoData;
 
 /**
  * The rule written plainly: each stimulus decoded by sharp (224×224 already: no resize), (x/255 −

@@ -14,7 +14,6 @@
  * every prediction: accuracy 1 at every grid, retained 1, and the finding fires.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +29,7 @@ import { mulberry32 } from '../../server/engine/random';
 import type { ImageEntry } from '../../server/engine/report/schema';
 import type { PixelImage } from '../../server/engine/types';
 import { fakeDataset, fakeModel, gray } from './helpers/fake';
+import { DEMO, DEMO_TEST, ensureDemoData } from './helpers/demo';
 
 const ramp = (h: number, w: number): PixelImage => gray(Array.from({ length: h }, (_, y) => Array.from({ length: w }, (_, x) => y * w + x)));
 
@@ -258,13 +258,9 @@ test('through the audit: artifacts for the picked images (original, shuffles, ev
 // The demo model (models/demo): a small CNN that learned texture. Its README measured about 42%
 // accuracy with 4×4 tiles shuffled (chance 25%, clean 96%).
 
-const DEMO = join(__dirname, '../../models/demo');
 async function demoSetup(limit: number) {
-  const csv = join(DEMO, 'data/test.csv');
-  if (!existsSync(csv)) {
-    const r = spawnSync(process.execPath, [join(DEMO, 'make-data.mjs'), '--split', 'test', '--quiet'], { stdio: 'inherit' });
-    assert.equal(r.status, 0, 'make-data.mjs failed');
-  }
+  ensureDemoData();
+  const csv = DEMO_TEST;
   const { loadModel } = await import('../../server/engine/model');
   const { openDataset } = await import('../../server/engine/data');
   const model = await loadModel(join(DEMO, 'shapes-cnn.onnx'), { device: 'cpu' });
