@@ -127,16 +127,6 @@ test('Conv: stride 2, asymmetric padding, dilation 2, groups 2, bias (ConvTransp
 });
 
 test('Conv: stride 1 as a flipped-kernel Conv (dense, depthwise, 1×1, even kernel SAME_LOWER), and the ConvTranspose variant', async () => {
-  const build = () => {
-    const n = net(12);
-    let h = op(n, 'Conv', ['x', w(n, [4, 3, 3, 3], 0.4)], { pads: [1, 1, 1, 1] });
-    h = op(n, 'Tanh', [h]);
-    h = op(n, 'Conv', [h, w(n, [4, 1, 3, 3], 0.5), w(n, [4], 0.1)], { pads: [1, 1, 1, 1], group: 4 });
-    h = op(n, 'Conv', [h, w(n, [5, 4, 4, 4], 0.3)], { auto_pad: 'SAME_LOWER' });
-    h = op(n, 'Sigmoid', [h]);
-    h = op(n, 'Conv', [h, w(n, [3, 5, 1, 1], 0.5)], {});
-    return spec(n, ['N', 3, 8, 8], {}), n;
-  };
   const mk = () => {
     const n = net(12);
     let h = op(n, 'Conv', ['x', w(n, [4, 3, 3, 3], 0.4)], { pads: [1, 1, 1, 1] });
@@ -148,7 +138,6 @@ test('Conv: stride 1 as a flipped-kernel Conv (dense, depthwise, 1×1, even kern
     head(n, h, 3 * 8 * 8);
     return spec(n, ['N', 3, 8, 8]);
   };
-  void build;
   await check('conv-flip', mk(), {
     ops: ['Conv', 'Tanh', 'Sigmoid'],
     also: (_m, gm) => assert.ok(gm.coverage.notes.some((t) => /flipped kernel/.test(t)), gm.coverage.notes.join('\n')),

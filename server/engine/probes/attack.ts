@@ -495,23 +495,20 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       const anyLinf = (r: AttackRecord, k: number) => bit(r.fgsm, k) || bit(r.pgd, k) || bit(r.square, k);
       const robust = (broken: (r: AttackRecord) => boolean) => (nL ? round(labelled.filter((r) => r.status === 'attacked' && !broken(r)).length / nL) : null);
       const rate = (broken: (r: AttackRecord) => boolean) => (nA ? round(attacked.filter(broken).length / nA) : null);
-      const curve = (key: 'fgsm' | 'pgd' | 'pgdL2' | 'square', grid: number[]) => (has(key) ? grid.map((_, k) => robust((r) => bit(r[key], k))) : null);
-      const successCurve = (key: 'fgsm' | 'pgd' | 'pgdL2' | 'square', grid: number[]) => (has(key) ? grid.map((_, k) => rate((r) => bit(r[key], k))) : null);
-
-      const robustAccuracy = {
-        fgsm: curve('fgsm', g.linf),
-        pgd: curve('pgd', g.linf),
-        square: curve('square', g.linf),
-        any: g.linf.map((_, k) => robust((r) => anyLinf(r, k))),
-        pgdL2: curve('pgdL2', g.l2),
+      // Per attack and ε: `measure` (robust accuracy or success rate) of "broken at ε index k".
+      const curves = (measure: typeof robust) => {
+        const curve = (key: 'fgsm' | 'pgd' | 'pgdL2' | 'square', grid: number[]) =>
+          has(key) ? grid.map((_, k) => measure((r) => bit(r[key], k))) : null;
+        return {
+          fgsm: curve('fgsm', g.linf),
+          pgd: curve('pgd', g.linf),
+          square: curve('square', g.linf),
+          any: g.linf.map((_, k) => measure((r) => anyLinf(r, k))),
+          pgdL2: curve('pgdL2', g.l2),
+        };
       };
-      const successRate = {
-        fgsm: successCurve('fgsm', g.linf),
-        pgd: successCurve('pgd', g.linf),
-        square: successCurve('square', g.linf),
-        any: g.linf.map((_, k) => rate((r) => anyLinf(r, k))),
-        pgdL2: successCurve('pgdL2', g.l2),
-      };
+      const robustAccuracy = curves(robust);
+      const successRate = curves(rate);
       const mins = attacked.map((r) => (r.minEps === null || r.minEps === undefined ? Infinity : r.minEps)).sort((a, b) => a - b);
       const median = mins.length ? (mins.length % 2 ? mins[(mins.length - 1) / 2] : (mins[mins.length / 2 - 1] + mins[mins.length / 2]) / 2) : null;
       const squareRecs = attacked.filter((r) => r.queries);
