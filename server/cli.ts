@@ -141,7 +141,8 @@ async function inspectCommand(positionals: string[], o: Flags): Promise<number> 
   const { entry } = modelEntry(positionals[0], o);
   const model = await loadModel(entry.path, modelOptions(entry, o, undefined));
   try {
-    console.log(describeModel(model));
+    // Wrap to the terminal; a pipe or a log gets each value on one line.
+    console.log(describeModel(model, { width: process.stdout.isTTY ? process.stdout.columns : undefined }));
   } finally {
     await model.dispose();
   }

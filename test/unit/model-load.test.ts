@@ -197,5 +197,13 @@ test('introspection and describeModel', async () => {
     /^Metadata +author = me$/m,
   ]) assert.match(text, re);
   assert.ok(!/\x1b\[/.test(text), 'no colour codes');
+  // Unwrapped by default (a pipe or a log); wrapped at a terminal's width, on spaces, with the
+  // continuation under the value column, and the same words in the same order.
+  assert.ok(text.split('\n').every((l) => !/^ {14}\S/.test(l)), 'no continuation lines without a width');
+  const narrow = describeModel(m, { width: 60 });
+  const lines = narrow.split('\n');
+  assert.ok(lines.some((l) => /^ {14}\S/.test(l)), 'long values wrap');
+  for (const l of lines) assert.ok(l.length <= 60 || !l.slice(14).includes(' '), `line within 60 columns: ${l}`);
+  assert.equal(narrow.replace(/\n {14}/g, ' '), text);
   await m.dispose();
 });

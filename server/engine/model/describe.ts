@@ -4,7 +4,9 @@ import type { LoadedModel } from '../types';
 const shapeStr = (s: (number | string)[]) => `[${s.join(',')}]`;
 const nums = (xs: number[]) => `[${xs.map((x) => +x.toFixed(4)).join(', ')}]`;
 
+/** Breaks at spaces so no line passes `width` (a word longer than that keeps its own line). */
 function wrap(text: string, width: number, indent: string): string {
+  if (!Number.isFinite(width)) return text;
   const words = text.split(' ');
   const lines: string[] = [];
   let line = '';
@@ -18,11 +20,19 @@ function wrap(text: string, width: number, indent: string): string {
   return lines.join(`\n${indent}`);
 }
 
+export interface DescribeOptions {
+  /** Total line width to wrap long values at (a terminal's columns). Default: no wrapping, so a
+   *  pipe, a log or a grep sees each value on one line whatever the length of its paths. */
+  width?: number;
+}
+
 /** The human-readable text `skeptic inspect MODEL` prints: plain, aligned, no colours. */
-export function describeModel(m: LoadedModel): string {
+export function describeModel(m: LoadedModel, options: DescribeOptions = {}): string {
   const i = m.info;
   const pad = 14;
   const indent = ' '.repeat(pad);
+  // Below 40 columns for values wrapping only hurts; keep such lines whole.
+  const valueWidth = options.width !== undefined && options.width - pad >= 40 ? options.width - pad : Infinity;
   const rows: [string, string][] = [];
   const add = (k: string, v: string) => rows.push([k, v]);
   add('Model', m.path);
@@ -47,7 +57,7 @@ export function describeModel(m: LoadedModel): string {
   );
   add('Quantized', i.quantized ? 'yes' : 'no');
   const ops = Object.entries(i.opHistogram).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
-  add('Ops', wrap(ops.map(([k, v]) => `${k} ${v}`).join(', '), 86, indent));
+  add('Ops', wrap(ops.map(([k, v]) => `${k} ${v}`).join(', '), valueWidth, indent));
   const p = m.preprocessing;
   const pre = [
     p.preset ? `preset ${p.preset}` : undefined,
@@ -57,14 +67,14 @@ export function describeModel(m: LoadedModel): string {
     `std ${nums(p.std)}`,
     i.channels === 1 ? 'gray' : p.channelOrder,
   ].filter(Boolean).join('; ');
-  add('Preprocessing', wrap(`${pre} (source: ${p.source})`, 86, indent));
+  add('Preprocessing', wrap(`${pre} (source: ${p.source})`, valueWidth, indent));
   if (m.labels) {
     const first = m.labels.names.slice(0, 5).join(', ');
-    add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, 86, indent));
+    add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, valueWidth, indent));
   } else add('Labels', 'none (class indices)');
   add('Device', `${m.device.used} (requested ${m.device.requested})`);
-  for (const f of m.device.fallbacks) add('  fallback', wrap(f, 86, indent));
-  for (const [k, v] of Object.entries(i.metadata)) add('Metadata', wrap(`${k} = ${v.length > 120 ? `${v.slice(0, 120)}…` : v}`, 86, indent));
-  for (const w of m.warnings) add('Warning', wrap(w, 86, indent));
+  for (const f of m.device.fallbacks) add('  fallback', wrap(f, valueWidth, indent));
+  for (const [k, v] of Object.entries(i.metadata)) add('Metadata', wrap(`${k} = ${v.length > 120 ? `${v.slice(0, 120)}…` : v}`, valueWidth, indent));
+  for (const w of m.warnings) add('Warning', wrap(w, valueWidth, indent));
   return rows.map(([k, v]) => `${k.padEnd(pad)}${v}`).join('\n') + '\n';
 }
