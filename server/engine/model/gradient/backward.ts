@@ -107,14 +107,82 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
   const lm = meta.get(logits)!;
   if (lm.d1.reduce((a, c) => a * c, 1) !== probe.rows * K) throw new Error(`${file}: the logits '${logits}' do not hold ${K} values per image`);
 
-  // ---- differentiable values and the nodes between the pixels and the logits
+  // ---- loss head: z [N,K]; CE and margin (chosen by a bool input); dz seeds the sweep
+  const head: Head = {
+    reads: [logits],
+    what: how,
+    dependsOn: 'the class scores',
+    build(b, ctx) {
+      const z = b.reshape(logits, [-1, K]);
+      const labels1 = b.unsqueeze(IO.labels, [1]);
+      const classes = b.i64(Array.from({ length: K }, (_, i) => i), [1, K]);
+      const isY = b.op('Equal', [labels1, classes]);
+      const onehot = b.op('Cast', [isY], [A.i('to', 1)]);
+      const lsm = b.op('LogSoftmax', [z], [A.i('axis', 1)]);
+      const ce = b.op('Neg', [b.reduce('ReduceSum', b.mul(lsm, onehot), [1], false)]);
+      const dce = b.op('Sub', [b.op('Exp', [lsm]), onehot]);
+      const others = b.op('Where', [isY, b.scalar(-3.4e38), z]);
+      const zmax = b.reduce('ReduceMax', others, [1], false);
+      const zy = b.reduce('ReduceSum', b.mul(z, onehot), [1], false);
+      const margin = b.op('Sub', [zmax, zy]);
+      const runnerUp = b.op('ArgMax', [others], [A.i('axis', 1), A.i('keepdims', 1)]);
+      const dmargin = b.op('Sub', [b.op('Cast', [b.op('Equal', [runnerUp, classes])], [A.i('to', 1)]), onehot]);
+      b.node('Where', [IO.useCe, ce, margin], [], [IO.loss]);
+      const dz = b.op('Where', [IO.useCe, dce, dmargin]);
+      b.node('Identity', [z], [], [IO.logits]);
+      return new Map([[logits, lm.d1.length === 2 && lm.d1[1] === K ? dz : reshapeTo(ctx, dz, logits)]]);
+    },
+    inputs: (batchDim) => [vi(IO.labels, 7, [batchDim]), vi(IO.useCe, 9, [{ dimValue: 1 }])],
+    outputs: (batchDim) => [vi(IO.logits, 1, [batchDim, { dimValue: K }]), vi(IO.loss, 1, [batchDim])],
+    forwardOutputs: (batchDim) => [vi(IO.logits, 1, [batchDim, { dimValue: K }])],
+  };
+  return differentiate(fw, probe, b, head, variants, notes);
+}
+
+/** A value-info for a graph input or output. */
+export const vi = (name: string, elemType: number, dim: onnx.TensorShapeProto.IDimension[]): onnx.IValueInfoProto => ({
+  name, type: { tensorType: { elemType, shape: { dim } } },
+});
+
+/**
+ * What is differentiated: a head reads values of the forward graph, appends its own nodes (the
+ * loss and its gradient with respect to the values it read, written by hand) and names the
+ * inputs and outputs it adds. The class-score loss above is one head; the feature losses of
+ * style transfer (features.ts) are another.
+ */
+export interface Head {
+  /** Forward values the head reads; the gradients it returns for them seed the reverse sweep. */
+  reads: string[];
+  /** The value(s) differentiated, in words (coverage.logits). */
+  what: string;
+  /** What must depend on the input, for the error message when it does not. */
+  dependsOn: string;
+  /** Appends the head's nodes; returns the seed gradient of each value it reads. */
+  build(b: Builder, ctx: Ctx): Map<string, string>;
+  /** Inputs besides the pixels, outputs besides the gradient, and the forward-only outputs. */
+  inputs(batchDim: onnx.TensorShapeProto.IDimension): onnx.IValueInfoProto[];
+  outputs(batchDim: onnx.TensorShapeProto.IDimension): onnx.IValueInfoProto[];
+  forwardOutputs(batchDim: onnx.TensorShapeProto.IDimension): onnx.IValueInfoProto[];
+}
+
+/**
+ * The reverse sweep from a head's values back to the pixels: the full model (pixels and the
+ * head's inputs → the head's outputs and d loss / d pixels) and a forward-only one.
+ */
+export function differentiate(fw: Forward, probe: Probe, b: Builder, head: Head, variants: Variants, notes: string[] = [...fw.notes]): BuiltGraph {
+  const g = fw.m.graph!;
+  const nodes = g.node!;
+  const meta = probe.meta;
+  const file = fw.file;
+
+  // ---- differentiable values and the nodes between the pixels and the head's values
   const isFloat = (v: string) => meta.get(v)?.dtype === 'float32';
   const active = new Set([fw.pixel]);
   for (const n of nodes) {
     if (NON_DIFFERENTIABLE.has(n.opType ?? '')) continue;
     if ((n.input ?? []).some((i) => active.has(i))) for (const o of n.output ?? []) if (o && isFloat(o)) active.add(o);
   }
-  const needed = new Set([logits]);
+  const needed = new Set(head.reads);
   const work: onnx.INodeProto[] = [];
   const inWork = new Set<onnx.INodeProto>();
   for (let i = nodes.length - 1; i >= 0; i--) {
@@ -126,8 +194,8 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
     inWork.add(n);
     for (const x of act) needed.add(x);
   }
-  // every node upstream of the logits, to tell shape subgraphs apart and to explain a cut
-  const upstream = new Set<string>([logits]);
+  // every node upstream of the head's values, to tell shape subgraphs apart and to explain a cut
+  const upstream = new Set<string>(head.reads);
   const constantOps: Record<string, number> = {};
   const cuts = new UnsupportedList();
   for (let i = nodes.length - 1; i >= 0; i--) {
@@ -142,7 +210,7 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
     }
   }
   if (!needed.has(fw.pixel)) {
-    throw new GradientUnsupportedError(file, cuts.list().length ? cuts.list() : [{ op: 'graph', nodes: [logits], reason: 'the logits do not depend on the input' }], 'the class scores do not depend differentiably on the input');
+    throw new GradientUnsupportedError(file, cuts.list().length ? cuts.list() : [{ op: 'graph', nodes: head.reads, reason: `${head.dependsOn} do not depend on the input` }], `${head.dependsOn} do not depend differentiably on the input`);
   }
 
   // ---- rules available?
@@ -178,26 +246,9 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
     note: (key, text) => ruleNotes.set(key, text),
   };
 
-  // ---- loss head: z [N,K]; CE and margin; dz
-  const z = b.reshape(logits, [-1, K]);
-  const labels1 = b.unsqueeze(IO.labels, [1]);
-  const classes = b.i64(Array.from({ length: K }, (_, i) => i), [1, K]);
-  const isY = b.op('Equal', [labels1, classes]);
-  const onehot = b.op('Cast', [isY], [A.i('to', 1)]);
-  const lsm = b.op('LogSoftmax', [z], [A.i('axis', 1)]);
-  const ce = b.op('Neg', [b.reduce('ReduceSum', b.mul(lsm, onehot), [1], false)]);
-  const dce = b.op('Sub', [b.op('Exp', [lsm]), onehot]);
-  const others = b.op('Where', [isY, b.scalar(-3.4e38), z]);
-  const zmax = b.reduce('ReduceMax', others, [1], false);
-  const zy = b.reduce('ReduceSum', b.mul(z, onehot), [1], false);
-  const margin = b.op('Sub', [zmax, zy]);
-  const runnerUp = b.op('ArgMax', [others], [A.i('axis', 1), A.i('keepdims', 1)]);
-  const dmargin = b.op('Sub', [b.op('Cast', [b.op('Equal', [runnerUp, classes])], [A.i('to', 1)]), onehot]);
-  b.node('Where', [IO.useCe, ce, margin], [], [IO.loss]);
-  const dz = b.op('Where', [IO.useCe, dce, dmargin]);
-  b.node('Identity', [z], [], [IO.logits]);
+  // ---- the head: its loss and the seed gradients
   const grads = new Map<string, string[]>();
-  grads.set(logits, [lm.d1.length === 2 && lm.d1[1] === K ? dz : reshapeTo(ctx, dz, logits)]);
+  for (const [v, gv] of head.build(b, ctx)) grads.set(v, [gv]);
 
   // ---- reverse sweep
   const gradOf = (v: string): string | undefined => {
@@ -235,7 +286,6 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
   // ---- models
   const pixelIn = g.input!.find((i) => i.name === fw.pixel)!;
   const batchDim: onnx.TensorShapeProto.IDimension = fw.mode.kind === 'dynamic' ? { dimParam: BATCH_DIM } : { dimValue: fw.mode.kind === 'fixed' ? fw.mode.size : 1 };
-  const vi = (name: string, elemType: number, dim: onnx.TensorShapeProto.IDimension[]): onnx.IValueInfoProto => ({ name, type: { tensorType: { elemType, shape: { dim } } } });
   const pixelDims = pixelIn.type?.tensorType?.shape?.dim ?? [];
   const allNodes = [...nodes, ...b.nodes];
   const allInits = [...(g.initializer ?? []), ...b.inits];
@@ -248,12 +298,8 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
     graph.node = (graph.node ?? []).map((n) => (n.opType === 'MaxPool' && n.output?.[1] && !used.has(n.output[1]) ? { ...n, output: [n.output[0]] } : n));
     return encodeModel({ ...fw.m, graph });
   };
-  const logitsVi = vi(IO.logits, 1, [batchDim, { dimValue: K }]);
-  const full = make(
-    [pixelIn, vi(IO.labels, 7, [batchDim]), vi(IO.useCe, 9, [{ dimValue: 1 }])],
-    [logitsVi, vi(IO.loss, 1, [batchDim]), vi(IO.grad, 1, pixelDims.map((d) => ({ ...d })))],
-  );
-  const forward = make([pixelIn], [logitsVi]);
+  const full = make([pixelIn, ...head.inputs(batchDim)], [...head.outputs(batchDim), vi(IO.grad, 1, pixelDims.map((d) => ({ ...d })))]);
+  const forward = make([pixelIn], head.forwardOutputs(batchDim));
 
   // ---- coverage
   const byOp = new Map<string, { ids: Set<string | number>; rule: string }>();
@@ -274,11 +320,11 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
   if (prefixCount) notes.push(`the pixel preprocessing (${prefixCount} op${prefixCount > 1 ? 's' : ''}: scale, mean/std, layout) is part of the graph differentiated: gradients are per pixel in [0,1]`);
   notes.push(...ruleNotes.values());
   const nConst = Object.values(constantOps).reduce((a, c) => a + c, 0);
-  if (nConst) notes.push(`${nConst} node${nConst > 1 ? 's' : ''} upstream of the logits ${nConst > 1 ? 'carry' : 'carries'} no gradient (shape computations, constants): ${Object.entries(constantOps).map(([op, c]) => `${op} ×${c}`).join(', ')}`);
+  if (nConst) notes.push(`${nConst} node${nConst > 1 ? 's' : ''} upstream of ${head.dependsOn} ${nConst > 1 ? 'carry' : 'carries'} no gradient (shape computations, constants): ${Object.entries(constantOps).map(([op, c]) => `${op} ×${c}`).join(', ')}`);
   const coverage: GradientCoverage = {
     ops: [...byOp.entries()].map(([op, e]) => ({ op, count: e.ids.size, rule: e.rule })).sort((a, c) => c.count - a.count || a.op.localeCompare(c.op)),
     constantOps,
-    logits: how,
+    logits: head.what,
     shadow: fw.shadow,
     opset: { model: fw.modelOpset, graph: fw.opset },
     notes,
