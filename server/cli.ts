@@ -340,7 +340,7 @@ function progressPrinter(): ((p: AuditProgress) => void) | undefined {
     const width = 30;
     const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}` : (p.probe ?? '');
+    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : (p.probe ?? '');
     process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
   };
 }

@@ -277,6 +277,8 @@ export interface JobProgress {
   phase: string;
   probe?: string;
   cacheHits: number;
+  /** Work inside the phase, in words ("style transfer 32/200 stimuli"). */
+  step?: string;
 }
 
 export type DaemonToWorker =

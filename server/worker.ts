@@ -69,11 +69,13 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
       const onProgress = (p: AuditProgress) => {
         const now = Date.now();
         const key = `${p.phase}/${p.probe ?? ''}`;
-        if (key === lastKey && now - last < PROGRESS_INTERVAL && p.done < p.total) return;
+        // Steps inside a phase (p.step) are throttled like image counts.
+        if (key === lastKey && now - last < PROGRESS_INTERVAL && (p.done < p.total || p.step !== undefined)) return;
         last = now;
         lastKey = key;
         const progress: JobProgress = { done: p.done, total: p.total, phase: p.phase, cacheHits: p.cacheHits };
         if (p.probe) progress.probe = p.probe;
+        if (p.step) progress.step = p.step;
         send({ type: 'progress', id, progress });
       };
       const report = await audit(model, dataset, {

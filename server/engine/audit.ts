@@ -29,6 +29,8 @@ export interface AuditProgress {
   phase: 'evaluating' | 'summarizing' | 'rendering' | 'done';
   probe?: string;
   cacheHits: number;
+  /** Work inside the phase, in words, when a probe reports it ("style transfer 32/200 stimuli"). */
+  step?: string;
 }
 
 export interface AuditOptions {
@@ -187,7 +189,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     if (state.failed) result.reason = state.failed;
     if (state.records.length > 0) {
       try {
-        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir });
+        const progress = (step: string) => opts.onProgress?.({ done, total, phase: 'summarizing', probe: probe.id, cacheHits, step });
+        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir, progress });
         result.headline = summary.headline;
         result.metrics = summary.metrics;
         if (summary.plots) result.plots = summary.plots;

@@ -53,6 +53,8 @@ export interface SummaryContext {
   className(i: number): string;
   /** Folder for artifacts; undefined when the audit writes none. */
   outDir?: string;
+  /** Says how long work inside summarize is getting on ("style transfer 32/200 stimuli"). */
+  progress?(step: string): void;
 }
 
 export interface ProbeSummary {

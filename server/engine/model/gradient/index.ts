@@ -16,12 +16,12 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, LoadedModel, PixelBatch } from '../../types';
 import { createSession } from '../providers';
-import { pixelDims } from '../pixels';
 import type { InputPlan } from '../introspect';
 import { buildGradientGraph, IO, type GradientCoverage } from './backward';
 import { prepareForward, type RunMode } from './prepare';
 import { probeForward } from './probe';
 import { DEFAULT_VARIANTS, type Variants } from './rules';
+import { GraphRunner, QUIET } from './runner';
 
 export { GradientUnsupportedError, type UnsupportedOp } from './errors';
 export type { GradientCoverage } from './backward';
@@ -60,7 +60,6 @@ export interface BuildGradientOptions {
   variants?: Partial<Variants>;
 }
 
-const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 
 export async function buildGradientModel(model: LoadedModel, opts: BuildGradientOptions = {}): Promise<GradientModel> {
   const bytes = await readFile(model.path);
@@ -76,51 +75,22 @@ export async function buildGradientModel(model: LoadedModel, opts: BuildGradient
   return new Gradient(model.path, created.session, created.used, built.forward, fw.plan, fw.mode, fw.pixel, K, built.coverage, model.info);
 }
 
-class Gradient implements GradientModel {
-  private queue: Promise<unknown> = Promise.resolve();
+class Gradient extends GraphRunner implements GradientModel {
   private fwd?: Promise<ort.InferenceSession>;
-  private disposed = false;
-  private readonly per: number;
 
   constructor(
-    private readonly file: string,
+    file: string,
     private readonly session: ort.InferenceSession,
     readonly device: 'cpu' | 'webgpu' | 'cuda',
     private readonly forwardBytes: Uint8Array,
-    private readonly plan: InputPlan,
-    private readonly mode: RunMode,
-    private readonly pixel: string,
+    plan: InputPlan,
+    mode: RunMode,
+    pixel: string,
     readonly numClasses: number,
     readonly coverage: GradientCoverage,
-    private readonly info: LoadedModel['info'],
+    info: LoadedModel['info'],
   ) {
-    this.per = plan.channels * plan.height * plan.width;
-  }
-
-  private get step(): number {
-    return this.mode.kind === 'dynamic' ? this.mode.max : this.mode.kind === 'fixed' ? this.mode.size : 1;
-  }
-
-  private check(batch: PixelBatch, what: string): void {
-    if (this.disposed) throw new Error(`${what}() after dispose()`);
-    const { channels, height, width } = this.info;
-    if (batch.channels !== channels || batch.height !== height || batch.width !== width) {
-      throw new Error(`${what}: got ${batch.channels}×${batch.height}×${batch.width} images; the model takes ${channels}×${height}×${width}`);
-    }
-    if (batch.data.length < batch.n * this.per) throw new Error(`${what}: data holds ${batch.data.length} values, expected ${batch.n}×${this.per}`);
-  }
-
-  /** The pixels of images [first, first+m), padded to the run size. */
-  private feedPixels(src: Float32Array, first: number, m: number): ort.Tensor {
-    const rows = this.mode.kind === 'fixed' ? this.mode.size : m;
-    const per = this.per;
-    let data = src.subarray(first * per, (first + m) * per);
-    if (rows > m) {
-      const padded = new Float32Array(rows * per);
-      padded.set(data);
-      data = padded;
-    }
-    return new ort.Tensor('float32', data, pixelDims(this.plan, rows));
+    super(file, plan, mode, pixel, info);
   }
 
   lossAndGrad(batch: PixelBatch, labels: ArrayLike<number>, loss: GradientLoss): Promise<GradientResult> {
@@ -135,7 +105,7 @@ class Gradient implements GradientModel {
     } catch (e) {
       return Promise.reject(e);
     }
-    const p = this.queue.then(async () => {
+    return this.serial(async () => {
       const n = batch.n;
       const K = this.numClasses;
       const per = this.per;
@@ -144,7 +114,7 @@ class Gradient implements GradientModel {
       const step = this.step;
       for (let first = 0; first < n; first += step) {
         const m = Math.min(step, n - first);
-        const rows = this.mode.kind === 'fixed' ? this.mode.size : m;
+        const rows = this.rows(m);
         const lab = new BigInt64Array(rows);
         for (let i = 0; i < m; i++) lab[i] = BigInt(labels[first + i]);
         const feeds = { [this.pixel]: this.feedPixels(batch.data, first, m), [IO.labels]: new ort.Tensor('int64', lab, [rows]), [IO.useCe]: useCe };
@@ -160,8 +130,6 @@ class Gradient implements GradientModel {
       }
       return out;
     });
-    this.queue = p.catch(() => undefined);
-    return p;
   }
 
   logits(batch: PixelBatch): Promise<Float32Array> {
@@ -170,7 +138,7 @@ class Gradient implements GradientModel {
     } catch (e) {
       return Promise.reject(e);
     }
-    const p = this.queue.then(async () => {
+    return this.serial(async () => {
       this.fwd ??= createSession(this.forwardBytes, this.device, this.file).then((c) => c.session);
       const session = await this.fwd;
       const n = batch.n;
@@ -183,15 +151,13 @@ class Gradient implements GradientModel {
       }
       return out;
     });
-    this.queue = p.catch(() => undefined);
-    return p;
   }
 
   async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.queue;
+    if (!(await this.drain())) return;
     await this.session.release();
     if (this.fwd) await (await this.fwd).release();
   }
 }
+
+export { buildStyleLoss, pickFeatureLayers, type FeatureLayer, type FeatureLayers, type FeatureTargets, type StyleLossModel, type StyleLossOptions, type StyleLossResult } from './features';
