@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import {
   backgroundPlane, boxBlur, compose, edgeControl, fillHoles, otsu, quiltTexture, shapeCarrier, silhouetteControl,
 } from '../../server/engine/cue/generate';
-import { generatedStimuli, planPairs } from '../../server/engine/cue/pairs';
+import { generatedStimuli, planPairs, quiltComposer } from '../../server/engine/cue/pairs';
 import { openDataset } from '../../server/engine/data';
 import { mulberry32 } from '../../server/engine/random';
 import type { DatasetRecord, PixelImage } from '../../server/engine/types';
@@ -112,7 +112,7 @@ test('demo data: generated stimuli are deterministic for a seed and labelled sha
   assert.equal(plan.pairs.length, 40);
   const run = async (seed: number) => {
     const out = [];
-    for await (const b of generatedStimuli(ds, spec, plan.pairs, seed, 16)) out.push(...b);
+    for await (const b of generatedStimuli(ds, spec, plan.pairs, quiltComposer(seed), 16)) out.push(...b);
     return out;
   };
   const first = await run(1);

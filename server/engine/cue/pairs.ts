@@ -14,10 +14,11 @@
  *    meets every other texture category equally often; the texture image within that group is
  *    drawn with a PRNG seeded by (seed, A's id).
  *
- * Streaming (generatedStimuli): a first pass decodes only the texture sources and quilts one
- * texture per source (PRNG seeded by (seed, source sha256)), kept as bytes; a second pass decodes
- * only the shape images and composes each with its texture. Memory: the textures, one byte per
- * value (≤ pairs of them), plus one batch.
+ * Streaming (generatedStimuli): a first pass decodes only the texture sources and keeps what the
+ * composer makes of each (the weights-free generator: one texture quilted per source, PRNG seeded
+ * by (seed, source sha256); style transfer: the image itself) as bytes; a second pass decodes only
+ * the shape images and composes them with their textures, a batch at a time. Memory: the
+ * textures, one byte per value (≤ pairs of them), plus one batch.
  */
 import { throwIfAborted } from '../errors';
 import { derivedRng } from '../random';
@@ -90,8 +91,9 @@ export function planPairs(
 export interface GeneratedStimulus {
   pair: PlannedPair;
   image: PixelImage;
-  /** Whether A's silhouette was found (else the texture fills the frame). */
-  silhouette: boolean;
+  /** Whether A's silhouette was found (else the texture fills the frame); undefined for a
+   *  generator that uses no silhouette. */
+  silhouette?: boolean;
 }
 
 export interface GenerationProblems {
@@ -99,10 +101,36 @@ export interface GenerationProblems {
   unreadable: string[];
 }
 
+/**
+ * How a stimulus is made from a shape image and a texture source. `texture` runs once per
+ * texture source during the first pass and what it returns is kept (as bytes) until the second;
+ * `compose` makes a batch of stimuli.
+ */
+export interface StimulusComposer {
+  texture(b: PixelImage, sha256: string): PixelImage;
+  compose(items: Array<{ pair: PlannedPair; a: PixelImage; texture: PixelImage }>, signal?: AbortSignal): Promise<Array<{ image: PixelImage; silhouette?: boolean }>>;
+}
+
+/** The weights-free generator (generate.ts): a texture quilted from B, in A's silhouette. */
+export function quiltComposer(seed: number, opts: GeneratorOptions = {}): StimulusComposer {
+  return {
+    texture(b, sha256) {
+      const carrier = shapeCarrier(b, opts);
+      return quiltTexture(b, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(seed, 'cue-conflict/quilt', sha256), opts);
+    },
+    async compose(items) {
+      return items.map(({ a, texture }) => {
+        const carrier = shapeCarrier(a, opts);
+        return { image: compose(carrier, texture, opts), silhouette: carrier.silhouetteOk };
+      });
+    },
+  };
+}
+
 /** Streams the stimuli of `plan` in batches (see the module comment). */
 export async function* generatedStimuli(
-  dataset: Dataset, spec: DecodeSpec, pairs: readonly PlannedPair[], seed: number, batchSize: number,
-  opts: GeneratorOptions = {}, problems: GenerationProblems = { unreadable: [] }, signal?: AbortSignal,
+  dataset: Dataset, spec: DecodeSpec, pairs: readonly PlannedPair[], composer: StimulusComposer, batchSize: number,
+  problems: GenerationProblems = { unreadable: [] }, signal?: AbortSignal,
 ): AsyncGenerator<GeneratedStimulus[]> {
   const decodeSpec: DecodeSpec = { ...spec, margin: 0 };
   const textureIds = new Set(pairs.map((p) => p.b.index));
@@ -114,8 +142,7 @@ export async function* generatedStimuli(
         problems.unreadable.push(s.record.id);
         continue;
       }
-      const carrier = shapeCarrier(s.image, opts);
-      const t = quiltTexture(s.image, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(seed, 'cue-conflict/quilt', s.sha256), opts);
+      const t = composer.texture(s.image, s.sha256);
       textures.set(s.record.index, { bytes: toBytes01(t), channels: t.channels, height: t.height, width: t.width });
     }
   }
@@ -124,7 +151,13 @@ export async function* generatedStimuli(
     if (!byA.has(p.a.index)) byA.set(p.a.index, []);
     byA.get(p.a.index)!.push(p);
   }
-  let out: GeneratedStimulus[] = [];
+  let items: Array<{ pair: PlannedPair; a: PixelImage; texture: PixelImage }> = [];
+  const flush = async (): Promise<GeneratedStimulus[]> => {
+    const made = await composer.compose(items, signal);
+    const out = items.map((it, i) => ({ pair: it.pair, ...made[i] }));
+    items = [];
+    return out;
+  };
   for await (const batch of dataset.stream(decodeSpec, { batchSize, signal, only: (r) => byA.has(r.index) })) {
     throwIfAborted(signal);
     for (const s of batch) {
@@ -132,18 +165,13 @@ export async function* generatedStimuli(
         problems.unreadable.push(s.record.id);
         continue;
       }
-      const carrier = shapeCarrier(s.image, opts);
       for (const pair of byA.get(s.record.index)!) {
         const t = textures.get(pair.b.index);
         if (!t) continue;
-        const image = compose(carrier, fromBytes01(t.bytes, t.channels, t.height, t.width), opts);
-        out.push({ pair, image, silhouette: carrier.silhouetteOk });
-        if (out.length >= batchSize) {
-          yield out;
-          out = [];
-        }
+        items.push({ pair, a: s.image, texture: fromBytes01(t.bytes, t.channels, t.height, t.width) });
+        if (items.length >= batchSize) yield await flush();
       }
     }
   }
-  if (out.length) yield out;
+  if (items.length) yield await flush();
 }

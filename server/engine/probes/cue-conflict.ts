@@ -7,11 +7,15 @@
  *    or a CSV/JSONL manifest with path, shape and texture columns; cue/stimuli.ts), streamed in
  *    summarize() like ood.ts's user set. Stimuli are resized straight to the model's input size
  *    (the paper shows them whole; `crop: true` uses the model's resize and centre crop instead);
- *  - otherwise generated from a labelled dataset without any weights (cue/generate.ts, cue/pairs.ts):
- *    the shape of image A (silhouette and outline) filled with a texture quilted from image B's
- *    patches. A stimulus needs two images, so it cannot be a record of one image: the dataset is
- *    streamed again in summarize() — the audited dataset when the audit hands it over
- *    (SummaryContext.dataset), else params.source (any dataset path).
+ *  - otherwise generated from a labelled dataset (cue/pairs.ts pairs a shape image A with a
+ *    texture image B of another category), by one of two generators (params.generator):
+ *    'quilt' (default, no weights; cue/generate.ts): A's silhouette filled with a texture quilted
+ *    from B's patches; 'style-transfer' (cue/style-transfer.ts): Gatys et al.'s optimisation of
+ *    the pixels to match A's features and B's Gram statistics on the audited model's own
+ *    convolutional layers, through the gradient graph (model/gradient/features.ts). A stimulus
+ *    needs two images, so it cannot be a record of one image: the dataset is streamed again in
+ *    summarize() — the audited dataset when the audit hands it over (SummaryContext.dataset),
+ *    else params.source (any dataset path).
  * The per-image records hold the single-cue CONTROLS, which depend on one image only and are
  * cached like any record: the image's edge map and its silhouette (shape only) and a texture
  * quilted from its own patches (texture only), each with the model's category decision.
@@ -31,7 +35,9 @@ import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { categoryIndex, categoryMapFor, categoryOfClass, decide, identity, readCategoriesFile, type CategoryMap, type RawMapping } from '../cue/categories';
 import { edgeControl, quiltTexture, shapeCarrier, silhouetteControl } from '../cue/generate';
-import { generatedStimuli, planPairs } from '../cue/pairs';
+import { generatedStimuli, planPairs, quiltComposer, type StimulusComposer } from '../cue/pairs';
+import { STYLE_DEFAULTS, styleTransfer, type StyleTransferOptions } from '../cue/style-transfer';
+import { buildStyleLoss, GradientUnsupportedError, type StyleLossModel } from '../model/gradient';
 import { shapeBias, type BiasCounts, type CueDecision } from '../cue/shape-bias';
 import { decodeStimuli, listStimuli, stimulusSpec, type Stimulus } from '../cue/stimuli';
 import { openDataset } from '../data';
@@ -78,12 +84,29 @@ const RULES: Record<string, RuleDoc> = {
       'shape (≈ 0.96). Texture-biased models fail under texture changes and can ride texture shortcuts in the data. Train ' +
       'with shape-preserving, texture-randomising augmentation (e.g. Stylized-ImageNet) and check the per-category counts.',
   },
+  'cue-conflict/generator-unsupported': {
+    name: 'StyleTransferUnsupported',
+    text: 'Cue-conflict stimuli could not be made by style transfer on this model.',
+    help:
+      'The style-transfer generator differentiates the model\'s own convolutional layers. When an op has no gradient rule, or ' +
+      'the model has no convolution with at least 2×2 positions, use the weights-free generator (generator: "quilt") or name ' +
+      'the layers (styleLayers, contentLayer).',
+  },
   'cue-conflict/stimuli-unreadable': {
     name: 'CueConflictStimuliUnreadable',
     text: 'The cue-conflict stimuli could not be read.',
     help: 'Give a folder in the Geirhos layout (<shape>/<shape>N-<texture>M.png) or a CSV/JSONL manifest with path, shape and texture columns.',
   },
 };
+
+interface StyleRecord {
+  count: number;
+  styleStart: number;
+  styleEnd: number;
+  contentStart: number;
+  contentEnd: number;
+  layers: { style: string[]; content: string };
+}
 
 const strParam = (v: unknown): string | undefined => (v === undefined || v === null || v === '' ? undefined : String(v));
 
@@ -99,6 +122,26 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
   const samples = numberParam(params, 'cue-conflict', 'samples', 4, 0, 1000);
   const controls = boolParam(params, 'cue-conflict', 'controls', true);
   const crop = boolParam(params, 'cue-conflict', 'crop', false);
+  const generator = strParam(params.generator) ?? 'quilt';
+  if (generator !== 'quilt' && generator !== 'style-transfer') {
+    throw new SkepticInputError(`probe parameter cue-conflict.generator must be "quilt" or "style-transfer", not "${generator}"`);
+  }
+  const init = strParam(params.init) ?? STYLE_DEFAULTS.init;
+  if (init !== 'noise' && init !== 'content') throw new SkepticInputError(`probe parameter cue-conflict.init must be "noise" or "content", not "${init}"`);
+  const style: Required<StyleTransferOptions> = {
+    steps: numberParam(params, 'cue-conflict', 'steps', STYLE_DEFAULTS.steps, 0, 100000),
+    lr: numberParam(params, 'cue-conflict', 'lr', STYLE_DEFAULTS.lr, 1e-6, 1),
+    styleWeight: numberParam(params, 'cue-conflict', 'styleWeight', STYLE_DEFAULTS.styleWeight, 0),
+    contentWeight: numberParam(params, 'cue-conflict', 'contentWeight', STYLE_DEFAULTS.contentWeight, 0),
+    tvWeight: numberParam(params, 'cue-conflict', 'tvWeight', STYLE_DEFAULTS.tvWeight, 0),
+    init,
+  };
+  if (!Number.isInteger(style.steps)) throw new SkepticInputError('probe parameter cue-conflict.steps must be an integer');
+  // Layer names: a list, or one string with commas (as --param gives it).
+  const styleLayers = Array.isArray(params.styleLayers)
+    ? params.styleLayers.map(String)
+    : strParam(params.styleLayers)?.split(',').map((x) => x.trim()).filter(Boolean);
+  const contentLayer = strParam(params.contentLayer);
   if (![pairs, texturesPerClass, gallery, samples, minDecisions].every(Number.isInteger)) {
     throw new SkepticInputError('probe parameters cue-conflict.pairs, texturesPerClass, gallery, samples and minDecisions must be integers');
   }
@@ -156,6 +199,10 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     gallery: GalleryEntry[];
     /** Generated: stimuli where A's silhouette was not found. */
     noSilhouette?: number;
+    /** Style transfer: the layers and the summed losses at the start and the end. */
+    style?: StyleRecord;
+    /** Style transfer could not be set up on this model. */
+    generatorFailed?: boolean;
     error?: string;
     cancelled?: boolean;
   }
@@ -240,6 +287,28 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     return base;
   }
 
+  /** The style-transfer generator's composer over a loss model, with its running record. */
+  function styleComposer(loss: StyleLossModel, ctx: SummaryContext, total: number, rec: StyleRecord): StimulusComposer {
+    return {
+      texture: (b) => b,
+      async compose(items, signal) {
+        const rngs = items.map((it) => derivedRng(ctx.seed, 'cue-conflict/style-transfer', it.pair.a.id, it.pair.b.id));
+        const done = rec.count;
+        const r = await styleTransfer(loss, items.map((it) => it.a), items.map((it) => it.texture), rngs, style, signal, (t, steps) => {
+          if (t % 10 === 0 || t === steps) ctx.progress?.(`style transfer ${done}/${total} stimuli, step ${t}/${steps}`);
+        });
+        for (let i = 0; i < items.length; i++) {
+          rec.styleStart += r.styleStart[i];
+          rec.styleEnd += r.styleEnd[i];
+          rec.contentStart += r.contentStart[i];
+          rec.contentEnd += r.contentEnd[i];
+        }
+        rec.count += items.length;
+        return r.images.map((image) => ({ image }));
+      },
+    };
+  }
+
   async function generated(ctx: SummaryContext, dataset: Dataset, path: string): Promise<ConflictResult> {
     const model = ctx.model;
     const map = mapFor(model);
@@ -248,13 +317,28 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     if (!plan.pairs.length) return { ...base, error: plan.reason ?? 'no pairs' };
     const imageOf = new Map(ctx.images.map((im, i) => [im.id, i]));
     const problems = { unreadable: [] as string[] };
+    let composer: StimulusComposer = quiltComposer(ctx.seed);
+    let loss: StyleLossModel | undefined;
+    if (generator === 'style-transfer') {
+      try {
+        loss = await buildStyleLoss(model, { styleLayers, contentLayer });
+      } catch (e) {
+        if (!(e instanceof GradientUnsupportedError)) throw e;
+        return { ...base, error: `style transfer is not possible on this model: ${e.message}`, generatorFailed: true };
+      }
+      base.style = {
+        count: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
+        layers: { style: loss.layers.style.map((l) => `${l.name} (${l.op}, ${l.channels}×${l.height}×${l.width})`), content: `${loss.layers.content.name} (${loss.layers.content.op}, ${loss.layers.content.channels}×${loss.layers.content.height}×${loss.layers.content.width})` },
+      };
+      composer = styleComposer(loss, ctx, plan.pairs.length, base.style);
+    }
     try {
-      for await (const batch of generatedStimuli(dataset, model.decodeSpec(0), plan.pairs, ctx.seed, 32, {}, problems, ctx.signal)) {
+      for await (const batch of generatedStimuli(dataset, model.decodeSpec(0), plan.pairs, composer, loss ? 16 : 32, problems, ctx.signal)) {
         throwIfAborted(ctx.signal);
         const answers = await decideAll(model, map, batch.map((b) => b.image));
         for (let i = 0; i < batch.length; i++) {
           const { pair, image, silhouette } = batch[i];
-          if (!silhouette) base.noSilhouette!++;
+          if (silhouette === false) base.noSilhouette!++;
           const shape = map.names[pair.shape];
           const texture = map.names[pair.texture];
           base.decisions.push({ shape, texture, decision: answers[i] });
@@ -271,6 +355,8 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     } catch (e) {
       if (ctx.signal?.aborted) return { ...base, decisions: [], gallery: [], cancelled: true, error: 'not generated: the audit was cancelled' };
       throw e;
+    } finally {
+      await loss?.dispose();
     }
     base.count = base.decisions.length;
     base.unreadable = problems.unreadable.length;
@@ -291,6 +377,20 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     }
   }
 
+  function styleMetrics(r: StyleRecord | undefined) {
+    if (!r) return null;
+    const mean = (x: number) => (r.count ? round(x / r.count) : null);
+    return {
+      layers: r.layers,
+      steps: style.steps, lr: style.lr, init: style.init,
+      weights: { style: style.styleWeight, content: style.contentWeight, tv: style.tvWeight },
+      // How far the optimisation got: E_style falls as B's statistics are matched, E_content
+      // rises from 0 (noise start: falls) as A's features give way.
+      meanStyleLoss: { start: mean(r.styleStart), end: mean(r.styleEnd) },
+      meanContentLoss: { start: mean(r.contentStart), end: mean(r.contentEnd) },
+    };
+  }
+
   return {
     id: 'cue-conflict',
     title: 'Texture bias (cue conflict)',
@@ -298,6 +398,8 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       stimuli: stimuliPath ? resolve(stimuliPath) : null,
       categories: categoriesPath ? resolve(categoriesPath) : null,
       source: sourcePath ? resolve(sourcePath) : null,
+      generator,
+      ...(generator === 'style-transfer' ? { ...style, styleLayers: styleLayers ?? null, contentLayer: contentLayer ?? null } : {}),
       threshold, minDecisions, pairs, texturesPerClass, gallery, samples, controls, crop,
     },
     cacheParams: { controls, mapping: mappingKey, generator: 'quilt/v1' },
@@ -349,7 +451,13 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       }
       // Unusable stimuli the user named are an error; the audited dataset simply not lending itself
       // to generation (unlabelled, one class) is said in the headline, not raised as a finding.
-      if (result?.error && !result.cancelled && (stimuliPath || sourcePath)) {
+      if (result?.generatorFailed) {
+        findings.push({
+          rule: 'cue-conflict/generator-unsupported',
+          severity: 'error',
+          message: `cue-conflict stimuli: ${result.error}`,
+        });
+      } else if (result?.error && !result.cancelled && (stimuliPath || sourcePath)) {
         findings.push({
           rule: 'cue-conflict/stimuli-unreadable',
           severity: 'error',
@@ -386,7 +494,10 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
               evaluated: result.decisions.length,
               unreadable: result.unreadable,
               unmapped: result.unmapped,
-              ...(result.kind === 'generated' ? { withoutSilhouette: result.noSilhouette ?? 0, generator: 'weights-free quilting (cue/generate.ts)' } : {}),
+              ...(result.kind === 'generated' && generator === 'quilt' ? { withoutSilhouette: result.noSilhouette ?? 0, generator: 'weights-free quilting (cue/generate.ts)' } : {}),
+              ...(result.kind === 'generated' && generator === 'style-transfer'
+                ? { generator: "style transfer in the manner of Gatys et al. (2016) on the model's own layers (cue/style-transfer.ts)", styleTransfer: styleMetrics(result.style) }
+                : {}),
               ...(result.error ? { error: result.error } : {}),
               warnings: result.warnings,
             }
