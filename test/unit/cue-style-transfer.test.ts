@@ -11,7 +11,8 @@
  *    convolution (a clear error finding).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { audit } from '../../server/engine/audit';
@@ -20,6 +21,7 @@ import { openDataset } from '../../server/engine/data';
 import { toBatch } from '../../server/engine/image/ops';
 import { loadModel } from '../../server/engine/model';
 import { buildStyleLoss, type FeatureLayers } from '../../server/engine/model/gradient';
+import { byScale } from '../../server/engine/model/gradient/features';
 import { decodeModel, encodeModel } from '../../server/engine/model/onnx';
 import { cueConflictProbe } from '../../server/engine/probes/cue-conflict';
 import type { Probe } from '../../server/engine/probes/probe';
@@ -89,10 +91,11 @@ test('style-transfer loss and gradient on the demo model equal an independent co
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   const sl = await buildStyleLoss(model);
   try {
-    // The demo CNN: four Conv+Relu blocks (32², 16², 8², 4²); style at all four, content at the third.
+    // The demo CNN: four Conv+Relu blocks (32², 16², 8², 4²). By scale (down to 1/16 of the side for
+    // style, 1/8 for content): style at all four, content at the 4×4 block, its only conv.
     assert.deepEqual(sl.layers.candidates.map((l) => `${l.op} ${l.channels}×${l.height}×${l.width}`), ['Conv+Relu 16×32×32', 'Conv+Relu 32×16×16', 'Conv+Relu 32×8×8', 'Conv+Relu 64×4×4']);
     assert.deepEqual(sl.layers.style, sl.layers.candidates);
-    assert.equal(sl.layers.content, sl.layers.candidates[2]);
+    assert.equal(sl.layers.content, sl.layers.candidates[3]);
     const { a, b } = await demoPair(model);
     const ref = await independentLoss(sl.layers);
     // A point away from both images: a blend with seeded noise.
@@ -243,4 +246,48 @@ test('probe, generator "style-transfer" on a model without convolutions: an erro
   assert.throws(() => cueConflictProbe({ generator: 'style-transfer', init: 'zeros' }), /init must be "noise" or "content"/);
   assert.throws(() => cueConflictProbe({ generator: 'style-transfer', steps: 2.5 }), /steps must be an integer/);
   assert.deepEqual(cueConflictProbe({ generator: 'style-transfer', styleLayers: 'a, b' }).params.styleLayers, ['a', 'b']);
+});
+
+test("layers by scale: on VGG-19's layout the choice is Gatys et al.'s (conv1_1 … conv5_1, conv4_2); on MobileNetV2's, the same rule", () => {
+  const layer = (name: string, channels: number, side: number) => ({ name, op: 'Conv+Relu', channels, height: side, width: side });
+  const vgg = [
+    ...[1, 2].map((i) => layer(`conv1_${i}`, 64, 224)),
+    ...[1, 2].map((i) => layer(`conv2_${i}`, 128, 112)),
+    ...[1, 2, 3, 4].map((i) => layer(`conv3_${i}`, 256, 56)),
+    ...[1, 2, 3, 4].map((i) => layer(`conv4_${i}`, 512, 28)),
+    ...[1, 2, 3, 4].map((i) => layer(`conv5_${i}`, 512, 14)),
+  ];
+  const v = byScale(vgg, 224);
+  assert.deepEqual(v.style.map((l) => l.name), ['conv1_1', 'conv2_1', 'conv3_1', 'conv4_1', 'conv5_1']);
+  assert.equal(v.content.name, 'conv4_2');
+  // MobileNetV2 (stride-2 stem): 112, 56, 28, 14 and 7; 7 is below 1/16 of 224.
+  const mobile = [layer('a', 32, 112), layer('b', 16, 112), layer('c', 96, 56), layer('d', 144, 28), layer('e', 32, 28), layer('f', 192, 14), layer('g', 160, 7)];
+  const m = byScale(mobile, 224);
+  assert.deepEqual(m.style.map((l) => l.name), ['a', 'c', 'd', 'f']);
+  assert.equal(m.content.name, 'e');
+  // Nothing at 1/8: the coarsest style scale gives the content layer.
+  const shallow = byScale([layer('x', 8, 32), layer('y', 8, 16)], 32);
+  assert.deepEqual([shallow.style.map((l) => l.name), shallow.content.name], [['x', 'y'], 'y']);
+});
+
+const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
+const noFixtures = existsSync(FIXTURES) ? false : `no fixtures at ${FIXTURES} (../shared is absent)`;
+
+test('int8 MobileNetV2 (fixture): style transfer runs through the float shadow and lowers the style loss', { skip: noFixtures }, async () => {
+  const model = await loadModel(join(FIXTURES, 'models/imagenet_mobilenetv2-12-int8.onnx'), { device: 'cpu', preprocess: 'imagenet' });
+  const sl = await buildStyleLoss(model);
+  try {
+    assert.ok(sl.coverage.shadow);
+    assert.deepEqual(sl.layers.style.map((l) => l.height), [112, 56, 28, 14]);
+    assert.equal(sl.layers.content.height, 28);
+    const ds = await openDataset(join(FIXTURES, 'imagenet_samples/labels.csv'), { labels: model.labels, limit: 2, seed: 0 });
+    const imgs: PixelImage[] = [];
+    for await (const batch of ds.stream(model.decodeSpec(0), { batchSize: 2 })) for (const s of batch) if (s.image) imgs.push(s.image);
+    const r = await styleTransfer(sl, [imgs[0]], [imgs[1]], [derivedRng(1, 'mobilenet')], { steps: 15 });
+    console.log(`mobilenet int8, 15 steps: E_style ${r.styleStart[0]} → ${r.styleEnd[0]}, E_content ${r.contentStart[0]} → ${r.contentEnd[0]}`);
+    assert.ok(r.styleEnd[0] < 0.5 * r.styleStart[0], `${r.styleStart[0]} → ${r.styleEnd[0]}`);
+  } finally {
+    await sl.dispose();
+    await model.dispose();
+  }
 });

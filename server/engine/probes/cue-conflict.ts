@@ -114,18 +114,21 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
   const stimuliPath = strParam(params.stimuli);
   const categoriesPath = strParam(params.categories);
   const sourcePath = strParam(params.source);
+  const generator = strParam(params.generator) ?? 'quilt';
+  if (generator !== 'quilt' && generator !== 'style-transfer') {
+    throw new SkepticInputError(`probe parameter cue-conflict.generator must be "quilt" or "style-transfer", not "${generator}"`);
+  }
   const threshold = numberParam(params, 'cue-conflict', 'threshold', 0.5, 0, 1);
+  // Style transfer optimises every stimulus (300 steps of a forward and backward pass): fewer by default.
+  const pairs = numberParam(params, 'cue-conflict', 'pairs', generator === 'style-transfer' ? 64 : 200, 0, 100000);
   const minDecisions = numberParam(params, 'cue-conflict', 'minDecisions', 10, 1);
-  const pairs = numberParam(params, 'cue-conflict', 'pairs', 200, 0, 100000);
+
   const texturesPerClass = numberParam(params, 'cue-conflict', 'texturesPerClass', 4, 1, 1000);
   const gallery = numberParam(params, 'cue-conflict', 'gallery', 24, 0, 10000);
   const samples = numberParam(params, 'cue-conflict', 'samples', 4, 0, 1000);
   const controls = boolParam(params, 'cue-conflict', 'controls', true);
   const crop = boolParam(params, 'cue-conflict', 'crop', false);
-  const generator = strParam(params.generator) ?? 'quilt';
-  if (generator !== 'quilt' && generator !== 'style-transfer') {
-    throw new SkepticInputError(`probe parameter cue-conflict.generator must be "quilt" or "style-transfer", not "${generator}"`);
-  }
+
   const init = strParam(params.init) ?? STYLE_DEFAULTS.init;
   if (init !== 'noise' && init !== 'content') throw new SkepticInputError(`probe parameter cue-conflict.init must be "noise" or "content", not "${init}"`);
   const style: Required<StyleTransferOptions> = {

@@ -19,9 +19,8 @@
  *
  * Layers (pickFeatureLayers): the outputs of the model's Conv nodes (QLinearConv in an int8
  * graph, through its float shadow), each followed through a BatchNormalization and an activation
- * when those are its only consumers, keeping those with at least 2×2 positions. Style layers sit
- * at depths 0, 1/5, 2/5, 3/5 and 4/5 of that list (as conv1_1 ... conv5_1 in VGG-19's 16), the
- * content layer at 3/5 (conv4_2 is VGG-19's 10th of 16). Both can be named instead.
+ * when those are its only consumers, keeping those with at least 2×2 positions. Style and content
+ * layers are chosen by scale as Gatys et al.'s are on VGG-19 (byScale, below); both can be named.
  */
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
@@ -56,8 +55,25 @@ export interface FeatureLayers {
 
 const FOLLOW = new Set(['BatchNormalization', 'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Tanh']);
 const CONV = new Set(['Conv', 'QLinearConv', 'ConvInteger']);
-export const STYLE_DEPTHS = [0, 0.2, 0.4, 0.6, 0.8];
-export const CONTENT_DEPTH = 0.6;
+
+/**
+ * Gatys et al.'s layers on VGG-19 are conv1_1 … conv5_1, the first conv at each scale from the
+ * input's down to 1/16 of it, and conv4_2 for content, the second conv at 1/8. By scale, not
+ * depth, the same choice carries over to any architecture: the first conv output at each
+ * spatial size down to 1/16 of the input side (at most 5; the finest kept when there are more),
+ * and for content the second conv output at the first size at or below 1/8 (its first when it
+ * has one; the coarsest of the style sizes when nothing is that small).
+ */
+export function byScale(layers: FeatureLayer[], side: number): { style: FeatureLayer[]; content: FeatureLayer } {
+  const scale = (l: FeatureLayer) => Math.min(l.height, l.width);
+  const sizes = [...new Set(layers.map(scale))].sort((a, b) => b - a);
+  const styleSizes = sizes.filter((s) => s * 16 >= side).slice(0, 5);
+  if (!styleSizes.length) styleSizes.push(sizes[0]);
+  const style = styleSizes.map((s) => layers.find((l) => scale(l) === s)!);
+  const contentSize = sizes.find((s) => s * 8 <= side) ?? styleSizes[styleSizes.length - 1];
+  const atSize = layers.filter((l) => scale(l) === contentSize);
+  return { style, content: atSize[1] ?? atSize[0] };
+}
 
 /** The candidate layers and the default (or named) style and content layers; see the module comment. */
 export function pickFeatureLayers(fw: Forward, probe: Probe, names: { style?: string[]; content?: string } = {}): FeatureLayers {
@@ -110,9 +126,9 @@ export function pickFeatureLayers(fw: Forward, probe: Probe, names: { style?: st
       'style transfer needs convolutional feature maps',
     );
   }
-  const at = (f: number) => withPositions[Math.min(withPositions.length - 1, Math.floor(f * withPositions.length))];
-  const style = names.style?.length ? names.style.map((n) => byName(n, 'style')) : [...new Set(STYLE_DEPTHS.map(at))];
-  const content = names.content ? byName(names.content, 'content') : at(CONTENT_DEPTH);
+  const { style: autoStyle, content: autoContent } = byScale(withPositions, Math.min(fw.plan.height, fw.plan.width));
+  const style = names.style?.length ? names.style.map((n) => byName(n, 'style')) : autoStyle;
+  const content = names.content ? byName(names.content, 'content') : autoContent;
   return { candidates, style, content };
 }
 
