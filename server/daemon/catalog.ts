@@ -10,7 +10,10 @@ export function describeProbes(): ProbeCatalog {
   return {
     probes: Object.entries(PROBES).map(([id, entry]) => {
       const probe = entry.factory({});
-      return { id, title: probe.title, summary: entry.summary, params: probe.params, rules: probe.rules };
+      // Parameters that only a variant takes (cue-conflict's style transfer) are known too, with
+      // their defaults; the base parameters keep theirs.
+      const params = Object.assign({}, ...(entry.variants ?? []).map((v) => entry.factory(v).params), probe.params);
+      return { id, title: probe.title, summary: entry.summary, params, rules: probe.rules };
     }),
   };
 }

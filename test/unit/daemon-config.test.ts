@@ -57,7 +57,7 @@ test('unknown probes, keys and parameters; missing files; wrong types: each at i
   // comments are fine
   "colour": true,
   "device": "tpu",
-  "probes": { "shift": { "k": "eight", "kk": 1 }, "texturez": {} },
+  "probes": { "shift": { "k": "eight", "kk": 1 }, "texturez": {}, "cue-conflict": { "generator": "style-transfer", "steps": 100, "styleWeight": 5, "stepz": 1 } },
   "models": [
     { "path": "models/m.onnx", "dataset": "data/none.csv", "probes": ["clean", "shfit"], "limit": 0, "extra": 1 },
     { "dataset": "data/ok.csv" }
@@ -67,7 +67,8 @@ test('unknown probes, keys and parameters; missing files; wrong types: each at i
   const at = (code: string) => find(ds, code).map((d) => textAt(text, d.range));
   assert.deepEqual(at('config/unknown-probe').sort(), ['"shfit"', '"texturez"']);
   assert.match(find(ds, 'config/unknown-probe')[0].message as string, /known probes: clean, shift/);
-  assert.deepEqual(at('config/unknown-key').sort(), ['"colour"', '"extra"', '"kk"']);
+  // cue-conflict's style-transfer parameters are known (a variant's), a misspelt one is not.
+  assert.deepEqual(at('config/unknown-key').sort(), ['"colour"', '"extra"', '"kk"', '"stepz"']);
   assert.deepEqual(at('config/missing-file'), ['"data/none.csv"']);
   assert.ok(at('config/type').includes('"tpu"'));
   assert.ok(at('config/type').includes('"eight"'), 'shift.k must be a number');

@@ -12,7 +12,12 @@ import { shiftProbe } from './shift';
 
 type Factory = (params?: Record<string, unknown>) => Probe<object>;
 
-export const PROBES: Record<string, { factory: Factory; summary: string }> = {
+export const PROBES: Record<string, {
+  factory: Factory;
+  summary: string;
+  /** Settings under which the probe takes further parameters (for completion in skeptic.json). */
+  variants?: Record<string, unknown>[];
+}> = {
   clean: { factory: cleanProbe as Factory, summary: 'accuracy, per-class accuracy, confusion matrix, confidences' },
   shift: { factory: shiftProbe as Factory, summary: 'P4: 1-pixel translations and embedding (Azulay & Weiss 2019)' },
   patches: { factory: patchesProbe as Factory, summary: 'P3: patch shuffle and local evidence maps (Brendel & Bethge 2019)' },
@@ -28,6 +33,7 @@ export const PROBES: Record<string, { factory: Factory; summary: string }> = {
   'cue-conflict': {
     factory: cueConflictProbe as Factory,
     summary: 'P2: shape bias on cue-conflict stimuli, yours (--cue-conflict DIR) or generated from the data (Geirhos et al. 2019)',
+    variants: [{ generator: 'style-transfer' }],
   },
   prior: {
     factory: priorProbe as Factory,
