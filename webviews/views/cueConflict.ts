@@ -105,6 +105,14 @@ export function cueConflictView(ctx: Ctx, id: string, p: ProbeResult): HTMLEleme
       isNum(other) ? stat('neither cue', int(other), isNum(conflicts) ? `of ${int(conflicts)} cue-conflict stimuli` : undefined) : null,
     ),
   ];
+  // Where the stimuli came from: a user's set, or which generator made them (style transfer
+  // with how far its optimisation got).
+  const src = (m.stimuli ?? null) as { kind?: string; generator?: string; styleTransfer?: { meanStyleLoss?: { start?: number; end?: number } } } | null;
+  if (src?.generator) {
+    const sl = src.styleTransfer?.meanStyleLoss;
+    const loss = sl && isNum(sl.start) && isNum(sl.end) ? ` Mean style loss ${num(sl.start, 3)} → ${num(sl.end, 3)}.` : '';
+    parts.push(h('p', { class: 'note' }, `Stimuli generated from the dataset by ${src.generator}.${loss}`));
+  }
 
   // The figure: the model's shape bias (overall and per shape category) against the references.
   if (isNum(sb) || cats.length) {

@@ -497,9 +497,9 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
               evaluated: result.decisions.length,
               unreadable: result.unreadable,
               unmapped: result.unmapped,
-              ...(result.kind === 'generated' && generator === 'quilt' ? { withoutSilhouette: result.noSilhouette ?? 0, generator: 'weights-free quilting (cue/generate.ts)' } : {}),
+              ...(result.kind === 'generated' && generator === 'quilt' ? { withoutSilhouette: result.noSilhouette ?? 0, generator: "weights-free texture quilting (B's patches in A's silhouette)" } : {}),
               ...(result.kind === 'generated' && generator === 'style-transfer'
-                ? { generator: "style transfer in the manner of Gatys et al. (2016) on the model's own layers (cue/style-transfer.ts)", styleTransfer: styleMetrics(result.style) }
+                ? { generator: "style transfer in the manner of Gatys et al. (2016) on the model's own layers", styleTransfer: styleMetrics(result.style) }
                 : {}),
               ...(result.error ? { error: result.error } : {}),
               warnings: result.warnings,
