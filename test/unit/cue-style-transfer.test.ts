@@ -291,3 +291,26 @@ test('int8 MobileNetV2 (fixture): style transfer runs through the float shadow a
     await model.dispose();
   }
 });
+
+test('probe, generator "style-transfer": cancelling during the optimisation stops it and says so', async () => {
+  ensureDemoData();
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataset = await openDataset(DEMO_TEST, { labels: model.labels, limit: 40, seed: 1 });
+    const controller = new AbortController();
+    let steps = 0;
+    const report = await audit(model, dataset, {
+      probes: [cueConflictProbe({ generator: 'style-transfer', pairs: 24, steps: 100000, controls: false }) as Probe<object>],
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.step && ++steps === 2) controller.abort();
+      },
+    });
+    const m = report.probes['cue-conflict'].metrics as any;
+    assert.match(m.stimuli.error, /cancelled/);
+    assert.equal(m.conflicts, 0);
+    assert.ok(steps < 10, `${steps} progress steps after the abort`);
+  } finally {
+    await model.dispose();
+  }
+});
