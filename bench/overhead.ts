@@ -6,6 +6,13 @@
  *   node --import tsx bench/overhead.ts [--batch 32] [--repeat 3]
  *
  * Needs ../shared/fixtures (mnist-8 on MNIST, MobileNetV2-int8 on the ImageNet samples).
+ *
+ * Bare ONNX Runtime gets the engine's own session options (sessionOptions: the same CPU threads),
+ * so the ratio measures the engine, not a thread setting. The last columns put the ratio in
+ * context: images/s of reading and decoding alone (the dataset streamed at the model's input
+ * size, no model), and the CPU time per image of that decoding against bare inference's. When
+ * decoding alone costs as much CPU as inference, no pipeline that decodes on the same cores can
+ * come near bare session.run on tensors decoded beforehand.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,6 +22,8 @@ import { audit } from '../server/engine/audit';
 import { openDataset } from '../server/engine/data';
 import { loadModel } from '../server/engine/model';
 import { makeBatchSymbolic } from '../server/engine/model/batch';
+import { cpuThreads } from '../server/engine/model/threads';
+import { sessionOptions } from '../server/engine/model/providers';
 import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { createProbes } from '../server/engine/probes';
 import type { LoadedModel } from '../server/engine/types';
@@ -55,7 +64,8 @@ async function main() {
     return;
   }
   console.log(`batch ${batchSize}, best of ${repeat}; ${ort.env.versions.node ? `onnxruntime-node ${ort.env.versions.node}` : ''}`);
-  console.log('case                                 images  engine img/s  bare img/s  ratio');
+  console.log(`CPU threads per session: ${cpuThreads() ?? 'ORT default'}`);
+  console.log('case                                 images  engine img/s  bare img/s  ratio  decode-only img/s  CPU ms/img: decode  bare');
   for (const c of CASES) {
     const modelPath = join(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
@@ -66,7 +76,7 @@ async function main() {
     const proto = decodeModel(readFileSync(modelPath), modelPath);
     const inputName = proto.graph!.input![0].name!;
     if (model.info.batch.patched) makeBatchSymbolic(proto, inputName);
-    const session = await ort.InferenceSession.create(encodeModel(proto), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(encodeModel(proto), sessionOptions('cpu'));
     const batches = await prebuilt(model, dataPath);
     const n = batches.reduce((a, b) => a + b.length, 0) / (model.info.channels * model.info.height * model.info.width);
     const dims = (len: number) => {
@@ -76,10 +86,23 @@ async function main() {
     };
     let bare = Infinity;
     let engine = Infinity;
+    let decode = Infinity;
+    let bareCpu = Infinity;
+    let decodeCpu = Infinity;
+    const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
     for (let r = 0; r < repeat; r++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       for (const x of batches) await session.run({ [inputName]: new ort.Tensor('float32', x, dims(x.length)) });
       bare = Math.min(bare, performance.now() - t0);
+      bareCpu = Math.min(bareCpu, cpuMs(process.cpuUsage(c0)));
+
+      const dd = await openDataset(dataPath, { labels: model.labels });
+      const t2 = performance.now();
+      const c2 = process.cpuUsage();
+      for await (const samples of dd.stream(model.decodeSpec(0), { batchSize })) if (!samples.length) throw new Error('empty batch');
+      decode = Math.min(decode, performance.now() - t2);
+      decodeCpu = Math.min(decodeCpu, cpuMs(process.cpuUsage(c2)));
 
       const ds = await openDataset(dataPath, { labels: model.labels });
       const t1 = performance.now();
@@ -89,7 +112,11 @@ async function main() {
     }
     const e = (n / engine) * 1000;
     const b = (n / bare) * 1000;
-    console.log(`${c.name.padEnd(36)} ${String(n).padStart(6)}  ${e.toFixed(0).padStart(12)}  ${b.toFixed(0).padStart(10)}  ${(e / b).toFixed(2).padStart(5)}`);
+    const d = (n / decode) * 1000;
+    console.log(
+      `${c.name.padEnd(36)} ${String(n).padStart(6)}  ${e.toFixed(0).padStart(12)}  ${b.toFixed(0).padStart(10)}  ${(e / b).toFixed(2).padStart(5)}  ` +
+        `${d.toFixed(0).padStart(17)}  ${(decodeCpu / n).toFixed(3).padStart(18)}  ${(bareCpu / n).toFixed(3).padStart(5)}`,
+    );
     await session.release();
     await model.dispose();
   }

@@ -13,7 +13,7 @@ import { CancelledError, SkepticInputError } from './engine/errors';
 import { formatGradcheck, gradcheck } from './engine/gradcheck';
 import { toBatch } from './engine/image/ops';
 import { GradientUnsupportedError } from './engine/model/gradient';
-import { describeModel, loadModel } from './engine/model';
+import { describeModel, loadModel, setCpuThreads } from './engine/model';
 import { createProbes, DEFAULT_PROBES, PROBES } from './engine/probes';
 import type { Report } from './engine/report/schema';
 import { summaryText } from './engine/report/summary';
@@ -46,6 +46,7 @@ Audit options:
   --seed N               seed for every random choice (default 0)
   --device D             auto | cpu | webgpu | cuda (default auto)
   --batch-size N         images per model run (default 32)
+  --threads N            CPU threads per ONNX Runtime session (default: the physical cores)
   --out DIR              report folder (default .skeptic/reports/<model>--<dataset>)
   --format LIST          json,sarif,html (default json)
   --json                 print report.json to stdout instead of the summary
@@ -84,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
         seed: { type: 'string' },
         device: { type: 'string' },
         'batch-size': { type: 'string' },
+        threads: { type: 'string' },
         out: { type: 'string' },
         format: { type: 'string' },
         json: { type: 'boolean' },
@@ -304,6 +306,9 @@ function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undef
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
+  const threads = int(o.threads, '--threads') ?? config?.threads;
+  if (threads === 0) throw new SkepticInputError('--threads must be at least 1');
+  setCpuThreads(threads);
   return {
     device,
     preprocess: cliPre ?? entry.preprocess,

@@ -251,6 +251,8 @@ export interface AuditJob {
   limit?: number;
   batchSize: number;
   device: Device;
+  /** CPU threads per session (skeptic.json "threads"); undefined: the engine's default. */
+  threads?: number;
   cacheDir?: string;
   outDir: string;
   baseDir: string;

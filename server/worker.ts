@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { audit, type AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { SkepticInputError } from './engine/errors';
-import { loadModel } from './engine/model';
+import { loadModel, setCpuThreads } from './engine/model';
 import { planInput, introspect } from './engine/model/introspect';
 import { decodeModel } from './engine/model/onnx';
 import { hfInputSize, readHfConfig } from './engine/model/preprocess';
@@ -54,6 +54,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
   try {
     // Probes first: a bad probe name or parameter fails before the model loads.
     const probes = createProbes(job.probes ?? DEFAULT_PROBES, job.params);
+    setCpuThreads(job.threads);
     const model = await loadModel(job.model, {
       device: job.device,
       preprocess: job.preprocess,

@@ -34,6 +34,7 @@ export const TOP_KEYS: Record<string, string> = {
   seed: 'Seed for every random choice (default 0): the same inputs and seed give the same report.',
   device: 'Execution provider: `auto` (CUDA, then WebGPU, then CPU), `cpu`, `webgpu` or `cuda`.',
   batchSize: 'Images per model run (default 32).',
+  threads: 'CPU threads per ONNX Runtime session (default: the physical cores this process may use).',
   probes: 'Parameters per probe, e.g. `{ "shift": { "k": 8 } }`.',
   models: 'The models of this workspace, each with the dataset it is audited on and its settings.',
 };
@@ -199,6 +200,7 @@ export function validateConfig(text: string, file: string, ctx: ConfigContext): 
     const value = getNodeValue(v);
     if (k === 'seed' && !isNonNegInt(value)) err(v, 'config/type', '"seed" must be a non-negative integer');
     else if (k === 'batchSize' && !isPosInt(value)) err(v, 'config/type', '"batchSize" must be a positive integer');
+    else if (k === 'threads' && !isPosInt(value)) err(v, 'config/type', '"threads" must be a positive integer');
     else if (k === 'device' && !DEVICES.includes(value)) err(v, 'config/type', `"device" must be one of ${list(DEVICES)}`);
     else if (k === 'probes') validateProbeParams(v);
     else if (k === 'models') {

@@ -107,6 +107,7 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
     baseDir,
   };
   if (probes) job.probes = probes;
+  if (config?.threads !== undefined) job.threads = config.threads;
   if (limit !== undefined) job.limit = limit;
   if (useCache) job.cacheDir = s.cacheLocation ? resolve(settingsBase, s.cacheLocation) : join(baseDir, '.skeptic', 'cache');
   if (entry?.preprocess !== undefined) job.preprocess = entry.preprocess;

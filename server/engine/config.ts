@@ -33,6 +33,8 @@ export interface SkepticConfig {
   seed?: number;
   device?: string;
   batchSize?: number;
+  /** CPU threads per ONNX Runtime session (default: the physical cores). */
+  threads?: number;
   probes?: Record<string, Record<string, unknown>>;
   /** Entries with their paths resolved against the file's folder. */
   models: ModelEntry[];
@@ -60,6 +62,7 @@ export function loadConfig(file: string): SkepticConfig {
     seed: raw.seed,
     device: raw.device,
     batchSize: raw.batchSize,
+    threads: raw.threads,
     probes: raw.probes,
     models: models.map((m: ModelEntry) => ({
       ...m,

@@ -107,6 +107,8 @@ export interface DeviceInfo {
   used: 'cpu' | 'webgpu' | 'cuda';
   /** One line per provider that was tried and failed, saying why ("cuda: libcudart.so.12 not found"). */
   fallbacks: string[];
+  /** CPU threads per ONNX Runtime session (model/threads.ts); absent: ORT's own default. */
+  threads?: number;
 }
 
 /** How pixel-space images become the model's input tensor: tensor = (pixel·scale − mean) / std. */

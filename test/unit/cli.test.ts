@@ -141,6 +141,15 @@ test('inspect prints what Skeptic reads from the model', () => {
     assert.match(r.stdout, re);
   }
   assert.ok(existsSync(DEMO_MODEL));
+  // A pipe gets every value on one line, however long the paths (a wrap once moved with the checkout path).
+  assert.ok(!/^ {14}\S/m.test(r.stdout), r.stdout);
+  // CPU threads per session: --threads, else the physical cores.
+  const one = skeptic(['inspect', DEMO_MODEL, '--threads', '1']);
+  assert.equal(one.code, 0, one.stderr);
+  assert.match(one.stdout, /^Device +cpu \(requested auto\), 1 CPU thread$/m);
+  const bad = skeptic(['inspect', DEMO_MODEL, '--threads', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--threads must be a non-negative integer/);
 });
 
 test('skeptic.json supplies the dataset and settings; a syntax error names the file and line', () => {

@@ -79,6 +79,12 @@ test('unknown probes, keys and parameters; missing files; wrong types: each at i
   for (const d of ds) assert.ok(d.severity === 1 || d.severity === 2, `${d.message}: error or warning`);
 });
 
+test('"threads": a positive integer', () => {
+  const bad = validateConfig('{ "threads": 2.5 }', FILE, ctx([]));
+  assert.deepEqual(find(bad, 'config/type').map((d) => d.message), ['"threads" must be a positive integer']);
+  assert.deepEqual(validateConfig('{ "threads": 4 }', FILE, ctx([])), []);
+});
+
 test('preprocessing that does not fit the model: a 3-value mean for a grayscale model, on "mean"', () => {
   const text = `{
   "models": [

@@ -72,7 +72,7 @@ export function describeModel(m: LoadedModel, options: DescribeOptions = {}): st
     const first = m.labels.names.slice(0, 5).join(', ');
     add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, valueWidth, indent));
   } else add('Labels', 'none (class indices)');
-  add('Device', `${m.device.used} (requested ${m.device.requested})`);
+  add('Device', `${m.device.used} (requested ${m.device.requested})${m.device.threads ? `, ${m.device.threads} CPU thread${m.device.threads > 1 ? 's' : ''}` : ''}`);
   for (const f of m.device.fallbacks) add('  fallback', wrap(f, valueWidth, indent));
   for (const [k, v] of Object.entries(i.metadata)) add('Metadata', wrap(`${k} = ${v.length > 120 ? `${v.slice(0, 120)}…` : v}`, valueWidth, indent));
   for (const w of m.warnings) add('Warning', wrap(w, valueWidth, indent));

@@ -16,6 +16,7 @@ import { SkepticInputError } from '../errors';
 import { decodeModel, encodeModel, inlineExternalData } from './onnx';
 import { feedDims, graphOutputKind, introspect, planInput, type InputPlan } from './introspect';
 import { createOn, createSession, type Provider } from './providers';
+import { cpuThreads } from './threads';
 import { maxAbsDiff } from './batch';
 import { hfInputSize, readHfConfig, resolvePreprocessing, type PreprocessOverride } from './preprocess';
 import { resolveLabels } from './labels';
@@ -24,6 +25,7 @@ import { copyRows, Runner, runModel, type Mode } from './runner';
 
 export { PRESETS, type PreprocessOverride } from './preprocess';
 export { describeModel } from './describe';
+export { cpuThreads, setCpuThreads } from './threads';
 
 export interface LoadModelOptions {
   /** Default 'auto'. */
@@ -144,7 +146,8 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const wantPatch = plan.batchAxis === 0 && declared === 1;
   const base = runModel(bytes, file, plan, preprocessing, intro.opset, false);
   const created = await createSession(base.bytes, requested, file, wantPatch ? 'disabled' : 'all');
-  const device: DeviceInfo = { requested, used: created.used, fallbacks: created.fallbacks };
+  const threads = cpuThreads();
+  const device: DeviceInfo = { requested, used: created.used, fallbacks: created.fallbacks, ...(threads ? { threads } : {}) };
   if (requested !== 'auto' && created.used !== requested) {
     warnings.push(`${requested} was requested but could not start; running on ${created.used} (${created.fallbacks.join('; ')})`);
   }

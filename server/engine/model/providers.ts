@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';
+import { cpuThreads } from './threads';
 
 export type Provider = DeviceInfo['used'];
 
@@ -43,12 +44,11 @@ export function cudaInstalled(): boolean {
   }
 }
 
-/**
- * Session options for every session Skeptic creates. intraOpNumThreads is left to ORT: on the
- * 2-core test machine its default matched os.availableParallelism() within noise.
- */
+/** Session options for every session Skeptic creates; threads.ts says how many CPU threads. */
 export function sessionOptions(ep: Provider, level: OptLevel = 'all'): ort.InferenceSession.SessionOptions {
+  const threads = cpuThreads();
   return {
+    ...(threads ? { intraOpNumThreads: threads } : {}),
     executionProviders: [ep],
     graphOptimizationLevel: level,
     executionMode: 'sequential',

@@ -1,0 +1,76 @@
+/**
+ * CPU threads per ONNX Runtime session (model/threads.ts): physical cores read from a sysfs tree
+ * (a hyperthreaded machine, a VM without SMT, offline CPUs, the affinity cap), the override order,
+ * and that sessions, reports and `skeptic inspect` carry the choice.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadModel } from '../../server/engine/model';
+import { sessionOptions } from '../../server/engine/model/providers';
+import { cpuThreads, physicalCores, setCpuThreads } from '../../server/engine/model/threads';
+import { DEMO_MODEL } from './helpers/demo';
+
+/** A fake /sys/devices/system/cpu with `cpus` as [package, core] per logical CPU (null: offline). */
+function sysfs(cpus: Array<[number, number] | null>): string {
+  const root = mkdtempSync(join(tmpdir(), 'skeptic-cpu-'));
+  cpus.forEach((c, i) => {
+    const dir = join(root, `cpu${i}`);
+    mkdirSync(dir);
+    if (!c) return;
+    mkdirSync(join(dir, 'topology'));
+    writeFileSync(join(dir, 'topology', 'physical_package_id'), `${c[0]}\n`);
+    writeFileSync(join(dir, 'topology', 'core_id'), `${c[1]}\n`);
+  });
+  mkdirSync(join(root, 'cpufreq')); // not a CPU
+  return root;
+}
+
+test('physical cores from sysfs: hyperthreads counted once, offline CPUs skipped, capped by the CPUs allowed', () => {
+  const roots: string[] = [];
+  const at = (cpus: Array<[number, number] | null>, limit = 64) => {
+    const r = sysfs(cpus);
+    roots.push(r);
+    return physicalCores(r, limit);
+  };
+  try {
+    // 4 logical CPUs, 2 cores with 2 hyperthreads each (ORT's Linux default, half, is right here).
+    assert.equal(at([[0, 0], [0, 1], [0, 0], [0, 1]]), 2);
+    // A VM without SMT: 2 cores, 2 CPUs (ORT's default would be 1).
+    assert.equal(at([[0, 0], [0, 1]]), 2);
+    // Two sockets reuse core ids.
+    assert.equal(at([[0, 0], [0, 1], [1, 0], [1, 1]]), 4);
+    assert.equal(at([[0, 0], null, [0, 2]]), 2);
+    // The process may run on 3 of 8 cores (affinity, a container's cpuset).
+    assert.equal(at(Array.from({ length: 8 }, (_, i) => [0, i] as [number, number]), 3), 3);
+    assert.equal(at([]), undefined);
+    assert.equal(physicalCores('/nonexistent/cpu', 4), undefined);
+  } finally {
+    for (const r of roots) rmSync(r, { recursive: true, force: true });
+  }
+});
+
+test('the choice reaches session options and the report; SKEPTIC_THREADS overrides the automatic choice', async () => {
+  const saved = process.env.SKEPTIC_THREADS;
+  try {
+    setCpuThreads(3);
+    assert.equal(cpuThreads(), 3);
+    assert.equal(sessionOptions('cpu').intraOpNumThreads, 3);
+    const m = await loadModel(DEMO_MODEL, { device: 'cpu' });
+    assert.equal(m.device.threads, 3);
+    await m.dispose();
+    process.env.SKEPTIC_THREADS = '1';
+    setCpuThreads(undefined);
+    assert.equal(cpuThreads(), 1);
+    delete process.env.SKEPTIC_THREADS;
+    setCpuThreads(undefined);
+    assert.equal(cpuThreads(), physicalCores());
+    assert.throws(() => setCpuThreads(0), /positive integer/);
+  } finally {
+    if (saved === undefined) delete process.env.SKEPTIC_THREADS;
+    else process.env.SKEPTIC_THREADS = saved;
+    setCpuThreads(undefined);
+  }
+});
