@@ -103,7 +103,7 @@ for (const device of ['webgpu', 'cuda'] as const) {
     assert.match(m.device.fallbacks[0], new RegExp(`^${device}: .+`));
     if (device === 'cuda' && !cudaInstalled()) assert.match(m.device.fallbacks[0], /not installed/);
     assert.ok(m.warnings.some((w) => w.startsWith(`${device} was requested but could not start; running on cpu`)), m.warnings.join('\n'));
-    assert.match(describeModel(m), new RegExp(`Device +cpu \\(requested ${device}\\)\\n +fallback +${device}: `));
+    assert.match(describeModel(m), new RegExp(`Device +cpu \\(requested ${device}\\)(, \\d+ CPU threads?)?\\n +fallback +${device}: `));
     await m.dispose();
   });
 }
@@ -193,7 +193,7 @@ test('introspection and describeModel', async () => {
     /^Quantized +yes$/m,
     /^Ops +DequantizeLinear 1, Flatten 1, Gemm 1, QuantizeLinear 1, Softmax 1$/m,
     /^Preprocessing +preset unit; resize to 4×4; scale 1; mean \[0\]; std \[1\]; gray \(source: cli\)$/m,
-    /^Device +cpu \(requested cpu\)$/m,
+    /^Device +cpu \(requested cpu\)(, \d+ CPU threads?)?$/m,
     /^Metadata +author = me$/m,
   ]) assert.match(text, re);
   assert.ok(!/\x1b\[/.test(text), 'no colour codes');
