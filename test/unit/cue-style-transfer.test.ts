@@ -29,7 +29,7 @@ import { derivedRng } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 import { DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
 import { fakeDataset } from './helpers/fake';
-import { tinyClassifier, writeModel } from './helpers/onnx-builder';
+import { node, seeded, tensor, tinyClassifier, writeModel } from './helpers/onnx-builder';
 
 /** The first image of each of the first two classes in the demo's test split. */
 async function demoPair(model: Awaited<ReturnType<typeof loadModel>>): Promise<{ a: PixelImage; b: PixelImage; la: number; lb: number }> {
@@ -311,6 +311,38 @@ test('probe, generator "style-transfer": cancelling during the optimisation stop
     assert.equal(m.conflicts, 0);
     assert.ok(steps < 10, `${steps} progress steps after the abort`);
   } finally {
+    await model.dispose();
+  }
+});
+
+test('a noise start with every feature dead (zero gradient) restarts from the shape image, and says so', async () => {
+  // 1×1 Conv (weight 1, bias −0.65) + Relu: alive only where a pixel exceeds 0.65, so the
+  // [0.4, 0.6] noise start has no live feature while the shape image's bright square has.
+  const spec = {
+    inputs: [{ name: 'x', shape: ['N', 1, 8, 8] as (string | number)[] }],
+    outputs: [{ name: 'y', shape: ['N', 2] as (string | number)[] }],
+    initializers: [tensor('cw', [1, 1, 1, 1], [1]), tensor('cb', [1], [-0.65]), tensor('W', [64, 2], seeded(128, 3)), tensor('b', [2], [0, 0])],
+    nodes: [
+      node('Conv', ['x', 'cw', 'cb'], ['c'], { kernel_shape: [1, 1] }),
+      node('Relu', ['c'], ['r']),
+      node('Flatten', ['r'], ['f'], { axis: 1 }),
+      node('Gemm', ['f', 'W', 'b'], ['y']),
+    ],
+  };
+  const model = await loadModel(writeModel(spec, 'dead.onnx'), { device: 'cpu', preprocess: 'unit' });
+  const sl = await buildStyleLoss(model);
+  try {
+    const square = (lo: number, hi: number): PixelImage => {
+      const d = new Float32Array(64);
+      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) d[y * 8 + x] = y >= lo && y < hi && x >= lo && x < hi ? 1 : 0;
+      return { channels: 1, height: 8, width: 8, data: d };
+    };
+    const r = await styleTransfer(sl, [square(2, 6)], [square(1, 4)], [derivedRng(1, 'dead')], { steps: 30 });
+    assert.equal(r.deadStarts, 1);
+    assert.equal(r.contentStart[0], 0, 'restarted from A: its content loss starts at 0');
+    assert.ok(r.styleEnd[0] < r.styleStart[0], `${r.styleStart[0]} → ${r.styleEnd[0]}`);
+  } finally {
+    await sl.dispose();
     await model.dispose();
   }
 });

@@ -8,7 +8,10 @@
  *
  * Optimisation, per stimulus (all of a batch at once, independently):
  *  - start: seeded uniform noise in [0.4, 0.6] (opts.init 'noise', as Gatys), or A itself
- *    ('content': faster, but A's own texture partly survives);
+ *    ('content': faster, but A's own texture partly survives). Noise can leave every feature of
+ *    a model dead (a ReLU network trained on dark MNIST digits sees nothing in mid-grey noise):
+ *    the gradient is then exactly zero and Adam would never move. Such a stimulus restarts from
+ *    A, and the result counts it (deadStarts);
  *  - loss: w_style·E_style + w_content·E_content (features.ts) + w_tv·TV, TV the mean squared
  *    difference of neighbouring pixels (computed here, with its exact gradient: it keeps the
  *    high-frequency noise that small models' Gram matrices do not constrain out of the image);
@@ -43,6 +46,8 @@ export interface StyleTransferResult {
   styleEnd: Float32Array;
   contentStart: Float32Array;
   contentEnd: Float32Array;
+  /** Stimuli whose noise start had a zero gradient and that restarted from the shape image. */
+  deadStarts: number;
 }
 
 /**
@@ -90,7 +95,7 @@ export async function styleTransfer(
   const n = shapes.length;
   if (textures.length !== n || rngs.length !== n) throw new Error(`styleTransfer: ${n} shapes, ${textures.length} textures, ${rngs.length} seeds`);
   const empty: Float32Array = new Float32Array(0);
-  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty };
+  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty, deadStarts: 0 };
   const { channels: C, height: H, width: W } = shapes[0];
   const style: FeatureTargets = await loss.features(toBatch(textures));
   const content: FeatureTargets = await loss.features(toBatch(shapes));
@@ -105,9 +110,19 @@ export async function styleTransfer(
   let styleStart: Float32Array = empty;
   let contentStart: Float32Array = empty;
   let last: { style: Float32Array; content: Float32Array } = { style: empty, content: empty };
+  let deadStarts = 0;
   for (let t = 1; t <= o.steps; t++) {
     throwIfAborted(signal);
-    const r = await loss.lossAndGrad(x, style, content, weights);
+    let r = await loss.lossAndGrad(x, style, content, weights);
+    if (t === 1 && o.init === 'noise') {
+      const dead: number[] = [];
+      for (let i = 0; i < n; i++) if (r.grad.subarray(i * per, (i + 1) * per).every((g) => g === 0)) dead.push(i);
+      if (dead.length) {
+        for (const i of dead) x.data.set(shapes[i].data, i * per);
+        deadStarts = dead.length;
+        r = await loss.lossAndGrad(x, style, content, weights);
+      }
+    }
     if (t === 1) {
       styleStart = r.style.slice();
       contentStart = r.content.slice();
@@ -130,5 +145,9 @@ export async function styleTransfer(
   last = { style: end.style, content: end.content };
   const images: PixelImage[] = [];
   for (let i = 0; i < n; i++) images.push({ channels: C, height: H, width: W, data: x.data.slice(i * per, (i + 1) * per) });
-  return { images, styleStart: o.steps > 0 ? styleStart : last.style, styleEnd: last.style, contentStart: o.steps > 0 ? contentStart : last.content, contentEnd: last.content };
+  return {
+    images, deadStarts,
+    styleStart: o.steps > 0 ? styleStart : last.style, styleEnd: last.style,
+    contentStart: o.steps > 0 ? contentStart : last.content, contentEnd: last.content,
+  };
 }

@@ -101,6 +101,8 @@ const RULES: Record<string, RuleDoc> = {
 
 interface StyleRecord {
   count: number;
+  /** Stimuli restarted from the shape image because noise left every feature dead. */
+  deadStarts: number;
   styleStart: number;
   styleEnd: number;
   contentStart: number;
@@ -307,6 +309,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
           rec.contentEnd += r.contentEnd[i];
         }
         rec.count += items.length;
+        rec.deadStarts += r.deadStarts;
         return r.images.map((image) => ({ image }));
       },
     };
@@ -330,7 +333,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
         return { ...base, error: `style transfer is not possible on this model: ${e.message}`, generatorFailed: true };
       }
       base.style = {
-        count: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
+        count: 0, deadStarts: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
         layers: { style: loss.layers.style.map((l) => `${l.name} (${l.op}, ${l.channels}×${l.height}×${l.width})`), content: `${loss.layers.content.name} (${loss.layers.content.op}, ${loss.layers.content.channels}×${loss.layers.content.height}×${loss.layers.content.width})` },
       };
       composer = styleComposer(loss, ctx, plan.pairs.length, base.style);
@@ -391,6 +394,8 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       // rises from 0 (noise start: falls) as A's features give way.
       meanStyleLoss: { start: mean(r.styleStart), end: mean(r.styleEnd) },
       meanContentLoss: { start: mean(r.contentStart), end: mean(r.contentEnd) },
+      // Noise starts with a zero gradient (dead features), restarted from the shape image.
+      startedFromContent: style.init === 'content' ? r.count : r.deadStarts,
     };
   }
 
