@@ -124,7 +124,6 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
   // Style transfer optimises every stimulus (300 steps of a forward and backward pass): fewer by default.
   const pairs = numberParam(params, 'cue-conflict', 'pairs', generator === 'style-transfer' ? 64 : 200, 0, 100000);
   const minDecisions = numberParam(params, 'cue-conflict', 'minDecisions', 10, 1);
-
   const texturesPerClass = numberParam(params, 'cue-conflict', 'texturesPerClass', 4, 1, 1000);
   const gallery = numberParam(params, 'cue-conflict', 'gallery', 24, 0, 10000);
   const samples = numberParam(params, 'cue-conflict', 'samples', 4, 0, 1000);
