@@ -90,21 +90,22 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     if (r.problem) findings.push({ probe: 'data', rule: 'data/unusable-item', severity: 'error', image: i, message: r.problem });
   });
 
+  const cacheScope = (probe: string, params: unknown) => ({
+    modelSha256: model.sha256,
+    preprocessing: model.preprocessing,
+    outputKind: model.info.outputKind,
+    probe,
+    params,
+    seed,
+    engineVersion: ENGINE_VERSION,
+  });
   const states: ProbeState[] = opts.probes.map((probe) => ({
     probe,
     limit: probe.imageLimit?.(model) ?? 0,
     seen: 0,
     records: [],
     ms: 0,
-    cache: new ProbeCache<object>(opts.cacheDir, {
-      modelSha256: model.sha256,
-      preprocessing: model.preprocessing,
-      outputKind: model.info.outputKind,
-      probe: probe.id,
-      params: probe.cacheParams ?? probe.params,
-      seed,
-      engineVersion: ENGINE_VERSION,
-    }),
+    cache: new ProbeCache<object>(opts.cacheDir, cacheScope(probe.id, probe.cacheParams ?? probe.params)),
   }));
 
   const total = dataset.records.length;
@@ -190,7 +191,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     if (state.records.length > 0) {
       try {
         const progress = (step: string) => opts.onProgress?.({ done, total, phase: 'summarizing', probe: probe.id, cacheHits, step });
-        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir, progress });
+        const cache = opts.cacheDir ? (name: string, params: unknown) => new ProbeCache<object>(opts.cacheDir, cacheScope(`${probe.id}-${name}`, params)) : undefined;
+        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir, progress, cache });
         result.headline = summary.headline;
         result.metrics = summary.metrics;
         if (summary.plots) result.plots = summary.plots;

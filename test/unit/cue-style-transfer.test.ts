@@ -11,7 +11,8 @@
  *    convolution (a clear error finding).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -344,5 +345,39 @@ test('a noise start with every feature dead (zero gradient) restarts from the sh
   } finally {
     await sl.dispose();
     await model.dispose();
+  }
+});
+
+test('probe, generator "style-transfer": a second audit reads the stimuli back from the cache, with the same answers', async () => {
+  ensureDemoData();
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'skeptic-st-cache-'));
+  try {
+    const dataset = await openDataset(DEMO_TEST, { labels: model.labels, limit: 40, seed: 1 });
+    const run = async () => {
+      const steps: string[] = [];
+      const report = await audit(model, dataset, {
+        probes: [cueConflictProbe({ generator: 'style-transfer', pairs: 16, steps: 40, controls: false }) as Probe<object>],
+        seed: 4,
+        cacheDir,
+        onProgress: (p) => p.step && steps.push(p.step),
+      });
+      return { m: report.probes['cue-conflict'].metrics as any, steps };
+    };
+    const first = await run();
+    const second = await run();
+    assert.equal(first.m.stimuli.styleTransfer.cached, 0);
+    assert.ok(first.steps.length > 0);
+    assert.equal(second.m.stimuli.styleTransfer.cached, 16);
+    assert.deepEqual(second.steps, [], 'nothing optimised the second time');
+    assert.deepEqual([second.m.shape, second.m.texture, second.m.other], [first.m.shape, first.m.texture, first.m.other]);
+    assert.deepEqual(second.m.gallery, first.m.gallery);
+    assert.deepEqual(second.m.stimuli.styleTransfer.meanStyleLoss, first.m.stimuli.styleTransfer.meanStyleLoss);
+    // Other parameters are another cache entry.
+    const other = await audit(model, dataset, { probes: [cueConflictProbe({ generator: 'style-transfer', pairs: 16, steps: 41, controls: false }) as Probe<object>], seed: 4, cacheDir });
+    assert.equal((other.probes['cue-conflict'].metrics as any).stimuli.styleTransfer.cached, 0);
+  } finally {
+    await model.dispose();
+    rmSync(cacheDir, { recursive: true, force: true });
   }
 });

@@ -108,7 +108,17 @@ export interface GenerationProblems {
  */
 export interface StimulusComposer {
   texture(b: PixelImage, sha256: string): PixelImage;
-  compose(items: Array<{ pair: PlannedPair; a: PixelImage; texture: PixelImage }>, signal?: AbortSignal): Promise<Array<{ image: PixelImage; silhouette?: boolean }>>;
+  compose(items: ComposeItem[], signal?: AbortSignal): Promise<Array<{ image: PixelImage; silhouette?: boolean }>>;
+}
+
+/** A pair ready to compose: the shape image, the texture (as `texture` made it), their hashes. */
+export interface ComposeItem {
+  pair: PlannedPair;
+  a: PixelImage;
+  texture: PixelImage;
+  /** sha256 of A's and of B's file. */
+  shaA: string;
+  shaB: string;
 }
 
 /** The weights-free generator (generate.ts): a texture quilted from B, in A's silhouette. */
@@ -134,7 +144,7 @@ export async function* generatedStimuli(
 ): AsyncGenerator<GeneratedStimulus[]> {
   const decodeSpec: DecodeSpec = { ...spec, margin: 0 };
   const textureIds = new Set(pairs.map((p) => p.b.index));
-  const textures = new Map<number, { bytes: Uint8Array; channels: 1 | 3; height: number; width: number }>();
+  const textures = new Map<number, { bytes: Uint8Array; channels: 1 | 3; height: number; width: number; sha256: string }>();
   for await (const batch of dataset.stream(decodeSpec, { batchSize, signal, only: (r) => textureIds.has(r.index) })) {
     throwIfAborted(signal);
     for (const s of batch) {
@@ -143,7 +153,7 @@ export async function* generatedStimuli(
         continue;
       }
       const t = composer.texture(s.image, s.sha256);
-      textures.set(s.record.index, { bytes: toBytes01(t), channels: t.channels, height: t.height, width: t.width });
+      textures.set(s.record.index, { bytes: toBytes01(t), channels: t.channels, height: t.height, width: t.width, sha256: s.sha256 });
     }
   }
   const byA = new Map<number, PlannedPair[]>();
@@ -151,7 +161,7 @@ export async function* generatedStimuli(
     if (!byA.has(p.a.index)) byA.set(p.a.index, []);
     byA.get(p.a.index)!.push(p);
   }
-  let items: Array<{ pair: PlannedPair; a: PixelImage; texture: PixelImage }> = [];
+  let items: ComposeItem[] = [];
   const flush = async (): Promise<GeneratedStimulus[]> => {
     const made = await composer.compose(items, signal);
     const out = items.map((it, i) => ({ pair: it.pair, ...made[i] }));
@@ -161,14 +171,14 @@ export async function* generatedStimuli(
   for await (const batch of dataset.stream(decodeSpec, { batchSize, signal, only: (r) => byA.has(r.index) })) {
     throwIfAborted(signal);
     for (const s of batch) {
-      if (!s.image) {
+      if (!s.image || !s.sha256) {
         problems.unreadable.push(s.record.id);
         continue;
       }
       for (const pair of byA.get(s.record.index)!) {
         const t = textures.get(pair.b.index);
         if (!t) continue;
-        items.push({ pair, a: s.image, texture: fromBytes01(t.bytes, t.channels, t.height, t.width) });
+        items.push({ pair, a: s.image, texture: fromBytes01(t.bytes, t.channels, t.height, t.width), shaA: s.sha256, shaB: t.sha256 });
         if (items.length >= batchSize) yield await flush();
       }
     }

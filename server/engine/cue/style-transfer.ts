@@ -48,6 +48,8 @@ export interface StyleTransferResult {
   contentEnd: Float32Array;
   /** Stimuli whose noise start had a zero gradient and that restarted from the shape image. */
   deadStarts: number;
+  /** Per stimulus: whether it was such a restart. */
+  dead: boolean[];
 }
 
 /**
@@ -95,7 +97,7 @@ export async function styleTransfer(
   const n = shapes.length;
   if (textures.length !== n || rngs.length !== n) throw new Error(`styleTransfer: ${n} shapes, ${textures.length} textures, ${rngs.length} seeds`);
   const empty: Float32Array = new Float32Array(0);
-  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty, deadStarts: 0 };
+  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty, deadStarts: 0, dead: [] };
   const { channels: C, height: H, width: W } = shapes[0];
   const style: FeatureTargets = await loss.features(toBatch(textures));
   const content: FeatureTargets = await loss.features(toBatch(shapes));
@@ -110,18 +112,17 @@ export async function styleTransfer(
   let styleStart: Float32Array = empty;
   let contentStart: Float32Array = empty;
   let last: { style: Float32Array; content: Float32Array } = { style: empty, content: empty };
-  let deadStarts = 0;
+  const dead: boolean[] = new Array(n).fill(false);
   for (let t = 1; t <= o.steps; t++) {
     throwIfAborted(signal);
     let r = await loss.lossAndGrad(x, style, content, weights);
     if (t === 1 && o.init === 'noise') {
-      const dead: number[] = [];
-      for (let i = 0; i < n; i++) if (r.grad.subarray(i * per, (i + 1) * per).every((g) => g === 0)) dead.push(i);
-      if (dead.length) {
-        for (const i of dead) x.data.set(shapes[i].data, i * per);
-        deadStarts = dead.length;
-        r = await loss.lossAndGrad(x, style, content, weights);
+      for (let i = 0; i < n; i++) {
+        if (!r.grad.subarray(i * per, (i + 1) * per).every((g) => g === 0)) continue;
+        x.data.set(shapes[i].data, i * per);
+        dead[i] = true;
       }
+      if (dead.some(Boolean)) r = await loss.lossAndGrad(x, style, content, weights);
     }
     if (t === 1) {
       styleStart = r.style.slice();
@@ -146,7 +147,7 @@ export async function styleTransfer(
   const images: PixelImage[] = [];
   for (let i = 0; i < n; i++) images.push({ channels: C, height: H, width: W, data: x.data.slice(i * per, (i + 1) * per) });
   return {
-    images, deadStarts,
+    images, dead, deadStarts: dead.filter(Boolean).length,
     styleStart: o.steps > 0 ? styleStart : last.style, styleEnd: last.style,
     contentStart: o.steps > 0 ? contentStart : last.content, contentEnd: last.content,
   };

@@ -34,7 +34,7 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { categoryIndex, categoryMapFor, categoryOfClass, decide, identity, readCategoriesFile, type CategoryMap, type RawMapping } from '../cue/categories';
-import { edgeControl, quiltTexture, shapeCarrier, silhouetteControl } from '../cue/generate';
+import { edgeControl, fromBytes01, quiltTexture, shapeCarrier, silhouetteControl, toBytes01 } from '../cue/generate';
 import { generatedStimuli, planPairs, quiltComposer, type StimulusComposer } from '../cue/pairs';
 import { STYLE_DEFAULTS, styleTransfer, type StyleTransferOptions } from '../cue/style-transfer';
 import { buildStyleLoss, GradientUnsupportedError, type StyleLossModel } from '../model/gradient';
@@ -99,8 +99,19 @@ const RULES: Record<string, RuleDoc> = {
   },
 };
 
+/** A style-transfer stimulus as the cache keeps it: 8-bit pixels and its optimisation record. */
+interface CachedStimulus {
+  /** base64 of the planar 8-bit pixels (toBytes01). */
+  bytes: string;
+  style: [number, number];
+  content: [number, number];
+  dead: boolean;
+}
+
 interface StyleRecord {
   count: number;
+  /** Stimuli read back from the cache rather than optimised. */
+  cached: number;
   /** Stimuli restarted from the shape image because noise left every feature dead. */
   deadStarts: number;
   styleStart: number;
@@ -291,25 +302,49 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     return base;
   }
 
-  /** The style-transfer generator's composer over a loss model, with its running record. */
+  /**
+   * The style-transfer generator's composer over a loss model, with its running record. Each
+   * stimulus is rounded to 8 bits (it is an image, as the PNG of a user's set is) and cached by
+   * the content of its two source images (ctx.cache, when the audit caches): optimising is the
+   * costly part, and a re-run with the same model, seed and parameters reads the stimuli back
+   * bit for bit. The starting noise is seeded by the same content hashes.
+   */
   function styleComposer(loss: StyleLossModel, ctx: SummaryContext, total: number, rec: StyleRecord): StimulusComposer {
+    const cache = ctx.cache?.('style-transfer', { ...style, styleLayers: styleLayers ?? null, contentLayer: contentLayer ?? null });
     return {
       texture: (b) => b,
       async compose(items, signal) {
-        const rngs = items.map((it) => derivedRng(ctx.seed, 'cue-conflict/style-transfer', it.pair.a.id, it.pair.b.id));
+        const keys = items.map((it) => `${it.shaA}:${it.shaB}`);
+        const hits = keys.map((k) => cache?.get(k) as CachedStimulus | undefined);
+        const todo = items.filter((_, i) => !hits[i]);
         const done = rec.count;
-        const r = await styleTransfer(loss, items.map((it) => it.a), items.map((it) => it.texture), rngs, style, signal, (t, steps) => {
-          if (t % 10 === 0 || t === steps) ctx.progress?.(`style transfer ${done}/${total} stimuli, step ${t}/${steps}`);
+        const r = await styleTransfer(
+          loss, todo.map((it) => it.a), todo.map((it) => it.texture), todo.map((it) => derivedRng(ctx.seed, 'cue-conflict/style-transfer', it.shaA, it.shaB)),
+          style, signal,
+          (t, steps) => {
+            if (t % 10 === 0 || t === steps) ctx.progress?.(`style transfer ${done}/${total} stimuli, step ${t}/${steps}`);
+          },
+        );
+        const made: CachedStimulus[] = r.images.map((image, j) => ({
+          bytes: Buffer.from(toBytes01(image)).toString('base64'),
+          style: [r.styleStart[j], r.styleEnd[j]],
+          content: [r.contentStart[j], r.contentEnd[j]],
+          dead: r.dead[j],
+        }));
+        cache?.putAll(made.map((m, j) => [`${todo[j].shaA}:${todo[j].shaB}`, m]));
+        let j = 0;
+        return items.map((it, i) => {
+          const c = hits[i] ?? made[j++];
+          if (hits[i]) rec.cached++;
+          rec.count++;
+          rec.styleStart += c.style[0];
+          rec.styleEnd += c.style[1];
+          rec.contentStart += c.content[0];
+          rec.contentEnd += c.content[1];
+          if (c.dead) rec.deadStarts++;
+          const { channels, height, width } = it.a;
+          return { image: fromBytes01(new Uint8Array(Buffer.from(c.bytes, 'base64')), channels, height, width) };
         });
-        for (let i = 0; i < items.length; i++) {
-          rec.styleStart += r.styleStart[i];
-          rec.styleEnd += r.styleEnd[i];
-          rec.contentStart += r.contentStart[i];
-          rec.contentEnd += r.contentEnd[i];
-        }
-        rec.count += items.length;
-        rec.deadStarts += r.deadStarts;
-        return r.images.map((image) => ({ image }));
       },
     };
   }
@@ -332,7 +367,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
         return { ...base, error: `style transfer is not possible on this model: ${e.message}`, generatorFailed: true };
       }
       base.style = {
-        count: 0, deadStarts: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
+        count: 0, cached: 0, deadStarts: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
         layers: { style: loss.layers.style.map((l) => `${l.name} (${l.op}, ${l.channels}×${l.height}×${l.width})`), content: `${loss.layers.content.name} (${loss.layers.content.op}, ${loss.layers.content.channels}×${loss.layers.content.height}×${loss.layers.content.width})` },
       };
       composer = styleComposer(loss, ctx, plan.pairs.length, base.style);
@@ -395,6 +430,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       meanContentLoss: { start: mean(r.contentStart), end: mean(r.contentEnd) },
       // Noise starts with a zero gradient (dead features), restarted from the shape image.
       startedFromContent: style.init === 'content' ? r.count : r.deadStarts,
+      cached: r.cached,
     };
   }
 

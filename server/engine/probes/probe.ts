@@ -55,6 +55,17 @@ export interface SummaryContext {
   outDir?: string;
   /** Says how long work inside summarize is getting on ("style transfer 32/200 stimuli"). */
   progress?(step: string): void;
+  /**
+   * A results cache for work summarize does itself (stimuli made from pairs of images), when the
+   * audit caches: a file of its own, scoped like the probe's records (model, preprocessing, seed,
+   * engine version) and by `name` and `params`. Keys are the probe's to choose (content hashes).
+   */
+  cache?(name: string, params: unknown): SummaryCache;
+}
+
+export interface SummaryCache {
+  get(key: string): object | undefined;
+  putAll(items: Array<[string, object]>): void;
 }
 
 export interface ProbeSummary {
