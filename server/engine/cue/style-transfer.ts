@@ -11,7 +11,7 @@
  *    ('content': faster, but A's own texture partly survives). Noise can leave every feature of
  *    a model dead (a ReLU network trained on dark MNIST digits sees nothing in mid-grey noise):
  *    the gradient is then exactly zero and Adam would never move. Such a stimulus restarts from
- *    A, and the result counts it (deadStarts);
+ *    A, and the result marks it (dead);
  *  - loss: w_style·E_style + w_content·E_content (features.ts) + w_tv·TV, TV the mean squared
  *    difference of neighbouring pixels (computed here, with its exact gradient: it keeps the
  *    high-frequency noise that small models' Gram matrices do not constrain out of the image);
@@ -46,9 +46,7 @@ export interface StyleTransferResult {
   styleEnd: Float32Array;
   contentStart: Float32Array;
   contentEnd: Float32Array;
-  /** Stimuli whose noise start had a zero gradient and that restarted from the shape image. */
-  deadStarts: number;
-  /** Per stimulus: whether it was such a restart. */
+  /** Per stimulus: whether its noise start had a zero gradient, so it restarted from the shape image. */
   dead: boolean[];
 }
 
@@ -97,11 +95,11 @@ export async function styleTransfer(
   const n = shapes.length;
   if (textures.length !== n || rngs.length !== n) throw new Error(`styleTransfer: ${n} shapes, ${textures.length} textures, ${rngs.length} seeds`);
   const empty: Float32Array = new Float32Array(0);
-  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty, deadStarts: 0, dead: [] };
+  if (!n) return { images: [], styleStart: empty, styleEnd: empty, contentStart: empty, contentEnd: empty, dead: [] };
   const { channels: C, height: H, width: W } = shapes[0];
   const style: FeatureTargets = await loss.features(toBatch(textures));
-  const content: FeatureTargets = await loss.features(toBatch(shapes));
   const x = toBatch(shapes);
+  const content: FeatureTargets = await loss.features(x);
   const per = C * H * W;
   if (o.init === 'noise') for (let i = 0; i < n; i++) for (let j = 0; j < per; j++) x.data[i * per + j] = 0.4 + 0.2 * rngs[i]();
   const m = new Float32Array(x.data.length);
@@ -111,7 +109,6 @@ export async function styleTransfer(
   const weights = { style: o.styleWeight, content: o.contentWeight };
   let styleStart: Float32Array = empty;
   let contentStart: Float32Array = empty;
-  let last: { style: Float32Array; content: Float32Array } = { style: empty, content: empty };
   const dead: boolean[] = new Array(n).fill(false);
   for (let t = 1; t <= o.steps; t++) {
     throwIfAborted(signal);
@@ -128,7 +125,6 @@ export async function styleTransfer(
       styleStart = r.style.slice();
       contentStart = r.content.slice();
     }
-    last = { style: r.style, content: r.content };
     addTotalVariation(x.data, r.grad, n, C, H, W, o.tvWeight);
     const c1 = 1 - b1 ** t;
     const c2 = 1 - b2 ** t;
@@ -143,12 +139,11 @@ export async function styleTransfer(
   }
   // The losses of the final image (the last gradient step moved it once more).
   const end = await loss.lossAndGrad(x, style, content, weights);
-  last = { style: end.style, content: end.content };
   const images: PixelImage[] = [];
   for (let i = 0; i < n; i++) images.push({ channels: C, height: H, width: W, data: x.data.slice(i * per, (i + 1) * per) });
   return {
-    images, dead, deadStarts: dead.filter(Boolean).length,
-    styleStart: o.steps > 0 ? styleStart : last.style, styleEnd: last.style,
-    contentStart: o.steps > 0 ? contentStart : last.content, contentEnd: last.content,
+    images, dead,
+    styleStart: o.steps > 0 ? styleStart : end.style, styleEnd: end.style,
+    contentStart: o.steps > 0 ? contentStart : end.content, contentEnd: end.content,
   };
 }
