@@ -1,0 +1,273 @@
+/**
+ * Resampling of 8-bit images exactly as Pillow's Image.resize computes it (Pillow 9.x, the
+ * library behind torchvision's transforms on PIL images), so a model is audited on the pixels it
+ * was trained and evaluated on.
+ *
+ * The algorithm (written from Pillow's description of Resample.c, not copied):
+ * - Separable: a horizontal pass (only if the width changes) into an 8-bit intermediate image,
+ *   then a vertical pass (only if the height changes). The intermediate is rounded and clipped to
+ *   8 bits, which is part of what makes the result PIL's and not an ideal convolution.
+ * - Per output coordinate i, the centre in the source is (i + 0.5)·scale with scale = in/out.
+ *   When shrinking, the filter is stretched by scale (antialiasing): support = filter support ·
+ *   max(scale, 1). The taps run over source pixels [trunc(centre − support + 0.5),
+ *   trunc(centre + support + 0.5)) clipped to the image, with weights filter((x − centre + 0.5) /
+ *   max(scale,1)), normalised to sum 1, then turned into 22-bit fixed point by rounding half away
+ *   from zero.
+ * - Each output is (2^21 + Σ pixel·weight) >> 22, clipped to [0,255].
+ * - NEAREST is not a filter in Pillow: it is an affine scaling that samples source index
+ *   trunc(x0 + i·scale) with x0 = scale/2, the position accumulated step by step in double
+ *   precision (so rounding drifts exactly as Pillow's loop does).
+ *
+ * Coefficient tables depend only on (filter, in size, out size); they are cached, since an audit
+ * resizes many images of the same few sizes.
+ */
+
+export const INTERPOLATIONS = ['nearest', 'box', 'bilinear', 'hamming', 'bicubic', 'lanczos'] as const;
+export type Interpolation = (typeof INTERPOLATIONS)[number];
+
+/** Pillow's integer codes for its filters (Image.Resampling), as Hugging Face configs give them. */
+export const PIL_CODES: Record<number, Interpolation> = { 0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming' };
+
+const PRECISION_BITS = 22;
+const HALF = 1 << (PRECISION_BITS - 1);
+const ONE = 1 << PRECISION_BITS;
+
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+}
+
+// Pillow's hamming window uses single-precision constants (0.54f, 0.46f).
+const H054 = Math.fround(0.54);
+const H046 = Math.fround(0.46);
+
+interface Filter {
+  support: number;
+  fn: (x: number) => number;
+}
+
+const FILTERS: Record<Exclude<Interpolation, 'nearest'>, Filter> = {
+  box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
+  bilinear: {
+    support: 1,
+    fn: (x) => {
+      const a = x < 0 ? -x : x;
+      return a < 1 ? 1 - a : 0;
+    },
+  },
+  hamming: {
+    support: 1,
+    fn: (x) => {
+      const a = x < 0 ? -x : x;
+      if (a === 0) return 1;
+      if (a >= 1) return 0;
+      const px = a * Math.PI;
+      return (Math.sin(px) / px) * (H054 + H046 * Math.cos(px));
+    },
+  },
+  bicubic: {
+    // Keys' cubic with a = −0.5 (Pillow's choice; torchvision's tensor path uses −0.75 unless antialiased).
+    support: 2,
+    fn: (x) => {
+      const a = x < 0 ? -x : x;
+      const A = -0.5;
+      if (a < 1) return ((A + 2) * a - (A + 3)) * a * a + 1;
+      if (a < 2) return (((a - 5) * a + 8) * a - 4) * A;
+      return 0;
+    },
+  },
+  lanczos: { support: 3, fn: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
+};
+
+/** Fixed-point coefficients for one axis: output i reads `count[i]` source pixels from `first[i]`
+ *  with weights k[i·ksize …]. */
+export interface AxisCoeffs {
+  ksize: number;
+  first: Int32Array;
+  count: Int32Array;
+  k: Int32Array;
+}
+
+/** Computes the 22-bit integer weights Pillow uses to resample an axis of inSize to outSize. */
+export function axisCoeffs(filter: Exclude<Interpolation, 'nearest'>, inSize: number, outSize: number): AxisCoeffs {
+  const f = FILTERS[filter];
+  const scale = inSize / outSize;
+  const filterscale = scale < 1 ? 1 : scale;
+  const support = f.support * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const k = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  const ss = 1 / filterscale;
+  for (let i = 0; i < outSize; i++) {
+    const centre = (i + 0.5) * scale;
+    // C's (int) cast truncates toward zero.
+    let lo = Math.trunc(centre - support + 0.5);
+    if (lo < 0) lo = 0;
+    let hi = Math.trunc(centre + support + 0.5);
+    if (hi > inSize) hi = inSize;
+    const n = hi - lo;
+    let sum = 0;
+    for (let x = 0; x < n; x++) {
+      const v = f.fn((x + lo - centre + 0.5) * ss);
+      w[x] = v;
+      sum += v;
+    }
+    for (let x = 0; x < n; x++) {
+      const v = sum !== 0 ? w[x] / sum : w[x];
+      k[i * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
+    }
+    first[i] = lo;
+    count[i] = n;
+  }
+  return { ksize, first, count, k };
+}
+
+const CACHE_MAX = 64;
+const cache = new Map<string, AxisCoeffs>();
+
+/** axisCoeffs, cached per (filter, in, out): the tables are reused for every image of that size. */
+function cachedCoeffs(filter: Exclude<Interpolation, 'nearest'>, inSize: number, outSize: number): AxisCoeffs {
+  const key = `${filter}:${inSize}:${outSize}`;
+  let c = cache.get(key);
+  if (c) return c;
+  c = axisCoeffs(filter, inSize, outSize);
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  cache.set(key, c);
+  return c;
+}
+
+/** An interleaved 8-bit image: `channels` bytes per pixel, rows of width pixels. */
+export interface U8Image {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+function clip(ss: number): number {
+  const v = ss >> PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/** Horizontal pass over rows [y0, y1) of src, into a (y1−y0)-row image of the new width. */
+function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: AxisCoeffs): U8Image {
+  const C = src.channels;
+  const inRow = src.width * C;
+  const outRow = outW * C;
+  const out = new Uint8Array((y1 - y0) * outRow);
+  const { ksize, first, count, k } = co;
+  const s = src.data;
+  for (let y = y0; y < y1; y++) {
+    const rowIn = y * inRow;
+    const rowOut = (y - y0) * outRow;
+    for (let x = 0; x < outW; x++) {
+      const kb = x * ksize;
+      const n = count[x];
+      let p = rowIn + first[x] * C;
+      const o = rowOut + x * C;
+      if (C === 3) {
+        let a = HALF, b = HALF, c = HALF;
+        for (let t = 0; t < n; t++, p += 3) {
+          const w = k[kb + t];
+          a += s[p] * w;
+          b += s[p + 1] * w;
+          c += s[p + 2] * w;
+        }
+        out[o] = clip(a);
+        out[o + 1] = clip(b);
+        out[o + 2] = clip(c);
+      } else {
+        for (let ch = 0; ch < C; ch++) {
+          let a = HALF;
+          for (let t = 0, q = p + ch; t < n; t++, q += C) a += s[q] * k[kb + t];
+          out[o + ch] = clip(a);
+        }
+      }
+    }
+  }
+  return { data: out, width: outW, height: y1 - y0, channels: C };
+}
+
+/** Vertical pass: row i of the output reads rows first[i]−offset … of src. */
+function vertical(src: U8Image, outH: number, offset: number, co: AxisCoeffs): U8Image {
+  const row = src.width * src.channels;
+  const out = new Uint8Array(outH * row);
+  const { ksize, first, count, k } = co;
+  const s = src.data;
+  const acc = new Float64Array(row);
+  for (let y = 0; y < outH; y++) {
+    const kb = y * ksize;
+    const n = count[y];
+    const base = (first[y] - offset) * row;
+    acc.fill(HALF);
+    // Row-at-a-time accumulation keeps memory access sequential; the sum is the same integer.
+    for (let t = 0; t < n; t++) {
+      const w = k[kb + t];
+      const r = base + t * row;
+      for (let i = 0; i < row; i++) acc[i] += s[r + i] * w;
+    }
+    const o = y * row;
+    for (let i = 0; i < row; i++) out[o + i] = clip(acc[i]);
+  }
+  return { data: out, width: src.width, height: outH, channels: src.channels };
+}
+
+/** Pillow's NEAREST: affine scaling with the source position accumulated in double precision. */
+function nearestIndex(inSize: number, outSize: number): Int32Array {
+  const a = inSize / outSize;
+  const idx = new Int32Array(outSize);
+  let pos = a * 0.5;
+  for (let i = 0; i < outSize; i++) {
+    const v = pos < 0 ? -1 : Math.trunc(pos);
+    idx[i] = v < 0 ? 0 : v >= inSize ? inSize - 1 : v;
+    pos += a;
+  }
+  return idx;
+}
+
+function nearest(src: U8Image, outW: number, outH: number): U8Image {
+  const C = src.channels;
+  const xs = nearestIndex(src.width, outW);
+  const ys = nearestIndex(src.height, outH);
+  const out = new Uint8Array(outW * outH * C);
+  const inRow = src.width * C;
+  let o = 0;
+  for (let y = 0; y < outH; y++) {
+    const r = ys[y] * inRow;
+    for (let x = 0; x < outW; x++) {
+      const p = r + xs[x] * C;
+      for (let c = 0; c < C; c++) out[o++] = src.data[p + c];
+    }
+  }
+  return { data: out, width: outW, height: outH, channels: C };
+}
+
+/**
+ * Resizes an interleaved 8-bit image to outW×outH as Pillow's Image.resize(size, filter) does
+ * (whole image, no reducing_gap). Returns the source itself when the size is unchanged.
+ */
+export function resizeU8(src: U8Image, outW: number, outH: number, filter: Interpolation): U8Image {
+  if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW <= 0 || outH <= 0) {
+    throw new RangeError(`bad resize target ${outW}x${outH}`);
+  }
+  if (src.data.length !== src.width * src.height * src.channels) throw new RangeError('pixel buffer does not match its size');
+  if (outW === src.width && outH === src.height) return src;
+  if (filter === 'nearest') return nearest(src, outW, outH);
+  const needH = outW !== src.width;
+  const needV = outH !== src.height;
+  const vco = cachedCoeffs(filter, src.height, outH);
+  let img = src;
+  let offset = 0;
+  if (needH) {
+    // Only the rows the vertical pass reads are resampled horizontally (as Pillow does).
+    const y0 = needV ? vco.first[0] : 0;
+    const y1 = needV ? vco.first[outH - 1] + vco.count[outH - 1] : src.height;
+    img = horizontal(src, outW, y0, y1, cachedCoeffs(filter, src.width, outW));
+    offset = y0;
+  }
+  if (needV) img = vertical(img, outH, offset, vco);
+  return img;
+}
