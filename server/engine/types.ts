@@ -2,6 +2,8 @@
  * The types shared across the engine's parts: pixel images, datasets, models and probes.
  * The report types (the contract with front ends) live in report/schema.ts.
  */
+import type { Interpolation } from './image/resample';
+export type { Interpolation } from './image/resample';
 
 /**
  * An image in pixel space: float32 values in [0,1], planar CHW, channels in RGB order
@@ -33,6 +35,8 @@ export interface DecodeSpec {
   /** Resize the short side to this many pixels, then centre-crop to height×width. Without it
    *  the image is resized straight to height×width. */
   resizeShortSide?: number;
+  /** The resampling filter, computed as Pillow's Image.resize does (image/resample.ts); bilinear if absent. */
+  interpolation?: Interpolation;
   /**
    * Extra pixels of real context to keep on each side of the centre crop (a shift probe moves
    * the crop window inside it). Where the resized image has no more content, the border pixels
@@ -117,13 +121,18 @@ export interface Preprocessing {
   preset?: string;
   /** Resize the short side to this, then centre-crop to the model's input size. */
   resizeShortSide?: number;
+  /** The resampling filter for every resize (Pillow's, pixel for pixel); absent means bilinear, torchvision's default. */
+  interpolation?: Interpolation;
   scale: number;
   /** Per channel (length 1 or C), in the model's channel order. */
   mean: number[];
   std: number[];
   channelOrder: 'rgb' | 'bgr';
   /** Where it came from; 'assumed' means nothing said, and the report carries a warning. */
-  source: 'cli' | 'skeptic.json' | 'preprocessor_config.json' | 'metadata' | 'assumed';
+  source: 'cli' | 'skeptic.json' | 'preprocessor_config.json' | 'config.json' | 'metadata' | 'assumed';
+  /** Which file or option gave each value (key: the field, value: e.g. "preprocessor_config.json: resample = 3");
+   *  values not listed come from the preset or the defaults. */
+  origins?: Record<string, string>;
 }
 
 export interface TensorInfo {

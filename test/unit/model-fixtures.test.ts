@@ -137,7 +137,7 @@ test('fixture mobilenet int8: ImageNet labels file and imagenet preset', { skip 
     assert.deepEqual(m.labels?.keys[0], ['n01440764', 'tench', 'tench, tinca tinca', 'n01440764 tench, tinca tinca']);
     assert.equal(m.preprocessing.source, 'cli');
     assert.equal(m.preprocessing.resizeShortSide, 256);
-    assert.deepEqual(m.decodeSpec(4), { channels: 3, height: 224, width: 224, resizeShortSide: 256, margin: 4 });
+    assert.deepEqual(m.decodeSpec(4), { channels: 3, height: 224, width: 224, resizeShortSide: 256, interpolation: 'bilinear', margin: 4 });
     assert.ok(!m.warnings.some((w) => /labels/.test(w)), m.warnings.join('\n'));
     assert.match(describeModel(m), /Labels +1000 from .*: tench, goldfish/);
   } finally {

@@ -180,6 +180,7 @@ async function walk(root: string): Promise<StimulusSet> {
 export function stimulusSpec(spec: DecodeSpec, crop: boolean): DecodeSpec {
   const out: DecodeSpec = { channels: spec.channels, height: spec.height, width: spec.width, margin: 0 };
   if (crop && spec.resizeShortSide !== undefined) out.resizeShortSide = spec.resizeShortSide;
+  if (spec.interpolation !== undefined) out.interpolation = spec.interpolation;
   return out;
 }
 

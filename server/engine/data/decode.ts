@@ -1,17 +1,22 @@
 /**
- * Decoding images into pixel space (float32 CHW in [0,1], see PixelImage) with sharp.
+ * Decoding images into pixel space (float32 CHW in [0,1], see PixelImage), with the pixels
+ * torchvision gets from PIL: `Image.open(f).convert('RGB')` (or 'L'), `Resize`, `CenterCrop`.
  *
- * Colour:
- * - Every input is converted, never rejected: grayscale, palette, 16-bit, CMYK, with or without
- *   alpha. sharp converts to 8-bit sRGB, honouring an embedded ICC profile (PIL, and so
- *   torchvision, ignores those; it only matters for images that are not sRGB already).
+ * Decoding (sharp, i.e. libvips on libjpeg-turbo, as PIL is):
+ * - Embedded ICC profiles are ignored, as PIL (and so torchvision) ignores them. With that,
+ *   sharp's JPEG decode is byte-identical to PIL 9.4's on all 100 fixture ImageNet JPEGs
+ *   (applying the profiles, as sharp does by default, changes 5 of them by up to 49 levels).
+ * - CMYK is converted as PIL converts it, without a colour profile: R = (255−K) −
+ *   (255−K)·C/255 with PIL's integer rounding (likewise G, B); Adobe's inverted CMYK JPEGs are
+ *   un-inverted by the decoder, as PIL does.
+ * - Grayscale, palette and 16-bit inputs become 8-bit sRGB (sharp's conversion).
  * - Alpha is flattened onto BLACK (i.e. premultiplied): the convention of MNIST-style data
- *   (white strokes on black) and the same for every image, so it is predictable. A logo on a
- *   transparent background therefore comes out on black, not white.
- * - One output channel is luma with ITU-R 601 weights on the sRGB values (0.299 R + 0.587 G +
- *   0.114 B), as PIL's convert('L') and torchvision's Grayscale compute it, but not rounded to
- *   8 bits. Grey sources (R = G = B) come back exactly.
- * - EXIF orientation is applied; GIF, WebP and TIFF give their first frame/page.
+ *   (white strokes on black) and the same for every image. PIL's convert('RGB') would instead
+ *   drop the alpha channel and keep the colour underneath (the same for opaque pixels).
+ * - One output channel is PIL's convert('L'): ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B) in
+ *   PIL's 16-bit fixed point, rounded to 8 bits, before resizing. Grey sources come back exactly.
+ * - EXIF orientation is applied (PIL's Image.open does not; none of the fixtures carries one);
+ *   GIF, WebP and TIFF give their first frame/page.
  *
  * Geometry (torchvision's Resize + CenterCrop, so a model sees what it saw in training):
  * - With resizeShortSide S: resize so the short side is S and the long side floor(S·long/short),
@@ -22,12 +27,13 @@
  *   sharp's extendWith 'copy'); a window larger than the image is centred as torchvision pads it.
  * - Without resizeShortSide: resize straight to height×width (aspect ignored), then `margin`
  *   repeated border pixels on each side.
- * - A source already at the target size is not resampled; otherwise lanczos3 (sharp's default),
- *   without JPEG shrink-on-load, so the result does not depend on libjpeg's DCT scaling.
+ * - A source already at the target size is not resampled; otherwise it is resampled with
+ *   spec.interpolation (default bilinear) exactly as PIL's Image.resize does (image/resample.ts).
  * Crop and border extension are done here in one pass over the resized pixels, which keeps
  * them exact and testable.
  */
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { resizeU8 } from '../image/resample';
 import type { DecodeSpec, PixelImage } from '../types';
 
 /** Default decompression-bomb guard: images above this many pixels are refused. */
@@ -88,57 +94,34 @@ function resizeTarget(width: number, height: number, spec: DecodeSpec): { width:
 }
 
 /**
- * Cuts the output window out of interleaved 8-bit pixels (1 or 3 channels, already resized),
- * repeating border pixels outside them, and converts to planar float [0,1] with spec.channels.
+ * Cuts the output window out of interleaved 8-bit pixels (spec.channels per pixel, already
+ * resized), repeating border pixels outside them, and converts to planar float [0,1].
  */
-function place(src: Uint8Array, sw: number, sh: number, sc: 1 | 3, spec: DecodeSpec, margin: number): PixelImage {
+function place(src: Uint8Array, sw: number, sh: number, spec: DecodeSpec, margin: number): PixelImage {
+  const sc = spec.channels;
   const oh = spec.height + 2 * margin;
   const ow = spec.width + 2 * margin;
-  // The common case (MNIST-style data already at the model's size): a straight conversion.
-  if (margin === 0 && sc === spec.channels && sw === ow && sh === oh) {
-    const n = ow * oh;
-    const out = new Float32Array(sc * n);
-    if (sc === 1) for (let i = 0; i < n; i++) out[i] = UNIT[src[i]];
-    else {
-      for (let i = 0; i < n; i++) {
-        out[i] = UNIT[src[3 * i]];
-        out[n + i] = UNIT[src[3 * i + 1]];
-        out[2 * n + i] = UNIT[src[3 * i + 2]];
-      }
-    }
-    return { data: out, channels: sc, height: oh, width: ow };
-  }
   const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height) - margin : -margin;
   const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width) - margin : -margin;
   const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
   const xs = Int32Array.from({ length: ow }, (_, x) => clamp(x + left, sw - 1));
   const plane = oh * ow;
-  const out = new Float32Array(spec.channels * plane);
+  const out = new Float32Array(sc * plane);
   for (let y = 0; y < oh; y++) {
     const row = clamp(y + top, sh - 1) * sw;
     const o = y * ow;
-    for (let x = 0; x < ow; x++) {
-      const p = (row + xs[x]) * sc;
-      if (sc === 1) {
-        const v = UNIT[src[p]];
-        out[o + x] = v;
-        if (spec.channels === 3) {
-          out[plane + o + x] = v;
-          out[2 * plane + o + x] = v;
-        }
-      } else if (spec.channels === 3) {
+    if (sc === 1) {
+      for (let x = 0; x < ow; x++) out[o + x] = UNIT[src[row + xs[x]]];
+    } else {
+      for (let x = 0; x < ow; x++) {
+        const p = (row + xs[x]) * 3;
         out[o + x] = UNIT[src[p]];
         out[plane + o + x] = UNIT[src[p + 1]];
         out[2 * plane + o + x] = UNIT[src[p + 2]];
-      } else {
-        const r = src[p];
-        const g = src[p + 1];
-        const b = src[p + 2];
-        out[o + x] = r === g && g === b ? UNIT[r] : (0.299 * r + 0.587 * g + 0.114 * b) / 255;
       }
     }
   }
-  return { data: out, channels: spec.channels, height: oh, width: ow };
+  return { data: out, channels: sc, height: oh, width: ow };
 }
 
 /** Names formats sharp cannot read, from their magic bytes, for a more useful message. */
@@ -176,7 +159,8 @@ export async function decodeImage(bytes: Buffer, spec: DecodeSpec, maxPixels: nu
   if (bytes.length === 0) throw new DecodeError('file is empty (0 bytes)');
   // failOn 'error': truncated or corrupt data fails (as PIL does), while the benign warnings
   // common in real JPEGs ("extraneous bytes before marker") do not.
-  const input = { limitInputPixels: maxPixels, failOn: 'error' as const, pages: 1, page: 0 };
+  // ignoreIcc: PIL ignores embedded colour profiles, so torchvision's pixels are the file's own.
+  const input = { limitInputPixels: maxPixels, failOn: 'error' as const, pages: 1, page: 0, ignoreIcc: true };
   let meta: Metadata;
   try {
     meta = await sharp(bytes, input).metadata();
@@ -190,36 +174,72 @@ export async function decodeImage(bytes: Buffer, spec: DecodeSpec, maxPixels: nu
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) throw new DecodeError('image has no size in its header');
-  const target = resizeTarget(width, height, spec);
+  let pixels: Uint8Array;
+  let w: number;
+  let h: number;
   try {
-    let pipe = sharp(bytes, input).autoOrient().flatten({ background: '#000000' });
-    if (target.width !== width || target.height !== height) {
-      pipe = pipe.resize(target.width, target.height, { fit: 'fill', kernel: 'lanczos3', fastShrinkOnLoad: false });
+    let raw: { data: Buffer; info: OutputInfo };
+    if (meta.space === 'cmyk') {
+      // The decoder's CMYK bytes, untouched by a colour profile, converted as PIL does.
+      raw = await sharp(bytes, input).autoOrient().pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (raw.info.channels !== 4) throw new Error(`unexpected decoder output: ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
+      pixels = cmykToRgb(raw.data);
+    } else {
+      raw = await sharp(bytes, input).autoOrient().flatten({ background: '#000000' }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (raw.info.channels !== 3) throw new Error(`unexpected decoder output: ${raw.info.width}x${raw.info.height}x${raw.info.channels}`);
+      pixels = raw.data;
     }
-    const { data, info } = await pipe.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
-      throw new Error(`unexpected decoder output: ${info.width}x${info.height}x${info.channels}`);
-    }
-    return place(data, info.width, info.height, 3, spec, margin);
+    w = raw.info.width;
+    h = raw.info.height;
+    if (pixels.length !== w * h * 3) throw new Error(`unexpected decoder output: ${w}x${h}`);
   } catch (e) {
     throw translate(e, bytes, maxPixels);
   }
+  const sc = spec.channels;
+  if (sc === 1) pixels = rgbToL(pixels);
+  const target = resizeTarget(w, h, spec);
+  const r = resizeU8({ data: pixels, width: w, height: h, channels: sc }, target.width, target.height, spec.interpolation ?? 'bilinear');
+  return place(r.data, r.width, r.height, spec, margin);
+}
+
+/** PIL's CMYK → RGB: (255 − K) − (255 − K)·C/255 per channel, with its rounded division by 255. */
+export function cmykToRgb(cmyk: Uint8Array): Uint8Array {
+  const n = cmyk.length >> 2;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0, p = 0, o = 0; i < n; i++, p += 4, o += 3) {
+    const nk = 255 - cmyk[p + 3];
+    for (let c = 0; c < 3; c++) {
+      const t = cmyk[p + c] * nk + 128;
+      out[o + c] = nk - (((t >> 8) + t) >> 8);
+    }
+  }
+  return out;
+}
+
+function grayToRgb(g: Uint8Array): Uint8Array {
+  const out = new Uint8Array(g.length * 3);
+  for (let i = 0, o = 0; i < g.length; i++, o += 3) out[o] = out[o + 1] = out[o + 2] = g[i];
+  return out;
+}
+
+/** PIL's convert('L'): (19595 R + 38470 G + 7471 B + 2^15) >> 16. The weights sum to 2^16, so grey stays grey. */
+export function rgbToL(rgb: Uint8Array): Uint8Array {
+  const n = (rgb.length / 3) | 0;
+  const out = new Uint8Array(n);
+  for (let i = 0, p = 0; i < n; i++, p += 3) out[i] = (rgb[p] * 19595 + rgb[p + 1] * 38470 + rgb[p + 2] * 7471 + 0x8000) >> 16;
+  return out;
 }
 
 /**
  * Decodes raw 8-bit grayscale pixels (row-major, width×height, e.g. one MNIST idx item) to spec,
- * with the same geometry as decodeImage. Pixels already at the target size skip sharp entirely.
+ * with the same geometry and resampling as decodeImage.
  */
 export async function decodeGrayPixels(pixels: Uint8Array, width: number, height: number, spec: DecodeSpec): Promise<PixelImage> {
   const margin = checkSpec(spec);
   if (pixels.length !== width * height) throw new DecodeError(`expected ${width * height} pixels, got ${pixels.length}`);
   const target = resizeTarget(width, height, spec);
-  if (target.width === width && target.height === height) return place(pixels, width, height, 1, spec, margin);
-  const { data, info } = await sharp(pixels, { raw: { width, height, channels: 1 } })
-    .resize(target.width, target.height, { fit: 'fill', kernel: 'lanczos3' })
-    .toColourspace('b-w')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 1) throw new Error(`unexpected decoder output: ${info.width}x${info.height}x${info.channels}`);
-  return place(data, info.width, info.height, 1, spec, margin);
+  const r = resizeU8({ data: pixels, width, height, channels: 1 }, target.width, target.height, spec.interpolation ?? 'bilinear');
+  // A 3-channel model sees the grey value in R, G and B.
+  const data = spec.channels === 3 ? grayToRgb(r.data) : r.data;
+  return place(data, r.width, r.height, spec, margin);
 }

@@ -62,12 +62,15 @@ export function describeModel(m: LoadedModel, options: DescribeOptions = {}): st
   const pre = [
     p.preset ? `preset ${p.preset}` : undefined,
     p.resizeShortSide ? `resize short side to ${p.resizeShortSide}, centre-crop ${i.width}×${i.height}` : `resize to ${i.width}×${i.height}`,
+    `${p.interpolation ?? 'bilinear'} (PIL)`,
     `scale ${+p.scale.toFixed(6)}`,
     `mean ${nums(p.mean)}`,
     `std ${nums(p.std)}`,
     i.channels === 1 ? 'gray' : p.channelOrder,
   ].filter(Boolean).join('; ');
   add('Preprocessing', wrap(`${pre} (source: ${p.source})`, valueWidth, indent));
+  // Which file or option gave each value, for the values that did not come from a preset or default.
+  for (const [k, v] of Object.entries(p.origins ?? {})) if (v !== 'default' && !v.startsWith('preset ')) add(`  ${k}`, wrap(v, valueWidth, indent));
   if (m.labels) {
     const first = m.labels.names.slice(0, 5).join(', ');
     add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, valueWidth, indent));

@@ -19,6 +19,7 @@ import { createOn, createSession, type Provider } from './providers';
 import { cpuThreads } from './threads';
 import { maxAbsDiff } from './batch';
 import { hfInputSize, readHfConfig, resolvePreprocessing, type PreprocessOverride } from './preprocess';
+import { readTimmConfig, timmInputSize } from './timm';
 import { resolveLabels } from './labels';
 import { classesOf, consistentWith, detectKind, toLogitsAndProbs } from './output';
 import { copyRows, Runner, runModel, type Mode } from './runner';
@@ -113,7 +114,8 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     );
   }
   const hf = readHfConfig(file);
-  const plan = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : undefined);
+  const timm = hf ? undefined : readTimmConfig(file);
+  const plan = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : timm ? timmInputSize(timm) : undefined);
   if (!INPUT_TYPES.includes(plan.type)) {
     throw new SkepticInputError(
       `${file}: input '${plan.name}' has element type ${plan.type}; Skeptic feeds ${INPUT_TYPES.join(', ')} (converted from float32)`,
@@ -121,7 +123,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     );
   }
   if (plan.sizeAssumed) {
-    warnings.push(`input '${plan.name}' has a symbolic height and width; feeding ${plan.width}×${plan.height}${hf ? ` (from ${hf.file})` : ' (assumed; add a preprocessor_config.json with crop_size to change it)'}`);
+    warnings.push(`input '${plan.name}' has a symbolic height and width; feeding ${plan.width}×${plan.height}${hf ? ` (from ${hf.file})` : timm && timmInputSize(timm) ? ` (from ${timm.file})` : ' (assumed; add a preprocessor_config.json with crop_size to change it)'}`);
   }
   if (plan.layout === 'flat' && plan.channels === 3) {
     warnings.push(`input '${plan.name}' is a flattened RGB vector; assuming channel-planar (CHW) order, as PyTorch's flatten of an NCHW image`);
@@ -131,7 +133,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const preprocessing = resolvePreprocessing(
     {
       file, channels: plan.channels, height: plan.height, width: plan.width, metadata: intro.metadata,
-      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, hf, inputType: plan.type,
+      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, hf, timm, inputType: plan.type,
     },
     warnings,
   );
@@ -356,6 +358,7 @@ class Model implements LoadedModel {
   decodeSpec(margin = 0): DecodeSpec {
     const spec: DecodeSpec = { channels: this.info.channels, height: this.info.height, width: this.info.width, margin };
     if (this.preprocessing.resizeShortSide !== undefined) spec.resizeShortSide = this.preprocessing.resizeShortSide;
+    if (this.preprocessing.interpolation !== undefined) spec.interpolation = this.preprocessing.interpolation;
     return spec;
   }
 

@@ -10,7 +10,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Preprocessing } from '../types';
 import { SkepticInputError } from '../errors';
+import { INTERPOLATIONS, PIL_CODES, type Interpolation } from '../image/resample';
 import type { InputPlan } from './introspect';
+import { timmToOverride, type TimmConfig } from './timm';
 
 export interface PresetDef {
   description: string;
@@ -36,10 +38,13 @@ export const PRESETS: Record<string, PresetDef> = {
 };
 
 export type PreprocessOverride = Partial<
-  Pick<Preprocessing, 'resizeShortSide' | 'scale' | 'mean' | 'std' | 'channelOrder'>
+  Pick<Preprocessing, 'resizeShortSide' | 'interpolation' | 'scale' | 'mean' | 'std' | 'channelOrder'>
 > & { preset?: string };
 
-const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'scale', 'mean', 'std', 'channelOrder'];
+const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'interpolation', 'scale', 'mean', 'std', 'channelOrder'];
+
+/** The values a Preprocessing has, whose origin the report names. */
+const VALUE_KEYS = ['resizeShortSide', 'interpolation', 'scale', 'mean', 'std', 'channelOrder'] as const;
 
 /** What the model's input needs to know to validate and complete a preprocessing. */
 export interface PreprocessTarget {
@@ -61,6 +66,8 @@ export function completeOverride(
   where: string,
   /** The file the values came from, for the error (the model, preprocessor_config.json). */
   errFile?: string,
+  /** Where each given value came from (the override's own keys); by default `where` for all of them. */
+  origins?: Record<string, string>,
 ): Preprocessing {
   const bad = (what: string): never => {
     throw new SkepticInputError(`${where}: ${what}`, errFile);
@@ -94,6 +101,10 @@ export function completeOverride(
   if (std.some((s) => s === 0)) bad('std must not contain 0');
   const scale = o.scale ?? preset.scale;
   if (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0) bad('scale must be a positive number');
+  const interpolation = o.interpolation ?? 'bilinear';
+  if (!INTERPOLATIONS.includes(interpolation as Interpolation)) {
+    bad(`interpolation must be one of ${INTERPOLATIONS.join(', ')}, not '${String(interpolation)}'`);
+  }
   const channelOrder = o.channelOrder ?? 'rgb';
   if (channelOrder !== 'rgb' && channelOrder !== 'bgr') bad(`channelOrder must be 'rgb' or 'bgr', not '${String(channelOrder)}'`);
   const short = Math.min(t.height, t.width);
@@ -104,9 +115,18 @@ export function completeOverride(
       bad(`resizeShortSide must be an integer ≥ the model's input size (${short}), got ${String(resizeShortSide)}`);
     }
   }
-  const out: Preprocessing = { scale, mean, std, channelOrder, source };
+  const out: Preprocessing = { scale, mean, std, channelOrder, interpolation, source };
   if (o.preset) out.preset = o.preset;
   if (resizeShortSide !== undefined) out.resizeShortSide = resizeShortSide;
+  // Which file or option gave each value: the override's own keys, else the preset, else the default.
+  const from: Record<string, string> = {};
+  for (const k of VALUE_KEYS) {
+    if (k === 'resizeShortSide' && resizeShortSide === undefined) continue;
+    if (o[k] !== undefined || (k === 'resizeShortSide' && 'resizeShortSide' in o)) from[k] = origins?.[k] ?? where;
+    else if (o.preset && (k === 'scale' || k === 'mean' || k === 'std' || (k === 'resizeShortSide' && preset.resizeRatio))) from[k] = `preset '${o.preset}'`;
+    else from[k] = 'default';
+  }
+  out.origins = from;
   return out;
 }
 
@@ -173,25 +193,51 @@ export function hfInputSize(cfg: HfConfig): { height: number; width: number } | 
  * Translates the HF image-processor fields into an override. Pixel space is [0,1], so the model's
  * scale is rescale_factor·255 when do_rescale (1 for the usual 1/255), else 255.
  */
-export function hfToOverride(cfg: HfConfig, t: PreprocessTarget, warnings: string[]): PreprocessOverride {
+export function hfToOverride(cfg: HfConfig, t: PreprocessTarget, warnings: string[], origins: Record<string, string> = {}): PreprocessOverride {
   const j = cfg.json;
   const o: PreprocessOverride = {};
+  const at = (key: string) => `${cfg.file}: ${key}`;
+  if (j.resample !== undefined) {
+    // Pillow's integer codes (Image.Resampling), or a name.
+    const r = typeof j.resample === 'number' ? PIL_CODES[j.resample] : typeof j.resample === 'string' ? (j.resample.toLowerCase() as Interpolation) : undefined;
+    if (r && INTERPOLATIONS.includes(r)) {
+      o.interpolation = r;
+      origins.interpolation = at(`resample = ${JSON.stringify(j.resample)}`);
+    } else {
+      throw new SkepticInputError(`${cfg.file}: resample = ${JSON.stringify(j.resample)} is not one of Pillow's filters (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)`, cfg.file);
+    }
+  }
   const doRescale = j.do_rescale !== false;
   const factor = typeof j.rescale_factor === 'number' ? j.rescale_factor : 1 / 255;
   o.scale = doRescale ? factor * 255 : 255;
+  origins.scale = at(doRescale ? `rescale_factor = ${factor}` : 'do_rescale = false');
   const doNormalize = j.do_normalize !== false && Array.isArray(j.image_mean);
   if (doNormalize) {
     o.mean = j.image_mean as number[];
     o.std = (Array.isArray(j.image_std) ? j.image_std : [1]) as number[];
+    origins.mean = at('image_mean');
+    origins.std = at(Array.isArray(j.image_std) ? 'image_std' : 'image_std absent, 1');
   }
   const size = j.do_resize !== false ? hfSize(j.size) : undefined;
   const crop = j.do_center_crop === true || (j.do_center_crop === undefined && j.crop_size !== undefined) ? hfSize(j.crop_size) : undefined;
   const short = Math.min(t.height, t.width);
-  if (size?.shortest !== undefined && !(size.height && crop === undefined)) {
+  if (size?.shortest !== undefined && typeof j.crop_pct === 'number' && j.crop_pct > 0 && crop === undefined) {
+    // ConvNeXt's processor: below 384 the short side goes to int(shortest_edge / crop_pct) and the
+    // centre shortest_edge² is cropped; at 384 and above the image is squashed to the square.
+    if (size.shortest < 384) {
+      o.resizeShortSide = Math.max(Math.trunc(size.shortest / j.crop_pct), short);
+      origins.resizeShortSide = at(`size.shortest_edge = ${size.shortest}, crop_pct = ${j.crop_pct}`);
+    } else {
+      o.resizeShortSide = undefined;
+      origins.resizeShortSide = at(`size.shortest_edge = ${size.shortest} ≥ 384: resized to the square, no crop`);
+    }
+  } else if (size?.shortest !== undefined && !(size.height && crop === undefined)) {
     o.resizeShortSide = Math.max(size.shortest, short);
+    origins.resizeShortSide = at('size.shortest_edge');
   } else if (size?.height && size.width && crop?.height && crop.width && (crop.height < size.height || crop.width < size.width)) {
     // resize to a square larger than the crop, then crop: the same as resizing the short side
     o.resizeShortSide = Math.max(Math.min(size.height, size.width), short);
+    origins.resizeShortSide = at('size, crop_size');
   }
   const target = crop ?? (size?.height ? size : undefined);
   if (target?.height && target.width && (target.height !== t.height || target.width !== t.width)) {
@@ -242,12 +288,14 @@ export interface ResolveArgs extends PreprocessTarget {
   preprocess?: string | PreprocessOverride;
   preprocessSource?: 'cli' | 'skeptic.json';
   hf?: HfConfig;
+  /** timm's config.json (pretrained_cfg) beside the model. */
+  timm?: TimmConfig;
   metadata: Record<string, string>;
   /** The input's element type: a uint8 input takes pixels in [0,255], so the assumption is raw255. */
   inputType: string;
 }
 
-/** opts.preprocess > preprocessor_config.json > metadata_props > assumption (with a warning). */
+/** opts.preprocess > preprocessor_config.json > config.json (timm) > metadata_props > assumption (with a warning). */
 export function resolvePreprocessing(a: ResolveArgs, warnings: string[]): Preprocessing {
   if (a.preprocess !== undefined) {
     const src = a.preprocessSource ?? 'cli';
@@ -255,7 +303,12 @@ export function resolvePreprocessing(a: ResolveArgs, warnings: string[]): Prepro
     return completeOverride(parseOverride(a.preprocess, where), a, src, where);
   }
   if (a.hf) {
-    return completeOverride(hfToOverride(a.hf, a, warnings), a, 'preprocessor_config.json', a.hf.file, a.hf.file);
+    const origins: Record<string, string> = {};
+    return completeOverride(hfToOverride(a.hf, a, warnings, origins), a, 'preprocessor_config.json', a.hf.file, a.hf.file, origins);
+  }
+  if (a.timm) {
+    const origins: Record<string, string> = {};
+    return completeOverride(timmToOverride(a.timm, a, warnings, origins), a, 'config.json', a.timm.file, a.timm.file, origins);
   }
   const md = metadataOverride(a.metadata, a, warnings);
   if (md) return completeOverride(md, a, 'metadata', `${a.file}: metadata_props`, a.file);
