@@ -13,6 +13,10 @@
  * size, no model), and the CPU time per image of that decoding against bare inference's. When
  * decoding alone costs as much CPU as inference, no pipeline that decodes on the same cores can
  * come near bare session.run on tensors decoded beforehand.
+ *
+ * A second table splits the ImageNet decode: sharp's JPEG decode to raw RGB alone, Skeptic's
+ * Pillow-exact resize (bilinear, short side 256, the imagenet preset) alone, and for comparison
+ * libvips' own resize in the same sharp call (the pre-PIL pipeline, lanczos3), per image.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,6 +31,10 @@ import { sessionOptions } from '../server/engine/model/providers';
 import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { createProbes } from '../server/engine/probes';
 import type { LoadedModel } from '../server/engine/types';
+import sharp from 'sharp';
+import { readdirSync } from 'node:fs';
+import { resizeU8 } from '../server/engine/image/resample';
+import { shortSideSize } from '../server/engine/data/decode';
 
 const FIXTURES = resolve(__dirname, '../../shared/fixtures');
 const { values } = parseArgs({ options: { batch: { type: 'string', default: '32' }, repeat: { type: 'string', default: '3' } } });
@@ -120,6 +128,44 @@ async function main() {
     await session.release();
     await model.dispose();
   }
+  await resizeCost();
+}
+
+/** Per-image wall time of the ImageNet decode's parts, best of `repeat`, one image at a time. */
+async function resizeCost() {
+  const dir = join(FIXTURES, 'imagenet_samples/images');
+  const files = readdirSync(dir).sort().map((f) => readFileSync(join(dir, f)));
+  const opts = { ignoreIcc: true, failOn: 'error' as const };
+  const raws: { data: Uint8Array; width: number; height: number }[] = [];
+  let decode = Infinity;
+  let resize = Infinity;
+  let vips = Infinity;
+  for (let r = 0; r < repeat; r++) {
+    raws.length = 0;
+    let t = performance.now();
+    for (const b of files) {
+      const { data, info } = await sharp(b, opts).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      raws.push({ data, width: info.width, height: info.height });
+    }
+    decode = Math.min(decode, performance.now() - t);
+    t = performance.now();
+    for (const x of raws) {
+      const s = shortSideSize(x.width, x.height, 256);
+      resizeU8({ ...x, channels: 3 }, s.width, s.height, 'bilinear');
+    }
+    resize = Math.min(resize, performance.now() - t);
+    t = performance.now();
+    for (let i = 0; i < files.length; i++) {
+      const s = shortSideSize(raws[i].width, raws[i].height, 256);
+      await sharp(files[i], opts).resize(s.width, s.height, { fit: 'fill', kernel: 'lanczos3', fastShrinkOnLoad: false }).toColourspace('srgb').raw().toBuffer();
+    }
+    vips = Math.min(vips, performance.now() - t);
+  }
+  const n = files.length;
+  console.log(`\nImageNet decode, ms per image (${n} images, best of ${repeat}, one at a time):`);
+  console.log(`  sharp JPEG decode to raw RGB           ${(decode / n).toFixed(2)}`);
+  console.log(`  Pillow-exact resize (bilinear, 256)    ${(resize / n).toFixed(2)}`);
+  console.log(`  sharp decode + libvips lanczos3 resize ${(vips / n).toFixed(2)}  (the pipeline before)`);
 }
 
 main().catch((e) => {

@@ -147,10 +147,14 @@ export interface U8Image {
   channels: number;
 }
 
+/** (sum >> 22) clipped to [0, 255]; sums stay within int32, as in Pillow's int accumulators. */
 function clip(ss: number): number {
   const v = ss >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
+
+// The loops below keep every sum an int32 (`| 0`), which V8 runs as integer arithmetic; Pillow
+// accumulates in a C int, so the bound is the same (|Σ pixel·weight| < 255·1.3·2^22 < 2^31).
 
 /** Horizontal pass over rows [y0, y1) of src, into a (y1−y0)-row image of the new width. */
 function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: AxisCoeffs): U8Image {
@@ -162,27 +166,31 @@ function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: Axis
   const s = src.data;
   for (let y = y0; y < y1; y++) {
     const rowIn = y * inRow;
-    const rowOut = (y - y0) * outRow;
-    for (let x = 0; x < outW; x++) {
-      const kb = x * ksize;
-      const n = count[x];
-      let p = rowIn + first[x] * C;
-      const o = rowOut + x * C;
-      if (C === 3) {
+    let o = (y - y0) * outRow;
+    if (C === 3) {
+      for (let x = 0; x < outW; x++, o += 3) {
+        const kb = x * ksize;
+        const n = count[x];
+        let p = rowIn + first[x] * 3;
         let a = HALF, b = HALF, c = HALF;
         for (let t = 0; t < n; t++, p += 3) {
           const w = k[kb + t];
-          a += s[p] * w;
-          b += s[p + 1] * w;
-          c += s[p + 2] * w;
+          a = (a + Math.imul(s[p], w)) | 0;
+          b = (b + Math.imul(s[p + 1], w)) | 0;
+          c = (c + Math.imul(s[p + 2], w)) | 0;
         }
         out[o] = clip(a);
         out[o + 1] = clip(b);
         out[o + 2] = clip(c);
-      } else {
+      }
+    } else {
+      for (let x = 0; x < outW; x++, o += C) {
+        const kb = x * ksize;
+        const n = count[x];
+        const p = rowIn + first[x] * C;
         for (let ch = 0; ch < C; ch++) {
           let a = HALF;
-          for (let t = 0, q = p + ch; t < n; t++, q += C) a += s[q] * k[kb + t];
+          for (let t = 0, q = p + ch; t < n; t++, q += C) a = (a + Math.imul(s[q], k[kb + t])) | 0;
           out[o + ch] = clip(a);
         }
       }
@@ -197,20 +205,16 @@ function vertical(src: U8Image, outH: number, offset: number, co: AxisCoeffs): U
   const out = new Uint8Array(outH * row);
   const { ksize, first, count, k } = co;
   const s = src.data;
-  const acc = new Float64Array(row);
   for (let y = 0; y < outH; y++) {
     const kb = y * ksize;
     const n = count[y];
     const base = (first[y] - offset) * row;
-    acc.fill(HALF);
-    // Row-at-a-time accumulation keeps memory access sequential; the sum is the same integer.
-    for (let t = 0; t < n; t++) {
-      const w = k[kb + t];
-      const r = base + t * row;
-      for (let i = 0; i < row; i++) acc[i] += s[r + i] * w;
-    }
     const o = y * row;
-    for (let i = 0; i < row; i++) out[o + i] = clip(acc[i]);
+    for (let i = 0; i < row; i++) {
+      let a = HALF;
+      for (let t = 0, p = base + i; t < n; t++, p += row) a = (a + Math.imul(s[p], k[kb + t])) | 0;
+      out[o + i] = clip(a);
+    }
   }
   return { data: out, width: src.width, height: outH, channels: src.channels };
 }
