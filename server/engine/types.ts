@@ -5,6 +5,10 @@
 import type { Interpolation } from './image/resample';
 export type { Interpolation } from './image/resample';
 
+/** Whose resize a preprocessing reproduces. */
+export type Resampler = 'pil' | 'tensor' | 'tensor-antialias';
+export const RESAMPLERS: readonly Resampler[] = ['pil', 'tensor', 'tensor-antialias'];
+
 /**
  * An image in pixel space: float32 values in [0,1], planar CHW, channels in RGB order
  * (or 1 channel for grayscale). Probes transform images in this space, and the model
@@ -37,6 +41,8 @@ export interface DecodeSpec {
   resizeShortSide?: number;
   /** The resampling filter, computed as Pillow's Image.resize does (image/resample.ts); bilinear if absent. */
   interpolation?: Interpolation;
+  /** Whose resize: Pillow's (default), or torchvision's on tensors (image/resample-tensor.ts). */
+  resampler?: Resampler;
   /**
    * Extra pixels of real context to keep on each side of the centre crop (a shift probe moves
    * the crop window inside it). Where the resized image has no more content, the border pixels
@@ -123,6 +129,9 @@ export interface Preprocessing {
   resizeShortSide?: number;
   /** The resampling filter for every resize (Pillow's, pixel for pixel); absent means bilinear, torchvision's default. */
   interpolation?: Interpolation;
+  /** `pil` (default): torchvision on PIL images; `tensor` / `tensor-antialias`: torchvision's
+   *  F.resize on uint8 tensors with antialias False / True. */
+  resampler?: Resampler;
   scale: number;
   /** Per channel (length 1 or C), in the model's channel order. */
   mean: number[];

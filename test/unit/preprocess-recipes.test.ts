@@ -66,6 +66,19 @@ test('interpolation key: default bilinear, validated, carried into the decode sp
   await assert.rejects(load(file, { preprocess: { interpolation: 'cubic' } }), /interpolation must be one of nearest, box, bilinear, hamming, bicubic, lanczos, not 'cubic'/);
 });
 
+test("resampler: torchvision's tensor path is opt-in and takes only its three filters", async () => {
+  const file = modelIn(tmpDir());
+  let m = await load(file, { preprocess: 'unit' });
+  assert.equal(m.preprocessing.resampler, undefined); // Pillow's, the default, is not written out
+  assert.equal(m.decodeSpec().resampler, undefined);
+  m = await load(file, { preprocess: { preset: 'imagenet', resampler: 'tensor-antialias', interpolation: 'bicubic' } });
+  assert.deepEqual([m.decodeSpec().resampler, m.decodeSpec().interpolation], ['tensor-antialias', 'bicubic']);
+  assert.match(describeModel(m), /bicubic \(torchvision on tensors, antialiased\)/);
+  await assert.rejects(load(file, { preprocess: { resampler: 'tensor', interpolation: 'lanczos' } }), /resampler 'tensor' \(torchvision on tensors\) takes interpolation nearest, bilinear, bicubic, not 'lanczos'/);
+  await assert.rejects(load(file, { preprocess: { resampler: 'tensor-antialias', interpolation: 'nearest' } }), /antialiases only those/);
+  await assert.rejects(load(file, { preprocess: { resampler: 'opencv' } }), /resampler must be one of pil, tensor, tensor-antialias/);
+});
+
 test('preprocessor_config.json: resample codes, crop_pct (ConvNeXt), and the file named for each value', async () => {
   const dir = tmpDir();
   const file = modelIn(dir, 224);

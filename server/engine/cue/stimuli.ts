@@ -181,6 +181,7 @@ export function stimulusSpec(spec: DecodeSpec, crop: boolean): DecodeSpec {
   const out: DecodeSpec = { channels: spec.channels, height: spec.height, width: spec.width, margin: 0 };
   if (crop && spec.resizeShortSide !== undefined) out.resizeShortSide = spec.resizeShortSide;
   if (spec.interpolation !== undefined) out.interpolation = spec.interpolation;
+  if (spec.resampler !== undefined) out.resampler = spec.resampler;
   return out;
 }
 

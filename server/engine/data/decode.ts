@@ -33,7 +33,8 @@
  * them exact and testable.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { resizeU8 } from '../image/resample';
+import { resizeU8, type U8Image } from '../image/resample';
+import { resizeTensorU8 } from '../image/resample-tensor';
 import type { DecodeSpec, PixelImage } from '../types';
 
 /** Default decompression-bomb guard: images above this many pixels are refused. */
@@ -198,8 +199,17 @@ export async function decodeImage(bytes: Buffer, spec: DecodeSpec, maxPixels: nu
   const sc = spec.channels;
   if (sc === 1) pixels = rgbToL(pixels);
   const target = resizeTarget(w, h, spec);
-  const r = resizeU8({ data: pixels, width: w, height: h, channels: sc }, target.width, target.height, spec.interpolation ?? 'bilinear');
+  const r = resize({ data: pixels, width: w, height: h, channels: sc }, target.width, target.height, spec);
   return place(r.data, r.width, r.height, spec, margin);
+}
+
+/** Resizes with the spec's filter, by Pillow's algorithm or torchvision's tensor one. */
+function resize(img: U8Image, width: number, height: number, spec: DecodeSpec): U8Image {
+  const filter = spec.interpolation ?? 'bilinear';
+  if (spec.resampler === 'tensor' || spec.resampler === 'tensor-antialias') {
+    return resizeTensorU8(img, width, height, filter, spec.resampler === 'tensor-antialias');
+  }
+  return resizeU8(img, width, height, filter);
 }
 
 /** PIL's CMYK → RGB: (255 − K) − (255 − K)·C/255 per channel, with its rounded division by 255. */
@@ -238,7 +248,7 @@ export async function decodeGrayPixels(pixels: Uint8Array, width: number, height
   const margin = checkSpec(spec);
   if (pixels.length !== width * height) throw new DecodeError(`expected ${width * height} pixels, got ${pixels.length}`);
   const target = resizeTarget(width, height, spec);
-  const r = resizeU8({ data: pixels, width, height, channels: 1 }, target.width, target.height, spec.interpolation ?? 'bilinear');
+  const r = resize({ data: pixels, width, height, channels: 1 }, target.width, target.height, spec);
   // A 3-channel model sees the grey value in R, G and B.
   const data = spec.channels === 3 ? grayToRgb(r.data) : r.data;
   return place(data, r.width, r.height, spec, margin);

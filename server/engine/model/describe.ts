@@ -62,7 +62,7 @@ export function describeModel(m: LoadedModel, options: DescribeOptions = {}): st
   const pre = [
     p.preset ? `preset ${p.preset}` : undefined,
     p.resizeShortSide ? `resize short side to ${p.resizeShortSide}, centre-crop ${i.width}×${i.height}` : `resize to ${i.width}×${i.height}`,
-    `${p.interpolation ?? 'bilinear'} (PIL)`,
+    `${p.interpolation ?? 'bilinear'} (${p.resampler === 'tensor' ? 'torchvision on tensors' : p.resampler === 'tensor-antialias' ? 'torchvision on tensors, antialiased' : 'PIL'})`,
     `scale ${+p.scale.toFixed(6)}`,
     `mean ${nums(p.mean)}`,
     `std ${nums(p.std)}`,

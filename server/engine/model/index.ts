@@ -359,6 +359,7 @@ class Model implements LoadedModel {
     const spec: DecodeSpec = { channels: this.info.channels, height: this.info.height, width: this.info.width, margin };
     if (this.preprocessing.resizeShortSide !== undefined) spec.resizeShortSide = this.preprocessing.resizeShortSide;
     if (this.preprocessing.interpolation !== undefined) spec.interpolation = this.preprocessing.interpolation;
+    if (this.preprocessing.resampler !== undefined && this.preprocessing.resampler !== 'pil') spec.resampler = this.preprocessing.resampler;
     return spec;
   }
 

@@ -8,7 +8,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Preprocessing } from '../types';
+import { RESAMPLERS, type Preprocessing, type Resampler } from '../types';
+import { TENSOR_INTERPOLATIONS } from '../image/resample-tensor';
 import { SkepticInputError } from '../errors';
 import { INTERPOLATIONS, PIL_CODES, type Interpolation } from '../image/resample';
 import type { InputPlan } from './introspect';
@@ -38,13 +39,13 @@ export const PRESETS: Record<string, PresetDef> = {
 };
 
 export type PreprocessOverride = Partial<
-  Pick<Preprocessing, 'resizeShortSide' | 'interpolation' | 'scale' | 'mean' | 'std' | 'channelOrder'>
+  Pick<Preprocessing, 'resizeShortSide' | 'interpolation' | 'resampler' | 'scale' | 'mean' | 'std' | 'channelOrder'>
 > & { preset?: string };
 
-const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'interpolation', 'scale', 'mean', 'std', 'channelOrder'];
+const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'interpolation', 'resampler', 'scale', 'mean', 'std', 'channelOrder'];
 
 /** The values a Preprocessing has, whose origin the report names. */
-const VALUE_KEYS = ['resizeShortSide', 'interpolation', 'scale', 'mean', 'std', 'channelOrder'] as const;
+const VALUE_KEYS = ['resizeShortSide', 'interpolation', 'resampler', 'scale', 'mean', 'std', 'channelOrder'] as const;
 
 /** What the model's input needs to know to validate and complete a preprocessing. */
 export interface PreprocessTarget {
@@ -105,6 +106,12 @@ export function completeOverride(
   if (!INTERPOLATIONS.includes(interpolation as Interpolation)) {
     bad(`interpolation must be one of ${INTERPOLATIONS.join(', ')}, not '${String(interpolation)}'`);
   }
+  const resampler = o.resampler ?? 'pil';
+  if (!RESAMPLERS.includes(resampler as Resampler)) bad(`resampler must be one of ${RESAMPLERS.join(', ')}, not '${String(resampler)}'`);
+  if (resampler !== 'pil' && !TENSOR_INTERPOLATIONS.includes(interpolation)) {
+    bad(`resampler '${resampler}' (torchvision on tensors) takes interpolation ${TENSOR_INTERPOLATIONS.join(', ')}, not '${interpolation}'`);
+  }
+  if (resampler === 'tensor-antialias' && interpolation === 'nearest') bad("resampler 'tensor-antialias' takes bilinear or bicubic (torchvision antialiases only those)");
   const channelOrder = o.channelOrder ?? 'rgb';
   if (channelOrder !== 'rgb' && channelOrder !== 'bgr') bad(`channelOrder must be 'rgb' or 'bgr', not '${String(channelOrder)}'`);
   const short = Math.min(t.height, t.width);
@@ -116,12 +123,15 @@ export function completeOverride(
     }
   }
   const out: Preprocessing = { scale, mean, std, channelOrder, interpolation, source };
+  // Only a non-default resampler is recorded, so PIL-path preprocessings (and their cache keys) stay as they were.
+  if (resampler !== 'pil') out.resampler = resampler;
   if (o.preset) out.preset = o.preset;
   if (resizeShortSide !== undefined) out.resizeShortSide = resizeShortSide;
   // Which file or option gave each value: the override's own keys, else the preset, else the default.
   const from: Record<string, string> = {};
   for (const k of VALUE_KEYS) {
     if (k === 'resizeShortSide' && resizeShortSide === undefined) continue;
+    if (k === 'resampler' && resampler === 'pil' && o.resampler === undefined) continue;
     if (o[k] !== undefined || (k === 'resizeShortSide' && 'resizeShortSide' in o)) from[k] = origins?.[k] ?? where;
     else if (o.preset && (k === 'scale' || k === 'mean' || k === 'std' || (k === 'resizeShortSide' && preset.resizeRatio))) from[k] = `preset '${o.preset}'`;
     else from[k] = 'default';

@@ -11,6 +11,9 @@ uint8 values, CHW, one case after another). Each case is
     Image.open(f).convert('RGB' or 'L') -> Resize(S or (h, w), interpolation) [-> CenterCrop((h, w))]
     -> ToTensor
 on PIL images, the path torchvision's ImageFolder datasets take; values are round(tensor * 255).
+Cases with a 'resampler' ('tensor' or 'tensor-antialias') resize the uint8 tensor instead:
+    PILToTensor -> Resize(..., antialias=False or True) [-> CenterCrop]
+the path of pipelines that decode to tensors (nearest, bilinear and bicubic only).
 """
 import json
 import os
@@ -67,11 +70,18 @@ def make_inputs():
     src.crop((200, 150, 211, 157)).save(os.path.join(HERE, 'tiny.png'))
 
 
-def transform(spec, interp):
-    if 'resizeShortSide' in spec:
-        return T.Compose([T.Resize(spec['resizeShortSide'], interpolation=FILTERS[interp]),
-                          T.CenterCrop((spec['height'], spec['width'])), T.ToTensor()])
-    return T.Compose([T.Resize((spec['height'], spec['width']), interpolation=FILTERS[interp]), T.ToTensor()])
+def transform(spec, interp, resampler='pil'):
+    size = spec['resizeShortSide'] if 'resizeShortSide' in spec else (spec['height'], spec['width'])
+    crop = [T.CenterCrop((spec['height'], spec['width']))] if 'resizeShortSide' in spec else []
+    if resampler == 'pil':
+        return T.Compose([T.Resize(size, interpolation=FILTERS[interp])] + crop + [T.ToTensor()])
+    antialias = resampler == 'tensor-antialias'
+    # uint8 in, uint8 out; scaled to [0,1] like ToTensor so every case is read the same way.
+    return T.Compose([T.PILToTensor(), T.Resize(size, interpolation=FILTERS[interp], antialias=antialias)] + crop
+                     + [T.Lambda(lambda t: t.float() / 255)])
+
+
+TENSOR_CASES = [('tensor', ['nearest', 'bilinear', 'bicubic']), ('tensor-antialias', ['bilinear', 'bicubic'])]
 
 
 def main():
@@ -79,18 +89,24 @@ def main():
     inputs = [('fixture', p, BIG, [3]) for p in FIXTURE_IMAGES]
     inputs[0] = ('fixture', FIXTURE_IMAGES[0], BIG, [3, 1])
     inputs += [('local', 'cmyk.jpg', BIG, [3, 1]), ('local', 'tiny.png', TINY, [3])]
+    runs = [(i, 'pil', list(FILTERS)) for i in inputs]
+    # The tensor path on a colour and a grayscale fixture and on the tiny PNG (upscaling).
+    for i in (inputs[0], inputs[2], inputs[5]):
+        runs += [((i[0], i[1], i[2], [i[3][0]]), r, f) for r, f in TENSOR_CASES]
     cases, blob = [], bytearray()
-    for kind, path, geometries, channel_counts in inputs:
+    for (kind, path, geometries, channel_counts), resampler, filters in runs:
         full = os.path.join(FIXTURES, path) if kind == 'fixture' else os.path.join(HERE, path)
         for channels in channel_counts:
             for spec in geometries:
-                for interp in FILTERS:
+                for interp in filters:
                     img = Image.open(full).convert('RGB' if channels == 3 else 'L')
-                    t = transform(spec, interp)(img)
+                    t = transform(spec, interp, resampler)(img)
                     assert tuple(t.shape) == (channels, spec['height'], spec['width']), t.shape
                     u8 = (t * 255).round().to(torch.uint8).numpy().tobytes()
                     case = {'input': f'{kind}:{path}', 'mode': Image.open(full).mode, 'channels': channels,
                             **spec, 'interpolation': interp, 'offset': len(blob), 'length': len(u8)}
+                    if resampler != 'pil':
+                        case['resampler'] = resampler
                     cases.append(case)
                     blob += u8
     with open(os.path.join(HERE, 'reference.bin'), 'wb') as f:
