@@ -118,6 +118,10 @@ async function checkContent(page: Page, r: Report, mode: 'webview' | 'standalone
   assert.match((await page.locator('[data-meta="model"]').textContent()) ?? '', new RegExp(r.model.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   assert.match((await page.locator('[data-meta="dataset"]').textContent()) ?? '', new RegExp(r.dataset.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   assert.match((await page.locator('[data-meta="device"]').textContent()) ?? '', new RegExp(r.device.used));
+  // The preprocessing, and which file or option gave each value.
+  const pre = (await page.locator('[data-preprocessing]').textContent()) ?? '';
+  assert.ok(pre.includes(`${r.model.preprocessing.interpolation ?? 'bilinear'} (PIL); source ${r.model.preprocessing.source}`), pre);
+  for (const [k, v] of Object.entries(r.model.preprocessing.origins ?? {})) assert.ok(pre.includes(`${k}: ${v}`), `${k} in ${pre}`);
 
   // Summary: one card per probe with its headline; findings counted by severity.
   const ids = Object.keys(r.probes);

@@ -101,7 +101,24 @@ export function header(ctx: Ctx): HTMLElement {
     h('h1', null, 'Skeptic report'),
     h('dl', { class: 'meta' }, ...rows.flatMap(([k, v, d]) => [h('dt', null, k), h('dd', { 'data-meta': k.toLowerCase() }, h('span', { class: 'meta-main' }, v), d ? h('span', { class: 'meta-sub' }, d) : null)])),
     r.device?.fallbacks?.length ? h('details', { class: 'more' }, h('summary', null, 'Device fallbacks'), h('ul', null, ...r.device.fallbacks.map((f) => h('li', null, f)))) : null,
+    preprocessingDetails(r),
     r.warnings?.length ? h('div', { class: 'warnings', role: 'note' }, h('strong', null, 'Notes: '), h('ul', null, ...r.warnings.map((w) => h('li', null, w)))) : null,
+  );
+}
+
+/** The preprocessing the model was audited with, and which file or option gave each value. */
+function preprocessingDetails(r: Report): HTMLElement | null {
+  const p = r.model?.preprocessing;
+  if (!p) return null;
+  const resize = p.resizeShortSide ? `short side ${p.resizeShortSide}, centre crop` : 'straight to the input size';
+  const by = p.resampler && p.resampler !== 'pil' ? `torchvision ${p.resampler}` : 'PIL';
+  const line = `${resize}, ${p.interpolation ?? 'bilinear'} (${by}); source ${p.source}`;
+  const origins = Object.entries(p.origins ?? {});
+  return h(
+    'details',
+    { class: 'more', 'data-preprocessing': '' },
+    h('summary', null, `Preprocessing: ${line}`),
+    origins.length ? h('ul', null, ...origins.map(([k, v]) => h('li', null, `${k}: ${v}`))) : null,
   );
 }
 

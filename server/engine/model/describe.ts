@@ -70,7 +70,7 @@ export function describeModel(m: LoadedModel, options: DescribeOptions = {}): st
   ].filter(Boolean).join('; ');
   add('Preprocessing', wrap(`${pre} (source: ${p.source})`, valueWidth, indent));
   // Which file or option gave each value, for the values that did not come from a preset or default.
-  for (const [k, v] of Object.entries(p.origins ?? {})) if (v !== 'default' && !v.startsWith('preset ')) add(`  ${k}`, wrap(v, valueWidth, indent));
+  for (const [k, v] of Object.entries(p.origins ?? {})) if (v !== 'default' && !v.startsWith('preset ')) add('  from', wrap(`${k}: ${v}`, valueWidth, indent));
   if (m.labels) {
     const first = m.labels.names.slice(0, 5).join(', ');
     add('Labels', wrap(`${m.labels.names.length} from ${m.labels.source}: ${first}${m.labels.names.length > 5 ? ', …' : ''}`, valueWidth, indent));
