@@ -192,7 +192,7 @@ test('introspection and describeModel', async () => {
     /^Batch +declared N; dynamic$/m,
     /^Quantized +yes$/m,
     /^Ops +DequantizeLinear 1, Flatten 1, Gemm 1, QuantizeLinear 1, Softmax 1$/m,
-    /^Preprocessing +preset unit; resize to 4×4; scale 1; mean \[0\]; std \[1\]; gray \(source: cli\)$/m,
+    /^Preprocessing +preset unit; resize to 4×4; bilinear \(PIL\); scale 1; mean \[0\]; std \[1\]; gray \(source: cli\)$/m,
     /^Device +cpu \(requested cpu\)(, \d+ CPU threads?)?$/m,
     /^Metadata +author = me$/m,
   ]) assert.match(text, re);
