@@ -38,7 +38,7 @@ Audit options:
   --probes LIST          comma-separated probe ids (default: ${DEFAULT_PROBES.join(',')}; clean always runs)
   --param PROBE.KEY=V    a probe parameter, e.g. --param shift.k=4 (repeatable)
   --preprocess P         preset (imagenet, unit, signed, raw255, mnist) or JSON
-                         {"resizeShortSide":256,"scale":1,"mean":[..],"std":[..],"channelOrder":"rgb"}
+                         {"resizeShortSide":256,"interpolation":"bilinear","scale":1,"mean":[..],"std":[..],"channelOrder":"rgb"}
   --labels FILE          class names, one per line, in the model's output order
   --output-kind K        logits | probabilities | log-probabilities (default: detected)
   --path-column NAME, --label-column NAME   manifest columns (default: found by name)
