@@ -42,7 +42,7 @@ export const TOP_KEYS: Record<string, string> = {
 export const MODEL_KEYS: Record<string, string> = {
   path: 'The .onnx file, relative to this skeptic.json.',
   dataset: 'Class folders (`root/<class>/<image>`), a .csv/.jsonl manifest, or a folder of MNIST idx files, relative to this file.',
-  preprocess: 'A preset (`imagenet`, `unit`, `signed`, `raw255`, `mnist`) or `{ "resizeShortSide", "interpolation", "resampler", "scale", "mean", "std", "channelOrder", "preset" }`: tensor = (pixel·scale − mean) / std, pixels in [0,1].',
+  preprocess: 'A preset (`imagenet`, `unit`, `signed`, `raw255`, `mnist`) or `{ "resizeShortSide", "interpolation", "resampler", "cropRounding", "scale", "mean", "std", "channelOrder", "preset" }`: tensor = (pixel·scale − mean) / std, pixels in [0,1].',
   labels: 'Class names, one per line, in the model\'s output order.',
   probes: 'The probes to run on this model (`clean` always runs).',
   limit: 'Audit a deterministic, class-stratified sample of this many images.',
@@ -54,6 +54,7 @@ export const PREPROCESS_KEYS: Record<string, string> = {
   resizeShortSide: 'Resize the short side to this many pixels, then centre-crop to the model\'s input size.',
   interpolation: 'The resampling filter, computed as Pillow (and so torchvision) does: `bilinear` (default), `bicubic`, `lanczos`, `nearest`, `box` or `hamming`.',
   resampler: '`pil` (default): torchvision on PIL images; `tensor` or `tensor-antialias`: torchvision\'s resize on uint8 tensors (nearest, bilinear, bicubic), antialias off or on.',
+  cropRounding: 'How the centre crop\'s offset (size − crop)/2 is rounded: `half-even` (torchvision, default) or `floor` (Hugging Face\'s center_crop).',
   scale: 'Pixels in [0,1] are multiplied by this first (255 for models trained on [0,255]).',
   mean: 'Per channel (1 value, or one per model channel), subtracted after scaling.',
   std: 'Per channel (1 value, or one per model channel), divided by after subtracting the mean.',

@@ -8,6 +8,7 @@ export type { Interpolation } from './image/resample';
 /** Whose resize a preprocessing reproduces. */
 export type Resampler = 'pil' | 'tensor' | 'tensor-antialias';
 export const RESAMPLERS: readonly Resampler[] = ['pil', 'tensor', 'tensor-antialias'];
+export type CropRounding = 'half-even' | 'floor';
 
 /**
  * An image in pixel space: float32 values in [0,1], planar CHW, channels in RGB order
@@ -43,6 +44,9 @@ export interface DecodeSpec {
   interpolation?: Interpolation;
   /** Whose resize: Pillow's (default), or torchvision's on tensors (image/resample-tensor.ts). */
   resampler?: Resampler;
+  /** How the centre crop's offset (size − crop)/2 is rounded: half to even (torchvision, default)
+   *  or down (Hugging Face's center_crop). */
+  cropRounding?: CropRounding;
   /**
    * Extra pixels of real context to keep on each side of the centre crop (a shift probe moves
    * the crop window inside it). Where the resized image has no more content, the border pixels
@@ -132,6 +136,9 @@ export interface Preprocessing {
   /** `pil` (default): torchvision on PIL images; `tensor` / `tensor-antialias`: torchvision's
    *  F.resize on uint8 tensors with antialias False / True. */
   resampler?: Resampler;
+  /** `floor` for Hugging Face's center_crop (offset floor((size − crop)/2)); absent: torchvision's
+   *  round half to even. */
+  cropRounding?: CropRounding;
   scale: number;
   /** Per channel (length 1 or C), in the model's channel order. */
   mean: number[];

@@ -73,8 +73,22 @@ test('centre-crop geometry follows torchvision (Resize + CenterCrop)', () => {
   assert.equal(centreOffset(5, 2), 2); // round(1.5) = 2
   assert.equal(centreOffset(7, 2), 2); // round(2.5) = 2 (half to even)
   assert.equal(centreOffset(2, 5), -1); // torchvision pads (5-2)//2 = 1 on the top/left
+  // Hugging Face's center_crop: (size − crop) // 2.
+  assert.equal(centreOffset(5, 2, 'floor'), 1);
+  assert.equal(centreOffset(7, 2, 'floor'), 2);
+  assert.equal(centreOffset(256, 224, 'floor'), 16);
   assert.equal(roundHalfEven(0.5), 0);
   assert.equal(roundHalfEven(3.5), 4);
+});
+
+test("cropRounding 'floor' moves an odd-margin crop one pixel towards the top left", async () => {
+  // 5 wide, 2 high, resizeShortSide 2 (no resampling), crop 2×2: margin 3 → offset 2 (round 1.5 half to even) or 1 (floor).
+  const v = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+  const png = await sharp(Buffer.from(v), { raw: { width: 5, height: 2, channels: 1 } }).png().toBuffer();
+  const tv = await decodeImage(png, { channels: 1, height: 2, width: 2, resizeShortSide: 2 });
+  assert.deepEqual(Array.from(tv.data), [30, 40, 80, 90].map(f));
+  const hf = await decodeImage(png, { channels: 1, height: 2, width: 2, resizeShortSide: 2, cropRounding: 'floor' });
+  assert.deepEqual(Array.from(hf.data), [20, 30, 70, 80].map(f));
 });
 
 test('resampling a constant image keeps the constant; fill ignores aspect', async () => {

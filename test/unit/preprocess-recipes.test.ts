@@ -91,6 +91,8 @@ test('preprocessor_config.json: resample codes, crop_pct (ConvNeXt), and the fil
   assert.equal(m.preprocessing.origins?.interpolation, `${cfg}: resample = 3`);
   assert.match(m.preprocessing.origins!.resizeShortSide, /shortest_edge = 224, crop_pct = 0\.875/);
   assert.equal(m.preprocessing.origins?.mean, `${cfg}: image_mean`);
+  // Hugging Face's center_crop floors the offset; torchvision rounds it half to even.
+  assert.equal(m.decodeSpec().cropRounding, 'floor');
   const text = describeModel(m);
   assert.match(text, /bicubic \(PIL\)/);
   assert.ok(text.includes(`${cfg}: resample = 3`), text);
@@ -100,6 +102,7 @@ test('preprocessor_config.json: resample codes, crop_pct (ConvNeXt), and the fil
     m = await load(file);
     assert.equal(m.preprocessing.interpolation, name);
     assert.equal(m.preprocessing.resizeShortSide, undefined);
+    assert.equal(m.decodeSpec().cropRounding, undefined);
   }
   writeFileSync(cfg, JSON.stringify({ size: { height: 224, width: 224 }, resample: 9 }));
   await assert.rejects(load(file), (e: unknown) => e instanceof SkepticInputError && e.file === cfg && /resample = 9 is not one of Pillow's filters/.test(e.message));

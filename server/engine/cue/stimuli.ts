@@ -182,6 +182,7 @@ export function stimulusSpec(spec: DecodeSpec, crop: boolean): DecodeSpec {
   if (crop && spec.resizeShortSide !== undefined) out.resizeShortSide = spec.resizeShortSide;
   if (spec.interpolation !== undefined) out.interpolation = spec.interpolation;
   if (spec.resampler !== undefined) out.resampler = spec.resampler;
+  if (crop && spec.cropRounding !== undefined) out.cropRounding = spec.cropRounding;
   return out;
 }
 

@@ -70,9 +70,11 @@ export function shortSideSize(width: number, height: number, s: number): { width
   return { width: Math.floor((s * width) / height), height: s };
 }
 
-/** Offset of a centred `crop`-long window in a `size`-long side (negative: the window is larger). */
-export function centreOffset(size: number, crop: number): number {
-  return size >= crop ? roundHalfEven((size - crop) / 2) : -Math.floor((crop - size) / 2);
+/** Offset of a centred `crop`-long window in a `size`-long side (negative: the window is larger).
+ *  torchvision rounds (size − crop)/2 half to even; Hugging Face's center_crop floors it. */
+export function centreOffset(size: number, crop: number, rounding: 'half-even' | 'floor' = 'half-even'): number {
+  if (size < crop) return -Math.floor((crop - size) / 2);
+  return rounding === 'floor' ? Math.floor((size - crop) / 2) : roundHalfEven((size - crop) / 2);
 }
 
 function checkSpec(spec: DecodeSpec): number {
@@ -102,8 +104,8 @@ function place(src: Uint8Array, sw: number, sh: number, spec: DecodeSpec, margin
   const sc = spec.channels;
   const oh = spec.height + 2 * margin;
   const ow = spec.width + 2 * margin;
-  const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height) - margin : -margin;
-  const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width) - margin : -margin;
+  const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height, spec.cropRounding) - margin : -margin;
+  const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width, spec.cropRounding) - margin : -margin;
   const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
   const xs = Int32Array.from({ length: ow }, (_, x) => clamp(x + left, sw - 1));
   const plane = oh * ow;

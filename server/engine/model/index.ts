@@ -360,6 +360,7 @@ class Model implements LoadedModel {
     if (this.preprocessing.resizeShortSide !== undefined) spec.resizeShortSide = this.preprocessing.resizeShortSide;
     if (this.preprocessing.interpolation !== undefined) spec.interpolation = this.preprocessing.interpolation;
     if (this.preprocessing.resampler !== undefined && this.preprocessing.resampler !== 'pil') spec.resampler = this.preprocessing.resampler;
+    if (this.preprocessing.cropRounding === 'floor') spec.cropRounding = 'floor';
     return spec;
   }
 

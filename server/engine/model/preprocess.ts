@@ -39,13 +39,13 @@ export const PRESETS: Record<string, PresetDef> = {
 };
 
 export type PreprocessOverride = Partial<
-  Pick<Preprocessing, 'resizeShortSide' | 'interpolation' | 'resampler' | 'scale' | 'mean' | 'std' | 'channelOrder'>
+  Pick<Preprocessing, 'resizeShortSide' | 'interpolation' | 'resampler' | 'cropRounding' | 'scale' | 'mean' | 'std' | 'channelOrder'>
 > & { preset?: string };
 
-const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'interpolation', 'resampler', 'scale', 'mean', 'std', 'channelOrder'];
+const OVERRIDE_KEYS = ['preset', 'resizeShortSide', 'interpolation', 'resampler', 'cropRounding', 'scale', 'mean', 'std', 'channelOrder'];
 
 /** The values a Preprocessing has, whose origin the report names. */
-const VALUE_KEYS = ['resizeShortSide', 'interpolation', 'resampler', 'scale', 'mean', 'std', 'channelOrder'] as const;
+const VALUE_KEYS = ['resizeShortSide', 'interpolation', 'resampler', 'cropRounding', 'scale', 'mean', 'std', 'channelOrder'] as const;
 
 /** What the model's input needs to know to validate and complete a preprocessing. */
 export interface PreprocessTarget {
@@ -112,6 +112,8 @@ export function completeOverride(
     bad(`resampler '${resampler}' (torchvision on tensors) takes interpolation ${TENSOR_INTERPOLATIONS.join(', ')}, not '${interpolation}'`);
   }
   if (resampler === 'tensor-antialias' && interpolation === 'nearest') bad("resampler 'tensor-antialias' takes bilinear or bicubic (torchvision antialiases only those)");
+  const cropRounding = o.cropRounding ?? 'half-even';
+  if (cropRounding !== 'half-even' && cropRounding !== 'floor') bad(`cropRounding must be 'half-even' or 'floor', not '${String(cropRounding)}'`);
   const channelOrder = o.channelOrder ?? 'rgb';
   if (channelOrder !== 'rgb' && channelOrder !== 'bgr') bad(`channelOrder must be 'rgb' or 'bgr', not '${String(channelOrder)}'`);
   const short = Math.min(t.height, t.width);
@@ -125,6 +127,7 @@ export function completeOverride(
   const out: Preprocessing = { scale, mean, std, channelOrder, interpolation, source };
   // Only a non-default resampler is recorded, so PIL-path preprocessings (and their cache keys) stay as they were.
   if (resampler !== 'pil') out.resampler = resampler;
+  if (cropRounding === 'floor' && resizeShortSide !== undefined) out.cropRounding = 'floor';
   if (o.preset) out.preset = o.preset;
   if (resizeShortSide !== undefined) out.resizeShortSide = resizeShortSide;
   // Which file or option gave each value: the override's own keys, else the preset, else the default.
@@ -132,6 +135,7 @@ export function completeOverride(
   for (const k of VALUE_KEYS) {
     if (k === 'resizeShortSide' && resizeShortSide === undefined) continue;
     if (k === 'resampler' && resampler === 'pil' && o.resampler === undefined) continue;
+    if (k === 'cropRounding' && out.cropRounding === undefined) continue;
     if (o[k] !== undefined || (k === 'resizeShortSide' && 'resizeShortSide' in o)) from[k] = origins?.[k] ?? where;
     else if (o.preset && (k === 'scale' || k === 'mean' || k === 'std' || (k === 'resizeShortSide' && preset.resizeRatio))) from[k] = `preset '${o.preset}'`;
     else from[k] = 'default';
@@ -248,6 +252,11 @@ export function hfToOverride(cfg: HfConfig, t: PreprocessTarget, warnings: strin
     // resize to a square larger than the crop, then crop: the same as resizing the short side
     o.resizeShortSide = Math.max(Math.min(size.height, size.width), short);
     origins.resizeShortSide = at('size, crop_size');
+  }
+  if (o.resizeShortSide !== undefined) {
+    // Hugging Face's center_crop puts the window at floor((size − crop)/2).
+    o.cropRounding = 'floor';
+    origins.cropRounding = at("center_crop (Hugging Face floors the offset)");
   }
   const target = crop ?? (size?.height ? size : undefined);
   if (target?.height && target.width && (target.height !== t.height || target.width !== t.width)) {
