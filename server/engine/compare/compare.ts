@@ -21,7 +21,7 @@ export type TestName = 'mcnemar-exact' | 'paired-bootstrap' | 'two-proportion-z'
 
 export const TEST_NAMES: Record<TestName, string> = {
   'mcnemar-exact': 'exact McNemar test on per-image outcomes (paired)',
-  'paired-bootstrap': 'paired bootstrap of the per-image difference (2000 resamples, seed 0)',
+  'paired-bootstrap': 'paired bootstrap of the per-image difference (2000 resamples, seed 0; p from the bootstrap standard error)',
   'two-proportion-z': 'two-proportion z-test (unpaired: no common per-image records)',
   'hanley-mcneil-z': 'Hanley–McNeil z-test of two AUROCs (unpaired)',
   none: 'no test: no per-image measure or sample size for this number',
@@ -255,6 +255,8 @@ function compareMetric(d: MetricDef, base: Report, next: Report, pairs: Map<numb
       }
     }
     const partial = xs.length < a.size || xs.length < b.size;
+    // The values of the images the test used: with full pairing they are the reports' own numbers
+    // (the per-image measures average back to them; test/unit/compare.test.ts checks it).
     if (xs.length) {
       let t: TestResult;
       if (d.kind === 'proportion') {
@@ -269,10 +271,9 @@ function compareMetric(d: MetricDef, base: Report, next: Report, pairs: Map<numb
       row.n = xs.length;
       row.p = t.p;
       row.ci = t.ci;
+      row.base = xs.reduce((s: number, x) => s + Number(x), 0) / xs.length;
+      row.new = ys.reduce((s: number, y) => s + Number(y), 0) / ys.length;
       if (partial) {
-        // The values and the difference of the images the test used.
-        row.base = xs.reduce((s: number, x) => s + Number(x), 0) / xs.length;
-        row.new = ys.reduce((s: number, y) => s + Number(y), 0) / ys.length;
         row.note = `paired on the ${xs.length} image(s) both reports measured (BASE ${a.size}, NEW ${b.size}); values on those images`;
       }
       row.diff = row.new! - row.base!;
@@ -284,11 +285,12 @@ function compareMetric(d: MetricDef, base: Report, next: Report, pairs: Map<numb
     return notComparable(`no value in ${row.base === null ? 'BASE' : 'NEW'}`);
   }
   // Unpaired.
-  if (d.kind === 'proportion' && a && b && a.size && b.size) {
-    const x1 = [...a.values()].filter(Boolean).length;
-    const x2 = [...b.values()].filter(Boolean).length;
-    const t = twoProportionZ(x1, a.size, x2, b.size);
-    Object.assign(row, { test: 'two-proportion-z', n: [a.size, b.size], p: t.p, ci: t.ci, note: 'unpaired: the reports have no per-image records of common images' });
+  const ca = a && a.size ? { x: [...a.values()].filter(Boolean).length, n: a.size } : d.counts?.(base);
+  const cb = b && b.size ? { x: [...b.values()].filter(Boolean).length, n: b.size } : d.counts?.(next);
+  if (d.kind === 'proportion' && ca && cb) {
+    const t = twoProportionZ(ca.x, ca.n, cb.x, cb.n);
+    const why = a && b ? 'the reports have no images in common' : 'the reports keep no per-image outcome for it';
+    Object.assign(row, { test: 'two-proportion-z', n: [ca.n, cb.n], p: t.p, ci: t.ci, note: `unpaired (${why}); conservative for the same images` });
   } else if (d.kind === 'auroc') {
     const x = d.auroc?.(base);
     const y = d.auroc?.(next);

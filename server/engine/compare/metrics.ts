@@ -32,6 +32,8 @@ export interface MetricDef {
   value(r: Report): number | null;
   /** Per image (by Report.images index): the measure, or undefined where the image does not count. */
   perImage?(r: Report): Map<number, boolean | number> | null;
+  /** For proportions without per-image records: successes and trials, for an unpaired test. */
+  counts?(r: Report): { x: number; n: number } | null;
   /** For kind auroc: the AUROC and its positive (in-distribution) and negative (OOD) counts. */
   auroc?(r: Report): { auc: number; nPos: number; nNeg: number } | null;
   /** Why the metric cannot be compared even when the parameters agree (ε not in one grid). */
@@ -201,10 +203,11 @@ function shiftDefs(): MetricDef[] {
       kind: 'mean',
       params: ['k'],
       value: metric('shift', (m) => m.adjacentFlipRate),
-      perImage: perRecord('shift', (rec) => {
-        const pairs = 2 * (((rec.predH as number[] | undefined)?.length ?? 1) - 1);
-        return pairs > 0 ? (rec.adjacentFlips as number) / pairs : undefined;
-      }),
+      // 2k adjacent pairs in each of the two sweeps (the summary keeps predH/predV for the worst images only).
+      perImage: (r) => {
+        const k = num(probeOf(r, 'shift')?.metrics.maxShift);
+        return k ? perRecord('shift', (rec) => (typeof rec.adjacentFlips === 'number' ? rec.adjacentFlips / (4 * k) : undefined))(r) : null;
+      },
     },
     {
       key: 'shift.changedAnywhereRate',
@@ -214,7 +217,13 @@ function shiftDefs(): MetricDef[] {
       kind: 'proportion',
       params: ['k'],
       value: metric('shift', (m) => m.changedAnywhereRate),
-      perImage: perRecord('shift', (rec) => [...((rec.predH as number[]) ?? []), ...((rec.predV as number[]) ?? [])].some((p) => p !== rec.pred)),
+      // The records keep the per-shift predictions of the worst images only: unpaired counts.
+      counts: (r) => {
+        const p = probeOf(r, 'shift');
+        const n = num(p?.metrics.count);
+        const rate = num(p?.metrics.changedAnywhereRate);
+        return n && rate !== null ? { x: Math.round(rate * n), n } : null;
+      },
     },
   ];
 }
