@@ -87,7 +87,10 @@ function attackDefs(reports: Report[]): MetricDef[] {
     ['any', 'any L∞ attack', 'linf'],
     ['pgdL2', 'PGD L2', 'l2'],
   ];
+  const ran = (r: Report, attack: string) => Array.isArray((probeOf(r, 'attack')?.metrics.robustAccuracy as Record<string, unknown> | undefined)?.[attack]);
   for (const [attack, name, norm] of attacks) {
+    // Attacks that ran in neither report are left out, not listed as incomparable.
+    if (!reports.some((r) => ran(r, attack))) continue;
     const eps: number[] = [];
     for (const r of reports) for (const e of grid(r, norm)) if (!eps.some((x) => Math.abs(x - e) < 1e-9)) eps.push(e);
     eps.sort((a, b) => a - b);
