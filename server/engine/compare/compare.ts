@@ -12,12 +12,13 @@
  * reports, is listed as not comparable, with the reason.
  */
 import type { Finding, Report } from '../report/schema';
-import { metricDefs, type Better, type MetricDef } from './metrics';
+import { metricDefs, type MetricDef } from './metrics';
 import { aurocZ, holm, pairedBootstrap, pairedProportions, twoProportionZ, type TestResult } from './stats';
+import type { Comparison, FindingChange, ImageChange, MetricComparison, ReportRef, TestName } from './types';
+
+export type { Comparison, FindingChange, ImageChange, MetricComparison, ReportRef, TestName } from './types';
 
 export const COMPARISON_SCHEMA_VERSION = 1;
-
-export type TestName = 'mcnemar-exact' | 'paired-bootstrap' | 'two-proportion-z' | 'hanley-mcneil-z' | 'none';
 
 export const TEST_NAMES: Record<TestName, string> = {
   'mcnemar-exact': 'exact McNemar test on per-image outcomes (paired)',
@@ -26,96 +27,6 @@ export const TEST_NAMES: Record<TestName, string> = {
   'hanley-mcneil-z': 'Hanley–McNeil z-test of two AUROCs (unpaired)',
   none: 'no test: no per-image measure or sample size for this number',
 };
-
-export interface ReportRef {
-  /** Where the report was read from, as given. */
-  source: string;
-  model: string;
-  modelSha256: string;
-  dataset: string;
-  datasetSha256: string;
-  images: number;
-  seed: number;
-  startedAt: string;
-  toolVersion: string;
-}
-
-export interface MetricComparison {
-  key: string;
-  probe: string;
-  label: string;
-  better: Better;
-  /** fraction: a share in [0, 1] (shown as %); number: anything else. */
-  unit: 'fraction' | 'number';
-  base: number | null;
-  new: number | null;
-  /** NEW − BASE. */
-  diff: number | null;
-  /** 95% interval of the difference (for the test used). */
-  ci: [number, number] | null;
-  test: TestName;
-  /** Images the test used: pairs for a paired test, [BASE, NEW] for an unpaired one. */
-  n?: number | [number, number];
-  /** McNemar's discordant pairs: b = right in BASE only, c = right in NEW only. */
-  discordant?: { b: number; c: number };
-  p: number | null;
-  /** Holm-adjusted over the tested metrics of this comparison. */
-  pAdjusted: number | null;
-  significant: boolean;
-  /** better / worse (significant changes only), same (not significant), n/a. */
-  change: 'better' | 'worse' | 'same' | 'n/a';
-  comparable: boolean;
-  /** Why not comparable, or a caveat (paired on part of the images, unpaired). */
-  note?: string;
-}
-
-export interface FindingChange {
-  id: string;
-  rule: string;
-  probe: string;
-  severity: Finding['severity'];
-  message: string;
-  /** Image id (file or manifest path), and for manifest rows the line. */
-  image?: string;
-  path: string;
-  uri: string;
-  line?: number;
-  index?: number;
-  /** Index into the report's images (NEW for new findings, BASE for absent ones). */
-  imageIndex?: number;
-  artifacts?: string[];
-}
-
-export interface ImageChange {
-  id: string;
-  path: string;
-  uri: string;
-  line?: number;
-  index?: number;
-  label?: string;
-  /** Indices into each report's images. */
-  baseImage: number;
-  newImage: number;
-  /** The rules that fired on the image in NEW (became fragile) or in BASE (recovered). */
-  rules: string[];
-}
-
-export interface Comparison {
-  comparisonSchemaVersion: typeof COMPARISON_SCHEMA_VERSION;
-  base: ReportRef;
-  new: ReportRef;
-  /** Images of BASE and NEW with the same id and content. */
-  commonImages: number;
-  sameDataset: boolean;
-  alpha: number;
-  /** Facts about the pair that the numbers depend on (different seeds, datasets, models). */
-  notes: string[];
-  metrics: MetricComparison[];
-  findings: { new: FindingChange[]; absent: FindingChange[]; unchanged: number };
-  images: { fragile: ImageChange[]; recovered: ImageChange[] };
-  /** The tests used, in words. */
-  tests: Partial<Record<TestName, string>>;
-}
 
 export interface CompareOptions {
   /** Significance level (default 0.05), applied to Holm-adjusted p-values. */
