@@ -11,8 +11,9 @@
  * side, without a test.
  */
 import type { ProbeResult, Report } from '../report/schema';
+import type { Better } from './types';
 
-export type Better = 'higher' | 'lower' | null;
+export type { Better };
 
 export interface MetricDef {
   /** Stable key, e.g. "clean.accuracy", "attack.robustAccuracy.pgd@8/255". */

@@ -4,9 +4,9 @@
  * Version 1; comparisonSchemaVersion says which.
  */
 import type { Finding } from '../report/schema';
+
 /** Which direction of a metric is an improvement; null: neither. */
 export type Better = 'higher' | 'lower' | null;
-
 
 export type TestName = 'mcnemar-exact' | 'paired-bootstrap' | 'two-proportion-z' | 'hanley-mcneil-z' | 'none';
 
