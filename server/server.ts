@@ -492,8 +492,14 @@ connection.onRequest(CancelRequest, () => ({ cancelled: cancelAudit() }));
 connection.onRequest(ReportRequest, (params) => reportResult(params));
 connection.onRequest(ReportsRequest, () => reports.all().map((r) => r.summary));
 connection.onRequest(CompareRequest, (params) => {
-  const base = reports.get(fileURLToPath(params.base));
-  const next = reports.get(fileURLToPath(params.new));
+  // A report outside the workspace's .skeptic/reports (picked with "Browse…") is read on demand.
+  const stored = (uri: string) => {
+    const folder = fileURLToPath(uri);
+    if (!reports.has(folder)) reports.load(folder);
+    return reports.get(folder);
+  };
+  const base = stored(params.base);
+  const next = stored(params.new);
   return base && next ? compareStored(base, next) : null;
 });
 connection.onRequest(ProblemsBaselineRequest, (params) => {
