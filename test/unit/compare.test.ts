@@ -272,3 +272,19 @@ test('audit --baseline: SARIF results carry baselineState new / unchanged / abse
   const s2 = JSON.parse(readFileSync(join(dir('P'), 'report.sarif'), 'utf8'));
   assert.ok(s2.runs[0].results.every((r: object) => !('baselineState' in r)));
 });
+
+test('skeptic.json "compare": the daemon accepts tolerances and alpha, flags wrong values; the schema agrees', async () => {
+  const { validateConfig } = await import('../../server/daemon/config-doc');
+  const ctx = { modelInput: () => undefined, exists: () => true, schemaProvided: false, docsUrl: 'https://example.test/README.md' };
+  const ok = validateConfig(JSON.stringify({ compare: { tolerances: { '*': 0.01, 'attack.robustAccuracy': 0.02 }, alpha: 0.01 } }), '/x/skeptic.json', ctx);
+  assert.deepEqual(ok.map((d) => d.message), []);
+  const bad = validateConfig(JSON.stringify({ compare: { tolerances: { 'clean.accuracy': 'lots' }, alpha: 2, gate: true } }), '/x/skeptic.json', ctx);
+  const msgs = bad.map((d) => d.message).join('\n');
+  assert.match(msgs, /tolerance of 'clean\.accuracy' must be a non-negative number/);
+  assert.match(msgs, /"alpha" must be a number between 0 and 1/);
+  assert.match(msgs, /unknown key 'gate'/);
+  const { default: Ajv } = await import('ajv');
+  const validate = new Ajv({ strict: false }).compile(JSON.parse(readFileSync(join(ROOT, 'schemas/skeptic.schema.json'), 'utf8')));
+  assert.equal(validate({ compare: { tolerances: { '*': 0.01 }, alpha: 0.05 } }), true);
+  assert.equal(validate({ compare: { tolerances: { '*': -1 } } }), false);
+});
