@@ -92,6 +92,8 @@ function attackDefs(reports: Report[]): MetricDef[] {
   for (const [attack, name, norm] of attacks) {
     // Attacks that ran in neither report are left out, not listed as incomparable.
     if (!reports.some((r) => ran(r, attack))) continue;
+    // "any" is the single L∞ attack itself when only one ran: not a metric of its own then.
+    if (attack === 'any' && !reports.some((r) => ['fgsm', 'pgd', 'square'].filter((a) => ran(r, a)).length > 1)) continue;
     const eps: number[] = [];
     for (const r of reports) for (const e of grid(r, norm)) if (!eps.some((x) => Math.abs(x - e) < 1e-9)) eps.push(e);
     eps.sort((a, b) => a - b);
