@@ -451,7 +451,7 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     writeFileSync(join(other, 'shapes-cnn-v2.onnx'), readFileSync(join(ws, 'shapes-cnn.onnx')));
     const newFolder = join(ws, '.skeptic/reports/shapes-cnn-v2--test');
     await timed('CLI audit of the BGR re-export', () =>
-      sh(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', join(other, 'shapes-cnn-v2.onnx'), '--data', join(ws, 'data/test.csv'), '--probes', 'clean,attack', '--limit', String(LIMIT), '--device', 'cpu', '--preprocess', '{"channelOrder":"bgr"}', '--labels', join(ws, 'shapes-cnn.labels.txt'), '--quiet', '--out', newFolder]),
+      sh(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', join(other, 'shapes-cnn-v2.onnx'), '--data', join(ws, 'data/test.csv'), '--probes', 'clean,attack', '--limit', String(LIMIT), '--device', 'cpu', '--preprocess', '{"channelOrder":"bgr"}', '--labels', join(ws, 'shapes-cnn.labels.txt'), '--quiet', '--no-cache', '--out', newFolder]),
     );
     const base = readReport();
     const next = JSON.parse(readFileSync(join(newFolder, 'report.json'), 'utf8')) as Report;
