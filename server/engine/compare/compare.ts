@@ -261,7 +261,7 @@ function findingChanges(base: Report, next: Report, pairs: Map<number, number>):
       uri: img.uri,
       ...(img.line !== undefined ? { line: img.line } : {}),
       ...(img.index !== undefined ? { index: img.index } : {}),
-      ...(img.labelName ?? img.label !== undefined ? { label: img.labelName ?? String(img.label) } : {}),
+      ...(img.labelName !== undefined ? { label: img.labelName } : img.label !== undefined ? { label: String(img.label) } : {}),
       baseImage: bi,
       newImage: ni,
       rules: [...new Set(rules)].sort(),
