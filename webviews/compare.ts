@@ -266,9 +266,11 @@ function changeGallery(id: 'fragile' | 'recovered', title: string, items: ImageC
     pageSize: 12,
     empty: id === 'fragile' ? 'No image became fragile.' : 'No image recovered.',
     card: (i) => {
+      // Captioned with the report and what the picture is ("NEW: adversarial" from "3-adversarial.png").
+      const kind = (p: string) => (p.split('/').pop() ?? p).replace(/\.[a-z]+$/i, '').replace(/^\d+-/, '');
       const pics = [
-        ...picturesOf(d.base, i.baseImage, i.rules).map((p) => ['BASE', artBase.url(p)] as const),
-        ...picturesOf(d.next, i.newImage, i.rules).map((p) => ['NEW', artNew.url(p)] as const),
+        ...picturesOf(d.base, i.baseImage, i.rules).map((p) => [`BASE: ${kind(p)}`, artBase.url(p)] as const),
+        ...picturesOf(d.next, i.newImage, i.rules).map((p) => [`NEW: ${kind(p)}`, artNew.url(p)] as const),
       ].filter((p) => p[1]);
       return h(
         'div',
