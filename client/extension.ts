@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { CLIENT_COMMANDS, ReportsChangedNotification } from '../server/protocol';
 import { Audits } from './audit';
+import { Comparisons } from './compare';
 import { createDaemon } from './daemon';
 import { ReportPanel } from './report-panel';
 import { StatusBar } from './status';
@@ -49,6 +50,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command('skeptic.auditModel', (uri?: vscode.Uri) => audits.auditModel(uri));
   command('skeptic.auditDataset', (uri?: vscode.Uri) => audits.auditDataset(uri));
   command(CLIENT_COMMANDS.showReport, (folder?: string) => panel.show(typeof folder === 'string' ? folder : undefined));
+  const comparisons = new Comparisons(getClient, panel);
+  command(CLIENT_COMMANDS.compareWith, (arg?: vscode.Uri | string) => comparisons.compareWith(arg));
+  command('skeptic.problemsOnlyNew', () => comparisons.showOnlyNew());
+  command('skeptic.problemsAll', () => comparisons.showAll());
   command('skeptic.cancelAudit', () => audits.cancel());
   command('skeptic.restartDaemon', async () => {
     output.info('restarting the daemon');

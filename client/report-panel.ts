@@ -9,12 +9,14 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import type { Report } from '../server/engine/report/schema';
-import { ReportRequest, ReportsRequest, type ReportResult, type ShowReportMessage, type WebviewToExtension } from '../server/protocol';
+import { CompareRequest, ReportRequest, ReportsRequest, type CompareResult, type ReportResult, type ShowReportMessage, type WebviewToExtension } from '../server/protocol';
 import { renderReportHtml } from './report-html';
 
 export class ReportPanel implements vscode.Disposable {
   private panel?: vscode.WebviewPanel;
   private folder?: string;
+  /** The pair shown when the page is a comparison (folder URIs). */
+  private compared?: { base: string; new: string };
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -49,8 +51,23 @@ export class ReportPanel implements vscode.Disposable {
     this.render(res);
   }
 
+  /** Shows two reports side by side (folder URIs): BASE and NEW, compared by the daemon. */
+  async showComparison(base: string, next: string): Promise<void> {
+    const res = await this.client().sendRequest(CompareRequest, { base, new: next });
+    if (!res) {
+      void vscode.window.showWarningMessage(`Skeptic: no report in ${vscode.Uri.parse(base).fsPath} or ${vscode.Uri.parse(next).fsPath}`);
+      return;
+    }
+    this.render(res.new, res);
+    this.compared = { base, new: next };
+  }
+
   /** A report changed on disk: refresh the page if it shows that folder. */
   async refresh(folder: string): Promise<void> {
+    if (this.panel && this.compared && (this.compared.base === folder || this.compared.new === folder)) {
+      await this.showComparison(this.compared.base, this.compared.new);
+      return;
+    }
     if (!this.panel || this.folder !== folder) return;
     const res = await this.client().sendRequest(ReportRequest, { folder });
     if (!res) return;
@@ -58,15 +75,17 @@ export class ReportPanel implements vscode.Disposable {
     void this.panel.webview.postMessage(msg);
   }
 
-  private render(res: ReportResult): void {
+  private render(res: ReportResult, comparison?: CompareResult): void {
     const folderUri = vscode.Uri.parse(res.summary.folder);
+    const baseUri = comparison ? vscode.Uri.parse(comparison.base.summary.folder) : undefined;
     const assets = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webviews');
-    const options: vscode.WebviewOptions = { enableScripts: true, localResourceRoots: [assets, folderUri] };
+    const options: vscode.WebviewOptions = { enableScripts: true, localResourceRoots: [assets, folderUri, ...(baseUri ? [baseUri] : [])] };
     if (!this.panel) {
       this.panel = vscode.window.createWebviewPanel('skeptic.report', 'Skeptic Report', vscode.ViewColumn.Active, { ...options, retainContextWhenHidden: false });
       this.panel.onDidDispose(() => {
         this.panel = undefined;
         this.folder = undefined;
+        this.compared = undefined;
       }, null, this.disposables);
       this.panel.webview.onDidReceiveMessage((m: WebviewToExtension) => void this.onMessage(m), null, this.disposables);
     } else {
@@ -74,8 +93,11 @@ export class ReportPanel implements vscode.Disposable {
       this.panel.reveal();
     }
     this.folder = res.summary.folder;
+    this.compared = undefined;
     const webview = this.panel.webview;
-    this.panel.title = `Skeptic: ${res.summary.modelName} on ${res.summary.datasetName}`;
+    this.panel.title = comparison
+      ? `Skeptic: ${comparison.base.summary.modelName} → ${res.summary.modelName}`
+      : `Skeptic: ${res.summary.modelName} on ${res.summary.datasetName}`;
     webview.html = renderReportHtml({
       report: res.report as Report,
       assets: {
@@ -86,6 +108,9 @@ export class ReportPanel implements vscode.Disposable {
       },
       artifactBase: webview.asWebviewUri(folderUri).toString(),
       nonce: randomBytes(16).toString('base64'),
+      ...(comparison && baseUri
+        ? { comparison: { comparison: comparison.comparison, baseReport: comparison.base.report as Report, baseArtifactBase: webview.asWebviewUri(baseUri).toString() } }
+        : {}),
     });
   }
 

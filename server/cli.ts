@@ -6,7 +6,9 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { COMPARE_USAGE, compareCommand } from './cli-compare';
 import { audit, type AuditProgress } from './engine/audit';
+import { loadReport as loadBaseline } from './engine/compare/load';
 import { findConfig, loadConfig, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
@@ -26,6 +28,8 @@ const USAGE = `Usage:
   skeptic inspect MODEL [options]                print what Skeptic reads from a model
   skeptic gradcheck MODEL [options]              check Skeptic's input gradient of a model against
                                                  finite differences (exit 1 when it fails)
+  skeptic compare BASE NEW [options]             compare two audits (report.json files or report
+                                                 folders): metrics, tests, images that changed
   skeptic probes                                 list the probes
   skeptic --version | --help
 
@@ -53,6 +57,7 @@ Audit options:
   --fail-on LEVEL        exit 1 when a finding is at least this severe: warning | error
   --config FILE          skeptic.json to use (default: the nearest one above the current folder)
   --no-cache             recompute everything (default: reuse .skeptic/cache)
+  --baseline REPORT      an earlier report: SARIF results get baselineState new/unchanged/absent
   --quiet                no progress output
 
 Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed as above):
@@ -60,7 +65,8 @@ Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed a
   --samples N            images to check at (default 3)
   --directions N         random directions per image (default 3)
   --loss L               ce | margin (default ce)
-`;
+
+${COMPARE_USAGE}`;
 
 /** Runs the CLI; resolves to the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -96,6 +102,10 @@ export async function main(argv: string[]): Promise<number> {
         samples: { type: 'string' },
         directions: { type: 'string' },
         loss: { type: 'string' },
+        baseline: { type: 'string' },
+        'fail-on-regression': { type: 'boolean' },
+        tolerance: { type: 'string', multiple: true },
+        alpha: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -121,6 +131,8 @@ export async function main(argv: string[]): Promise<number> {
         return await inspectCommand(rest, o);
       case 'gradcheck':
         return await gradcheckCommand(rest, o);
+      case 'compare':
+        return compareCommand(rest, o, usageError);
       case 'probes':
         for (const [id, p] of Object.entries(PROBES)) console.log(`${id.padEnd(8)} ${p.summary}`);
         return 0;
@@ -227,6 +239,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   }
   if (str(o.categories)) (params['cue-conflict'] ??= {}).categories = resolve(str(o.categories)!);
   const probes = createProbes(wanted, params);
+  const baseline = str(o.baseline) ? loadBaseline(str(o.baseline)!) : undefined;
 
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
@@ -270,10 +283,15 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     }
 
-    const written = await writeReport(report, outDir, formats.includes('json') ? formats : ['json', ...formats]);
+    const written = await writeReport(report, outDir, formats.includes('json') ? formats : ['json', ...formats], { baseline });
     if (o.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
     else {
       console.log(summaryText(report));
+      if (baseline) {
+        const was = new Set(baseline.findings.map((f) => f.id));
+        const now = new Set(report.findings.map((f) => f.id));
+        console.log(`\nAgainst the baseline: ${report.findings.filter((f) => !was.has(f.id)).length} new finding(s), ${baseline.findings.filter((f) => !now.has(f.id)).length} gone.`);
+      }
       console.log(`\nReport: ${written.join(', ')}`);
     }
     if (report.run.cancelled) return 130;

@@ -39,6 +39,15 @@ export interface ShowReportMessage {
 
 export type ExtensionToWebview = ShowReportMessage;
 
+/** The data the page of a comparison carries (besides NEW's `report` and `artifactBase`), in
+ *  <script id="skeptic-data">: the comparison (engine/compare Comparison), BASE's report and the
+ *  base URI its artifacts resolve against. */
+export interface EmbeddedComparison {
+  comparison: unknown;
+  baseReport: unknown;
+  baseArtifactBase?: string;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client ⇄ daemon (LSP). Custom requests carry the `skeptic/` prefix. Every action a person can
 // take is also a `workspace/executeCommand` command (DAEMON_COMMANDS, advertised in the
@@ -129,6 +138,29 @@ export const ReportsRequest = new RequestType0<ReportSummary[], void>('skeptic/r
  *  written (an audit ended). Newest first. */
 export const ReportsChangedNotification = new NotificationType<{ reports: ReportSummary[] }>('skeptic/reportsChanged');
 
+/** skeptic/compare: two reports side by side (engine/compare): BASE and NEW are report folders
+ *  (file URIs). Null when either has no report. */
+export interface CompareParams {
+  base: string;
+  new: string;
+}
+export interface CompareResult {
+  /** engine/compare's Comparison (JSON). */
+  comparison: unknown;
+  base: ReportResult;
+  new: ReportResult;
+}
+export const CompareRequest = new RequestType<CompareParams, CompareResult | null, void>('skeptic/compare');
+
+/** skeptic/problemsBaseline: show in Problems only the findings of report `folder` that its
+ *  `baseline` report does not have (matched by finding id); baseline null shows them all again.
+ *  Resolves to how many findings are hidden. */
+export interface ProblemsBaselineParams {
+  folder: string;
+  baseline: string | null;
+}
+export const ProblemsBaselineRequest = new RequestType<ProblemsBaselineParams, { hidden: number }, void>('skeptic/problemsBaseline');
+
 /** skeptic/datasets: what to audit a model on. `configured` is the model's dataset in skeptic.json
  *  (use it without asking); `candidates` are the workspace's datasets, nearest first. */
 export interface DatasetsParams {
@@ -215,6 +247,8 @@ export const DAEMON_COMMANDS = {
 export const CLIENT_COMMANDS = {
   /** [folder?: string] opens the report webview on that report folder. */
   showReport: 'skeptic.showReport',
+  /** [report folder or model URI?] compares that report (or the model's latest) with another. */
+  compareWith: 'skeptic.compareWith',
 } as const;
 
 /** The `skeptic.*` settings, as `workspace/configuration` returns the section "skeptic". */

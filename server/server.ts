@@ -23,6 +23,8 @@ import { TOOL_VERSION } from './engine/version';
 import {
   addModelEntryEdits, configCompletion, configEntries, configHover, entryDiagnostics, validateConfig, type ConfigContext,
 } from './daemon/config-doc';
+import { compareStored, ProblemsBaselines } from './daemon/compare';
+import { CompareRequest, ProblemsBaselineRequest } from './protocol';
 import { diskText, DiagnosticsHub, reportDiagnostics, ZERO_RANGE } from './daemon/diagnostics';
 import { byProximity, scanWorkspace, workspaceLabel, type WorkspaceScan } from './daemon/discover';
 import { DEFAULT_SETTINGS, resolveJob, rootOf } from './daemon/job';
@@ -105,8 +107,13 @@ function configContext(): ConfigContext {
   return { catalog, modelInput, exists: existsSync, schemaProvided, docsUrl };
 }
 
+const problemsBaselines = new ProblemsBaselines();
+
 function publishReport(stored: StoredReport): void {
-  hub.set(`report:${stored.folder}`, reportDiagnostics(stored.report, stored.summary.folder, docsUrl, textOf));
+  // With a baseline chosen (skeptic/problemsBaseline), only the findings it does not have.
+  const baseline = problemsBaselines.baselineOf(stored.folder);
+  const report = problemsBaselines.filter(stored.report, baseline ? reports.get(baseline)?.report : undefined);
+  hub.set(`report:${stored.folder}`, reportDiagnostics(report, stored.summary.folder, docsUrl, textOf));
 }
 
 function reportFor(modelUri: string, datasetUri: string) {
@@ -484,6 +491,26 @@ connection.onRequest(AuditRequest, (params, token) => runAudit(params, connectio
 connection.onRequest(CancelRequest, () => ({ cancelled: cancelAudit() }));
 connection.onRequest(ReportRequest, (params) => reportResult(params));
 connection.onRequest(ReportsRequest, () => reports.all().map((r) => r.summary));
+connection.onRequest(CompareRequest, (params) => {
+  // A report outside the workspace's .skeptic/reports (picked with "Browse…") is read on demand.
+  const stored = (uri: string) => {
+    const folder = fileURLToPath(uri);
+    if (!reports.has(folder)) reports.load(folder);
+    return reports.get(folder);
+  };
+  const base = stored(params.base);
+  const next = stored(params.new);
+  return base && next ? compareStored(base, next) : null;
+});
+connection.onRequest(ProblemsBaselineRequest, (params) => {
+  const folder = fileURLToPath(params.folder);
+  const baseline = params.baseline ? fileURLToPath(params.baseline) : null;
+  problemsBaselines.set(folder, baseline);
+  const stored = reports.get(folder);
+  if (stored) publishReport(stored);
+  const base = baseline ? reports.get(baseline)?.report : undefined;
+  return { hidden: stored && base ? stored.report.findings.length - problemsBaselines.filter(stored.report, base).findings.length : 0 };
+});
 connection.onRequest(DatasetsRequest, (params) => datasetsFor(params?.model));
 connection.onRequest(ModelsRequest, (params) => modelsFor(params?.dataset));
 connection.onRequest(SaveModelEntryRequest, (params) => saveModelEntry(params.model, params.dataset));

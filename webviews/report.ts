@@ -9,12 +9,17 @@ import 'uplot/dist/uPlot.min.css';
 import './theme.css';
 import type { ExtensionToWebview } from '../server/protocol';
 import { isReport, renderError, renderReport } from './app';
+import { isComparison, renderComparison } from './compare';
 import { createHost } from './lib/host';
 import { ArtifactResolver } from './lib/paths';
 import { Plots } from './lib/plot';
 
 interface Embedded {
   report?: unknown;
+  /** A comparison page (EmbeddedComparison in server/protocol.ts): `report` is NEW. */
+  comparison?: unknown;
+  baseReport?: unknown;
+  baseArtifactBase?: string;
   artifactBase?: string;
   artifacts?: Record<string, string>;
   omitted?: number;
@@ -51,13 +56,25 @@ function boot(): void {
     }
   };
 
-  let report = data.report;
+  if (data.comparison !== undefined) {
+    if (isComparison(data.comparison) && isReport(data.report) && isReport(data.baseReport)) {
+      const art = (base: unknown) => new ArtifactResolver(typeof base === 'string' ? base : undefined, data.artifacts ?? {});
+      try {
+        renderComparison(root, { comparison: data.comparison, base: data.baseReport, next: data.report }, host, art(data.baseArtifactBase), art(data.artifactBase), plots);
+      } catch (e) {
+        console.error(e);
+        renderError(root, `The comparison could not be shown: ${(e as Error).message}`);
+      }
+    } else renderError(root, 'This is not a Skeptic comparison (schema version 1) that this page can show.');
+  }
+
+  let report = data.comparison === undefined ? data.report : undefined;
   if (isReport(report) && typeof data.omitted === 'number' && data.omitted > 0) {
     const note = `${data.omitted} image(s) were left out of this file to keep it small; they are in the report folder beside it.`;
     report = { ...report, warnings: [note, ...(Array.isArray(report.warnings) ? report.warnings : [])] };
   }
   if (report !== undefined) show(report, new ArtifactResolver(typeof data.artifactBase === 'string' ? data.artifactBase : undefined, data.artifacts ?? {}));
-  else if (host.kind === 'standalone') renderError(root, 'No report is embedded in this page.');
+  else if (host.kind === 'standalone' && data.comparison === undefined) renderError(root, 'No report is embedded in this page.');
 
   window.addEventListener('message', (e: MessageEvent) => {
     const m = e.data as ExtensionToWebview | undefined;

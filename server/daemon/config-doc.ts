@@ -37,6 +37,7 @@ export const TOP_KEYS: Record<string, string> = {
   threads: 'CPU threads per ONNX Runtime session (default: the physical cores this process may use).',
   probes: 'Parameters per probe, e.g. `{ "shift": { "k": 8 } }`.',
   models: 'The models of this workspace, each with the dataset it is audited on and its settings.',
+  compare: '`skeptic compare`: `{ "tolerances": { "clean.accuracy": 0.01, "attack.robustAccuracy": 0.02 }, "alpha": 0.05 }`; a metric regresses when it is significantly worse by more than its tolerance.',
 };
 
 export const MODEL_KEYS: Record<string, string> = {
@@ -206,12 +207,28 @@ export function validateConfig(text: string, file: string, ctx: ConfigContext): 
     else if (k === 'threads' && !isPosInt(value)) err(v, 'config/type', '"threads" must be a positive integer');
     else if (k === 'device' && !DEVICES.includes(value)) err(v, 'config/type', `"device" must be one of ${list(DEVICES)}`);
     else if (k === 'probes') validateProbeParams(v);
+    else if (k === 'compare') validateCompare(v);
     else if (k === 'models') {
       if (v.type !== 'array') err(v, 'config/type', '"models" must be an array of { "path", "dataset", ... } entries');
       else for (const m of v.children ?? []) validateModel(m);
     }
   });
   return out;
+
+  function validateCompare(v: Node) {
+    if (v.type !== 'object') return err(v, 'config/type', '"compare" must be an object: { "tolerances": { "<metric>": number }, "alpha": number }');
+    eachKnown(v, { tolerances: '', alpha: '' }, '"compare"', (k, c) => {
+      const value = getNodeValue(c);
+      if (k === 'alpha' && !(typeof value === 'number' && value > 0 && value < 1)) err(c, 'config/type', '"alpha" must be a number between 0 and 1');
+      if (k === 'tolerances') {
+        if (c.type !== 'object') return err(c, 'config/type', '"tolerances" must map metric names (or prefixes, or "*") to numbers');
+        for (const t of props(c)) {
+          const tv = valueOf(t);
+          if (tv && !(tv.type === 'number' && Number(tv.value) >= 0)) err(tv, 'config/type', `the tolerance of '${keyOf(t)}' must be a non-negative number`);
+        }
+      }
+    });
+  }
 
   function validateProbeParams(v: Node) {
     if (v.type !== 'object') return err(v, 'config/type', '"probes" must be an object: { "<probe>": { "<parameter>": value } }');

@@ -36,6 +36,8 @@ export interface SkepticConfig {
   /** CPU threads per ONNX Runtime session (default: the physical cores). */
   threads?: number;
   probes?: Record<string, Record<string, unknown>>;
+  /** `skeptic compare`: tolerances per metric (or prefix) and the significance level. */
+  compare?: { tolerances?: Record<string, number>; alpha?: number };
   /** Entries with their paths resolved against the file's folder. */
   models: ModelEntry[];
 }
@@ -64,6 +66,7 @@ export function loadConfig(file: string): SkepticConfig {
     batchSize: raw.batchSize,
     threads: raw.threads,
     probes: raw.probes,
+    compare: raw.compare,
     models: models.map((m: ModelEntry) => ({
       ...m,
       path: resolve(dir, m.path),

@@ -142,18 +142,37 @@ export const WEBVIEW_ORIGIN = 'https://skeptic-webview.test';
  * artifacts as resource URIs under one origin (the webview's cspSource), acquireVsCodeApi stubbed
  * so posted messages land in window.__posted, and the theme's variables on <html>.
  */
-export async function openWebview(browser: Browser, o: { report: Report; reportDir: string; bundleDir: string; theme: ThemeName; watch: Watch; viewport?: { width: number; height: number } }): Promise<{ page: Page; context: BrowserContext }> {
+export async function openWebview(
+  browser: Browser,
+  o: {
+    report: Report;
+    reportDir: string;
+    bundleDir: string;
+    theme: ThemeName;
+    watch: Watch;
+    viewport?: { width: number; height: number };
+    /** A comparison page: `report` is NEW; BASE's artifacts are served from baseDir under /base/. */
+    comparison?: { comparison: unknown; baseReport: Report; baseDir: string };
+  },
+): Promise<{ page: Page; context: BrowserContext }> {
   const context = await browser.newContext({ viewport: o.viewport ?? { width: 1200, height: 900 }, colorScheme: o.theme });
   const root = realpathSync(o.reportDir);
+  const baseRoot = o.comparison ? realpathSync(o.comparison.baseDir) : undefined;
   const html = renderReportHtml({
     report: o.report,
     assets: { kind: 'uri', js: `${WEBVIEW_ORIGIN}/dist/report.js`, css: `${WEBVIEW_ORIGIN}/dist/report.css`, cspSource: WEBVIEW_ORIGIN },
     artifactBase: `${WEBVIEW_ORIGIN}/report/`,
     nonce: makeNonce(),
+    ...(o.comparison ? { comparison: { comparison: o.comparison.comparison, baseReport: o.comparison.baseReport, baseArtifactBase: `${WEBVIEW_ORIGIN}/base/` } } : {}),
   });
   await guardNetwork(context, o.watch, WEBVIEW_ORIGIN, (path) => {
     if (path === '/index.html') return { body: Buffer.from(html), type: 'text/html' };
     if (path === '/dist/report.js' || path === '/dist/report.css') return { body: readFileSync(join(o.bundleDir, path.slice(6))), type: TYPES[extname(path)] };
+    if (baseRoot && path.startsWith('/base/')) {
+      const file = resolve(baseRoot, path.slice('/base/'.length));
+      if (!file.startsWith(baseRoot + sep) || !existsSync(file)) return undefined;
+      return { body: readFileSync(file), type: TYPES[extname(file)] ?? 'application/octet-stream' };
+    }
     if (path.startsWith('/report/')) {
       const file = resolve(root, path.slice('/report/'.length));
       if (!file.startsWith(root + sep) || !existsSync(file)) return undefined;

@@ -11,7 +11,10 @@
  *   3. the Problems panel lists the findings on the model and on manifest rows (as report.json);
  *   4. a flagged row of test.csv has its squiggle, and hovering its path shows the finding;
  *   5. the report webview shows the adversarial and cue-conflict galleries with report.json's counts;
- *   6. a second, longer audit (skeptic.json now asks for every probe on 400 images) is cancelled
+ *   6. "Compare with..." against a BGR re-export of the model (audited by the CLI): the comparison
+ *      in the report panel (metric rows, overlaid plot, galleries of changed images as engine/compare
+ *      counts them); "Show Only New Findings in Problems" says how many it hides;
+ *   7. a second, longer audit (skeptic.json now asks for every probe on 400 images) is cancelled
  *      from the command palette: the notification ends, report.json says cancelled.
  * Screenshots of each step go to test-output/e2e/; a failing step saves failed-<step>.png and
  * prints the tail of the Skeptic output channel and of code-server's log.
@@ -29,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import type { BrowserContext, FrameLocator, Locator, Page } from 'playwright-core';
+import { compareReports } from '../../server/engine/compare';
 import type { Report } from '../../server/engine/report/schema';
 import { LIMIT, LONG, makeWorkspace, PROBES, REPORT, ROOT } from './workspace';
 
@@ -438,6 +442,57 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     }
   });
 
+  await step(t, '"Compare with...": the report against a re-export fed BGR, side by side; Problems shows only the new findings', 240_000, async () => {
+    // NEW: the same network as another file outside the workspace, audited by the CLI on the same
+    // 24 images with the channels swapped (a re-export that got the channel order wrong); its
+    // report lands in the workspace's .skeptic/reports, where the daemon's watcher finds it.
+    const other = join(run, 'v2');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'shapes-cnn-v2.onnx'), readFileSync(join(ws, 'shapes-cnn.onnx')));
+    const newFolder = join(ws, '.skeptic/reports/shapes-cnn-v2--test');
+    await timed('CLI audit of the BGR re-export', () =>
+      sh(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', join(other, 'shapes-cnn-v2.onnx'), '--data', join(ws, 'data/test.csv'), '--probes', 'clean,attack', '--limit', String(LIMIT), '--device', 'cpu', '--preprocess', '{"channelOrder":"bgr"}', '--labels', join(ws, 'shapes-cnn.labels.txt'), '--quiet', '--no-cache', '--out', newFolder]),
+    );
+    const base = readReport();
+    const next = JSON.parse(readFileSync(join(newFolder, 'report.json'), 'utf8')) as Report;
+    const expected = compareReports(base, next);
+    assert.equal(expected.metrics.find((m) => m.key === 'clean.accuracy')?.change, 'worse', 'the BGR re-export is significantly less accurate');
+
+    await palette(`Skeptic: ${title('skeptic.compareWith')}`);
+    const pick = page.locator('.quick-input-widget');
+    const row = (text: string) => pick.locator('.quick-input-list .monaco-list-row', { hasText: text });
+    await expectVisibleOrSkepticError(row('shapes-cnn-v2.onnx on test.csv'), 'the new report in the NEW quick pick (the daemon read it)', 60_000);
+    await row('shapes-cnn-v2.onnx on test.csv').first().click();
+    await expectVisible(pick.locator('.quick-input-title', { hasText: 'BASE' }), 'the BASE quick pick', 20_000);
+    await row('shapes-cnn.onnx on test.csv').first().click();
+
+    const frame: FrameLocator = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    const main = frame.locator('main[data-view="compare"]');
+    try {
+      await main.waitFor({ state: 'attached', timeout: 60_000 });
+    } catch {
+      throw new Error('the report panel shows no comparison');
+    }
+    assert.equal(await frame.locator('tr[data-key="clean.accuracy"]').getAttribute('data-change'), 'worse');
+    assert.equal(await frame.locator('tr[data-key]').count(), expected.metrics.filter((m) => m.comparable).length, 'one row per comparable metric');
+    assert.equal(await frame.locator('figure[data-plot="compare-attack"]').count(), 1, 'the overlaid robust-accuracy plot');
+    for (const id of ['fragile', 'recovered'] as const) {
+      assert.equal(Number(await frame.locator(`[data-gallery="${id}"]`).getAttribute('data-count')), expected.images[id].length, `${id} images`);
+    }
+    log(`comparison: clean accuracy ${base.probes.clean.metrics.accuracy} → ${next.probes.clean.metrics.accuracy}; ${expected.images.fragile.length} image(s) became fragile, ${expected.images.recovered.length} recovered`);
+    await shot('09-compare');
+
+    // Problems: only the findings BASE (the earlier report) did not have.
+    await palette(`Skeptic: ${title('skeptic.problemsOnlyNew')}`);
+    const known = new Set(base.findings.map((f) => f.id));
+    const hidden = next.findings.filter((f) => known.has(f.id)).length;
+    const note = toast('Problems shows only the new findings');
+    await expectVisibleOrSkepticError(note, 'the note that Problems shows only the new findings', 30_000);
+    assert.match(await toastMessage(note), new RegExp(`\\(${hidden} already in `), 'the number of findings hidden');
+    await palette(`Skeptic: ${title('skeptic.problemsAll')}`);
+    await palette('Notifications: Clear All Notifications');
+  });
+
   await step(t, 'Cancel: a second, longer audit stops when "Skeptic: Cancel Audit" runs; the report says cancelled', 240_000, async () => {
     // skeptic.json (saved in step 2) now asks for every probe on the whole split.
     const file = join(ws, 'skeptic.json');
@@ -450,7 +505,7 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     await expectVisibleOrSkepticError(progress, 'the progress notification of the second audit', 60_000);
     // Running: the status bar follows the probe and the count.
     await expectVisible(statusItem().filter({ hasText: /Skeptic: .*\d+\/\d+/ }), 'the status bar counting the second audit', 60_000);
-    await shot('09-long-audit-running');
+    await shot('10-long-audit-running');
     const s = Date.now();
     await palette(CANCEL_PALETTE);
     const cancelled = toast('Skeptic: audit cancelled');
@@ -459,7 +514,7 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     const took = (Date.now() - s) / 1000;
     log(`cancelled ${took.toFixed(1)} s after "${CANCEL_PALETTE}": ${await toastMessage(cancelled)}`);
     await page.mouse.move(700, 880);
-    await shot('10-cancelled');
+    await shot('11-cancelled');
     const r = await until('report.json of the cancelled audit', 20_000, () => {
       const x = readReport();
       return x.run.startedAt !== firstStartedAt ? x : undefined;

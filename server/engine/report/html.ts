@@ -36,6 +36,8 @@ export interface RenderHtmlOptions {
   artifacts?: Record<string, string>;
   /** How many artifact images were left out of `artifacts` (the page says so). */
   omitted?: number;
+  /** A comparison page: `report` is NEW; this adds the comparison and BASE (engine/compare). */
+  comparison?: { comparison: unknown; baseReport: Report; baseArtifactBase?: string };
 }
 
 const NONCE = /^[A-Za-z0-9+/=_-]{16,}$/;
@@ -87,11 +89,14 @@ export function renderReportHtml(o: RenderHtmlOptions): string {
   if (!NONCE.test(o.nonce)) throw new Error('renderReportHtml: the nonce must be at least 16 characters of base64');
   const { assets, nonce } = o;
   const csp = contentSecurityPolicy(nonce, assets.kind === 'uri' ? assets.cspSource : undefined);
-  const title = `Skeptic report: ${o.report.model?.path ?? 'model'} on ${o.report.dataset?.path ?? 'data'}`;
+  const title = o.comparison
+    ? `Skeptic comparison: ${o.comparison.baseReport.model?.path ?? 'BASE'} → ${o.report.model?.path ?? 'NEW'}`
+    : `Skeptic report: ${o.report.model?.path ?? 'model'} on ${o.report.dataset?.path ?? 'data'}`;
   const data: Record<string, unknown> = { report: o.report };
   if (o.artifactBase) data.artifactBase = o.artifactBase;
   if (o.artifacts && Object.keys(o.artifacts).length) data.artifacts = o.artifacts;
   if (o.omitted) data.omitted = o.omitted;
+  if (o.comparison) Object.assign(data, o.comparison);
   const n = escapeHtml(nonce);
   const style =
     assets.kind === 'inline'

@@ -8,7 +8,7 @@ import type { Report } from './schema';
 export type ReportFormat = 'json' | 'sarif' | 'html';
 export const REPORT_FORMATS: ReportFormat[] = ['json', 'sarif', 'html'];
 
-export async function writeReport(report: Report, outDir: string, formats: ReportFormat[]): Promise<string[]> {
+export async function writeReport(report: Report, outDir: string, formats: ReportFormat[], opts: { baseline?: Report } = {}): Promise<string[]> {
   mkdirSync(outDir, { recursive: true });
   const written: string[] = [];
   if (formats.includes('json')) {
@@ -18,7 +18,7 @@ export async function writeReport(report: Report, outDir: string, formats: Repor
   }
   if (formats.includes('sarif')) {
     const f = join(outDir, 'report.sarif');
-    writeFileSync(f, JSON.stringify(toSarif(report), null, 1) + '\n');
+    writeFileSync(f, JSON.stringify(toSarif(report, opts), null, 1) + '\n');
     written.push(f);
   }
   if (formats.includes('html')) written.push(await writeHtmlReport(report, outDir));

@@ -1,0 +1,31 @@
+/** Reads a report for comparison: a report.json, or a report folder holding one. */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SkepticInputError } from '../errors';
+import { REPORT_SCHEMA_VERSION, type Report } from '../report/schema';
+
+export function reportFile(path: string): string {
+  const p = resolve(path);
+  if (!existsSync(p)) throw new SkepticInputError(`${p}: no such report (give a report.json or a report folder)`, p);
+  return statSync(p).isDirectory() ? join(p, 'report.json') : p;
+}
+
+export function loadReport(path: string): Report {
+  const file = reportFile(path);
+  if (!existsSync(file)) throw new SkepticInputError(`${file}: no report.json in this folder`, file);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new SkepticInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
+  }
+  const r = raw as Partial<Report>;
+  if (!r || typeof r !== 'object' || r.tool?.name !== 'skeptic') throw new SkepticInputError(`${file}: not a Skeptic report`, file);
+  if (r.schemaVersion !== REPORT_SCHEMA_VERSION) {
+    throw new SkepticInputError(`${file}: report schema version ${r.schemaVersion}, this Skeptic reads version ${REPORT_SCHEMA_VERSION}`, file);
+  }
+  for (const k of ['probes', 'images', 'findings', 'dataset', 'model', 'config'] as const) {
+    if (!r[k] || typeof r[k] !== 'object') throw new SkepticInputError(`${file}: the report has no "${k}"`, file);
+  }
+  return r as Report;
+}
