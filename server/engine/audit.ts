@@ -207,7 +207,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   const renders: RenderJob[] = [];
   for (const state of states) {
     const { probe } = state;
-    report('summarizing', probe.id);
+    if (!opts.evaluateOnly) report('summarizing', probe.id);
     state.records.sort((a, b) => a.image - b.image);
     const result: ProbeResult = {
       title: probe.title,
