@@ -20,7 +20,7 @@
  * Older caches (one append-only `.jsonl` per scope) are still read.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -96,7 +96,7 @@ export class ProbeCache<R> {
   }
 }
 
-/** Writes one segment: entries, then the trailer; temp name, fsync, rename. */
+/** Writes one segment: entries, then the trailer; under a temporary name, then renamed. */
 export function writeSegment(folder: string, items: Array<[string, unknown]>): string {
   mkdirSync(folder, { recursive: true });
   const body = items.map(([k, r]) => JSON.stringify({ k, r })).join('\n') + '\n';
@@ -106,10 +106,11 @@ export function writeSegment(folder: string, items: Array<[string, unknown]>): s
   const unique = `${Date.now().toString(36)}-${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}-${randomBytes(6).toString('hex')}`;
   const tmp = join(folder, `.${unique}.tmp`);
   const final = join(folder, `${unique}${SEGMENT}`);
+  // No fsync: a segment that a crash leaves torn fails its trailer check and is computed again,
+  // so durability would only save a batch of work, at a few milliseconds per batch.
   const fd = openSync(tmp, 'wx');
   try {
     writeSync(fd, data);
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
