@@ -37,7 +37,7 @@ test('shards from --shard, Slurm (ID/COUNT and MIN/MAX) and a Kubernetes index m
   const single = skeptic([...AUDIT, '--out', join(work, 'single')]);
   assert.equal(single.code, 0, single.stderr);
   const dir = join(work, 'shards');
-  const runs = [
+  const runs: Array<{ args: string[]; env: Record<string, string>; says: RegExp }> = [
     { args: ['--shard', '0/4'], env: {}, says: /shard 0\/4 \(--shard\)/ },
     { args: [], env: { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '4' }, says: /shard 1\/4 \(SLURM_ARRAY_TASK_ID=1, count from SLURM_ARRAY_TASK_COUNT\)/ },
     // an array --array=5-8: task 7 is shard 2
