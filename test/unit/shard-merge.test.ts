@@ -142,3 +142,21 @@ test('fixture model (mnist-8 on MNIST): every probe, 1 process = 4 shards = 7 sh
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('more shards than images: empty shards merge too', async () => {
+  ensureDemoData();
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataset = await openDataset(DEMO_TEST, { labels: model.labels, limit: 4, seed: 0 });
+    const probes = () => createProbes(['clean'], {});
+    const single = await audit(model, dataset, { probes: probes(), seed: 0, limit: 4 });
+    const open: ShardOpen = { modelPath: DEMO_MODEL, modelOptions: {}, dataPath: DEMO_TEST, datasetOptions: {}, probes: ['clean'], params: {}, baseDir: process.cwd() };
+    const inputs: MergeInput[] = [];
+    for (let i = 0; i < 7; i++) inputs.push({ file: `s${i}`, result: await runShard(model, dataset, { index: i, count: 7, source: 'test' }, open, { probes: probes(), seed: 0, limit: 4 }) });
+    assert.ok(inputs.some((m) => m.result.images.length === 0), 'some shard is empty');
+    const merged = await mergeShards(model, dataset, planMerge(inputs, false), { probes: probes() });
+    assert.deepEqual(stripRun(merged), stripRun(single));
+  } finally {
+    await model.dispose();
+  }
+});
