@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import Ajv from 'ajv';
+import schema from '../../server/engine/report/report.schema.json';
 
 const ROOT = resolve(__dirname, '../..');
 const DEMO_MODEL = join(ROOT, 'models/demo/shapes-cnn.onnx');
@@ -55,7 +57,10 @@ test('shards from --shard, Slurm (ID/COUNT and MIN/MAX) and a Kubernetes index m
   assert.match(merged.stdout, /Merged 4 of 4 shards/);
   assert.match(merged.stderr, /skeptic merge: read 4\/4 shard results/);
   const a = JSON.parse(readFileSync(join(work, 'single/report.json'), 'utf8'));
-  const b = JSON.parse(readFileSync(join(work, 'merged/report.json'), 'utf8'));
+  const b: any = JSON.parse(readFileSync(join(work, 'merged/report.json'), 'utf8'));
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  assert.ok(validate(b) as boolean, JSON.stringify(validate.errors));
+  assert.deepEqual(b.run.shards.merged, [0, 1, 2, 3]);
   delete a.run;
   delete b.run;
   assert.deepEqual(b, a);
