@@ -1,9 +1,11 @@
 /**
- * Shard assignment (rendezvous hashing) and the scheduler's environment.
+ * Shard assignment (rendezvous hashing), the scheduler's environment, and how shards of
+ * different audits are told apart.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseShard, shardFromEnv, shardOf } from '../../server/engine/shard/assign';
+import { identityDiff, type ShardIdentity } from '../../server/engine/shard/result';
 
 const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `train/class${(from + i) % 10}/img${String(from + i).padStart(6, '0')}.jpg`);
 
@@ -66,4 +68,39 @@ test('--shard I/N and the schedulers\' variables', () => {
     source: 'JOB_COMPLETION_INDEX=2, count from SKEPTIC_SHARD_COUNT',
   });
   assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: 'x', SKEPTIC_SHARD_COUNT: '6' }), /JOB_COMPLETION_INDEX must be a non-negative integer/);
+});
+
+test('merge names every field in which two shards differ', () => {
+  const base: ShardIdentity = {
+    engineVersion: '1',
+    toolVersion: '0.1.0',
+    model: { sha256: 'a'.repeat(64), preprocessing: { scale: 1 }, outputKind: 'logits', labels: ['cat', 'dog'] },
+    dataset: { listing: 'b'.repeat(64), selected: 30, total: 400 },
+    seed: 0,
+    limit: 30,
+    batchSize: 32,
+    probes: ['clean', 'shift'],
+    params: { clean: {}, shift: { k: 2, embedPositions: 8 } },
+    shardCount: 3,
+  };
+  const same = structuredClone(base);
+  assert.deepEqual(identityDiff(base, same, 'a.json', 'b.json'), []);
+  const other: ShardIdentity = {
+    ...structuredClone(base),
+    engineVersion: '2',
+    model: { ...base.model, sha256: 'c'.repeat(64) },
+    dataset: { listing: 'd'.repeat(64), selected: 31, total: 400 },
+    limit: 31,
+    params: { clean: {}, shift: { k: 3, embedPositions: 8 } },
+    shardCount: 2,
+  };
+  const diff = identityDiff(base, other, 'a.json', 'b.json');
+  assert.deepEqual(diff, [
+    'engine version (a.json: "1", b.json: "2")',
+    `model (sha256) (a.json: "${'a'.repeat(64)}", b.json: "${'c'.repeat(64)}")`,
+    'dataset (selected items) (a.json: "30 of 400, listing bbbbbbbbbbbb", b.json: "31 of 400, listing dddddddddddd")',
+    '--limit (a.json: 30, b.json: 31)',
+    'probe parameters shift.k (a.json: 2, b.json: 3)',
+    'shard count (a.json: 3, b.json: 2)',
+  ]);
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -85,27 +85,10 @@ test('merge refuses shards of different audits, names missing and unfinished sha
   assert.match(seedDiff.stderr, /not a shard of the same audit as .*shard-0000-of-0003\.json; they differ in .*seed \(.*: 0, .*: 5\)/);
   assert.doesNotMatch(seedDiff.stderr, /\n\s+at /, 'no stack trace');
 
-  const params = join(work, 'params');
-  assert.equal(skeptic([...AUDIT.map((a) => (a === 'shift.k=2' ? 'shift.k=3' : a)), '--shard', '1/3', '--out', params]).code, 0);
-  const paramDiff = skeptic(['merge', join(dir, 'shard-0000-of-0003.json'), join(params, 'shard-0001-of-0003.json'), '--out', join(work, 'x')]);
-  assert.equal(paramDiff.code, 2);
-  assert.match(paramDiff.stderr, /differ in probe parameters shift\.k \(.*: 2, .*: 3\)/);
-
-  const count = join(work, 'count');
-  assert.equal(skeptic([...AUDIT, '--shard', '1/2', '--out', count]).code, 0);
-  const countDiff = skeptic(['merge', join(dir, 'shard-0000-of-0003.json'), join(count, 'shard-0001-of-0002.json'), '--out', join(work, 'x')]);
-  assert.match(countDiff.stderr, /shard count \(.*: 3, .*: 2\)/);
-
-  const data = join(work, 'data');
-  const limited = skeptic([...AUDIT.map((a) => (a === '30' ? '31' : a)), '--shard', '1/3', '--out', data]);
-  assert.equal(limited.code, 0);
-  const dataDiff = skeptic(['merge', join(dir, 'shard-0000-of-0003.json'), join(data, 'shard-0001-of-0003.json'), '--out', join(work, 'x')]);
-  assert.match(dataDiff.stderr, /dataset \(selected items\) \(.*"30 of 400.*"31 of 400/);
-  assert.match(dataDiff.stderr, /--limit \(.*: 30, .*: 31\)/);
-
   // An unfinished shard (as if cancelled by Slurm's time limit) and a missing one are named.
   const partialDir = join(work, 'partial');
-  for (const i of [0, 1]) assert.equal(skeptic([...AUDIT, '--shard', `${i}/3`, '--out', partialDir]).code, 0);
+  mkdirSync(partialDir);
+  for (const i of [0, 1]) copyFileSync(join(dir, `shard-000${i}-of-0003.json`), join(partialDir, `shard-000${i}-of-0003.json`));
   const f1 = join(partialDir, 'shard-0001-of-0003.json');
   const s1 = JSON.parse(readFileSync(f1, 'utf8'));
   s1.status = 'cancelled';
