@@ -4,7 +4,7 @@
  * different audits, missing and unfinished shards; --partial says what it covers.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -115,4 +115,30 @@ test('merge refuses shards of different audits, names missing and unfinished sha
   const wrong = skeptic(['merge', notShard, '--out', join(work, 'x')]);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /report\.json: not a Skeptic shard result/);
+});
+
+test('SIGTERM (Slurm at the time limit, Kubernetes stopping a pod) writes a shard result marked cancelled', async () => {
+  const dir = join(work, 'term');
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(SLURM_|JOB_COMPLETION_INDEX|SKEPTIC_)/.test(k)));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', DEMO_MODEL, '--data', DEMO_DATA, '--probes', 'clean,corruptions', '--batch-size', '8', '--shard', '0/2', '--no-cache', '--out', dir], { cwd: work, env: clean });
+  let err = '';
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((done) => {
+    child.stderr.on('data', (d) => {
+      err += d;
+      // the first batch is done: stop it as a scheduler would
+      if (/skeptic shard: [1-9]\d*\/\d+ images/.test(err) && child.exitCode === null && !child.killed) child.kill('SIGTERM');
+    });
+    child.on('exit', (c) => done(c));
+  });
+  assert.equal(code, 130, err);
+  assert.match(err, /terminated, cancelling/);
+  assert.match(out, /cancelled before it finished/);
+  const result = JSON.parse(readFileSync(join(dir, 'shard-0000-of-0002.json'), 'utf8'));
+  assert.equal(result.status, 'cancelled');
+  assert.ok(result.probes.clean.records.length < result.images.length, 'it stopped early');
+  const merge = skeptic(['merge', dir, '--out', join(work, 'x')]);
+  assert.equal(merge.code, 2);
+  assert.match(merge.stderr, /shard 0\/2 \(.*\) was cancelled before it finished/);
 });

@@ -5,7 +5,8 @@
  * munge packages provide the binaries; it needs root (slurmd runs jobs as their user).
  *
  * The daemons run in the foreground as children of the test process and are stopped by stop(),
- * and also when the process exits for any reason, so no daemon outlives a test run.
+ * and also when the process exits or is interrupted (SIGINT, SIGTERM), so no daemon outlives a
+ * test run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,12 +43,38 @@ export interface SlurmCluster {
 
 export async function startSlurm(): Promise<SlurmCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'skeptic-slurm-'));
+  const conf = join(dir, 'slurm.conf');
   const children: ChildProcess[] = [];
   const killAll = (signal: NodeJS.Signals) => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
   };
-  const onExit = () => killAll('SIGKILL');
+  /**
+   * Job steps (slurmstepd) and the jobs' processes outlive the daemons that started them; every
+   * one of them carries this cluster's SLURM_CONF (a unique temporary path) in its environment.
+   */
+  const killStray = () => {
+    for (const pid of readdirSync('/proc').filter((f) => /^\d+$/.test(f)).map(Number)) {
+      if (pid === process.pid) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`SLURM_CONF=${conf}`)) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+  };
+  const onExit = () => {
+    killAll('SIGKILL');
+    killStray();
+  };
+  // Interrupted (Ctrl-C, the runner's timeout): the daemons go with us.
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    rmSync(dir, { recursive: true, force: true });
+    process.kill(process.pid, signal);
+  };
   process.on('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   for (const d of ['state', 'spool', 'munge']) mkdirSync(join(dir, d));
   const key = join(dir, 'munge/munge.key');
@@ -55,7 +82,6 @@ export async function startSlurm(): Promise<SlurmCluster> {
   chmodSync(key, 0o400);
   const socket = join(dir, 'munge/munge.sock');
   const base = 20000 + Math.floor(Math.random() * 20000);
-  const conf = join(dir, 'slurm.conf');
   const cpuCount = cpus().length;
   writeFileSync(
     conf,
@@ -128,16 +154,10 @@ export async function startSlurm(): Promise<SlurmCluster> {
     const deadline = Date.now() + 8000;
     while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline) await sleep(100);
     killAll('SIGKILL');
-    // A job step that outlived its daemons (slurmstepd carries our SLURM_CONF): end it too.
-    for (const pid of readdirSync('/proc').filter((f) => /^\d+$/.test(f)).map(Number)) {
-      if (pid === process.pid) continue;
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('slurmstepd') && readFileSync(`/proc/${pid}/environ`, 'utf8').includes(conf)) process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone, or not ours to read
-      }
-    }
+    killStray();
     process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     rmSync(dir, { recursive: true, force: true });
   };
 
