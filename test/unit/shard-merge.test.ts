@@ -58,16 +58,18 @@ async function compareShardings(o: {
   limit?: number;
   seed: number;
   tmp: string;
+  params?: Record<string, Record<string, unknown>>;
 }): Promise<{ single: Report; computed: number[] }> {
   const model = await loadModel(o.modelPath, { device: 'cpu', ...o.modelOptions });
   try {
     const dataset = await openDataset(o.dataPath, { labels: model.labels, limit: o.limit, seed: o.seed });
-    const probes = () => createProbes(ALL, PARAMS);
+    const params = { ...PARAMS, ...o.params };
+    const probes = () => createProbes(ALL, params);
     const common = { seed: o.seed, batchSize: 8, limit: o.limit, baseDir: o.tmp };
     const single = await audit(model, dataset, { ...common, probes: probes(), outDir: join(o.tmp, 'single') });
     const singleFiles = files(join(o.tmp, 'single'));
     for (const [id, p] of Object.entries(single.probes)) assert.equal(p.status, 'ok', `${id}: ${p.reason}`);
-    const open: ShardOpen = { modelPath: o.modelPath, modelOptions: o.modelOptions, dataPath: o.dataPath, datasetOptions: {}, probes: ALL, params: PARAMS, baseDir: o.tmp };
+    const open: ShardOpen = { modelPath: o.modelPath, modelOptions: o.modelOptions, dataPath: o.dataPath, datasetOptions: {}, probes: ALL, params, baseDir: o.tmp };
     const computed: number[] = [];
     for (const n of [4, 7]) {
       const inputs: MergeInput[] = [];
@@ -126,7 +128,7 @@ test('demo model: every probe, 1 process = 4 shards = 7 shards merged (with a br
   }
 });
 
-test('fixture model (mnist-8 on MNIST): every probe, 1 process = 4 shards = 7 shards merged', { skip: skipFixtures }, async () => {
+test('fixture model (mnist-8 on MNIST, notMNIST as the OOD set): every probe, 1 process = 4 shards = 7 shards merged', { skip: skipFixtures }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-shards-'));
   try {
     const { single } = await compareShardings({
@@ -136,8 +138,11 @@ test('fixture model (mnist-8 on MNIST): every probe, 1 process = 4 shards = 7 sh
       limit: 40,
       seed: 1,
       tmp,
+      // the user's OOD set is streamed in the summary, so by the merge
+      params: { ood: { sets: 'uniform', samples: 2, oodData: join(FIXTURES, 'notmnist'), oodLimit: 20 } },
     });
     assert.equal(single.dataset.selected, 40);
+    assert.ok(JSON.stringify(single.probes.ood.metrics).includes('notmnist'), 'the OOD set was read');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
