@@ -22,10 +22,13 @@ import { summaryText } from './engine/report/summary';
 import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/write';
 import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
+import { parseShard, shardFromEnv, type ShardSpec } from './engine/shard/assign';
+import { mergeCommand, shardCommand } from './shard-cli';
 
 const USAGE = `Usage:
   skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
   skeptic inspect MODEL [options]                print what Skeptic reads from a model
+  skeptic merge SHARD... --out DIR [options]     merge shard results (audit --shard) into one report
   skeptic gradcheck MODEL [options]              check Skeptic's input gradient of a model against
                                                  finite differences (exit 1 when it fails)
   skeptic compare BASE NEW [options]             compare two audits (report.json files or report
@@ -58,7 +61,20 @@ Audit options:
   --config FILE          skeptic.json to use (default: the nearest one above the current folder)
   --no-cache             recompute everything (default: reuse .skeptic/cache)
   --baseline REPORT      an earlier report: SARIF results get baselineState new/unchanged/absent
+  --cache-dir DIR        results cache folder, may be shared by many processes (NFS);
+                         default \$SKEPTIC_CACHE_DIR, else .skeptic/cache
+  --shard I/N            audit shard I (0-based) of N and write its shard result to --out
+                         (default .skeptic/shards/<model>--<dataset>); without it, a Slurm array
+                         task (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job pod
+                         (JOB_COMPLETION_INDEX) takes its shard from the environment; 'off': never
+  --shard-count N        the number of shards, where the environment does not say it
+                         (Kubernetes; also \$SKEPTIC_SHARD_COUNT)
   --quiet                no progress output
+
+Merge options (SHARD: shard result files, or folders of them):
+  --out DIR              report folder (required)
+  --partial              merge the shards there are; the report says what it covers
+  --format, --json, --fail-on, --device, --threads, --cache-dir, --no-cache, --quiet as above
 
 Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed as above):
   --data PATH            check at real images from this dataset (default: random images)
@@ -98,6 +114,10 @@ export async function main(argv: string[]): Promise<number> {
         'fail-on': { type: 'string' },
         config: { type: 'string' },
         'no-cache': { type: 'boolean' },
+        'cache-dir': { type: 'string' },
+        shard: { type: 'string' },
+        'shard-count': { type: 'string' },
+        partial: { type: 'boolean' },
         quiet: { type: 'boolean' },
         samples: { type: 'string' },
         directions: { type: 'string' },
@@ -129,6 +149,8 @@ export async function main(argv: string[]): Promise<number> {
         return await auditCommand(rest, o);
       case 'inspect':
         return await inspectCommand(rest, o);
+      case 'merge':
+        return await mergeCommand(rest, o);
       case 'gradcheck':
         return await gradcheckCommand(rest, o);
       case 'compare':
@@ -148,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
+export type Flags = Record<string, string | boolean | string[] | undefined>;
 
 async function inspectCommand(positionals: string[], o: Flags): Promise<number> {
   if (positionals.length !== 1) return usageError('inspect takes one MODEL');
@@ -240,6 +262,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   if (str(o.categories)) (params['cue-conflict'] ??= {}).categories = resolve(str(o.categories)!);
   const probes = createProbes(wanted, params);
   const baseline = str(o.baseline) ? loadBaseline(str(o.baseline)!) : undefined;
+  const shard = shardChoice(o);
 
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
@@ -254,7 +277,12 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     const outDir = str(o.out)
       ? resolve(str(o.out)!)
       : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
-    const cacheDir = o['no-cache'] ? undefined : join(baseDir, '.skeptic', 'cache');
+    const cacheDir = cacheFolder(o, baseDir);
+    if (shard) {
+      const open = { modelPath: entry.path, modelOptions: modelOptions(entry, o, config), dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
+      const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
+      return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter });
+    }
 
     // Ctrl-C stops the audit between batches; the partial report is still written.
     const controller = new AbortController();
@@ -305,6 +333,23 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   }
 }
 
+/** The results cache: --no-cache, --cache-dir, $SKEPTIC_CACHE_DIR, or .skeptic/cache beside the config. */
+export function cacheFolder(o: Flags, baseDir: string): string | undefined {
+  if (o['no-cache']) return undefined;
+  const dir = str(o['cache-dir']) ?? (process.env.SKEPTIC_CACHE_DIR || undefined);
+  return dir ? resolve(dir) : join(baseDir, '.skeptic', 'cache');
+}
+
+/** --shard I/N, else the scheduler's environment (Slurm array, Kubernetes Indexed Job); 'off': none. */
+function shardChoice(o: Flags): ShardSpec | undefined {
+  const flag = str(o.shard);
+  if (flag === 'off') return undefined;
+  if (flag) return parseShard(flag);
+  const count = int(o['shard-count'], '--shard-count');
+  if (count === 0) throw new SkepticInputError('--shard-count must be at least 1');
+  return shardFromEnv(process.env, count);
+}
+
 /** The model's entry in skeptic.json (if it has one), with the CLI's path. */
 function modelEntry(modelArg: string, o: Flags): { entry: ModelEntry; config?: SkepticConfig } {
   const path = resolve(modelArg);
@@ -316,7 +361,7 @@ function modelEntry(modelArg: string, o: Flags): { entry: ModelEntry; config?: S
   return { entry, config };
 }
 
-function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undefined) {
+export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undefined) {
   const device = (str(o.device) ?? config?.device ?? 'auto') as DeviceChoice;
   if (!['auto', 'cpu', 'webgpu', 'cuda'].includes(device)) throw new SkepticInputError(`--device must be auto, cpu, webgpu or cuda, not '${device}'`);
   const kind = (str(o['output-kind']) ?? entry.outputKind) as OutputKind | undefined;
@@ -349,7 +394,7 @@ function probeParams(config: SkepticConfig | undefined, flags: string[] | undefi
   return params;
 }
 
-function progressPrinter(): ((p: AuditProgress) => void) | undefined {
+export function progressPrinter(): ((p: AuditProgress) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;
   return (p) => {
@@ -372,18 +417,18 @@ function stem(p: string): string {
   return basename(p, extname(p)) || 'dataset';
 }
 
-function str(v: unknown): string | undefined {
+export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function int(v: unknown, flag: string): number | undefined {
+export function int(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
   return n;
 }
 
-function usageError(message: string): number {
+export function usageError(message: string): number {
   console.error(`skeptic: ${message}\n\n${USAGE}`);
   return 2;
 }

@@ -47,6 +47,21 @@ export interface AuditOptions {
   outDir?: string;
   /** Folder that report paths are relative to (the workspace or the current directory). */
   baseDir?: string;
+  /**
+   * One shard of a larger audit (shard/): only the records this accepts are evaluated; the
+   * others stay in the image table, unevaluated. A probe's image cap then counts by position
+   * among the items without a listing problem, since a shard cannot know which of the other
+   * shards' items fail to decode; the merge computes the few records that this misses.
+   */
+  only?: (record: DatasetRecord) => boolean;
+  /** Stop after evaluating (a shard): no summaries or artifacts; each probe keeps its raw records. */
+  evaluateOnly?: boolean;
+  /**
+   * Per-image records computed elsewhere (a merge's shards), by probe id, keyed like the cache
+   * (imageKey): served like cache hits, never written to the cache. `failed` marks the probe
+   * failed (it failed in a shard) so that nothing more is computed for it.
+   */
+  supplied?: Record<string, { entries: Iterable<[string, object]>; failed?: string }>;
 }
 
 /** The rules the audit itself raises about the data. */
@@ -99,17 +114,32 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     seed,
     engineVersion: ENGINE_VERSION,
   });
-  const states: ProbeState[] = opts.probes.map((probe) => ({
-    probe,
-    limit: probe.imageLimit?.(model) ?? 0,
-    seen: 0,
-    records: [],
-    ms: 0,
-    cache: new ProbeCache<object>(opts.cacheDir, cacheScope(probe.id, probe.cacheParams ?? probe.params)),
-  }));
+  const states: ProbeState[] = opts.probes.map((probe) => {
+    const state: ProbeState = {
+      probe,
+      limit: probe.imageLimit?.(model) ?? 0,
+      seen: 0,
+      records: [],
+      ms: 0,
+      cache: new ProbeCache<object>(opts.cacheDir, cacheScope(probe.id, probe.cacheParams ?? probe.params)),
+    };
+    const supplied = opts.supplied?.[probe.id];
+    if (supplied) {
+      state.cache.supply(supplied.entries);
+      if (supplied.failed) state.failed = supplied.failed;
+    }
+    return state;
+  });
 
-  const total = dataset.records.length;
-  let done = dataset.records.filter((r) => r.problem).length;
+  // A shard caps probes by listing position (see AuditOptions.only); a whole audit by images seen.
+  const rank = new Map<number, number>();
+  if (opts.only) dataset.records.filter((r) => !r.problem).forEach((r, k) => rank.set(r.index, k));
+  const capped = (s: ProbeState, r: DatasetRecord) =>
+    s.limit > 0 && (opts.only ? (rank.get(r.index) ?? Infinity) >= s.limit : s.seen >= s.limit);
+
+  const mine = opts.only ? dataset.records.filter(opts.only) : dataset.records;
+  const total = mine.length;
+  let done = mine.filter((r) => r.problem).length;
   let cacheHits = 0;
   let cacheMisses = 0;
   let cancelled = false;
@@ -120,9 +150,9 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
 
   try {
     const wantImage = (r: DatasetRecord, sha: string) =>
-      states.some((s) => !s.failed && !(s.limit > 0 && s.seen >= s.limit) && !s.cache.has(imageKey(sha, r.label)));
+      states.some((s) => !s.failed && !capped(s, r) && !s.cache.has(imageKey(sha, r.label)));
     // The dataset decodes the next batch while this one runs through the model.
-    for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage })) {
+    for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage, only: opts.only })) {
       const usable: ProbeImage[] = [];
       for (const sample of batch) {
         const i = imageIndex.get(sample.record.index)!;
@@ -140,7 +170,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         const t0 = Date.now();
         const todo: ProbeImage[] = [];
         for (const img of usable) {
-          if (state.limit > 0 && state.seen >= state.limit) break;
+          if (capped(state, img.record)) break;
           state.seen++;
           const hit = state.cache.get(imageKey(img.sha256, img.label));
           if (hit) {
@@ -177,18 +207,18 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   const renders: RenderJob[] = [];
   for (const state of states) {
     const { probe } = state;
-    report('summarizing', probe.id);
+    if (!opts.evaluateOnly) report('summarizing', probe.id);
     state.records.sort((a, b) => a.image - b.image);
     const result: ProbeResult = {
       title: probe.title,
       status: state.failed ? 'failed' : cancelled ? 'cancelled' : 'ok',
       params: probe.params,
       metrics: {},
-      records: [],
+      records: opts.evaluateOnly ? state.records : [],
       count: state.records.length,
     };
     if (state.failed) result.reason = state.failed;
-    if (state.records.length > 0) {
+    if (state.records.length > 0 && !opts.evaluateOnly) {
       try {
         const progress = (step: string) => opts.onProgress?.({ done, total, phase: 'summarizing', probe: probe.id, cacheHits, step });
         const cache = opts.cacheDir ? (name: string, params: unknown) => new ProbeCache<object>(opts.cacheDir, cacheScope(`${probe.id}-${name}`, params)) : undefined;

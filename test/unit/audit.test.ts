@@ -78,16 +78,41 @@ test('the same inputs and seed give the same report, and the cache serves the se
   }
 });
 
-test('a torn cache line is ignored and recomputed', async () => {
+test('a torn cache segment is ignored whole and recomputed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-cache-'));
+  try {
+    // batches of 2: two segments of two entries each
+    await audit(model(), fakeDataset(items(4)), { probes: createProbes(['clean']), cacheDir: dir, batchSize: 2 });
+    const sub = join(dir, readdirSync(dir)[0]);
+    const folder = join(sub, readdirSync(sub)[0]);
+    const segments = readdirSync(folder).filter((f) => f.endsWith('.seg')).sort();
+    assert.equal(segments.length, 2);
+    const file = join(folder, segments[0]);
+    const text = readFileSync(file, 'utf8');
+    const { writeFileSync } = await import('node:fs');
+    // a half-written segment: its entries are whole lines, but the trailer does not match
+    writeFileSync(file, text.slice(0, text.length - 20));
+    const m = model();
+    const r = await audit(m, fakeDataset(items(4)), { probes: createProbes(['clean']), cacheDir: dir, batchSize: 2 });
+    assert.equal(r.run.cache.hits, 2);
+    assert.equal(m.imagesSeen, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cache file of the older format (one JSON Lines file, torn last line) is still read', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'skeptic-cache-'));
   try {
     await audit(model(), fakeDataset(items(4)), { probes: createProbes(['clean']), cacheDir: dir });
     const sub = join(dir, readdirSync(dir)[0]);
-    const file = join(sub, readdirSync(sub)[0]);
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const folder = join(sub, readdirSync(sub)[0]);
+    const seg = readFileSync(join(folder, readdirSync(folder)[0]), 'utf8').trimEnd().split('\n');
+    const lines = seg.slice(0, -1); // the entries, without the trailer
     assert.equal(lines.length, 4);
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(file, lines.slice(0, 3).join('\n') + '\n' + lines[3].slice(0, 10));
+    rmSync(folder, { recursive: true });
+    writeFileSync(`${folder}.jsonl`, lines.slice(0, 3).join('\n') + '\n' + lines[3].slice(0, 10));
     const m = model();
     const r = await audit(m, fakeDataset(items(4)), { probes: createProbes(['clean']), cacheDir: dir });
     assert.equal(r.run.cache.hits, 3);

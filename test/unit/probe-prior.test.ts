@@ -139,5 +139,5 @@ test('no Gemm/MatMul: the pixel baseline still, and a message naming the paramet
 test('parameters are checked', () => {
   assert.throws(() => priorProbe({ folds: 1 }), /prior\.folds/);
   assert.throws(() => priorProbe({ dims: 10.5 }), /integers/);
-  assert.deepEqual(priorProbe({ features: 'h', margin: 0.1 }).cacheParams, { features: 'h', dims: 256, init: 'he-normal-fan-in/v1' });
+  assert.deepEqual(priorProbe({ features: 'h', margin: 0.1 }).cacheParams, { features: 'h', dims: 256, init: 'he-normal-fan-in/v1', record: 2 });
 });

@@ -50,6 +50,9 @@ export interface PriorRecord {
   trained: Packed | null;
   random: Packed | null;
   pixels: Packed;
+  /** Each set's length before projection. Kept on the record (not learnt while running) so a
+   *  summary over cached or merged records reports the same dimensions. */
+  sourceDims: Partial<Record<FeatureSet, number>>;
 }
 
 interface Prepared {
@@ -88,7 +91,6 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
 
   let sessions: { model: LoadedModel; seed: number; s: Promise<Sessions> } | undefined;
   const projections = new Map<string, Projection>();
-  const dimsSeen: Partial<Record<FeatureSet, number>> = {};
 
   /** Builds (once per model and seed) the trained and re-initialised feature sessions. */
   async function open(model: LoadedModel, seed: number): Promise<Sessions> {
@@ -141,7 +143,6 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
     const key = `${set}/${D}/${seed}`;
     let p = projections.get(key);
     if (!p) projections.set(key, (p = projection(D, dims, seed, set)));
-    dimsSeen[set] = D;
     return pack(p.apply(x, offset));
   };
 
@@ -153,7 +154,12 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
     const random = s.random ? await s.random.run(batch.data, batch.n) : undefined;
     return images.map((img, i) => {
       const px = pixelVector(img.pixels);
+      const sourceDims: Partial<Record<FeatureSet, number>> = {};
+      if (trained) sourceDims.trained = trained.dims;
+      if (random) sourceDims.random = random.dims;
+      sourceDims.pixels = px.length;
       return {
+        sourceDims,
         pred: argmax(pred.probs, i * pred.numClasses, pred.numClasses),
         trained: trained ? project('trained', trained.dims, seed, trained.data, i * trained.dims) : null,
         random: random ? project('random', random.dims, seed, random.data, i * random.dims) : null,
@@ -166,7 +172,7 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
     id: 'prior',
     title: 'Architecture prior',
     params: { features: featuresParam ?? 'auto', dims, folds, l2, maxIter, margin, minImages },
-    cacheParams: { features: featuresParam ?? 'auto', dims, init: 'he-normal-fan-in/v1' },
+    cacheParams: { features: featuresParam ?? 'auto', dims, init: 'he-normal-fan-in/v1', record: 2 },
     margin: 0,
     rules: {
       'prior/trivial-cues': {
@@ -294,7 +300,7 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
         ...(enough ? {} : { note: `cross-validation needs at least ${minImages} labelled images of two or more classes with ${folds} or more images each` }),
         featureTensor: prep.tensor || null,
         featureTensorFound: prep.how || null,
-        featureDims: { ...dimsSeen, ...Object.fromEntries(Object.entries(featureDims).map(([s, d]) => [`${s}Stored`, d])) },
+        featureDims: { ...(records.find((r) => r.sourceDims)?.sourceDims ?? {}), ...Object.fromEntries(Object.entries(featureDims).map(([s, d]) => [`${s}Stored`, d])) },
         projection: `seeded Gaussian random projection to ≤ ${dims} dimensions (identity when smaller)`,
         reinit: prep.reinit ?? null,
         dequantized: prep.dequantized ?? null,

@@ -136,5 +136,23 @@ export interface Report {
     cancelled: boolean;
     timingsMs: Record<string, number>;
     cache: { hits: number; misses: number; path?: string };
+    /** A report merged from shards (skeptic merge): which shards, and how much of the data. */
+    shards?: ShardsRun;
   };
+}
+
+/** run.shards: what a merged report was built from. `partial` reports cover `covered` of `selected` images. */
+export interface ShardsRun {
+  count: number;
+  merged: number[];
+  missing: number[];
+  failed: number[];
+  partial: boolean;
+  covered: number;
+  selected: number;
+  /** Per-image records the merge computed itself (see shard/merge.ts). */
+  computed: number;
+  /** Images whose content changed since their shard ran. */
+  changed: number;
+  files: string[];
 }
