@@ -19,6 +19,8 @@ const node = {
   // jsonc-parser's UMD build hides its requires from bundlers; its ESM build bundles cleanly.
   mainFields: ['module', 'main'],
   logLevel: 'warning',
+  // ONNX Runtime's telemetry off before anything loads it (see server/engine/fs/ort-env.ts).
+  banner: { js: "process.env.ORT_DISABLE_TELEMETRY ??= '1';" },
 };
 
 const targets = [

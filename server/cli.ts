@@ -3,11 +3,11 @@
  * shows progress on stderr, prints a summary on stdout, writes the report files, and maps the
  * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage.
  */
-import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { audit, type AuditProgress } from './engine/audit';
-import { findConfig, loadConfig, type ModelEntry, type SkepticConfig } from './engine/config';
+import { findConfig, loadConfig, MAX_BATCH_SIZE, MAX_THREADS, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
 import { formatGradcheck, gradcheck } from './engine/gradcheck';
@@ -20,6 +20,8 @@ import { summaryText } from './engine/report/summary';
 import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/write';
 import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
+import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
+import { ensureOutDir } from './engine/fs/outdir';
 
 const USAGE = `Usage:
   skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
@@ -54,6 +56,9 @@ Audit options:
   --config FILE          skeptic.json to use (default: the nearest one above the current folder)
   --no-cache             recompute everything (default: reuse .skeptic/cache)
   --quiet                no progress output
+  --follow-symlinks      follow symbolic links that lead out of the dataset's folder (default:
+                         such items are errors)
+  --debug                print the stack trace of an internal error
 
 Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed as above):
   --data PATH            check at real images from this dataset (default: random images)
@@ -93,6 +98,8 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         'no-cache': { type: 'boolean' },
         quiet: { type: 'boolean' },
+        'follow-symlinks': { type: 'boolean' },
+        debug: { type: 'boolean' },
         samples: { type: 'string' },
         directions: { type: 'string' },
         loss: { type: 'string' },
@@ -132,8 +139,19 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`skeptic: ${e.message}`);
       return 2;
     }
-    throw e;
+    return internalError(e, !!o.debug);
   }
+}
+
+/** Exit status of an internal error: a bug in Skeptic, not in the user's input. */
+export const EXIT_INTERNAL = 3;
+
+/** One line for an unexpected error (the stack only with --debug); exit status 3. */
+export function internalError(e: unknown, debug: boolean): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (debug) console.error(err.stack ?? String(err));
+  else console.error(`skeptic: internal error: ${err.message.split('\n')[0]} (a bug in Skeptic; run again with --debug for details)`);
+  return EXIT_INTERNAL;
 }
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -211,7 +229,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   if (badFormat) return usageError(`unknown --format '${badFormat}'; known: ${REPORT_FORMATS.join(', ')}`);
   const seed = int(o.seed, '--seed') ?? config?.seed ?? 0;
   const limit = int(o.limit, '--limit') ?? entry.limit;
-  const batchSize = int(o['batch-size'], '--batch-size') ?? config?.batchSize ?? 32;
+  const batchSize = batchSizeOf(o) ?? config?.batchSize ?? 32;
   const probeIds = str(o.probes)?.split(',').map((s) => s.trim()).filter(Boolean) ?? entry.probes ?? DEFAULT_PROBES;
   const params = probeParams(config, o.param as string[] | undefined);
   // Flags that name a probe's input also switch that probe on.
@@ -228,19 +246,23 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   if (str(o.categories)) (params['cue-conflict'] ??= {}).categories = resolve(str(o.categories)!);
   const probes = createProbes(wanted, params);
 
+  const baseDir = config ? dirname(config.file) : process.cwd();
+  const outDir = str(o.out)
+    ? resolve(str(o.out)!)
+    : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
+  // A report folder that cannot be written is found before the audit, not after it.
+  ensureOutDir(outDir);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
     const dataset = await openDataset(dataPath, {
       labels: model.labels,
+      numClasses: model.info.numClasses,
       pathColumn: str(o['path-column']),
       labelColumn: str(o['label-column']),
       limit,
       seed,
+      followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true,
     });
-    const baseDir = config ? dirname(config.file) : process.cwd();
-    const outDir = str(o.out)
-      ? resolve(str(o.out)!)
-      : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
     const cacheDir = o['no-cache'] ? undefined : join(baseDir, '.skeptic', 'cache');
 
     // Ctrl-C stops the audit between batches; the partial report is still written.
@@ -277,6 +299,10 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       console.log(`\nReport: ${written.join(', ')}`);
     }
     if (report.run.cancelled) return 130;
+    // Probes that failed (a full disk under the cache, a model error) leave the audit incomplete.
+    const failed = Object.entries(report.probes).filter(([, p]) => p.status === 'failed');
+    for (const [id, p] of failed) console.error(`skeptic: probe ${id} failed: ${p.reason ?? 'unknown reason'}`);
+    if (failed.length) return 2;
     const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
     return failOn && failing.length > 0 ? 1 : 0;
   } catch (e) {
@@ -290,9 +316,9 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
 /** The model's entry in skeptic.json (if it has one), with the CLI's path. */
 function modelEntry(modelArg: string, o: Flags): { entry: ModelEntry; config?: SkepticConfig } {
   const path = resolve(modelArg);
-  if (!existsSync(path)) throw new SkepticInputError(`model not found: ${path}`, path);
+  checkRegularFile(path, 'model', MAX_MODEL_BYTES);
   const configFile = str(o.config) ? resolve(str(o.config)!) : findConfig(process.cwd());
-  if (str(o.config) && !existsSync(configFile!)) throw new SkepticInputError(`config not found: ${configFile}`, configFile);
+  if (configFile) checkRegularFile(configFile, 'config', MAX_TEXT_BYTES);
   const config = configFile ? loadConfig(configFile) : undefined;
   const entry = config?.models.find((m) => m.path === path) ?? { path };
   return { entry, config };
@@ -306,8 +332,14 @@ function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undef
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
-  const threads = int(o.threads, '--threads') ?? config?.threads;
-  if (threads === 0) throw new SkepticInputError('--threads must be at least 1');
+  let threads = int(o.threads, '--threads') ?? config?.threads;
+  if (threads !== undefined && (threads < 1 || threads > MAX_THREADS)) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
+  // More threads than CPUs only adds contention (1000 made a 1.5 s audit take 30 s).
+  const cpus = availableParallelism();
+  if (threads !== undefined && threads > cpus) {
+    console.error(`skeptic: --threads ${threads} is more than the ${cpus} CPUs this process may use; using ${cpus}`);
+    threads = cpus;
+  }
   setCpuThreads(threads);
   return {
     device,
@@ -315,8 +347,15 @@ function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undef
     preprocessSource: cliPre ? ('cli' as const) : ('skeptic.json' as const),
     labels: str(o.labels) ? resolve(str(o.labels)!) : entry.labels,
     outputKind: kind,
-    batchSize: int(o['batch-size'], '--batch-size') ?? config?.batchSize,
+    batchSize: batchSizeOf(o) ?? config?.batchSize,
   };
+}
+
+/** --batch-size, within 1..MAX_BATCH_SIZE (memory grows with the batch). */
+function batchSizeOf(o: Flags): number | undefined {
+  const n = int(o['batch-size'], '--batch-size');
+  if (n !== undefined && (n < 1 || n > MAX_BATCH_SIZE)) throw new SkepticInputError(`--batch-size must be from 1 to ${MAX_BATCH_SIZE}, not ${n}`);
+  return n;
 }
 
 /** Probe parameters: skeptic.json's "probes" section, overridden by --param probe.key=value. */
@@ -360,8 +399,8 @@ function str(v: unknown): string | undefined {
 
 function int(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
   return n;
 }
 

@@ -138,6 +138,6 @@ export async function listFolder(root: string, opts: ReadOptions): Promise<Listi
   if (ignored.length) {
     warnings.push(`${ignored.length} file(s) without an image extension were ignored (${listSome(ignored.map((f) => relPosix(root, f)), 3)})`);
   }
-  await checkFiles(records, (r) => r.id);
+  await checkFiles(records, (r) => r.id, root, opts.followSymlinks);
   return { kind: 'folder', path: root, root, classes, records, warnings, stream: streamFiles };
 }

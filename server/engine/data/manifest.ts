@@ -299,7 +299,7 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
     warnings.push(`${base}: ${unknownLabels.size} label names are not among the model's classes (${listSome(sortStrings(unknownLabels))}); those rows are not evaluated`);
   }
   if (duplicates) warnings.push(`${base} lists ${duplicates} images more than once`);
-  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`);
+  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`, root, opts.followSymlinks);
   return { kind, path: file, root, classes, records, warnings, stream: streamFiles };
 }
 
