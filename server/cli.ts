@@ -116,9 +116,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command, ...rest] = positionals;
-  if (o.help || !command || command === 'help') {
+  if (!command && !o.help) return usageError('no command given');
+  if (o.help || command === 'help') {
     console.log(USAGE);
-    return command || o.help ? 0 : 2;
+    return 0;
   }
   try {
     switch (command) {
@@ -301,7 +302,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     if (report.run.cancelled) return 130;
     // Probes that failed (a full disk under the cache, a model error) leave the audit incomplete.
     const failed = Object.entries(report.probes).filter(([, p]) => p.status === 'failed');
-    for (const [id, p] of failed) console.error(`skeptic: probe ${id} failed: ${p.reason ?? 'unknown reason'}`);
+    for (const [id, p] of failed) console.error(`skeptic: ${p.reason ?? `${id} failed`}`);
     if (failed.length) return 2;
     const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
     return failOn && failing.length > 0 ? 1 : 0;
@@ -345,6 +346,7 @@ function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig | undef
     device,
     preprocess: cliPre ?? entry.preprocess,
     preprocessSource: cliPre ? ('cli' as const) : ('skeptic.json' as const),
+    preprocessWhere: !cliPre && config && entry.preprocess !== undefined ? `${config.file}: "preprocess" of ${entry.path}` : undefined,
     labels: str(o.labels) ? resolve(str(o.labels)!) : entry.labels,
     outputKind: kind,
     batchSize: batchSizeOf(o) ?? config?.batchSize,

@@ -31,14 +31,15 @@ async function entries(dir: string): Promise<Entries> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     if (e.name.startsWith('.')) continue;
     let isDir = e.isDirectory();
-    let isFile = e.isFile();
     if (e.isSymbolicLink()) {
+      // a broken link is listed as a file, and reported as a missing one
       const st = await stat(join(dir, e.name)).catch(() => undefined);
       isDir = !!st?.isDirectory();
-      isFile = !st || st.isFile(); // a broken link is listed, and reported as a missing file
     }
+    // FIFOs, devices and sockets (or links to them) with an image name are listed too, so that
+    // each becomes an error on the item ("is a FIFO") instead of vanishing from the audit.
     if (isDir) out.dirs.push(e.name);
-    else if (isFile) out.files.push(e.name);
+    else out.files.push(e.name);
   }
   out.dirs = sortStrings(out.dirs);
   out.files = sortStrings(out.files);

@@ -4,8 +4,37 @@
  * SkepticInputErrors naming the folder: it is a file, it lies under a file, it is read-only.
  */
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { SkepticInputError } from '../errors';
 import { fsReason } from './files';
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync never returns for a path under
+ * /proc (it retries the ENOENT forever).
+ */
+function mkdirs(dir: string): void {
+  const missing: string[] = [];
+  let d = dir;
+  for (;;) {
+    try {
+      const st = statSync(d);
+      if (!st.isDirectory()) throw new SkepticInputError(`cannot create the report folder ${dir}: ${d} is a file, not a folder`, dir);
+      break;
+    } catch (e) {
+      if (e instanceof SkepticInputError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(d) === d) throw new SkepticInputError(`cannot create the report folder ${dir}: ${fsReason(e)}`, dir);
+      missing.push(d);
+      d = dirname(d);
+    }
+  }
+  for (const m of missing.reverse()) {
+    try {
+      mkdirSync(m);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SkepticInputError(`cannot create the report folder ${dir}: ${fsReason(e)}`, dir);
+    }
+  }
+}
 
 export function ensureOutDir(dir: string): void {
   try {
@@ -14,11 +43,7 @@ export function ensureOutDir(dir: string): void {
   } catch (e) {
     if (e instanceof SkepticInputError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SkepticInputError(`report folder ${dir}: ${fsReason(e)}`, dir);
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (e2) {
-      throw new SkepticInputError(`cannot create the report folder ${dir}: ${fsReason(e2)}`, dir);
-    }
+    mkdirs(dir);
   }
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);

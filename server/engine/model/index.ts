@@ -35,6 +35,8 @@ export interface LoadModelOptions {
   preprocess?: string | PreprocessOverride;
   /** Default 'cli'. */
   preprocessSource?: 'cli' | 'skeptic.json';
+  /** How messages name where the preprocessing was written (the skeptic.json file and key). */
+  preprocessWhere?: string;
   /** Labels file path. */
   labels?: string;
   /** Overrides output-kind detection. */
@@ -146,7 +148,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const preprocessing = resolvePreprocessing(
     {
       file, channels: plan.channels, height: plan.height, width: plan.width, metadata: intro.metadata,
-      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, hf, inputType: plan.type,
+      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, preprocessWhere: opts.preprocessWhere, hf, inputType: plan.type,
     },
     warnings,
   );

@@ -248,6 +248,8 @@ export function metadataOverride(meta: Record<string, string>, t: PreprocessTarg
 export interface ResolveArgs extends PreprocessTarget {
   preprocess?: string | PreprocessOverride;
   preprocessSource?: 'cli' | 'skeptic.json';
+  /** How messages name where the override was written (default: --preprocess / skeptic.json "preprocess"). */
+  preprocessWhere?: string;
   hf?: HfConfig;
   metadata: Record<string, string>;
   /** The input's element type: a uint8 input takes pixels in [0,255], so the assumption is raw255. */
@@ -258,7 +260,7 @@ export interface ResolveArgs extends PreprocessTarget {
 export function resolvePreprocessing(a: ResolveArgs, warnings: string[]): Preprocessing {
   if (a.preprocess !== undefined) {
     const src = a.preprocessSource ?? 'cli';
-    const where = src === 'cli' ? '--preprocess' : 'skeptic.json "preprocess"';
+    const where = a.preprocessWhere ?? (src === 'cli' ? '--preprocess' : 'skeptic.json "preprocess"');
     return completeOverride(parseOverride(a.preprocess, where), a, src, where);
   }
   if (a.hf) {
