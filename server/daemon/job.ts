@@ -67,8 +67,15 @@ export interface ResolvedAudit {
   config?: SkepticConfig;
 }
 
+/** Longer than PATH_MAX (4096) with room for percent-encoding. */
+const MAX_URI = 16384;
+
 export function resolveJob(params: AuditParams, settings: SkepticSettings, roots: string[]): ResolvedAudit {
   const s = { ...DEFAULT_SETTINGS, ...settings };
+  // A path longer than any file system allows is refused in a short message (not echoed whole).
+  for (const [k, v] of [['model', params.model], ['dataset', params.dataset]] as const) {
+    if (typeof v === 'string' && v.length > MAX_URI) throw new SkepticInputError(`the ${k} URI is ${v.length} characters long; the limit is ${MAX_URI}`);
+  }
   const model = fileURLToPath(params.model);
   if (!existsSync(model)) throw new SkepticInputError(`model not found: ${model}`, model);
   const root = rootOf(roots, model);

@@ -127,12 +127,6 @@ test('two audits on one cache at once both finish, with the same report', { time
 test('the daemon survives a 50 MB request and malformed JSON-RPC, and audits again', { timeout: 300_000 }, async () => {
   const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
-  let t = Date.now();
-  const lap = (what: string) => {
-    console.log(`${what}: ${Date.now() - t} ms`);
-    t = Date.now();
-  };
-  lap('build');
   const dir = project('daemon');
   const daemon = await TestDaemon.start({ workspace: dir });
   try {
@@ -141,7 +135,6 @@ test('the daemon survives a 50 MB request and malformed JSON-RPC, and audits aga
     // 50 MB in one request: refused as bad input, not a crash
     const big = await daemon.connection.sendRequest(AuditRequest, { model: model + 'x'.repeat(50 * 2 ** 20), dataset });
     assert.equal(big.status, 'failed');
-    lap('50 MB request');
     // malformed JSON-RPC straight onto the IPC channel: not objects, no method, wrong types
     for (const junk of ['not json-rpc', 42, null, [1, 2], { jsonrpc: '2.0' }, { jsonrpc: '2.0', id: 7, method: 42 }, { jsonrpc: '2.0', id: 8, method: 'skeptic/audit', params: null }, { jsonrpc: '2.0', id: 9, method: 'skeptic/audit', params: { model: 5 } }, { jsonrpc: '2.0', id: 10, method: 'no/such/method' }]) {
       daemon.child.send(junk as never);
@@ -150,7 +143,6 @@ test('the daemon survives a 50 MB request and malformed JSON-RPC, and audits aga
     assert.ok(status, 'the daemon still answers');
     const again = await daemon.connection.sendRequest(AuditRequest, { model, dataset, probes: ['clean'], limit: 20, noCache: true });
     assert.equal(again.status, 'ok', again.error);
-    lap('junk and an audit');
     assert.equal(daemon.child.exitCode, null, 'the daemon is still running');
   } finally {
     await daemon.stop();
