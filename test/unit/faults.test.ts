@@ -148,3 +148,55 @@ test('the daemon survives a 50 MB request and malformed JSON-RPC, and audits aga
     await daemon.stop();
   }
 });
+
+/** A shell script run in a private mount namespace with a small tmpfs at `$FULL` (needs root). */
+const canMount = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k none /mnt'], { encoding: 'utf8' }).status === 0;
+
+function onSmallDisk(script: string, kb: number): { status: number | null; stdout: string; stderr: string } {
+  const full = mkdtempSync(join(tmpdir(), 'skeptic-full-'));
+  try {
+    const skeptic = `"${process.execPath}" --import "${TSX}" "${SKEPTIC}"`;
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=${kb}k none "$FULL" && cd "$FULL" && ${script}`], {
+      encoding: 'utf8',
+      env: { ...process.env, FULL: full, SKEPTIC: skeptic, MODEL: join(ws, 'models/shapes-cnn.onnx'), DATA: join(ws, 'test.csv') },
+      timeout: 240_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    rmSync(full, { recursive: true, force: true });
+  }
+}
+
+test('a full disk under --out: exit 2 naming report.json, the previous report intact, no temporary file left', { skip: !canMount && 'needs a private mount namespace (root)', timeout: 300_000 }, () => {
+  const r = onSmallDisk(
+    [
+      'mkdir out && echo old > out/report.json',
+      // fill the disk but for a few kilobytes: the folder checks pass, the report does not fit
+      'dd if=/dev/zero of=filler bs=1k count=$(( $(df -k . | tail -1 | awk \'{print $4}\') - 4 )) 2>/dev/null',
+      'echo "{}" > skeptic.json 2>/dev/null; cd /',
+      `eval $SKEPTIC audit "$MODEL" --data "$DATA" --probes clean --limit 40 --no-cache --quiet --out "$FULL/out"; echo "exit=$?"`,
+      'cat "$FULL/out/report.json"; ls -a "$FULL/out"',
+    ].join('; '),
+    256,
+  );
+  assert.match(r.stdout, /exit=2/, r.stderr);
+  assert.match(r.stderr, /^skeptic: cannot write .*\/out\/report\.json: no space left on the device$/m);
+  assert.match(r.stdout, /^old$/m, 'the previous report is intact');
+  assert.doesNotMatch(r.stdout, /\.tmp/, 'no temporary file left behind');
+});
+
+test('a full disk under the results cache: the probe fails and the audit exits 2', { skip: !canMount && 'needs a private mount namespace (root)', timeout: 300_000 }, () => {
+  const out = join(ws, 'cache-full-out');
+  const r = onSmallDisk(
+    [
+      'echo "{}" > skeptic.json',
+      'dd if=/dev/zero of=filler bs=1k count=$(( $(df -k . | tail -1 | awk \'{print $4}\') - 1 )) 2>/dev/null',
+      `eval $SKEPTIC audit "$MODEL" --data "$DATA" --probes clean --limit 40 --quiet --out "${out}"; echo "exit=$?"`,
+    ].join('; '),
+    128,
+  );
+  assert.match(r.stdout, /exit=2/, r.stderr);
+  assert.match(r.stderr, /^skeptic: clean failed: cannot write the results cache .*\.jsonl: no space left on the device$/m);
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  assert.equal(report.probes.clean.status, 'failed');
+});
