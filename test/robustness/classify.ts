@@ -59,8 +59,8 @@ export function classify(c: Case, o: Outcome): { verdict: Verdict; why?: string 
     }
     case 'ok': {
       if (o.code !== 0) return { verdict: 'accepted', why: `exit ${o.code}, expected 0; stderr: ${first}` };
-      const missing = (c.says ?? []).filter((s) => !o.stderr.includes(s));
-      if (missing.length) return { verdict: 'unclear', why: `stderr does not say ${missing.join(', ')}` };
+      const missing = (c.says ?? []).filter((s) => !o.stderr.includes(s) && !o.stdout.includes(s));
+      if (missing.length) return { verdict: 'unclear', why: `the output does not say ${missing.join(', ')}` };
       return { verdict: 'good' };
     }
   }

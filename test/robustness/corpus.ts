@@ -242,8 +242,11 @@ export function buildCorpus(root: string): Case[] {
   // ================= models
   const mdl = dir('models');
   const data = folderSet('for-models');
-  const modelCase = (name: string, file: string, expect: Expect, says: string[] = [], rules?: string[], names = file) =>
+  const modelCase = (name: string, file: string, expect: Expect, says: string[] = [], rules?: string[], names = file) => {
     add({ name: `model: ${name}`, group: 'models', args: ['audit', file, '--data', data, '--probes', 'clean', '--no-cache', '--quiet', '--out', out(`model-${cases.length}`)], expect, says: expect === 'refuse' ? [names, ...says] : says, rules });
+    // `skeptic inspect` reads the same files and must refuse them the same way
+    if (expect === 'refuse') add({ name: `model (inspect): ${name}`, group: 'models', args: ['inspect', file], expect, says: [names, ...says] });
+  };
   const write = (name: string, bytes: Uint8Array | string) => {
     const f = join(mdl, name);
     writeFileSync(f, bytes);
@@ -308,7 +311,13 @@ export function buildCorpus(root: string): Case[] {
     ext('/dev/zero link', { location: 'w.bin' }, (d) => symlinkSync('/dev/zero', join(d, 'w.bin')), ['device']);
   }
   add({ name: 'model: inspect on /dev/zero', group: 'models', args: ['inspect', '/dev/zero'], expect: 'refuse', says: ['/dev/zero'] });
-  add({ name: 'model: inspect a NaN model warns', group: 'models', args: ['inspect', join(mdl, 'nan.onnx')], expect: 'ok' });
+  add({ name: 'model: inspect a NaN model warns', group: 'models', args: ['inspect', join(mdl, 'nan.onnx')], expect: 'ok', says: ['non-finite'] });
+  {
+    // a grayscale model given a 3-channel mean: refused, not silently cut to one value
+    const gray = write('gray.onnx', tinyModel({ inputShape: ['N', 1, 8, 8] }));
+    add({ name: 'model: 3-value mean for a grayscale model', group: 'models', args: ['audit', gray, '--data', data, '--probes', 'clean', '--no-cache', '--quiet', '--out', out('gray'), '--preprocess', '{"mean":[0.1,0.2,0.3]}'], expect: 'refuse', says: ['mean', '1 channel'] });
+    add({ name: 'model: imagenet preset for a grayscale model', group: 'models', args: ['audit', gray, '--data', data, '--probes', 'clean', '--no-cache', '--quiet', '--out', out('gray2'), '--preprocess', 'imagenet'], expect: 'refuse', says: ['mean'] });
+  }
 
   // ================= skeptic.json (in the current folder; the model given on the command line)
   let ci = 0;

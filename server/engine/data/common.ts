@@ -55,7 +55,10 @@ export async function fileProblem(
   dirs = new Map<string, Promise<string>>(),
 ): Promise<string | undefined> {
   try {
-    const st = await stat(file);
+    // lstat first: for a plain file (the common case) it is the only call needed
+    let st = await lstat(file);
+    const isLink = st.isSymbolicLink();
+    if (isLink) st = await stat(file);
     if (st.isDirectory()) return 'is a folder, not an image file';
     const bad = notRegular(st);
     if (bad) return bad;
@@ -64,7 +67,7 @@ export async function fileProblem(
     // A link (the file's or a folder's on its way) must stay inside the dataset's root: a
     // dataset from elsewhere must not make the audit read /etc/passwd or a neighbour's files.
     if (root && !followSymlinks) {
-      const real = await realPath(file, dirs);
+      const real = isLink ? await realpath(file) : await realPath(file, dirs);
       if (!isInside(realRoot ?? (await realpath(root)), real)) return `is a symbolic link to ${real}, outside the dataset's folder ${root} (pass --follow-symlinks to read it)`;
     }
     return undefined;
@@ -77,12 +80,10 @@ export async function fileProblem(
 }
 
 /**
- * realpath, with each folder's resolved once: a file that is not itself a link resolves to its
- * folder's real path plus its name, so a 200,000-row manifest costs one lstat per file instead
- * of a realpath walk per file.
+ * The real path of a file that is not itself a link: its folder's real path (resolved once per
+ * folder) plus its name, so a 200,000-row manifest costs one lstat per file, not a realpath walk.
  */
 async function realPath(file: string, realDirs: Map<string, Promise<string>>): Promise<string> {
-  if ((await lstat(file)).isSymbolicLink()) return realpath(file);
   const dir = dirname(file);
   let real = realDirs.get(dir);
   if (!real) {
@@ -121,7 +122,14 @@ export async function checkFiles(
   const todo = records.filter((r) => !r.problem);
   const realRoot = root && !followSymlinks ? await realpath(root).catch(() => root) : undefined;
   const dirs = new Map<string, Promise<string>>();
-  const problems = await mapLimit(todo, STAT_CONCURRENCY, (r) => fileProblem(r.file, root, followSymlinks, realRoot, dirs));
+  // A manifest may list one file on many rows: each file is checked once.
+  const seen = new Map<string, Promise<string | undefined>>();
+  const check = (file: string) => {
+    let p = seen.get(file);
+    if (!p) seen.set(file, (p = fileProblem(file, root, followSymlinks, realRoot, dirs)));
+    return p;
+  };
+  const problems = await mapLimit(todo, STAT_CONCURRENCY, (r) => check(r.file));
   todo.forEach((r, i) => {
     if (problems[i]) r.problem = `${prefix(r)}: ${problems[i]}`;
   });
