@@ -160,10 +160,10 @@ export function buildCorpus(root: string): Case[] {
   bad('gzip named .png', (f) => writeFileSync(f, Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0])), 'circle/bad.png');
   bad('NUL bytes', (f) => writeFileSync(f, Buffer.alloc(1000)), 'circle/bad.png');
   {
-    // a class folder that is a link out of the root: each of its images is an error, none is read
+    // a folder in a class that is a link out of the root: each of its images is an error, none is read
     const d = folderSet('img-class-link');
-    symlinkSync(join(outside, 'cls'), join(d, 'zz-linked'));
-    add({ name: 'images: class folder linked outside the root', group: 'images', args: audit(d, [], 'img-class-link'), expect: 'item', says: ['outside'], rules: ['data/unusable-item'], unread: ['zz-linked/x.png'] });
+    symlinkSync(join(outside, 'cls'), join(d, 'circle', 'linked'));
+    add({ name: 'images: folder inside a class linked outside the root', group: 'images', args: audit(d, [], 'img-class-link'), expect: 'item', says: ['outside'], rules: ['data/unusable-item'], unread: ['circle/linked/x.png'] });
     add({ name: 'images: --follow-symlinks reads it', group: 'images', args: audit(d, ['--follow-symlinks'], 'img-class-link-follow'), expect: 'ok' });
   }
   {
