@@ -20,7 +20,8 @@ const node = {
   mainFields: ['module', 'main'],
   logLevel: 'warning',
   // ONNX Runtime's telemetry off before anything loads it (see server/engine/fs/ort-env.ts).
-  banner: { js: "process.env.ORT_DISABLE_TELEMETRY ??= '1';" },
+  // "use strict" first: a directive only counts at the top, and esbuild's own one follows the banner.
+  banner: { js: "'use strict';\nprocess.env.ORT_DISABLE_TELEMETRY ??= '1';" },
 };
 
 const targets = [
