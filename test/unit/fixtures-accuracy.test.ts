@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import '../../server/engine/fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { audit } from '../../server/engine/audit';
