@@ -1,7 +1,8 @@
 /**
  * The `skeptic` command line: a thin shell over the engine. Parses flags, reads skeptic.json,
  * shows progress on stderr, prints a summary on stdout, writes the report files, and maps the
- * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage.
+ * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage (or a
+ * probe that failed), 130 cancelled, 3 an internal error (one line; the stack with --debug).
  */
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -21,7 +22,7 @@ import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/
 import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
 import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
-import { ensureOutDir } from './engine/fs/outdir';
+import { checkOutDir } from './engine/fs/outdir';
 
 const USAGE = `Usage:
   skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
@@ -252,7 +253,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     ? resolve(str(o.out)!)
     : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
   // A report folder that cannot be written is found before the audit, not after it.
-  ensureOutDir(outDir);
+  checkOutDir(outDir);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
     const dataset = await openDataset(dataPath, {

@@ -36,6 +36,32 @@ function mkdirs(dir: string): void {
   }
 }
 
+/**
+ * Whether the report folder can be made, without making it (a refused audit leaves no empty
+ * folder behind): it is a folder, or its nearest existing ancestor is a writable folder.
+ */
+export function checkOutDir(dir: string): void {
+  let d = dir;
+  for (;;) {
+    try {
+      const st = statSync(d);
+      if (!st.isDirectory()) {
+        throw new SkepticInputError(d === dir ? `report folder ${dir} is a file, not a folder` : `cannot create the report folder ${dir}: ${d} is a file, not a folder`, dir);
+      }
+      break;
+    } catch (e) {
+      if (e instanceof SkepticInputError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(d) === d) throw new SkepticInputError(`report folder ${dir}: ${fsReason(e)}`, dir);
+      d = dirname(d);
+    }
+  }
+  try {
+    accessSync(d, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw new SkepticInputError(d === dir ? `report folder ${dir} is not writable: ${fsReason(e)}` : `cannot create the report folder ${dir}: ${d} is not writable`, dir);
+  }
+}
+
 export function ensureOutDir(dir: string): void {
   try {
     const st = statSync(dir);
