@@ -42,6 +42,9 @@ export function classify(c: Case, o: Outcome): { verdict: Verdict; why?: string 
     case 'refuse': {
       if (o.code !== 2) return { verdict: 'accepted', why: `exit ${o.code}, expected a refusal (2); stderr: ${first}` };
       if (!first.startsWith('skeptic: ')) return { verdict: 'unclear', why: `first line: ${first}` };
+      // one line (a usage error adds the usage text after it)
+      const lines = o.stderr.split('\n').filter((l) => l.trim());
+      if (lines.length > 1 && !o.stderr.includes('\nUsage:')) return { verdict: 'unclear', why: `${lines.length} lines: ${lines.slice(0, 3).join(' | ')}` };
       const missing = (c.says ?? []).filter((s) => !first.includes(s));
       if (missing.length) return { verdict: 'unclear', why: `"${first}" does not say ${missing.map((m) => JSON.stringify(m)).join(', ')}` };
       return { verdict: 'good' };
