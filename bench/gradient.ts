@@ -22,6 +22,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import '../server/engine/fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../server/engine/model';
 import { buildGradientModel, type GradientVariants } from '../server/engine/model/gradient';

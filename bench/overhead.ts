@@ -21,6 +21,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import '../server/engine/fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import { audit } from '../server/engine/audit';
 import { openDataset } from '../server/engine/data';

@@ -8,7 +8,10 @@ if (!fs.existsSync(cli)) {
   console.error('skeptic: the CLI is not built yet; run `npm run build` in ' + path.dirname(__dirname));
   process.exit(2);
 }
-require(cli).main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err) => { console.error(err && err.stack ? err.stack : String(err)); process.exitCode = 2; },
-);
+const mod = require(cli);
+const debug = process.argv.includes('--debug');
+// Anything that escapes main (an error thrown in a callback): one line, the stack only with --debug.
+const fail = (err) => { process.exitCode = mod.internalError ? mod.internalError(err, debug) : 3; process.exit(); };
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+mod.main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, fail);

@@ -19,6 +19,9 @@ const node = {
   // jsonc-parser's UMD build hides its requires from bundlers; its ESM build bundles cleanly.
   mainFields: ['module', 'main'],
   logLevel: 'warning',
+  // ONNX Runtime's telemetry off before anything loads it (see server/engine/fs/ort-env.ts).
+  // "use strict" first: a directive only counts at the top, and esbuild's own one follows the banner.
+  banner: { js: "'use strict';\nprocess.env.ORT_DISABLE_TELEMETRY ??= '1';" },
 };
 
 const targets = [

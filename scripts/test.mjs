@@ -20,6 +20,7 @@ if (files.length === 0) {
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
+  // ONNX Runtime telemetry off in tests that load it directly (the engine sets it for itself).
+  { stdio: 'inherit', env: { ORT_DISABLE_TELEMETRY: '1', ...process.env } },
 );
 process.exit(r.status ?? 1);

@@ -1,15 +1,16 @@
 /**
  * The `skeptic` command line: a thin shell over the engine. Parses flags, reads skeptic.json,
  * shows progress on stderr, prints a summary on stdout, writes the report files, and maps the
- * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage.
+ * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage (or a
+ * probe that failed), 130 cancelled, 3 an internal error (one line; the stack with --debug).
  */
-import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { COMPARE_USAGE, compareCommand } from './cli-compare';
 import { audit, type AuditProgress } from './engine/audit';
 import { loadReport as loadBaseline } from './engine/compare/load';
-import { findConfig, loadConfig, type ModelEntry, type SkepticConfig } from './engine/config';
+import { findConfig, loadConfig, MAX_BATCH_SIZE, MAX_THREADS, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
 import { formatGradcheck, gradcheck } from './engine/gradcheck';
@@ -24,6 +25,8 @@ import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/
 import { TOOL_VERSION } from './engine/version';
 import { parseShard, shardFromEnv, type ShardSpec } from './engine/shard/assign';
 import { mergeCommand, shardCommand } from './shard-cli';
+import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
+import { checkOutDir } from './engine/fs/outdir';
 
 const USAGE = `Usage:
   skeptic audit MODEL --data DATASET [options]   audit an ONNX image classifier
@@ -70,6 +73,9 @@ Audit options:
   --shard-count N        the number of shards, where the environment does not say it
                          (Kubernetes; also \$SKEPTIC_SHARD_COUNT)
   --quiet                no progress output
+  --follow-symlinks      follow symbolic links that lead out of the dataset's folder (default:
+                         such items are errors)
+  --debug                print the stack trace of an internal error
 
 Merge options (SHARD: shard result files, or folders of them):
   --out DIR              report folder (required)
@@ -119,6 +125,8 @@ export async function main(argv: string[]): Promise<number> {
         'shard-count': { type: 'string' },
         partial: { type: 'boolean' },
         quiet: { type: 'boolean' },
+        'follow-symlinks': { type: 'boolean' },
+        debug: { type: 'boolean' },
         samples: { type: 'string' },
         directions: { type: 'string' },
         loss: { type: 'string' },
@@ -139,9 +147,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command, ...rest] = positionals;
-  if (o.help || !command || command === 'help') {
+  if (!command && !o.help) return usageError('no command given');
+  if (o.help || command === 'help') {
     console.log(USAGE);
-    return command || o.help ? 0 : 2;
+    return 0;
   }
   try {
     switch (command) {
@@ -166,8 +175,19 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`skeptic: ${e.message}`);
       return 2;
     }
-    throw e;
+    return internalError(e, !!o.debug);
   }
+}
+
+/** Exit status of an internal error: a bug in Skeptic, not in the user's input. */
+export const EXIT_INTERNAL = 3;
+
+/** One line for an unexpected error (the stack only with --debug); exit status 3. */
+export function internalError(e: unknown, debug: boolean): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (debug) console.error(err.stack ?? String(err));
+  else console.error(`skeptic: internal error: ${err.message.split('\n')[0]} (a bug in Skeptic; run again with --debug for details)`);
+  return EXIT_INTERNAL;
 }
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -245,7 +265,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   if (badFormat) return usageError(`unknown --format '${badFormat}'; known: ${REPORT_FORMATS.join(', ')}`);
   const seed = int(o.seed, '--seed') ?? config?.seed ?? 0;
   const limit = int(o.limit, '--limit') ?? entry.limit;
-  const batchSize = int(o['batch-size'], '--batch-size') ?? config?.batchSize ?? 32;
+  const batchSize = batchSizeOf(o) ?? config?.batchSize ?? 32;
   const probeIds = str(o.probes)?.split(',').map((s) => s.trim()).filter(Boolean) ?? entry.probes ?? DEFAULT_PROBES;
   const params = probeParams(config, o.param as string[] | undefined);
   // Flags that name a probe's input also switch that probe on.
@@ -264,19 +284,23 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   const baseline = str(o.baseline) ? loadBaseline(str(o.baseline)!) : undefined;
   const shard = shardChoice(o);
 
+  const baseDir = config ? dirname(config.file) : process.cwd();
+  const outDir = str(o.out)
+    ? resolve(str(o.out)!)
+    : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
+  // A report folder that cannot be written is found before the audit, not after it.
+  checkOutDir(outDir);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
     const dataset = await openDataset(dataPath, {
       labels: model.labels,
+      numClasses: model.info.numClasses,
       pathColumn: str(o['path-column']),
       labelColumn: str(o['label-column']),
       limit,
       seed,
+      followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true,
     });
-    const baseDir = config ? dirname(config.file) : process.cwd();
-    const outDir = str(o.out)
-      ? resolve(str(o.out)!)
-      : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
     const cacheDir = cacheFolder(o, baseDir);
     if (shard) {
       const open = { modelPath: entry.path, modelOptions: modelOptions(entry, o, config), dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
@@ -323,6 +347,10 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       console.log(`\nReport: ${written.join(', ')}`);
     }
     if (report.run.cancelled) return 130;
+    // Probes that failed (a full disk under the cache, a model error) leave the audit incomplete.
+    const failed = Object.entries(report.probes).filter(([, p]) => p.status === 'failed');
+    for (const [id, p] of failed) console.error(`skeptic: ${p.reason ?? `${id} failed`}`);
+    if (failed.length) return 2;
     const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
     return failOn && failing.length > 0 ? 1 : 0;
   } catch (e) {
@@ -353,9 +381,9 @@ function shardChoice(o: Flags): ShardSpec | undefined {
 /** The model's entry in skeptic.json (if it has one), with the CLI's path. */
 function modelEntry(modelArg: string, o: Flags): { entry: ModelEntry; config?: SkepticConfig } {
   const path = resolve(modelArg);
-  if (!existsSync(path)) throw new SkepticInputError(`model not found: ${path}`, path);
+  checkRegularFile(path, 'model', MAX_MODEL_BYTES);
   const configFile = str(o.config) ? resolve(str(o.config)!) : findConfig(process.cwd());
-  if (str(o.config) && !existsSync(configFile!)) throw new SkepticInputError(`config not found: ${configFile}`, configFile);
+  if (configFile) checkRegularFile(configFile, 'config', MAX_TEXT_BYTES);
   const config = configFile ? loadConfig(configFile) : undefined;
   const entry = config?.models.find((m) => m.path === path) ?? { path };
   return { entry, config };
@@ -369,17 +397,31 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
-  const threads = int(o.threads, '--threads') ?? config?.threads;
-  if (threads === 0) throw new SkepticInputError('--threads must be at least 1');
+  let threads = int(o.threads, '--threads') ?? config?.threads;
+  if (threads !== undefined && (threads < 1 || threads > MAX_THREADS)) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
+  // More threads than CPUs only adds contention (1000 made a 1.5 s audit take 30 s).
+  const cpus = availableParallelism();
+  if (threads !== undefined && threads > cpus) {
+    console.error(`skeptic: --threads ${threads} is more than the ${cpus} CPUs this process may use; using ${cpus}`);
+    threads = cpus;
+  }
   setCpuThreads(threads);
   return {
     device,
     preprocess: cliPre ?? entry.preprocess,
     preprocessSource: cliPre ? ('cli' as const) : ('skeptic.json' as const),
+    preprocessWhere: !cliPre && config && entry.preprocess !== undefined ? `${config.file}: "preprocess" of ${entry.path}` : undefined,
     labels: str(o.labels) ? resolve(str(o.labels)!) : entry.labels,
     outputKind: kind,
-    batchSize: int(o['batch-size'], '--batch-size') ?? config?.batchSize,
+    batchSize: batchSizeOf(o) ?? config?.batchSize,
   };
+}
+
+/** --batch-size, within 1..MAX_BATCH_SIZE (memory grows with the batch). */
+function batchSizeOf(o: Flags): number | undefined {
+  const n = int(o['batch-size'], '--batch-size');
+  if (n !== undefined && (n < 1 || n > MAX_BATCH_SIZE)) throw new SkepticInputError(`--batch-size must be from 1 to ${MAX_BATCH_SIZE}, not ${n}`);
+  return n;
 }
 
 /** Probe parameters: skeptic.json's "probes" section, overridden by --param probe.key=value. */
@@ -423,8 +465,8 @@ export function str(v: unknown): string | undefined {
 
 export function int(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw new SkepticInputError(`${flag} must be a non-negative integer, not '${v}'`);
   return n;
 }
 

@@ -35,6 +35,7 @@ export const TOP_KEYS: Record<string, string> = {
   device: 'Execution provider: `auto` (CUDA, then WebGPU, then CPU), `cpu`, `webgpu` or `cuda`.',
   batchSize: 'Images per model run (default 32).',
   threads: 'CPU threads per ONNX Runtime session (default: the physical cores this process may use).',
+  followSymlinks: 'Read dataset files whose symbolic links lead outside the dataset\'s folder (default false: each such item is an error finding).',
   probes: 'Parameters per probe, e.g. `{ "shift": { "k": 8 } }`.',
   models: 'The models of this workspace, each with the dataset it is audited on and its settings.',
   compare: '`skeptic compare`: `{ "tolerances": { "clean.accuracy": 0.01, "attack.robustAccuracy": 0.02 }, "alpha": 0.05 }`; a metric regresses when it is significantly worse by more than its tolerance.',

@@ -8,10 +8,10 @@
  * except `device`, a property of the machine rather than of the project: a `skeptic.device`
  * setting other than `auto` wins over skeptic.json.
  */
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findConfig, loadConfig, type SkepticConfig } from '../engine/config';
+import { checkRegularFile, MAX_MODEL_BYTES } from '../engine/fs/files';
 import { isInside } from '../engine/data/common';
 import { SkepticInputError } from '../engine/errors';
 import type { AuditJob, AuditParams, SkepticSettings } from '../protocol';
@@ -67,10 +67,18 @@ export interface ResolvedAudit {
   config?: SkepticConfig;
 }
 
+/** Longer than PATH_MAX (4096) with room for percent-encoding. */
+const MAX_URI = 16384;
+
 export function resolveJob(params: AuditParams, settings: SkepticSettings, roots: string[]): ResolvedAudit {
   const s = { ...DEFAULT_SETTINGS, ...settings };
+  // A path longer than any file system allows is refused in a short message (not echoed whole).
+  for (const [k, v] of [['model', params.model], ['dataset', params.dataset]] as const) {
+    if (typeof v === 'string' && v.length > MAX_URI) throw new SkepticInputError(`the ${k} URI is ${v.length} characters long; the limit is ${MAX_URI}`);
+  }
   const model = fileURLToPath(params.model);
-  if (!existsSync(model)) throw new SkepticInputError(`model not found: ${model}`, model);
+  // Says why (not found, a link loop, permission denied, a FIFO...), not just "not found".
+  checkRegularFile(model, 'model', MAX_MODEL_BYTES);
   const root = rootOf(roots, model);
   const configFile = findConfig(dirname(model));
   const config = configFile ? loadConfig(configFile) : undefined;

@@ -14,6 +14,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { imageKey, ProbeCache } from './cache/cache';
 import { CancelledError } from './errors';
+import { fsReason } from './fs/files';
 import { centre } from './image/ops';
 import { writeNpy, writePng } from './image/files';
 import type { FindingDraft, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
@@ -182,7 +183,12 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
           report('evaluating', state.probe.id);
           try {
             const recs = await state.probe.run(todo, ctx);
-            state.cache.putAll(todo.map((img, j) => [imageKey(img.sha256, img.label), recs[j]]));
+            try {
+              state.cache.putAll(todo.map((img, j) => [imageKey(img.sha256, img.label), recs[j]]));
+            } catch (e) {
+              // a full disk or an unwritable cache fails the probe, naming the file (the CLI exits 2)
+              throw new Error(`cannot write the results cache ${state.cache.folder}: ${fsReason(e)}`);
+            }
             todo.forEach((img, j) => state.records.push({ ...recs[j], image: img.image }));
             cacheMisses += todo.length;
           } catch (e) {

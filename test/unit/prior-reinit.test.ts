@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import '../../server/engine/fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../server/engine/model';
 import { decodeModel, encodeModel, onnx, tensorValues } from '../../server/engine/model/onnx';

@@ -2,8 +2,9 @@
  * Small helpers the dataset readers share: which files count as images, paths relative to the
  * dataset root, file checks at listing time, and how a record is named in messages.
  */
-import { stat } from 'node:fs/promises';
-import { basename, isAbsolute, relative, sep } from 'node:path';
+import { lstat, realpath, stat } from 'node:fs/promises';
+import { fsReason, notRegular } from '../fs/files';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import type { DatasetRecord, DecodeSpec, LabelSet, Sample, StreamOptions } from '../types';
 import type { DecodeConfig } from './stream';
 
@@ -45,20 +46,54 @@ export function describe(record: DatasetRecord): string {
  * empty. Done at listing time (a stat is cheap) so that such items become findings pointing at
  * their row and count as problems for --limit; anything found later comes back from stream().
  */
-export async function fileProblem(file: string): Promise<string | undefined> {
+export async function fileProblem(
+  file: string,
+  root?: string,
+  followSymlinks = false,
+  realRoot?: string,
+  /** Real paths of folders, shared by the files of one listing. */
+  dirs = new Map<string, Promise<string>>(),
+): Promise<string | undefined> {
   try {
-    const st = await stat(file);
+    // lstat first: for a plain file (the common case) it is the only call needed
+    let st = await lstat(file);
+    const isLink = st.isSymbolicLink();
+    if (isLink) st = await stat(file);
     if (st.isDirectory()) return 'is a folder, not an image file';
-    if (!st.isFile()) return 'is not a regular file';
+    const bad = notRegular(st);
+    if (bad) return bad;
     if (st.size === 0) return 'file is empty (0 bytes)';
+    if (st.size > MAX_IMAGE_BYTES) return `file is ${(st.size / 2 ** 30).toFixed(1)} GB; images over ${MAX_IMAGE_BYTES / 2 ** 30} GB are not read`;
+    // A link (the file's or a folder's on its way) must stay inside the dataset's root: a
+    // dataset from elsewhere must not make the audit read /etc/passwd or a neighbour's files.
+    if (root && !followSymlinks) {
+      const real = isLink ? await realpath(file) : await realPath(file, dirs);
+      if (!isInside(realRoot ?? (await realpath(root)), real)) return `is a symbolic link to ${real}, outside the dataset's folder ${root} (pass --follow-symlinks to read it)`;
+    }
     return undefined;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return 'file not found';
     if (code === 'EACCES' || code === 'EPERM') return 'file is not readable (permission denied)';
-    return `file cannot be read (${code ?? (e as Error).message})`;
+    return `file cannot be read (${fsReason(e)})`;
   }
 }
+
+/**
+ * The real path of a file that is not itself a link: its folder's real path (resolved once per
+ * folder) plus its name, so a 200,000-row manifest costs one lstat per file, not a realpath walk.
+ */
+async function realPath(file: string, realDirs: Map<string, Promise<string>>): Promise<string> {
+  const dir = dirname(file);
+  let real = realDirs.get(dir);
+  if (!real) {
+    realDirs.set(dir, (real = realpath(dir)));
+  }
+  return join(await real, basename(file));
+}
+
+/** Larger image files are refused at listing time (the decoder's pixel limit guards the rest). */
+export const MAX_IMAGE_BYTES = 2 ** 30;
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
@@ -78,9 +113,23 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 export const STAT_CONCURRENCY = 32;
 
 /** Sets `problem` on the records whose file is missing, empty or not a file. */
-export async function checkFiles(records: DatasetRecord[], prefix: (r: DatasetRecord) => string): Promise<void> {
+export async function checkFiles(
+  records: DatasetRecord[],
+  prefix: (r: DatasetRecord) => string,
+  root?: string,
+  followSymlinks = false,
+): Promise<void> {
   const todo = records.filter((r) => !r.problem);
-  const problems = await mapLimit(todo, STAT_CONCURRENCY, (r) => fileProblem(r.file));
+  const realRoot = root && !followSymlinks ? await realpath(root).catch(() => root) : undefined;
+  const dirs = new Map<string, Promise<string>>();
+  // A manifest may list one file on many rows: each file is checked once.
+  const seen = new Map<string, Promise<string | undefined>>();
+  const check = (file: string) => {
+    let p = seen.get(file);
+    if (!p) seen.set(file, (p = fileProblem(file, root, followSymlinks, realRoot, dirs)));
+    return p;
+  };
+  const problems = await mapLimit(todo, STAT_CONCURRENCY, (r) => check(r.file));
   todo.forEach((r, i) => {
     if (problems[i]) r.problem = `${prefix(r)}: ${problems[i]}`;
   });
@@ -116,4 +165,6 @@ export interface ReadOptions {
   labels?: LabelSet;
   pathColumn?: string;
   labelColumn?: string;
+  /** Read files whose links resolve outside the dataset's root (default: an error on the item). */
+  followSymlinks?: boolean;
 }

@@ -31,14 +31,15 @@ async function entries(dir: string): Promise<Entries> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     if (e.name.startsWith('.')) continue;
     let isDir = e.isDirectory();
-    let isFile = e.isFile();
     if (e.isSymbolicLink()) {
+      // a broken link is listed as a file, and reported as a missing one
       const st = await stat(join(dir, e.name)).catch(() => undefined);
       isDir = !!st?.isDirectory();
-      isFile = !st || st.isFile(); // a broken link is listed, and reported as a missing file
     }
+    // FIFOs, devices and sockets (or links to them) with an image name are listed too, so that
+    // each becomes an error on the item ("is a FIFO") instead of vanishing from the audit.
     if (isDir) out.dirs.push(e.name);
-    else if (isFile) out.files.push(e.name);
+    else out.files.push(e.name);
   }
   out.dirs = sortStrings(out.dirs);
   out.files = sortStrings(out.files);
@@ -138,6 +139,6 @@ export async function listFolder(root: string, opts: ReadOptions): Promise<Listi
   if (ignored.length) {
     warnings.push(`${ignored.length} file(s) without an image extension were ignored (${listSome(ignored.map((f) => relPosix(root, f)), 3)})`);
   }
-  await checkFiles(records, (r) => r.id);
+  await checkFiles(records, (r) => r.id, root, opts.followSymlinks);
   return { kind: 'folder', path: root, root, classes, records, warnings, stream: streamFiles };
 }

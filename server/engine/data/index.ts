@@ -13,8 +13,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
-import type { Dataset, LabelSet } from '../types';
-import { isImageName, type Listing } from './common';
+import type { Dataset, DatasetRecord, LabelSet } from '../types';
+import { fsReason, notRegular } from '../fs/files';
+import { describe, isImageName, type Listing } from './common';
 import { DEFAULT_MAX_PIXELS } from './decode';
 import { listFolder } from './folder';
 import { isIdxImages, listIdx } from './idx';
@@ -37,6 +38,10 @@ export interface OpenDatasetOptions {
   maxPixels?: number;
   /** Images decoded at once; default 4. */
   concurrency?: number;
+  /** The model's class count: a label at or past it is an error on its row (not a crash later). */
+  numClasses?: number;
+  /** Follow symbolic links that resolve outside the dataset's root (default: an error on the item). */
+  followSymlinks?: boolean;
 }
 
 const MANIFEST_EXTENSIONS: Record<string, 'csv' | 'jsonl'> = { '.csv': 'csv', '.jsonl': 'jsonl', '.ndjson': 'jsonl' };
@@ -63,6 +68,15 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
   return v;
 }
 
+/** Marks the records whose label is not one of the model's `k` classes (e.g. 42 for 10 classes). */
+function outOfRange(records: DatasetRecord[], k: number): void {
+  for (const r of records) {
+    if (r.problem || r.label === undefined || (r.label >= 0 && r.label < k)) continue;
+    r.problem = `${describe(r)}: label ${r.label} is not a class of the model (it has ${k} classes, 0 to ${k - 1})`;
+    r.label = undefined;
+  }
+}
+
 export async function openDataset(path: string, opts: OpenDatasetOptions = {}): Promise<Dataset> {
   const abs = resolve(path);
   const concurrency = positiveInt('concurrency', opts.concurrency, 4);
@@ -72,8 +86,10 @@ export async function openDataset(path: string, opts: OpenDatasetOptions = {}): 
     st = await stat(abs);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SkepticInputError(code === 'ENOENT' ? `dataset not found: ${abs}` : `cannot open dataset ${abs} (${code})`, abs);
+    throw new SkepticInputError(code === 'ENOENT' ? `dataset not found: ${abs}` : `cannot open dataset ${abs}: ${fsReason(e)}`, abs);
   }
+  // A FIFO or a device would block or never end; only folders and regular files are datasets.
+  if (!st.isDirectory() && !st.isFile()) throw new SkepticInputError(`dataset ${abs} ${notRegular(st)}`, abs);
 
   let listing: Listing;
   const warnings: string[] = [];
@@ -98,6 +114,7 @@ export async function openDataset(path: string, opts: OpenDatasetOptions = {}): 
     }
   }
 
+  if (opts.numClasses !== undefined) outOfRange(listing.records, opts.numClasses);
   const records = stratifiedSample(listing.records, opts.limit, opts.seed ?? 0);
   const cfg = { concurrency, maxPixels };
   return {

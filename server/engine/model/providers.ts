@@ -7,6 +7,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import '../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';

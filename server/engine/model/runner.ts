@@ -3,6 +3,7 @@
  * of images, padding to a fixed batch, gathering one output's rows), and runModel: the bytes
  * Skeptic runs (pixel-space prefix, symbolic batch).
  */
+import '../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { Preprocessing } from '../types';
 import { decodeModel, encodeModel } from './onnx';

@@ -3,7 +3,7 @@
  * confusion matrix, confidences, and one prediction record per image. Every other probe's
  * numbers are read against these.
  */
-import { argmax, numberParam, pct, round, type Probe, type ProbeImage, type ProbeContext } from './probe';
+import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type ProbeContext } from './probe';
 import { toBatch } from '../image/ops';
 
 export interface CleanRecord {
@@ -14,6 +14,8 @@ export interface CleanRecord {
   correct?: boolean;
   /** The five most probable classes, best first (models with more than five classes). */
   top5?: number[];
+  /** The model's scores for this image held NaN or ±Inf (the prediction means nothing). */
+  nonFinite?: true;
 }
 
 /** Above this many classes the confusion matrix is stored sparsely (only non-zero cells). */
@@ -28,6 +30,11 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
     cacheParams: {},
     margin: 0,
     rules: {
+      'clean/non-finite-output': {
+        name: 'NonFiniteOutput',
+        text: 'The model outputs NaN or infinite scores.',
+        help: 'Usually a broken export, a division by zero in the graph, or inputs far outside the range the model was trained on (check scale, mean and std).',
+      },
       'clean/near-chance': {
         name: 'NearChanceAccuracy',
         text: 'Clean accuracy is close to chance.',
@@ -42,6 +49,12 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
         const o = i * k;
         const top = argmax(pred.probs, o, k);
         const rec: CleanRecord = { pred: top, conf: round(pred.probs[o + top]) };
+        for (let j = 0; j < k; j++) {
+          if (!Number.isFinite(pred.logits[o + j])) {
+            rec.nonFinite = true;
+            break;
+          }
+        }
         if (img.label !== undefined) {
           rec.pTrue = round(pred.probs[o + img.label] ?? 0);
           rec.correct = top === img.label;
@@ -91,7 +104,7 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
 
       // A near-chance accuracy on a labelled set almost always means wrong preprocessing or a
       // label order that does not match the model's, not a bad model: say so loudly.
-      const findings = [];
+      const findings: FindingDraft[] = [];
       const chance = 1 / k;
       if (accuracy !== null && labelled.length >= 20 && accuracy < chance * nearChanceFactor) {
         findings.push({
@@ -101,6 +114,18 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
             `Clean accuracy ${(accuracy * 100).toFixed(1)}% is near chance (${(chance * 100).toFixed(1)}%) on ` +
             `${labelled.length} labelled images: check the preprocessing and that the dataset's labels use the model's class order.`,
           metrics: { accuracy: round(accuracy), chance: round(chance) },
+        });
+      }
+      // NaN or ±Inf scores: argmax falls back to class 0 and softmax to uniform, so the accuracy
+      // above is an artefact; the model itself is broken (or fed inputs it overflows on).
+      const nonFinite = records.filter((r) => r.nonFinite).length;
+      metrics.nonFinite = nonFinite;
+      if (nonFinite) {
+        findings.push({
+          rule: 'clean/non-finite-output',
+          severity: 'error' as const,
+          message: `The model's scores hold NaN or ±Infinity for ${nonFinite} of ${records.length} images: its predictions on them mean nothing (check the model's export and the preprocessing's scale).`,
+          metrics: { nonFinite, count: records.length },
         });
       }
       const headline =

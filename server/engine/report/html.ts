@@ -17,7 +17,8 @@
  * images are left out and the page says so.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../fs/atomic';
 import { dirname, join, resolve, sep } from 'node:path';
 import { safeArtifactPath } from '../../../webviews/lib/paths';
 import type { Report } from './schema';
@@ -310,6 +311,6 @@ export async function writeHtmlReport(report: Report, outDir: string, opts: Embe
   const html = renderReportHtml({ report, assets: { kind: 'inline', js, css }, nonce: makeNonce(), artifacts, omitted });
   const file = join(outDir, 'report.html');
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, html);
+  writeFileAtomic(file, html);
   return file;
 }

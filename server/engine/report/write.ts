@@ -1,6 +1,7 @@
 /** Writes a report to its folder in the formats asked for; resolves to the files written. */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../fs/atomic';
+import { ensureOutDir } from '../fs/outdir';
 import { writeHtmlReport } from './html';
 import { toSarif } from './sarif';
 import type { Report } from './schema';
@@ -8,17 +9,19 @@ import type { Report } from './schema';
 export type ReportFormat = 'json' | 'sarif' | 'html';
 export const REPORT_FORMATS: ReportFormat[] = ['json', 'sarif', 'html'];
 
+/** Each file is written atomically (temporary file, then rename): a reader never sees half a
+ *  report, and a full disk or an unwritable folder is a SkepticInputError naming the path. */
 export async function writeReport(report: Report, outDir: string, formats: ReportFormat[], opts: { baseline?: Report } = {}): Promise<string[]> {
-  mkdirSync(outDir, { recursive: true });
+  ensureOutDir(outDir);
   const written: string[] = [];
   if (formats.includes('json')) {
     const f = join(outDir, 'report.json');
-    writeFileSync(f, JSON.stringify(report, null, 1) + '\n');
+    writeFileAtomic(f, JSON.stringify(report, null, 1) + '\n');
     written.push(f);
   }
   if (formats.includes('sarif')) {
     const f = join(outDir, 'report.sarif');
-    writeFileSync(f, JSON.stringify(toSarif(report, opts), null, 1) + '\n');
+    writeFileAtomic(f, JSON.stringify(toSarif(report, opts), null, 1) + '\n');
     written.push(f);
   }
   if (formats.includes('html')) written.push(await writeHtmlReport(report, outDir));

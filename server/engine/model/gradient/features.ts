@@ -23,6 +23,7 @@
  * layers are chosen by scale as Gatys et al.'s are on VGG-19 (byScale, below); both can be named.
  */
 import { readFile } from 'node:fs/promises';
+import '../../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, LoadedModel, PixelBatch } from '../../types';
 import { onnx } from '../onnx';

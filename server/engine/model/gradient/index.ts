@@ -13,6 +13,7 @@
  * GradientUnsupportedError naming it. See prepare.ts (forward), rules.ts, backward.ts.
  */
 import { readFile } from 'node:fs/promises';
+import '../../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, LoadedModel, PixelBatch } from '../../types';
 import { createSession } from '../providers';

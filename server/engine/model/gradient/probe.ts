@@ -4,6 +4,7 @@
  * batch is free), so that a dimension that changes between the two runs is the batch. This
  * covers every op ORT runs, including the ones we have no shape rule for.
  */
+import '../../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import { elemTypeName, encodeModel, onnx, toNum } from '../onnx';
 import { pixelDims } from '../pixels';

@@ -3,6 +3,7 @@
  * (calls are queued), batches split into runs of the size the graph allows (a free batch, a
  * fixed batch padded with zeros, or one image), and pixel batches checked against the model.
  */
+import '../../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { LoadedModel, PixelBatch } from '../../types';
 import { pixelDims } from '../pixels';
