@@ -14,12 +14,12 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { SkepticInputError } from '../errors';
-import { introspect, planInput } from '../model/introspect';
-import { dimsOf, encodeModel, onnx } from '../model/onnx';
-import { storedValues } from './dequantize';
-import { createOn } from '../model/providers';
-import { fromHalf } from '../model/output';
-import { Runner, runModel, type Mode } from '../model/runner';
+import { introspect, planInput } from './introspect';
+import { dimsOf, encodeModel, onnx } from './onnx';
+import { storedValues } from '../prior/dequantize';
+import { createOn } from './providers';
+import { fromHalf } from './output';
+import { Runner, runModel, type Mode } from './runner';
 import type { LoadedModel } from '../types';
 
 const LINEAR = new Set(['Gemm', 'MatMul', 'QGemm', 'QLinearMatMul', 'MatMulInteger', 'FusedMatMul']);
