@@ -213,7 +213,13 @@ test('parameters: defaults, set lists, and bad values', () => {
   assert.deepEqual(p.params, {
     sets: [...GENERATED_SETS], grid: 8, likelihood: false, oodData: null, oodLimit: 0, confident: 0.9, topWrong: 20, eceBins: 15,
     histogramBins: 20, tpr: 0.95, samples: 4,
+    detectors: ['mahalanobis', 'knn', 'vim', 'react'], features: 'auto', k: 50, ridge: 1e-6, reactPercentile: 90, minAuroc: 0.6,
   });
+  assert.deepEqual(oodProbe({ detectors: 'react, knn' }).params.detectors, ['knn', 'react']);
+  assert.deepEqual(oodProbe({ detectors: 'none' }).params.detectors, []);
+  assert.deepEqual(oodProbe({ likelihood: true }).params.detectors, [], 'no feature detectors in likelihood mode');
+  assert.throws(() => oodProbe({ detectors: ['knn', 'odin'] }), /unknown detector 'odin'/);
+  assert.throws(() => oodProbe({ k: 2.5 }), SkepticInputError);
   assert.deepEqual(oodProbe({ sets: 'inverted, uniform' }).params.sets, ['uniform', 'inverted']);
   assert.deepEqual(oodProbe({ sets: 'none' }).params.sets, []);
   assert.throws(() => oodProbe({ sets: ['uniform', 'plaid'] }), SkepticInputError);

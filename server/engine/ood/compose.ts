@@ -79,6 +79,16 @@ function readProto(model: LoadedModel): onnx.ModelProto {
 
 /** Opens the feature tap on `model`: features of `named` (or the penultimate ones) with the logits. */
 export async function openTap(model: LoadedModel, named?: string): Promise<Tap> {
+  // Anything that stops the tap leaves the detectors out with the reason; MSP and energy then
+  // come from the model's own predict() as without detectors.
+  try {
+    return await tryOpenTap(model, named);
+  } catch (e) {
+    return { tensor: '', how: '', error: `the feature tap could not be opened: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+async function tryOpenTap(model: LoadedModel, named?: string): Promise<Tap> {
   const proto = readProto(model);
   const output = classifierOutput(proto, model.info.numClasses);
   const tap: Tap = { tensor: '', how: '' };

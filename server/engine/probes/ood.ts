@@ -639,10 +639,11 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
           m.auroc[n] = r6(auroc(detIn[n]!, xs));
           m.fprAtTpr[n] = r6(fprAtTpr(detIn[n]!, xs, tpr)?.fpr);
         }
-        // The best score still cannot tell the set from the data.
+        // The best score, feature detectors included, still cannot tell the set from the data
+        // (only when detectors ran: the softmax scores alone are covered by the findings above).
         const all = [...names, ...detNames].map((sc) => [sc, m.auroc[sc]] as const).filter((x): x is readonly [ScoreName | DetectorName, number] => typeof x[1] === 'number');
         const best = all.reduce<readonly [string, number] | undefined>((a, x) => (!a || x[1] > a[1] ? x : a), undefined);
-        if (best && best[1] < minAuroc && s.scores[primary].length) {
+        if (detNames.length && best && best[1] < minAuroc && s.scores[primary].length) {
           findings.push({
             rule: 'ood/undetectable',
             severity: 'warning',
