@@ -463,6 +463,22 @@ test('mnist-8 on MNIST vs notMNIST: AUROC and FPR@95 match an independent O(n²)
     );
     assert.equal(u.beatsData, false, 'mnist-8 is less confident on uniform noise than on MNIST');
     assert.match(ood.headline!, /MSP AUROC: uniform .*notmnist 0\.\d\d; ECE/);
+    // Feature-space detectors (on by default): fitted on one seeded half, scored on the other;
+    // on notMNIST the feature detectors beat MSP, as the papers report for such near-OOD pairs.
+    const det = m.detectors;
+    assert.equal(det.tensor, 'Pooling160_Output_0_reshape0');
+    assert.equal(det.dims, 256);
+    assert.deepEqual(det.scores, ['mahalanobis', 'knn', 'vim', 'react']);
+    assert.deepEqual(det.skipped, {});
+    assert.equal(det.fit + det.scored, 500);
+    assert.ok(det.fit > 200 && det.scored > 200, `split ${det.fit}/${det.scored}`);
+    for (const n of ['mahalanobis', 'knn', 'vim']) {
+      assert.ok(set.auroc[n] > set.auroc.msp, `${n} AUROC ${set.auroc[n]} vs MSP ${set.auroc.msp}`);
+      assert.ok(set.fprAtTpr[n] < set.fprAtTpr.msp, `${n} FPR@95 ${set.fprAtTpr[n]} vs MSP ${set.fprAtTpr.msp}`);
+    }
+    // The ROC plot has one entry per detector too (the webview overlays them per set).
+    for (const n of det.scores) assert.equal((ood.plots as any).roc[n].notmnist.length > 2, true);
+    t.diagnostic(`detectors on notMNIST: AUROC ${JSON.stringify(set.auroc)} FPR@95 ${JSON.stringify(set.fprAtTpr)}`);
     t.diagnostic(
       `mnist-8, 500 MNIST: mean MSP ${m.meanIn.msp}, accuracy ${m.accuracy}, ECE ${m.ece}, confident-wrong ${m.confidentWrongRate}; ` +
         `notMNIST (2000): mean MSP ${set.mean.msp}, AUROC msp ${set.auroc.msp} energy ${set.auroc.energy}, ` +

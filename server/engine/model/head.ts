@@ -78,7 +78,7 @@ export function linearHead(proto: onnx.IModelProto, feature: string): LinearHead
       if (n.opType === 'Add') {
         const other = (n.input ?? []).find((i) => i !== x);
         const v = stored(other);
-        return v && (v.length === K || v.length === 1) ? v : undefined;
+        return v && (v.length === K || v.length === 1 || (!K && v.length > 1)) ? v : undefined;
       }
       if (!PASS.includes(n.opType ?? '')) return undefined;
       x = n.output?.[0] ?? '';
@@ -120,17 +120,11 @@ export function linearHead(proto: onnx.IModelProto, feature: string): LinearHead
     const out = node.output![0];
     const vi = [...(g.valueInfo ?? []), ...(g.output ?? [])].find((v) => v.name === out);
     const dimsOut = vi?.type?.tensorType?.shape?.dim?.map((x) => (x.dimValue !== undefined && x.dimValue !== null ? toNum(x.dimValue) : 0)) ?? [];
-    let Kguess = dimsOut[dimsOut.length - 1] || 0;
-    const bias = Kguess ? biasAfter(out, Kguess) : undefined;
-    if (!Kguess) {
-      // Undeclared: the bias length says K (a weight [d,K] with a bias of K).
-      const x = (consumers.get(out) ?? [])[0];
-      const other = x?.opType === 'Add' ? stored((x.input ?? []).find((i) => i !== out)) : undefined;
-      Kguess = other?.length ?? 0;
-      b = other;
-    } else b = bias;
     const wdims = (winit?.dims ?? []).map(toNum);
-    if (!Kguess && wdims.length === 2) Kguess = wdims[1];
+    let Kguess = dimsOut[dimsOut.length - 1] || (wdims.length === 2 ? wdims[1] : 0);
+    // Undeclared and reshaped: the bias's length says K (a weight [d,K] with a bias of K).
+    b = biasAfter(out, Kguess);
+    if (!Kguess && b && b.length > 1) Kguess = b.length;
     if (!Kguess || w.length % Kguess) throw new HeadError(`${label}: cannot tell the number of classes`);
     K = Kguess;
     d = w.length / K;
@@ -145,5 +139,5 @@ export function linearHead(proto: onnx.IModelProto, feature: string): LinearHead
   }
   const bias = new Float64Array(K);
   if (b) for (let k = 0; k < K; k++) bias[k] = b.length === 1 ? b[0] : b[k];
-  return { W, b: bias, K, d, how: `${label}${b ? '' : ' (no bias found: b = 0)'}` };
+  return { W, b: bias, K, d, how: `${label}${m !== proto ? ' of the dequantized graph' : ''}${b ? '' : ' (no bias found: b = 0)'}` };
 }
