@@ -15,7 +15,9 @@
 import type * as ort from 'onnxruntime-node';
 import { SkepticInputError } from '../errors';
 import { introspect, planInput } from './introspect';
-import { dimsOf, encodeModel, onnx } from './onnx';
+import { readFileSync } from 'node:fs';
+import { decodeModel, dimsOf, encodeModel, inlineExternalData, onnx } from './onnx';
+import { linearHead } from './head';
 import { storedValues } from '../prior/dequantize';
 import { createOn } from './providers';
 import { fromHalf } from './output';
@@ -89,7 +91,7 @@ export function findFeatureTensor(m: onnx.IModelProto, output: string): FeatureT
     for (const x of n.input ?? []) if (x && !storedNames.has(x)) queue.push(x);
   }
   throw new SkepticInputError(
-    `no Gemm or MatMul on the way to the output '${output}': name the penultimate feature tensor with the prior probe's 'features' parameter`,
+    `no Gemm or MatMul on the way to the output '${output}': name the penultimate feature tensor with the ood or prior probe's 'features' parameter`,
   );
 }
 
@@ -190,3 +192,33 @@ export function declaredSize(m: onnx.IModelProto, tensor: string): number | unde
   return (d.slice(1) as number[]).reduce((a, b) => a * b, 1);
 }
 
+
+/**
+ * One line for `skeptic inspect`: the penultimate feature tensor chosen automatically (what the
+ * ood probe's feature detectors and the prior probe tap unless their `features` parameter names
+ * another), its size, and the classifier head read from the graph, or why there is none.
+ */
+export function describeFeatureTap(model: LoadedModel): string {
+  let proto: onnx.ModelProto;
+  try {
+    proto = decodeModel(readFileSync(model.path), model.path);
+    inlineExternalData(proto, model.path);
+  } catch (e) {
+    return `not read (${(e as Error).message.split('\n')[0]})`;
+  }
+  let f: FeatureTensor;
+  try {
+    f = findFeatureTensor(proto, classifierOutput(proto, model.info.numClasses));
+  } catch (e) {
+    return `none found: ${(e as Error).message}`;
+  }
+  const size = declaredSize(proto, f.name);
+  let head: string;
+  try {
+    const h = linearHead(proto, f.name);
+    head = `head ${h.K}×${h.d} from ${h.how}`;
+  } catch (e) {
+    head = `no head weights (${(e as Error).message}): ViM and ReAct are skipped`;
+  }
+  return `'${f.name}'${size ? ` (${size} values)` : ''}, ${f.how}; ${head}; the probes' 'features' parameter names another`;
+}
