@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../../server/engine/model';
+import { describeModel, loadModel } from '../../server/engine/model';
 import { classifierOutput, featureRunner, findFeatureTensor } from '../../server/engine/model/features';
 import { linearHead } from '../../server/engine/model/head';
 import { decodeModel } from '../../server/engine/model/onnx';
@@ -63,6 +63,9 @@ for (const c of CASES) {
       assert.match(f.how, /^input of /);
       const head = linearHead(proto, f.name);
       assert.match(head.how, c.how);
+      // `skeptic inspect` names the tensor and the head.
+      const line = describeModel(model).split('\n').find((l) => l.startsWith('Features'));
+      assert.ok(line?.includes(`'${f.name}'`) && line.includes(`head ${head.K}×${head.d} from ${head.how}`), line);
       assert.equal(head.K, model.info.numClasses);
       if (c.d) assert.equal(head.d, c.d);
       const runner = await featureRunner(model, decodeModel(readFileSync(file), file), f.name, 32, { name: out, count: head.K });
