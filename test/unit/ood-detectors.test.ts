@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { cholesky, cholSolve, symmetricEigen } from '../../server/engine/ood/linalg';
 import { mahalanobis } from '../../server/engine/ood/mahalanobis';
-import { knn } from '../../server/engine/ood/knn';
+import { kthSmallest, knn } from '../../server/engine/ood/knn';
 import { vim, vimOrigin } from '../../server/engine/ood/vim';
 import { percentile, react } from '../../server/engine/ood/react';
 import type { FitData } from '../../server/engine/ood/detector';
@@ -134,6 +134,19 @@ test('KNN equals a brute-force k-th nearest neighbour over normalised features; 
       assert.ok(Math.abs(got - -dists[kk - 1]) < 1e-6, `k=${k}: ${got} vs ${-dists[kk - 1]}`);
     }
   }
+});
+
+test('KNN: quickselect equals sorting, ties included; the bank is capped by a seeded subsample', () => {
+  for (const n of [1, 2, 7, 50]) {
+    const a = Float64Array.from({ length: n }, () => Math.round(randn() * 3));
+    const sorted = Array.from(a).sort((x, y) => x - y);
+    for (let k = 1; k <= n; k++) assert.equal(kthSmallest(a, n, k), sorted[k - 1]);
+  }
+  const data = clusters([[1, 0], [0, 1]], 15, 0.3);
+  const a = knn(3, 10).fit(data);
+  const b = knn(3, 10).fit(data);
+  assert.equal(a.info.bank, 10);
+  assert.equal(a.score(Float32Array.of(0.7, 0.7)), b.score(Float32Array.of(0.7, 0.7)), 'the same seed, the same bank');
 });
 
 /** A random K×d head. */
