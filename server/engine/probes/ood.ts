@@ -40,6 +40,14 @@
  *               (log Σ_y p(x|y), up to a constant). This is the Nalisnick test: a generative model
  *               may give OOD data a HIGHER likelihood than its training data.
  *
+ * Feature-space detectors (params.detectors, default mahalanobis, knn, vim, react; ood/): the
+ * penultimate features come from the same run as the logits (a tap session, model/features.ts)
+ * and are stored in the records (float16); summarize() fits each detector on the records of a
+ * seeded half of the images and scores the other half, its OOD variants and the user's set
+ * (ood/compose.ts). Their AUROC/FPR@95 join each set's metrics under the detector's name; the
+ * finding ood/undetectable says when even the best score stays below params.minAuroc [0.6].
+ * With detectors off, or when no tap can be opened, the logits come from model.predict() as before.
+ *
  * Metrics: AUROC (Mann–Whitney, ties half) and FPR at 95% TPR per set and score, mean scores in and
  * out, ECE over 15 bins with the reliability diagram, the share of confident-but-wrong
  * predictions (MSP > 0.9, wrong), and the most confident wrong answers. Findings: an OOD set whose
