@@ -25,7 +25,7 @@ import { copyRows, Runner, runModel, type Mode } from './runner';
 import type { LoadedModel } from '../types';
 
 const LINEAR = new Set(['Gemm', 'MatMul', 'QGemm', 'QLinearMatMul', 'MatMulInteger', 'FusedMatMul']);
-/** Convolutions count as the last linear layer only with a 1×1 kernel (a "conv classifier"). */
+/** Convolutions count as the last linear layer only with a 1×1 kernel on pooled features (a "conv classifier"). */
 const CONV = new Set(['Conv', 'QLinearConv']);
 /** Ops whose input j is read with scale input j+1 and zero point j+2. */
 const QUANT_READERS = new Set([
@@ -77,9 +77,11 @@ export function findFeatureTensor(m: onnx.IModelProto, output: string): FeatureT
     const n = producers.get(v);
     if (!n) continue;
     const op = n.opType ?? '';
-    if (CONV.has(op) && isPointwise(g, n)) {
-      const act = n.input?.[0];
-      if (act && !isStored(act)) return { name: act, how: `input of 1×1 ${op} '${n.name || n.output?.[0]}'` };
+    // A 1×1 Conv is the classifier only on pooled (1×1) features: GAP → Conv 1×1 → Flatten. On a
+    // spatial map (SqueezeNet's conv10, a 1×1 conv on the input) it is a layer like any other.
+    const pooled = (x: string) => ['GlobalAveragePool', 'GlobalMaxPool', 'QLinearGlobalAveragePool', 'Unsqueeze', 'Reshape'].includes(producers.get(x)?.opType ?? '');
+    if (CONV.has(op) && isPointwise(g, n) && n.input?.[0] && pooled(n.input[0])) {
+      return { name: n.input[0], how: `input of 1×1 ${op} '${n.name || n.output?.[0]}'` };
     }
     if (LINEAR.has(op)) {
       const ins = n.input ?? [];
