@@ -488,3 +488,40 @@ test('mnist-8 on MNIST vs notMNIST: AUROC and FPR@95 match an independent O(n²)
     await model.dispose();
   }
 });
+
+test('feature detectors leave the softmax results as they were; a missing tensor leaves them out with the reason', async (t) => {
+  if (!existsSync(FIXTURES)) {
+    t.skip(`fixtures not found at ${FIXTURES}`);
+    return;
+  }
+  const { loadModel } = await import('../../server/engine/model');
+  const { openDataset } = await import('../../server/engine/data');
+  const { audit } = await import('../../server/engine/audit');
+  const model = await loadModel(path.join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { preprocess: 'unit', device: 'cpu' });
+  try {
+    const mnist = await openDataset(path.join(FIXTURES, 'mnist'), { limit: 60, seed: 0 });
+    const run = async (params: Record<string, unknown>) => {
+      const r = await audit(model, mnist, { probes: [oodProbe({ sets: 'inverted,rot90', ...params })], seed: 0 });
+      return { r, m: r.probes.ood.metrics as Record<string, any> };
+    };
+    const off = await run({ detectors: 'none' });
+    const on = await run({});
+    const missing = await run({ features: 'no_such_tensor' });
+    assert.equal(off.m.detectors, undefined);
+    for (const set of ['inverted', 'rot90']) {
+      for (const s of ['msp', 'energy']) {
+        assert.equal(on.m.sets[set].auroc[s], off.m.sets[set].auroc[s], `${set} ${s} AUROC`);
+        assert.equal(on.m.sets[set].fprAtTpr[s], off.m.sets[set].fprAtTpr[s]);
+        assert.equal(missing.m.sets[set].auroc[s], off.m.sets[set].auroc[s]);
+      }
+      assert.equal(typeof on.m.sets[set].auroc.knn, 'number');
+    }
+    assert.equal(on.m.ece, off.m.ece);
+    assert.deepEqual(on.r.probes.ood.records, off.r.probes.ood.records, 'the reported records carry no features');
+    assert.deepEqual(missing.m.detectors.scores, []);
+    assert.match(missing.m.detectors.skipped.knn, /no tensor named 'no_such_tensor'/);
+    assert.equal(missing.m.sets.inverted.auroc.knn, undefined);
+  } finally {
+    await model.dispose();
+  }
+});

@@ -114,7 +114,18 @@ async function tryOpenTap(model: LoadedModel, named?: string): Promise<Tap> {
   } catch (e) {
     tap.headError = (e as Error).message;
   }
-  tap.runner = await featureRunner(model, proto, tap.tensor, 32, { name: output, count: model.info.numClasses });
+  const runner = await featureRunner(model, proto, tap.tensor, 32, { name: output, count: model.info.numClasses });
+  // One grey image through it first: a tensor of a type the tap cannot read, or an output that is
+  // not the class scores, leaves the detectors out here rather than failing the probe later.
+  try {
+    const { channels: C, height: H, width: W } = model.info;
+    const r = await runner.run(new Float32Array(C * H * W).fill(0.5), 1);
+    if (!r.dims || !r.output || r.output.length !== model.info.numClasses) throw new Error('the tap gives no features or no class scores');
+  } catch (e) {
+    await runner.release().catch(() => undefined);
+    throw e;
+  }
+  tap.runner = runner;
   return tap;
 }
 
