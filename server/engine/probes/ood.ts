@@ -808,7 +808,13 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
       const headline =
         (aurocs.length ? `${label} AUROC: ${aurocs.join(', ')}` : 'no OOD sets') +
         (classifier && cal.ece !== null ? `; ECE ${pct(cal.ece)}; ${pct(metrics.confidentWrongRate)} confident-but-wrong` : '') +
-        (metrics.setsMoreConfidentThanData.length ? `; more confident than the data: ${metrics.setsMoreConfidentThanData.join(', ')}` : '');
+        (metrics.setsMoreConfidentThanData.length ? `; more confident than the data: ${metrics.setsMoreConfidentThanData.join(', ')}` : '') +
+        (detNames.length
+          ? `; feature detectors, mean AUROC over the sets: ${detNames.map((n) => {
+              const xs = outSets.map((s) => setMetrics[s.name].auroc[n]).filter((x): x is number => typeof x === 'number');
+              return `${n} ${xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2) : '–'}`;
+            }).join(', ')}`
+          : '');
 
       return {
         headline,
