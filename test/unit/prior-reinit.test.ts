@@ -1,6 +1,6 @@
 /**
  * Re-initialising an ONNX graph (server/engine/prior/reinit.ts), the float copy of a quantized
- * graph (prior/dequantize.ts) and the penultimate feature tensor (prior/features.ts).
+ * graph (prior/dequantize.ts) and the penultimate feature tensor (model/features.ts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../server/engine/model';
 import { decodeModel, encodeModel, onnx, tensorValues } from '../../server/engine/model/onnx';
 import { dequantize } from '../../server/engine/prior/dequantize';
-import { classifierOutput, featureRunner, findFeatureTensor } from '../../server/engine/prior/features';
+import { classifierOutput, featureRunner, findFeatureTensor } from '../../server/engine/model/features';
 import { reinitialize } from '../../server/engine/prior/reinit';
 import { openDataset } from '../../server/engine/data';
 import { toBatch } from '../../server/engine/image/ops';

@@ -213,7 +213,13 @@ test('parameters: defaults, set lists, and bad values', () => {
   assert.deepEqual(p.params, {
     sets: [...GENERATED_SETS], grid: 8, likelihood: false, oodData: null, oodLimit: 0, confident: 0.9, topWrong: 20, eceBins: 15,
     histogramBins: 20, tpr: 0.95, samples: 4,
+    detectors: ['mahalanobis', 'knn', 'vim', 'react'], features: 'auto', k: 50, ridge: 1e-6, reactPercentile: 90, minAuroc: 0.6,
   });
+  assert.deepEqual(oodProbe({ detectors: 'react, knn' }).params.detectors, ['knn', 'react']);
+  assert.deepEqual(oodProbe({ detectors: 'none' }).params.detectors, []);
+  assert.deepEqual(oodProbe({ likelihood: true }).params.detectors, [], 'no feature detectors in likelihood mode');
+  assert.throws(() => oodProbe({ detectors: ['knn', 'odin'] }), /unknown detector 'odin'/);
+  assert.throws(() => oodProbe({ k: 2.5 }), SkepticInputError);
   assert.deepEqual(oodProbe({ sets: 'inverted, uniform' }).params.sets, ['uniform', 'inverted']);
   assert.deepEqual(oodProbe({ sets: 'none' }).params.sets, []);
   assert.throws(() => oodProbe({ sets: ['uniform', 'plaid'] }), SkepticInputError);
@@ -457,11 +463,64 @@ test('mnist-8 on MNIST vs notMNIST: AUROC and FPR@95 match an independent O(n²)
     );
     assert.equal(u.beatsData, false, 'mnist-8 is less confident on uniform noise than on MNIST');
     assert.match(ood.headline!, /MSP AUROC: uniform .*notmnist 0\.\d\d; ECE/);
+    // Feature-space detectors (on by default): fitted on one seeded half, scored on the other;
+    // on notMNIST the feature detectors beat MSP, as the papers report for such near-OOD pairs.
+    const det = m.detectors;
+    assert.equal(det.tensor, 'Pooling160_Output_0_reshape0');
+    assert.equal(det.dims, 256);
+    assert.deepEqual(det.scores, ['mahalanobis', 'knn', 'vim', 'react']);
+    assert.deepEqual(det.skipped, {});
+    assert.equal(det.fit + det.scored, 500);
+    assert.ok(det.fit > 200 && det.scored > 200, `split ${det.fit}/${det.scored}`);
+    for (const n of ['mahalanobis', 'knn', 'vim']) {
+      assert.ok(set.auroc[n] > set.auroc.msp, `${n} AUROC ${set.auroc[n]} vs MSP ${set.auroc.msp}`);
+      assert.ok(set.fprAtTpr[n] < set.fprAtTpr.msp, `${n} FPR@95 ${set.fprAtTpr[n]} vs MSP ${set.fprAtTpr.msp}`);
+    }
+    // The ROC plot has one entry per detector too (the webview overlays them per set).
+    for (const n of det.scores) assert.equal((ood.plots as any).roc[n].notmnist.length > 2, true);
+    t.diagnostic(`detectors on notMNIST: AUROC ${JSON.stringify(set.auroc)} FPR@95 ${JSON.stringify(set.fprAtTpr)}`);
     t.diagnostic(
       `mnist-8, 500 MNIST: mean MSP ${m.meanIn.msp}, accuracy ${m.accuracy}, ECE ${m.ece}, confident-wrong ${m.confidentWrongRate}; ` +
         `notMNIST (2000): mean MSP ${set.mean.msp}, AUROC msp ${set.auroc.msp} energy ${set.auroc.energy}, ` +
         `FPR@95 msp ${set.fprAtTpr.msp} energy ${set.fprAtTpr.energy}; uniform: mean MSP ${u.mean.msp}, AUROC ${u.auroc.msp}`,
     );
+  } finally {
+    await model.dispose();
+  }
+});
+
+test('feature detectors leave the softmax results as they were; a missing tensor leaves them out with the reason', async (t) => {
+  if (!existsSync(FIXTURES)) {
+    t.skip(`fixtures not found at ${FIXTURES}`);
+    return;
+  }
+  const { loadModel } = await import('../../server/engine/model');
+  const { openDataset } = await import('../../server/engine/data');
+  const { audit } = await import('../../server/engine/audit');
+  const model = await loadModel(path.join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { preprocess: 'unit', device: 'cpu' });
+  try {
+    const mnist = await openDataset(path.join(FIXTURES, 'mnist'), { limit: 60, seed: 0 });
+    const run = async (params: Record<string, unknown>) => {
+      const r = await audit(model, mnist, { probes: [oodProbe({ sets: 'inverted,rot90', ...params })], seed: 0 });
+      return { r, m: r.probes.ood.metrics as Record<string, any> };
+    };
+    const off = await run({ detectors: 'none' });
+    const on = await run({});
+    const missing = await run({ features: 'no_such_tensor' });
+    assert.equal(off.m.detectors, undefined);
+    for (const set of ['inverted', 'rot90']) {
+      for (const s of ['msp', 'energy']) {
+        assert.equal(on.m.sets[set].auroc[s], off.m.sets[set].auroc[s], `${set} ${s} AUROC`);
+        assert.equal(on.m.sets[set].fprAtTpr[s], off.m.sets[set].fprAtTpr[s]);
+        assert.equal(missing.m.sets[set].auroc[s], off.m.sets[set].auroc[s]);
+      }
+      assert.equal(typeof on.m.sets[set].auroc.knn, 'number');
+    }
+    assert.equal(on.m.ece, off.m.ece);
+    assert.deepEqual(on.r.probes.ood.records, off.r.probes.ood.records, 'the reported records carry no features');
+    assert.deepEqual(missing.m.detectors.scores, []);
+    assert.match(missing.m.detectors.skipped.knn, /no tensor named 'no_such_tensor'/);
+    assert.equal(missing.m.sets.inverted.auroc.knn, undefined);
   } finally {
     await model.dispose();
   }

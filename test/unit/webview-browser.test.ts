@@ -193,6 +193,13 @@ async function checkContent(page: Page, r: Report, mode: 'webview' | 'standalone
     assert.equal(hist.series[0], 'data');
     assert.ok(Object.keys(m.sets).includes(hist.series[1]));
     assert.equal(Number(await attr(page, '[data-gallery="ood-gallery"]', 'data-count')), withArtifacts(r, 'ood'));
+    // The feature detectors: one ROC plot overlays every score on the chosen OOD set.
+    const det = (m as { detectors?: { scores: string[] } }).detectors;
+    if (det?.scores.length) {
+      const overlay = await plotInfo(page, 'ood-roc-overlay');
+      assert.ok(['msp', ...det.scores].every((s) => overlay.series.includes(s)), `overlay series ${overlay.series}`);
+      assert.ok(overlay.canvas, 'uPlot drew the overlay');
+    }
   }
 
   if (r.probes.corruptions) {

@@ -38,6 +38,9 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
   const sets = (m.sets ?? {}) as Record<string, SetMetrics>;
   const setNames = Object.keys(sets);
   const scores = (Array.isArray(m.scores) ? m.scores : ['msp']) as string[];
+  // Feature-space detectors (schema 'metrics.detectors', additive): AUROC/FPR columns and ROC overlay.
+  const det = (m.detectors ?? null) as { scores?: string[]; tensor?: string | null; fit?: number; scored?: number; skipped?: Record<string, string> } | null;
+  const detScores = Array.isArray(det?.scores) ? det!.scores : [];
   const primary = typeof m.primaryScore === 'string' ? m.primaryScore : scores[0];
   const hists = (plots.histograms ?? {}) as Record<string, Hist>;
   const rocs = (plots.roc ?? {}) as Record<string, Record<string, Array<[number, number]> | null>>;
@@ -54,14 +57,14 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
       isNum(m.confidentWrongRate) ? stat('confident but wrong', pct(m.confidentWrongRate), `${int(m.confidentWrongCount)} images above ${pct(m.confidentThreshold)}`) : null,
     ),
     table(
-      ['OOD set', 'images', ...scores.map((s) => `mean ${s}`), ...scores.map((s) => `AUROC ${s}`), `FPR at ${pct(m.tpr)} TPR (${primary})`, 'vs data'],
+      ['OOD set', 'images', ...scores.map((s) => `mean ${s}`), ...[...scores, ...detScores].map((s) => `AUROC ${s}`), `FPR at ${pct(m.tpr)} TPR (${primary})`, 'vs data'],
       setNames.map((n) => {
         const s = sets[n];
         return [
           h('span', { title: s.title ?? n }, n),
           int(s.count),
           ...scores.map((sc) => fmt(sc, s.mean?.[sc])),
-          ...scores.map((sc) => num(s.auroc?.[sc], 3)),
+          ...[...scores, ...detScores].map((sc) => num(s.auroc?.[sc], 3)),
           num(s.fprAtTpr?.[primary], 3),
           s.error ? h('span', { class: 'bad' }, s.error) : s.beatsData ? h('span', { class: 'bad' }, 'more confident') : h('span', { class: 'muted' }, 'less confident'),
         ];
@@ -87,7 +90,7 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
         'div',
         { class: 'controls' },
         Object.keys(hists).length > 1 ? select('Score', Object.keys(hists).map((s) => [s, s]), score, (v) => ((score = v), drawHist(), drawRoc())) : null,
-        select('OOD set', setNames.filter((n) => hists[score]?.sets?.[n]).map((n) => [n, sets[n].title ? `${n} (${sets[n].title})` : n]), set, (v) => ((set = v), drawHist())),
+        select('OOD set', setNames.filter((n) => hists[score]?.sets?.[n]).map((n) => [n, sets[n].title ? `${n} (${sets[n].title})` : n]), set, (v) => ((set = v), drawHist(), drawOverlay())),
       ),
     );
     parts.push(histBox);
@@ -131,6 +134,48 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
     parts.push(rocBox);
     drawRoc();
   }
+
+  // Every score on the chosen OOD set: MSP/energy against the feature-space detectors.
+  const overlayBox = h('div', { class: 'plot-slot', 'data-roc-overlay': '' });
+  const drawOverlay = () => {
+    overlayBox.textContent = '';
+    const names = Object.keys(rocs).filter((sc) => Array.isArray(rocs[sc]?.[set]) && rocs[sc][set]!.length);
+    if (!set || names.length < 2) return;
+    const curve = (sc: string) => rocs[sc][set]!;
+    overlayBox.appendChild(
+      plot(ctx.plots, {
+        id: `${id}-roc-overlay`,
+        title: `ROC curves on '${set}': every score`,
+        note:
+          `The softmax scores (all images) against the feature-space detectors (fitted on ${int(det?.fit)} images, ` +
+          `scored on the other ${int(det?.scored)}${det?.tensor ? `; features '${det.tensor}'` : ''}).`,
+        series: names,
+        points: names.reduce((a, n) => a + curve(n).length, 0),
+        label: `ROC curves of ${names.length} scores on ${set}`,
+        height: 300,
+        make: (t) => {
+          const colours = t.palette(names.length);
+          return {
+            opts: {
+              mode: 2,
+              scales: { x: { time: false, auto: false, range: [0, 1] }, y: unitScale },
+              axes: [axis(t, 'false positive rate (OOD accepted)', { values: pctValues }), axis(t, 'true positive rate (data accepted)', { values: pctValues })],
+              series: [{}, ...names.map((n, i) => line(`${n} (AUROC ${num(sets[set]?.auroc?.[n], 3)})`, colours[i], { width: 1.5 })), refLine('chance', t.ref)],
+              legend: { live: false },
+              cursor: { show: false },
+            },
+            data: [null, ...names.map((n) => [curve(n).map((q) => q[0]), curve(n).map((q) => q[1])]), [[0, 1], [0, 1]]] as unknown as import('uplot').AlignedData,
+          };
+        },
+      }),
+    );
+  };
+  if (detScores.length) {
+    parts.push(overlayBox);
+    drawOverlay();
+  }
+  const skipped = Object.entries(det?.skipped ?? {});
+  if (skipped.length) parts.push(h('p', { class: 'muted' }, `Feature detectors left out: ${skipped.map(([n, why]) => `${n} (${why})`).join('; ')}`));
 
   if (reliability && reliability.length) parts.push(reliabilityPlot(ctx, id, reliability, m));
 

@@ -1,5 +1,6 @@
 /** describeModel: the text `skeptic inspect MODEL` prints. */
 import type { LoadedModel } from '../types';
+import { describeFeatureTap } from './features';
 
 const shapeStr = (s: (number | string)[]) => `[${s.join(',')}]`;
 const nums = (xs: number[]) => `[${xs.map((x) => +x.toFixed(4)).join(', ')}]`;
@@ -56,6 +57,7 @@ export function describeModel(m: LoadedModel, options: DescribeOptions = {}): st
             : `fixed ${b.effective}, runs padded with zeros`),
   );
   add('Quantized', i.quantized ? 'yes' : 'no');
+  add('Features', wrap(describeFeatureTap(m), valueWidth, indent));
   const ops = Object.entries(i.opHistogram).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
   add('Ops', wrap(ops.map(([k, v]) => `${k} ${v}`).join(', '), valueWidth, indent));
   const p = m.preprocessing;

@@ -23,7 +23,7 @@ export const PROBES: Record<string, {
   patches: { factory: patchesProbe as Factory, summary: 'P3: patch shuffle and local evidence maps (Brendel & Bethge 2019)' },
   ood: {
     factory: oodProbe as Factory,
-    summary: 'P5: confidence out of distribution: generated OOD sets and --ood DATASET; MSP/energy AUROC, FPR@95, ECE (Hendrycks & Gimpel 2017; Nalisnick et al. 2019)',
+    summary: 'P5: confidence out of distribution: generated OOD sets and --ood DATASET; MSP/energy and feature-space (Mahalanobis, KNN, ViM, ReAct) AUROC, FPR@95, ECE (Hendrycks & Gimpel 2017; Nalisnick et al. 2019)',
   },
   corruptions: { factory: corruptionsProbe as Factory, summary: 'P7: common corruptions at severities 1–5 (Hendrycks & Dietterich 2019)' },
   attack: {

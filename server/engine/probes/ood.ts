@@ -40,6 +40,14 @@
  *               (log Σ_y p(x|y), up to a constant). This is the Nalisnick test: a generative model
  *               may give OOD data a HIGHER likelihood than its training data.
  *
+ * Feature-space detectors (params.detectors, default mahalanobis, knn, vim, react; ood/): the
+ * penultimate features come from the same run as the logits (a tap session, model/features.ts)
+ * and are stored in the records (float16); summarize() fits each detector on the records of a
+ * seeded half of the images and scores the other half, its OOD variants and the user's set
+ * (ood/compose.ts). Their AUROC/FPR@95 join each set's metrics under the detector's name; the
+ * finding ood/undetectable says when even the best score stays below params.minAuroc [0.6].
+ * With detectors off, or when no tap can be opened, the logits come from model.predict() as before.
+ *
  * Metrics: AUROC (Mann–Whitney, ties half) and FPR at 95% TPR per set and score, mean scores in and
  * out, ECE over 15 bins with the reliability diagram, the share of confident-but-wrong
  * predictions (MSP > 0.9, wrong), and the most confident wrong answers. Findings: an OOD set whose
@@ -52,7 +60,12 @@ import { SkepticInputError, throwIfAborted } from '../errors';
 import { toBatch } from '../image/ops';
 import { auroc, calibration, fprAtTpr, histogram, mean, rocCurve } from '../metrics';
 import { derivedRng, gaussian, shuffleInPlace } from '../random';
-import type { LoadedModel, PixelImage } from '../types';
+import type { LoadedModel, PixelImage, PixelBatch } from '../types';
+import { toLogitsAndProbs } from '../model/output';
+import {
+  DETECTORS, detectorsParam, fitDetectors, inFitHalf, openTap, pack, scoreAll, type DetectorName, type FitRow, type FittedSet, type Tap,
+} from '../ood/compose';
+import type { Packed } from '../prior/project';
 import {
   argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc,
   type SummaryContext,
@@ -80,6 +93,12 @@ export interface OodRecord extends OodScores {
   correct?: boolean;
   /** The scores of each generated variant of this image, by set name. */
   ood: Partial<Record<GeneratedSet, OodScores>>;
+  /** Feature detectors on: whether the image is in the detectors' fit half (ood/compose.ts). */
+  fit?: boolean;
+  /** Feature detectors on: the image's penultimate features (float16, prior/project.ts's pack). */
+  feat?: Packed;
+  /** Score half only: the features of each generated variant. */
+  oodFeat?: Partial<Record<GeneratedSet, Packed>>;
 }
 
 const RULES: Record<string, RuleDoc> = {
@@ -97,6 +116,14 @@ const RULES: Record<string, RuleDoc> = {
     help:
       'Overconfident errors (Guo et al., ICML 2017; Hendrycks & Gimpel, ICLR 2017) defeat confidence thresholds. Check the label; ' +
       'if it is right, consider temperature scaling or other calibration.',
+  },
+  'ood/undetectable': {
+    name: 'OodSetUndetectable',
+    text: 'Even the best OOD score (softmax or feature-space detector) cannot tell an OOD set from the real data.',
+    help:
+      'The best AUROC over MSP, energy and the feature detectors (Mahalanobis, KNN, ViM, ReAct) is below ood.minAuroc. ' +
+      'Inputs like this set will be accepted as in-distribution: filter them upstream, train with outlier exposure, or check ' +
+      'whether the set is really out of distribution for the task.',
   },
   'ood/ood-data-unreadable': {
     name: 'OodDataUnreadable',
@@ -370,10 +397,10 @@ export interface OodSetMetrics {
   /** Items of a user set that could not be read (skipped). */
   unreadable?: number;
   error?: string;
-  /** Mean of each score over the set. */
-  mean: Partial<Record<ScoreName, number | null>>;
-  auroc: Partial<Record<ScoreName, number | null>>;
-  fprAtTpr: Partial<Record<ScoreName, number | null>>;
+  /** Mean of each score over the set (MSP/energy/likelihood, then the feature detectors). */
+  mean: Partial<Record<ScoreName | DetectorName, number | null>>;
+  auroc: Partial<Record<ScoreName | DetectorName, number | null>>;
+  fprAtTpr: Partial<Record<ScoreName | DetectorName, number | null>>;
   /** Mean confidence (or likelihood) above the real data's. */
   beatsData: boolean;
 }
@@ -393,6 +420,40 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
   if (![grid, oodLimit, topWrong, eceBins, histBins, samples].every(Number.isInteger)) {
     throw new SkepticInputError('probe parameters ood.grid, oodLimit, topWrong, eceBins, histogramBins and samples must be integers');
   }
+  // Feature-space detectors (ood/): off in likelihood mode (no classifier features to speak of).
+  const detectors = likelihood ? [] : detectorsParam(params.detectors);
+  const featuresParam = params.features === undefined || params.features === null || params.features === '' || params.features === 'auto'
+    ? undefined
+    : String(params.features);
+  const k = numberParam(params, 'ood', 'k', 50, 1, 100000);
+  const ridge = numberParam(params, 'ood', 'ridge', 1e-6, 0, 1);
+  const reactPercentile = numberParam(params, 'ood', 'reactPercentile', 90, 0, 100);
+  const minAuroc = numberParam(params, 'ood', 'minAuroc', 0.6, 0, 1);
+  if (!Number.isInteger(k)) throw new SkepticInputError('probe parameter ood.k must be an integer');
+  const detOptions = { k, ridge, percentile: reactPercentile };
+
+  /** The feature tap (one per model and audit), opened on first use. */
+  let tapState: { model: LoadedModel; tap: Promise<Tap> } | undefined;
+  const getTap = (model: LoadedModel): Promise<Tap> => {
+    if (!tapState || tapState.model !== model) tapState = { model, tap: openTap(model, featuresParam) };
+    return tapState.tap;
+  };
+  /**
+   * Logits (and features when the tap is open) of a batch: with detectors on, one run of the tap
+   * session gives both; otherwise the model's own predict().
+   */
+  async function forward(model: LoadedModel, batch: PixelBatch): Promise<{ logits: Float32Array; numClasses: number; feats?: { dims: number; data: Float32Array } }> {
+    const tap = detectors.length ? await getTap(model) : undefined;
+    if (!tap?.runner) {
+      const out = await model.predict(batch);
+      return { logits: out.logits, numClasses: out.numClasses };
+    }
+    const K = model.info.numClasses;
+    const r = await tap.runner.run(batch.data, batch.n);
+    const logits = r.output!;
+    toLogitsAndProbs(model.info.outputKind, logits, batch.n, K, new Float32Array(batch.n * K));
+    return { logits, numClasses: K, feats: { dims: r.dims, data: r.data } };
+  }
 
   /** The images whose variants render() draws: set by summarize, which runs first. */
   let sampled = new Set<number>();
@@ -410,10 +471,12 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
       views.push(img.pixels);
       for (const set of sets) views.push(generateOod(set, img.pixels, seed, img.sha256, grid));
     }
-    const out = await model.predict(toBatch(views));
+    const out = await forward(model, toBatch(views));
     const K = out.numClasses;
     const mode = modeOf(model);
     const per = 1 + sets.length;
+    const f = out.feats;
+    const row = (v: number) => f!.data.subarray(v * f!.dims, (v + 1) * f!.dims);
     return images.map((img, i) => {
       const { pred, ...scores } = scoresOf(out.logits, i * per, K, mode);
       const rec: OodRecord = { pred, ...scores, ood: {} };
@@ -422,6 +485,11 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
         const { pred: _p, ...s } = scoresOf(out.logits, i * per + 1 + j, K, mode);
         rec.ood[set] = s;
       });
+      if (f) {
+        rec.fit = inFitHalf(seed, img.sha256);
+        rec.feat = pack(row(i * per));
+        if (!rec.fit) rec.oodFeat = Object.fromEntries(sets.map((set, j) => [set, pack(row(i * per + 1 + j))]));
+      }
       return rec;
     });
   }
@@ -432,20 +500,21 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
    * reported half-read.
    */
   async function userSet(
-    ctx: SummaryContext,
-  ): Promise<{ name: string; path: string; scores: OodScores[]; unreadable: number; error?: string; cancelled?: boolean }> {
+    ctx: SummaryContext, fitted?: FittedSet,
+  ): Promise<{ name: string; path: string; scores: OodScores[]; det: Partial<Record<DetectorName, number>>[]; unreadable: number; error?: string; cancelled?: boolean }> {
     const path = resolve(oodData!);
     const name = basename(path).replace(/\.(csv|jsonl|ndjson)$/i, '') || path;
     const scores: OodScores[] = [];
+    const det: Partial<Record<DetectorName, number>>[] = [];
     let unreadable = 0;
-    const cancelled = () => ({ name, path, scores: [], unreadable: 0, error: 'not read: the audit was cancelled', cancelled: true });
+    const cancelled = () => ({ name, path, scores: [], det: [], unreadable: 0, error: 'not read: the audit was cancelled', cancelled: true });
     if (ctx.signal?.aborted) return cancelled();
     let ds;
     try {
       ds = await openDataset(path, { limit: oodLimit || undefined, seed: ctx.seed });
     } catch (e) {
       if (!(e instanceof SkepticInputError)) throw e;
-      return { name, path, scores, unreadable, error: e.message };
+      return { name, path, scores, det, unreadable, error: e.message };
     }
     unreadable += ds.records.filter((r) => r.problem).length;
     const mode = modeOf(ctx.model);
@@ -455,17 +524,18 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
         const ok = batch.filter((s) => s.image && !s.error);
         unreadable += batch.length - ok.length;
         if (!ok.length) continue;
-        const out = await ctx.model.predict(toBatch(ok.map((s) => s.image!)));
+        const out = await forward(ctx.model, toBatch(ok.map((s) => s.image!)));
         for (let i = 0; i < ok.length; i++) {
           const { pred: _p, ...s } = scoresOf(out.logits, i, out.numClasses, mode);
           scores.push(s);
+          if (fitted && out.feats) det.push(scoreAll(fitted, out.feats.data.slice(i * out.feats.dims, (i + 1) * out.feats.dims)));
         }
       }
     } catch (e) {
       if (ctx.signal?.aborted) return cancelled();
       throw e;
     }
-    return { name, path, scores, unreadable };
+    return { name, path, scores, det, unreadable };
   }
 
   return {
@@ -473,8 +543,10 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     title: 'Out-of-distribution confidence',
     params: {
       sets, grid, likelihood, oodData: oodData ?? null, oodLimit, confident, topWrong, eceBins, histogramBins: histBins, tpr, samples,
+      detectors, features: featuresParam ?? 'auto', k, ridge, reactPercentile, minAuroc,
     },
-    cacheParams: { sets, grid, likelihood },
+    // Records hold features only with detectors on; the tensor decides which.
+    cacheParams: detectors.length ? { sets, grid, likelihood, features: featuresParam ?? 'auto' } : { sets, grid, likelihood },
     margin: 0,
     rules: RULES,
 
@@ -507,8 +579,38 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
         });
       }
       const findings: FindingDraft[] = [];
+
+      // Feature-space detectors: fitted on the fit half's features, scoring the other half and its
+      // OOD variants (ood/compose.ts); their scores join the sets' metrics under their own names.
+      let fitted: FittedSet | undefined;
+      let tap: Tap | undefined;
+      const detIn: Partial<Record<DetectorName, number[]>> = {};
+      const detOut = new Map<string, Partial<Record<DetectorName, number[]>>>();
+      const detNames: DetectorName[] = [];
+      if (detectors.length) {
+        tap = await getTap(ctx.model).catch((e: unknown) => ({ tensor: '', how: '', error: (e as Error).message }));
+        const withFeat = records.filter((r) => r.feat);
+        if (withFeat.length) {
+          ctx.progress?.('fitting the feature detectors');
+          const fitRows: FitRow[] = withFeat.filter((r) => r.fit).map((r) => ({ feat: r.feat!, cls: ctx.images[r.image]?.label ?? r.pred }));
+          fitted = fitDetectors(detectors, fitRows, tap.head, tap.headError, ctx.seed, detOptions);
+          detNames.push(...DETECTORS.filter((n) => fitted!.fitted[n]));
+          const scoreHalf = withFeat.filter((r) => !r.fit);
+          const collect = (feats: Packed[]) => {
+            const per = feats.map((f) => scoreAll(fitted!, f));
+            return Object.fromEntries(detNames.map((n) => [n, per.map((p) => num(p[n]))])) as Partial<Record<DetectorName, number[]>>;
+          };
+          Object.assign(detIn, collect(scoreHalf.map((r) => r.feat!)));
+          for (const set of GENERATED_SETS) {
+            const have = scoreHalf.filter((r) => r.oodFeat?.[set]);
+            if (have.length) detOut.set(set, collect(have.map((r) => r.oodFeat![set]!)));
+          }
+        }
+      }
+
       if (oodData) {
-        const u = await userSet(ctx);
+        const u = await userSet(ctx, fitted);
+        if (fitted) detOut.set('__user', Object.fromEntries(detNames.map((n) => [n, u.det.map((p) => num(p[n]))])));
         let name = u.name;
         while (outSets.some((s) => s.name === name)) name = `${name} (data)`;
         outSets.push({
@@ -536,6 +638,26 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
           m.mean[score] = r6(mean(s.scores[score]));
           m.auroc[score] = r6(auroc(inScores[score], s.scores[score]));
           m.fprAtTpr[score] = r6(fprAtTpr(inScores[score], s.scores[score], tpr)?.fpr);
+        }
+        const dOut = detOut.get(s.meta.source === 'data' ? '__user' : s.name) ?? {};
+        for (const n of detNames) {
+          const xs = dOut[n] ?? [];
+          (s.scores as Record<string, number[]>)[n] = xs;
+          m.mean[n] = r6(mean(xs));
+          m.auroc[n] = r6(auroc(detIn[n]!, xs));
+          m.fprAtTpr[n] = r6(fprAtTpr(detIn[n]!, xs, tpr)?.fpr);
+        }
+        // The best score, feature detectors included, still cannot tell the set from the data
+        // (only when detectors ran: the softmax scores alone are covered by the findings above).
+        const all = [...names, ...detNames].map((sc) => [sc, m.auroc[sc]] as const).filter((x): x is readonly [ScoreName | DetectorName, number] => typeof x[1] === 'number');
+        const best = all.reduce<readonly [string, number] | undefined>((a, x) => (!a || x[1] > a[1] ? x : a), undefined);
+        if (detNames.length && best && best[1] < minAuroc && s.scores[primary].length) {
+          findings.push({
+            rule: 'ood/undetectable',
+            severity: 'warning',
+            message: `no score tells OOD set '${s.name}' (${s.meta.title}) from the real data: the best, ${best[0]}, has AUROC ${best[1].toFixed(3)} (below ${minAuroc}).`,
+            metrics: { set: s.name, score: best[0], auroc: best[1], minAuroc },
+          });
         }
         const outMean = mean(s.scores[primary]);
         m.beatsData = outMean !== null && inMean[primary] !== null && outMean > inMean[primary]!;
@@ -595,12 +717,31 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
         confidentWrongCount: confidentWrong.length,
         confidentWrongRate: labelled.length ? round(confidentWrong.length / labelled.length) : null,
         setsMoreConfidentThanData: outSets.filter((s) => setMetrics[s.name].beatsData).map((s) => s.name),
+        ...(detectors.length
+          ? {
+              detectors: {
+                requested: detectors,
+                scores: detNames,
+                tensor: tap?.tensor || null,
+                how: tap?.how || null,
+                dims: fitted?.d ?? null,
+                head: tap?.head ? `${tap.head.how}, ${tap.head.K}×${tap.head.d}` : null,
+                fit: fitted?.fitCount ?? 0,
+                scored: detIn[detNames[0]]?.length ?? 0,
+                info: Object.fromEntries(detNames.map((n) => [n, fitted!.fitted[n]!.info])),
+                skipped: { ...(tap?.error ? Object.fromEntries(detectors.map((n) => [n, tap!.error!])) : {}), ...(fitted?.skipped ?? {}) },
+                note: 'fitted on a seeded half of the images (by content hash), scored on the other half and its OOD variants; higher = more in-distribution',
+              },
+              minAuroc,
+            }
+          : {}),
       };
 
       // Plots: per score, histograms in vs each set over a shared range, and ROC curves.
       const histograms: Record<string, unknown> = {};
       const roc: Record<string, Record<string, Array<[number, number]> | null>> = {};
-      for (const score of names) {
+      for (const score of [...names, ...detNames] as ScoreName[]) {
+        const inS = (detNames as string[]).includes(score) ? detIn[score as unknown as DetectorName]! : inScores[score];
         let lo = 0;
         let hi = 1;
         if (score !== 'msp') {
@@ -608,7 +749,7 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
           // Math.min would overflow the call stack).
           lo = Infinity;
           hi = -Infinity;
-          for (const xs of [inScores[score], ...outSets.map((s) => s.scores[score])]) {
+          for (const xs of [inS, ...outSets.map((s) => s.scores[score] ?? [])]) {
             for (const x of xs) {
               if (!Number.isFinite(x)) continue;
               if (x < lo) lo = x;
@@ -617,14 +758,14 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
           }
           if (lo > hi) [lo, hi] = [0, 1];
         }
-        const hIn = histogram(inScores[score], histBins, lo, hi);
+        const hIn = histogram(inS, histBins, lo, hi);
         histograms[score] = {
           edges: hIn.edges.map((e) => round(e, 6)),
           in: hIn.counts,
-          sets: Object.fromEntries(outSets.map((s) => [s.name, histogram(s.scores[score], histBins, lo, hi).counts])),
+          sets: Object.fromEntries(outSets.map((s) => [s.name, histogram(s.scores[score] ?? [], histBins, lo, hi).counts])),
         };
         roc[score] = Object.fromEntries(
-          outSets.map((s) => [s.name, rocCurve(inScores[score], s.scores[score], 101)?.map(([f, t]) => [round(f, 5), round(t, 5)] as [number, number]) ?? null]),
+          outSets.map((s) => [s.name, rocCurve(inS, s.scores[score] ?? [], 101)?.map(([f, t]) => [round(f, 5), round(t, 5)] as [number, number]) ?? null]),
         );
       }
       const plots = {
@@ -656,12 +797,24 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
           return out;
         });
 
+      // The tap's session is not needed any more.
+      if (tapState?.model === ctx.model) {
+        await (await tapState.tap.catch(() => undefined))?.runner?.release().catch(() => undefined);
+        tapState = undefined;
+      }
+
       const label = primary === 'likelihood' ? 'likelihood' : 'MSP';
       const aurocs = outSets.map((s) => `${s.name} ${setMetrics[s.name].auroc[primary] === null ? '–' : setMetrics[s.name].auroc[primary]!.toFixed(2)}`);
       const headline =
         (aurocs.length ? `${label} AUROC: ${aurocs.join(', ')}` : 'no OOD sets') +
         (classifier && cal.ece !== null ? `; ECE ${pct(cal.ece)}; ${pct(metrics.confidentWrongRate)} confident-but-wrong` : '') +
-        (metrics.setsMoreConfidentThanData.length ? `; more confident than the data: ${metrics.setsMoreConfidentThanData.join(', ')}` : '');
+        (metrics.setsMoreConfidentThanData.length ? `; more confident than the data: ${metrics.setsMoreConfidentThanData.join(', ')}` : '') +
+        (detNames.length
+          ? `; feature detectors, mean AUROC over the sets: ${detNames.map((n) => {
+              const xs = outSets.map((s) => setMetrics[s.name].auroc[n]).filter((x): x is number => typeof x === 'number');
+              return `${n} ${xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2) : '–'}`;
+            }).join(', ')}`
+          : '');
 
       return {
         headline,

@@ -6,7 +6,7 @@
  * projection (prior/project.ts) and stored float16 in the image's record, so records stay small
  * (about 2 KB per image at the default) and cacheable:
  *   trained  the penultimate features of the trained model: the input of the last Gemm/MatMul on
- *            the way to the output, found automatically (prior/features.ts), or the tensor
+ *            the way to the output, found automatically (model/features.ts, shared with the ood probe), or the tensor
  *            named by params.features;
  *   random   the same tensor in the same graph with re-initialised weights (prior/reinit.ts:
  *            seeded He/Kaiming normal by fan-in, biases 0, BatchNorm statistics and affine
@@ -33,7 +33,7 @@ import { toBatch } from '../image/ops';
 import { decodeModel, inlineExternalData, type onnx } from '../model/onnx';
 import { crossValidate, matrix, stratifiedFolds, type CvResult } from '../prior/classify';
 import { dequantize, DequantizeError } from '../prior/dequantize';
-import { classifierOutput, featureRunner, findFeatureTensor, type FeatureRunner } from '../prior/features';
+import { classifierOutput, featureRunner, findFeatureTensor, type FeatureRunner } from '../model/features';
 import { pack, pixelVector, projection, unpack, type Packed, type Projection } from '../prior/project';
 import { reinitialize, type ReinitReport } from '../prior/reinit';
 import type { LoadedModel } from '../types';

@@ -14,15 +14,19 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { SkepticInputError } from '../errors';
-import { introspect, planInput } from '../model/introspect';
-import { dimsOf, encodeModel, onnx } from '../model/onnx';
-import { storedValues } from './dequantize';
-import { createOn } from '../model/providers';
-import { fromHalf } from '../model/output';
-import { Runner, runModel, type Mode } from '../model/runner';
+import { introspect, planInput } from './introspect';
+import { readFileSync } from 'node:fs';
+import { decodeModel, dimsOf, encodeModel, inlineExternalData, onnx } from './onnx';
+import { linearHead } from './head';
+import { storedValues } from '../prior/dequantize';
+import { createOn } from './providers';
+import { fromHalf } from './output';
+import { copyRows, Runner, runModel, type Mode } from './runner';
 import type { LoadedModel } from '../types';
 
 const LINEAR = new Set(['Gemm', 'MatMul', 'QGemm', 'QLinearMatMul', 'MatMulInteger', 'FusedMatMul']);
+/** Convolutions count as the last linear layer only with a 1×1 kernel on pooled features (a "conv classifier"). */
+const CONV = new Set(['Conv', 'QLinearConv']);
 /** Ops whose input j is read with scale input j+1 and zero point j+2. */
 const QUANT_READERS = new Set([
   'QLinearMatMul', 'QLinearConv', 'QLinearAdd', 'QLinearMul', 'QGemm', 'DequantizeLinear', 'QLinearGlobalAveragePool',
@@ -73,6 +77,12 @@ export function findFeatureTensor(m: onnx.IModelProto, output: string): FeatureT
     const n = producers.get(v);
     if (!n) continue;
     const op = n.opType ?? '';
+    // A 1×1 Conv is the classifier only on pooled (1×1) features: GAP → Conv 1×1 → Flatten. On a
+    // spatial map (SqueezeNet's conv10, a 1×1 conv on the input) it is a layer like any other.
+    const pooled = (x: string) => ['GlobalAveragePool', 'GlobalMaxPool', 'QLinearGlobalAveragePool', 'Unsqueeze', 'Reshape'].includes(producers.get(x)?.opType ?? '');
+    if (CONV.has(op) && isPointwise(g, n) && n.input?.[0] && pooled(n.input[0])) {
+      return { name: n.input[0], how: `input of 1×1 ${op} '${n.name || n.output?.[0]}'` };
+    }
     if (LINEAR.has(op)) {
       const ins = n.input ?? [];
       // QLinearMatMul/QGemm/MatMulInteger: operands at 0 and 3 (or 0 and 1); take the non-stored one.
@@ -83,8 +93,16 @@ export function findFeatureTensor(m: onnx.IModelProto, output: string): FeatureT
     for (const x of n.input ?? []) if (x && !storedNames.has(x)) queue.push(x);
   }
   throw new SkepticInputError(
-    `no Gemm or MatMul on the way to the output '${output}': name the penultimate feature tensor with the prior probe's 'features' parameter`,
+    `no Gemm or MatMul on the way to the output '${output}': name the penultimate feature tensor with the ood or prior probe's 'features' parameter`,
   );
+}
+
+/** A Conv/QLinearConv whose stored weight has a 1×1 kernel. */
+function isPointwise(g: onnx.IGraphProto, n: onnx.INodeProto): boolean {
+  const w = n.input?.[n.opType === 'QLinearConv' ? 3 : 1];
+  const t = (g.initializer ?? []).find((x) => x.name === w);
+  const dims = (t?.dims ?? []).map(Number);
+  return dims.length === 4 && dims[2] === 1 && dims[3] === 1;
 }
 
 /** Scale and zero point a quantized tensor is read with, when it is one. */
@@ -106,8 +124,12 @@ export function quantParams(m: onnx.IModelProto, name: string): { scale: number;
 
 export interface FeatureRunner {
   tensor: string;
-  /** Runs n pixel-space images (N×C×H×W in [0,1]) and returns n rows of `dims` values. */
-  run(pixels: Float32Array, n: number): Promise<{ dims: number; data: Float32Array }>;
+  /**
+   * Runs n pixel-space images (N×C×H×W in [0,1]) and returns n rows of `dims` values; with
+   * `output` (featureRunner's last argument) also that graph output's n rows of `outputCount`
+   * values from the same run, raw as the graph computes them.
+   */
+  run(pixels: Float32Array, n: number): Promise<{ dims: number; data: Float32Array; output?: Float32Array }>;
   release(): Promise<void>;
 }
 
@@ -115,7 +137,9 @@ export interface FeatureRunner {
  * A session over `proto` (a modified copy of the model's graph: re-initialised, dequantized...)
  * returning `tensor` per image, fed like `model`.
  */
-export async function featureRunner(model: LoadedModel, proto: onnx.ModelProto, tensor: string, batchSize = 32): Promise<FeatureRunner> {
+export async function featureRunner(
+  model: LoadedModel, proto: onnx.ModelProto, tensor: string, batchSize = 32, output?: { name: string; count: number },
+): Promise<FeatureRunner> {
   const g = proto.graph!;
   const quant = quantParams(proto, tensor);
   if (!(g.output ?? []).some((o) => o.name === tensor)) g.output = [...(g.output ?? []), { name: tensor }];
@@ -134,9 +158,11 @@ export async function featureRunner(model: LoadedModel, proto: onnx.ModelProto, 
     async run(pixels, n) {
       let dims = 0;
       let data = new Float32Array(0);
+      const logits = output ? new Float32Array(n * output.count) : undefined;
       for (let first = 0; first < n; first += runner.step) {
         const m = Math.min(runner.step, n - first);
-        const { out, rows } = await runner.run(pixels.subarray(0, n * per), first, m, [tensor]);
+        const { out, rows } = await runner.run(pixels.subarray(0, n * per), first, m, output ? [tensor, output.name] : [tensor]);
+        if (output) copyRows(out[output.name], m * output.count, logits!, first * output.count, output.name);
         const t = out[tensor];
         if (!t) throw new Error(`feature tensor '${tensor}' missing from the run's results`);
         const d = t.data.length / Math.max(1, plan.batchAxis < 0 ? 1 : rows);
@@ -154,7 +180,7 @@ export async function featureRunner(model: LoadedModel, proto: onnx.ModelProto, 
           for (let i = 0; i < len; i++) data[o + i] = (src[i] - quant.zeroPoint) * quant.scale;
         } else throw new Error(`feature tensor '${tensor}' has type ${t.type}${quant ? '' : ' without a scale to dequantize it with'}`);
       }
-      return { dims, data };
+      return logits ? { dims, data, output: logits } : { dims, data };
     },
     release: () => session.release(),
   };
@@ -168,3 +194,33 @@ export function declaredSize(m: onnx.IModelProto, tensor: string): number | unde
   return (d.slice(1) as number[]).reduce((a, b) => a * b, 1);
 }
 
+
+/**
+ * One line for `skeptic inspect`: the penultimate feature tensor chosen automatically (what the
+ * ood probe's feature detectors and the prior probe tap unless their `features` parameter names
+ * another), its size, and the classifier head read from the graph, or why there is none.
+ */
+export function describeFeatureTap(model: LoadedModel): string {
+  let proto: onnx.ModelProto;
+  try {
+    proto = decodeModel(readFileSync(model.path), model.path);
+    inlineExternalData(proto, model.path);
+  } catch (e) {
+    return `not read (${(e as Error).message.split('\n')[0]})`;
+  }
+  let f: FeatureTensor;
+  try {
+    f = findFeatureTensor(proto, classifierOutput(proto, model.info.numClasses));
+  } catch (e) {
+    return `none found: ${(e as Error).message}`;
+  }
+  const size = declaredSize(proto, f.name);
+  let head: string;
+  try {
+    const h = linearHead(proto, f.name);
+    head = `head ${h.K}×${h.d} from ${h.how}`;
+  } catch (e) {
+    head = `no head weights (${(e as Error).message}): ViM and ReAct are skipped`;
+  }
+  return `'${f.name}'${size ? ` (${size} values)` : ''}, ${f.how}; ${head}; the probes' 'features' parameter names another`;
+}
