@@ -353,6 +353,10 @@ class Model implements LoadedModel {
     private readonly outName: string,
   ) {}
 
+  get outputName(): string {
+    return this.outName;
+  }
+
   decodeSpec(margin = 0): DecodeSpec {
     const spec: DecodeSpec = { channels: this.info.channels, height: this.info.height, width: this.info.width, margin };
     if (this.preprocessing.resizeShortSide !== undefined) spec.resizeShortSide = this.preprocessing.resizeShortSide;

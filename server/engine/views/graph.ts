@@ -1,0 +1,218 @@
+/**
+ * A view plan as ONNX nodes. The graph takes a batch of n source images and their per-image
+ * inputs and gives the n·V views, image-major ([n·V, C, H, W]: views of image i at rows
+ * i·V … i·V+V−1), ready for the model's pixel input:
+ *
+ *   skeptic_view_src   float [n, C, H+2m, W+2m]
+ *   skeptic_view_embed int64 [n, E, 2]        (top, left) per embed slot
+ *   skeptic_view_noise float [n, S, C, H, W]  standard-normal draws per noise slot
+ *   skeptic_view_given float [n, G, C, H, W]  views made on the CPU
+ *
+ * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
+ * and image/corrupt.ts, which the tests hold them to):
+ *   crop        Slice
+ *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
+ *               the black canvas, AveragePool 2×2 (the 2× area downscale)
+ *   noise       Gather the slot, Mul σ, Add, Clip
+ *   blur        reflect-101 border by Gather with index lists (exact at any size, unlike Pad's
+ *               reflect mode, which needs the pad smaller than the image), depthwise Conv, Clip
+ *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
+ *               two Gathers
+ *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
+ *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
+ * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
+ */
+import { A, Builder } from '../model/gradient/builder';
+import { onnx } from '../model/onnx';
+import { checkPlan, slotCounts, type ViewPlan } from './plan';
+
+export const VIEW_PREFIX = 'skeptic_view_';
+export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given` } as const;
+/** Lowest opset the view graph is written for. */
+export const VIEW_MIN_OPSET = 11;
+
+export interface ViewGraph {
+  nodes: onnx.INodeProto[];
+  inits: onnx.ITensorProto[];
+  inputs: onnx.IValueInfoProto[];
+  /** The [n·V, C, H, W] output (rename the last node's output to feed a model). */
+  output: string;
+  /** Views per image. */
+  views: number;
+}
+
+const F32 = 1;
+const I64 = 7;
+const F64 = 11;
+
+function valueInfo(name: string, elemType: number, dims: Array<number | string>): onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
+/** Index j of [0, n) reflected at the borders without repeating the edge (… 2 1 | 0 1 … n−1 | n−2 …). */
+function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - j;
+}
+
+/** [n, N] weights of the area-average resize of N cells to n: output i covers [i·N/n, (i+1)·N/n). */
+function areaMatrix(N: number, n: number): Float32Array {
+  const m = new Float32Array(n * N);
+  const scale = N / n;
+  for (let i = 0; i < n; i++) {
+    const a = i * scale;
+    const b = (i + 1) * scale;
+    for (let j = Math.floor(a); j < Math.min(N, Math.ceil(b)); j++) {
+      const overlap = Math.min(b, j + 1) - Math.max(a, j);
+      if (overlap > 0) m[i * N + j] = overlap / scale;
+    }
+  }
+  return m;
+}
+
+export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
+  checkPlan(plan);
+  const { channels: C, height: H, width: W, margin: m } = plan;
+  const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
+  const slots = slotCounts(plan);
+  const inputs = [valueInfo(VIEW_INPUT.src, F32, ['skeptic_view_n', C, H + 2 * m, W + 2 * m])];
+  if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I64, ['skeptic_view_n', slots.embed, 2]));
+  if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W]));
+  if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
+
+  const src = VIEW_INPUT.src;
+  const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
+  const clip01 = (x: string) => b.op('Clip', [x, b.scalar(0), b.scalar(1)]);
+  const doubles = new Map<number, string>();
+  const d = (v: number) => {
+    let name = doubles.get(v);
+    if (!name) {
+      name = b.fresh('d');
+      b.inits.push({ name, dims: [], dataType: F64, doubleData: [v] });
+      doubles.set(v, name);
+    }
+    return name;
+  };
+  const clip01d = (x: string) => b.op('Min', [b.op('Max', [x, d(0)]), d(1)]); // Clip-11 has no float64 kernel
+  const slot = (input: string, j: number) => b.op('Gather', [input, b.i64([j], [])], [A.i('axis', 1)]);
+
+  // Shared pieces, made on first use.
+  let flatCentre: string | undefined;
+  const canvasIdx = () => {
+    const ys = b.i64(Array.from({ length: 2 * H }, (_, i) => i), [1, 2 * H, 1]);
+    const xs = b.i64(Array.from({ length: 2 * W }, (_, i) => i), [1, 1, 2 * W]);
+    return { ys, xs };
+  };
+  let canvas: { ys: string; xs: string } | undefined;
+
+  const outs: string[] = [];
+  for (const op of plan.ops) {
+    let v: string;
+    switch (op.kind) {
+      case 'crop':
+        v = op.top === m && op.left === m ? centre : b.slice(src, [op.top, op.left], [op.top + H, op.left + W], [2, 3]);
+        if (v === src) v = b.op('Identity', [src]);
+        break;
+      case 'given':
+        v = slot(VIEW_INPUT.given, op.slot);
+        break;
+      case 'noise':
+        v = clip01(b.op('Add', [centre, b.op('Mul', [slot(VIEW_INPUT.noise, op.slot), b.scalar(op.sigma)])]));
+        break;
+      case 'embed': {
+        canvas ??= canvasIdx();
+        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        const pos = slot(VIEW_INPUT.embed, op.slot); // [n, 2]
+        const top = b.reshape(b.slice(pos, [0], [1], [1]), [-1, 1, 1]);
+        const left = b.reshape(b.slice(pos, [1], [2], [1]), [-1, 1, 1]);
+        const ty = b.op('Sub', [canvas.ys, top]); // [n, 2H, 1]: row of the image under canvas row y
+        const tx = b.op('Sub', [canvas.xs, left]); // [n, 1, 2W]
+        const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i64([-1], [])]), b.op('Less', [t, b.i64([n], [])])]);
+        const vy = inside(ty, H);
+        const vx = inside(tx, W);
+        const zero = b.i64([0], []);
+        const iy = b.op('Where', [vy, ty, zero]);
+        const ix = b.op('Where', [vx, tx, zero]);
+        const idx = b.op('Add', [b.op('Mul', [iy, b.i64([W], [])]), ix]); // [n, 2H, 2W]
+        const idxC = b.op('Expand', [b.reshape(idx, [-1, 1, 4 * H * W]), b.i64([1, C, 1])]);
+        const pixels = b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]);
+        const valid = b.reshape(b.op('And', [vy, vx]), [-1, 1, 4 * H * W]);
+        const onCanvas = b.reshape(b.op('Where', [valid, pixels, b.scalar(0)]), [-1, C, 2 * H, 2 * W]);
+        v = b.op('AveragePool', [onCanvas], [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])]);
+        break;
+      }
+      case 'blur': {
+        const { size, weights } = op.kernel;
+        const h = (size - 1) / 2;
+        const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
+        const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
+        const padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        const w = new Float32Array(C * size * size);
+        for (let c = 0; c < C; c++) w.set(Float32Array.from(weights), c * size * size);
+        const conv = b.op('Conv', [padded, b.f32(w, [C, 1, size, size], 'kernel')], [A.i('group', C), A.ints('kernel_shape', [size, size])]);
+        v = clip01(conv);
+        break;
+      }
+      case 'pixelate': {
+        const h = Math.max(1, Math.floor(H * op.factor + 1e-9));
+        const w = Math.max(1, Math.floor(W * op.factor + 1e-9));
+        const ry = areaMatrix(H, h); // [h, H]
+        const rx = areaMatrix(W, w); // [w, W] → transposed [W, w]
+        const rxT = new Float32Array(W * w);
+        for (let i = 0; i < w; i++) for (let j = 0; j < W; j++) rxT[j * w + i] = rx[i * W + j];
+        const small = b.op('MatMul', [b.op('MatMul', [b.f32(ry, [h, H], 'area_y'), centre]), b.f32(rxT, [W, w], 'area_x')]);
+        const sy = Array.from({ length: H }, (_, y) => Math.min(h - 1, Math.floor(((y + 0.5) * h) / H)));
+        const sx = Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
+        v = b.op('Gather', [b.op('Gather', [small, b.i64(sy)], [A.i('axis', 2)]), b.i64(sx)], [A.i('axis', 3)]);
+        break;
+      }
+      case 'brightness': {
+        // in float64, as image/corrupt.ts: the views stay bit-close to the JS ones, which matters
+        // for int8 models (a value one rounding away can land in the next quantisation step)
+        const x = b.op('Cast', [clip01(centre)], [A.i('to', F64)]);
+        const val = b.reduce('ReduceMax', x, [1], true); // [n, 1, H, W]
+        const val2 = clip01d(b.op('Add', [val, d(op.delta)]));
+        const scaled = clip01d(b.op('Div', [b.op('Mul', [x, val2]), val]));
+        const grey = b.op('Expand', [val2, b.i64([1, C, 1, 1])]);
+        v = b.op('Cast', [b.op('Where', [b.op('Greater', [val, d(0)]), scaled, grey])], [A.i('to', F32)]);
+        break;
+      }
+      case 'contrast': {
+        // float64 for the same reason (the channel mean is a sum over the whole plane)
+        const x = b.op('Cast', [centre], [A.i('to', F64)]);
+        const mean = b.reduce('ReduceMean', x, [2, 3], true);
+        v = b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [b.op('Sub', [x, mean]), d(op.factor)]), mean]))], [A.i('to', F32)]);
+        break;
+      }
+    }
+    outs.push(b.unsqueeze(v, [1]));
+  }
+  const stacked = outs.length === 1 ? outs[0] : b.op('Concat', outs, [A.i('axis', 1)]);
+  const output = b.reshape(stacked, [-1, C, H, W]);
+  return { nodes: b.nodes, inits: b.inits, inputs, output, views: plan.ops.length };
+}
+
+/** The view graph alone, as a model whose output is the views (for a model it cannot be put in front of). */
+export function standaloneViewModel(plan: ViewPlan, opset = 13): { bytes: Uint8Array; output: string; views: number } {
+  const g = buildViewGraph(plan, opset);
+  const { channels: C, height: H, width: W } = plan;
+  const model: onnx.IModelProto = {
+    irVersion: 7,
+    producerName: 'skeptic-views',
+    opsetImport: [{ domain: '', version: Math.max(opset, VIEW_MIN_OPSET) }],
+    graph: {
+      name: 'skeptic_views',
+      node: g.nodes,
+      initializer: g.inits,
+      input: g.inputs,
+      output: [valueInfo(g.output, F32, ['skeptic_view_rows', C, H, W])],
+    },
+  };
+  return { bytes: onnx.ModelProto.encode(model).finish(), output: g.output, views: g.views };
+}

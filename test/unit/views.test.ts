@@ -1,0 +1,164 @@
+/**
+ * Views made by ONNX Runtime graphs (server/engine/views) against the plain JavaScript
+ * implementations in image/ops.ts and image/corrupt.ts, written independently as loops over
+ * pixels: exact for the geometric views, within 1e-5 for the photometric ones (float32 kernels
+ * against float64 sums). Then the composed session (views in front of the model, one session)
+ * against model.predict on the JavaScript views, on the fixture models.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { brightness, contrast, defocusBlur, diskKernel, pixelate } from '../../server/engine/image/corrupt';
+import { crop, downscale, paste, toBatch } from '../../server/engine/image/ops';
+import { loadModel } from '../../server/engine/model';
+import type { PixelImage } from '../../server/engine/types';
+import { makeViews, viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
+
+const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
+
+function image(C: number, H: number, W: number, seed: number, quantum = 0): PixelImage {
+  const data = new Float32Array(C * H * W);
+  let a = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    const u = a / 2 ** 32;
+    data[i] = quantum ? Math.floor(u * quantum) / quantum : u;
+  }
+  return { data, channels: C, height: H, width: W };
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** View j of source i out of makeViews' output. */
+const viewOf = (out: Float32Array, plan: ViewPlan, i: number, j: number) => {
+  const per = plan.channels * plan.height * plan.width;
+  return out.subarray((i * plan.ops.length + j) * per, (i * plan.ops.length + j + 1) * per);
+};
+
+for (const C of [1, 3]) {
+  const H = 9;
+  const W = 7;
+  const m = 3;
+
+  test(`crop views (C=${C}) are exact windows of the source`, async () => {
+    const src = image(C, H + 2 * m, W + 2 * m, 11 + C);
+    const ops: ViewOp[] = [];
+    for (let top = 0; top <= 2 * m; top += 2) for (let left = 0; left <= 2 * m; left += 3) ops.push({ kind: 'crop', top, left });
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
+    const out = await makeViews(plan, [{ source: src }]);
+    ops.forEach((op, j) => {
+      const o = op as { top: number; left: number };
+      assert.deepEqual(viewOf(out, plan, 0, j), crop(src, o.top, o.left, H, W).data, `crop at ${o.top},${o.left}`);
+    });
+  });
+
+  test(`embed views (C=${C}) equal paste on a 2× black canvas then 2×2 block means`, async () => {
+    // Values on a 1/256 grid: sums of four are exact in float32, so the comparison can be exact.
+    const src = image(C, H + 2 * m, W + 2 * m, 5 + C, 256);
+    const centre = crop(src, m, m, H, W);
+    const positions = [[0, 0], [H, W], [H >> 1, W >> 1], [3, 0], [0, 6], [H, 1], [2, 5]];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: positions.map((_, slot) => ({ kind: 'embed', slot })) };
+    const out = await makeViews(plan, [{ source: src, inputs: { embed: positions.flat() } }]);
+    positions.forEach(([top, left], j) => {
+      const want = downscale(paste(centre, 2 * H, 2 * W, top, left, 0), 2);
+      assert.deepEqual(viewOf(out, plan, 0, j), want.data, `embed at ${top},${left}`);
+    });
+  });
+
+  test(`photometric views (C=${C}) match image/corrupt.ts within 1e-5`, async () => {
+    const src = image(C, H + 2 * m, W + 2 * m, 23 + C);
+    const centre = crop(src, m, m, H, W);
+    const cases: Array<[ViewOp, PixelImage]> = [
+      [{ kind: 'blur', kernel: diskKernel(1, 0.1) }, defocusBlur(centre, 1, 0.1)],
+      [{ kind: 'blur', kernel: diskKernel(3, 0.5) }, defocusBlur(centre, 3, 0.5)],
+      // a disk wider than the image: reflection wraps more than once
+      [{ kind: 'blur', kernel: diskKernel(10, 0.5) }, defocusBlur(centre, 10, 0.5)],
+      [{ kind: 'pixelate', factor: 0.6 }, pixelate(centre, 0.6)],
+      [{ kind: 'pixelate', factor: 0.5 }, pixelate(centre, 0.5)],
+      [{ kind: 'pixelate', factor: 0.25 }, pixelate(centre, 0.25)],
+      [{ kind: 'brightness', delta: 0.1 }, brightness(centre, 0.1)],
+      [{ kind: 'brightness', delta: 0.5 }, brightness(centre, 0.5)],
+      [{ kind: 'contrast', factor: 0.4 }, contrast(centre, 0.4)],
+      [{ kind: 'contrast', factor: 0.05 }, contrast(centre, 0.05)],
+    ];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: cases.map(([op]) => op) };
+    const out = await makeViews(plan, [{ source: src }]);
+    cases.forEach(([op, want], j) => {
+      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+      assert.ok(d <= 1e-5, `${JSON.stringify(op).slice(0, 60)}: max |diff| ${d}`);
+    });
+  });
+
+  test(`noise and given views (C=${C}); a batch of sources gives each its own views`, async () => {
+    const plane = C * H * W;
+    const sources = [0, 1, 2].map((i) => {
+      const source = image(C, H + 2 * m, W + 2 * m, 40 + i);
+      const noise = image(2, C * H, W, 50 + i).data.map((u) => 2 * u - 1);
+      const given = image(1, plane, 1, 60 + i).data;
+      return { source, inputs: { noise, given } };
+    });
+    const ops: ViewOp[] = [{ kind: 'noise', sigma: 0.3, slot: 1 }, { kind: 'given', slot: 0 }, { kind: 'noise', sigma: 0.08, slot: 0 }];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
+    const together = await makeViews(plan, sources);
+    for (let i = 0; i < sources.length; i++) {
+      const alone = await makeViews(plan, [sources[i]]);
+      assert.deepEqual(together.subarray(i * 3 * plane, (i + 1) * 3 * plane), alone, `source ${i} alone and in a batch`);
+      const centre = crop(sources[i].source, m, m, H, W).data;
+      const { noise, given } = sources[i].inputs;
+      const want = (sigma: number, s: number) => centre.map((x, p) => Math.min(1, Math.max(0, x + sigma * noise[s * plane + p])));
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 0), want(0.3, 1)) <= 1e-6);
+      assert.deepEqual(viewOf(alone, plan, 0, 1), given);
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 2), want(0.08, 0)) <= 1e-6);
+    }
+  });
+}
+
+const composedCases = [
+  { name: 'mnist-8 (opset 8, batch 1 made symbolic)', model: 'models/mnist-8_onnxzoo_cntk.onnx', preprocess: 'unit', C: 1, H: 28 },
+  { name: 'MobileNetV2-int8 (opset 12, ImageNet mean/std)', model: 'models/imagenet_mobilenetv2-12-int8.onnx', preprocess: 'imagenet', C: 3, H: 224 },
+];
+for (const c of composedCases) {
+  test(`views composed with ${c.name} in one session give model.predict's scores on the JS views`, { skip: !existsSync(join(FIXTURES, c.model)) && 'no fixtures' }, async () => {
+    const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess });
+    try {
+      const m = 2;
+      const H = c.H;
+      const src = image(c.C, H + 2 * m, H + 2 * m, 7);
+      const centre = crop(src, m, m, H, H);
+      const ops: ViewOp[] = [
+        { kind: 'crop', top: m, left: m },
+        { kind: 'crop', top: 0, left: 2 * m },
+        { kind: 'blur', kernel: diskKernel(3, 0.5) },
+        { kind: 'contrast', factor: 0.3 },
+        { kind: 'pixelate', factor: 0.5 },
+      ];
+      const plan: ViewPlan = { channels: c.C, height: H, width: H, margin: m, ops };
+      const runner = await viewsFor(model, plan);
+      assert.equal(runner.mode, 'composed', runner.reason);
+      const got = await runner.predict([{ source: src }, { source: image(c.C, H + 2 * m, H + 2 * m, 8) }]);
+      assert.equal(got.n, 2 * ops.length);
+      const js = [centre, crop(src, 0, 2 * m, H, H), defocusBlur(centre, 3, 0.5), contrast(centre, 0.3), pixelate(centre, 0.5)];
+      const want = await model.predict(toBatch(js));
+      const K = model.info.numClasses;
+      const d = maxDiff(got.logits.subarray(0, ops.length * K), want.logits);
+      const scale = Math.max(1, ...Array.from(want.logits, Math.abs));
+      assert.ok(d <= 1e-4 * scale, `max |logit diff| ${d} (scale ${scale})`);
+      for (let v = 0; v < ops.length; v++) {
+        let a = 0, b = 0;
+        for (let k = 1; k < K; k++) {
+          if (got.logits[v * K + k] > got.logits[v * K + a]) a = k;
+          if (want.logits[v * K + k] > want.logits[v * K + b]) b = k;
+        }
+        assert.equal(a, b, `top-1 of view ${v}`);
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+}
