@@ -25,7 +25,7 @@ function image(C: number, H: number, W: number, seed: number, quantum = 0): Pixe
     const u = a / 2 ** 32;
     data[i] = quantum ? Math.floor(u * quantum) / quantum : u;
   }
-  return { data, channels: C, height: H, width: W };
+  return { data, channels: C as 1 | 3, height: H, width: W };
 }
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -99,7 +99,7 @@ for (const C of [1, 3]) {
     const plane = C * H * W;
     const sources = [0, 1, 2].map((i) => {
       const source = image(C, H + 2 * m, W + 2 * m, 40 + i);
-      const noise = image(2, C * H, W, 50 + i).data.map((u) => 2 * u - 1);
+      const noise = image(4, C * H, W, 50 + i).data.map((u) => Math.max(u, 1e-6));
       const given = image(1, plane, 1, 60 + i).data;
       return { source, inputs: { noise, given } };
     });
@@ -108,13 +108,15 @@ for (const C of [1, 3]) {
     const together = await makeViews(plan, sources);
     for (let i = 0; i < sources.length; i++) {
       const alone = await makeViews(plan, [sources[i]]);
-      assert.deepEqual(together.subarray(i * 3 * plane, (i + 1) * 3 * plane), alone, `source ${i} alone and in a batch`);
+      // vectorised Log/Cos kernels round the tail of a tensor differently: equal to float32 rounding
+      assert.ok(maxDiff(together.subarray(i * 3 * plane, (i + 1) * 3 * plane), alone) <= 1e-6, `source ${i} alone and in a batch`);
       const centre = crop(sources[i].source, m, m, H, W).data;
       const { noise, given } = sources[i].inputs;
-      const want = (sigma: number, s: number) => centre.map((x, p) => Math.min(1, Math.max(0, x + sigma * noise[s * plane + p])));
-      assert.ok(maxDiff(viewOf(alone, plan, 0, 0), want(0.3, 1)) <= 1e-6);
+      const z = (s: number, p: number) => Math.sqrt(-2 * Math.log(noise[2 * (s * plane + p)])) * Math.cos(2 * Math.PI * noise[2 * (s * plane + p) + 1]);
+      const want = (sigma: number, s: number) => centre.map((x, p) => Math.min(1, Math.max(0, x + sigma * z(s, p))));
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 0), want(0.3, 1)) <= 1e-5);
       assert.deepEqual(viewOf(alone, plan, 0, 1), given);
-      assert.ok(maxDiff(viewOf(alone, plan, 0, 2), want(0.08, 0)) <= 1e-6);
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 2), want(0.08, 0)) <= 1e-5);
     }
   });
 }
@@ -162,3 +164,23 @@ for (const c of composedCases) {
     }
   });
 }
+
+test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur', async () => {
+  const { CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
+  const { corruptionViews } = await import('../../server/engine/views/corruptions');
+  const { derivedSeed, mulberry32 } = await import('../../server/engine/random');
+  for (const [C, H] of [[1, 12], [3, 70]] as const) {
+    const src = image(C, H, H, 99 + C, 255);
+    const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
+    const made = corruptionViews(list, H, H);
+    const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
+    const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
+    const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
+    for (let j = 0; j < list.length; j++) {
+      const [name, s] = list[j];
+      const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
+      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+      assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}: max |diff| ${d}`);
+    }
+  }
+});

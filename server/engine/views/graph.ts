@@ -5,7 +5,7 @@
  *
  *   skeptic_view_src   float [n, C, H+2m, W+2m]
  *   skeptic_view_embed int64 [n, E, 2]        (top, left) per embed slot
- *   skeptic_view_noise float [n, S, C, H, W]  standard-normal draws per noise slot
+ *   skeptic_view_noise float [n, S, C, H, W, 2] uniform (u1, u2) pairs per noise slot
  *   skeptic_view_given float [n, G, C, H, W]  views made on the CPU
  *
  * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
@@ -13,7 +13,7 @@
  *   crop        Slice
  *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
  *               the black canvas, AveragePool 2×2 (the 2× area downscale)
- *   noise       Gather the slot, Mul σ, Add, Clip
+ *   noise       Gather the slot, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
  *   blur        reflect-101 border by Gather with index lists (exact at any size, unlike Pad's
  *               reflect mode, which needs the pad smaller than the image), depthwise Conv, Clip
  *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
@@ -83,7 +83,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   const slots = slotCounts(plan);
   const inputs = [valueInfo(VIEW_INPUT.src, F32, ['skeptic_view_n', C, H + 2 * m, W + 2 * m])];
   if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I64, ['skeptic_view_n', slots.embed, 2]));
-  if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W]));
+  if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W, 2]));
   if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
 
   const src = VIEW_INPUT.src;
@@ -122,9 +122,16 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
       case 'given':
         v = slot(VIEW_INPUT.given, op.slot);
         break;
-      case 'noise':
-        v = clip01(b.op('Add', [centre, b.op('Mul', [slot(VIEW_INPUT.noise, op.slot), b.scalar(op.sigma)])]));
+      case 'noise': {
+        // Box–Muller on the (u1, u2) pairs: √(−2 ln u1)·cos 2πu2, as random.ts gaussian()
+        const pair = slot(VIEW_INPUT.noise, op.slot); // [n, C, H, W, 2]
+        const u1 = b.op('Gather', [pair, b.i64([0], [])], [A.i('axis', 4)]);
+        const u2 = b.op('Gather', [pair, b.i64([1], [])], [A.i('axis', 4)]);
+        const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
+        const z = b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
+        v = clip01(b.op('Add', [centre, b.op('Mul', [z, b.scalar(op.sigma)])]));
         break;
+      }
       case 'embed': {
         canvas ??= canvasIdx();
         flatCentre ??= b.reshape(centre, [0, C, H * W]);

@@ -16,7 +16,8 @@ export type ViewOp =
   /** The centre on a black 2H×2W canvas with its top-left corner at inputs.embed[slot] = (top, left),
    *  0 ≤ top ≤ H, 0 ≤ left ≤ W, scaled back to H×W by averaging 2×2 blocks. */
   | { kind: 'embed'; slot: number }
-  /** centre + sigma · inputs.noise[slot], clipped to [0,1] (the noise is drawn on the CPU with the image's seed). */
+  /** centre + sigma · z, clipped to [0,1], z standard normal by Box–Muller from the uniform pairs
+   *  inputs.noise[slot] (random.ts gaussianUniforms: the draws gaussian() makes, with the image's seed). */
   | { kind: 'noise'; sigma: number; slot: number }
   /** inputs.given[slot] as it is: a view the CPU made (JPEG through sharp, Poisson noise). */
   | { kind: 'given'; slot: number }
@@ -44,7 +45,7 @@ export interface ViewPlan {
 export interface ViewInputs {
   /** (top, left) per embed slot. */
   embed?: ArrayLike<number>;
-  /** C·H·W standard-normal draws per noise slot. */
+  /** 2·C·H·W uniforms per noise slot: (u1, u2) per value, u1 > 0. */
   noise?: Float32Array;
   /** C·H·W pixel values per given slot. */
   given?: Float32Array;

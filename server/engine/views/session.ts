@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
+import { throwIfAborted } from '../errors';
 import type { LoadedModel, Prediction } from '../types';
 import { decodeModel, encodeModel, inlineExternalData, toNum, type onnx } from '../model/onnx';
 import { introspect, planInput } from '../model/introspect';
@@ -42,8 +43,38 @@ export interface ViewRunner {
   readonly mode: 'composed' | 'standalone';
   /** Why the plan does not run in the model's session (standalone only). */
   readonly reason?: string;
+  /** Sources per session.run. */
+  readonly sourcesPerRun: number;
   /** The class scores of every view of every source, image-major: row i·views + j is view j of source i. */
   predict(sources: ViewSource[]): Promise<Prediction>;
+}
+
+/**
+ * Runs items through a runner a session.run at a time, making the next run's sources (noise
+ * draws, views the CPU makes) while the current one runs, so the provider does not wait for
+ * the CPU between runs. `use` gets each item with its scores (rows first … first+views−1).
+ */
+export async function runViews<T>(
+  runner: ViewRunner,
+  items: T[],
+  source: (item: T) => ViewSource | Promise<ViewSource>,
+  use: (item: T, scores: Prediction, first: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const step = runner.sourcesPerRun;
+  const make = async (from: number) => Promise.all(items.slice(from, from + step).map(source));
+  let next = items.length ? make(0) : undefined;
+  for (let from = 0; from < items.length; from += step) {
+    throwIfAborted(signal);
+    const sources = await next!;
+    const running = runner.predict(sources);
+    // let the run start (its work goes to ORT's threads) before this thread makes the next sources
+    await new Promise((r) => setImmediate(r));
+    next = from + step < items.length ? make(from + step) : undefined;
+    next?.catch(() => undefined);
+    const scores = await running;
+    items.slice(from, from + step).forEach((item, i) => use(item, scores, i * runner.views));
+  }
 }
 
 const cache = new WeakMap<LoadedModel, Map<string, Promise<ViewRunner>>>();
@@ -135,7 +166,7 @@ class Runner implements ViewRunner {
   readonly views: number;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly slots: ReturnType<typeof slotCounts>;
-  private readonly perRun: number;
+  readonly sourcesPerRun: number;
 
   constructor(
     private readonly plan: ViewPlan,
@@ -148,7 +179,7 @@ class Runner implements ViewRunner {
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
     const per = plan.channels * plan.height * plan.width;
-    this.perRun = Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (this.views * per))));
+    this.sourcesPerRun = Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (this.views * per))));
   }
 
   predict(sources: ViewSource[]): Promise<Prediction> {
@@ -162,8 +193,8 @@ class Runner implements ViewRunner {
     const rows = sources.length * this.views;
     const logits = new Float32Array(rows * K);
     const probs = new Float32Array(rows * K);
-    for (let first = 0; first < sources.length; first += this.perRun) {
-      const chunk = sources.slice(first, first + this.perRun);
+    for (let first = 0; first < sources.length; first += this.sourcesPerRun) {
+      const chunk = sources.slice(first, first + this.sourcesPerRun);
       const feeds = feedsFor(this.plan, this.slots, chunk);
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
@@ -209,17 +240,18 @@ function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: V
   }
   const floats = (name: 'noise' | 'given', count: number) => {
     if (!count) return;
-    const len = count * plane;
+    const pairs = name === 'noise' ? 2 : 1;
+    const len = count * plane * pairs;
     const one = n === 1 ? chunk[0].inputs?.[name] : undefined;
     const data = one && one.length === len ? one : new Float32Array(n * len);
     if (data !== one) {
       chunk.forEach((s, i) => {
         const v = s.inputs?.[name];
-        if (!v || v.length !== len) throw new RangeError(`views: source ${i} needs ${count} ${name} planes of ${plane} values`);
+        if (!v || v.length !== len) throw new RangeError(`views: source ${i} needs ${count} ${name} planes of ${plane * pairs} values`);
         data.set(v, i * len);
       });
     }
-    feeds[VIEW_INPUT[name]] = new ort.Tensor('float32', data, [n, count, C, H, W]);
+    feeds[VIEW_INPUT[name]] = new ort.Tensor('float32', data, name === 'noise' ? [n, count, C, H, W, 2] : [n, count, C, H, W]);
   };
   floats('noise', noise);
   floats('given', given);
