@@ -7,6 +7,7 @@
  *
  *   node --import tsx bench/audit.ts [--batch 32] [--repeat 1] [--mnist 1000] [--imagenet 100]
  *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet]
+ *                                    [--save DIR]   (writes each case's report.json there, to compare metrics)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST).
  *
@@ -15,7 +16,7 @@
  * a run's forward passes are the rows of its [N, K] class-score output (a standalone view graph
  * has none). The time is charged to the probe the audit says is running.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     fixtures: { type: 'string' },
     case: { type: 'string' },
     device: { type: 'string', default: 'cpu' },
+    save: { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -101,6 +103,10 @@ async function main() {
       });
       const wall = performance.now() - t0;
       current = '-';
+      if (values.save) {
+        mkdirSync(values.save, { recursive: true });
+        writeFileSync(join(values.save, `${c.key}-report.json`), JSON.stringify(report, null, 1));
+      }
       const per = new Map<string, Tally & { wallMs: number }>();
       for (const [id, ms] of Object.entries(report.run.timingsMs ?? {})) per.set(id, { ...tally(id), wallMs: ms });
       for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });

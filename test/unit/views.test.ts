@@ -184,3 +184,58 @@ test('corruption views equal image/corrupt.ts with the same seed: same noise dra
     }
   }
 });
+
+test('tile views equal patches.ts shuffleTiles (equal tiles) and ood.ts patchShuffle (unequal tiles) exactly', async () => {
+  const { shuffleTiles, tiling, derangement } = await import('../../server/engine/probes/patches');
+  const { patchShuffle, tileBorders } = await import('../../server/engine/probes/ood');
+  const { mulberry32, shuffleInPlace } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 13, 10]] as const) {
+    const src = image(C, H, W, 3 + H);
+    const ops: ViewOp[] = [];
+    const perm: number[] = [];
+    const want: PixelImage[] = [];
+    for (const g of [2, 4, 8]) {
+      if (g > Math.min(H, W)) continue;
+      const ty = tiling(H, g);
+      const tx = tiling(W, g);
+      const p = derangement(g * g, mulberry32(g));
+      ops.push({ kind: 'tiles', rows: Array.from({ length: g + 1 }, (_, i) => ty.offset + i * ty.size), cols: Array.from({ length: g + 1 }, (_, i) => tx.offset + i * tx.size), slot: ops.length });
+      perm.push(...p);
+      want.push(shuffleTiles(src, g, p));
+    }
+    // ood's unequal tiles: the same rng drives both (the permutation within each size group)
+    const g = 4;
+    const rows = tileBorders(H, g);
+    const cols = tileBorders(W, g);
+    const groups = new Map<string, number[]>();
+    for (let r = 0; r < g; r++) for (let c = 0; c < g; c++) {
+      const key = `${rows[r + 1] - rows[r]}x${cols[c + 1] - cols[c]}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(r * g + c);
+    }
+    const rng = mulberry32(77);
+    const source = new Array<number>(g * g);
+    for (const members of groups.values()) {
+      const p = shuffleInPlace([...members], rng);
+      members.forEach((dst, k) => (source[dst] = p[k]));
+    }
+    ops.push({ kind: 'tiles', rows, cols, slot: ops.length });
+    perm.push(...source);
+    want.push(patchShuffle(src, g, mulberry32(77)));
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops };
+    const out = await makeViews(plan, [{ source: src, inputs: { perm } }]);
+    want.forEach((w, j) => assert.deepEqual(viewOf(out, plan, 0, j), w.data, `tiles view ${j} at ${C}×${H}×${W}`));
+  }
+});
+
+test('patch views equal patches.ts patchOnCanvas with the mean colour or a grey', async () => {
+  const { canvasFill, patchOnCanvas } = await import('../../server/engine/probes/patches');
+  const src = image(3, 12, 9, 31);
+  const cases: Array<[number, number, number, 'mean' | number]> = [[0, 0, 0, 'mean'], [0, 0, 3, 'mean'], [9, 6, 3, 'mean'], [4, 2, 5, 0.5], [0, 0, 0, 0.25]];
+  const plan: ViewPlan = { channels: 3, height: 12, width: 9, margin: 0, ops: cases.map(([top, left, size, fill]) => ({ kind: 'patch', top, left, size, fill })) };
+  const out = await makeViews(plan, [{ source: src }]);
+  cases.forEach(([top, left, size, fill], j) => {
+    const want = patchOnCanvas(src, top, left, size, canvasFill(src, fill));
+    assert.ok(maxDiff(viewOf(out, plan, 0, j), want.data) <= 1e-7, `patch ${size} at ${top},${left} fill ${fill}`);
+  });
+});

@@ -7,6 +7,7 @@
  *   skeptic_view_embed int64 [n, E, 2]        (top, left) per embed slot
  *   skeptic_view_noise float [n, S, C, H, W, 2] uniform (u1, u2) pairs per noise slot
  *   skeptic_view_given float [n, G, C, H, W]  views made on the CPU
+ *   skeptic_view_perm  int64 [n, P]           tile permutations, all tiles slots concatenated
  *
  * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
  * and image/corrupt.ts, which the tests hold them to):
@@ -20,14 +21,17 @@
  *               two Gathers
  *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
  *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
+ *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
+ *               constant tables), GatherElements
+ *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
 import { onnx } from '../model/onnx';
-import { checkPlan, slotCounts, type ViewPlan } from './plan';
+import { checkPlan, permOffsets, slotCounts, type ViewPlan } from './plan';
 
 export const VIEW_PREFIX = 'skeptic_view_';
-export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given` } as const;
+export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given`, perm: `${VIEW_PREFIX}perm` } as const;
 /** Lowest opset the view graph is written for. */
 export const VIEW_MIN_OPSET = 11;
 
@@ -85,6 +89,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I64, ['skeptic_view_n', slots.embed, 2]));
   if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W, 2]));
   if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
+  if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I64, ['skeptic_view_n', slots.perm]));
 
   const src = VIEW_INPUT.src;
   const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
@@ -110,6 +115,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
     return { ys, xs };
   };
   let canvas: { ys: string; xs: string } | undefined;
+  let meanColour: string | undefined;
+  const perms = permOffsets(plan);
 
   const outs: string[] = [];
   for (const op of plan.ops) {
@@ -177,6 +184,60 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
         const sy = Array.from({ length: H }, (_, y) => Math.min(h - 1, Math.floor(((y + 0.5) * h) / H)));
         const sx = Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
         v = b.op('Gather', [b.op('Gather', [small, b.i64(sy)], [A.i('axis', 2)]), b.i64(sx)], [A.i('axis', 3)]);
+        break;
+      }
+      case 'tiles': {
+        // static maps per pixel: its tile (k), its offset in the tile, whether it is in one
+        const nr = op.rows.length - 1;
+        const nc = op.cols.length - 1;
+        const slotOf = new Array<number>(H * W).fill(0);
+        const dy = new Array<number>(H * W).fill(0);
+        const dx = new Array<number>(H * W).fill(0);
+        const ident = Array.from({ length: H * W }, (_, p) => p);
+        const inside = new Array<number>(H * W).fill(0);
+        for (let r = 0; r < nr; r++) {
+          for (let c = 0; c < nc; c++) {
+            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) {
+              for (let x = op.cols[c]; x < op.cols[c + 1]; x++) {
+                slotOf[y * W + x] = r * nc + c;
+                dy[y * W + x] = y - op.rows[r];
+                dx[y * W + x] = x - op.cols[c];
+                inside[y * W + x] = 1;
+              }
+            }
+          }
+        }
+        const tileTop = Array.from({ length: nr * nc }, (_, t) => op.rows[Math.floor(t / nc)]);
+        const tileLeft = Array.from({ length: nr * nc }, (_, t) => op.cols[t % nc]);
+        const at = perms.at.get(op.slot)!;
+        const perm = b.slice(VIEW_INPUT.perm, [at], [at + nr * nc], [1]); // [n, T]
+        const srcTile = b.op('Gather', [perm, b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
+        const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
+        const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
+        const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
+        const isIn = b.op('Cast', [b.i64(inside)], [A.i('to', 9)]);
+        const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
+        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
+        v = b.reshape(b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
+        break;
+      }
+      case 'patch': {
+        let fillV: string;
+        if (op.fill === 'mean') {
+          // the mean colour in float64, as the JS canvasFill sums it
+          meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]);
+          fillV = meanColour;
+        } else fillV = b.scalar(op.fill);
+        if (op.size === 0) {
+          v = b.op('Add', [b.op('Mul', [centre, b.scalar(0)]), fillV]);
+          // Mul by 0 keeps NaN/Inf out only for finite pixels, which decoded images are
+        } else {
+          const mask = new Array<number>(H * W).fill(0);
+          for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
+          const m4 = b.op('Cast', [b.i64(mask, [1, 1, H, W])], [A.i('to', 9)]);
+          v = b.op('Where', [m4, centre, b.op('Expand', [fillV, b.op('Shape', [centre])])]);
+        }
         break;
       }
       case 'brightness': {

@@ -29,7 +29,15 @@ export type ViewOp =
   /** HSV value + delta, clipped; hue and saturation kept (a black pixel becomes grey delta). */
   | { kind: 'brightness'; delta: number }
   /** (x − m)·factor + m per channel, m the channel's mean over the image; clipped. */
-  | { kind: 'contrast'; factor: number };
+  | { kind: 'contrast'; factor: number }
+  /** The centre cut into the tiles between row boundaries `rows` and column boundaries `cols`
+   *  (tile t = r·(cols.length−1) + c), with tile perm[k] moved to the place of tile k; perm is
+   *  inputs.perm's entry for `slot` (per image) and may only swap tiles of equal size. Pixels
+   *  outside the tiles stay in place. */
+  | { kind: 'tiles'; rows: number[]; cols: number[]; slot: number }
+  /** A canvas filled per channel (with the centre's mean colour, or a grey level) with the
+   *  size×size patch of the centre at (top, left) in place (size 0: the empty canvas). */
+  | { kind: 'patch'; top: number; left: number; size: number; fill: 'mean' | number };
 
 export interface ViewPlan {
   /** The model's input size: every view is channels × height × width. */
@@ -49,6 +57,8 @@ export interface ViewInputs {
   noise?: Float32Array;
   /** C·H·W pixel values per given slot. */
   given?: Float32Array;
+  /** The tile permutations, one per tiles slot, concatenated in slot order. */
+  perm?: ArrayLike<number>;
 }
 
 /** One image to make views of: the source (with its margin) and its inputs. */
@@ -57,13 +67,28 @@ export interface ViewSource {
   inputs?: ViewInputs;
 }
 
-/** How many slots of each per-image input a plan reads. */
-export function slotCounts(plan: ViewPlan): { embed: number; noise: number; given: number } {
-  const n = { embed: 0, noise: 0, given: 0 };
+/** How many slots of each per-image input a plan reads (perm: values, all tiles slots together). */
+export function slotCounts(plan: ViewPlan): { embed: number; noise: number; given: number; perm: number } {
+  const n = { embed: 0, noise: 0, given: 0, perm: 0 };
   for (const op of plan.ops) {
     if (op.kind === 'embed' || op.kind === 'noise' || op.kind === 'given') n[op.kind] = Math.max(n[op.kind], op.slot + 1);
   }
+  const perms = permOffsets(plan);
+  n.perm = perms.total;
   return n;
+}
+
+/** Where each tiles slot's permutation starts in inputs.perm. */
+export function permOffsets(plan: ViewPlan): { at: Map<number, number>; total: number } {
+  const sizes = new Map<number, number>();
+  for (const op of plan.ops) if (op.kind === 'tiles') sizes.set(op.slot, (op.rows.length - 1) * (op.cols.length - 1));
+  const at = new Map<number, number>();
+  let total = 0;
+  for (const slot of [...sizes.keys()].sort((a, b) => a - b)) {
+    at.set(slot, total);
+    total += sizes.get(slot)!;
+  }
+  return { at, total };
 }
 
 /** A key that names the plan's graph (two equal plans share one session). */
@@ -85,5 +110,12 @@ export function checkPlan(plan: ViewPlan): void {
       throw new RangeError('view plan: a blur kernel must be (2h+1)² weights');
     }
     if ('slot' in op && !(Number.isInteger(op.slot) && op.slot >= 0)) throw new RangeError(`view plan: bad slot ${op.slot}`);
+    if (op.kind === 'tiles') {
+      const ok = (b: number[], n: number) => b.length >= 2 && b[0] >= 0 && b[b.length - 1] <= n && b.every((v, i) => i === 0 || v > b[i - 1]);
+      if (!ok(op.rows, H) || !ok(op.cols, W)) throw new RangeError('view plan: tile boundaries must rise inside the image');
+    }
+    if (op.kind === 'patch' && (op.size < 0 || op.top < 0 || op.left < 0 || op.top + op.size > H || op.left + op.size > W)) {
+      throw new RangeError(`view plan: patch ${op.size} at (${op.top}, ${op.left}) outside ${H}×${W}`);
+    }
   }
 }

@@ -253,6 +253,15 @@ function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: V
     }
     feeds[VIEW_INPUT[name]] = new ort.Tensor('float32', data, name === 'noise' ? [n, count, C, H, W, 2] : [n, count, C, H, W]);
   };
+  if (slots.perm) {
+    const e = new BigInt64Array(n * slots.perm);
+    chunk.forEach((s, i) => {
+      const v = s.inputs?.perm;
+      if (!v || v.length !== slots.perm) throw new RangeError(`views: source ${i} needs ${slots.perm} permutation entries`);
+      for (let j = 0; j < slots.perm; j++) e[i * slots.perm + j] = BigInt(v[j]);
+    });
+    feeds[VIEW_INPUT.perm] = new ort.Tensor('int64', e, [n, slots.perm]);
+  }
   floats('noise', noise);
   floats('given', given);
   return feeds;
