@@ -71,3 +71,16 @@ export function gaussianUniforms(seed: number, n: number, out = new Float32Array
   }
   return out;
 }
+
+/** n draws of mulberry32(seed), in order, into a float32 array (uniformNoise's values, inlined). */
+export function uniforms(seed: number, n: number, out: Float32Array<ArrayBufferLike> = new Float32Array(n)): Float32Array<ArrayBufferLike> {
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  return out;
+}

@@ -239,3 +239,42 @@ test('patch views equal patches.ts patchOnCanvas with the mean colour or a grey'
     assert.ok(maxDiff(viewOf(out, plan, 0, j), want.data) <= 1e-7, `patch ${size} at ${top},${left} fill ${fill}`);
   });
 });
+
+test('ood views equal ood.ts: inversion, rotations (exact at 90° and 180°, bilinear tilts), noise with the image statistics', async () => {
+  const { borderMean, gaussianNoise, invert, rotate180, rotate90, rotateAbout } = await import('../../server/engine/probes/ood');
+  const { gaussianUniforms, mulberry32 } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 11, 11], [3, 9, 12]] as const) {
+    const src = image(C, H, W, 1 + H + W);
+    const plan: ViewPlan = {
+      channels: C, height: H, width: W, margin: 0,
+      ops: [{ kind: 'invert' }, { kind: 'rotate', degrees: 90 }, { kind: 'rotate', degrees: 180 }, { kind: 'rotate', degrees: 15 }, { kind: 'rotate', degrees: 45 }, { kind: 'rotate', degrees: 60 }, { kind: 'normal', slot: 0 }],
+    };
+    const out = await makeViews(plan, [{ source: src, inputs: { noise: gaussianUniforms(5, C * H * W) } }]);
+    const exact = [invert(src), rotate90(src), rotate180(src)];
+    exact.forEach((w, j) => {
+      if (j === 1 && H !== W) assert.ok(maxDiff(viewOf(out, plan, 0, j), w.data) <= 1e-6);
+      else assert.deepEqual(viewOf(out, plan, 0, j), w.data, `view ${j} at ${C}×${H}×${W}`);
+    });
+    [15, 45, 60].forEach((deg, i) => {
+      const d = maxDiff(viewOf(out, plan, 0, 3 + i), rotateAbout(src, deg, borderMean(src)).data);
+      assert.ok(d <= 1e-6, `tilt ${deg} at ${C}×${H}×${W}: ${d}`);
+    });
+    const d = maxDiff(viewOf(out, plan, 0, 6), gaussianNoise(src, mulberry32(5)).data);
+    assert.ok(d <= 1e-5, `noise with the image statistics: ${d}`);
+  }
+});
+
+test('the ood probe\'s views equal generateOod for every set with the same seed', async () => {
+  const { GENERATED_SETS, generateOod, oodViews } = await import('../../server/engine/probes/ood');
+  const { derivedSeed } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 13, 10]] as const) {
+    const src = image(C, H, W, 2 + H);
+    const views = oodViews([...GENERATED_SETS], C, H, W, 8);
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: views.ops };
+    const out = await makeViews(plan, [{ source: src, inputs: views.inputs(src, (set) => derivedSeed(3, `ood/${set}`, 'sha')) }]);
+    GENERATED_SETS.forEach((set, j) => {
+      const d = maxDiff(viewOf(out, plan, 0, j), generateOod(set, src, 3, 'sha', 8).data);
+      assert.ok(d <= 1e-5, `${set} at ${C}×${H}×${W}: ${d}`);
+    });
+  }
+});

@@ -80,6 +80,45 @@ function areaMatrix(N: number, n: number): Float32Array {
   return m;
 }
 
+/**
+ * Bilinear rotation about the centre as four (index, weight) taps per output pixel and the weight
+ * of the fill (taps outside the frame), the arithmetic of ood.ts rotateAbout.
+ */
+function rotation(H: number, W: number, degrees: number): { index: Int32Array[]; weight: Float32Array[]; fillWeight: Float32Array } {
+  const th = (degrees * Math.PI) / 180;
+  const cos = Math.cos(th);
+  const sin = Math.sin(th);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  const index = [0, 1, 2, 3].map(() => new Int32Array(H * W));
+  const weight = [0, 1, 2, 3].map(() => new Float32Array(H * W));
+  const fillWeight = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const p = y * W + x;
+      let sx = cx + (x - cx) * cos - (y - cy) * sin;
+      let sy = cy + (x - cx) * sin + (y - cy) * cos;
+      if (Math.abs(sx - Math.round(sx)) < 1e-9) sx = Math.round(sx);
+      if (Math.abs(sy - Math.round(sy)) < 1e-9) sy = Math.round(sy);
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const ax = sx - x0;
+      const ay = sy - y0;
+      const taps: Array<[number, number, number]> = [[y0, x0, (1 - ax) * (1 - ay)], [y0, x0 + 1, ax * (1 - ay)], [y0 + 1, x0, (1 - ax) * ay], [y0 + 1, x0 + 1, ax * ay]];
+      let wf = 0;
+      taps.forEach(([ty, tx, w], k) => {
+        if (w === 0) return;
+        if (ty >= 0 && ty < H && tx >= 0 && tx < W) {
+          index[k][p] = ty * W + tx;
+          weight[k][p] = w;
+        } else wf += w;
+      });
+      fillWeight[p] = wf;
+    }
+  }
+  return { index, weight, fillWeight };
+}
+
 export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
@@ -118,6 +157,15 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   let meanColour: string | undefined;
   const perms = permOffsets(plan);
 
+  /** Standard normals by Box–Muller on the (u1, u2) pairs of a noise slot: √(−2 ln u1)·cos 2πu2, as random.ts gaussian(). */
+  const normals = (j: number) => {
+    const pair = slot(VIEW_INPUT.noise, j); // [n, C, H, W, 2]
+    const u1 = b.op('Gather', [pair, b.i64([0], [])], [A.i('axis', 4)]);
+    const u2 = b.op('Gather', [pair, b.i64([1], [])], [A.i('axis', 4)]);
+    const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
+    return b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
+  };
+
   const outs: string[] = [];
   for (const op of plan.ops) {
     let v: string;
@@ -129,14 +177,36 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
       case 'given':
         v = slot(VIEW_INPUT.given, op.slot);
         break;
-      case 'noise': {
-        // Box–Muller on the (u1, u2) pairs: √(−2 ln u1)·cos 2πu2, as random.ts gaussian()
-        const pair = slot(VIEW_INPUT.noise, op.slot); // [n, C, H, W, 2]
-        const u1 = b.op('Gather', [pair, b.i64([0], [])], [A.i('axis', 4)]);
-        const u2 = b.op('Gather', [pair, b.i64([1], [])], [A.i('axis', 4)]);
-        const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
-        const z = b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
-        v = clip01(b.op('Add', [centre, b.op('Mul', [z, b.scalar(op.sigma)])]));
+      case 'noise':
+        v = clip01(b.op('Add', [centre, b.op('Mul', [normals(op.slot), b.scalar(op.sigma)])]));
+        break;
+      case 'normal': {
+        const x = b.op('Cast', [centre], [A.i('to', F64)]);
+        const mu = b.reduce('ReduceMean', x, [2, 3], true);
+        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [b.op('Sub', [x, mu]), b.op('Sub', [x, mu])]), [2, 3], true)]);
+        const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
+        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(op.slot)])]));
+        break;
+      }
+      case 'invert':
+        v = b.op('Sub', [b.scalar(1), centre]);
+        break;
+      case 'rotate': {
+        const t = rotation(H, W, op.degrees);
+        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        // the fill: mean of the one-pixel frame per channel, in float64 as ood.ts borderMean
+        const frame = new Array<number>(H * W).fill(0);
+        let count = 0;
+        for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (y === 0 || y === H - 1 || x === 0 || x === W - 1) (frame[y * W + x] = 1), count++;
+        const frameT = b.fresh('frame');
+        b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
+        const fill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
+        let acc = b.op('Mul', [fill, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
+        for (let k = 0; k < 4; k++) {
+          const g = b.op('Gather', [flatCentre, b.i64(Array.from(t.index[k]))], [A.i('axis', 2)]);
+          acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
+        }
+        v = b.reshape(acc, [-1, C, H, W]);
         break;
       }
       case 'embed': {

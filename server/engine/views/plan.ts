@@ -37,7 +37,15 @@ export type ViewOp =
   | { kind: 'tiles'; rows: number[]; cols: number[]; slot: number }
   /** A canvas filled per channel (with the centre's mean colour, or a grey level) with the
    *  size×size patch of the centre at (top, left) in place (size 0: the empty canvas). */
-  | { kind: 'patch'; top: number; left: number; size: number; fill: 'mean' | number };
+  | { kind: 'patch'; top: number; left: number; size: number; fill: 'mean' | number }
+  /** 1 − x. */
+  | { kind: 'invert' }
+  /** N(μ_c, σ_c) per value, μ_c and σ_c the centre's own channel mean and (population) standard
+   *  deviation, clipped; z by Box–Muller from the uniform pairs inputs.noise[slot]. */
+  | { kind: 'normal'; slot: number }
+  /** Rotated `degrees` counter-clockwise (as displayed, y down) about the centre, bilinear; what
+   *  comes from outside the frame is the per-channel mean of the one-pixel border. */
+  | { kind: 'rotate'; degrees: number };
 
 export interface ViewPlan {
   /** The model's input size: every view is channels × height × width. */
@@ -72,6 +80,7 @@ export function slotCounts(plan: ViewPlan): { embed: number; noise: number; give
   const n = { embed: 0, noise: 0, given: 0, perm: 0 };
   for (const op of plan.ops) {
     if (op.kind === 'embed' || op.kind === 'noise' || op.kind === 'given') n[op.kind] = Math.max(n[op.kind], op.slot + 1);
+    if (op.kind === 'normal') n.noise = Math.max(n.noise, op.slot + 1);
   }
   const perms = permOffsets(plan);
   n.perm = perms.total;
