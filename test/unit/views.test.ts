@@ -278,3 +278,26 @@ test('the ood probe\'s views equal generateOod for every set with the same seed'
     });
   }
 });
+
+test('the default audit gives the same report at batch sizes 5 and 32 (views made in runs of other sizes)', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
+  const { audit } = await import('../../server/engine/audit');
+  const { openDataset } = await import('../../server/engine/data');
+  const { createProbes, DEFAULT_PROBES } = await import('../../server/engine/probes');
+  const model = await loadModel(join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { device: 'cpu', preprocess: 'unit' });
+  try {
+    const reports = [];
+    for (const batchSize of [5, 32]) {
+      const ds = await openDataset(join(FIXTURES, 'mnist'), { limit: 24 });
+      const r = await audit(model, ds, { probes: createProbes(DEFAULT_PROBES, { patches: { evidenceRate: 0.5 } }), batchSize, seed: 3 });
+      reports.push(r);
+    }
+    for (const id of DEFAULT_PROBES) {
+      assert.equal(reports[0].probes[id].status, 'ok', `${id}: ${reports[0].probes[id].reason}`);
+      assert.deepEqual(reports[0].probes[id].metrics, reports[1].probes[id].metrics, `${id} metrics`);
+      assert.deepEqual(reports[0].probes[id].records, reports[1].probes[id].records, `${id} records`);
+    }
+    assert.deepEqual(reports[0].findings, reports[1].findings);
+  } finally {
+    await model.dispose();
+  }
+});
