@@ -155,6 +155,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   };
   let canvas: { ys: string; xs: string } | undefined;
   let meanColour: string | undefined;
+  /** The fill canvas per fill tensor, shared by every patch view. */
+  const canvases = new Map<string, string>();
   const perms = permOffsets(plan);
 
   /** Standard normals by Box–Muller on the (u1, u2) pairs of a noise slot: √(−2 ln u1)·cos 2πu2, as random.ts gaussian(). */
@@ -300,13 +302,14 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
           fillV = meanColour;
         } else fillV = b.scalar(op.fill);
         if (op.size === 0) {
-          v = b.op('Add', [b.op('Mul', [centre, b.scalar(0)]), fillV]);
-          // Mul by 0 keeps NaN/Inf out only for finite pixels, which decoded images are
+          canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
+          v = b.op('Identity', [canvases.get(fillV)!]);
         } else {
           const mask = new Array<number>(H * W).fill(0);
           for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
           const m4 = b.op('Cast', [b.i64(mask, [1, 1, H, W])], [A.i('to', 9)]);
-          v = b.op('Where', [m4, centre, b.op('Expand', [fillV, b.op('Shape', [centre])])]);
+          canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
+          v = b.op('Where', [m4, centre, canvases.get(fillV)!]);
         }
         break;
       }
