@@ -148,12 +148,6 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
 
   // Shared pieces, made on first use.
   let flatCentre: string | undefined;
-  const canvasIdx = () => {
-    const ys = b.i64(Array.from({ length: 2 * H }, (_, i) => i), [1, 2 * H, 1]);
-    const xs = b.i64(Array.from({ length: 2 * W }, (_, i) => i), [1, 1, 2 * W]);
-    return { ys, xs };
-  };
-  let canvas: { ys: string; xs: string } | undefined;
   let meanColour: string | undefined;
   /** The fill canvas per fill tensor, shared by every patch view. */
   const canvases = new Map<string, string>();
@@ -169,7 +163,69 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   };
 
   const outs: string[] = [];
-  for (const op of plan.ops) {
+  const Hs = H + 2 * m;
+  const Ws = W + 2 * m;
+  let flatSrc: string | undefined;
+  for (let i = 0; i < plan.ops.length; i++) {
+    const op = plan.ops[i];
+    // A run of crops is one Gather with a constant index over the flattened source, and a run of
+    // patches one Where with a stack of masks: a few large nodes instead of many small ones
+    // (each node costs a thread-pool round trip in ORT).
+    let run = 1;
+    while (i + run < plan.ops.length && plan.ops[i + run].kind === op.kind && (op.kind === 'crop' || (op.kind === 'patch' && (plan.ops[i + run] as typeof op).fill === op.fill))) run++;
+    if (op.kind === 'crop' && run > 1) {
+      const idx = new Array<number>(run * H * W);
+      for (let r = 0; r < run; r++) {
+        const c = plan.ops[i + r] as { top: number; left: number };
+        for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) idx[(r * H + y) * W + x] = (c.top + y) * Ws + c.left + x;
+      }
+      flatSrc ??= b.reshape(src, [0, C, Hs * Ws]);
+      const g = b.reshape(b.op('Gather', [flatSrc, b.i64(idx)], [A.i('axis', 2)]), [0, C, run, H, W]);
+      outs.push(C === 1 ? b.reshape(g, [0, run, 1, H, W]) : b.transpose(g, [0, 2, 1, 3, 4]));
+      i += run - 1;
+      continue;
+    }
+    if (op.kind === 'patch' && run > 1) {
+      const mask = new Array<number>(run * H * W).fill(0);
+      for (let r = 0; r < run; r++) {
+        const p = plan.ops[i + r] as { top: number; left: number; size: number };
+        for (let y = p.top; y < p.top + p.size; y++) for (let x = p.left; x < p.left + p.size; x++) mask[(r * H + y) * W + x] = 1;
+      }
+      const fillV = op.fill === 'mean'
+        ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
+        : b.scalar(op.fill);
+      const masks = b.op('Cast', [b.i64(mask, [1, run, 1, H, W])], [A.i('to', 9)]);
+      // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere
+      outs.push(b.op('Where', [masks, b.unsqueeze(centre, [1]), b.unsqueeze(fillV, [1])]));
+      i += run - 1;
+      continue;
+    }
+    if (op.kind === 'embed') {
+      // a run of embeds with consecutive slots: one index map [n, E, 2H, 2W] and one gather
+      let E = 1;
+      while (i + E < plan.ops.length && plan.ops[i + E].kind === 'embed' && (plan.ops[i + E] as typeof op).slot === op.slot + E) E++;
+      flatCentre ??= b.reshape(centre, [0, C, H * W]);
+      const ys = b.i64(Array.from({ length: 2 * H }, (_, k) => k), [1, 1, 2 * H, 1]);
+      const xs = b.i64(Array.from({ length: 2 * W }, (_, k) => k), [1, 1, 1, 2 * W]);
+      const pos = b.slice(VIEW_INPUT.embed, [op.slot], [op.slot + E], [1]); // [n, E, 2]
+      const top = b.reshape(b.slice(pos, [0], [1], [2]), [-1, E, 1, 1]);
+      const left = b.reshape(b.slice(pos, [1], [2], [2]), [-1, E, 1, 1]);
+      const ty = b.op('Sub', [ys, top]); // [n, E, 2H, 1]: row of the image under canvas row y
+      const tx = b.op('Sub', [xs, left]); // [n, E, 1, 2W]
+      const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i64([-1], [])]), b.op('Less', [t, b.i64([n], [])])]);
+      const vy = inside(ty, H);
+      const vx = inside(tx, W);
+      const zero = b.i64([0], []);
+      const idx = b.op('Add', [b.op('Mul', [b.op('Where', [vy, ty, zero]), b.i64([W], [])]), b.op('Where', [vx, tx, zero])]); // [n, E, 2H, 2W]
+      const idxC = b.op('Expand', [b.reshape(idx, [-1, 1, E * 4 * H * W]), b.i64([1, C, 1])]);
+      const pixels = b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]); // [n, C, E·4HW]
+      const valid = b.reshape(b.op('And', [vy, vx]), [-1, 1, E * 4 * H * W]);
+      const onCanvas = b.reshape(b.op('Where', [valid, pixels, b.scalar(0)]), [-1, C * E, 2 * H, 2 * W]);
+      const pooled = b.reshape(b.op('AveragePool', [onCanvas], [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])]), [-1, C, E, H, W]);
+      outs.push(C === 1 ? b.reshape(pooled, [-1, E, 1, H, W]) : b.transpose(pooled, [0, 2, 1, 3, 4]));
+      i += E - 1;
+      continue;
+    }
     let v: string;
     switch (op.kind) {
       case 'crop':
@@ -209,28 +265,6 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
           acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
-        break;
-      }
-      case 'embed': {
-        canvas ??= canvasIdx();
-        flatCentre ??= b.reshape(centre, [0, C, H * W]);
-        const pos = slot(VIEW_INPUT.embed, op.slot); // [n, 2]
-        const top = b.reshape(b.slice(pos, [0], [1], [1]), [-1, 1, 1]);
-        const left = b.reshape(b.slice(pos, [1], [2], [1]), [-1, 1, 1]);
-        const ty = b.op('Sub', [canvas.ys, top]); // [n, 2H, 1]: row of the image under canvas row y
-        const tx = b.op('Sub', [canvas.xs, left]); // [n, 1, 2W]
-        const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i64([-1], [])]), b.op('Less', [t, b.i64([n], [])])]);
-        const vy = inside(ty, H);
-        const vx = inside(tx, W);
-        const zero = b.i64([0], []);
-        const iy = b.op('Where', [vy, ty, zero]);
-        const ix = b.op('Where', [vx, tx, zero]);
-        const idx = b.op('Add', [b.op('Mul', [iy, b.i64([W], [])]), ix]); // [n, 2H, 2W]
-        const idxC = b.op('Expand', [b.reshape(idx, [-1, 1, 4 * H * W]), b.i64([1, C, 1])]);
-        const pixels = b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]);
-        const valid = b.reshape(b.op('And', [vy, vx]), [-1, 1, 4 * H * W]);
-        const onCanvas = b.reshape(b.op('Where', [valid, pixels, b.scalar(0)]), [-1, C, 2 * H, 2 * W]);
-        v = b.op('AveragePool', [onCanvas], [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])]);
         break;
       }
       case 'blur': {
