@@ -50,6 +50,8 @@ for (const C of [1, 3]) {
     const src = image(C, H + 2 * m, W + 2 * m, 11 + C);
     const ops: ViewOp[] = [];
     for (let top = 0; top <= 2 * m; top += 2) for (let left = 0; left <= 2 * m; left += 3) ops.push({ kind: 'crop', top, left });
+    // a vertical sweep (one column offset): made as one gather of rows
+    for (let top = 2 * m; top >= 0; top--) ops.push({ kind: 'crop', top, left: 1 });
     const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
     const out = await makeViews(plan, [{ source: src }]);
     ops.forEach((op, j) => {

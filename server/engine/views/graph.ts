@@ -163,24 +163,20 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   };
 
   const outs: string[] = [];
-  const Hs = H + 2 * m;
-  const Ws = W + 2 * m;
-  let flatSrc: string | undefined;
   for (let i = 0; i < plan.ops.length; i++) {
     const op = plan.ops[i];
-    // A run of crops is one Gather with a constant index over the flattened source, and a run of
-    // patches one Where with a stack of masks: a few large nodes instead of many small ones
-    // (each node costs a thread-pool round trip in ORT).
+    // A run of crops sharing their columns (a vertical sweep) is one Slice of those columns and
+    // one Gather of whole rows; a run of patches one Where with a stack of masks: a few large
+    // nodes instead of many small ones (each node costs a thread-pool round trip in ORT).
+    // Crops at other columns stay Slices: a Gather of single values copies value by value.
     let run = 1;
-    while (i + run < plan.ops.length && plan.ops[i + run].kind === op.kind && (op.kind === 'crop' || (op.kind === 'patch' && (plan.ops[i + run] as typeof op).fill === op.fill))) run++;
+    while (i + run < plan.ops.length && plan.ops[i + run].kind === op.kind &&
+      ((op.kind === 'crop' && (plan.ops[i + run] as typeof op).left === op.left) || (op.kind === 'patch' && (plan.ops[i + run] as typeof op).fill === op.fill))) run++;
     if (op.kind === 'crop' && run > 1) {
-      const idx = new Array<number>(run * H * W);
-      for (let r = 0; r < run; r++) {
-        const c = plan.ops[i + r] as { top: number; left: number };
-        for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) idx[(r * H + y) * W + x] = (c.top + y) * Ws + c.left + x;
-      }
-      flatSrc ??= b.reshape(src, [0, C, Hs * Ws]);
-      const g = b.reshape(b.op('Gather', [flatSrc, b.i64(idx)], [A.i('axis', 2)]), [0, C, run, H, W]);
+      const rows: number[] = [];
+      for (let r = 0; r < run; r++) for (let y = 0; y < H; y++) rows.push((plan.ops[i + r] as { top: number }).top + y);
+      const cols = b.slice(src, [op.left], [op.left + W], [3]); // [n, C, Hs, W]
+      const g = b.reshape(b.op('Gather', [cols, b.i64(rows)], [A.i('axis', 2)]), [0, C, run, H, W]);
       outs.push(C === 1 ? b.reshape(g, [0, run, 1, H, W]) : b.transpose(g, [0, 2, 1, 3, 4]));
       i += run - 1;
       continue;
