@@ -149,6 +149,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
   // Shared pieces, made on first use.
   let flatCentre: string | undefined;
   let meanColour: string | undefined;
+  let borderFill: string | undefined;
   /** The fill canvas per fill tensor, shared by every patch view. */
   const canvases = new Map<string, string>();
   const perms = permOffsets(plan);
@@ -249,14 +250,18 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
         const t = rotation(H, W, op.degrees);
         flatCentre ??= b.reshape(centre, [0, C, H * W]);
         // the fill: mean of the one-pixel frame per channel, in float64 as ood.ts borderMean
-        const frame = new Array<number>(H * W).fill(0);
-        let count = 0;
-        for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (y === 0 || y === H - 1 || x === 0 || x === W - 1) (frame[y * W + x] = 1), count++;
-        const frameT = b.fresh('frame');
-        b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
-        const fill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
-        let acc = b.op('Mul', [fill, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
+        // (shared by every rotation, built on first need)
+        if (!borderFill && t.fillWeight.some((w) => w !== 0)) {
+          const frame = new Array<number>(H * W).fill(0);
+          let count = 0;
+          for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (y === 0 || y === H - 1 || x === 0 || x === W - 1) (frame[y * W + x] = 1), count++;
+          const frameT = b.fresh('frame');
+          b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
+          borderFill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
+        }
+        let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
         for (let k = 0; k < 4; k++) {
+          if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
           const g = b.op('Gather', [flatCentre, b.i64(Array.from(t.index[k]))], [A.i('axis', 2)]);
           acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
