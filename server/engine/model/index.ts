@@ -22,6 +22,7 @@ import { hfInputSize, readHfConfig, resolvePreprocessing, type PreprocessOverrid
 import { resolveLabels } from './labels';
 import { classesOf, consistentWith, detectKind, toLogitsAndProbs } from './output';
 import { copyRows, Runner, runModel, type Mode } from './runner';
+import { releaseViews } from '../views/session';
 
 export { PRESETS, type PreprocessOverride } from './preprocess';
 export { describeModel } from './describe';
@@ -392,6 +393,7 @@ class Model implements LoadedModel {
     if (this.disposed) return;
     this.disposed = true;
     await this.queue;
+    await releaseViews(this);
     await this.runner.session.release();
   }
 }

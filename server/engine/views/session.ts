@@ -93,6 +93,15 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner
   return r;
 }
 
+/** Releases the sessions of every plan built for a model (the model's dispose() calls it). */
+export async function releaseViews(model: LoadedModel): Promise<void> {
+  const byPlan = cache.get(model);
+  if (!byPlan) return;
+  cache.delete(model);
+  const runners = await Promise.allSettled([...byPlan.values()]);
+  for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
+}
+
 async function build(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
   if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
     throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
@@ -180,6 +189,11 @@ class Runner implements ViewRunner {
     this.slots = slotCounts(plan);
     const per = plan.channels * plan.height * plan.width;
     this.sourcesPerRun = Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (this.views * per))));
+  }
+
+  async release(): Promise<void> {
+    await this.queue;
+    await this.session.release().catch(() => undefined);
   }
 
   predict(sources: ViewSource[]): Promise<Prediction> {
