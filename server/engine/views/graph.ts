@@ -32,6 +32,8 @@ import { checkPlan, permOffsets, slotCounts, type ViewPlan } from './plan';
 
 export const VIEW_PREFIX = 'skeptic_view_';
 export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given`, perm: `${VIEW_PREFIX}perm` } as const;
+/** Up to this many pixels, embeddings are two small MatMuls; above, an index map and a gather. */
+const SMALL_EMBED = 64 * 64;
 /** Lowest opset the view graph is written for. */
 export const VIEW_MIN_OPSET = 11;
 
@@ -201,10 +203,28 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
       // a run of embeds with consecutive slots: one index map [n, E, 2H, 2W] and one gather
       let E = 1;
       while (i + E < plan.ops.length && plan.ops[i + E].kind === 'embed' && (plan.ops[i + E] as typeof op).slot === op.slot + E) E++;
+      const pos = b.slice(VIEW_INPUT.embed, [op.slot], [op.slot + E], [1]); // [n, E, 2]
+      if (H * W <= SMALL_EMBED) {
+        // small images: out = A_y · x · A_xᵀ, A [n, E, H, H] with ½ where row y of the image lands
+        // in output row ⌊(y + top)/2⌋ (paste then 2× block mean, separably); two batched MatMuls
+        // are far cheaper than an index map over the 2H×2W canvas
+        const half = (shift: string, N: number) => {
+          const rows = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, N, 1]); // output row y'
+          const cols = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, 1, N]); // image row y
+          const lands = b.op('Div', [b.op('Add', [cols, b.reshape(shift, [-1, E, 1, 1])]), b.i64([2], [])]);
+          return b.op('Mul', [b.op('Cast', [b.op('Equal', [lands, rows])], [A.i('to', F32)]), b.scalar(0.5)]); // [n, E, N, N]
+        };
+        const ay = half(b.slice(pos, [0], [1], [2]), H);
+        const ax = half(b.slice(pos, [1], [2], [2]), W);
+        const img = b.unsqueeze(centre, [1]); // [n, 1, C, H, W]
+        const left = b.op('MatMul', [b.unsqueeze(ay, [2]), img]); // [n, E, C, H, W]
+        outs.push(b.op('MatMul', [left, b.transpose(b.unsqueeze(ax, [2]), [0, 1, 2, 4, 3])]));
+        i += E - 1;
+        continue;
+      }
       flatCentre ??= b.reshape(centre, [0, C, H * W]);
       const ys = b.i64(Array.from({ length: 2 * H }, (_, k) => k), [1, 1, 2 * H, 1]);
       const xs = b.i64(Array.from({ length: 2 * W }, (_, k) => k), [1, 1, 1, 2 * W]);
-      const pos = b.slice(VIEW_INPUT.embed, [op.slot], [op.slot + E], [1]); // [n, E, 2]
       const top = b.reshape(b.slice(pos, [0], [1], [2]), [-1, E, 1, 1]);
       const left = b.reshape(b.slice(pos, [1], [2], [2]), [-1, E, 1, 1]);
       const ty = b.op('Sub', [ys, top]); // [n, E, 2H, 1]: row of the image under canvas row y
