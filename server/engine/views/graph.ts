@@ -121,7 +121,7 @@ function rotation(H: number, W: number, degrees: number): { index: Int32Array[];
   return { index, weight, fillWeight };
 }
 
-export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
+export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false): ViewGraph {
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
   const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
@@ -219,6 +219,39 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
         const img = b.unsqueeze(centre, [1]); // [n, 1, C, H, W]
         const left = b.op('MatMul', [b.unsqueeze(ay, [2]), img]); // [n, E, C, H, W]
         outs.push(b.op('MatMul', [left, b.transpose(b.unsqueeze(ax, [2]), [0, 1, 2, 4, 3])]));
+        i += E - 1;
+        continue;
+      }
+      if (onePerRun) {
+        // one source per run: its positions index whole rows, so the paste and 2× block mean
+        // are Gathers of rows (then of columns, transposed), contiguous copies, with weights
+        // ½ or 0: output row y' averages image rows 2y'−top and 2y'+1−top where they exist
+        const taps = (shift: string, N: number) => {
+          const out = b.i64(Array.from({ length: N }, (_, k) => 2 * k), [1, N]);
+          const s = b.reshape(shift, [E, 1]);
+          const r1 = b.op('Sub', [out, s]); // [E, N]
+          const r2 = b.op('Add', [r1, b.i64([1], [])]);
+          const ok = (r: string) => b.op('And', [b.op('Greater', [r, b.i64([-1], [])]), b.op('Less', [r, b.i64([N], [])])]);
+          const zero = b.i64([0], []);
+          const w = (r: string) => b.op('Mul', [b.op('Cast', [ok(r)], [A.i('to', F32)]), b.scalar(0.5)]);
+          return { i1: b.op('Where', [ok(r1), r1, zero]), i2: b.op('Where', [ok(r2), r2, zero]), w1: w(r1), w2: w(r2) };
+        };
+        const ty = taps(b.slice(pos, [0, 0, 0], [1, E, 1], [0, 1, 2]), H);
+        const tx = taps(b.slice(pos, [0, 0, 1], [1, E, 2], [0, 1, 2]), W);
+        const wRow = (w: string) => b.reshape(w, [1, 1, E, H, 1]);
+        // [1, C, E, H, W]
+        const rows = b.op('Add', [
+          b.op('Mul', [b.op('Gather', [centre, ty.i1], [A.i('axis', 2)]), wRow(ty.w1)]),
+          b.op('Mul', [b.op('Gather', [centre, ty.i2], [A.i('axis', 2)]), wRow(ty.w2)]),
+        ]);
+        const t = b.reshape(b.transpose(rows, [0, 1, 2, 4, 3]), [1, C, E * W, H]); // columns as rows
+        const offs = b.i64(Array.from({ length: E }, (_, e) => e * W), [E, 1]);
+        const wCol = (w: string) => b.reshape(w, [1, 1, E, W, 1]);
+        const cols = b.op('Add', [
+          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i1, offs])], [A.i('axis', 2)]), wCol(tx.w1)]),
+          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i2, offs])], [A.i('axis', 2)]), wCol(tx.w2)]),
+        ]); // [1, C, E, W, H]
+        outs.push(b.transpose(cols, [0, 2, 1, 4, 3]));
         i += E - 1;
         continue;
       }
@@ -395,8 +428,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number): ViewGraph {
 }
 
 /** The view graph alone, as a model whose output is the views (for a model it cannot be put in front of). */
-export function standaloneViewModel(plan: ViewPlan, opset = 13): { bytes: Uint8Array; output: string; views: number } {
-  const g = buildViewGraph(plan, opset);
+export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false): { bytes: Uint8Array; output: string; views: number } {
+  const g = buildViewGraph(plan, opset, onePerRun);
   const { channels: C, height: H, width: W } = plan;
   const model: onnx.IModelProto = {
     irVersion: 7,

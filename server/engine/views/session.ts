@@ -93,6 +93,12 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner
   return r;
 }
 
+/** Sources per session.run: several small images share a run, a large one runs alone. */
+function sourcesPerRun(plan: ViewPlan): number {
+  const per = plan.channels * plan.height * plan.width;
+  return Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (plan.ops.length * per))));
+}
+
 /** Releases the sessions of every plan built for a model (the model's dispose() calls it). */
 export async function releaseViews(model: LoadedModel): Promise<void> {
   const byPlan = cache.get(model);
@@ -116,7 +122,7 @@ async function build(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
       reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
     }
   } else reason = composed.reason;
-  const alone = standaloneViewModel(plan);
+  const alone = standaloneViewModel(plan, 13, sourcesPerRun(plan) === 1);
   const device = model.device.used;
   const session = await createOn(alone.bytes, device, 'view graph').catch(() => createOn(alone.bytes, 'cpu', 'view graph'));
   return new Runner(plan, session, alone.output, model, 'standalone', reason);
@@ -151,7 +157,7 @@ async function composedModel(model: LoadedModel, plan: ViewPlan): Promise<{ byte
     raiseIr(m, VIEW_MIN_OPSET);
   }
 
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET));
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), sourcesPerRun(plan) === 1);
   const pixel = run.feed.name;
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   last.output = [pixel];
@@ -187,8 +193,7 @@ class Runner implements ViewRunner {
   ) {
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
-    const per = plan.channels * plan.height * plan.width;
-    this.sourcesPerRun = Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (this.views * per))));
+    this.sourcesPerRun = sourcesPerRun(plan);
   }
 
   async release(): Promise<void> {
@@ -288,10 +293,11 @@ const alone = new Map<string, Promise<{ session: ort.InferenceSession; output: s
  * CPU: for artifacts a person looks at and for the tests, not for the model.
  */
 export async function makeViews(plan: ViewPlan, sources: ViewSource[]): Promise<Float32Array> {
-  const key = planKey(plan);
+  const one = sources.length === 1;
+  const key = `${planKey(plan)}|${one}`;
   let s = alone.get(key);
   if (!s) {
-    const built = standaloneViewModel(plan);
+    const built = standaloneViewModel(plan, 13, one);
     s = createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
     alone.set(key, s);
     s.catch(() => alone.delete(key));
