@@ -42,3 +42,45 @@ export function gaussian(rng: () => number): number {
   while (u === 0) u = rng();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
 }
+
+/** The 32-bit seed derivedRng(seed, ...parts) starts mulberry32 from (for generators that fill arrays). */
+export function derivedSeed(seed: number, ...parts: string[]): number {
+  const h = createHash('sha256').update(String(seed));
+  for (const p of parts) h.update('\0').update(p);
+  return h.digest().readUInt32LE(0);
+}
+
+/**
+ * The uniforms gaussian() draws from mulberry32(seed), n values' worth, as (u1, u2) pairs: u1 the
+ * radius draw (a 0 is redrawn, as gaussian() does), u2 the angle. Box–Muller on them
+ * (√(−2 ln u1)·cos 2πu2) gives gaussian()'s values; the views graph does that part. Inlined
+ * mulberry32: ~20× faster than calling gaussian() per value.
+ */
+export function gaussianUniforms(seed: number, n: number, out = new Float32Array(2 * n)): Float32Array {
+  let a = seed >>> 0;
+  for (let i = 0; i < 2 * n; i++) {
+    let u: number;
+    do {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    } while (u === 0 && (i & 1) === 0);
+    out[i] = u;
+  }
+  return out;
+}
+
+/** n draws of mulberry32(seed), in order, into a float32 array (uniformNoise's values, inlined). */
+export function uniforms(seed: number, n: number, out: Float32Array<ArrayBufferLike> = new Float32Array(n)): Float32Array<ArrayBufferLike> {
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  return out;
+}

@@ -190,6 +190,9 @@ export interface LoadedModel {
   device: DeviceInfo;
   /** Things the user should know (assumed preprocessing, fallbacks, patched batch...). */
   warnings: string[];
+  /** The graph output that holds the class scores (views/ puts its graphs in front of the model
+   *  and fetches it); absent for models that are not ONNX graphs (test fakes). */
+  outputName?: string;
   /** What the decoder must produce for this model, with `margin` extra pixels on each side. */
   decodeSpec(margin?: number): DecodeSpec;
   /** Runs pixel-space images (values in [0,1], at the model's input size) through the model. */

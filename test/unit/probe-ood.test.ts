@@ -213,11 +213,12 @@ test('parameters: defaults, set lists, and bad values', () => {
   assert.deepEqual(p.params, {
     sets: [...GENERATED_SETS], grid: 8, likelihood: false, oodData: null, oodLimit: 0, confident: 0.9, topWrong: 20, eceBins: 15,
     histogramBins: 20, tpr: 0.95, samples: 4,
-    detectors: ['mahalanobis', 'knn', 'vim', 'react'], features: 'auto', k: 50, ridge: 1e-6, reactPercentile: 90, minAuroc: 0.6,
+    detectors: [], features: 'auto', k: 50, ridge: 1e-6, reactPercentile: 90, minAuroc: 0.6,
   });
   assert.deepEqual(oodProbe({ detectors: 'react, knn' }).params.detectors, ['knn', 'react']);
   assert.deepEqual(oodProbe({ detectors: 'none' }).params.detectors, []);
-  assert.deepEqual(oodProbe({ likelihood: true }).params.detectors, [], 'no feature detectors in likelihood mode');
+  assert.deepEqual(oodProbe({ detectors: 'all' }).params.detectors, ['mahalanobis', 'knn', 'vim', 'react']);
+  assert.deepEqual(oodProbe({ likelihood: true, detectors: 'all' }).params.detectors, [], 'no feature detectors in likelihood mode');
   assert.throws(() => oodProbe({ detectors: ['knn', 'odin'] }), /unknown detector 'odin'/);
   assert.throws(() => oodProbe({ k: 2.5 }), SkepticInputError);
   assert.deepEqual(oodProbe({ sets: 'inverted, uniform' }).params.sets, ['uniform', 'inverted']);
@@ -389,7 +390,7 @@ test('mnist-8 on MNIST vs notMNIST: AUROC and FPR@95 match an independent O(n²)
   try {
     const mnist = await openDataset(path.join(FIXTURES, 'mnist'), { limit: 500, seed: 0 });
     const notmnist = path.join(FIXTURES, 'notmnist');
-    const report = await audit(model, mnist, { probes: [oodProbe({ oodData: notmnist })], seed: 0 });
+    const report = await audit(model, mnist, { probes: [oodProbe({ oodData: notmnist, detectors: 'all' })], seed: 0 });
     const ood = report.probes.ood;
     assert.equal(ood.status, 'ok', ood.reason);
     const m = ood.metrics as Record<string, any>;
@@ -463,7 +464,7 @@ test('mnist-8 on MNIST vs notMNIST: AUROC and FPR@95 match an independent O(n²)
     );
     assert.equal(u.beatsData, false, 'mnist-8 is less confident on uniform noise than on MNIST');
     assert.match(ood.headline!, /MSP AUROC: uniform .*notmnist 0\.\d\d; ECE/);
-    // Feature-space detectors (on by default): fitted on one seeded half, scored on the other;
+    // Feature-space detectors (asked for): fitted on one seeded half, scored on the other;
     // on notMNIST the feature detectors beat MSP, as the papers report for such near-OOD pairs.
     const det = m.detectors;
     assert.equal(det.tensor, 'Pooling160_Output_0_reshape0');
@@ -505,8 +506,9 @@ test('feature detectors leave the softmax results as they were; a missing tensor
       return { r, m: r.probes.ood.metrics as Record<string, any> };
     };
     const off = await run({ detectors: 'none' });
-    const on = await run({});
-    const missing = await run({ features: 'no_such_tensor' });
+    const on = await run({ detectors: 'all' });
+    const missing = await run({ detectors: 'all', features: 'no_such_tensor' });
+    assert.deepEqual(await run({}).then((d) => d.m.detectors), undefined, 'off unless asked for');
     assert.equal(off.m.detectors, undefined);
     for (const set of ['inverted', 'rot90']) {
       for (const s of ['msp', 'energy']) {

@@ -76,9 +76,11 @@ before(async () => {
   demo.dir = join(work, 'demo');
   // Every probe; the patch gallery asks for 30 images so that it has pages to turn, and the attack
   // runs a lighter schedule than its default (the views, not the attack, are under test).
-  const params: Record<string, Record<string, unknown>> = { patches: { renderImages: 30 } };
+  // The ood probe's feature detectors are asked for, so that their overlay plot is drawn.
+  const params: Record<string, Record<string, unknown>> = { patches: { renderImages: 30 }, ood: { detectors: 'all' } };
   if (EXTRA.includes('attack')) params.attack = { steps: 10, bisectionSteps: 3, queries: 100 };
   demo.report = await makeReport({ model: join(ROOT, 'models/demo/shapes-cnn.onnx'), data: join(ROOT, 'models/demo/data/test.csv'), limit: 40, dir: demo.dir, probes: [...DEFAULT_PROBES, ...EXTRA], params });
+  assert.ok((demo.report.probes.ood.metrics as { detectors?: { scores: string[] } }).detectors?.scores.length, 'the demo report has feature detectors to overlay');
   if (!noFixtures) {
     mnist.dir = join(work, 'mnist');
     mnist.report = await makeReport({ model: join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), data: join(FIXTURES, 'mnist'), preprocess: 'unit', limit: 100, dir: mnist.dir, probes: DEFAULT_PROBES });

@@ -24,6 +24,7 @@ import { readTimmConfig, timmInputSize } from './timm';
 import { resolveLabels } from './labels';
 import { classesOf, consistentWith, detectKind, toLogitsAndProbs } from './output';
 import { copyRows, Runner, runModel, type Mode } from './runner';
+import { releaseViews } from '../views/session';
 
 export { PRESETS, type PreprocessOverride } from './preprocess';
 export { describeModel } from './describe';
@@ -374,6 +375,10 @@ class Model implements LoadedModel {
     private readonly outName: string,
   ) {}
 
+  get outputName(): string {
+    return this.outName;
+  }
+
   decodeSpec(margin = 0): DecodeSpec {
     const spec: DecodeSpec = { channels: this.info.channels, height: this.info.height, width: this.info.width, margin };
     if (this.preprocessing.resizeShortSide !== undefined) spec.resizeShortSide = this.preprocessing.resizeShortSide;
@@ -412,6 +417,7 @@ class Model implements LoadedModel {
     if (this.disposed) return;
     this.disposed = true;
     await this.queue;
+    await releaseViews(this);
     await this.runner.session.release();
   }
 }

@@ -27,7 +27,10 @@ export const DETECTORS = ['mahalanobis', 'knn', 'vim', 'react'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
 export function detectorsParam(v: unknown): DetectorName[] {
-  if (v === undefined || v === null || v === 'all') return [...DETECTORS];
+  // Off unless asked for: fitting and scoring them costs several times the softmax scores, and the
+  // editor's default audit should stay quick; `all` (or a list) turns them on.
+  if (v === undefined || v === null || v === '' || v === 'none') return [];
+  if (v === 'all') return [...DETECTORS];
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
     throw new SkepticInputError(`probe parameter ood.detectors must be a list of detector names, "all" or "none", got ${JSON.stringify(v)}`);

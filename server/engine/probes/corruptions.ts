@@ -7,7 +7,8 @@
  * for inputs up to 64 px, ImageNet-C's above; see image/corrupt.ts for the table and the
  * definitions). Noise is seeded per image, corruption and severity with
  * derivedRng(seed, 'corruptions/<name>/<severity>', sha256), so an image gets the same noise
- * whatever else is audited and whichever corruptions are chosen.
+ * whatever else is audited and whichever corruptions are chosen. The views are made by the views
+ * module (views/corruptions.ts) on the model's execution provider, in the model's session.
  *
  * Metrics (labelled images): clean accuracy (the probe's own unshuffled prediction), accuracy per
  * corruption and severity, the mean over severities per corruption, the mean corruption accuracy
@@ -20,12 +21,13 @@
  * 94.8% → 73.1%, and an AugMix-trained one about 7%, 95.1% → 88.8% (Hendrycks et al., ICLR 2020,
  * "AugMix"): the default sits between a model trained for robustness and one that was not).
  */
-import { SkepticInputError, throwIfAborted } from '../errors';
+import { SkepticInputError } from '../errors';
 import { CORRUPTIONS, corrupt, isCorruption, type CorruptionName } from '../image/corrupt';
-import { toBatch } from '../image/ops';
-import { derivedRng } from '../random';
-import type { LoadedModel, PixelImage } from '../types';
-import { argmax, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage } from './probe';
+import { derivedRng, derivedSeed } from '../random';
+import type { PixelImage, Prediction } from '../types';
+import { runViews, viewsFor, type ViewPlan } from '../views';
+import { corruptionViews } from '../views/corruptions';
+import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
 
 export interface CorruptionsRecord {
   /** Top-1 on the clean image, and its confidence. */
@@ -70,35 +72,44 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   const renderImages = numberParam(params, 'corruptions', 'renderImages', 4, 0, 1000);
   const renderSeverity = severities.includes(3) ? 3 : severities[Math.floor(severities.length / 2)];
 
-  async function runGroup(images: ProbeImage[], seed: number, model: LoadedModel): Promise<CorruptionsRecord[]> {
-    const perImage = 1 + corruptions.length * severities.length;
-    const views = await Promise.all(
-      images.flatMap((img) => [
-        Promise.resolve(img.pixels),
-        ...corruptions.flatMap((name) => severities.map((s) => corruptedView(img.pixels, name, s, seed, img.sha256))),
-      ]),
+  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<CorruptionsRecord[]> {
+    const { channels, height, width } = images[0].pixels;
+    const m = images[0].margin;
+    const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
+    const made = corruptionViews(list, height, width);
+    // view 0: the clean image; then each corruption at each severity
+    const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
+    const runner = await viewsFor(ctx.model, plan);
+    const seed = (img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(ctx.seed, `corruptions/${name}/${s}`, img.sha256);
+    const records = new Map<ProbeImage, CorruptionsRecord>();
+    await runViews(
+      runner,
+      images,
+      async (img) => ({ source: img.context, inputs: await made.inputs(img.pixels, seed(img)) }),
+      (img, out, base) => records.set(img, record(img, out, base)),
+      ctx.signal,
     );
-    const out = await model.predict(toBatch(views));
+    return images.map((img) => records.get(img)!);
+  }
+
+  function record(img: ProbeImage, out: Prediction, base: number): CorruptionsRecord {
     const K = out.numClasses;
     const top = (v: number) => argmax(out.probs, v * K, K);
-    return images.map((img, i) => {
-      const base = i * perImage;
-      const pred = top(base);
-      const rec: CorruptionsRecord = { pred, conf: round(out.probs[base * K + pred]), same: {} };
-      if (img.label !== undefined) rec.hit = {};
-      corruptions.forEach((name, ci) => {
-        let same = 0;
-        let hit = 0;
-        severities.forEach((s, si) => {
-          const p = top(base + 1 + ci * severities.length + si);
-          if (p === pred) same |= 1 << (s - 1);
-          if (p === img.label) hit |= 1 << (s - 1);
-        });
-        rec.same[name] = same;
-        if (rec.hit) rec.hit[name] = hit;
+    const pred = top(base);
+    const rec: CorruptionsRecord = { pred, conf: round(out.probs[base * K + pred]), same: {} };
+    if (img.label !== undefined) rec.hit = {};
+    corruptions.forEach((name, ci) => {
+      let same = 0;
+      let hit = 0;
+      severities.forEach((s, si) => {
+        const p = top(base + 1 + ci * severities.length + si);
+        if (p === pred) same |= 1 << (s - 1);
+        if (p === img.label) hit |= 1 << (s - 1);
       });
-      return rec;
+      rec.same[name] = same;
+      if (rec.hit) rec.hit[name] = hit;
     });
+    return rec;
   }
 
   return {
@@ -118,13 +129,8 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       },
     },
 
-    async run(images, ctx) {
-      const records: CorruptionsRecord[] = [];
-      for (const group of groupsWithin(images, 1 + corruptions.length * severities.length)) {
-        throwIfAborted(ctx.signal);
-        records.push(...(await runGroup(group, ctx.seed, ctx.model)));
-      }
-      return records;
+    run(images, ctx) {
+      return runAll(images, ctx);
     },
 
     summarize(records, ctx) {

@@ -59,15 +59,16 @@ import { openDataset } from '../data';
 import { SkepticInputError, throwIfAborted } from '../errors';
 import { toBatch } from '../image/ops';
 import { auroc, calibration, fprAtTpr, histogram, mean, rocCurve } from '../metrics';
-import { derivedRng, gaussian, shuffleInPlace } from '../random';
-import type { LoadedModel, PixelImage, PixelBatch } from '../types';
+import { derivedRng, derivedSeed, gaussian, gaussianUniforms, mulberry32, shuffleInPlace, uniforms } from '../random';
+import type { LoadedModel, PixelImage, PixelBatch, Prediction } from '../types';
 import { toLogitsAndProbs } from '../model/output';
 import {
   DETECTORS, detectorsParam, fitDetectors, inFitHalf, openTap, pack, scoreAll, type DetectorName, type FitRow, type FittedSet, type Tap,
 } from '../ood/compose';
 import type { Packed } from '../prior/project';
+import { runViews, viewsFor, type ViewInputs, type ViewOp } from '../views';
 import {
-  argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc,
+  argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type RuleDoc,
   type SummaryContext,
 } from './probe';
 
@@ -345,6 +346,70 @@ export function generateOod(set: GeneratedSet, img: PixelImage, seed: number, sh
   }
 }
 
+/**
+ * The generated sets as views (views/): the transforms in the graph, the draws on the CPU from the
+ * same seeds as generateOod (uniform and constant values as given views; the uniforms of the
+ * Gaussian set; the tile permutation), so a view is generateOod's image to float32 rounding.
+ */
+export function oodViews(sets: GeneratedSet[], C: number, H: number, W: number, grid: number): {
+  ops: ViewOp[];
+  inputs(img: PixelImage, seed: (set: GeneratedSet) => number): ViewInputs;
+} {
+  const ops: ViewOp[] = [];
+  const rows = tileBorders(H, Math.max(1, Math.min(grid, H)));
+  const cols = tileBorders(W, Math.max(1, Math.min(grid, W)));
+  let given = 0;
+  for (const set of sets) {
+    switch (set) {
+      case 'uniform': case 'constant': ops.push({ kind: 'given', slot: given++ }); break;
+      case 'gaussian': ops.push({ kind: 'normal', slot: 0 }); break;
+      case 'inverted': ops.push({ kind: 'invert' }); break;
+      case 'rot90': ops.push({ kind: 'rotate', degrees: 90 }); break;
+      case 'rot180': ops.push({ kind: 'rotate', degrees: 180 }); break;
+      case 'tilt15': case 'tilt30': case 'tilt45': case 'tilt60': ops.push({ kind: 'rotate', degrees: Number(set.slice(4)) }); break;
+      case 'patches': ops.push({ kind: 'tiles', rows, cols, slot: 0 }); break;
+    }
+  }
+  return {
+    ops,
+    inputs(img, seed) {
+      const plane = C * H * W;
+      const out: ViewInputs = {};
+      if (given) out.given = new Float32Array(given * plane);
+      let k = 0;
+      for (const set of sets) {
+        if (set === 'uniform') uniforms(seed(set), plane, out.given!.subarray(k++ * plane, k * plane));
+        else if (set === 'constant') {
+          const v = out.given!.subarray(k++ * plane, k * plane);
+          const rng = mulberry32(seed(set));
+          for (let c = 0; c < C; c++) v.fill(rng(), c * H * W, (c + 1) * H * W);
+        } else if (set === 'gaussian') out.noise = gaussianUniforms(seed(set), plane);
+        else if (set === 'patches') out.perm = tilePermutation(rows, cols, mulberry32(seed(set)));
+      }
+      return out;
+    },
+  };
+}
+
+/** patchShuffle's permutation: source[destination tile], shuffled within tiles of one size. */
+function tilePermutation(rows: number[], cols: number[], rng: () => number): number[] {
+  const nc = cols.length - 1;
+  const groups = new Map<string, number[]>();
+  for (let r = 0; r < rows.length - 1; r++) {
+    for (let c = 0; c < nc; c++) {
+      const key = `${rows[r + 1] - rows[r]}x${cols[c + 1] - cols[c]}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(r * nc + c);
+    }
+  }
+  const source = new Array<number>((rows.length - 1) * nc);
+  for (const members of groups.values()) {
+    const perm = shuffleInPlace([...members], rng);
+    members.forEach((dst, k) => (source[dst] = perm[k]));
+  }
+  return source;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scores
 
@@ -465,6 +530,11 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     return model.info.outputKind === 'logits' ? ['msp', 'energy'] : ['msp'];
   };
 
+  /**
+   * With feature detectors on: the views made in JavaScript (generateOod, the same draws as the
+   * view graphs) and run through the feature tap, whose one run gives logits and features. The
+   * view graphs are composed with the model's logits only, so this path keeps the tap.
+   */
   async function runGroup(images: ProbeImage[], seed: number, model: LoadedModel): Promise<OodRecord[]> {
     const views: PixelImage[] = [];
     for (const img of images) {
@@ -492,6 +562,36 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
       }
       return rec;
     });
+  }
+
+  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<OodRecord[]> {
+    const { model, seed } = ctx;
+    const { channels: C, height: H, width: W } = images[0].pixels;
+    const m = images[0].margin;
+    const views = oodViews(sets, C, H, W, grid);
+    const runner = await viewsFor(model, { channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...views.ops] });
+    const records = new Map<ProbeImage, OodRecord>();
+    await runViews(
+      runner,
+      images,
+      (img) => ({ source: img.context, inputs: views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256)) }),
+      (img, out, base) => records.set(img, record(img, out, base, model)),
+      ctx.signal,
+    );
+    return images.map((img) => records.get(img)!);
+  }
+
+  function record(img: ProbeImage, out: Prediction, base: number, model: LoadedModel): OodRecord {
+    const K = out.numClasses;
+    const mode = modeOf(model);
+    const { pred, ...scores } = scoresOf(out.logits, base, K, mode);
+    const rec: OodRecord = { pred, ...scores, ood: {} };
+    if (img.label !== undefined && !(likelihood && K === 1)) rec.correct = pred === img.label;
+    sets.forEach((set, j) => {
+      const { pred: _p, ...s } = scoresOf(out.logits, base + 1 + j, K, mode);
+      rec.ood[set] = s;
+    });
+    return rec;
   }
 
   /**
@@ -551,6 +651,7 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     rules: RULES,
 
     async run(images, ctx) {
+      if (!detectors.length) return runAll(images, ctx);
       const records: OodRecord[] = [];
       for (const group of groupsWithin(images, 1 + sets.length)) {
         throwIfAborted(ctx.signal);

@@ -29,16 +29,19 @@
  * patches. BagNet-style heatmaps are rendered for the images the summary picks. Evidence costs
  * one inference per patch (49 at the defaults), so it runs on a deterministic sample: an image
  * is in it when derivedRng(seed, 'patches/evidence', sha256)() < `evidenceRate` (default 0.25).
- * The choice depends only on the image and the seed, so records stay cacheable.
+ * The choice depends only on the image and the seed, so records stay cacheable. The views (tile
+ * shuffles, patches on canvases) are made by the views module on the model's provider; the
+ * functions below are their plain definitions (the tests hold the views to them) and draw the
+ * artifacts.
  */
-import { SkepticInputError, throwIfAborted } from '../errors';
+import { SkepticInputError } from '../errors';
 import { overlay, spreadPatches } from '../image/heatmap';
-import { toBatch } from '../image/ops';
 import { derivedRng } from '../random';
-import type { LoadedModel, PixelImage } from '../types';
+import type { PixelImage } from '../types';
+import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
 import {
-  argmax, groupsWithin, numberParam, pct, round,
-  type FindingDraft, type Probe, type ProbeImage, type ProbeRecord,
+  argmax, numberParam, pct, round,
+  type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord,
 } from './probe';
 
 export interface EvidenceRecord {
@@ -214,50 +217,66 @@ export function patchesProbe(params: Record<string, unknown> = {}): Probe<Patche
   const inSample = (seed: number, sha256: string) =>
     evidenceRate >= 1 || (evidenceRate > 0 && derivedRng(seed, 'patches/evidence', sha256)() < evidenceRate);
 
-  async function runGroup(images: ProbeImage[], seed: number, model: LoadedModel, geo: Geometry): Promise<PatchesRecord[]> {
-    const views: PixelImage[] = [];
-    const starts: number[] = [];
-    const sampled: boolean[] = [];
-    for (const img of images) {
-      starts.push(views.length);
-      views.push(img.pixels);
-      for (const g of grids) views.push(patchShuffle(img.pixels, g, seed, img.sha256));
-      const s = inSample(seed, img.sha256);
-      sampled.push(s);
-      if (s) {
-        const f = canvasFill(img.pixels, fill);
-        views.push(patchOnCanvas(img.pixels, 0, 0, 0, f));
-        for (const top of geo.tops) for (const left of geo.lefts) views.push(patchOnCanvas(img.pixels, top, left, geo.q, f));
-      }
-    }
-    const out = await model.predict(toBatch(views));
-    const K = out.numClasses;
-    const top = (v: number) => argmax(out.probs, v * K, K);
-    const prob = (v: number, c: number) => out.probs[v * K + c];
-
-    return images.map((img, i) => {
-      const base = starts[i];
-      const pred = top(base);
-      const rec: PatchesRecord = { pred, conf: round(prob(base, pred)), shuffled: grids.map((_, j) => top(base + 1 + j)) };
-      if (sampled[i]) {
-        const blankView = base + 1 + grids.length;
-        const first = blankView + 1;
-        const n = geo.tops.length * geo.lefts.length;
-        const target = img.label ?? pred;
-        let hits = 0;
-        for (let p = 0; p < n; p++) if (top(first + p) === target) hits++;
-        const classes = img.label !== undefined && img.label !== pred ? [img.label, pred] : [target];
-        rec.evidence = {
-          rows: geo.tops.length,
-          cols: geo.lefts.length,
-          hits,
-          blank: top(blankView),
-          classes,
-          maps: classes.map((c) => Array.from({ length: n }, (_, p) => round(prob(first + p, c), 3))),
-        };
-      }
-      return rec;
+  /** The probe's views: the image and its shuffles for every image; the blank canvas and each
+   *  patch alone for the images in the evidence sample. */
+  function plans(C: number, H: number, W: number, m: number, geo: Geometry): { shuffle: ViewPlan; evidence: ViewPlan } {
+    const shuffle: ViewOp[] = [{ kind: 'crop', top: m, left: m }];
+    grids.forEach((g, slot) => {
+      const ty = tiling(H, g);
+      const tx = tiling(W, g);
+      const at = (t: { offset: number; size: number }) => Array.from({ length: g + 1 }, (_, i) => t.offset + i * t.size);
+      shuffle.push({ kind: 'tiles', rows: at(ty), cols: at(tx), slot });
     });
+    const evidence: ViewOp[] = [{ kind: 'patch', top: 0, left: 0, size: 0, fill }];
+    for (const top of geo.tops) for (const left of geo.lefts) evidence.push({ kind: 'patch', top, left, size: geo.q, fill });
+    return { shuffle: { channels: C, height: H, width: W, margin: m, ops: shuffle }, evidence: { channels: C, height: H, width: W, margin: m, ops: evidence } };
+  }
+
+  async function runAll(images: ProbeImage[], ctx: ProbeContext, geo: Geometry): Promise<PatchesRecord[]> {
+    const { channels: C, height: H, width: W } = images[0].pixels;
+    const { shuffle, evidence } = plans(C, H, W, images[0].margin, geo);
+    const records = new Map<ProbeImage, PatchesRecord>();
+    const shuffler = await viewsFor(ctx.model, shuffle);
+    await runViews(
+      shuffler,
+      images,
+      (img) => ({ source: img.context, inputs: { perm: grids.flatMap((g) => shufflePermutation(g, ctx.seed, img.sha256)) } }),
+      (img, out, base) => {
+        const K = out.numClasses;
+        const pred = argmax(out.probs, base * K, K);
+        records.set(img, { pred, conf: round(out.probs[base * K + pred]), shuffled: grids.map((_, j) => argmax(out.probs, (base + 1 + j) * K, K)) });
+      },
+      ctx.signal,
+    );
+    const sampled = images.filter((img) => inSample(ctx.seed, img.sha256));
+    if (sampled.length) {
+      await runViews(
+        await viewsFor(ctx.model, evidence),
+        sampled,
+        (img) => ({ source: img.context }),
+        (img, out, blankView) => {
+          const rec = records.get(img)!;
+          const K = out.numClasses;
+          const top = (v: number) => argmax(out.probs, v * K, K);
+          const first = blankView + 1;
+          const n = geo.tops.length * geo.lefts.length;
+          const target = img.label ?? rec.pred;
+          let hits = 0;
+          for (let p = 0; p < n; p++) if (top(first + p) === target) hits++;
+          const classes = img.label !== undefined && img.label !== rec.pred ? [img.label, rec.pred] : [target];
+          rec.evidence = {
+            rows: geo.tops.length,
+            cols: geo.lefts.length,
+            hits,
+            blank: top(blankView),
+            classes,
+            maps: classes.map((c) => Array.from({ length: n }, (_, p) => round(out.probs[(first + p) * K + c], 3))),
+          };
+        },
+        ctx.signal,
+      );
+    }
+    return images.map((img) => records.get(img)!);
   }
 
   return {
@@ -286,14 +305,7 @@ export function patchesProbe(params: Record<string, unknown> = {}): Probe<Patche
       for (const g of grids) {
         if (g > Math.min(H, W)) throw new SkepticInputError(`probe parameter patches.grids: ${g}×${g} tiles do not fit the input size ${H}×${W}`);
       }
-      const geo = geometry(H, W);
-      const perImage = 1 + grids.length + (evidenceRate > 0 ? 1 + geo.tops.length * geo.lefts.length : 0);
-      const records: PatchesRecord[] = [];
-      for (const group of groupsWithin(images, perImage)) {
-        throwIfAborted(ctx.signal);
-        records.push(...(await runGroup(group, ctx.seed, ctx.model, geo)));
-      }
-      return records;
+      return runAll(images, ctx, geometry(H, W));
     },
 
     summarize(records, ctx) {

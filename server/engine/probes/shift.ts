@@ -13,12 +13,13 @@
  *   - embedding: the image, at its own size, is placed in a black canvas twice as wide and high
  *     and the canvas is scaled back to the input size; accuracy with the image centred against
  *     at random positions (the paper saw drops of about 30% on ImageNet models).
- * Per image whose top-1 flips under a 1-pixel shift, a warning finding.
+ * Per image whose top-1 flips under a 1-pixel shift, a warning finding. The views (crops of the
+ * context, embeddings) are made by the views module on the model's provider, in its session.
  */
-import { crop, downscale, paste, toBatch } from '../image/ops';
 import { derivedRng } from '../random';
-import type { LoadedModel, PixelImage } from '../types';
-import { argmax, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type ProbeRecord } from './probe';
+import type { Prediction } from '../types';
+import { runViews, viewsFor, type ViewOp } from '../views';
+import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord } from './probe';
 
 export interface ShiftRecord {
   /** Prediction on the unshifted image, and its confidence. */
@@ -47,26 +48,38 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
   const worst = numberParam(params, 'shift', 'worstCurves', 24, 0, 1000);
   const shifts = Array.from({ length: 2 * k + 1 }, (_, i) => i - k);
 
-  async function runGroup(images: ProbeImage[], perImage: number, seed: number, model: LoadedModel): Promise<ShiftRecord[]> {
-    const { height: H, width: W } = images[0].pixels;
-    const views: PixelImage[] = [];
-    for (const img of images) {
-      const m = img.margin;
-      for (const dx of shifts) views.push(crop(img.context, m, m - dx, H, W));
-      for (const dy of shifts) views.push(crop(img.context, m - dy, m, H, W));
-      views.push(embed(img.pixels, H >> 1, W >> 1));
-      const rng = derivedRng(seed, 'shift/embed', img.sha256);
-      for (let p = 0; p < positions; p++) {
-        views.push(embed(img.pixels, Math.floor(rng() * (H + 1)), Math.floor(rng() * (W + 1))));
-      }
-    }
-    const out = await model.predict(toBatch(views));
+  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<ShiftRecord[]> {
+    const { channels, height: H, width: W } = images[0].pixels;
+    const m = images[0].margin;
+    // Views per image: the horizontal sweep, the vertical sweep, then the embeddings (centred
+    // first). The unshifted view appears in both sweeps: simpler indexing is worth one pass.
+    const ops: ViewOp[] = [
+      ...shifts.map((dx): ViewOp => ({ kind: 'crop', top: m, left: m - dx })),
+      ...shifts.map((dy): ViewOp => ({ kind: 'crop', top: m - dy, left: m })),
+      ...Array.from({ length: 1 + positions }, (_, slot): ViewOp => ({ kind: 'embed', slot })),
+    ];
+    const runner = await viewsFor(ctx.model, { channels, height: H, width: W, margin: m, ops });
+    const records = new Map<ProbeImage, ShiftRecord>();
+    await runViews(
+      runner,
+      images,
+      (img) => {
+        const embed = [H >> 1, W >> 1];
+        const rng = derivedRng(ctx.seed, 'shift/embed', img.sha256);
+        for (let p = 0; p < positions; p++) embed.push(Math.floor(rng() * (H + 1)), Math.floor(rng() * (W + 1)));
+        return { source: img.context, inputs: { embed } };
+      },
+      (img, out, base) => records.set(img, record(img, out, base)),
+      ctx.signal,
+    );
+    return images.map((img) => records.get(img)!);
+  }
+
+  function record(img: ProbeImage, out: Prediction, base: number): ShiftRecord {
     const K = out.numClasses;
     const top = (v: number) => argmax(out.probs, v * K, K);
     const prob = (v: number, c: number) => out.probs[v * K + c];
-
-    return images.map((img, i) => {
-      const base = i * perImage;
+    {
       const h = (s: number) => base + s + k; // view index of horizontal shift s
       const v = (s: number) => base + shifts.length + s + k;
       const pred = top(h(0));
@@ -100,7 +113,7 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
         if (top(base + 2 * shifts.length + 1 + p) === target) rec.embedRandomHits++;
       }
       return rec;
-    });
+    }
   }
 
   return {
@@ -122,15 +135,8 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
       },
     },
 
-    async run(images: ProbeImage[], ctx) {
-      // Views per image: the horizontal sweep, the vertical sweep, then the embeddings (centred
-      // first). The unshifted view appears in both sweeps: simpler indexing is worth one pass.
-      const perImage = 2 * shifts.length + 1 + positions;
-      const records: ShiftRecord[] = [];
-      for (const group of groupsWithin(images, perImage)) {
-        records.push(...(await runGroup(group, perImage, ctx.seed, ctx.model)));
-      }
-      return records;
+    run(images: ProbeImage[], ctx) {
+      return runAll(images, ctx);
     },
 
     summarize(records, ctx) {
@@ -233,10 +239,6 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
 
 /** The image, at its own size, in a black canvas of twice its size at (top, left) ∈ [0,H]×[0,W],
  *  scaled back down to the input size by 2×2 averaging. */
-function embed(img: PixelImage, top: number, left: number): PixelImage {
-  return downscale(paste(img, img.height * 2, img.width * 2, top, left, 0), 2);
-}
-
 function spread(r: ShiftRecord): number {
   const all = [...r.probH, ...r.probV];
   return Math.max(...all) - Math.min(...all);

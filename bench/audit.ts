@@ -1,0 +1,152 @@
+/**
+ * Audits at the speed of the model: the default audit (clean, shift, patches, ood, corruptions)
+ * with no cache, per probe: wall time, time inside session.run and forward passes; then, in the
+ * same process, a bare ONNX Runtime loop over the same number of forward passes at the same batch
+ * size (the model's own graph, tensors built before the clock starts). Target: the audit within
+ * 1.5× the bare loop.
+ *
+ *   node --import tsx bench/audit.ts [--batch 32] [--repeat 1] [--mnist 1000] [--imagenet 100]
+ *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet]
+ *                                    [--save DIR]   (writes each case's report.json there, to compare metrics)
+ *
+ * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST).
+ *
+ * session.run is timed by wrapping InferenceSession.prototype.run: every session the engine
+ * creates (the model's, the views' composed with the model, a standalone view graph) counts, and
+ * a run's forward passes are the rows of its [N, K] class-score output (a standalone view graph
+ * has none). The time is charged to the probe the audit says is running.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { audit } from '../server/engine/audit';
+import { openDataset } from '../server/engine/data';
+import { loadModel } from '../server/engine/model';
+import { makeBatchSymbolic } from '../server/engine/model/batch';
+import { decodeModel, encodeModel } from '../server/engine/model/onnx';
+import { sessionOptions } from '../server/engine/model/providers';
+import { cpuThreads } from '../server/engine/model/threads';
+import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
+
+const { values } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '32' },
+    repeat: { type: 'string', default: '1' },
+    mnist: { type: 'string', default: '1000' },
+    imagenet: { type: 'string', default: '100' },
+    probes: { type: 'string' },
+    fixtures: { type: 'string' },
+    case: { type: 'string' },
+    device: { type: 'string', default: 'cpu' },
+    save: { type: 'string' },
+  },
+});
+const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
+const batchSize = Number(values.batch);
+const repeat = Number(values.repeat);
+const probeIds = values.probes ? values.probes.split(',') : DEFAULT_PROBES;
+const device = values.device as 'cpu' | 'cuda' | 'auto';
+
+const CASES = [
+  { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
+  { key: 'mnist', name: 'mnist-8 / MNIST', limit: Number(values.mnist), model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit' },
+].filter((c) => !values.case || c.key === values.case);
+
+interface Tally {
+  runMs: number;
+  runs: number;
+  passes: number;
+}
+let current = '-';
+let K = 0;
+const tallies = new Map<string, Tally>();
+const tally = (p: string) => {
+  let t = tallies.get(p);
+  if (!t) tallies.set(p, (t = { runMs: 0, runs: 0, passes: 0 }));
+  return t;
+};
+const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType> } }).prototype;
+const origRun = proto.run;
+proto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
+  const t0 = performance.now();
+  const out = await origRun.apply(this, args);
+  const t = tally(current);
+  t.runMs += performance.now() - t0;
+  t.runs++;
+  const scores = Object.values(out).find((x) => x.dims.length === 2 && Number(x.dims[1]) === K);
+  if (scores) t.passes += Number(scores.dims[0]);
+  return out;
+};
+
+async function main() {
+  if (!existsSync(FIXTURES)) {
+    console.log(`skipped: no fixtures at ${FIXTURES}`);
+    return;
+  }
+  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}`);
+  for (const c of CASES) {
+    const modelPath = join(FIXTURES, c.model);
+    const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
+    K = model.info.numClasses;
+    let best: { wall: number; per: Map<string, Tally & { wallMs: number }> } | undefined;
+    for (let r = 0; r < repeat; r++) {
+      tallies.clear();
+      const ds = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit });
+      const t0 = performance.now();
+      const report = await audit(model, ds, {
+        probes: createProbes(probeIds),
+        batchSize,
+        onProgress: (p) => {
+          current = p.phase === 'evaluating' && p.probe ? p.probe : p.phase === 'evaluating' ? 'decode/other' : p.phase;
+        },
+      });
+      const wall = performance.now() - t0;
+      current = '-';
+      if (values.save) {
+        mkdirSync(values.save, { recursive: true });
+        writeFileSync(join(values.save, `${c.key}-report.json`), JSON.stringify(report, null, 1));
+      }
+      const per = new Map<string, Tally & { wallMs: number }>();
+      for (const [id, ms] of Object.entries(report.run.timingsMs ?? {})) per.set(id, { ...tally(id), wallMs: ms });
+      for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });
+      if (!best || wall < best.wall) best = { wall, per };
+    }
+    const { wall, per } = best!;
+    const passes = [...per.values()].reduce((a, t) => a + t.passes, 0);
+    const runMs = [...per.values()].reduce((a, t) => a + t.runMs, 0);
+
+    // Bare ONNX Runtime over the same number of forward passes at the same batch size.
+    const proto = decodeModel(readFileSync(modelPath), modelPath);
+    const inputName = proto.graph!.input![0].name!;
+    if (model.info.batch.patched) makeBatchSymbolic(proto, inputName);
+    const session = await ort.InferenceSession.create(encodeModel(proto), sessionOptions(model.device.used));
+    const { channels: C, height: H, width: W } = model.info;
+    const x = new Float32Array(batchSize * C * H * W);
+    for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+    const dims = (rows: number) => (model.info.layout === 'NHWC' ? [rows, H, W, C] : [rows, C, H, W]);
+    let bare = Infinity;
+    for (let r = 0; r < repeat; r++) {
+      const t1 = performance.now();
+      for (let done = 0; done < passes; done += batchSize) {
+        const rows = Math.min(batchSize, passes - done);
+        await origRun.call(session, { [inputName]: new ort.Tensor('float32', x.subarray(0, rows * C * H * W), dims(rows)) });
+      }
+      bare = Math.min(bare, performance.now() - t1);
+    }
+    await session.release();
+    await model.dispose();
+
+    console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}`);
+    console.log('probe          wall s   session.run s   runs   forward passes');
+    for (const [id, t] of per) {
+      console.log(`${id.padEnd(14)} ${(t.wallMs / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${String(t.runs).padStart(4)}   ${String(t.passes).padStart(14)}`);
+    }
+    console.log(`${'total'.padEnd(14)} ${(wall / 1000).toFixed(1).padStart(6)}   ${(runMs / 1000).toFixed(1).padStart(13)}   ${''.padStart(4)}   ${String(passes).padStart(14)}`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,447 @@
+/**
+ * A view plan as ONNX nodes. The graph takes a batch of n source images and their per-image
+ * inputs and gives the n·V views, image-major ([n·V, C, H, W]: views of image i at rows
+ * i·V … i·V+V−1), ready for the model's pixel input:
+ *
+ *   skeptic_view_src   float [n, C, H+2m, W+2m]
+ *   skeptic_view_embed int64 [n, E, 2]        (top, left) per embed slot
+ *   skeptic_view_noise float [n, S, C, H, W, 2] uniform (u1, u2) pairs per noise slot
+ *   skeptic_view_given float [n, G, C, H, W]  views made on the CPU
+ *   skeptic_view_perm  int64 [n, P]           tile permutations, all tiles slots concatenated
+ *
+ * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
+ * and image/corrupt.ts, which the tests hold them to):
+ *   crop        Slice
+ *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
+ *               the black canvas, AveragePool 2×2 (the 2× area downscale)
+ *   noise       Gather the slot, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
+ *   blur        reflect-101 border by Gather with index lists (exact at any size, unlike Pad's
+ *               reflect mode, which needs the pad smaller than the image), depthwise Conv, Clip
+ *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
+ *               two Gathers
+ *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
+ *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
+ *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
+ *               constant tables), GatherElements
+ *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
+ * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
+ */
+import { A, Builder } from '../model/gradient/builder';
+import { onnx } from '../model/onnx';
+import { checkPlan, permOffsets, slotCounts, type ViewPlan } from './plan';
+
+export const VIEW_PREFIX = 'skeptic_view_';
+export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given`, perm: `${VIEW_PREFIX}perm` } as const;
+/** Up to this many pixels, embeddings are two small MatMuls; above, an index map and a gather. */
+const SMALL_EMBED = 64 * 64;
+/** Lowest opset the view graph is written for. */
+export const VIEW_MIN_OPSET = 11;
+
+export interface ViewGraph {
+  nodes: onnx.INodeProto[];
+  inits: onnx.ITensorProto[];
+  inputs: onnx.IValueInfoProto[];
+  /** The [n·V, C, H, W] output (rename the last node's output to feed a model). */
+  output: string;
+  /** Views per image. */
+  views: number;
+}
+
+const F32 = 1;
+const I64 = 7;
+const F64 = 11;
+
+function valueInfo(name: string, elemType: number, dims: Array<number | string>): onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
+/** Index j of [0, n) reflected at the borders without repeating the edge (… 2 1 | 0 1 … n−1 | n−2 …). */
+function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - j;
+}
+
+/** [n, N] weights of the area-average resize of N cells to n: output i covers [i·N/n, (i+1)·N/n). */
+function areaMatrix(N: number, n: number): Float32Array {
+  const m = new Float32Array(n * N);
+  const scale = N / n;
+  for (let i = 0; i < n; i++) {
+    const a = i * scale;
+    const b = (i + 1) * scale;
+    for (let j = Math.floor(a); j < Math.min(N, Math.ceil(b)); j++) {
+      const overlap = Math.min(b, j + 1) - Math.max(a, j);
+      if (overlap > 0) m[i * N + j] = overlap / scale;
+    }
+  }
+  return m;
+}
+
+/**
+ * Bilinear rotation about the centre as four (index, weight) taps per output pixel and the weight
+ * of the fill (taps outside the frame), the arithmetic of ood.ts rotateAbout.
+ */
+function rotation(H: number, W: number, degrees: number): { index: Int32Array[]; weight: Float32Array[]; fillWeight: Float32Array } {
+  const th = (degrees * Math.PI) / 180;
+  const cos = Math.cos(th);
+  const sin = Math.sin(th);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  const index = [0, 1, 2, 3].map(() => new Int32Array(H * W));
+  const weight = [0, 1, 2, 3].map(() => new Float32Array(H * W));
+  const fillWeight = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const p = y * W + x;
+      let sx = cx + (x - cx) * cos - (y - cy) * sin;
+      let sy = cy + (x - cx) * sin + (y - cy) * cos;
+      if (Math.abs(sx - Math.round(sx)) < 1e-9) sx = Math.round(sx);
+      if (Math.abs(sy - Math.round(sy)) < 1e-9) sy = Math.round(sy);
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const ax = sx - x0;
+      const ay = sy - y0;
+      const taps: Array<[number, number, number]> = [[y0, x0, (1 - ax) * (1 - ay)], [y0, x0 + 1, ax * (1 - ay)], [y0 + 1, x0, (1 - ax) * ay], [y0 + 1, x0 + 1, ax * ay]];
+      let wf = 0;
+      taps.forEach(([ty, tx, w], k) => {
+        if (w === 0) return;
+        if (ty >= 0 && ty < H && tx >= 0 && tx < W) {
+          index[k][p] = ty * W + tx;
+          weight[k][p] = w;
+        } else wf += w;
+      });
+      fillWeight[p] = wf;
+    }
+  }
+  return { index, weight, fillWeight };
+}
+
+export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false): ViewGraph {
+  checkPlan(plan);
+  const { channels: C, height: H, width: W, margin: m } = plan;
+  const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
+  const slots = slotCounts(plan);
+  const inputs = [valueInfo(VIEW_INPUT.src, F32, ['skeptic_view_n', C, H + 2 * m, W + 2 * m])];
+  if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I64, ['skeptic_view_n', slots.embed, 2]));
+  if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W, 2]));
+  if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
+  if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I64, ['skeptic_view_n', slots.perm]));
+
+  const src = VIEW_INPUT.src;
+  const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
+  const clip01 = (x: string) => b.op('Clip', [x, b.scalar(0), b.scalar(1)]);
+  const doubles = new Map<number, string>();
+  const d = (v: number) => {
+    let name = doubles.get(v);
+    if (!name) {
+      name = b.fresh('d');
+      b.inits.push({ name, dims: [], dataType: F64, doubleData: [v] });
+      doubles.set(v, name);
+    }
+    return name;
+  };
+  const clip01d = (x: string) => b.op('Min', [b.op('Max', [x, d(0)]), d(1)]); // Clip-11 has no float64 kernel
+  const slot = (input: string, j: number) => b.op('Gather', [input, b.i64([j], [])], [A.i('axis', 1)]);
+
+  // Shared pieces, made on first use.
+  let flatCentre: string | undefined;
+  let meanColour: string | undefined;
+  let borderFill: string | undefined;
+  /** The fill canvas per fill tensor, shared by every patch view. */
+  const canvases = new Map<string, string>();
+  const perms = permOffsets(plan);
+
+  /** Standard normals by Box–Muller on the (u1, u2) pairs of a noise slot: √(−2 ln u1)·cos 2πu2, as random.ts gaussian(). */
+  const normals = (j: number) => {
+    const pair = slot(VIEW_INPUT.noise, j); // [n, C, H, W, 2]
+    const u1 = b.op('Gather', [pair, b.i64([0], [])], [A.i('axis', 4)]);
+    const u2 = b.op('Gather', [pair, b.i64([1], [])], [A.i('axis', 4)]);
+    const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
+    return b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
+  };
+
+  const outs: string[] = [];
+  for (let i = 0; i < plan.ops.length; i++) {
+    const op = plan.ops[i];
+    // A run of crops sharing their columns (a vertical sweep) is one Slice of those columns and
+    // one Gather of whole rows; a run of patches one Where with a stack of masks: a few large
+    // nodes instead of many small ones (each node costs a thread-pool round trip in ORT).
+    // Crops at other columns stay Slices: a Gather of single values copies value by value.
+    let run = 1;
+    while (i + run < plan.ops.length && plan.ops[i + run].kind === op.kind &&
+      ((op.kind === 'crop' && (plan.ops[i + run] as typeof op).left === op.left) || (op.kind === 'patch' && (plan.ops[i + run] as typeof op).fill === op.fill))) run++;
+    if (op.kind === 'crop' && run > 1) {
+      const rows: number[] = [];
+      for (let r = 0; r < run; r++) for (let y = 0; y < H; y++) rows.push((plan.ops[i + r] as { top: number }).top + y);
+      const cols = b.slice(src, [op.left], [op.left + W], [3]); // [n, C, Hs, W]
+      const g = b.reshape(b.op('Gather', [cols, b.i64(rows)], [A.i('axis', 2)]), [0, C, run, H, W]);
+      outs.push(C === 1 ? b.reshape(g, [0, run, 1, H, W]) : b.transpose(g, [0, 2, 1, 3, 4]));
+      i += run - 1;
+      continue;
+    }
+    if (op.kind === 'patch' && run > 1) {
+      const mask = new Array<number>(run * H * W).fill(0);
+      for (let r = 0; r < run; r++) {
+        const p = plan.ops[i + r] as { top: number; left: number; size: number };
+        for (let y = p.top; y < p.top + p.size; y++) for (let x = p.left; x < p.left + p.size; x++) mask[(r * H + y) * W + x] = 1;
+      }
+      const fillV = op.fill === 'mean'
+        ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
+        : b.scalar(op.fill);
+      const masks = b.op('Cast', [b.i64(mask, [1, run, 1, H, W])], [A.i('to', 9)]);
+      // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere
+      outs.push(b.op('Where', [masks, b.unsqueeze(centre, [1]), b.unsqueeze(fillV, [1])]));
+      i += run - 1;
+      continue;
+    }
+    if (op.kind === 'embed') {
+      // a run of embeds with consecutive slots: one index map [n, E, 2H, 2W] and one gather
+      let E = 1;
+      while (i + E < plan.ops.length && plan.ops[i + E].kind === 'embed' && (plan.ops[i + E] as typeof op).slot === op.slot + E) E++;
+      const pos = b.slice(VIEW_INPUT.embed, [op.slot], [op.slot + E], [1]); // [n, E, 2]
+      if (H * W <= SMALL_EMBED) {
+        // small images: out = A_y · x · A_xᵀ, A [n, E, H, H] with ½ where row y of the image lands
+        // in output row ⌊(y + top)/2⌋ (paste then 2× block mean, separably); two batched MatMuls
+        // are far cheaper than an index map over the 2H×2W canvas
+        const half = (shift: string, N: number) => {
+          const rows = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, N, 1]); // output row y'
+          const cols = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, 1, N]); // image row y
+          const lands = b.op('Div', [b.op('Add', [cols, b.reshape(shift, [-1, E, 1, 1])]), b.i64([2], [])]);
+          return b.op('Mul', [b.op('Cast', [b.op('Equal', [lands, rows])], [A.i('to', F32)]), b.scalar(0.5)]); // [n, E, N, N]
+        };
+        const ay = half(b.slice(pos, [0], [1], [2]), H);
+        const ax = half(b.slice(pos, [1], [2], [2]), W);
+        const img = b.unsqueeze(centre, [1]); // [n, 1, C, H, W]
+        const left = b.op('MatMul', [b.unsqueeze(ay, [2]), img]); // [n, E, C, H, W]
+        outs.push(b.op('MatMul', [left, b.transpose(b.unsqueeze(ax, [2]), [0, 1, 2, 4, 3])]));
+        i += E - 1;
+        continue;
+      }
+      if (onePerRun) {
+        // one source per run: its positions index whole rows, so the paste and 2× block mean
+        // are Gathers of rows (then of columns, transposed), contiguous copies, with weights
+        // ½ or 0: output row y' averages image rows 2y'−top and 2y'+1−top where they exist
+        const taps = (shift: string, N: number) => {
+          const out = b.i64(Array.from({ length: N }, (_, k) => 2 * k), [1, N]);
+          const s = b.reshape(shift, [E, 1]);
+          const r1 = b.op('Sub', [out, s]); // [E, N]
+          const r2 = b.op('Add', [r1, b.i64([1], [])]);
+          const ok = (r: string) => b.op('And', [b.op('Greater', [r, b.i64([-1], [])]), b.op('Less', [r, b.i64([N], [])])]);
+          const zero = b.i64([0], []);
+          const w = (r: string) => b.op('Mul', [b.op('Cast', [ok(r)], [A.i('to', F32)]), b.scalar(0.5)]);
+          return { i1: b.op('Where', [ok(r1), r1, zero]), i2: b.op('Where', [ok(r2), r2, zero]), w1: w(r1), w2: w(r2) };
+        };
+        const ty = taps(b.slice(pos, [0, 0, 0], [1, E, 1], [0, 1, 2]), H);
+        const tx = taps(b.slice(pos, [0, 0, 1], [1, E, 2], [0, 1, 2]), W);
+        const wRow = (w: string) => b.reshape(w, [1, 1, E, H, 1]);
+        // [1, C, E, H, W]
+        const rows = b.op('Add', [
+          b.op('Mul', [b.op('Gather', [centre, ty.i1], [A.i('axis', 2)]), wRow(ty.w1)]),
+          b.op('Mul', [b.op('Gather', [centre, ty.i2], [A.i('axis', 2)]), wRow(ty.w2)]),
+        ]);
+        const t = b.reshape(b.transpose(rows, [0, 1, 2, 4, 3]), [1, C, E * W, H]); // columns as rows
+        const offs = b.i64(Array.from({ length: E }, (_, e) => e * W), [E, 1]);
+        const wCol = (w: string) => b.reshape(w, [1, 1, E, W, 1]);
+        const cols = b.op('Add', [
+          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i1, offs])], [A.i('axis', 2)]), wCol(tx.w1)]),
+          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i2, offs])], [A.i('axis', 2)]), wCol(tx.w2)]),
+        ]); // [1, C, E, W, H]
+        outs.push(b.transpose(cols, [0, 2, 1, 4, 3]));
+        i += E - 1;
+        continue;
+      }
+      flatCentre ??= b.reshape(centre, [0, C, H * W]);
+      const ys = b.i64(Array.from({ length: 2 * H }, (_, k) => k), [1, 1, 2 * H, 1]);
+      const xs = b.i64(Array.from({ length: 2 * W }, (_, k) => k), [1, 1, 1, 2 * W]);
+      const top = b.reshape(b.slice(pos, [0], [1], [2]), [-1, E, 1, 1]);
+      const left = b.reshape(b.slice(pos, [1], [2], [2]), [-1, E, 1, 1]);
+      const ty = b.op('Sub', [ys, top]); // [n, E, 2H, 1]: row of the image under canvas row y
+      const tx = b.op('Sub', [xs, left]); // [n, E, 1, 2W]
+      const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i64([-1], [])]), b.op('Less', [t, b.i64([n], [])])]);
+      const vy = inside(ty, H);
+      const vx = inside(tx, W);
+      const zero = b.i64([0], []);
+      const idx = b.op('Add', [b.op('Mul', [b.op('Where', [vy, ty, zero]), b.i64([W], [])]), b.op('Where', [vx, tx, zero])]); // [n, E, 2H, 2W]
+      const idxC = b.op('Expand', [b.reshape(idx, [-1, 1, E * 4 * H * W]), b.i64([1, C, 1])]);
+      const pixels = b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]); // [n, C, E·4HW]
+      const valid = b.reshape(b.op('And', [vy, vx]), [-1, 1, E * 4 * H * W]);
+      const onCanvas = b.reshape(b.op('Where', [valid, pixels, b.scalar(0)]), [-1, C * E, 2 * H, 2 * W]);
+      const pooled = b.reshape(b.op('AveragePool', [onCanvas], [A.ints('kernel_shape', [2, 2]), A.ints('strides', [2, 2])]), [-1, C, E, H, W]);
+      outs.push(C === 1 ? b.reshape(pooled, [-1, E, 1, H, W]) : b.transpose(pooled, [0, 2, 1, 3, 4]));
+      i += E - 1;
+      continue;
+    }
+    let v: string;
+    switch (op.kind) {
+      case 'crop':
+        v = op.top === m && op.left === m ? centre : b.slice(src, [op.top, op.left], [op.top + H, op.left + W], [2, 3]);
+        if (v === src) v = b.op('Identity', [src]);
+        break;
+      case 'given':
+        v = slot(VIEW_INPUT.given, op.slot);
+        break;
+      case 'noise':
+        v = clip01(b.op('Add', [centre, b.op('Mul', [normals(op.slot), b.scalar(op.sigma)])]));
+        break;
+      case 'normal': {
+        const x = b.op('Cast', [centre], [A.i('to', F64)]);
+        const mu = b.reduce('ReduceMean', x, [2, 3], true);
+        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [b.op('Sub', [x, mu]), b.op('Sub', [x, mu])]), [2, 3], true)]);
+        const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
+        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(op.slot)])]));
+        break;
+      }
+      case 'invert':
+        v = b.op('Sub', [b.scalar(1), centre]);
+        break;
+      case 'rotate': {
+        const t = rotation(H, W, op.degrees);
+        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        // the fill: mean of the one-pixel frame per channel, in float64 as ood.ts borderMean
+        // (shared by every rotation, built on first need)
+        if (!borderFill && t.fillWeight.some((w) => w !== 0)) {
+          const frame = new Array<number>(H * W).fill(0);
+          let count = 0;
+          for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (y === 0 || y === H - 1 || x === 0 || x === W - 1) (frame[y * W + x] = 1), count++;
+          const frameT = b.fresh('frame');
+          b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
+          borderFill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
+        }
+        let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
+        for (let k = 0; k < 4; k++) {
+          if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
+          const g = b.op('Gather', [flatCentre, b.i64(Array.from(t.index[k]))], [A.i('axis', 2)]);
+          acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
+        }
+        v = b.reshape(acc, [-1, C, H, W]);
+        break;
+      }
+      case 'blur': {
+        const { size, weights } = op.kernel;
+        const h = (size - 1) / 2;
+        const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
+        const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
+        const padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        const w = new Float32Array(C * size * size);
+        for (let c = 0; c < C; c++) w.set(Float32Array.from(weights), c * size * size);
+        const conv = b.op('Conv', [padded, b.f32(w, [C, 1, size, size], 'kernel')], [A.i('group', C), A.ints('kernel_shape', [size, size])]);
+        v = clip01(conv);
+        break;
+      }
+      case 'pixelate': {
+        const h = Math.max(1, Math.floor(H * op.factor + 1e-9));
+        const w = Math.max(1, Math.floor(W * op.factor + 1e-9));
+        const ry = areaMatrix(H, h); // [h, H]
+        const rx = areaMatrix(W, w); // [w, W] → transposed [W, w]
+        const rxT = new Float32Array(W * w);
+        for (let i = 0; i < w; i++) for (let j = 0; j < W; j++) rxT[j * w + i] = rx[i * W + j];
+        const small = b.op('MatMul', [b.op('MatMul', [b.f32(ry, [h, H], 'area_y'), centre]), b.f32(rxT, [W, w], 'area_x')]);
+        const sy = Array.from({ length: H }, (_, y) => Math.min(h - 1, Math.floor(((y + 0.5) * h) / H)));
+        const sx = Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
+        v = b.op('Gather', [b.op('Gather', [small, b.i64(sy)], [A.i('axis', 2)]), b.i64(sx)], [A.i('axis', 3)]);
+        break;
+      }
+      case 'tiles': {
+        // static maps per pixel: its tile (k), its offset in the tile, whether it is in one
+        const nr = op.rows.length - 1;
+        const nc = op.cols.length - 1;
+        const slotOf = new Array<number>(H * W).fill(0);
+        const dy = new Array<number>(H * W).fill(0);
+        const dx = new Array<number>(H * W).fill(0);
+        const ident = Array.from({ length: H * W }, (_, p) => p);
+        const inside = new Array<number>(H * W).fill(0);
+        for (let r = 0; r < nr; r++) {
+          for (let c = 0; c < nc; c++) {
+            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) {
+              for (let x = op.cols[c]; x < op.cols[c + 1]; x++) {
+                slotOf[y * W + x] = r * nc + c;
+                dy[y * W + x] = y - op.rows[r];
+                dx[y * W + x] = x - op.cols[c];
+                inside[y * W + x] = 1;
+              }
+            }
+          }
+        }
+        const tileTop = Array.from({ length: nr * nc }, (_, t) => op.rows[Math.floor(t / nc)]);
+        const tileLeft = Array.from({ length: nr * nc }, (_, t) => op.cols[t % nc]);
+        const at = perms.at.get(op.slot)!;
+        const perm = b.slice(VIEW_INPUT.perm, [at], [at + nr * nc], [1]); // [n, T]
+        const srcTile = b.op('Gather', [perm, b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
+        const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
+        const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
+        const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
+        const isIn = b.op('Cast', [b.i64(inside)], [A.i('to', 9)]);
+        const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
+        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
+        v = b.reshape(b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
+        break;
+      }
+      case 'patch': {
+        let fillV: string;
+        if (op.fill === 'mean') {
+          // the mean colour in float64, as the JS canvasFill sums it
+          meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]);
+          fillV = meanColour;
+        } else fillV = b.scalar(op.fill);
+        if (op.size === 0) {
+          canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
+          v = b.op('Identity', [canvases.get(fillV)!]);
+        } else {
+          const mask = new Array<number>(H * W).fill(0);
+          for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
+          const m4 = b.op('Cast', [b.i64(mask, [1, 1, H, W])], [A.i('to', 9)]);
+          canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
+          v = b.op('Where', [m4, centre, canvases.get(fillV)!]);
+        }
+        break;
+      }
+      case 'brightness': {
+        // in float64, as image/corrupt.ts: the views stay bit-close to the JS ones, which matters
+        // for int8 models (a value one rounding away can land in the next quantisation step)
+        const x = b.op('Cast', [clip01(centre)], [A.i('to', F64)]);
+        const val = b.reduce('ReduceMax', x, [1], true); // [n, 1, H, W]
+        const val2 = clip01d(b.op('Add', [val, d(op.delta)]));
+        const scaled = clip01d(b.op('Div', [b.op('Mul', [x, val2]), val]));
+        const grey = b.op('Expand', [val2, b.i64([1, C, 1, 1])]);
+        v = b.op('Cast', [b.op('Where', [b.op('Greater', [val, d(0)]), scaled, grey])], [A.i('to', F32)]);
+        break;
+      }
+      case 'contrast': {
+        // float64 for the same reason (the channel mean is a sum over the whole plane)
+        const x = b.op('Cast', [centre], [A.i('to', F64)]);
+        const mean = b.reduce('ReduceMean', x, [2, 3], true);
+        v = b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [b.op('Sub', [x, mean]), d(op.factor)]), mean]))], [A.i('to', F32)]);
+        break;
+      }
+    }
+    outs.push(b.unsqueeze(v, [1]));
+  }
+  const stacked = outs.length === 1 ? outs[0] : b.op('Concat', outs, [A.i('axis', 1)]);
+  const output = b.reshape(stacked, [-1, C, H, W]);
+  return { nodes: b.nodes, inits: b.inits, inputs, output, views: plan.ops.length };
+}
+
+/** The view graph alone, as a model whose output is the views (for a model it cannot be put in front of). */
+export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false): { bytes: Uint8Array; output: string; views: number } {
+  const g = buildViewGraph(plan, opset, onePerRun);
+  const { channels: C, height: H, width: W } = plan;
+  const model: onnx.IModelProto = {
+    irVersion: 7,
+    producerName: 'skeptic-views',
+    opsetImport: [{ domain: '', version: Math.max(opset, VIEW_MIN_OPSET) }],
+    graph: {
+      name: 'skeptic_views',
+      node: g.nodes,
+      initializer: g.inits,
+      input: g.inputs,
+      output: [valueInfo(g.output, F32, ['skeptic_view_rows', C, H, W])],
+    },
+  };
+  return { bytes: onnx.ModelProto.encode(model).finish(), output: g.output, views: g.views };
+}

@@ -1,0 +1,309 @@
+/**
+ * Runs a view plan where the model runs. The plan's graph goes in front of the model's own
+ * pixel-space graph (model/pixels.ts: preprocessing, then the original graph) in ONE session on
+ * the model's execution provider: a source image goes in, the class scores of all its views come
+ * out, and no view is ever copied through JavaScript (so on a GPU the views never leave it).
+ *
+ * When that cannot be done (a model fed by a JS filler, a fixed batch, an opset below 11 with ops
+ * whose meaning changed since, a stand-in model in the tests), the plan runs as a graph of its
+ * own on the same provider and its output goes to model.predict: the same views, one extra copy.
+ * `mode` and `reason` say which path a plan took.
+ */
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { throwIfAborted } from '../errors';
+import type { LoadedModel, Prediction } from '../types';
+import { decodeModel, encodeModel, inlineExternalData, toNum, type onnx } from '../model/onnx';
+import { introspect, planInput } from '../model/introspect';
+import { hfInputSize, readHfConfig } from '../model/preprocess';
+import { copyRows, runModel } from '../model/runner';
+import { toLogitsAndProbs } from '../model/output';
+import { createOn, createSession } from '../model/providers';
+import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_MIN_OPSET, VIEW_PREFIX } from './graph';
+import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
+
+const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
+/** Pixel values of views per session.run: several small images share a run, a large one runs alone. */
+const RUN_VALUES = 1 << 22;
+const MAX_SOURCES_PER_RUN = 64;
+
+/**
+ * Ops whose meaning is the same at opset 11 as in every earlier opset that has them (for the
+ * attributes they take), so a model below opset 11 can be raised to carry the view graph.
+ */
+const SAME_AT_11 = new Set([
+  'Abs', 'Add', 'AveragePool', 'Cast', 'Concat', 'Constant', 'Conv', 'Div', 'Elu', 'Exp', 'Flatten', 'Gather', 'Gemm',
+  'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'Identity', 'LeakyRelu', 'Log', 'LogSoftmax', 'LRN', 'MatMul', 'Max',
+  'MaxPool', 'Min', 'Mul', 'Neg', 'Pow', 'PRelu', 'Relu', 'Reshape', 'Selu', 'Shape', 'Sigmoid', 'Softmax', 'Softplus', 'Sqrt',
+  'Squeeze', 'Sub', 'Sum', 'Tanh', 'Transpose', 'Unsqueeze',
+]);
+
+export interface ViewRunner {
+  readonly views: number;
+  readonly mode: 'composed' | 'standalone';
+  /** Why the plan does not run in the model's session (standalone only). */
+  readonly reason?: string;
+  /** Sources per session.run. */
+  readonly sourcesPerRun: number;
+  /** The class scores of every view of every source, image-major: row i·views + j is view j of source i. */
+  predict(sources: ViewSource[]): Promise<Prediction>;
+}
+
+/**
+ * Runs items through a runner a session.run at a time, making the next run's sources (noise
+ * draws, views the CPU makes) while the current one runs, so the provider does not wait for
+ * the CPU between runs. `use` gets each item with its scores (rows first … first+views−1).
+ */
+export async function runViews<T>(
+  runner: ViewRunner,
+  items: T[],
+  source: (item: T) => ViewSource | Promise<ViewSource>,
+  use: (item: T, scores: Prediction, first: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const step = runner.sourcesPerRun;
+  const make = async (from: number) => Promise.all(items.slice(from, from + step).map(source));
+  let next = items.length ? make(0) : undefined;
+  for (let from = 0; from < items.length; from += step) {
+    throwIfAborted(signal);
+    const sources = await next!;
+    const running = runner.predict(sources);
+    // let the run start (its work goes to ORT's threads) before this thread makes the next sources
+    await new Promise((r) => setImmediate(r));
+    next = from + step < items.length ? make(from + step) : undefined;
+    next?.catch(() => undefined);
+    const scores = await running;
+    items.slice(from, from + step).forEach((item, i) => use(item, scores, i * runner.views));
+  }
+}
+
+const cache = new WeakMap<LoadedModel, Map<string, Promise<ViewRunner>>>();
+
+/** The runner for a plan on a model: built once, then shared by every call with an equal plan. */
+export function viewsFor(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
+  let byPlan = cache.get(model);
+  if (!byPlan) cache.set(model, (byPlan = new Map()));
+  const key = planKey(plan);
+  let r = byPlan.get(key);
+  if (!r) {
+    r = build(model, plan);
+    byPlan.set(key, r);
+    r.catch(() => byPlan!.delete(key));
+  }
+  return r;
+}
+
+/** Sources per session.run: several small images share a run, a large one runs alone. */
+function sourcesPerRun(plan: ViewPlan): number {
+  const per = plan.channels * plan.height * plan.width;
+  return Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (plan.ops.length * per))));
+}
+
+/** Releases the sessions of every plan built for a model (the model's dispose() calls it). */
+export async function releaseViews(model: LoadedModel): Promise<void> {
+  const byPlan = cache.get(model);
+  if (!byPlan) return;
+  cache.delete(model);
+  const runners = await Promise.allSettled([...byPlan.values()]);
+  for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
+}
+
+async function build(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
+  if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
+    throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
+  }
+  const composed = await composedModel(model, plan).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+  let reason: string;
+  if ('bytes' in composed) {
+    try {
+      const created = await createSession(composed.bytes, model.device.used, model.path);
+      return new Runner(plan, created.session, composed.output, model, 'composed');
+    } catch (e) {
+      reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
+    }
+  } else reason = composed.reason;
+  const alone = standaloneViewModel(plan, 13, sourcesPerRun(plan) === 1);
+  const device = model.device.used;
+  const session = await createOn(alone.bytes, device, 'view graph').catch(() => createOn(alone.bytes, 'cpu', 'view graph'));
+  return new Runner(plan, session, alone.output, model, 'standalone', reason);
+}
+
+/** The model's pixel-space graph with the view graph in front, or why it cannot be. */
+async function composedModel(model: LoadedModel, plan: ViewPlan): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
+  if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
+  if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
+  const file = model.path;
+  let bytes: Uint8Array = await readFile(file);
+  const orig = decodeModel(bytes, file);
+  if (inlineExternalData(orig, file)) bytes = encodeModel(orig);
+  const intro = introspect(orig);
+  const hf = readHfConfig(file);
+  const base = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : undefined);
+  const iplan = { ...base, channels: model.info.channels, height: model.info.height, width: model.info.width };
+  const run = runModel(bytes, file, iplan, model.preprocessing, intro.opset, model.info.batch.patched);
+  if (run.feed.kind !== 'pixels') return { reason: 'the preprocessing cannot be put in the graph (it is filled in JavaScript)' };
+  if (run.patch && !run.patch.ok) return { reason: `the symbolic-batch rewrite failed (${run.patch.reason})` };
+  const m = decodeModel(run.bytes, file);
+  const g = m.graph!;
+  for (const v of [...(g.input ?? []), ...(g.initializer ?? [])]) if (v.name?.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${v.name}` };
+  for (const n of g.node ?? []) for (const o of n.output ?? []) if (o.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${o}` };
+
+  const opsetEntry = (m.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+  const opset = toNum(opsetEntry?.version);
+  if (opset < VIEW_MIN_OPSET) {
+    const odd = [...new Set((g.node ?? []).filter((n) => (!n.domain || n.domain === 'ai.onnx') && !SAME_AT_11.has(n.opType ?? '')).map((n) => n.opType))];
+    if (odd.length) return { reason: `opset ${opset} with ops whose meaning changed by opset ${VIEW_MIN_OPSET} (${odd.join(', ')})` };
+    opsetEntry!.version = VIEW_MIN_OPSET;
+    raiseIr(m, VIEW_MIN_OPSET);
+  }
+
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), sourcesPerRun(plan) === 1);
+  const pixel = run.feed.name;
+  const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
+  last.output = [pixel];
+  g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), ...vg.inputs];
+  g.node = [...vg.nodes, ...(g.node ?? [])];
+  g.initializer = [...(g.initializer ?? []), ...vg.inits];
+  g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
+  return { bytes: encodeModel(m), output: model.outputName };
+}
+
+/** IR version for the opset; initializers no longer listed as graph inputs (IR ≥ 4). */
+function raiseIr(m: onnx.ModelProto, opset: number): void {
+  const want = opset <= 11 ? 6 : 7;
+  if (toNum(m.irVersion) < want) m.irVersion = want;
+  const g = m.graph!;
+  const inits = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
+  g.input = (g.input ?? []).filter((i) => !inits.has(i.name ?? ''));
+}
+
+class Runner implements ViewRunner {
+  readonly views: number;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly slots: ReturnType<typeof slotCounts>;
+  readonly sourcesPerRun: number;
+
+  constructor(
+    private readonly plan: ViewPlan,
+    private readonly session: ort.InferenceSession,
+    private readonly output: string,
+    private readonly model: LoadedModel,
+    readonly mode: 'composed' | 'standalone',
+    readonly reason?: string,
+  ) {
+    this.views = plan.ops.length;
+    this.slots = slotCounts(plan);
+    this.sourcesPerRun = sourcesPerRun(plan);
+  }
+
+  async release(): Promise<void> {
+    await this.queue;
+    await this.session.release().catch(() => undefined);
+  }
+
+  predict(sources: ViewSource[]): Promise<Prediction> {
+    const p = this.queue.then(() => this.runAll(sources));
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private async runAll(sources: ViewSource[]): Promise<Prediction> {
+    const K = this.model.info.numClasses;
+    const rows = sources.length * this.views;
+    const logits = new Float32Array(rows * K);
+    const probs = new Float32Array(rows * K);
+    for (let first = 0; first < sources.length; first += this.sourcesPerRun) {
+      const chunk = sources.slice(first, first + this.sourcesPerRun);
+      const feeds = feedsFor(this.plan, this.slots, chunk);
+      const r = chunk.length * this.views;
+      if (this.mode === 'composed') {
+        const out = await this.session.run(feeds, [this.output], QUIET);
+        copyRows(out[this.output], r * K, logits, first * this.views * K, this.output);
+      } else {
+        const out = await this.session.run(feeds, [this.output], QUIET);
+        const { channels, height, width } = this.plan;
+        const pred = await this.model.predict({ data: out[this.output].data as Float32Array, n: r, channels: channels as 1 | 3, height, width });
+        logits.set(pred.logits, first * this.views * K);
+        probs.set(pred.probs, first * this.views * K);
+      }
+    }
+    if (this.mode === 'composed') toLogitsAndProbs(this.model.info.outputKind, logits, rows, K, probs);
+    return { n: rows, numClasses: K, logits, probs };
+  }
+
+}
+
+/** The session inputs for a run of sources. */
+function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[]): Record<string, ort.Tensor> {
+  const { channels: C, height: H, width: W, margin: m } = plan;
+  const n = chunk.length;
+  const per = C * (H + 2 * m) * (W + 2 * m);
+  const plane = C * H * W;
+  const src = n === 1 ? chunk[0].source.data : new Float32Array(n * per);
+  chunk.forEach((s, i) => {
+    if (s.source.channels !== C || s.source.height !== H + 2 * m || s.source.width !== W + 2 * m) {
+      throw new RangeError(`views: source ${i} is ${s.source.channels}×${s.source.height}×${s.source.width}, the plan reads ${C}×${H + 2 * m}×${W + 2 * m}`);
+    }
+    if (n > 1) src.set(s.source.data, i * per);
+  });
+  const feeds: Record<string, ort.Tensor> = { [VIEW_INPUT.src]: new ort.Tensor('float32', src.subarray(0, n * per), [n, C, H + 2 * m, W + 2 * m]) };
+  const { embed, noise, given } = slots;
+  if (embed) {
+    const e = new BigInt64Array(n * embed * 2);
+    chunk.forEach((s, i) => {
+      const v = s.inputs?.embed;
+      if (!v || v.length < embed * 2) throw new RangeError(`views: source ${i} needs ${embed} embed positions`);
+      for (let j = 0; j < embed * 2; j++) e[i * embed * 2 + j] = BigInt(v[j]);
+    });
+    feeds[VIEW_INPUT.embed] = new ort.Tensor('int64', e, [n, embed, 2]);
+  }
+  const floats = (name: 'noise' | 'given', count: number) => {
+    if (!count) return;
+    const pairs = name === 'noise' ? 2 : 1;
+    const len = count * plane * pairs;
+    const one = n === 1 ? chunk[0].inputs?.[name] : undefined;
+    const data = one && one.length === len ? one : new Float32Array(n * len);
+    if (data !== one) {
+      chunk.forEach((s, i) => {
+        const v = s.inputs?.[name];
+        if (!v || v.length !== len) throw new RangeError(`views: source ${i} needs ${count} ${name} planes of ${plane * pairs} values`);
+        data.set(v, i * len);
+      });
+    }
+    feeds[VIEW_INPUT[name]] = new ort.Tensor('float32', data, name === 'noise' ? [n, count, C, H, W, 2] : [n, count, C, H, W]);
+  };
+  if (slots.perm) {
+    const e = new BigInt64Array(n * slots.perm);
+    chunk.forEach((s, i) => {
+      const v = s.inputs?.perm;
+      if (!v || v.length !== slots.perm) throw new RangeError(`views: source ${i} needs ${slots.perm} permutation entries`);
+      for (let j = 0; j < slots.perm; j++) e[i * slots.perm + j] = BigInt(v[j]);
+    });
+    feeds[VIEW_INPUT.perm] = new ort.Tensor('int64', e, [n, slots.perm]);
+  }
+  floats('noise', noise);
+  floats('given', given);
+  return feeds;
+}
+
+const alone = new Map<string, Promise<{ session: ort.InferenceSession; output: string }>>();
+
+/**
+ * The views themselves ([sources·views, C, H, W], image-major), from the plan's graph alone on the
+ * CPU: for artifacts a person looks at and for the tests, not for the model.
+ */
+export async function makeViews(plan: ViewPlan, sources: ViewSource[]): Promise<Float32Array> {
+  const one = sources.length === 1;
+  const key = `${planKey(plan)}|${one}`;
+  let s = alone.get(key);
+  if (!s) {
+    const built = standaloneViewModel(plan, 13, one);
+    s = createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
+    alone.set(key, s);
+    s.catch(() => alone.delete(key));
+  }
+  const { session, output } = await s;
+  const feeds = feedsFor(plan, slotCounts(plan), sources);
+  const out = await session.run(feeds, [output], QUIET);
+  return out[output].data as Float32Array;
+}

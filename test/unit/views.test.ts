@@ -1,0 +1,308 @@
+/**
+ * Views made by ONNX Runtime graphs (server/engine/views) against the plain JavaScript
+ * implementations in image/ops.ts and image/corrupt.ts, written independently as loops over
+ * pixels: exact for the geometric views, within 1e-5 for the photometric ones (float32 kernels
+ * against float64 sums). Then the composed session (views in front of the model, one session)
+ * against model.predict on the JavaScript views, on the fixture models.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { brightness, contrast, defocusBlur, diskKernel, pixelate } from '../../server/engine/image/corrupt';
+import { crop, downscale, paste, toBatch } from '../../server/engine/image/ops';
+import { loadModel } from '../../server/engine/model';
+import type { PixelImage } from '../../server/engine/types';
+import { makeViews, viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
+
+const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
+
+function image(C: number, H: number, W: number, seed: number, quantum = 0): PixelImage {
+  const data = new Float32Array(C * H * W);
+  let a = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    const u = a / 2 ** 32;
+    data[i] = quantum ? Math.floor(u * quantum) / quantum : u;
+  }
+  return { data, channels: C as 1 | 3, height: H, width: W };
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** View j of source i out of makeViews' output. */
+const viewOf = (out: Float32Array, plan: ViewPlan, i: number, j: number) => {
+  const per = plan.channels * plan.height * plan.width;
+  return out.subarray((i * plan.ops.length + j) * per, (i * plan.ops.length + j + 1) * per);
+};
+
+for (const C of [1, 3]) {
+  const H = 9;
+  const W = 7;
+  const m = 3;
+
+  test(`crop views (C=${C}) are exact windows of the source`, async () => {
+    const src = image(C, H + 2 * m, W + 2 * m, 11 + C);
+    const ops: ViewOp[] = [];
+    for (let top = 0; top <= 2 * m; top += 2) for (let left = 0; left <= 2 * m; left += 3) ops.push({ kind: 'crop', top, left });
+    // a vertical sweep (one column offset): made as one gather of rows
+    for (let top = 2 * m; top >= 0; top--) ops.push({ kind: 'crop', top, left: 1 });
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
+    const out = await makeViews(plan, [{ source: src }]);
+    ops.forEach((op, j) => {
+      const o = op as { top: number; left: number };
+      assert.deepEqual(viewOf(out, plan, 0, j), crop(src, o.top, o.left, H, W).data, `crop at ${o.top},${o.left}`);
+    });
+  });
+
+  for (const [H, W] of [[9, 7], [70, 67]]) test(`embed views (C=${C}, ${H}×${W}: row gathers alone, ${H * W <= 4096 ? 'MatMuls' : 'an index map'} in a batch) equal paste on a 2× black canvas then 2×2 block means`, async () => {
+    // Values on a 1/256 grid: sums of four are exact in float32, so the comparison can be exact.
+    const src = image(C, H + 2 * m, W + 2 * m, 5 + C, 256);
+    const centre = crop(src, m, m, H, W);
+    const positions = [[0, 0], [H, W], [H >> 1, W >> 1], [3, 0], [0, 6], [H, 1], [2, 5], [H - 1, W - 2]];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: positions.map((_, slot) => ({ kind: 'embed', slot })) };
+    const out = await makeViews(plan, [{ source: src, inputs: { embed: positions.flat() } }]);
+    // one source (a run of its own: row gathers), then two in one run (MatMuls or an index map)
+    const two = await makeViews(plan, [{ source: src, inputs: { embed: positions.flat() } }, { source: src, inputs: { embed: positions.flat() } }]);
+    positions.forEach(([top, left], j) => {
+      const want = downscale(paste(centre, 2 * H, 2 * W, top, left, 0), 2);
+      assert.deepEqual(viewOf(out, plan, 0, j), want.data, `embed at ${top},${left}, one source`);
+      assert.deepEqual(viewOf(two, plan, 1, j), want.data, `embed at ${top},${left}, two sources`);
+    });
+  });
+
+  test(`photometric views (C=${C}) match image/corrupt.ts within 1e-5`, async () => {
+    const src = image(C, H + 2 * m, W + 2 * m, 23 + C);
+    const centre = crop(src, m, m, H, W);
+    const cases: Array<[ViewOp, PixelImage]> = [
+      [{ kind: 'blur', kernel: diskKernel(1, 0.1) }, defocusBlur(centre, 1, 0.1)],
+      [{ kind: 'blur', kernel: diskKernel(3, 0.5) }, defocusBlur(centre, 3, 0.5)],
+      // a disk wider than the image: reflection wraps more than once
+      [{ kind: 'blur', kernel: diskKernel(10, 0.5) }, defocusBlur(centre, 10, 0.5)],
+      [{ kind: 'pixelate', factor: 0.6 }, pixelate(centre, 0.6)],
+      [{ kind: 'pixelate', factor: 0.5 }, pixelate(centre, 0.5)],
+      [{ kind: 'pixelate', factor: 0.25 }, pixelate(centre, 0.25)],
+      [{ kind: 'brightness', delta: 0.1 }, brightness(centre, 0.1)],
+      [{ kind: 'brightness', delta: 0.5 }, brightness(centre, 0.5)],
+      [{ kind: 'contrast', factor: 0.4 }, contrast(centre, 0.4)],
+      [{ kind: 'contrast', factor: 0.05 }, contrast(centre, 0.05)],
+    ];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: cases.map(([op]) => op) };
+    const out = await makeViews(plan, [{ source: src }]);
+    cases.forEach(([op, want], j) => {
+      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+      assert.ok(d <= 1e-5, `${JSON.stringify(op).slice(0, 60)}: max |diff| ${d}`);
+    });
+  });
+
+  test(`noise and given views (C=${C}); a batch of sources gives each its own views`, async () => {
+    const plane = C * H * W;
+    const sources = [0, 1, 2].map((i) => {
+      const source = image(C, H + 2 * m, W + 2 * m, 40 + i);
+      const noise = image(4, C * H, W, 50 + i).data.map((u) => Math.max(u, 1e-6));
+      const given = image(1, plane, 1, 60 + i).data;
+      return { source, inputs: { noise, given } };
+    });
+    const ops: ViewOp[] = [{ kind: 'noise', sigma: 0.3, slot: 1 }, { kind: 'given', slot: 0 }, { kind: 'noise', sigma: 0.08, slot: 0 }];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
+    const together = await makeViews(plan, sources);
+    for (let i = 0; i < sources.length; i++) {
+      const alone = await makeViews(plan, [sources[i]]);
+      // vectorised Log/Cos kernels round the tail of a tensor differently: equal to float32 rounding
+      assert.ok(maxDiff(together.subarray(i * 3 * plane, (i + 1) * 3 * plane), alone) <= 1e-6, `source ${i} alone and in a batch`);
+      const centre = crop(sources[i].source, m, m, H, W).data;
+      const { noise, given } = sources[i].inputs;
+      const z = (s: number, p: number) => Math.sqrt(-2 * Math.log(noise[2 * (s * plane + p)])) * Math.cos(2 * Math.PI * noise[2 * (s * plane + p) + 1]);
+      const want = (sigma: number, s: number) => centre.map((x, p) => Math.min(1, Math.max(0, x + sigma * z(s, p))));
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 0), want(0.3, 1)) <= 1e-5);
+      assert.deepEqual(viewOf(alone, plan, 0, 1), given);
+      assert.ok(maxDiff(viewOf(alone, plan, 0, 2), want(0.08, 0)) <= 1e-5);
+    }
+  });
+}
+
+const composedCases = [
+  { name: 'mnist-8 (opset 8, batch 1 made symbolic)', model: 'models/mnist-8_onnxzoo_cntk.onnx', preprocess: 'unit', C: 1, H: 28 },
+  { name: 'MobileNetV2-int8 (opset 12, ImageNet mean/std)', model: 'models/imagenet_mobilenetv2-12-int8.onnx', preprocess: 'imagenet', C: 3, H: 224 },
+];
+for (const c of composedCases) {
+  test(`views composed with ${c.name} in one session give model.predict's scores on the JS views`, { skip: !existsSync(join(FIXTURES, c.model)) && 'no fixtures' }, async () => {
+    const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess });
+    try {
+      const m = 2;
+      const H = c.H;
+      const src = image(c.C, H + 2 * m, H + 2 * m, 7);
+      const centre = crop(src, m, m, H, H);
+      const ops: ViewOp[] = [
+        { kind: 'crop', top: m, left: m },
+        { kind: 'crop', top: 0, left: 2 * m },
+        { kind: 'blur', kernel: diskKernel(3, 0.5) },
+        { kind: 'contrast', factor: 0.3 },
+        { kind: 'pixelate', factor: 0.5 },
+      ];
+      const plan: ViewPlan = { channels: c.C, height: H, width: H, margin: m, ops };
+      const runner = await viewsFor(model, plan);
+      assert.equal(runner.mode, 'composed', runner.reason);
+      const got = await runner.predict([{ source: src }, { source: image(c.C, H + 2 * m, H + 2 * m, 8) }]);
+      assert.equal(got.n, 2 * ops.length);
+      const js = [centre, crop(src, 0, 2 * m, H, H), defocusBlur(centre, 3, 0.5), contrast(centre, 0.3), pixelate(centre, 0.5)];
+      const want = await model.predict(toBatch(js));
+      const K = model.info.numClasses;
+      const d = maxDiff(got.logits.subarray(0, ops.length * K), want.logits);
+      const scale = Math.max(1, ...Array.from(want.logits, Math.abs));
+      assert.ok(d <= 1e-4 * scale, `max |logit diff| ${d} (scale ${scale})`);
+      for (let v = 0; v < ops.length; v++) {
+        let a = 0, b = 0;
+        for (let k = 1; k < K; k++) {
+          if (got.logits[v * K + k] > got.logits[v * K + a]) a = k;
+          if (want.logits[v * K + k] > want.logits[v * K + b]) b = k;
+        }
+        assert.equal(a, b, `top-1 of view ${v}`);
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+}
+
+test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur', async () => {
+  const { CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
+  const { corruptionViews } = await import('../../server/engine/views/corruptions');
+  const { derivedSeed, mulberry32 } = await import('../../server/engine/random');
+  for (const [C, H] of [[1, 12], [3, 70]] as const) {
+    const src = image(C, H, H, 99 + C, 255);
+    const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
+    const made = corruptionViews(list, H, H);
+    const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
+    const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
+    const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
+    for (let j = 0; j < list.length; j++) {
+      const [name, s] = list[j];
+      const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
+      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+      assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}: max |diff| ${d}`);
+    }
+  }
+});
+
+test('tile views equal patches.ts shuffleTiles (equal tiles) and ood.ts patchShuffle (unequal tiles) exactly', async () => {
+  const { shuffleTiles, tiling, derangement } = await import('../../server/engine/probes/patches');
+  const { patchShuffle, tileBorders } = await import('../../server/engine/probes/ood');
+  const { mulberry32, shuffleInPlace } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 13, 10]] as const) {
+    const src = image(C, H, W, 3 + H);
+    const ops: ViewOp[] = [];
+    const perm: number[] = [];
+    const want: PixelImage[] = [];
+    for (const g of [2, 4, 8]) {
+      if (g > Math.min(H, W)) continue;
+      const ty = tiling(H, g);
+      const tx = tiling(W, g);
+      const p = derangement(g * g, mulberry32(g));
+      ops.push({ kind: 'tiles', rows: Array.from({ length: g + 1 }, (_, i) => ty.offset + i * ty.size), cols: Array.from({ length: g + 1 }, (_, i) => tx.offset + i * tx.size), slot: ops.length });
+      perm.push(...p);
+      want.push(shuffleTiles(src, g, p));
+    }
+    // ood's unequal tiles: the same rng drives both (the permutation within each size group)
+    const g = 4;
+    const rows = tileBorders(H, g);
+    const cols = tileBorders(W, g);
+    const groups = new Map<string, number[]>();
+    for (let r = 0; r < g; r++) for (let c = 0; c < g; c++) {
+      const key = `${rows[r + 1] - rows[r]}x${cols[c + 1] - cols[c]}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(r * g + c);
+    }
+    const rng = mulberry32(77);
+    const source = new Array<number>(g * g);
+    for (const members of groups.values()) {
+      const p = shuffleInPlace([...members], rng);
+      members.forEach((dst, k) => (source[dst] = p[k]));
+    }
+    ops.push({ kind: 'tiles', rows, cols, slot: ops.length });
+    perm.push(...source);
+    want.push(patchShuffle(src, g, mulberry32(77)));
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops };
+    const out = await makeViews(plan, [{ source: src, inputs: { perm } }]);
+    want.forEach((w, j) => assert.deepEqual(viewOf(out, plan, 0, j), w.data, `tiles view ${j} at ${C}×${H}×${W}`));
+  }
+});
+
+test('patch views equal patches.ts patchOnCanvas with the mean colour or a grey', async () => {
+  const { canvasFill, patchOnCanvas } = await import('../../server/engine/probes/patches');
+  const src = image(3, 12, 9, 31);
+  const cases: Array<[number, number, number, 'mean' | number]> = [[0, 0, 0, 'mean'], [0, 0, 3, 'mean'], [9, 6, 3, 'mean'], [4, 2, 5, 0.5], [0, 0, 0, 0.25]];
+  const plan: ViewPlan = { channels: 3, height: 12, width: 9, margin: 0, ops: cases.map(([top, left, size, fill]) => ({ kind: 'patch', top, left, size, fill })) };
+  const out = await makeViews(plan, [{ source: src }]);
+  cases.forEach(([top, left, size, fill], j) => {
+    const want = patchOnCanvas(src, top, left, size, canvasFill(src, fill));
+    assert.ok(maxDiff(viewOf(out, plan, 0, j), want.data) <= 1e-7, `patch ${size} at ${top},${left} fill ${fill}`);
+  });
+});
+
+test('ood views equal ood.ts: inversion, rotations (exact at 90° and 180°, bilinear tilts), noise with the image statistics', async () => {
+  const { borderMean, gaussianNoise, invert, rotate180, rotate90, rotateAbout } = await import('../../server/engine/probes/ood');
+  const { gaussianUniforms, mulberry32 } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 11, 11], [3, 9, 12]] as const) {
+    const src = image(C, H, W, 1 + H + W);
+    const plan: ViewPlan = {
+      channels: C, height: H, width: W, margin: 0,
+      ops: [{ kind: 'invert' }, { kind: 'rotate', degrees: 90 }, { kind: 'rotate', degrees: 180 }, { kind: 'rotate', degrees: 15 }, { kind: 'rotate', degrees: 45 }, { kind: 'rotate', degrees: 60 }, { kind: 'normal', slot: 0 }],
+    };
+    const out = await makeViews(plan, [{ source: src, inputs: { noise: gaussianUniforms(5, C * H * W) } }]);
+    const exact = [invert(src), rotate90(src), rotate180(src)];
+    exact.forEach((w, j) => {
+      if (j === 1 && H !== W) assert.ok(maxDiff(viewOf(out, plan, 0, j), w.data) <= 1e-6);
+      else assert.deepEqual(viewOf(out, plan, 0, j), w.data, `view ${j} at ${C}×${H}×${W}`);
+    });
+    [15, 45, 60].forEach((deg, i) => {
+      const d = maxDiff(viewOf(out, plan, 0, 3 + i), rotateAbout(src, deg, borderMean(src)).data);
+      assert.ok(d <= 1e-6, `tilt ${deg} at ${C}×${H}×${W}: ${d}`);
+    });
+    const d = maxDiff(viewOf(out, plan, 0, 6), gaussianNoise(src, mulberry32(5)).data);
+    assert.ok(d <= 1e-5, `noise with the image statistics: ${d}`);
+  }
+});
+
+test('the ood probe\'s views equal generateOod for every set with the same seed', async () => {
+  const { GENERATED_SETS, generateOod, oodViews } = await import('../../server/engine/probes/ood');
+  const { derivedSeed } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[1, 28, 28], [3, 13, 10]] as const) {
+    const src = image(C, H, W, 2 + H);
+    const views = oodViews([...GENERATED_SETS], C, H, W, 8);
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: views.ops };
+    const out = await makeViews(plan, [{ source: src, inputs: views.inputs(src, (set) => derivedSeed(3, `ood/${set}`, 'sha')) }]);
+    GENERATED_SETS.forEach((set, j) => {
+      const d = maxDiff(viewOf(out, plan, 0, j), generateOod(set, src, 3, 'sha', 8).data);
+      assert.ok(d <= 1e-5, `${set} at ${C}×${H}×${W}: ${d}`);
+    });
+  }
+});
+
+test('the default audit gives the same report at batch sizes 5 and 32 (views made in runs of other sizes)', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
+  const { audit } = await import('../../server/engine/audit');
+  const { openDataset } = await import('../../server/engine/data');
+  const { createProbes, DEFAULT_PROBES } = await import('../../server/engine/probes');
+  const model = await loadModel(join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { device: 'cpu', preprocess: 'unit' });
+  try {
+    const reports = [];
+    for (const batchSize of [5, 32]) {
+      const ds = await openDataset(join(FIXTURES, 'mnist'), { limit: 24 });
+      const r = await audit(model, ds, { probes: createProbes(DEFAULT_PROBES, { patches: { evidenceRate: 0.5 } }), batchSize, seed: 3 });
+      reports.push(r);
+    }
+    for (const id of DEFAULT_PROBES) {
+      assert.equal(reports[0].probes[id].status, 'ok', `${id}: ${reports[0].probes[id].reason}`);
+      assert.deepEqual(reports[0].probes[id].metrics, reports[1].probes[id].metrics, `${id} metrics`);
+      assert.deepEqual(reports[0].probes[id].records, reports[1].probes[id].records, `${id} records`);
+    }
+    assert.deepEqual(reports[0].findings, reports[1].findings);
+  } finally {
+    await model.dispose();
+  }
+});
