@@ -254,7 +254,7 @@ function fourClass() {
 
 test('targeted versus untargeted on a linear model: APGD-T reaches the class it aims at, APGD-CE the nearest', async () => {
   const f = fourClass();
-  const batch = { data: f.x, n: 1, channels: 1, height: 1, width: f.D };
+  const batch = { data: f.x, n: 1, channels: 1 as const, height: 1, width: f.D };
   const argmax = (z: number[]) => z.indexOf(Math.max(...z));
   // ε = 0.1 reaches every class: the untargeted attack takes the nearest (1).
   const ce = await apgd(f.oracle, batch, [0], { norm: 'linf', eps: 0.1, steps: 20, rngs: streams(1) });
@@ -286,7 +286,7 @@ test('determinism: the same random streams give the same path and candidates; ot
   const oracle = quadratic(c, D);
   const data = new Float32Array(n * D);
   for (let i = 0; i < n; i++) data.set(x0, i * D);
-  const batch = { data, n, channels: 1, height: 1, width: D };
+  const batch = { data, n, channels: 1 as const, height: 1, width: D };
   const eps = (norm: 'linf' | 'l2') => (norm === 'linf' ? 0.1 : 0.3);
   const run = async (seed: number, norm: 'linf' | 'l2') => {
     const trace: number[] = [];

@@ -29,6 +29,8 @@ export interface ProbeContext {
   model: LoadedModel;
   seed: number;
   signal?: AbortSignal;
+  /** Says what run() is doing, for long runs ("APGD-T L∞ (9 targets × 100 iterations): 23 images"). */
+  progress?(step: string): void;
 }
 
 /** A finding as a probe states it; the audit adds the id, probe and subject location. */
