@@ -59,7 +59,8 @@ Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed a
   --data PATH            check at real images from this dataset (default: random images)
   --samples N            images to check at (default 3)
   --directions N         random directions per image (default 3)
-  --loss L               ce | margin (default ce)
+  --loss L               ce | margin | dlr-targeted (default ce; dlr-targeted aims at
+                         a seeded random class per image)
 `;
 
 /** Runs the CLI; resolves to the exit status. */
@@ -154,7 +155,7 @@ async function inspectCommand(positionals: string[], o: Flags): Promise<number> 
 async function gradcheckCommand(positionals: string[], o: Flags): Promise<number> {
   if (positionals.length !== 1) return usageError('gradcheck takes one MODEL');
   const loss = str(o.loss) ?? 'ce';
-  if (loss !== 'ce' && loss !== 'margin') return usageError(`--loss must be ce or margin, not '${loss}'`);
+  if (loss !== 'ce' && loss !== 'margin' && loss !== 'dlr-targeted') return usageError(`--loss must be ce, margin or dlr-targeted, not '${loss}'`);
   const { entry, config } = modelEntry(positionals[0], o);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {

@@ -176,8 +176,10 @@ function parseEps(v: unknown, name: string): number {
   return n;
 }
 
-function epsListParam(v: unknown, name: string, max: number): number[] | 'auto' {
+function epsListParam(v: unknown, name: string, max: number, noneOk = false): number[] | 'auto' {
   if (v === undefined || v === 'auto') return 'auto';
+  // 'none': no grid for this norm (epsL2 only: the L∞ grid carries Square and the minimal ε)
+  if (noneOk && (v === 'none' || (Array.isArray(v) && v.length === 0))) return [];
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   if (!Array.isArray(list) || list.length === 0 || list.length > 30) {
     throw new SkepticInputError(`probe parameter attack.${name} must be 'auto' or a list of 1 to 30 ε values, got ${JSON.stringify(v)}`);
@@ -242,7 +244,7 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
   const survivors = boolParam(params, 'attack', 'survivors', preset !== 'custom');
   const domainParam = choiceParam(params.domain, 'domain', ['auto', 'natural', 'digits'] as const, 'auto');
   const epsLinfParam = epsListParam(params.eps, 'eps', 1);
-  const epsL2Param = epsListParam(params.epsL2, 'epsL2', 1000);
+  const epsL2Param = epsListParam(params.epsL2, 'epsL2', 1000, true);
   const steps = numberParam(params, 'attack', 'steps', 20, 1, 10000);
   const stepFactor = numberParam(params, 'attack', 'stepFactor', 2.5, 0, 100);
   const loss = choiceParam<LossKind>(params.loss, 'loss', ['ce', 'margin'], 'ce');
