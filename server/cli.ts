@@ -253,6 +253,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     };
     process.on('SIGINT', onSigint);
     const progress = o.quiet ? undefined : progressPrinter();
+    // What the long probes will do, before they start (the attack probe's protocol and budgets).
+    if (!o.quiet) for (const p of probes) if (p.budget) process.stderr.write(`${p.id}: ${p.budget(model)}\n`);
     let report: Report;
     try {
       report = await audit(model, dataset, {
@@ -346,7 +348,7 @@ function progressPrinter(): ((p: AuditProgress) => void) | undefined {
     const width = 30;
     const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : (p.probe ?? '');
+    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : `${p.probe ?? ''}${p.step ? `: ${p.step}` : ''}`;
     process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
   };
 }

@@ -586,6 +586,28 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       return records;
     },
 
+    budget(model) {
+      const g = grids(model);
+      const fmt = (e: number) => (g.domain === 'digits' ? String(round(e, 4)) : eps255(e));
+      const where = [g.linf.length ? `L∞ ε ${g.linf.map(fmt).join(', ')}` : '', g.l2.length ? `L2 ε ${g.l2.join(', ')}` : ''].filter(Boolean).join(' and ');
+      const max = maxImagesParam === 'auto' ? autoMaxImages(model) : maxImagesParam;
+      const list = (norm: 'linf' | 'l2') => chainOf(norm, attacks).filter((a) => a !== 'apgd-t' || model.info.numClasses >= 3);
+      const linf = list('linf');
+      const l2 = list('l2');
+      const describe = (chain: AttackName[]) => chain.map((a, j) => `${j ? (survivors ? 'then ' : '') : ''}${ATTACK_TITLES[a]} (${costOf(a)})${j && survivors ? ' on the survivors' : ''}`).join(survivors ? ', ' : '; ');
+      const name = preset === 'custom' ? `custom mix${survivors ? ' (each attack on the survivors of the ones before)' : ' (each attack on every image)'}` : `AutoAttack ${preset}`;
+      const extra = [
+        bisectionSteps > 0 && (linf.some((a) => a !== 'square' && a !== 'fgsm')) ? `minimal ε by ${bisectionSteps} steps of PGD-${steps} bisection` : '',
+        largeEps > 0 ? `one more attack at ε ${round(largeEps, 4)} on images no grid ε breaks` : '',
+      ].filter(Boolean);
+      return (
+        `${name} on up to ${max} images (the correctly classified ones) at ${where || 'no ε'}: L∞ ${describe(linf) || '–'}` +
+        (l2.length && g.l2.length ? `; L2 ${describe(l2)}` : '') +
+        (extra.length ? `; ${extra.join('; ')}` : '') +
+        '. Square replaces the white-box attacks where the input gradient cannot be built.'
+      );
+    },
+
     // The audit gives this probe only the first `maxImages` images in dataset order.
     imageLimit: (model: LoadedModel) => (maxImagesParam === 'auto' ? autoMaxImages(model) : maxImagesParam),
 

@@ -122,6 +122,8 @@ export interface Probe<R extends object = Record<string, unknown>> {
   /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */
   readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
+  /** Optional: what run() will cost on this model, in words, for the user before it starts. */
+  budget?(model: LoadedModel): string;
   summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;
   /**
    * Optional: writes files (before/after PNGs, heatmaps, .npy) for the few images the summary
