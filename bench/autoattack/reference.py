@@ -98,6 +98,22 @@ class Normalized(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
+class Tee:
+    """AutoAttack's log, kept for the JSON and shown on stderr as it runs."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def write(self, text):
+        for p in self.parts:
+            p.write(text)
+        sys.stderr.flush()
+
+    def flush(self):
+        for p in self.parts:
+            p.flush()
+
+
 def load_images(folder, limit):
     rows = list(csv.DictReader(open(os.path.join(folder, 'labels.csv'))))[:limit]
     xs = [np.asarray(Image.open(os.path.join(folder, r['file'])).convert('RGB'), dtype=np.float32) / 255.0 for r in rows]
@@ -137,7 +153,7 @@ def main():
         out['maxLogitDiff'] = float(np.abs(z - ref[: len(z)]).max())
     for k in [float(v) for v in o.eps.split(',')]:
         adversary = AutoAttack(model, norm=o.norm, eps=k / 255.0, version=o.version, seed=0, device='cpu')
-        log = io.StringIO()
+        log = Tee(io.StringIO(), sys.stderr)
         t0 = time.time()
         with redirect_stdout(log):
             x_adv = adversary.run_standard_evaluation(x, y, bs=len(files))
@@ -146,7 +162,7 @@ def main():
             robust = (model(x_adv).argmax(1) == y) & clean
         linf = float((x_adv - x).abs().max())
         out['runs'].append({'eps255': k, 'robust': robust.int().tolist(), 'robustAccuracy': float(robust.float().mean()),
-                            'seconds': seconds, 'maxLinf': linf, 'log': log.getvalue().splitlines()})
+                            'seconds': seconds, 'maxLinf': linf, 'log': log.parts[0].getvalue().splitlines()})
         print('eps %g/255: robust %d/%d in %.1f s' % (k, int(robust.sum()), len(files), seconds), file=sys.stderr)
     json.dump(out, sys.stdout)
 
