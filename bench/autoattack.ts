@@ -14,15 +14,16 @@
  * APGD-T and Square; Skeptic has no FAB-T, so its log has one step fewer.
  *
  *   node --import tsx bench/autoattack.ts [--eps 1,2,4,8] [--limit 100] [--preset standard]
- *        [--autoattack DIR | --reference FILE.json] [--threads 2]
+ *        [--autoattack DIR | --reference FILE.json] [--threads 2] [--save S.json | --skeptic S.json]
  *
  * --autoattack DIR: a checkout of fra31/auto-attack (the folder holding `autoattack/`); the
  * script runs bench/autoattack/reference.py with /usr/bin/python3 and tcmalloc preloaded, with
  * torch.set_num_threads(--threads). --reference FILE: that script's JSON output from an earlier
- * run. Neither: Skeptic's side only.
+ * run (several, comma-separated, each on its own ε and images: the comparison is over the
+ * images each ran on). Neither: Skeptic's side only.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { audit } from '../server/engine/audit';
@@ -48,44 +49,32 @@ const { values: args } = parseArgs({
     autoattack: { type: 'string' },
     reference: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    // --save FILE writes Skeptic's side; --skeptic FILE reads it back instead of running it
+    save: { type: 'string' },
+    skeptic: { type: 'string' },
   },
 });
 
 interface Reference {
+  version?: string;
   files: string[];
   clean: number[];
   torch: string;
   runs: Array<{ eps255: number; robust: number[]; robustAccuracy: number; seconds: number; maxLinf: number; log: string[] }>;
 }
 
-async function main(): Promise<void> {
-  if (!existsSync(MODEL)) {
-    console.log(`fixtures absent (${FIXTURES}): nothing to compare`);
-    return;
-  }
-  const eps255 = args.eps!.split(',').map(Number);
-  const limit = Number(args.limit);
+interface SkepticSide {
+  preset: string;
+  headline: string;
+  records: Array<AttackRecord & { image: number }>;
+  files: string[];
+  seconds: number;
+  log: Array<{ attack: string; robustAccuracy: number[] }>;
+}
 
-  // ---- AutoAttack, first (so that the two do not share the CPU)
-  let ref: Reference | undefined;
-  if (args.reference) ref = JSON.parse(readFileSync(args.reference, 'utf8'));
-  else if (args.autoattack) {
-    const script = join(__dirname, 'autoattack', 'reference.py');
-    const out = execFileSync(
-      PY,
-      [script, '--autoattack', args.autoattack, '--model', MODEL, '--data', DATA, '--eps', eps255.join(','), '--limit', String(limit), '--threads', args.threads!],
-      { env: { ...process.env, LD_PRELOAD: TCMALLOC }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    ref = JSON.parse(out.toString());
-  }
-
-  // ---- Skeptic
+async function runSkeptic(eps255: number[], limit: number): Promise<SkepticSide> {
   setCpuThreads(Number(args.threads));
   const model = await loadModel(MODEL, { device: 'cpu', preprocess: { scale: 1, mean: MEAN, std: STD } });
-  let records: AttackRecord[] = [];
-  let files: string[] = [];
-  let seconds = 0;
-  let log: Array<{ attack: string; robustAccuracy: number[] }> = [];
   try {
     const dataset = await openDataset(DATA, { labels: model.labels, limit, seed: 0 });
     const probe = attackProbe({ preset: args.preset, eps: eps255.map((e) => `${e}/255`), epsL2: 'none', bisectionSteps: 0, largeEps: 0, maxImages: limit });
@@ -94,48 +83,82 @@ async function main(): Promise<void> {
       probes: [cleanProbe(), probe as Probe<object>],
       batchSize: 128,
       onProgress: (p) => {
-        if (p.step) process.stderr.write(`  skeptic: ${p.step}\n`);
+        if (p.step) process.stderr.write(`  skeptic: ${p.step} [${((performance.now() - t0) / 1000).toFixed(0)} s]\n`);
       },
     });
-    seconds = (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
     const res = report.probes.attack;
     if (res.status !== 'ok') throw new Error(`attack probe ${res.status}: ${res.reason}`);
-    files = report.images.map((im) => im.path.replace(/^.*cifar10_test_first100\//, ''));
-    records = res.records as unknown as AttackRecord[];
-    log = (res.metrics as { protocol: { linf: typeof log } }).protocol.linf;
-    console.log(`Skeptic ${args.preset}: ${res.headline} [${seconds.toFixed(1)} s]`);
+    return {
+      preset: args.preset!,
+      headline: res.headline ?? '',
+      files: report.images.map((im) => im.path.replace(/^.*cifar10_test_first100\//, '')),
+      records: res.records as unknown as SkepticSide['records'],
+      seconds,
+      log: (res.metrics as { protocol: { linf: SkepticSide['log'] } }).protocol.linf,
+    };
   } finally {
     await model.dispose();
   }
+}
 
-  // Per ε, Skeptic's robust images (by file): attacked and broken by nothing.
-  const robustFiles = (k: number) => new Set(records.filter((r) => r.status === 'attacked' && r.brokenBy && r.brokenBy[k] === null).map((r) => files[(r as unknown as { image: number }).image]));
+async function main(): Promise<void> {
+  if (!existsSync(MODEL)) {
+    console.log(`fixtures absent (${FIXTURES}): nothing to compare`);
+    return;
+  }
+  // The probe sorts its grid: so do we, so that index k means the same ε on both sides.
+  const eps255 = [...new Set(args.eps!.split(',').map(Number))].sort((a, b) => a - b);
+  const limit = Number(args.limit);
+
+  // ---- AutoAttack, first (so that the two do not share the CPU); or earlier runs of it, each
+  // on its own ε and images (--reference A.json,B.json)
+  const refs: Reference[] = [];
+  if (args.reference) for (const f of args.reference.split(',')) refs.push(JSON.parse(readFileSync(f, 'utf8')));
+  else if (args.autoattack) {
+    const script = join(__dirname, 'autoattack', 'reference.py');
+    const out = execFileSync(
+      PY,
+      [script, '--autoattack', args.autoattack, '--model', MODEL, '--data', DATA, '--eps', eps255.join(','), '--limit', String(limit), '--threads', args.threads!],
+      { env: { ...process.env, LD_PRELOAD: TCMALLOC }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    refs.push(JSON.parse(out.toString()));
+  }
+
+  // ---- Skeptic (or its results from an earlier run, --skeptic)
+  const sk: SkepticSide = args.skeptic ? JSON.parse(readFileSync(args.skeptic, 'utf8')) : await runSkeptic(eps255, limit);
+  if (args.save) writeFileSync(args.save, JSON.stringify(sk));
+  const { records, files, seconds, log } = sk;
+  console.log(`Skeptic ${sk.preset}: ${sk.headline} [${seconds.toFixed(1)} s]`);
 
   console.log('\nRobust accuracy after each attack, in run order (Skeptic):');
   console.log(['attack', ...eps255.map((e) => `${e}/255`)].join('\t'));
   for (const step of log) console.log([step.attack, ...step.robustAccuracy.map((a) => `${(a * 100).toFixed(0)}%`)].join('\t'));
+  if (!refs.length) return;
 
-  if (!ref) return;
-  const refFiles = ref.files.map((f) => f.replace(/^.*cifar10_test_first100\//, ''));
-  console.log(`\nAutoAttack (torch ${ref.torch}) log:`);
-  for (const run of ref.runs) {
-    console.log(`  ε = ${run.eps255}/255: ${run.log.filter((l) => /robust accuracy|initial accuracy/.test(l)).map((l) => l.trim()).join('; ')}`);
-  }
-  console.log('\nε\tAutoAttack robust\tSkeptic robust\tSkeptic ⊆ AA\tonly Skeptic robust\tonly AA robust');
+  // Per ε, the robust images (by file) on each side, over the images the reference ran on.
+  const skRobust = (k: number, among: Set<string>) =>
+    new Set(records.filter((r) => r.status === 'attacked' && r.brokenBy && r.brokenBy[k] === null).map((r) => files[r.image]).filter((f) => among.has(f)));
+  console.log('\nε\timages\tAutoAttack robust\tSkeptic robust\tSkeptic ⊆ AA\tonly Skeptic robust\tonly AA robust\tAA time');
   let ok = true;
-  eps255.forEach((e, k) => {
-    const run = ref!.runs.find((r) => r.eps255 === e);
-    if (!run) return;
-    const aa = new Set(refFiles.filter((_, i) => run.robust[i] === 1));
-    const sk = robustFiles(k);
-    const onlySk = [...sk].filter((f) => !aa.has(f));
-    const onlyAa = [...aa].filter((f) => !sk.has(f));
-    if (sk.size > aa.size) ok = false;
-    console.log(`${e}/255\t${aa.size}/${refFiles.length}\t\t\t${sk.size}/${files.length}\t\t${onlySk.length === 0 ? 'yes' : 'no'}\t\t${onlySk.join(' ') || '-'}\t${onlyAa.join(' ') || '-'}`);
-  });
-  const aaSeconds = ref.runs.reduce((a, r) => a + r.seconds, 0);
-  console.log(`\ntime: Skeptic ${args.preset} ${seconds.toFixed(1)} s (all ε, L∞, with model load excluded); AutoAttack standard ${aaSeconds.toFixed(1)} s (${ref.runs.map((r) => `${r.seconds.toFixed(0)} s at ${r.eps255}/255`).join(', ')})`);
-  console.log(ok ? 'PASS: Skeptic leaves no more robust images than AutoAttack at any ε' : 'FAIL: Skeptic leaves more robust images than AutoAttack at some ε');
+  for (const ref of refs) {
+    const refFiles = ref.files.map((f) => f.replace(/^.*cifar10_test_first100\//, ''));
+    const among = new Set(refFiles);
+    for (const run of ref.runs) {
+      const k = eps255.indexOf(run.eps255);
+      if (k < 0) continue;
+      console.log(`  AutoAttack log at ${run.eps255}/255 (${refFiles.length} images): ${run.log.filter((l) => /robust accuracy|initial accuracy/.test(l)).map((l) => l.trim()).join('; ')}`);
+      const aa = new Set(refFiles.filter((_, i) => run.robust[i] === 1));
+      const mine = skRobust(k, among);
+      const onlySk = [...mine].filter((f) => !aa.has(f));
+      const onlyAa = [...aa].filter((f) => !mine.has(f));
+      if (mine.size > aa.size) ok = false;
+      console.log(`${run.eps255}/255\t${refFiles.length}\t${aa.size}\t${mine.size}\t${onlySk.length === 0 ? 'yes' : 'no'}\t${onlySk.join(' ') || '-'}\t${onlyAa.join(' ') || '-'}\t${run.seconds.toFixed(0)} s`);
+    }
+  }
+  const aaSeconds = refs.flatMap((r) => r.runs).reduce((a, r) => a + r.seconds, 0);
+  console.log(`\ntime: Skeptic ${sk.preset} ${seconds.toFixed(1)} s (all ε, all images, L∞, model load excluded); AutoAttack ${refs[0].version ?? 'standard'} ${aaSeconds.toFixed(1)} s over the runs above (torch ${refs[0].torch})`);
+  console.log(ok ? 'PASS: Skeptic leaves no more robust images than AutoAttack at any ε compared' : 'FAIL: Skeptic leaves more robust images than AutoAttack at some ε');
   process.exitCode = ok ? 0 : 1;
 }
 

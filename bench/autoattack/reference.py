@@ -134,6 +134,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--mean', default='0.4914,0.4822,0.4465')
     ap.add_argument('--std', default='0.2471,0.2435,0.2616')
+    ap.add_argument('--out', help='also write the JSON here after each epsilon (a partial sweep survives an interrupt)')
     ap.add_argument('--check-logits', help='a .npy of ONNX Runtime logits for the same images, to check the conversion')
     o = ap.parse_args()
     sys.path.insert(0, o.autoattack)
@@ -164,6 +165,10 @@ def main():
         out['runs'].append({'eps255': k, 'robust': robust.int().tolist(), 'robustAccuracy': float(robust.float().mean()),
                             'seconds': seconds, 'maxLinf': linf, 'log': log.parts[0].getvalue().splitlines()})
         print('eps %g/255: robust %d/%d in %.1f s' % (k, int(robust.sum()), len(files), seconds), file=sys.stderr)
+        if o.out:
+            with open(o.out + '.tmp', 'w') as f:
+                json.dump(out, f)
+            os.replace(o.out + '.tmp', o.out)
     json.dump(out, sys.stdout)
 
 
