@@ -184,3 +184,23 @@ test('two classes: APGD-T is skipped (the targeted DLR loss is constant there); 
   assert.deepEqual(recs[0].brokenBy, [null, 'apgd-ce']);
   assert.equal([...g.seen.keys()].some((k) => k.startsWith('dlr')), false);
 });
+
+test('without a gradient the protocol is Square alone on every image; the budget says what will run', async () => {
+  const m = model();
+  const probe = attackProbe({ ...GRID, ...BUDGET }, {
+    buildGradientModel: async () => {
+      throw Object.assign(new Error('no rule for Loop'), { name: 'GradientUnsupportedError', unsupported: ['Loop'] });
+    },
+  });
+  const recs = await probe.run(IMAGES.slice(0, 4), { model: m, seed: 0 });
+  // Square now sees A and B too (no APGD before it) and breaks all three breakable images.
+  assert.deepEqual(recs.map((r) => r.brokenBy), [[null, 'square'], [null, 'square'], [null, 'square'], [null, null]]);
+  assert.deepEqual(recs.map((r) => r.apgdCe), [undefined, undefined, undefined, undefined]);
+  const s = await probe.summarize(withImage(recs), { model: m, seed: 0, images: entries(IMAGES.slice(0, 4)), className: (i) => `c${i}` });
+  assert.match(s.findings.find((f) => f.rule === 'attack/white-box-unavailable')!.message, /the white-box attacks \(APGD-CE, APGD-T\) did not run/);
+  assert.deepEqual((s.metrics as any).protocol.linf.map((x: any) => x.attack), ['square']);
+  assert.equal(
+    probe.budget!(m),
+    'AutoAttack standard on up to 100 images (the correctly classified ones) at L∞ ε 2/255, 8/255: L∞ APGD-CE (10 iterations), then APGD-T (3 targets × 10 iterations) on the survivors, then Square (up to 300 queries) on the survivors. Square replaces the white-box attacks where the input gradient cannot be built.',
+  );
+});

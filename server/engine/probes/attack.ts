@@ -720,7 +720,7 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
           severity: 'info',
           message:
             (blocked.ops.length
-              ? `No gradient rule for ${blocked.ops.join(', ')}: the white-box attacks (FGSM, PGD) did not run`
+              ? `No gradient rule for ${blocked.ops.join(', ')}: the white-box attacks (${[...new Set(attacks.filter((a) => a !== 'square').map((a) => ATTACK_TITLES[a]))].join(', ')}) did not run`
               : `The input gradient could not be built (${blocked.error ?? 'unknown error'}): the white-box attacks did not run`) +
             '; robust accuracy comes from the black-box Square Attack alone (an upper bound).',
           metrics: { blockedBy: blocked.ops.join(', '), error: blocked.error ?? null },
