@@ -92,7 +92,7 @@ async function runSkeptic(eps255: number[], limit: number): Promise<SkepticSide>
     return {
       preset: args.preset!,
       headline: res.headline ?? '',
-      files: report.images.map((im) => im.path.replace(/^.*cifar10_test_first100\//, '')),
+      files: report.images.map((im) => im.id),
       records: res.records as unknown as SkepticSide['records'],
       seconds,
       log: (res.metrics as { protocol: { linf: SkepticSide['log'] } }).protocol.linf,
