@@ -86,7 +86,8 @@ Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed a
   --data PATH            check at real images from this dataset (default: random images)
   --samples N            images to check at (default 3)
   --directions N         random directions per image (default 3)
-  --loss L               ce | margin (default ce)
+  --loss L               ce | margin | dlr-targeted (default ce; dlr-targeted aims at
+                         a seeded random class per image)
 
 ${COMPARE_USAGE}`;
 
@@ -208,7 +209,7 @@ async function inspectCommand(positionals: string[], o: Flags): Promise<number> 
 async function gradcheckCommand(positionals: string[], o: Flags): Promise<number> {
   if (positionals.length !== 1) return usageError('gradcheck takes one MODEL');
   const loss = str(o.loss) ?? 'ce';
-  if (loss !== 'ce' && loss !== 'margin') return usageError(`--loss must be ce or margin, not '${loss}'`);
+  if (loss !== 'ce' && loss !== 'margin' && loss !== 'dlr-targeted') return usageError(`--loss must be ce, margin or dlr-targeted, not '${loss}'`);
   const { entry, config } = modelEntry(positionals[0], o);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
@@ -317,6 +318,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     };
     process.on('SIGINT', onSigint);
     const progress = o.quiet ? undefined : progressPrinter();
+    // What the long probes will do, before they start (the attack probe's protocol and budgets).
+    if (!o.quiet) for (const p of probes) if (p.budget) process.stderr.write(`${p.id}: ${p.budget(model)}\n`);
     let report: Report;
     try {
       report = await audit(model, dataset, {
@@ -450,7 +453,7 @@ export function progressPrinter(): ((p: AuditProgress) => void) | undefined {
     const width = 30;
     const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : (p.probe ?? '');
+    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : `${p.probe ?? ''}${p.step ? `: ${p.step}` : ''}`;
     process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
   };
 }

@@ -237,7 +237,7 @@ function stopJob(r: Running): void {
 }
 
 function progressMessage(p: JobProgress): string {
-  const what = p.phase === 'evaluating' ? (p.probe ?? 'reading') : `${p.phase}${p.probe ? ` ${p.probe}` : ''}${p.step ? `: ${p.step}` : ''}`;
+  const what = p.phase === 'evaluating' ? `${p.probe ?? 'reading'}${p.step ? `: ${p.step}` : ''}` : `${p.phase}${p.probe ? ` ${p.probe}` : ''}${p.step ? `: ${p.step}` : ''}`;
   return `${what} ${p.done}/${p.total}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`;
 }
 

@@ -115,6 +115,10 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
     baseDir,
   };
   if (probes) job.probes = probes;
+  // The editor's audits run the attack probe at its `fast` preset unless told otherwise (a
+  // right-click should not take AutoAttack-standard minutes); the CLI's default is `standard`.
+  const attack = job.params.attack;
+  if (probes?.includes('attack') && attack?.preset === undefined && attack?.attacks === undefined) job.params.attack = { ...attack, preset: 'fast' };
   if (config?.threads !== undefined) job.threads = config.threads;
   if (limit !== undefined) job.limit = limit;
   if (useCache) job.cacheDir = s.cacheLocation ? resolve(settingsBase, s.cacheLocation) : join(baseDir, '.skeptic', 'cache');

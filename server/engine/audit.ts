@@ -182,7 +182,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         if (todo.length) {
           report('evaluating', state.probe.id);
           try {
-            const recs = await state.probe.run(todo, ctx);
+            const step = (text: string) => opts.onProgress?.({ done, total, phase: 'evaluating', probe: state.probe.id, cacheHits, step: text });
+            const recs = await state.probe.run(todo, { ...ctx, progress: step });
             try {
               state.cache.putAll(todo.map((img, j) => [imageKey(img.sha256, img.label), recs[j]]));
             } catch (e) {

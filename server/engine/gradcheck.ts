@@ -30,6 +30,7 @@
  * and at least one sample was ok or below-noise. The median is reported too.
  */
 import { buildGradientModel, type GradientCoverage, type GradientLoss, type GradientModel } from './model/gradient';
+import { dlrTargeted } from './attacks/dlr';
 import { derivedRng, gaussian } from './random';
 import type { DeviceChoice, LoadedModel, PixelBatch } from './types';
 
@@ -38,6 +39,8 @@ export interface GradcheckOptions {
   images?: PixelBatch;
   /** Labels for the loss (default: seeded random classes). */
   labels?: ArrayLike<number>;
+  /** Target classes for the targeted DLR loss (default: seeded random classes other than the label). */
+  targets?: ArrayLike<number>;
   /** Random images when `images` is absent (default 3); with images, the first `samples` (default all). */
   samples?: number;
   /** Directions per image (default 3). */
@@ -110,7 +113,8 @@ const TOL = 1e-2;
 const EPS32 = 2 ** -24;
 
 /** Loss of one row of logits, in float64. */
-export function lossOf(z: ArrayLike<number>, off: number, K: number, y: number, loss: GradientLoss): number {
+export function lossOf(z: ArrayLike<number>, off: number, K: number, y: number, loss: GradientLoss, t = -1): number {
+  if (loss === 'dlr-targeted') return dlrTargeted(z, off, K, y, t);
   let max = -Infinity;
   for (let k = 0; k < K; k++) max = Math.max(max, z[off + k]);
   if (loss === 'ce') {
@@ -168,12 +172,16 @@ export async function gradcheck(model: LoadedModel, opts: GradcheckOptions = {})
       labels.push(y);
     }
 
+    const targets: number[] = [];
+    const trng = derivedRng(seed, 'gradcheck', 'targets');
+    for (let i = 0; i < n; i++) targets.push(opts.targets ? Number(opts.targets[i]) : K > 1 ? (labels[i] + 1 + Math.floor(trng() * (K - 1))) % K : 0);
+
     // analytic gradients
-    const base = await gm.lossAndGrad({ data: x, n, ...like }, labels, loss);
+    const base = await gm.lossAndGrad({ data: x, n, ...like }, labels, loss, targets);
     let finite = true;
     for (const arr of [base.grad, base.logits, base.loss]) for (let p = 0; p < arr.length; p++) if (!Number.isFinite(arr[p])) finite = false;
     let lossMismatch = 0;
-    for (let i = 0; i < n; i++) lossMismatch = Math.max(lossMismatch, Math.abs(base.loss[i] - lossOf(base.logits, i * K, K, labels[i], loss)));
+    for (let i = 0; i < n; i++) lossMismatch = Math.max(lossMismatch, Math.abs(base.loss[i] - lossOf(base.logits, i * K, K, labels[i], loss, targets[i])));
 
     // directions: even ones on `support` pixels drawn uniformly, with random signs; odd ones
     // ('salient') on pixels drawn with probability ∝ |gradient|, with the gradient's signs, where
@@ -254,7 +262,7 @@ export async function gradcheck(model: LoadedModel, opts: GradcheckOptions = {})
     }
     const z = await gm.logits({ data: pert, n: rows, ...like });
     for (let p = 0; p < z.length; p++) if (!Number.isFinite(z[p])) finite = false;
-    const L = (r: number, i: number) => lossOf(z, r * K, K, labels[i], loss);
+    const L = (r: number, i: number) => lossOf(z, r * K, K, labels[i], loss, targets[i]);
 
     // Resolution: the float32 rounding noise σ of one evaluation of L, from tiny moves of every
     // pixel, r = L(x+δ) − L(x) − ⟨∇L, δ⟩ (median |r| = 0.6745·√2·σ), times 4 because moves of a

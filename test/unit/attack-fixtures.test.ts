@@ -79,3 +79,26 @@ test('CIFAR-10: adversarial training holds at 2/255 where the undefended CNN fal
     assert.ok(!rules.includes('attack/gradient-masking'), rules.join());
   }
 });
+
+test('ResNet-2B: the AutoAttack protocol (fast budgets) leaves no image robust that PGD-20 breaks, and breaks some PGD leaves', { skip }, async () => {
+  // 40 images at 4/255 and 8/255: the adversarially trained model keeps enough robust images
+  // there for the attacks to differ (Croce & Hein: APGD beats fixed-step PGD on such models).
+  const base = { ...FAST, eps: ['4/255', '8/255'], epsL2: 'none' };
+  const opts = { labels: 'labels/cifar10_classes.txt', limit: 40 };
+  const data = 'cifar10_test_first100/labels.csv';
+  const pgd = await attackAudit('cifar10_resnet2b_advtrained.onnx', data, CIFAR, { ...base, attacks: ['pgd-linf'] }, opts);
+  const aa = await attackAudit('cifar10_resnet2b_advtrained.onnx', data, CIFAR, { ...base, preset: 'fast', queries: 300 }, opts);
+  const robustSet = (r: typeof pgd, k: number, broken: (rec: Record<string, unknown>) => boolean) =>
+    new Set(r.report.probes.attack.records.filter((x) => x.status === 'attacked' && !broken(x)).map((x) => x.image));
+  let fewer = 0;
+  for (const k of [0, 1]) {
+    const byPgd = robustSet(pgd, k, (x) => ((x.pgd as number) & (1 << k)) !== 0);
+    const byAa = robustSet(aa, k, (x) => (x.brokenBy as unknown[])[k] !== null);
+    const extra = [...byAa].filter((i) => !byPgd.has(i));
+    assert.deepEqual(extra, [], `at k=${k}: robust to the protocol but broken by PGD: ${extra}`);
+    fewer += byPgd.size - byAa.size;
+  }
+  assert.ok(fewer >= 1, 'the protocol breaks images PGD-20 leaves robust');
+  const m = aa.report.probes.attack.metrics as { protocol: { linf: Array<{ attack: string }> } };
+  assert.deepEqual(m.protocol.linf.map((s) => s.attack), ['apgd-ce', 'apgd-t', 'square']);
+});

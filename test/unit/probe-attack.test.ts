@@ -99,7 +99,9 @@ const S = [0.5 / 255, 3 / 255, 20 / 255];
 test('records and metrics match the hand-worked linear case', async () => {
   const model = linearModel();
   const d = deps();
-  const probe = attackProbe({ queries: 400 }, d);
+  // The legacy attacks, each on every image (preset 'custom'; the default is the AutoAttack
+  // protocol, tested in probe-attack-protocol.test.ts).
+  const probe = attackProbe({ preset: 'custom', queries: 400 }, d);
   const images = [...S.map((s, i) => probeImage(i, s, 0)), probeImage(3, -0.1, 0)];
   const recs = await probe.run(images, { model, seed: 0 });
 
@@ -217,7 +219,7 @@ test('without a gradient the probe runs Square alone and names the ops that bloc
   const f = s.findings.find((x) => x.rule === 'attack/white-box-unavailable')!;
   assert.equal(f.severity, 'info');
   assert.equal(f.image, undefined);
-  assert.match(f.message, /No gradient rule for Loop, NonMaxSuppression: the white-box attacks \(FGSM, PGD\) did not run/);
+  assert.match(f.message, /No gradient rule for Loop, NonMaxSuppression: the white-box attacks \(PGD\) did not run/);
   assert.match(s.headline, /robust \(Square L∞\).*\(black-box only\)$/);
 });
 
@@ -271,7 +273,7 @@ test('a masked gradient that Square sees through: "gradient masking suspected" a
 
 test('robust accuracy rising with ε is a warning (synthetic records)', async () => {
   const model = linearModel();
-  const probe = attackProbe({}, deps());
+  const probe = attackProbe({ preset: 'custom' }, deps());
   const images = [0, 1, 2, 3].map((i) => probeImage(i, 0.1, 0));
   // PGD breaks images at 2/255 that it does not at 4/255: accuracy 25% → 75%.
   const rec = (pgdMask: number): AttackRecord => ({ pred: 0, conf: 0.9, status: 'attacked', pgd: pgdMask, fgsm: 0, large: true, minEps: 0.1 });

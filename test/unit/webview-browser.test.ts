@@ -78,7 +78,7 @@ before(async () => {
   // runs a lighter schedule than its default (the views, not the attack, are under test).
   // The ood probe's feature detectors are asked for, so that their overlay plot is drawn.
   const params: Record<string, Record<string, unknown>> = { patches: { renderImages: 30 }, ood: { detectors: 'all' } };
-  if (EXTRA.includes('attack')) params.attack = { steps: 10, bisectionSteps: 3, queries: 100 };
+  if (EXTRA.includes('attack')) params.attack = { preset: 'fast', apgdSteps: 10, targets: 2, steps: 10, bisectionSteps: 3, queries: 100 };
   demo.report = await makeReport({ model: join(ROOT, 'models/demo/shapes-cnn.onnx'), data: join(ROOT, 'models/demo/data/test.csv'), limit: 40, dir: demo.dir, probes: [...DEFAULT_PROBES, ...EXTRA], params });
   assert.ok((demo.report.probes.ood.metrics as { detectors?: { scores: string[] } }).detectors?.scores.length, 'the demo report has feature detectors to overlay');
   if (!noFixtures) {
@@ -238,11 +238,16 @@ async function checkAttack(page: Page, r: Report): Promise<void> {
   const p = r.probes.attack;
   const pl = p.plots as { eps?: { linf: number[]; l2: number[] }; robustAccuracy?: Record<string, unknown[] | null> };
   if (pl.robustAccuracy && pl.eps) {
-    const linf = Object.entries(pl.robustAccuracy).filter(([k, v]) => Array.isArray(v) && k !== 'pgdL2');
+    // L2 curves are the keys ending in L2 (pgdL2, apgdCeL2, anyL2...); null: not run or not its own.
+    const linf = Object.entries(pl.robustAccuracy).filter(([k, v]) => Array.isArray(v) && !/L2$/.test(k));
+    const l2 = Object.entries(pl.robustAccuracy).filter(([k, v]) => Array.isArray(v) && /L2$/.test(k));
     const plot = await plotInfo(page, 'attack-robust-linf');
     assert.equal(plot.series.length, linf.length, 'one curve per L∞ attack that ran');
     assert.equal(plot.points, linf.length * pl.eps.linf.length);
-    if (Array.isArray(pl.robustAccuracy.pgdL2)) assert.equal((await plotInfo(page, 'attack-robust-l2')).points, pl.eps.l2.length);
+    if (l2.length) assert.equal((await plotInfo(page, 'attack-robust-l2')).points, l2.length * pl.eps.l2.length);
+    // The protocol log: one row per attack that ran, after the clean row.
+    const protocol = (p.metrics as { protocol?: { linf: unknown[] } }).protocol;
+    if (protocol?.linf.length) assert.equal(await page.locator('.attack-protocol table').first().locator('tbody tr').count(), protocol.linf.length + 1);
   }
   const recs = p.records.filter((x) => x.artifacts?.length) as Array<{ image: number; minEps: number; pred: number; advLabel: number }>;
   const g = page.locator('[data-gallery="attack-gallery"]');

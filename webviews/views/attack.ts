@@ -20,7 +20,7 @@ import { h, select } from '../lib/dom';
 import { eps as epsText, int, isNum, num, pct } from '../lib/format';
 import { gallery } from '../lib/gallery';
 import { axis, line, pctValues, plot, refLine, steps, unitScale } from '../lib/plot';
-import { artifactsOf, imageTitle, labelLine, pick, probeDetails, probeSection, revealImage, stat, stats, stemOf, subhead, thumb, type Ctx, type Rec } from './common';
+import { artifactsOf, imageTitle, labelLine, pick, probeDetails, probeSection, revealImage, stat, stats, stemOf, subhead, table, thumb, type Ctx, type Rec } from './common';
 
 export interface Curve {
   attack: string;
@@ -62,7 +62,10 @@ export function robustCurves(p: ProbeResult): Curve[] {
   const grid = (plots.eps ?? m.eps) as { linf?: unknown; l2?: unknown } | undefined;
   if (ra && grid && typeof grid === 'object' && !Array.isArray(grid) && (Array.isArray(grid.linf) || Array.isArray(grid.l2))) {
     // The attack probe: one list per attack over its norm's grid.
-    const NAMES: Record<string, string> = { fgsm: 'FGSM', pgd: 'PGD L∞', square: 'Square (black-box)', any: 'any L∞ attack', pgdL2: 'PGD L2' };
+    const NAMES: Record<string, string> = {
+      fgsm: 'FGSM', pgd: 'PGD L∞', square: 'Square (black-box)', any: 'any L∞ attack', pgdL2: 'PGD L2',
+      apgdCe: 'APGD-CE L∞', apgdT: 'APGD-T L∞', apgdCeL2: 'APGD-CE L2', apgdTL2: 'APGD-T L2', anyL2: 'any L2 attack',
+    };
     return sort(
       Object.entries(ra)
         .filter(([, acc]) => Array.isArray(acc))
@@ -110,7 +113,7 @@ export function attackView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
       isNum(med) ? stat('median minimal ε', eps(med), 'smallest L∞ change that flips the label') : null,
       isNum(m.attacked) ? stat('attacked', int(m.attacked), `correctly classified of ${int(m.count)}`) : null,
       wb && wb.available === false ? stat('white-box', 'unavailable', wb.blockedBy?.length ? `no gradient for ${wb.blockedBy.join(', ')}` : 'black-box only', 'bad') : null,
-      ...(curves.some((c) => c.attack === 'any L∞ attack') ? curves.filter((c) => c.attack === 'any L∞ attack' || c.attack === 'PGD L2') : curves.slice(0, 3)).map((c) => {
+      ...(curves.some((c) => c.attack === 'any L∞ attack') ? curves.filter((c) => c.attack === 'any L∞ attack' || c.attack === (curves.some((d) => d.attack === 'any L2 attack') ? 'any L2 attack' : 'PGD L2')) : curves.slice(0, 3)).map((c) => {
         const last = c.points[c.points.length - 1];
         return stat(`robust accuracy, ${c.attack}`, pct(last[1]), `at ε = ${c.norm === 'l2' ? num(last[0]) : eps(last[0])}`, last[1] > 0.1 ? 'neutral' : 'bad');
       }),
@@ -167,6 +170,9 @@ export function attackView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
     );
   }
 
+  const log = protocolLog(m, eps);
+  if (log) parts.push(log);
+
   const minEps = (Array.isArray(plots.minEps) ? plots.minEps : []).filter(isNum) as number[];
   if (minEps.length) parts.push(minEpsHistogram(ctx, id, minEps, eps, m.domain === 'digits'));
 
@@ -187,6 +193,31 @@ export function attackView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
   });
   parts.push(subhead('Adversarial examples, smallest ε first'), g.el, probeDetails(p));
   return probeSection(id, p, ...parts);
+}
+
+const ATTACK_TITLES: Record<string, string> = { fgsm: 'FGSM', 'pgd-linf': 'PGD', 'pgd-l2': 'PGD', 'apgd-ce': 'APGD-CE', 'apgd-t': 'APGD-T', square: 'Square' };
+
+/** The attack probe's protocol log (metrics.protocol): robust accuracy after each attack, in the
+ *  order they ran, per ε (AutoAttack's log, as a table per norm). */
+function protocolLog(m: Record<string, unknown>, eps: (v: unknown) => string): HTMLElement | null {
+  const pr = m.protocol as { name?: unknown; linf?: unknown; l2?: unknown } | undefined;
+  const grid = m.eps as { linf?: unknown; l2?: unknown } | undefined;
+  if (!pr || !grid) return null;
+  const tables: HTMLElement[] = [];
+  for (const norm of ['linf', 'l2'] as const) {
+    const steps = pr[norm];
+    const xs = grid[norm];
+    if (!Array.isArray(steps) || !steps.length || !Array.isArray(xs) || !xs.length) continue;
+    const fmt = norm === 'l2' ? (v: unknown) => num(v) : eps;
+    const rows = (steps as Array<{ attack?: unknown; robustAccuracy?: unknown }>).map((st) => [
+      `after ${ATTACK_TITLES[String(st.attack)] ?? String(st.attack)}`,
+      ...(Array.isArray(st.robustAccuracy) ? st.robustAccuracy : []).map((a) => pct(a)),
+    ]);
+    if (isNum(m.cleanAccuracy)) rows.unshift(['clean', ...xs.map(() => pct(m.cleanAccuracy))]);
+    tables.push(table([norm === 'l2' ? 'L2 ε' : 'L∞ ε', ...xs.map((x) => fmt(x))], rows));
+  }
+  if (!tables.length) return null;
+  return h('div', { class: 'attack-protocol' }, subhead(`${typeof pr.name === 'string' ? pr.name : 'Protocol'}: robust accuracy after each attack, in the order they ran`), ...tables);
 }
 
 function minEpsHistogram(ctx: Ctx, id: string, values: number[], eps: (v: unknown) => string, digits: boolean): HTMLElement {

@@ -7,7 +7,8 @@
  *   - Images are rows of a PixelBatch (pixel space, [0,1], N×C×H×W); each row has its own label
  *     and its own ε, so one call can attack many images at many ε at once.
  *   - Untargeted: a row is fooled when the model's top-1 is not its label.
- *   - The loss is ascended: cross-entropy −log p_y, or the margin max_{j≠y} z_j − z_y.
+ *   - The loss is ascended: cross-entropy −log p_y, the margin max_{j≠y} z_j − z_y, or (APGD-T)
+ *     the targeted DLR loss (dlr.ts), which also takes a target class per row.
  *   - A returned adversarial x' satisfies, in exact arithmetic on the stored float32 values,
  *     0 ≤ x' ≤ 1 and ‖x' − x‖ ≤ ε (‖·‖∞ or ‖·‖₂): float32 rounding is corrected by one ulp where
  *     it would overshoot, so "inside the ball" holds exactly, not up to rounding.
@@ -16,7 +17,7 @@ import { throwIfAborted } from '../errors';
 import { argmax } from '../probes/probe';
 import type { LoadedModel, PixelBatch } from '../types';
 
-export type LossKind = 'ce' | 'margin';
+export type LossKind = 'ce' | 'margin' | 'dlr-targeted';
 export type Norm = 'linf' | 'l2';
 
 /** What the attacks need from the gradient model (model/gradient's GradientModel has it). */
@@ -25,6 +26,7 @@ export interface GradientOracle {
     batch: PixelBatch,
     labels: ArrayLike<number>,
     loss: LossKind,
+    targets?: ArrayLike<number>,
   ): Promise<{ logits: Float32Array; loss: Float32Array; grad: Float32Array }>;
 }
 
@@ -178,8 +180,8 @@ export function l2Distance(a: ArrayLike<number>, b: ArrayLike<number>, offA = 0,
 
 /**
  * Loss gradients for some rows of `data` (which all share `like`'s shape), in chunks of at most
- * `maxRows` rows per call. Returns logits (rows × K) and gradients (rows × D) in the order of
- * `rows`, with the gradient's sign fixed so that it always points up the attack's loss (for the
+ * `maxRows` rows per call (`targets`, indexed like `labels`, for the targeted DLR loss). Returns
+ * logits (rows × K), losses and gradients (rows × D) in the order of `rows`, with the gradient's sign fixed so that it always points up the attack's loss (for the
  * margin loss, the oracle's own sign convention is read off its logits).
  */
 export async function gradRows(
@@ -191,9 +193,11 @@ export async function gradRows(
   loss: LossKind,
   maxRows: number,
   signal?: AbortSignal,
-): Promise<{ logits: Float32Array; grad: Float32Array; K: number }> {
+  targets?: ArrayLike<number>,
+): Promise<{ logits: Float32Array; grad: Float32Array; K: number; loss: Float32Array }> {
   const D = rowSize(like);
   const grad = new Float32Array(rows.length * D);
+  const lossOut = new Float32Array(rows.length);
   let logits = new Float32Array(0);
   let K = 0;
   for (let start = 0; start < rows.length; start += maxRows) {
@@ -201,7 +205,7 @@ export async function gradRows(
     const chunk = Array.from({ length: Math.min(maxRows, rows.length - start) }, (_, i) => rows[start + i]);
     const batch = gatherRows(data, chunk, like);
     const y = chunk.map((r) => labels[r]);
-    const out = await oracle.lossAndGrad(batch, y, loss);
+    const out = targets ? await oracle.lossAndGrad(batch, y, loss, chunk.map((r) => targets[r])) : await oracle.lossAndGrad(batch, y, loss);
     if (K === 0) {
       K = out.logits.length / chunk.length;
       logits = new Float32Array(rows.length * K);
@@ -210,11 +214,12 @@ export async function gradRows(
     for (let i = 0; i < chunk.length; i++) {
       const g = out.grad.subarray(i * D, (i + 1) * D);
       const flip = loss === 'margin' && marginIsNegated(out.logits, i * K, K, y[i], out.loss[i]);
+      lossOut[start + i] = flip ? -out.loss[i] : out.loss[i];
       if (flip) for (let j = 0; j < D; j++) grad[(start + i) * D + j] = -g[j];
       else grad.set(g, (start + i) * D);
     }
   }
-  return { logits, grad, K };
+  return { logits, grad, K, loss: lossOut };
 }
 
 /** max_{j≠y} z_j − z_y: positive when the row is misclassified. */

@@ -56,12 +56,47 @@ import { gatherRows, repeatRows, rowSize, verdict, type GradientOracle, type Los
 import { buildGradientModel, GradientUnsupportedError } from '../model/gradient';
 import { fgsm } from '../attacks/fgsm';
 import { bisectMinimalEps } from '../attacks/minimal-eps';
+import { apgd, apgdTargeted } from '../attacks/apgd';
 import { pgd } from '../attacks/pgd';
 import { squareLinf } from '../attacks/square';
-import { groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type ProbeRecord } from './probe';
+import { boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord } from './probe';
 
-export const ATTACKS = ['fgsm', 'pgd-linf', 'pgd-l2', 'square'] as const;
+/** Every attack, in the order they run (each norm's chain keeps this order). */
+export const ATTACKS = ['fgsm', 'pgd-linf', 'pgd-l2', 'apgd-ce', 'apgd-t', 'square'] as const;
 export type AttackName = (typeof ATTACKS)[number];
+/** What preset 'custom' runs when `attacks` is not given: the attacks before APGD. */
+const LEGACY_ATTACKS: AttackName[] = ['fgsm', 'pgd-linf', 'pgd-l2', 'square'];
+
+export const PRESETS = ['standard', 'fast', 'custom'] as const;
+export type Preset = (typeof PRESETS)[number];
+
+/**
+ * The AutoAttack protocol (Croce & Hein, ICML 2020): APGD-CE, then APGD-T on the survivors, then
+ * Square on theirs. `standard` has AutoAttack's standard budgets (its FAB-T step aside); `fast`
+ * cuts them for the editor; `custom` starts from the legacy attacks and 1,000 queries.
+ */
+export const PRESET_BUDGETS: Record<Preset, { attacks: AttackName[]; apgdSteps: number; restarts: number; targets: number; queries: number }> = {
+  standard: { attacks: ['apgd-ce', 'apgd-t', 'square'], apgdSteps: 100, restarts: 1, targets: 9, queries: 5000 },
+  fast: { attacks: ['apgd-ce', 'apgd-t', 'square'], apgdSteps: 20, restarts: 1, targets: 3, queries: 1000 },
+  custom: { attacks: LEGACY_ATTACKS, apgdSteps: 100, restarts: 1, targets: 9, queries: 1000 },
+};
+
+/** The per-ε bitmask field of an AttackRecord for an attack on a norm's grid. */
+const MASK_KEY = {
+  linf: { fgsm: 'fgsm', 'pgd-linf': 'pgd', 'apgd-ce': 'apgdCe', 'apgd-t': 'apgdT', square: 'square' },
+  l2: { 'pgd-l2': 'pgdL2', 'apgd-ce': 'apgdCeL2', 'apgd-t': 'apgdTL2' },
+} as const;
+type MaskKey = 'fgsm' | 'pgd' | 'pgdL2' | 'square' | 'apgdCe' | 'apgdT' | 'apgdCeL2' | 'apgdTL2';
+
+/** Display names, for messages and the report's protocol log. */
+export const ATTACK_TITLES: Record<AttackName, string> = {
+  fgsm: 'FGSM', 'pgd-linf': 'PGD', 'pgd-l2': 'PGD', 'apgd-ce': 'APGD-CE', 'apgd-t': 'APGD-T', square: 'Square',
+};
+
+/** The chain of attacks on a norm's grid, in run order, of those asked for. */
+export function chainOf(norm: 'linf' | 'l2', attacks: readonly AttackName[]): AttackName[] {
+  return ATTACKS.filter((a) => attacks.includes(a) && a in MASK_KEY[norm]);
+}
 
 /** The gradient model as this probe uses it (model/gradient's GradientModel is one). */
 export interface GradientModelLike extends GradientOracle {
@@ -82,11 +117,21 @@ export interface AttackRecord {
   /** attacked; wrong: misclassified already (not attacked). */
   status: 'attacked' | 'wrong';
   /** Per attack, a bitmask over its grid: bit k set when the attack found an adversarial at
-   *  ε_k (fgsm, pgd, square: the L∞ grid; pgdL2: the L2 grid). Absent when it did not run. */
+   *  ε_k (fgsm, pgd, apgdCe, apgdT, square: the L∞ grid; pgdL2, apgdCeL2, apgdTL2: the L2
+   *  grid). Absent when it did not run. With `survivors` (the presets), an attack only runs
+   *  where the earlier ones failed, so at most one bit per ε is set across a norm's attacks. */
   fgsm?: number;
   pgd?: number;
   pgdL2?: number;
   square?: number;
+  apgdCe?: number;
+  apgdT?: number;
+  apgdCeL2?: number;
+  apgdTL2?: number;
+  /** Per ε of the L∞ (L2) grid, the first attack in run order that broke the image there; null
+   *  where every attack failed (robust at that ε). */
+  brokenBy?: Array<AttackName | null>;
+  brokenByL2?: Array<AttackName | null>;
   /** Square's queries per L∞ ε (the whole budget where it failed). */
   queries?: number[];
   /** An adversarial exists within largeEps (found at a grid ε, or by the extra large-ε run). */
@@ -94,7 +139,7 @@ export interface AttackRecord {
   /** The smallest L∞ ε at which an adversarial was found (null: none up to largeEps), the attack
    *  that found it, and the label and probability the model gave the adversarial image there. */
   minEps?: number | null;
-  minEpsBy?: 'fgsm' | 'pgd' | 'square';
+  minEpsBy?: BestBy;
   advLabel?: number;
   advConf?: number;
   /** Present when the white-box attacks could not run: the ops without a gradient rule, or the
@@ -104,9 +149,12 @@ export interface AttackRecord {
   gradShadow?: boolean;
 }
 
+/** The L∞ attacks that can find the minimal ε (render re-runs it to recover the image). */
+type BestBy = 'fgsm' | 'pgd' | 'square' | 'apgd-ce' | 'apgd-t';
+
 interface Best {
   eps: number;
-  by: 'fgsm' | 'pgd' | 'square';
+  by: BestBy;
   label: number;
   conf: number;
 }
@@ -128,8 +176,10 @@ function parseEps(v: unknown, name: string): number {
   return n;
 }
 
-function epsListParam(v: unknown, name: string, max: number): number[] | 'auto' {
+function epsListParam(v: unknown, name: string, max: number, noneOk = false): number[] | 'auto' {
   if (v === undefined || v === 'auto') return 'auto';
+  // 'none': no grid for this norm (epsL2 only: the L∞ grid carries Square and the minimal ε)
+  if (noneOk && (v === 'none' || (Array.isArray(v) && v.length === 0))) return [];
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   if (!Array.isArray(list) || list.length === 0 || list.length > 30) {
     throw new SkepticInputError(`probe parameter attack.${name} must be 'auto' or a list of 1 to 30 ε values, got ${JSON.stringify(v)}`);
@@ -140,7 +190,8 @@ function epsListParam(v: unknown, name: string, max: number): number[] | 'auto' 
 }
 
 function attacksParam(v: unknown): AttackName[] {
-  if (v === undefined || v === 'all') return [...ATTACKS];
+  if (v === undefined) return [...LEGACY_ATTACKS];
+  if (v === 'all') return [...ATTACKS];
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
   if (!Array.isArray(list) || list.length === 0 || !list.every((a) => (ATTACKS as readonly string[]).includes(a as string))) {
     throw new SkepticInputError(`probe parameter attack.attacks must be 'all' or a list of ${ATTACKS.join(', ')}; got ${JSON.stringify(v)}`);
@@ -180,15 +231,25 @@ function blockedOps(e: unknown): string[] | undefined {
 
 export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDeps = {}): Probe<AttackRecord> {
   const build = deps.buildGradientModel ?? buildGradientModel;
-  const attacks = attacksParam(params.attacks);
+  // A list of attacks is a custom mix; otherwise the AutoAttack protocol at standard budgets.
+  const preset = choiceParam<Preset>(params.preset, 'preset', PRESETS, params.attacks !== undefined ? 'custom' : 'standard');
+  if (preset !== 'custom' && params.attacks !== undefined) {
+    throw new SkepticInputError(`probe parameter attack.attacks chooses a custom mix: use it with preset 'custom', not '${preset}'`);
+  }
+  const budgets = PRESET_BUDGETS[preset];
+  const attacks = preset === 'custom' ? attacksParam(params.attacks) : budgets.attacks;
+  const apgdSteps = numberParam(params, 'attack', 'apgdSteps', budgets.apgdSteps, 1, 10000);
+  const restarts = numberParam(params, 'attack', 'restarts', budgets.restarts, 1, 100);
+  const targets = numberParam(params, 'attack', 'targets', budgets.targets, 1, 999);
+  const survivors = boolParam(params, 'attack', 'survivors', preset !== 'custom');
   const domainParam = choiceParam(params.domain, 'domain', ['auto', 'natural', 'digits'] as const, 'auto');
   const epsLinfParam = epsListParam(params.eps, 'eps', 1);
-  const epsL2Param = epsListParam(params.epsL2, 'epsL2', 1000);
+  const epsL2Param = epsListParam(params.epsL2, 'epsL2', 1000, true);
   const steps = numberParam(params, 'attack', 'steps', 20, 1, 10000);
   const stepFactor = numberParam(params, 'attack', 'stepFactor', 2.5, 0, 100);
   const loss = choiceParam<LossKind>(params.loss, 'loss', ['ce', 'margin'], 'ce');
   const bisectionSteps = numberParam(params, 'attack', 'bisectionSteps', 7, 0, 30);
-  const queries = numberParam(params, 'attack', 'queries', 1000, 1, 1e6);
+  const queries = numberParam(params, 'attack', 'queries', budgets.queries, 1, 1e6);
   const pInit = numberParam(params, 'attack', 'pInit', 0.8, 0, 1);
   const largeEps = params.largeEps === 0 || params.largeEps === '0' ? 0 : params.largeEps === undefined ? 0.5 : parseEps(params.largeEps, 'largeEps');
   const maxImagesParam = params.maxImages === undefined || params.maxImages === 'auto' ? 'auto' : numberParam(params, 'attack', 'maxImages', 0, 0, 1e9);
@@ -201,7 +262,12 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
   const whiteBoxWanted = attacks.some((a) => a !== 'square');
 
   const runParams = {
+    preset,
     attacks,
+    survivors,
+    apgdSteps,
+    restarts,
+    targets,
     domain: domainParam,
     eps: epsLinfParam,
     epsL2: epsL2Param,
@@ -252,15 +318,17 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
 
   const rngs = (name: string, eps: number[], shas: string[], seed: number) => eps.map((e, i) => derivedRng(seed, `attack/${name}/${e}`, shas[i]));
 
-  /** One attack at one ε per row: the adversarial candidates and the model's verdict on them. */
+  /** One attack at one ε per row: the adversarial candidates and the model's verdict on them.
+   *  `apgd-*` attacks run on `norm`'s ball (the others know their norm by name). */
   async function attackRows(
-    name: 'fgsm' | 'pgd' | 'pgd-l2' | 'square',
+    name: 'fgsm' | 'pgd' | 'pgd-l2' | 'square' | 'apgd-ce' | 'apgd-t',
     x: PixelBatch,
     labels: number[],
     eps: number[],
     shas: string[],
     ctx: { model: LoadedModel; seed: number; signal?: AbortSignal },
     oracle?: GradientOracle,
+    norm: 'linf' | 'l2' = 'linf',
   ): Promise<{ adv: Float32Array; fooled: Uint8Array; pred: Int32Array; conf: Float32Array; queries?: Int32Array }> {
     const maxRows = gradBatch || undefined;
     if (name === 'square') {
@@ -280,17 +348,31 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
         const out = await fgsm(oracle!, sub, rows.map((r) => labels[r]), [e], { loss, maxRows, signal: ctx.signal });
         rows.forEach((r, i) => adv.set(out.subarray(i * D, (i + 1) * D), r * D));
       }
+    } else if (name === 'apgd-ce' || name === 'apgd-t') {
+      const streams = rngs(`${name}-${norm}`, eps, shas, ctx.seed);
+      const o = { norm, eps, steps: apgdSteps, restarts, rngs: streams, maxRows, signal: ctx.signal };
+      const r = name === 'apgd-ce' ? await apgd(oracle!, x, labels, o) : await apgdTargeted(oracle!, x, labels, { ...o, targetCount: targets });
+      adv = r.adv;
     } else {
-      const norm = name === 'pgd' ? 'linf' : 'l2';
+      const pnorm = name === 'pgd' ? 'linf' : 'l2';
       const key = name === 'pgd' ? 'pgd-linf' : 'pgd-l2';
-      const r = await pgd(oracle!, x, labels, { norm, eps, steps, stepFactor, loss, rngs: rngs(key, eps, shas, ctx.seed), maxRows, signal: ctx.signal });
+      const r = await pgd(oracle!, x, labels, { norm: pnorm, eps, steps, stepFactor, loss, rngs: rngs(key, eps, shas, ctx.seed), maxRows, signal: ctx.signal });
       adv = r.adv;
     }
     const v = await verdict((b) => ctx.model.predict(b), { ...x, data: adv }, labels);
     return { adv, ...v };
   }
 
-  async function runGroup(images: ProbeImage[], ctx: { model: LoadedModel; seed: number; signal?: AbortSignal }): Promise<AttackRecord[]> {
+  /** What an attack costs, in words, for progress messages. */
+  function costOf(a: AttackName): string {
+    if (a === 'apgd-ce') return `${apgdSteps} iterations${restarts > 1 ? ` × ${restarts} restarts` : ''}`;
+    if (a === 'apgd-t') return `${targets} target${targets > 1 ? 's' : ''} × ${apgdSteps} iterations${restarts > 1 ? ` × ${restarts} restarts` : ''}`;
+    if (a === 'square') return `up to ${queries} queries`;
+    if (a === 'fgsm') return '1 step';
+    return `${steps} steps`;
+  }
+
+  async function runGroup(images: ProbeImage[], ctx: ProbeContext): Promise<AttackRecord[]> {
     const { model } = ctx;
     const g = grids(model);
     const batch = toBatch(images.map((i) => i.pixels));
@@ -316,52 +398,73 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
     const note = (i: number, eps: number, by: Best['by'], label: number, conf: number) => {
       if (!best[i] || eps < best[i]!.eps) best[i] = { eps, by, label, conf: round(conf) };
     };
-    const masks = { fgsm: new Array<number>(n).fill(0), pgd: new Array<number>(n).fill(0), pgdL2: new Array<number>(n).fill(0), square: new Array<number>(n).fill(0) };
+    const masks: Record<MaskKey, number[]> = {
+      fgsm: new Array<number>(n).fill(0), pgd: new Array<number>(n).fill(0), pgdL2: new Array<number>(n).fill(0), square: new Array<number>(n).fill(0),
+      apgdCe: new Array<number>(n).fill(0), apgdT: new Array<number>(n).fill(0), apgdCeL2: new Array<number>(n).fill(0), apgdTL2: new Array<number>(n).fill(0),
+    };
     const squareQueries = Array.from({ length: n }, () => new Array<number>(g.linf.length).fill(0));
+    // Per norm, row i·E + k: the first attack that broke image i at ε_k (the chain's survivors).
+    const brokenBy = { linf: new Array<AttackName | null>(n * g.linf.length).fill(null), l2: new Array<AttackName | null>(n * g.l2.length).fill(null) };
+    // With two classes the targeted DLR loss is constant (its ratio has one difference over itself):
+    // APGD-T needs at least three.
+    const targetedOk = model.info.numClasses >= 3;
 
-    /** Runs `name` at every ε of `grid` for every image, as one batch of n·E rows. */
-    const onGrid = async (name: 'fgsm' | 'pgd' | 'pgd-l2' | 'square', grid: number[]) => {
+    /** Runs `name` at every ε of its norm's grid for every image (or, with `survivors`, for
+     *  the image×ε pairs no earlier attack of the chain broke), as one batch. */
+    const onGrid = async (name: AttackName, norm: 'linf' | 'l2') => {
+      const grid = norm === 'linf' ? g.linf : g.l2;
       const E = grid.length;
-      const eps = Array.from({ length: n * E }, (_, r) => grid[r % E]);
-      const rowLabels = eps.map((_, r) => labels[Math.floor(r / E)]);
+      const rows = Array.from({ length: n * E }, (_, r) => r).filter((r) => !survivors || brokenBy[norm][r] === null);
+      if (!rows.length) return;
+      const imgs = new Set(rows.map((r) => Math.floor(r / E))).size;
+      ctx.progress?.(`${ATTACK_TITLES[name]} ${norm === 'linf' ? 'L∞' : 'L2'} (${costOf(name)}): ${imgs} image${imgs > 1 ? 's' : ''}, ${rows.length} image×ε run${rows.length > 1 ? 's' : ''}`);
+      const eps = rows.map((r) => grid[r % E]);
+      const rowLabels = rows.map((r) => labels[Math.floor(r / E)]);
       let out: { fooled: Uint8Array; pred: Int32Array; conf: Float32Array; queries?: Int32Array };
-      if (name === 'fgsm') {
+      if (name === 'fgsm' && rows.length === n * E) {
         // One gradient per image serves every ε: n·E candidates, image-major.
         const adv = await fgsm(oracle!, X, labels, grid, { loss, maxRows: gradBatch || undefined, signal: ctx.signal });
         out = await verdict((b) => model.predict(b), { ...X, n: n * E, data: adv }, rowLabels);
       } else {
-        out = await attackRows(name, repeatRows(X, E), rowLabels, eps, eps.map((_, r) => shas[Math.floor(r / E)]), ctx, oracle);
+        const sub = gatherRows(X.data, rows.map((r) => Math.floor(r / E)), X);
+        const run = name === 'pgd-linf' ? 'pgd' : name;
+        out = await attackRows(run, sub, rowLabels, eps, rows.map((r) => shas[Math.floor(r / E)]), ctx, oracle, norm);
       }
-      const mask = name === 'pgd-l2' ? masks.pgdL2 : masks[name];
-      for (let r = 0; r < n * E; r++) {
+      const mask = masks[(MASK_KEY[norm] as Record<string, MaskKey>)[name]];
+      rows.forEach((r, p) => {
         const i = Math.floor(r / E);
         const k = r % E;
-        if (out.fooled[r]) {
+        if (out.fooled[p]) {
           mask[i] |= 1 << k;
-          if (name !== 'pgd-l2') note(i, grid[k], name, out.pred[r], out.conf[r]);
+          brokenBy[norm][r] ??= name;
+          if (norm === 'linf' && name !== 'pgd-l2') note(i, grid[k], name === 'pgd-linf' ? 'pgd' : (name as BestBy), out.pred[p], out.conf[p]);
         }
-        if (out.queries) squareQueries[i][k] = out.queries[r];
-      }
+        if (out.queries) squareQueries[i][k] = out.queries[p];
+      });
     };
 
-    if (oracle) {
-      if (attacks.includes('fgsm')) await onGrid('fgsm', g.linf);
-      if (attacks.includes('pgd-linf')) await onGrid('pgd', g.linf);
-      if (attacks.includes('pgd-l2')) await onGrid('pgd-l2', g.l2);
-    }
+    const ran = new Set<AttackName>();
     const squareRan = attacks.includes('square') || !oracle;
-    if (squareRan) await onGrid('square', g.linf);
+    for (const norm of ['linf', 'l2'] as const) {
+      for (const a of chainOf(norm, [...attacks, ...(squareRan ? (['square'] as const) : [])])) {
+        if (a === 'square' ? false : !oracle) continue;
+        if (a === 'apgd-t' && !targetedOk) continue;
+        await onGrid(a, norm);
+        ran.add(a);
+      }
+    }
     throwIfAborted(ctx.signal);
 
     // Images no grid ε broke: one more attack at largeEps (Carlini et al.'s "large ε" check).
     const large = best.map((b) => b !== undefined);
     const maxGrid = g.linf[g.linf.length - 1];
-    const canPgd = oracle !== undefined && attacks.includes('pgd-linf');
+    const canPgd = oracle !== undefined && attacks.some((a) => a === 'pgd-linf' || a === 'apgd-ce' || a === 'apgd-t');
     const largeRan = largeEps > maxGrid && (canPgd || squareRan);
     if (largeRan) {
       const rest = best.map((b, i) => (b ? -1 : i)).filter((i) => i >= 0);
       if (rest.length) {
         const by = canPgd ? 'pgd' : 'square';
+        ctx.progress?.(`${by === 'pgd' ? 'PGD' : 'Square'} at the large ε ${round(largeEps, 4)}: ${rest.length} image${rest.length > 1 ? 's' : ''}`);
         const sub = gatherRows(X.data, rest, X);
         const out = await attackRows(by, sub, rest.map((i) => labels[i]), rest.map(() => largeEps), rest.map((i) => shas[i]), ctx, oracle);
         rest.forEach((i, k) => {
@@ -378,6 +481,8 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       const below = (e: number) => [0, ...g.linf].filter((v) => v < e).pop() ?? 0;
       const lo = best.map((b) => (b ? below(b.eps) : NaN));
       const hi = best.map((b) => (b ? b.eps : NaN));
+      const bisected = hi.filter(Number.isFinite).length;
+      if (bisected) ctx.progress?.(`minimal ε: PGD bisection (${bisectionSteps} steps of ${steps}-step PGD) on ${bisected} image${bisected > 1 ? 's' : ''}`);
       const res = await bisectMinimalEps<{ label: number; conf: number }>(
         lo,
         hi,
@@ -397,9 +502,11 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
     idx.forEach((imgIndex, i) => {
       const rec = records[imgIndex];
       if (oracle) {
-        if (attacks.includes('fgsm')) rec.fgsm = masks.fgsm[i];
-        if (attacks.includes('pgd-linf')) rec.pgd = masks.pgd[i];
-        if (attacks.includes('pgd-l2')) rec.pgdL2 = masks.pgdL2[i];
+        for (const norm of ['linf', 'l2'] as const) {
+          for (const a of chainOf(norm, attacks)) {
+            if (a !== 'square' && ran.has(a)) rec[(MASK_KEY[norm] as Record<string, MaskKey>)[a]] = masks[(MASK_KEY[norm] as Record<string, MaskKey>)[a]][i];
+          }
+        }
         if ('shadow' in grad && grad.shadow) rec.gradShadow = true;
       } else if (whiteBoxWanted && 'blocked' in grad) {
         rec.whiteBox = grad.blocked;
@@ -408,6 +515,8 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
         rec.square = masks.square[i];
         rec.queries = squareQueries[i];
       }
+      rec.brokenBy = g.linf.map((_, k) => brokenBy.linf[i * g.linf.length + k]);
+      if (chainOf('l2', [...ran]).length) rec.brokenByL2 = g.l2.map((_, k) => brokenBy.l2[i * g.l2.length + k]);
       if (largeRan) rec.large = large[i];
       const b = best[i];
       rec.minEps = b ? b.eps : null;
@@ -477,6 +586,28 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       return records;
     },
 
+    budget(model) {
+      const g = grids(model);
+      const fmt = (e: number) => (g.domain === 'digits' ? String(round(e, 4)) : eps255(e));
+      const where = [g.linf.length ? `L∞ ε ${g.linf.map(fmt).join(', ')}` : '', g.l2.length ? `L2 ε ${g.l2.join(', ')}` : ''].filter(Boolean).join(' and ');
+      const max = maxImagesParam === 'auto' ? autoMaxImages(model) : maxImagesParam;
+      const list = (norm: 'linf' | 'l2') => chainOf(norm, attacks).filter((a) => a !== 'apgd-t' || model.info.numClasses >= 3);
+      const linf = list('linf');
+      const l2 = list('l2');
+      const describe = (chain: AttackName[]) => chain.map((a, j) => `${j ? (survivors ? 'then ' : '') : ''}${ATTACK_TITLES[a]} (${costOf(a)})${j && survivors ? ' on the survivors' : ''}`).join(survivors ? ', ' : '; ');
+      const name = preset === 'custom' ? `custom mix${survivors ? ' (each attack on the survivors of the ones before)' : ' (each attack on every image)'}` : `AutoAttack ${preset}`;
+      const extra = [
+        bisectionSteps > 0 && (linf.some((a) => a !== 'square' && a !== 'fgsm')) ? `minimal ε by ${bisectionSteps} steps of PGD-${steps} bisection` : '',
+        largeEps > 0 ? `one more attack at ε ${round(largeEps, 4)} on images no grid ε breaks` : '',
+      ].filter(Boolean);
+      return (
+        `${name} on up to ${max} images (the correctly classified ones) at ${where || 'no ε'}: L∞ ${describe(linf) || '–'}` +
+        (l2.length && g.l2.length ? `; L2 ${describe(l2)}` : '') +
+        (extra.length ? `; ${extra.join('; ')}` : '') +
+        '. Square replaces the white-box attacks where the input gradient cannot be built.'
+      );
+    },
+
     // The audit gives this probe only the first `maxImages` images in dataset order.
     imageLimit: (model: LoadedModel) => (maxImagesParam === 'auto' ? autoMaxImages(model) : maxImagesParam),
 
@@ -490,21 +621,39 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       const attacked = records.filter((r) => r.status === 'attacked');
       const nA = attacked.length;
       const clean = nL ? labelled.filter((r) => r.status === 'attacked').length / nL : null;
-      const has = (key: 'fgsm' | 'pgd' | 'pgdL2' | 'square') => attacked.some((r) => r[key] !== undefined);
+      const has = (key: MaskKey) => attacked.some((r) => r[key] !== undefined);
       const bit = (m: number | undefined, k: number) => m !== undefined && (m & (1 << k)) !== 0;
-      const anyLinf = (r: AttackRecord, k: number) => bit(r.fgsm, k) || bit(r.pgd, k) || bit(r.square, k);
+      const keyOf = (norm: 'linf' | 'l2', a: AttackName) => (MASK_KEY[norm] as Record<string, MaskKey>)[a];
+      // The attacks that ran on each norm's grid, in run order.
+      const chains = {
+        linf: chainOf('linf', ATTACKS).filter((a) => has(keyOf('linf', a))),
+        l2: chainOf('l2', ATTACKS).filter((a) => has(keyOf('l2', a))),
+      };
+      const brokenAt = (r: AttackRecord, norm: 'linf' | 'l2', k: number, upTo = chains[norm].length) => chains[norm].slice(0, upTo).some((a) => bit(r[keyOf(norm, a)], k));
+      const anyLinf = (r: AttackRecord, k: number) => brokenAt(r, 'linf', k);
+      const whiteBoxLinf = chains.linf.filter((a) => a !== 'square');
+      const brokenWhiteBox = (r: AttackRecord, k: number) => whiteBoxLinf.some((a) => bit(r[keyOf('linf', a)], k));
       const robust = (broken: (r: AttackRecord) => boolean) => (nL ? round(labelled.filter((r) => r.status === 'attacked' && !broken(r)).length / nL) : null);
       const rate = (broken: (r: AttackRecord) => boolean) => (nA ? round(attacked.filter(broken).length / nA) : null);
       // Per attack and ε: `measure` (robust accuracy or success rate) of "broken at ε index k".
+      // With `survivors`, an attack saw only what the earlier ones left: its own curve would
+      // overstate robustness, so it is null there (the protocol log has the running totals),
+      // except for the first attack of each chain, which saw every image.
       const curves = (measure: typeof robust) => {
-        const curve = (key: 'fgsm' | 'pgd' | 'pgdL2' | 'square', grid: number[]) =>
-          has(key) ? grid.map((_, k) => measure((r) => bit(r[key], k))) : null;
+        const curve = (key: MaskKey, grid: number[], first: boolean) =>
+          has(key) && (!survivors || first) ? grid.map((_, k) => measure((r) => bit(r[key], k))) : null;
+        const first = (norm: 'linf' | 'l2', a: AttackName) => chains[norm][0] === a;
         return {
-          fgsm: curve('fgsm', g.linf),
-          pgd: curve('pgd', g.linf),
-          square: curve('square', g.linf),
+          fgsm: curve('fgsm', g.linf, first('linf', 'fgsm')),
+          pgd: curve('pgd', g.linf, first('linf', 'pgd-linf')),
+          apgdCe: curve('apgdCe', g.linf, first('linf', 'apgd-ce')),
+          apgdT: curve('apgdT', g.linf, first('linf', 'apgd-t')),
+          square: curve('square', g.linf, first('linf', 'square')),
           any: g.linf.map((_, k) => measure((r) => anyLinf(r, k))),
-          pgdL2: curve('pgdL2', g.l2),
+          pgdL2: curve('pgdL2', g.l2, first('l2', 'pgd-l2')),
+          apgdCeL2: curve('apgdCeL2', g.l2, first('l2', 'apgd-ce')),
+          apgdTL2: curve('apgdTL2', g.l2, first('l2', 'apgd-t')),
+          anyL2: chains.l2.length ? g.l2.map((_, k) => measure((r) => brokenAt(r, 'l2', k))) : null,
         };
       };
       const robustAccuracy = curves(robust);
@@ -519,6 +668,20 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
         : null;
       const blocked = records.find((r) => r.whiteBox)?.whiteBox;
       const robustAtLarge = largeEps > 0 && attacked.some((r) => r.large !== undefined) ? robust((r) => r.large === true) : null;
+      // AutoAttack's log: robust accuracy after each attack, in the order they ran.
+      const log = (norm: 'linf' | 'l2') => {
+        const grid = norm === 'linf' ? g.linf : g.l2;
+        return chains[norm].map((a, j) => ({ attack: a, robustAccuracy: grid.map((_, k) => robust((r) => brokenAt(r, norm, k, j + 1))) }));
+      };
+      const protocolName = preset === 'custom' ? [...new Set([...chains.linf, ...chains.l2])].map((a) => ATTACK_TITLES[a]).join(' + ') || 'none' : `AutoAttack ${preset}`;
+      const protocol = {
+        name: protocolName,
+        preset,
+        survivors,
+        budgets: { apgdSteps, restarts, targets, queries, pgdSteps: steps },
+        linf: log('linf'),
+        l2: log('l2'),
+      };
 
       const metrics = {
         count: records.length,
@@ -531,12 +694,13 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
         eps: { linf: g.linf, l2: g.l2 },
         eps255: g.linf.map((e) => round(e * 255, 4)),
         whiteBox: {
-          available: !blocked && (has('fgsm') || has('pgd') || has('pgdL2')),
+          available: !blocked && (whiteBoxLinf.length > 0 || chains.l2.length > 0),
           blockedBy: blocked ? blocked.ops : [],
           error: blocked?.error ?? null,
           shadow: records.some((r) => r.gradShadow),
         },
         cleanAccuracy: clean === null ? null : round(clean),
+        protocol,
         robustAccuracy,
         successRate,
         largeEps: largeEps || null,
@@ -556,29 +720,33 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
           severity: 'info',
           message:
             (blocked.ops.length
-              ? `No gradient rule for ${blocked.ops.join(', ')}: the white-box attacks (FGSM, PGD) did not run`
+              ? `No gradient rule for ${blocked.ops.join(', ')}: the white-box attacks (${[...new Set(attacks.filter((a) => a !== 'square').map((a) => ATTACK_TITLES[a]))].join(', ')}) did not run`
               : `The input gradient could not be built (${blocked.error ?? 'unknown error'}): the white-box attacks did not run`) +
             '; robust accuracy comes from the black-box Square Attack alone (an upper bound).',
           metrics: { blockedBy: blocked.ops.join(', '), error: blocked.error ?? null },
         });
       }
-      // Gradient masking: Square breaks images the white-box attacks missed.
-      if (has('square') && (has('fgsm') || has('pgd')) && nA) {
+      // Gradient masking: Square breaks images the white-box attacks missed. With `survivors`
+      // Square only saw those, so every image it broke is one the white-box attacks missed.
+      if (has('square') && whiteBoxLinf.length && nA) {
         let worst = { k: -1, gap: 0, sq: 0, wb: 0 };
         for (let k = 0; k < E; k++) {
           const sq = attacked.filter((r) => bit(r.square, k)).length;
-          const wb = attacked.filter((r) => bit(r.fgsm, k) || bit(r.pgd, k)).length;
-          const onlySquare = attacked.filter((r) => bit(r.square, k) && !bit(r.fgsm, k) && !bit(r.pgd, k)).length;
-          if (sq > wb && onlySquare / nA > maskingTolerance && onlySquare / nA > worst.gap) worst = { k, gap: onlySquare / nA, sq, wb };
+          const wb = attacked.filter((r) => brokenWhiteBox(r, k)).length;
+          const onlySquare = attacked.filter((r) => bit(r.square, k) && !brokenWhiteBox(r, k)).length;
+          if ((survivors || sq > wb) && onlySquare / nA > maskingTolerance && onlySquare / nA > worst.gap) worst = { k, gap: onlySquare / nA, sq, wb };
         }
         if (worst.k >= 0) {
           const e = g.linf[worst.k];
+          const wbNames = whiteBoxLinf.map((a) => ATTACK_TITLES[a]).join(', ');
           findings.push({
             rule: 'attack/gradient-masking',
             severity: 'warning',
             message:
-              `Gradient masking suspected: at ε = ${eps255(e)} the black-box Square Attack breaks ${worst.sq} of ${nA} images, ` +
-              `the white-box attacks (FGSM, PGD) only ${worst.wb}; ${pct(worst.gap)} of the images fall to Square alone ` +
+              (survivors
+                ? `Gradient masking suspected: at ε = ${eps255(e)} the black-box Square Attack breaks ${worst.sq} of the images the white-box attacks (${wbNames}) left robust (they broke ${worst.wb} of ${nA}); `
+                : `Gradient masking suspected: at ε = ${eps255(e)} the black-box Square Attack breaks ${worst.sq} of ${nA} images, the white-box attacks (${wbNames}) only ${worst.wb}; `) +
+              `${pct(worst.gap)} of the images fall to Square alone ` +
               `(tolerance ${pct(maskingTolerance)}). White-box robust accuracy overstates robustness (Athalye et al. 2018).`,
             metrics: { eps: e, squareBroken: worst.sq, whiteBoxBroken: worst.wb, onlySquare: round(worst.gap) },
           });
@@ -589,13 +757,16 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       const riseAt: Array<[string, number[], Array<number | null> | null]> = [
         ['PGD L∞', g.linf, robustAccuracy.pgd],
         ['PGD L2', g.l2, robustAccuracy.pgdL2],
+        ['APGD-CE L∞', g.linf, robustAccuracy.apgdCe],
+        ['APGD-CE L2', g.l2, robustAccuracy.apgdCeL2],
         ['Square', g.linf, robustAccuracy.square],
       ];
+      if (survivors) riseAt.push([`${protocolName} L∞`, g.linf, robustAccuracy.any], [`${protocolName} L2`, g.l2, robustAccuracy.anyL2]);
       for (const [name, grid, acc] of riseAt) {
         if (!acc) continue;
         for (let k = 1; k < acc.length; k++) {
           if (acc[k] !== null && acc[k - 1] !== null && acc[k]! - acc[k - 1]! > riseTolerance) {
-            const unit = name === 'PGD L2' ? (e: number) => String(e) : eps255;
+            const unit = name.endsWith('L2') ? (e: number) => String(e) : eps255;
             rises.push(`${name}: ${pct(acc[k - 1])} at ε = ${unit(grid[k - 1])} but ${pct(acc[k])} at ε = ${unit(grid[k])}`);
           }
         }
@@ -627,7 +798,7 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
           severity: 'warning',
           image: r.image,
           message:
-            `A change of at most ${eps255(r.minEps)} per pixel (L∞, ${r.minEpsBy === 'pgd' ? 'PGD' : r.minEpsBy === 'fgsm' ? 'FGSM' : 'Square Attack'}) ` +
+            `A change of at most ${eps255(r.minEps)} per pixel (L∞, ${r.minEpsBy === 'pgd' ? 'PGD' : r.minEpsBy === 'fgsm' ? 'FGSM' : r.minEpsBy === 'square' ? 'Square Attack' : ATTACK_TITLES[r.minEpsBy!]}) ` +
             `turns '${ctx.className(r.pred)}' (${pct(r.conf)}) into '${ctx.className(r.advLabel!)}' (${pct(r.advConf)}).`,
           metrics: { minEps: round(r.minEps, 8), minEps255: round(r.minEps * 255, 4), from: r.pred, to: r.advLabel!, confidence: r.advConf!, by: r.minEpsBy! },
         });
@@ -639,8 +810,10 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
         .slice(0, renderImages)
         .map((r) => r.image);
 
-      const main = robustAccuracy.pgd ? 'PGD' : 'Square';
-      const mainCurve = robustAccuracy.pgd ?? robustAccuracy.square;
+      // The protocol's final numbers when it chained attacks, else PGD's (or Square's) own.
+      const chained = survivors || chains.linf.some((a) => a === 'apgd-ce' || a === 'apgd-t');
+      const main = chained ? protocolName : robustAccuracy.pgd ? 'PGD' : 'Square';
+      const mainCurve = chained && chains.linf.length ? robustAccuracy.any : (robustAccuracy.pgd ?? robustAccuracy.square);
       const headline =
         `clean ${pct(clean)}; robust (${main} L∞) ` +
         (mainCurve ? g.linf.map((e, k) => `${pct(mainCurve[k])} at ${g.domain === 'digits' ? e : eps255(e)}`).join(', ') : '–') +

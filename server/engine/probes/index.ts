@@ -28,7 +28,7 @@ export const PROBES: Record<string, {
   corruptions: { factory: corruptionsProbe as Factory, summary: 'P7: common corruptions at severities 1–5 (Hendrycks & Dietterich 2019)' },
   attack: {
     factory: attackProbe as Factory,
-    summary: 'P1: FGSM, PGD L∞/L2 with minimal ε, Square Attack; gradient-masking checks (Madry et al. 2018; Andriushchenko et al. 2020; Athalye et al. 2018)',
+    summary: 'P1: the AutoAttack protocol (APGD-CE, APGD-T, Square; preset standard/fast/custom), FGSM, PGD L∞/L2 with minimal ε; gradient-masking checks (Croce & Hein 2020; Madry et al. 2018; Andriushchenko et al. 2020; Athalye et al. 2018)',
   },
   'cue-conflict': {
     factory: cueConflictProbe as Factory,

@@ -29,6 +29,8 @@ export interface ProbeContext {
   model: LoadedModel;
   seed: number;
   signal?: AbortSignal;
+  /** Says what run() is doing, for long runs ("APGD-T L∞ (9 targets × 100 iterations): 23 images"). */
+  progress?(step: string): void;
 }
 
 /** A finding as a probe states it; the audit adds the id, probe and subject location. */
@@ -120,6 +122,8 @@ export interface Probe<R extends object = Record<string, unknown>> {
   /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */
   readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
+  /** Optional: what run() will cost on this model, in words, for the user before it starts. */
+  budget?(model: LoadedModel): string;
   summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;
   /**
    * Optional: writes files (before/after PNGs, heatmaps, .npy) for the few images the summary

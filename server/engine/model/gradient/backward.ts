@@ -7,7 +7,8 @@
  *   - finds the nodes on a path from the pixels to the logits through differentiable values
  *     (float outputs; Shape, comparisons, ArgMax... carry none), so shape-only subgraphs such as
  *     Shape→Gather→Concat→Reshape are constants to the backward pass;
- *   - appends the loss head (cross-entropy and margin, chosen at run time by a bool input) and
+ *   - appends the loss head (cross-entropy, margin or targeted DLR, chosen at run time by two bool
+ *     inputs) and
  *     the reverse sweep, one rule per node (rules.ts), gradients of a value summed where it fans out;
  *   - prunes what the outputs do not need, and encodes the full model and a forward-only one.
  */
@@ -27,6 +28,8 @@ import { ConstFolder } from './tensor';
 export const IO = {
   labels: 'skeptic_labels',
   useCe: 'skeptic_use_ce',
+  useDlr: 'skeptic_use_dlr',
+  targets: 'skeptic_targets',
   logits: 'skeptic_logits',
   loss: 'skeptic_loss',
   grad: 'skeptic_grad',
@@ -107,7 +110,7 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
   const lm = meta.get(logits)!;
   if (lm.d1.reduce((a, c) => a * c, 1) !== probe.rows * K) throw new Error(`${file}: the logits '${logits}' do not hold ${K} values per image`);
 
-  // ---- loss head: z [N,K]; CE and margin (chosen by a bool input); dz seeds the sweep
+  // ---- loss head: z [N,K]; CE, margin and targeted DLR (chosen by bool inputs); dz seeds the sweep
   const head: Head = {
     reads: [logits],
     what: how,
@@ -127,12 +130,33 @@ export function buildGradientGraph(fw: Forward, probe: Probe, K: number, kind: O
       const margin = b.op('Sub', [zmax, zy]);
       const runnerUp = b.op('ArgMax', [others], [A.i('axis', 1), A.i('keepdims', 1)]);
       const dmargin = b.op('Sub', [b.op('Cast', [b.op('Equal', [runnerUp, classes])], [A.i('to', 1)]), onehot]);
-      b.node('Where', [IO.useCe, ce, margin], [], [IO.loss]);
-      const dz = b.op('Where', [IO.useCe, dce, dmargin]);
+      // targeted DLR (Croce & Hein 2020): −(z_y − z_t) / (z_π1 − ½(z_π3 + z_π4) + 1e-12), with π
+      // the classes by logit, largest first, found by ArgMax and masking (any opset; ties go to
+      // the lower index, as attacks/dlr.ts does); with K < 4, π3 and π4 are the last class.
+      const order: string[] = [];
+      let rest = z;
+      for (let j = 0; j < Math.min(4, K); j++) {
+        const hit = b.op('Equal', [b.op('ArgMax', [rest], [A.i('axis', 1), A.i('keepdims', 1)]), classes]);
+        order.push(b.op('Cast', [hit], [A.i('to', 1)]));
+        if (j + 1 < Math.min(4, K)) rest = b.op('Where', [hit, b.scalar(-3.4e38), rest]);
+      }
+      while (order.length < 4) order.push(order[order.length - 1]);
+      const half = b.scalar(0.5);
+      const denDir = b.op('Sub', [order[0], b.mul(half, b.op('Add', [order[2], order[3]]))]);
+      const den = b.op('Add', [b.reduce('ReduceSum', b.mul(z, denDir), [1], false), b.scalar(1e-12)]);
+      const isT = b.op('Cast', [b.op('Equal', [b.unsqueeze(IO.targets, [1]), classes])], [A.i('to', 1)]);
+      const numDir = b.op('Sub', [onehot, isT]);
+      const num = b.reduce('ReduceSum', b.mul(z, numDir), [1], false);
+      const dlr = b.op('Neg', [b.op('Div', [num, den])]);
+      // d/dz: −numDir/den + num/den² · denDir
+      const den1 = b.unsqueeze(den, [1]);
+      const ddlr = b.op('Sub', [b.mul(b.op('Div', [b.unsqueeze(num, [1]), b.mul(den1, den1)]), denDir), b.op('Div', [numDir, den1])]);
+      b.node('Where', [IO.useDlr, dlr, b.op('Where', [IO.useCe, ce, margin])], [], [IO.loss]);
+      const dz = b.op('Where', [IO.useDlr, ddlr, b.op('Where', [IO.useCe, dce, dmargin])]);
       b.node('Identity', [z], [], [IO.logits]);
       return new Map([[logits, lm.d1.length === 2 && lm.d1[1] === K ? dz : reshapeTo(ctx, dz, logits)]]);
     },
-    inputs: (batchDim) => [vi(IO.labels, 7, [batchDim]), vi(IO.useCe, 9, [{ dimValue: 1 }])],
+    inputs: (batchDim) => [vi(IO.labels, 7, [batchDim]), vi(IO.useCe, 9, [{ dimValue: 1 }]), vi(IO.useDlr, 9, [{ dimValue: 1 }]), vi(IO.targets, 7, [batchDim])],
     outputs: (batchDim) => [vi(IO.logits, 1, [batchDim, { dimValue: K }]), vi(IO.loss, 1, [batchDim])],
     forwardOutputs: (batchDim) => [vi(IO.logits, 1, [batchDim, { dimValue: K }])],
   };

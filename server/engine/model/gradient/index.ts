@@ -8,8 +8,9 @@
  *   const gm = await buildGradientModel(model);
  *   const { logits, loss, grad } = await gm.lossAndGrad(batch, labels, 'ce');   // or 'margin'
  *
- * Losses: cross-entropy, logsumexp(z) − z_y, and the Carlini–Wagner margin, max_{j≠y} z_j − z_y,
- * both on the logits z before a final Softmax/LogSoftmax. An op without a rule throws
+ * Losses: cross-entropy, logsumexp(z) − z_y, the Carlini–Wagner margin, max_{j≠y} z_j − z_y, and
+ * the targeted DLR loss of APGD-T (attacks/dlr.ts; pass a target class per image), all on the
+ * logits z before a final Softmax/LogSoftmax. An op without a rule throws
  * GradientUnsupportedError naming it. See prepare.ts (forward), rules.ts, backward.ts.
  */
 import { readFile } from 'node:fs/promises';
@@ -28,7 +29,9 @@ export { GradientUnsupportedError, type UnsupportedOp } from './errors';
 export type { GradientCoverage } from './backward';
 export type { Variants as GradientVariants } from './rules';
 
-export type GradientLoss = 'ce' | 'margin';
+/** ce: cross-entropy; margin: max_{j≠y} z_j − z_y; dlr-targeted: the targeted DLR loss of
+ *  attacks/dlr.ts (needs a target class per image). */
+export type GradientLoss = 'ce' | 'margin' | 'dlr-targeted';
 
 export interface GradientResult {
   /** [n,K] logits (before a final Softmax/LogSoftmax; for int8 models, the float shadow's). */
@@ -40,7 +43,7 @@ export interface GradientResult {
 }
 
 export interface GradientModel {
-  lossAndGrad(batch: PixelBatch, labels: ArrayLike<number>, loss: GradientLoss): Promise<GradientResult>;
+  lossAndGrad(batch: PixelBatch, labels: ArrayLike<number>, loss: GradientLoss, targets?: ArrayLike<number>): Promise<GradientResult>;
   /** The logits alone, from a forward-only copy of the same graph (cheaper than lossAndGrad). */
   logits(batch: PixelBatch): Promise<Float32Array>;
   coverage: GradientCoverage;
@@ -94,14 +97,17 @@ class Gradient extends GraphRunner implements GradientModel {
     super(file, plan, mode, pixel, info);
   }
 
-  lossAndGrad(batch: PixelBatch, labels: ArrayLike<number>, loss: GradientLoss): Promise<GradientResult> {
+  lossAndGrad(batch: PixelBatch, labels: ArrayLike<number>, loss: GradientLoss, targets?: ArrayLike<number>): Promise<GradientResult> {
     try {
       this.check(batch, 'lossAndGrad');
-      if (loss !== 'ce' && loss !== 'margin') throw new Error(`lossAndGrad: unknown loss '${String(loss)}' (ce, margin)`);
+      if (loss !== 'ce' && loss !== 'margin' && loss !== 'dlr-targeted') throw new Error(`lossAndGrad: unknown loss '${String(loss)}' (ce, margin, dlr-targeted)`);
       if (labels.length < batch.n) throw new Error(`lossAndGrad: ${labels.length} labels for ${batch.n} images`);
+      if (loss === 'dlr-targeted' && (!targets || targets.length < batch.n)) throw new Error(`lossAndGrad: the targeted DLR loss needs a target class for each of the ${batch.n} images`);
       for (let i = 0; i < batch.n; i++) {
         const y = labels[i];
         if (!Number.isInteger(y) || y < 0 || y >= this.numClasses) throw new Error(`lossAndGrad: label ${y} of image ${i} is not a class index in [0, ${this.numClasses})`);
+        const t = targets?.[i];
+        if (loss === 'dlr-targeted' && (!Number.isInteger(t) || t! < 0 || t! >= this.numClasses)) throw new Error(`lossAndGrad: target ${t} of image ${i} is not a class index in [0, ${this.numClasses})`);
       }
     } catch (e) {
       return Promise.reject(e);
@@ -112,13 +118,24 @@ class Gradient extends GraphRunner implements GradientModel {
       const per = this.per;
       const out: GradientResult = { logits: new Float32Array(n * K), loss: new Float32Array(n), grad: new Float32Array(n * per) };
       const useCe = new ort.Tensor('bool', Uint8Array.of(loss === 'ce' ? 1 : 0), [1]);
+      const useDlr = new ort.Tensor('bool', Uint8Array.of(loss === 'dlr-targeted' ? 1 : 0), [1]);
       const step = this.step;
       for (let first = 0; first < n; first += step) {
         const m = Math.min(step, n - first);
         const rows = this.rows(m);
         const lab = new BigInt64Array(rows);
-        for (let i = 0; i < m; i++) lab[i] = BigInt(labels[first + i]);
-        const feeds = { [this.pixel]: this.feedPixels(batch.data, first, m), [IO.labels]: new ort.Tensor('int64', lab, [rows]), [IO.useCe]: useCe };
+        const tgt = new BigInt64Array(rows);
+        for (let i = 0; i < m; i++) {
+          lab[i] = BigInt(labels[first + i]);
+          if (loss === 'dlr-targeted') tgt[i] = BigInt(targets![first + i]);
+        }
+        const feeds = {
+          [this.pixel]: this.feedPixels(batch.data, first, m),
+          [IO.labels]: new ort.Tensor('int64', lab, [rows]),
+          [IO.useCe]: useCe,
+          [IO.useDlr]: useDlr,
+          [IO.targets]: new ort.Tensor('int64', tgt, [rows]),
+        };
         let res: ort.InferenceSession.ReturnType;
         try {
           res = await this.session.run(feeds, QUIET);
