@@ -26,7 +26,7 @@ const ALL = ['clean', 'shift', 'patches', 'ood', 'corruptions', 'attack', 'cue-c
 /** Every probe, with small parameters so that three audits of each dataset stay quick. */
 const PARAMS: Record<string, Record<string, unknown>> = {
   shift: { k: 2, embedPositions: 2 },
-  attack: { maxImages: 6, steps: 4, bisectionSteps: 2, queries: 20, renderImages: 2 },
+  attack: { preset: 'fast', apgdSteps: 4, targets: 2, maxImages: 6, steps: 4, bisectionSteps: 2, queries: 20, renderImages: 2 },
   'cue-conflict': { pairs: 12, minDecisions: 1, gallery: 4 },
   prior: { dims: 16, folds: 2, maxIter: 20, minImages: 10 },
   ood: { sets: 'uniform,inverted', samples: 2 },

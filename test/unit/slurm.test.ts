@@ -21,7 +21,7 @@ if (skip) console.log(`# slurm test skipped: ${skip}`);
 const AUDIT_ARGS = [
   '--limit', '40', '--seed', '2', '--probes', 'clean,shift,attack,cue-conflict',
   '--param', 'shift.k=2', '--param', 'shift.embedPositions=2',
-  '--param', 'attack.maxImages=6', '--param', 'attack.steps=4', '--param', 'attack.queries=20', '--param', 'attack.bisectionSteps=2',
+  '--param', 'attack.preset=fast', '--param', 'attack.apgdSteps=4', '--param', 'attack.targets=2', '--param', 'attack.maxImages=6', '--param', 'attack.steps=4', '--param', 'attack.queries=20', '--param', 'attack.bisectionSteps=2',
   '--param', 'cue-conflict.pairs=12', '--param', 'cue-conflict.minDecisions=1',
 ];
 
