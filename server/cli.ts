@@ -349,19 +349,27 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       }
       console.log(`\nReport: ${written.join(', ')}`);
     }
-    if (report.run.cancelled) return 130;
-    // Probes that failed (a full disk under the cache, a model error) leave the audit incomplete.
-    const failed = Object.entries(report.probes).filter(([, p]) => p.status === 'failed');
-    for (const [id, p] of failed) console.error(`skeptic: ${p.reason ?? `${id} failed`}`);
-    if (failed.length) return 2;
-    const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
-    return failOn && failing.length > 0 ? 1 : 0;
+    return exitStatus(report, failOn);
   } catch (e) {
     if (e instanceof CancelledError) return 130;
     throw e;
   } finally {
     await model.dispose();
   }
+}
+
+/**
+ * The exit status of a finished audit (or merge): 130 cancelled; 2 when a probe failed (a full
+ * disk under the cache, a model error: the audit is incomplete), naming each; 1 when a finding
+ * reaches --fail-on; else 0.
+ */
+export function exitStatus(report: Report, failOn: string | undefined): number {
+  if (report.run.cancelled) return 130;
+  const failed = Object.entries(report.probes).filter(([, p]) => p.status === 'failed');
+  for (const [id, p] of failed) console.error(`skeptic: ${p.reason ?? `${id} failed`}`);
+  if (failed.length) return 2;
+  const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
+  return failOn && failing.length > 0 ? 1 : 0;
 }
 
 /** The results cache: --no-cache, --cache-dir, $SKEPTIC_CACHE_DIR, or .skeptic/cache beside the config. */

@@ -5,7 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cacheFolder, int, progressPrinter, str, usageError, type Flags } from './cli';
+import { cacheFolder, exitStatus, int, progressPrinter, str, usageError, type Flags } from './cli';
 import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
@@ -118,9 +118,7 @@ export async function mergeCommand(positionals: string[], o: Flags): Promise<num
       console.log(`\nMerged ${s.merged.length} of ${s.count} shards${s.partial ? ` (partial: ${s.covered} of ${s.selected} images)` : ''}; ${s.computed} records computed by the merge.`);
       console.log(`Report: ${written.join(', ')}`);
     }
-    if (report.run.cancelled) return 130;
-    const failing = report.findings.filter((f) => f.severity === 'error' || (failOn === 'warning' && f.severity === 'warning'));
-    return failOn && failing.length > 0 ? 1 : 0;
+    return exitStatus(report, failOn);
   } catch (e) {
     if (e instanceof CancelledError) return 130;
     throw e;

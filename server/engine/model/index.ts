@@ -25,6 +25,7 @@ import { resolveLabels } from './labels';
 import { classesOf, consistentWith, detectKind, toLogitsAndProbs } from './output';
 import { copyRows, Runner, runModel, type Mode } from './runner';
 import { releaseViews } from '../views/session';
+import { uniforms } from '../random';
 
 export { PRESETS, type PreprocessOverride } from './preprocess';
 export { describeModel } from './describe';
@@ -61,16 +62,7 @@ const MAX_INPUT_ELEMENTS = 3 * 4096 * 4096;
 
 /** Deterministic probe inputs (mulberry32): the same model gives the same decisions. */
 function seededPixels(len: number, seed: number): Float32Array {
-  const out = new Float32Array(len);
-  let a = seed >>> 0;
-  for (let i = 0; i < len; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  return out;
+  return uniforms(seed, len) as Float32Array;
 }
 
 /** A friendly reading of the file: SkepticInputError naming it when it cannot be read. */
