@@ -285,16 +285,19 @@ async function palette(label: string): Promise<void> {
     await page.keyboard.press('F1');
     try {
       await input.waitFor({ state: 'visible', timeout: 5_000 });
+      // The widget of the previous command may still be closing (inert): then open it again.
+      await input.fill(`>${label}`, { timeout: 5_000 });
       break;
     } catch (e) {
       if (tries >= 5) throw new Error(`the command palette did not open: ${(e as Error).message}`);
       await page.locator('.monaco-workbench').click({ position: { x: 700, y: 5 } }).catch(() => undefined);
     }
   }
-  await input.fill(`>${label}`);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: label });
   await expectVisible(row, `"${label}" in the command palette`, 15_000);
   await row.first().click();
+  // Let the palette close before anything else opens one.
+  await input.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
 }
 
 function readReport(): Report {
