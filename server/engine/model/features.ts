@@ -194,6 +194,12 @@ export function declaredSize(m: onnx.IModelProto, tensor: string): number | unde
   return (d.slice(1) as number[]).reduce((a, b) => a * b, 1);
 }
 
+/** The model's graph with its external data inlined, as the taps (features, head) read it. */
+export function readModelProto(model: LoadedModel): onnx.ModelProto {
+  const m = decodeModel(readFileSync(model.path), model.path);
+  inlineExternalData(m, model.path);
+  return m;
+}
 
 /**
  * One line for `skeptic inspect`: the penultimate feature tensor chosen automatically (what the
@@ -203,8 +209,7 @@ export function declaredSize(m: onnx.IModelProto, tensor: string): number | unde
 export function describeFeatureTap(model: LoadedModel): string {
   let proto: onnx.ModelProto;
   try {
-    proto = decodeModel(readFileSync(model.path), model.path);
-    inlineExternalData(proto, model.path);
+    proto = readModelProto(model);
   } catch (e) {
     return `not read (${(e as Error).message.split('\n')[0]})`;
   }

@@ -9,11 +9,9 @@
  * half and the OOD variants of the other half's images, so no image scores itself and no OOD
  * variant is derived from a fit image; a user OOD set is scored whole.
  */
-import { readFileSync } from 'node:fs';
 import { SkepticInputError } from '../errors';
-import { classifierOutput, featureRunner, findFeatureTensor, type FeatureRunner } from '../model/features';
+import { classifierOutput, featureRunner, findFeatureTensor, readModelProto, type FeatureRunner } from '../model/features';
 import { linearHead, type LinearHead } from '../model/head';
-import { decodeModel, inlineExternalData, type onnx } from '../model/onnx';
 import { pack, unpack, type Packed } from '../prior/project';
 import { derivedRng } from '../random';
 import type { LoadedModel } from '../types';
@@ -74,12 +72,6 @@ export interface Tap {
   error?: string;
 }
 
-function readProto(model: LoadedModel): onnx.ModelProto {
-  const m = decodeModel(readFileSync(model.path), model.path);
-  inlineExternalData(m, model.path);
-  return m;
-}
-
 /** Opens the feature tap on `model`: features of `named` (or the penultimate ones) with the logits. */
 export async function openTap(model: LoadedModel, named?: string): Promise<Tap> {
   // Anything that stops the tap leaves the detectors out with the reason; MSP and energy then
@@ -92,7 +84,7 @@ export async function openTap(model: LoadedModel, named?: string): Promise<Tap> 
 }
 
 async function tryOpenTap(model: LoadedModel, named?: string): Promise<Tap> {
-  const proto = readProto(model);
+  const proto = readModelProto(model);
   const output = classifierOutput(proto, model.info.numClasses);
   const tap: Tap = { tensor: '', how: '' };
   try {

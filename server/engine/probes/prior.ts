@@ -27,13 +27,11 @@
  * classifier, come within params.margin [0.05] of the trained model's accuracy: the dataset may be
  * solvable by trivial cues (or the trained model learned little beyond its architecture).
  */
-import { readFileSync } from 'node:fs';
 import { SkepticInputError, throwIfAborted } from '../errors';
 import { toBatch } from '../image/ops';
-import { decodeModel, inlineExternalData, type onnx } from '../model/onnx';
 import { crossValidate, matrix, stratifiedFolds, type CvResult } from '../prior/classify';
 import { dequantize, DequantizeError } from '../prior/dequantize';
-import { classifierOutput, featureRunner, findFeatureTensor, type FeatureRunner } from '../model/features';
+import { classifierOutput, featureRunner, findFeatureTensor, readModelProto, type FeatureRunner } from '../model/features';
 import { pack, pixelVector, projection, unpack, type Packed, type Projection } from '../prior/project';
 import { reinitialize, type ReinitReport } from '../prior/reinit';
 import type { LoadedModel } from '../types';
@@ -69,12 +67,6 @@ interface Sessions extends Prepared {
   random?: FeatureRunner;
 }
 
-function readProto(model: LoadedModel): onnx.ModelProto {
-  const m = decodeModel(readFileSync(model.path), model.path);
-  inlineExternalData(m, model.path);
-  return m;
-}
-
 export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRecord> {
   const featuresParam = params.features === undefined || params.features === null || params.features === '' || params.features === 'auto'
     ? undefined
@@ -94,7 +86,7 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
 
   /** Builds (once per model and seed) the trained and re-initialised feature sessions. */
   async function open(model: LoadedModel, seed: number): Promise<Sessions> {
-    const proto = readProto(model);
+    const proto = readModelProto(model);
     const out: Sessions = { tensor: '', how: '' };
     const output = classifierOutput(proto, model.info.numClasses);
     try {
@@ -118,7 +110,7 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
     }
 
     try {
-      out.trained = await featureRunner(model, readProto(model), out.tensor);
+      out.trained = await featureRunner(model, readModelProto(model), out.tensor);
     } catch (e) {
       out.trainedError = (e as Error).message.split('\n')[0];
     }
@@ -325,7 +317,7 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
 /** The notes of the preparation without sessions (every record came from the cache). */
 function notesOnly(model: LoadedModel, seed: number, named: string | undefined): Prepared {
   try {
-    const proto = readProto(model);
+    const proto = readModelProto(model);
     const f = named ? { name: named, how: 'named by the user' } : findFeatureTensor(proto, classifierOutput(proto, model.info.numClasses));
     const out: Prepared = { tensor: f.name, how: f.how };
     try {
