@@ -542,19 +542,11 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
       for (const set of sets) views.push(generateOod(set, img.pixels, seed, img.sha256, grid));
     }
     const out = await forward(model, toBatch(views));
-    const K = out.numClasses;
-    const mode = modeOf(model);
     const per = 1 + sets.length;
     const f = out.feats;
     const row = (v: number) => f!.data.subarray(v * f!.dims, (v + 1) * f!.dims);
     return images.map((img, i) => {
-      const { pred, ...scores } = scoresOf(out.logits, i * per, K, mode);
-      const rec: OodRecord = { pred, ...scores, ood: {} };
-      if (img.label !== undefined && !(likelihood && K === 1)) rec.correct = pred === img.label;
-      sets.forEach((set, j) => {
-        const { pred: _p, ...s } = scoresOf(out.logits, i * per + 1 + j, K, mode);
-        rec.ood[set] = s;
-      });
+      const rec = record(img, out, i * per, model);
       if (f) {
         rec.fit = inFitHalf(seed, img.sha256);
         rec.feat = pack(row(i * per));
@@ -581,7 +573,8 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     return images.map((img) => records.get(img)!);
   }
 
-  function record(img: ProbeImage, out: Prediction, base: number, model: LoadedModel): OodRecord {
+  /** The record of the image whose views start at row `base` (the image, then each set's view). */
+  function record(img: ProbeImage, out: Pick<Prediction, 'logits' | 'numClasses'>, base: number, model: LoadedModel): OodRecord {
     const K = out.numClasses;
     const mode = modeOf(model);
     const { pred, ...scores } = scoresOf(out.logits, base, K, mode);
