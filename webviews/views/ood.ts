@@ -113,20 +113,7 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
         points: names.reduce((a, n) => a + curves[n]!.length, 0),
         label: `ROC curves of ${names.length} OOD sets`,
         height: 300,
-        make: (t) => {
-          const colours = t.palette(names.length);
-          return {
-            opts: {
-              mode: 2,
-              scales: { x: { time: false, auto: false, range: [0, 1] }, y: unitScale },
-              axes: [axis(t, 'false positive rate (OOD accepted)', { values: pctValues }), axis(t, 'true positive rate (data accepted)', { values: pctValues })],
-              series: [{}, ...names.map((n, i) => line(n, colours[i], { width: 1.5 })), refLine('chance', t.ref)],
-              legend: { live: false },
-              cursor: { show: false },
-            },
-            data: [null, ...names.map((n) => [curves[n]!.map((q) => q[0]), curves[n]!.map((q) => q[1])]), [[0, 1], [0, 1]]] as unknown as import('uplot').AlignedData,
-          };
-        },
+        make: (t) => rocPlot(t, names.map((n) => ({ label: n, points: curves[n]! }))),
       }),
     );
   };
@@ -153,20 +140,7 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
         points: names.reduce((a, n) => a + curve(n).length, 0),
         label: `ROC curves of ${names.length} scores on ${set}`,
         height: 300,
-        make: (t) => {
-          const colours = t.palette(names.length);
-          return {
-            opts: {
-              mode: 2,
-              scales: { x: { time: false, auto: false, range: [0, 1] }, y: unitScale },
-              axes: [axis(t, 'false positive rate (OOD accepted)', { values: pctValues }), axis(t, 'true positive rate (data accepted)', { values: pctValues })],
-              series: [{}, ...names.map((n, i) => line(`${n} (AUROC ${num(sets[set]?.auroc?.[n], 3)})`, colours[i], { width: 1.5 })), refLine('chance', t.ref)],
-              legend: { live: false },
-              cursor: { show: false },
-            },
-            data: [null, ...names.map((n) => [curve(n).map((q) => q[0]), curve(n).map((q) => q[1])]), [[0, 1], [0, 1]]] as unknown as import('uplot').AlignedData,
-          };
-        },
+        make: (t) => rocPlot(t, names.map((n) => ({ label: `${n} (AUROC ${num(sets[set]?.auroc?.[n], 3)})`, points: curve(n) }))),
       }),
     );
   };
@@ -195,6 +169,22 @@ export function oodView(ctx: Ctx, id: string, p: ProbeResult): HTMLElement {
   );
   parts.push(probeDetails(p));
   return probeSection(id, p, ...parts);
+}
+
+/** uPlot options and data for ROC curves (false against true positive rate) with the chance line. */
+function rocPlot(t: Parameters<PlotDef['make']>[0], curves: Array<{ label: string; points: Array<[number, number]> }>): ReturnType<PlotDef['make']> {
+  const colours = t.palette(curves.length);
+  return {
+    opts: {
+      mode: 2,
+      scales: { x: { time: false, auto: false, range: [0, 1] }, y: unitScale },
+      axes: [axis(t, 'false positive rate (OOD accepted)', { values: pctValues }), axis(t, 'true positive rate (data accepted)', { values: pctValues })],
+      series: [{}, ...curves.map((c, i) => line(c.label, colours[i], { width: 1.5 })), refLine('chance', t.ref)],
+      legend: { live: false },
+      cursor: { show: false },
+    },
+    data: [null, ...curves.map((c) => [c.points.map((q) => q[0]), c.points.map((q) => q[1])]), [[0, 1], [0, 1]]] as unknown as import('uplot').AlignedData,
+  };
 }
 
 function histogramDef(id: string, score: string, set: string, hist: Hist): PlotDef {
