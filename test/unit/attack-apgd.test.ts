@@ -22,6 +22,7 @@ import { buildGradientModel } from '../../server/engine/model/gradient';
 import { mulberry32 } from '../../server/engine/random';
 import type { PixelBatch } from '../../server/engine/types';
 import { tinyClassifier, writeModel } from './helpers/onnx-builder';
+import { logitLoss } from './helpers/logit-loss';
 
 const streams = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => mulberry32(seed * 1000 + i));
 
@@ -233,17 +234,8 @@ function fourClass() {
       for (let i = 0; i < batch.n; i++) {
         const z = logitsOf(batch.data, i * D);
         logits.set(z, i * 4);
-        let gz: ArrayLike<number>;
-        if (loss === 'dlr-targeted') {
-          lossOut[i] = dlrTargeted(z, 0, 4, labels[i], targets![i]);
-          gz = dlrTargetedGrad(z, 0, 4, labels[i], targets![i]);
-        } else {
-          const mx = Math.max(...z);
-          const e = z.map((v) => Math.exp(v - mx));
-          const s = e.reduce((a, v) => a + v, 0);
-          lossOut[i] = mx + Math.log(s) - z[labels[i]];
-          gz = e.map((v, k) => v / s - (k === labels[i] ? 1 : 0));
-        }
+        const { loss: l, grad: gz } = logitLoss(z, labels[i], loss, targets?.[i]);
+        lossOut[i] = l;
         for (let j = 0; j < D; j++) grad[i * D + j] = Wm.reduce((a, w, k) => a + gz[k] * w[j], 0);
       }
       return { logits, loss: lossOut, grad };

@@ -16,12 +16,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LossKind } from '../../server/engine/attacks/base';
-import { dlrTargeted, dlrTargetedGrad } from '../../server/engine/attacks/dlr';
 import { attackProbe, type AttackRecord, type GradientModelLike } from '../../server/engine/probes/attack';
 import type { ProbeImage, ProbeRecord } from '../../server/engine/probes/probe';
 import type { ImageEntry } from '../../server/engine/report/schema';
 import type { PixelBatch, PixelImage } from '../../server/engine/types';
 import { fakeModel } from './helpers/fake';
+import { logitLoss } from './helpers/logit-loss';
 
 const C = 3;
 const H = 4;
@@ -58,17 +58,8 @@ function oracle(): GradientModelLike & { seen: Map<string, number> } {
         logits.set(z, i * K);
         const mark = markOf(batch.data, i * D);
         seen.set(`${loss}/${mark}`, (seen.get(`${loss}/${mark}`) ?? 0) + 1);
-        let gz: ArrayLike<number>;
-        if (loss === 'dlr-targeted') {
-          lossOut[i] = dlrTargeted(z, 0, K, labels[i], targets![i]);
-          gz = dlrTargetedGrad(z, 0, K, labels[i], targets![i]);
-        } else {
-          const mx = Math.max(...z);
-          const e = z.map((v) => Math.exp(v - mx));
-          const s = e.reduce((a, v) => a + v, 0);
-          lossOut[i] = mx + Math.log(s) - z[labels[i]];
-          gz = e.map((v, k) => v / s - (k === labels[i] ? 1 : 0));
-        }
+        const { loss: l, grad: gz } = logitLoss(z, labels[i], loss, targets?.[i]);
+        lossOut[i] = l;
         if (mark === 'all' || (mark === 'ce' && loss !== 'dlr-targeted')) continue;
         for (let j = 0; j < D; j++) for (let k = 1; k < K; k++) if (inW(k, j)) grad[i * D + j] += gz[k];
       }
