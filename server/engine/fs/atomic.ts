@@ -1,21 +1,21 @@
 /**
- * Atomic file writes for reports (report.json, SARIF, HTML): the data goes to a temporary file
+ * Atomic file writes for reports (report.json, SARIF, HTML) and shard results: the data goes to a temporary file
  * beside the target, which is then renamed over it, so a reader (the editor watching the report
  * folder, a CI step) sees the old file or the new one, never half of one, and a full disk leaves
  * the previous report intact. A failure is a SkepticInputError naming the path and the reason.
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SkepticInputError } from '../errors';
 import { fsReason } from './files';
 
-let counter = 0;
-
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${counter++}.tmp`);
+  // Random bytes as well as the pid: on a shared file system, writers on two hosts may share one.
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'w', 0o644);
+    fd = openSync(tmp, 'wx', 0o644);
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);

@@ -9,11 +9,12 @@
  * the dataset, prior fits a probe on all features, every summary reads all records) is done by
  * the merge, over the union of records in dataset order: see merge.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { audit, type AuditOptions } from '../audit';
 import { SkepticInputError } from '../errors';
+import { writeFileAtomic } from '../fs/atomic';
 import type { ProbeStatus, Report } from '../report/schema';
 import type { Dataset, DatasetRecord, LoadedModel } from '../types';
 import { ENGINE_VERSION, TOOL_VERSION } from '../version';
@@ -157,15 +158,7 @@ export function shardFileName(shard: { index: number; count: number }): string {
 export function writeShard(result: ShardResult, dir: string): string {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, shardFileName(result.shard));
-  const tmp = join(dir, `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx');
-  try {
-    writeSync(fd, JSON.stringify(result) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(result) + '\n');
   return file;
 }
 
