@@ -15,6 +15,7 @@ import { after, before, test } from 'node:test';
 import { AuditRequest, StatusRequest } from '../../server/protocol';
 import { DEMO, ensureDemoData } from './helpers/demo';
 import { TestDaemon } from './helpers/lsp-client';
+import { loadReport } from '../../server/engine/compare/load';
 
 const ROOT = resolve(__dirname, '../..');
 const TSX = pathToFileURL(require.resolve('tsx')).href;
@@ -100,7 +101,7 @@ test('SIGINT: exit 130 and a partial report of what finished', { timeout: 300_00
   child.kill('SIGINT');
   const { code, stderr } = await done;
   assert.equal(code, 130, stderr);
-  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  const report = loadReport(join(out, 'report.json'));
   assert.equal(report.run.cancelled, true);
   assert.ok(report.probes.clean.count > 0 && report.probes.clean.count < 120, `partial: ${report.probes.clean.count}`);
 });
@@ -118,7 +119,7 @@ test('SIGKILL mid-audit, then a re-run: exactly the report of an uninterrupted r
   assert.equal((await done).signal, 'SIGKILL');
   const r1 = await exited(start(dir, ARGS(join(dir, 'out'))));
   assert.equal(r1.code, 0, r1.stderr);
-  const resumed = JSON.parse(readFileSync(join(dir, 'out/report.json'), 'utf8'));
+  const resumed = loadReport(join(dir, 'out/report.json'));
   assert.ok(resumed.run.cache.hits > 0, 'the re-run reused what the killed run computed');
   assert.deepEqual(stable(join(dir, 'out/report.json')), stable(join(clean, 'out/report.json')));
 });
@@ -208,6 +209,6 @@ test('a full disk under the results cache: the probe fails and the audit exits 2
   );
   assert.match(r.stdout, /exit=2/, r.stderr);
   assert.match(r.stderr, /^skeptic: clean failed: cannot write the results cache .+: no space left on the device$/m);
-  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  const report = loadReport(join(out, 'report.json'));
   assert.equal(report.probes.clean.status, 'failed');
 });
