@@ -265,6 +265,8 @@ export interface SkepticSettings {
   /** Results cache folder; empty: <base>/.skeptic/cache. Relative to the workspace folder. */
   cacheLocation: string;
   useCache: boolean;
+  /** Read dataset files whose links lead outside the dataset's folder (as --follow-symlinks). */
+  followSymlinks?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +292,8 @@ export interface AuditJob {
   cacheDir?: string;
   outDir: string;
   baseDir: string;
+  /** skeptic.json "followSymlinks" (else the skeptic.followSymlinks setting): as --follow-symlinks. */
+  followSymlinks?: boolean;
 }
 
 /** What the engine offers, for validation, hover and completion of skeptic.json. */

@@ -67,7 +67,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
       batchSize: job.batchSize,
     });
     try {
-      const dataset = await openDataset(job.dataset, { labels: model.labels, numClasses: model.info.numClasses, limit: job.limit, seed: job.seed });
+      const dataset = await openDataset(job.dataset, { labels: model.labels, numClasses: model.info.numClasses, limit: job.limit, seed: job.seed, followSymlinks: job.followSymlinks });
       let last = 0;
       let lastKey = '';
       const onProgress = (p: AuditProgress) => {

@@ -86,7 +86,8 @@ async function cacheLines(dir: string, lines: number, timeoutMs = 120_000): Prom
 
 /** A report without what legitimately differs between runs (when, how long, cache hits). */
 function stable(file: string): unknown {
-  const r = JSON.parse(readFileSync(file, 'utf8'));
+  // whole: report.json with its per-image files (images, records, every finding)
+  const r = JSON.parse(JSON.stringify(loadReport(file)));
   delete r.run;
   for (const p of Object.values(r.probes) as Array<Record<string, unknown>>) delete p.timingsMs;
   return r;
