@@ -78,6 +78,20 @@ function outOfRange(records: DatasetRecord[], k: number): void {
 }
 
 export async function openDataset(path: string, opts: OpenDatasetOptions = {}): Promise<Dataset> {
+  try {
+    return await open(path, opts);
+  } catch (e) {
+    // A manifest or folder that cannot be read (permission denied, a link loop...): one line
+    // naming it, not an internal error. Problems with single items are findings instead.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof SkepticInputError || typeof code !== 'string') throw e;
+    const abs = resolve(path);
+    const what = (e as NodeJS.ErrnoException).path ?? abs;
+    throw new SkepticInputError(`cannot read ${what === abs ? 'dataset ' : ''}${what}: ${fsReason(e)}`, what);
+  }
+}
+
+async function open(path: string, opts: OpenDatasetOptions): Promise<Dataset> {
   const abs = resolve(path);
   const concurrency = positiveInt('concurrency', opts.concurrency, 4);
   const maxPixels = positiveInt('maxPixels', opts.maxPixels, DEFAULT_MAX_PIXELS);
