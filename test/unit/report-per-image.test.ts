@@ -14,7 +14,7 @@ import { audit } from '../../server/engine/audit';
 import { compareReports } from '../../server/engine/compare';
 import { loadReport } from '../../server/engine/compare/load';
 import { createProbes } from '../../server/engine/probes';
-import { embeddableReport } from '../../server/engine/report/html';
+import { embeddableReport } from '../../server/engine/report/per-image';
 import { MAX_FINDINGS_IN_REPORT, readJsonLines } from '../../server/engine/report/per-image';
 import schema from '../../server/engine/report/report.schema.json';
 import type { Report } from '../../server/engine/report/schema';

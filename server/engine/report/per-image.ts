@@ -129,3 +129,21 @@ export function loadPerImage(report: Report, folder: string): Report {
   const findings = index.findings.count > report.findings.length ? ([...readJsonLines(file(index.findings.file))] as Finding[]) : report.findings;
   return { ...report, images, probes, findings };
 }
+
+/** Images whose entries and records a standalone page embeds at most (report.json's per-image
+ *  files hold all of them): a page for 200,000 images would weigh as much as the old report.json. */
+export const MAX_EMBEDDED_IMAGES = 2000;
+
+/** The part of `report` a standalone page embeds: the first `maxImages` images with their records
+ *  and findings, findings capped as in report.json, and a warning saying what was left out. */
+export function embeddableReport(report: Report, maxImages = MAX_EMBEDDED_IMAGES): Report {
+  const n = report.images.length;
+  const total = report.findings.length;
+  if (n <= maxImages && total <= MAX_FINDINGS_IN_REPORT) return report;
+  const keep = Math.min(n, maxImages);
+  const probes: Report['probes'] = {};
+  for (const [id, p] of Object.entries(report.probes)) probes[id] = { ...p, records: p.records.filter((r) => r.image < keep) };
+  const findings = report.findings.filter((f) => f.subject.image === undefined || f.subject.image < keep).slice(0, MAX_FINDINGS_IN_REPORT);
+  const note = `this page shows ${keep} of ${n} images and ${findings.length} of ${total} findings; images.jsonl, records.jsonl and findings.jsonl beside report.json hold them all`;
+  return { ...report, images: report.images.slice(0, keep), probes, findings, warnings: [...report.warnings, note] };
+}
