@@ -83,7 +83,7 @@ async function manifestChild(rows: number, work: string) {
   const t0 = performance.now();
   let first: number | undefined;
   const model = await loadModel(resolve(FIXTURES, 'models/cifar10_marabou_small_nhwc.onnx'), { device: 'cpu', preprocess: 'unit' });
-  const ds = await openDataset(join(work, `m${rows}.csv`), { labels: model.labels, numClasses: model.info.numClasses });
+  const ds = await openDataset(join(work, `m${rows}.csv`), { labels: model.labels, numClasses: model.info.numClasses, onProgress: () => (first ??= performance.now()) });
   const out = join(work, `out-${rows}`);
   const report = await audit(model, ds, { probes: createProbes(['clean']), outDir: out, onProgress: () => (first ??= performance.now()) });
   await writeReport(report, out, ['json']);

@@ -28,7 +28,7 @@ export interface AuditProgress {
   done: number;
   total: number;
   /** What is running now. */
-  phase: 'evaluating' | 'summarizing' | 'rendering' | 'done';
+  phase: 'listing' | 'evaluating' | 'summarizing' | 'rendering' | 'done';
   probe?: string;
   cacheHits: number;
   /** Work inside the phase, in words, when a probe reports it ("style transfer 32/200 stimuli"). */
