@@ -136,6 +136,9 @@ test('a version 1 report (everything inline) still loads, and compares with its 
   assert.equal(acc.diff, 0);
   assert.equal(acc.n, 37, 'paired on the 37 decoded images');
 
+  // per-image files of another report (one being written meanwhile): refused, not mixed
+  writeFileSync(join(v2, 'images.jsonl'), lines(join(v2, 'images.jsonl')).slice(1).join('\n') + '\n');
+  assert.throws(() => loadReport(v2), /images\.jsonl has 39 lines where report\.json expects 40/);
   // a version 2 report.json whose per-image file is gone: one line naming the file
   rmSync(join(v2, 'records.jsonl'));
   assert.throws(() => loadReport(v2), /records\.jsonl is missing/);

@@ -127,6 +127,15 @@ export function loadPerImage(report: Report, folder: string): Report {
     probes[probe]?.records.push(record);
   }
   const findings = index.findings.count > report.findings.length ? ([...readJsonLines(file(index.findings.file))] as Finding[]) : report.findings;
+  // The files are renamed into place before report.json: a reader that meets them while a new
+  // report is being written sees counts that disagree, and is told so rather than given a mix.
+  const disagree = (name: string, lines: number, expected: number) =>
+    new SkepticInputError(`${join(folder, name)} has ${lines} lines where report.json expects ${expected} (a new report being written? read it again)`, join(folder, name));
+  if (images.length !== index.images.count) throw disagree(index.images.file, images.length, index.images.count);
+  const lines = Object.values(probes).reduce((n, p) => n + p.records.length, 0);
+  const expected = Object.values(index.records.counts).reduce((n, c) => n + c, 0);
+  if (lines !== expected || Object.entries(index.records.counts).some(([id, c]) => probes[id]?.records.length !== c)) throw disagree(index.records.file, lines, expected);
+  if (findings.length !== index.findings.count) throw disagree(index.findings.file, findings.length, index.findings.count);
   return { ...report, images, probes, findings };
 }
 
