@@ -183,7 +183,7 @@ function onSmallDisk(script: string, kb: number): { status: number | null; stdou
   }
 }
 
-test('a full disk under --out: exit 2 naming report.json, the previous report intact, no temporary file left', { skip: !canMount && 'needs a private mount namespace (root)', timeout: 300_000 }, () => {
+test('a full disk under --out: exit 2 naming the file, the previous report intact, no temporary file left', { skip: !canMount && 'needs a private mount namespace (root)', timeout: 300_000 }, () => {
   const r = onSmallDisk(
     [
       'mkdir out && echo old > out/report.json',
@@ -196,8 +196,10 @@ test('a full disk under --out: exit 2 naming report.json, the previous report in
     256,
   );
   assert.match(r.stdout, /exit=2/, r.stderr);
-  assert.match(r.stderr, /^skeptic: cannot write .*\/out\/report\.json: no space left on the device$/m);
+  // report.json's per-image files are written first (schema 2), so one of them meets the full disk
+  assert.match(r.stderr, /^skeptic: cannot write .*\/out\/(report|images|records|findings)\.jsonl?: no space left on the device$/m);
   assert.match(r.stdout, /^old$/m, 'the previous report is intact');
+  assert.doesNotMatch(r.stdout, /\.jsonl/, 'no per-image file of the failed report was put in place');
   assert.doesNotMatch(r.stdout, /\.tmp/, 'no temporary file left behind');
 });
 

@@ -77,11 +77,26 @@ export class AtomicWriter {
   }
 
   commit(): void {
+    this.finish();
+    this.publish();
+  }
+
+  /** Writes what is buffered and syncs it to disk; the file is not in place yet. */
+  finish(): void {
     this.flush();
     try {
       fsyncSync(this.fd!);
       closeSync(this.fd!);
       this.fd = undefined;
+    } catch (e) {
+      this.abort();
+      throw new SkepticInputError(`cannot write ${this.file}: ${fsReason(e)}`, this.file);
+    }
+  }
+
+  /** Renames the finished file into place. */
+  publish(): void {
+    try {
       renameSync(this.tmp, this.file);
     } catch (e) {
       this.abort();

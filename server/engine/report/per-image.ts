@@ -29,20 +29,17 @@ export const PER_IMAGE_FILES = { images: 'images.jsonl', records: 'records.jsonl
 /** Findings kept in report.json itself; all of them are in findings.jsonl. */
 export const MAX_FINDINGS_IN_REPORT = 1000;
 
-/** Writes `lines` as JSON Lines to `file`, atomically; returns the number of lines. */
-function writeLines(file: string, lines: Iterable<unknown>): number {
+/** Writes `lines` as JSON Lines to a temporary file beside `file`, synced but not yet in place;
+ *  returns the writer (to publish or abort) and the number of lines. */
+function writeLines(file: string, lines: Iterable<unknown>, open: AtomicWriter[]): number {
   const w = new AtomicWriter(file);
+  open.push(w);
   let n = 0;
-  try {
-    for (const v of lines) {
-      w.write(JSON.stringify(v) + '\n');
-      n++;
-    }
-  } catch (e) {
-    w.abort();
-    throw e;
+  for (const v of lines) {
+    w.write(JSON.stringify(v) + '\n');
+    n++;
   }
-  w.commit();
+  w.finish();
   return n;
 }
 
@@ -55,11 +52,22 @@ function* recordLines(report: Report): Generator<{ probe: string; record: ProbeR
  * report without images and records, with its findings capped and `perImage` naming the files.
  */
 export function writePerImage(report: Report, outDir: string): Omit<Report, 'images'> & { perImage: PerImageIndex } {
-  const images = writeLines(join(outDir, PER_IMAGE_FILES.images), report.images);
+  // All three are written before any is renamed into place: a full disk leaves the previous
+  // report's files as they were, not half replaced.
+  const open: AtomicWriter[] = [];
+  let images: number;
+  let findings: number;
+  try {
+    images = writeLines(join(outDir, PER_IMAGE_FILES.images), report.images, open);
+    writeLines(join(outDir, PER_IMAGE_FILES.records), recordLines(report), open);
+    findings = writeLines(join(outDir, PER_IMAGE_FILES.findings), report.findings, open);
+  } catch (e) {
+    for (const w of open) w.abort();
+    throw e;
+  }
+  for (const w of open) w.publish();
   const counts: Record<string, number> = {};
   for (const [id, p] of Object.entries(report.probes)) counts[id] = p.records.length;
-  writeLines(join(outDir, PER_IMAGE_FILES.records), recordLines(report));
-  const findings = writeLines(join(outDir, PER_IMAGE_FILES.findings), report.findings);
   const perImage: PerImageIndex = {
     images: { file: PER_IMAGE_FILES.images, count: images },
     records: { file: PER_IMAGE_FILES.records, counts },
