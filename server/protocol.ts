@@ -267,7 +267,7 @@ export interface SkepticSettings {
   cacheLocation: string;
   useCache: boolean;
   /** Read dataset files whose links lead outside the dataset's folder (as --follow-symlinks). */
-  followSymlinks?: boolean;
+  followSymlinks: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ export const DEFAULT_SETTINGS: SkepticSettings = {
   seed: 0,
   cacheLocation: '',
   useCache: true,
+  followSymlinks: false,
 };
 
 /** The workspace folder that holds `path`, if any. */
