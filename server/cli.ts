@@ -471,7 +471,7 @@ export function progressPrinter(): ((p: AuditProgress) => void) | undefined {
         : p.phase === 'summarizing'
           ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}`
           : `${p.probe ?? ''}${p.step ? `: ${p.step}` : ''}`;
-    process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
+    process.stderr.write(`\r\x1b[K${bar} ${p.total ? `${p.done}/${p.total} ` : ''}${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
   };
 }
 
