@@ -293,6 +293,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   checkOutDir(outDir);
   const model = await loadModel(entry.path, modelOptions(entry, o, config));
   try {
+    // A 200,000-row manifest takes seconds to list: say how far it got.
+    const listing = o.quiet ? undefined : progressPrinter();
     const dataset = await openDataset(dataPath, {
       labels: model.labels,
       numClasses: model.info.numClasses,
@@ -301,7 +303,9 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       limit,
       seed,
       followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true,
+      onProgress: listing && ((p) => listing({ ...p, phase: 'listing', cacheHits: 0 })),
     });
+    listing?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const cacheDir = cacheFolder(o, baseDir);
     if (shard) {
       const open = { modelPath: entry.path, modelOptions: modelOptions(entry, o, config), dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
@@ -461,8 +465,13 @@ export function progressPrinter(): ((p: AuditProgress) => void) | undefined {
     const width = 30;
     const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const what = p.phase === 'summarizing' ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}` : `${p.probe ?? ''}${p.step ? `: ${p.step}` : ''}`;
-    process.stderr.write(`\r\x1b[K${bar} ${p.done}/${p.total} ${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
+    const what =
+      p.phase === 'listing'
+        ? (p.step ?? 'listing')
+        : p.phase === 'summarizing'
+          ? `summarizing ${p.probe}${p.step ? `: ${p.step}` : ''}`
+          : `${p.probe ?? ''}${p.step ? `: ${p.step}` : ''}`;
+    process.stderr.write(`\r\x1b[K${bar} ${p.total ? `${p.done}/${p.total} ` : ''}${what}${p.cacheHits ? ` (${p.cacheHits} cached)` : ''}`);
   };
 }
 

@@ -118,7 +118,8 @@ export interface CancelResult {
 export const CancelRequest = new RequestType0<CancelResult, void>('skeptic/cancel');
 
 /** skeptic/report: a report in full, by folder, or the latest for a model (and dataset), or the
- *  latest of all when no parameter is given. Null when there is none. */
+ *  latest of all when no parameter is given. Null when there is none. A report on more than 2,000
+ *  images comes with the first 2,000 and a warning saying so (as the standalone HTML embeds it). */
 export interface ReportParams {
   folder?: string;
   model?: string;
@@ -126,7 +127,7 @@ export interface ReportParams {
 }
 export interface ReportResult {
   summary: ReportSummary;
-  /** report.json as written (server/engine/report/schema.ts Report). */
+  /** The report with its per-image data (server/engine/report/schema.ts Report). */
   report: unknown;
 }
 export const ReportRequest = new RequestType<ReportParams, ReportResult | null, void>('skeptic/report');
@@ -265,6 +266,8 @@ export interface SkepticSettings {
   /** Results cache folder; empty: <base>/.skeptic/cache. Relative to the workspace folder. */
   cacheLocation: string;
   useCache: boolean;
+  /** Read dataset files whose links lead outside the dataset's folder (as --follow-symlinks). */
+  followSymlinks: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +293,8 @@ export interface AuditJob {
   cacheDir?: string;
   outDir: string;
   baseDir: string;
+  /** skeptic.json "followSymlinks" (else the skeptic.followSymlinks setting): as --follow-symlinks. */
+  followSymlinks?: boolean;
 }
 
 /** What the engine offers, for validation, hover and completion of skeptic.json. */

@@ -29,6 +29,7 @@ import { diskText, DiagnosticsHub, reportDiagnostics, ZERO_RANGE } from './daemo
 import { byProximity, scanWorkspace, workspaceLabel, type WorkspaceScan } from './daemon/discover';
 import { DEFAULT_SETTINGS, resolveJob, rootOf } from './daemon/job';
 import { REPORTS_DIR, ReportStore, type StoredReport } from './daemon/reports';
+import { embeddableReport } from './engine/report/per-image';
 import { WorkerCrashError, WorkerHost, WorkerJobError } from './daemon/worker-host';
 import {
   AuditRequest, CancelRequest, CLIENT_COMMANDS, DAEMON_COMMANDS, DatasetsRequest, ModelsRequest, ReportRequest,
@@ -332,7 +333,8 @@ function reportResult(params: ReportParams | null | undefined): ReportResult | n
   let stored: StoredReport | undefined;
   if (params?.folder) stored = reports.get(fileURLToPath(params.folder));
   else stored = reports.latestFor(params?.model, params?.dataset);
-  return stored ? { summary: stored.summary, report: stored.report } : null;
+  // The webview shows what a page can hold; 200,000 images would take the IPC channel a minute.
+  return stored ? { summary: stored.summary, report: embeddableReport(stored.report) } : null;
 }
 
 function describeReport(modelUri: string, datasetUri?: string): string | undefined {

@@ -67,7 +67,6 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
       batchSize: job.batchSize,
     });
     try {
-      const dataset = await openDataset(job.dataset, { labels: model.labels, numClasses: model.info.numClasses, limit: job.limit, seed: job.seed });
       let last = 0;
       let lastKey = '';
       const onProgress = (p: AuditProgress) => {
@@ -82,6 +81,15 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         if (p.step) progress.step = p.step;
         send({ type: 'progress', id, progress });
       };
+      // a large manifest takes seconds to list: its progress shows in the editor too
+      const dataset = await openDataset(job.dataset, {
+        labels: model.labels,
+        numClasses: model.info.numClasses,
+        limit: job.limit,
+        seed: job.seed,
+        followSymlinks: job.followSymlinks,
+        onProgress: (p) => onProgress({ ...p, phase: 'listing', cacheHits: 0 }),
+      });
       const report = await audit(model, dataset, {
         probes,
         seed: job.seed,

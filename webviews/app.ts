@@ -20,7 +20,7 @@ function normalise(report: Report): Report {
 }
 
 export function isReport(x: unknown): x is Report {
-  return !!x && typeof x === 'object' && (x as Report).schemaVersion === 1 && typeof (x as Report).probes === 'object';
+  return !!x && typeof x === 'object' && (x as Report).schemaVersion >= 1 && typeof (x as Report).probes === 'object';
 }
 
 export function renderReport(root: HTMLElement, raw: Report, host: Host, art: ArtifactResolver, plots: Plots): void {

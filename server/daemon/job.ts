@@ -27,6 +27,7 @@ export const DEFAULT_SETTINGS: SkepticSettings = {
   seed: 0,
   cacheLocation: '',
   useCache: true,
+  followSymlinks: false,
 };
 
 /** The workspace folder that holds `path`, if any. */
@@ -120,6 +121,8 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
   const attack = job.params.attack;
   if (probes?.includes('attack') && attack?.preset === undefined && attack?.attacks === undefined) job.params.attack = { ...attack, preset: 'fast' };
   if (config?.threads !== undefined) job.threads = config.threads;
+  // skeptic.json wins over the setting, as for the other keys; the CLI's --follow-symlinks reads the same key
+  if ((config?.followSymlinks ?? s.followSymlinks) === true) job.followSymlinks = true;
   if (limit !== undefined) job.limit = limit;
   if (useCache) job.cacheDir = s.cacheLocation ? resolve(settingsBase, s.cacheLocation) : join(baseDir, '.skeptic', 'cache');
   if (entry?.preprocess !== undefined) job.preprocess = entry.preprocess;

@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Report } from '../engine/report/schema';
+import { loadPerImage } from '../engine/report/per-image';
+import { READABLE_SCHEMA_VERSIONS, type Report } from '../engine/report/schema';
 import type { ReportSummary } from '../protocol';
 
 export const REPORTS_DIR = join('.skeptic', 'reports');
@@ -74,8 +75,10 @@ export class ReportStore {
       return undefined;
     }
     try {
-      const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
-      if (report.schemaVersion !== 1 || !Array.isArray(report.findings)) throw new Error(`schema version ${String(report.schemaVersion)} is not supported`);
+      const raw = JSON.parse(readFileSync(file, 'utf8')) as Report;
+      if (!READABLE_SCHEMA_VERSIONS.includes(raw.schemaVersion) || !Array.isArray(raw.findings)) throw new Error(`schema version ${String(raw.schemaVersion)} is not supported`);
+      // version 2 keeps the image table, records and all findings in JSON Lines files beside it
+      const report = loadPerImage(raw, folder);
       this.byFolder.set(folder, { folder, report, summary: summarize(report, folder) });
       return undefined;
     } catch (e) {

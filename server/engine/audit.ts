@@ -18,6 +18,7 @@ import { fsReason } from './fs/files';
 import { centre } from './image/ops';
 import { writeNpy, writePng } from './image/files';
 import type { FindingDraft, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
+import { ImageTable } from './report/image-table';
 import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
 import { ENGINE_VERSION, TOOL_VERSION } from './version';
@@ -27,7 +28,7 @@ export interface AuditProgress {
   done: number;
   total: number;
   /** What is running now. */
-  phase: 'evaluating' | 'summarizing' | 'rendering' | 'done';
+  phase: 'listing' | 'evaluating' | 'summarizing' | 'rendering' | 'done';
   probe?: string;
   cacheHits: number;
   /** Work inside the phase, in words, when a probe reports it ("style transfer 32/200 stimuli"). */
@@ -99,8 +100,11 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   const spec = model.decodeSpec(margin);
 
   const locate = locator(baseDir);
-  const images: ImageEntry[] = dataset.records.map((r) => imageEntry(r, locate));
-  const imageIndex = new Map<number, number>(dataset.records.map((r, i) => [r.index, i]));
+  // Compact: entries are made when read (report/image-table.ts), so a large dataset costs 32
+  // bytes of hash per image here, not an object and a string.
+  const table = new ImageTable(dataset.records, locate);
+  const images: ImageEntry[] = table.entries;
+  const imageIndex = recordPositions(dataset.records);
   const findings: Array<FindingDraft & { probe: string }> = [];
   dataset.records.forEach((r, i) => {
     if (r.problem) findings.push({ probe: 'data', rule: 'data/unusable-item', severity: 'error', image: i, message: r.problem });
@@ -157,10 +161,11 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
       const usable: ProbeImage[] = [];
       for (const sample of batch) {
         const i = imageIndex.get(sample.record.index)!;
-        images[i].sha256 = sample.sha256;
+        table.setSha(i, sample.sha256);
         if (sample.error || !sample.sha256) {
-          images[i].error = sample.error ?? 'could not be read';
-          findings.push({ probe: 'data', rule: 'data/unreadable-image', severity: 'error', image: i, message: images[i].error! });
+          const error = sample.error ?? 'could not be read';
+          table.setError(i, error);
+          findings.push({ probe: 'data', rule: 'data/unreadable-image', severity: 'error', image: i, message: error });
           continue;
         }
         usable.push(probeImage(sample, i));
@@ -255,7 +260,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     }
   }
 
-  const evaluated = images.filter((im) => im.sha256 && !im.error).length;
+  let evaluated = 0;
+  for (let i = 0; i < table.length; i++) if (table.evaluated(i)) evaluated++;
   const modelSubject = subjectFor(model.path, baseDir);
   const out: Report = {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -326,7 +332,7 @@ async function renderArtifacts(
   dataset: Dataset,
   spec: ReturnType<LoadedModel['decodeSpec']>,
   batchSize: number,
-  imageIndex: Map<number, number>,
+  imageIndex: RecordPositions,
   findings: Array<FindingDraft & { probe: string }>,
   ctx: { model: LoadedModel; seed: number; signal?: AbortSignal; outDir: string },
 ): Promise<void> {
@@ -394,16 +400,31 @@ function locator(baseDir: string): (file: string) => { path: string; uri: string
   };
 }
 
-function imageEntry(r: DatasetRecord, locate: (file: string) => { path: string; uri: string }): ImageEntry {
-  // A manifest row is where a person fixes a bad item, so findings point at the row;
-  // otherwise at the image file (or the idx file with the item's index).
-  const at = r.manifest ?? r.file;
-  const e: ImageEntry = { id: r.id, ...locate(at) };
-  if (r.line !== undefined) e.line = r.line;
-  if (r.manifest === undefined && r.id.includes('#')) e.index = Number(r.id.slice(r.id.lastIndexOf('#') + 1));
-  if (r.label !== undefined) e.label = r.label;
-  if (r.labelName !== undefined) e.labelName = r.labelName;
-  return e;
+interface RecordPositions {
+  /** The position in dataset.records (the image table) of the record with this listing index. */
+  get(index: number): number | undefined;
+}
+
+/** Where each record sits in the selection, without a Map entry per image: the selection is in
+ *  listing order, so it is the identity without --limit and a binary search with it. */
+function recordPositions(records: readonly DatasetRecord[]): RecordPositions {
+  const n = records.length;
+  if (records.every((r, i) => r.index === i)) return { get: (index) => (index >= 0 && index < n ? index : undefined) };
+  const indices = Int32Array.from(records, (r) => r.index);
+  if (!indices.every((v, i) => i === 0 || indices[i - 1] < v)) return new Map(records.map((r, i) => [r.index, i])); // not in listing order
+  return {
+    get(index) {
+      let lo = 0;
+      let hi = n - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (indices[mid] === index) return mid;
+        if (indices[mid] < index) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return undefined;
+    },
+  };
 }
 
 function datasetHash(images: ImageEntry[]): string {

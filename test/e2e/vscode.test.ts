@@ -35,6 +35,7 @@ import type { BrowserContext, FrameLocator, Locator, Page } from 'playwright-cor
 import { compareReports } from '../../server/engine/compare';
 import type { Report } from '../../server/engine/report/schema';
 import { LIMIT, LONG, makeWorkspace, PROBES, REPORT, ROOT } from './workspace';
+import { loadReport } from '../../server/engine/compare/load';
 
 const HERE = __dirname;
 const OUT = join(ROOT, 'test-output/e2e');
@@ -301,7 +302,8 @@ async function palette(label: string): Promise<void> {
 }
 
 function readReport(): Report {
-  return JSON.parse(readFileSync(join(ws, REPORT), 'utf8')) as Report;
+  // report.json with its per-image files (images, records, every finding)
+  return loadReport(join(ws, REPORT));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +459,7 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
       sh(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', join(other, 'shapes-cnn-v2.onnx'), '--data', join(ws, 'data/test.csv'), '--probes', 'clean,attack', '--limit', String(LIMIT), '--device', 'cpu', '--preprocess', '{"channelOrder":"bgr"}', '--labels', join(ws, 'shapes-cnn.labels.txt'), '--quiet', '--no-cache', '--out', newFolder]),
     );
     const base = readReport();
-    const next = JSON.parse(readFileSync(join(newFolder, 'report.json'), 'utf8')) as Report;
+    const next = loadReport(join(newFolder, 'report.json')) as Report;
     const expected = compareReports(base, next);
     assert.equal(expected.metrics.find((m) => m.key === 'clean.accuracy')?.change, 'worse', 'the BGR re-export is significantly less accurate');
 
@@ -519,7 +521,12 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     await page.mouse.move(700, 880);
     await shot('11-cancelled');
     const r = await until('report.json of the cancelled audit', 20_000, () => {
-      const x = readReport();
+      let x: Report;
+      try {
+        x = readReport();
+      } catch {
+        return undefined; // caught between the per-image files and report.json being renamed
+      }
       return x.run.startedAt !== firstStartedAt ? x : undefined;
     });
     assert.equal(r.run.cancelled, true, 'report.json: run.cancelled');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { main } from '../../server/cli';
 import type { Report as FullReport } from '../../server/engine/report/schema';
 import type { Case } from './corpus';
+import { loadReport } from '../../server/engine/compare/load';
 
 const [casesFile, firstArg] = process.argv.slice(2);
 const cases = JSON.parse(readFileSync(casesFile, 'utf8')) as Case[];
@@ -59,7 +60,7 @@ async function run(): Promise<void> {
     const dir = outDir(c.args);
     if (dir && (code === 0 || code === 1)) {
       try {
-        const r = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as FullReport;
+        const r = loadReport(join(dir, 'report.json')) as FullReport;
         // Only what the classification needs: findings and which items were read.
         report = {
           evaluated: r.dataset.evaluated,

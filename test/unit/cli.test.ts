@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import { loadReport } from '../../server/engine/compare/load';
 
 const ROOT = resolve(__dirname, '../..');
 const DEMO_MODEL = join(ROOT, 'models/demo/shapes-cnn.onnx');
@@ -34,8 +35,8 @@ test('audit on the demo: summary, report.json and SARIF, exit 0; --fail-on warni
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /clean\s+ok\s+accuracy/);
   assert.match(r.stdout, /shift\s+ok/);
-  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
-  assert.equal(report.schemaVersion, 1);
+  const report = loadReport(join(out, 'report.json'));
+  assert.equal(report.schemaVersion, 2);
   assert.equal(report.dataset.selected, 40);
   assert.equal(report.config.limit, 40);
   assert.equal(report.model.preprocessing.source, 'metadata');

@@ -16,11 +16,12 @@ import type { Report } from '../../server/engine/report/schema';
 import { CompareRequest, ProblemsBaselineRequest } from '../../server/protocol';
 import { DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
 import { ROOT, TestDaemon } from './helpers/lsp-client';
+import { loadReport } from '../../server/engine/compare/load';
 
 let ws: string;
 let daemon: TestDaemon;
 const folder = (n: string) => join(ws, '.skeptic/reports', n);
-const read = (n: string) => JSON.parse(readFileSync(join(folder(n), 'report.json'), 'utf8')) as Report;
+const read = (n: string) => loadReport(join(folder(n), 'report.json')) as Report;
 
 before(async () => {
   ensureDemoData();

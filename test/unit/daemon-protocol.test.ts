@@ -18,6 +18,7 @@ import {
   SaveModelEntryRequest, StatusRequest, type AuditParams, type AuditResult,
 } from '../../server/protocol';
 import { ROOT, TestDaemon } from './helpers/lsp-client';
+import { loadReport } from '../../server/engine/compare/load';
 
 const FIXTURES = join(ROOT, '../shared/fixtures');
 let ws: string;
@@ -83,7 +84,7 @@ test('audit from skeptic.json: progress, then diagnostics on the model, the mani
   assert.equal(s.dataset, uri('data/test.csv'), 'the dataset skeptic.json gives the model');
   assert.equal(s.device, 'cpu');
   assert.ok(existsSync(file('.skeptic/reports/shapes-cnn--test/report.json')));
-  const report = JSON.parse(readFileSync(file('.skeptic/reports/shapes-cnn--test/report.json'), 'utf8'));
+  const report = loadReport(file('.skeptic/reports/shapes-cnn--test/report.json')) as any;
   assert.deepEqual(report.config.probes, ['clean', 'shift']);
   assert.equal(report.dataset.selected, 40);
   assert.equal(report.config.params.shift.k, 2, "skeptic.json's probe parameters");
@@ -134,13 +135,13 @@ test('audit from skeptic.json: progress, then diagnostics on the model, the mani
     assert.deepEqual(lenses![0].command!.arguments, [s.folder]);
   }
   const got = await daemon.connection.sendRequest(ReportRequest, { folder: s.folder });
-  assert.equal((got!.report as { schemaVersion: number }).schemaVersion, 1);
+  assert.equal((got!.report as { schemaVersion: number }).schemaVersion, 2);
 });
 
 test('class-folder data: diagnostics on the image files', async () => {
   const result = await audit({ dataset: uri('shapes'), limit: 40, probes: ['clean', 'shift'] });
   assert.equal(result.status, 'ok', result.error);
-  const report = JSON.parse(readFileSync(file('.skeptic/reports/shapes-cnn--shapes/report.json'), 'utf8'));
+  const report = loadReport(file('.skeptic/reports/shapes-cnn--shapes/report.json')) as any;
   const perImage = report.findings.filter((f: { subject: { image?: number } }) => f.subject.image !== undefined);
   assert.ok(perImage.length > 0);
   for (const f of perImage) {
@@ -182,7 +183,7 @@ test('while an audit runs the daemon answers within 100 ms; cancel stops it and 
   const result = await running;
   assert.equal(result.status, 'cancelled', result.error);
   assert.equal(result.report?.cancelled, true);
-  const report = JSON.parse(readFileSync(file('.skeptic/reports/shapes-cnn--test/report.json'), 'utf8'));
+  const report = loadReport(file('.skeptic/reports/shapes-cnn--test/report.json')) as any;
   assert.equal(report.run.cancelled, true);
   assert.equal(report.probes.shift.status, 'cancelled');
   assert.ok(report.probes.shift.count > 0 && report.probes.shift.count < 400, `partial: ${report.probes.shift.count} images`);
@@ -266,7 +267,7 @@ test('a fixture model on fixture data (MNIST idx): diagnostics on the idx file',
   const result = await audit({ model: uri('mnist/mnist-8.onnx') });
   assert.equal(result.status, 'ok', result.error);
   assert.ok(existsSync(file('mnist/.skeptic/reports/mnist-8--mnist/report.json')), 'beside its skeptic.json');
-  const report = JSON.parse(readFileSync(file('mnist/.skeptic/reports/mnist-8--mnist/report.json'), 'utf8'));
+  const report = loadReport(file('mnist/.skeptic/reports/mnist-8--mnist/report.json')) as any;
   assert.equal(report.dataset.kind, 'idx');
   const idx = report.findings.filter((f: { subject: { index?: number } }) => f.subject.index !== undefined);
   for (const f of idx) {

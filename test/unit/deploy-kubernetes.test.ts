@@ -11,6 +11,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { loadReport } from '../../server/engine/compare/load';
 
 const ROOT = resolve(__dirname, '../..');
 const K8S = join(ROOT, 'deploy/kubernetes');
@@ -74,8 +75,8 @@ test('the Kubernetes manifests fit together, and their commands audit and merge 
     assert.equal(wait.status, 0, `the init container's wait ends once all shards are there: ${wait.stderr}`);
     const merged = skeptic(mergeC.args, envOf(mergeC));
     assert.equal(merged.status, 0, merged.stderr);
-    const a = JSON.parse(readFileSync(join(work, 'single/report.json'), 'utf8'));
-    const b = JSON.parse(readFileSync(join(work, 'report/report.json'), 'utf8'));
+    const a = loadReport(join(work, 'single/report.json')) as any;
+    const b = loadReport(join(work, 'report/report.json')) as any;
     assert.equal(b.run.shards.count, count);
     delete a.run;
     delete b.run;

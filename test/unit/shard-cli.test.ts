@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import Ajv from 'ajv';
 import schema from '../../server/engine/report/report.schema.json';
+import { loadReport } from '../../server/engine/compare/load';
 
 const ROOT = resolve(__dirname, '../..');
 const DEMO_MODEL = join(ROOT, 'models/demo/shapes-cnn.onnx');
@@ -56,8 +57,8 @@ test('shards from --shard, Slurm (ID/COUNT and MIN/MAX) and a Kubernetes index m
   assert.equal(merged.code, 0, merged.stderr);
   assert.match(merged.stdout, /Merged 4 of 4 shards/);
   assert.match(merged.stderr, /skeptic merge: read 4\/4 shard results/);
-  const a = JSON.parse(readFileSync(join(work, 'single/report.json'), 'utf8'));
-  const b: any = JSON.parse(readFileSync(join(work, 'merged/report.json'), 'utf8'));
+  const a = loadReport(join(work, 'single/report.json')) as any;
+  const b: any = loadReport(join(work, 'merged/report.json'));
   const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
   assert.ok(validate(b) as boolean, JSON.stringify(validate.errors));
   assert.deepEqual(b.run.shards.merged, [0, 1, 2, 3]);
@@ -99,7 +100,7 @@ test('merge refuses shards of different audits, names missing and unfinished sha
 
   const partial = skeptic(['merge', partialDir, '--partial', '--out', join(work, 'partial-report')]);
   assert.equal(partial.code, 0, partial.stderr);
-  const report = JSON.parse(readFileSync(join(work, 'partial-report/report.json'), 'utf8'));
+  const report = loadReport(join(work, 'partial-report/report.json')) as any;
   const s0 = JSON.parse(readFileSync(join(partialDir, 'shard-0000-of-0003.json'), 'utf8'));
   assert.equal(report.dataset.selected, s0.images.length);
   assert.deepEqual(report.images.map((im: { id: string }) => im.id), s0.images.map((im: { id: string }) => im.id));

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { sleep, slurmUnavailable, startSlurm } from './helpers/slurm';
+import { loadReport } from '../../server/engine/compare/load';
 
 const ROOT = resolve(__dirname, '../..');
 const skip = slurmUnavailable();
@@ -71,8 +72,8 @@ test('deploy/slurm: 4 array tasks and the merge job on a local Slurm give the si
       assert.match(logText, new RegExp(`skeptic: shard ${i}/4 \\(SLURM_ARRAY_TASK_ID=${i}, count from SLURM_ARRAY_TASK_COUNT\\)`));
     }
 
-    const a = JSON.parse(readFileSync(join(work, 'single/report.json'), 'utf8'));
-    const b = JSON.parse(readFileSync(join(work, 'report/report.json'), 'utf8'));
+    const a = loadReport(join(work, 'single/report.json')) as any;
+    const b = loadReport(join(work, 'report/report.json')) as any;
     assert.deepEqual(b.run.shards.merged, [0, 1, 2, 3]);
     assert.ok(existsSync(join(work, 'report/report.sarif')) && existsSync(join(work, 'report/report.html')));
     delete a.run;

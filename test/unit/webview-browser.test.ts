@@ -29,6 +29,7 @@ import type { Finding, Report } from '../../server/engine/report/schema';
 import { writeReport } from '../../server/engine/report/write';
 import { eps as epsText, pct } from '../../webviews/lib/format';
 import { browserSkipReason, cspViolations, launch, openStandalone, openWebview, screenshot, VSCODE_THEMES, WEBVIEW_ORIGIN, type Watch } from '../browser/harness';
+import { loadReport } from '../../server/engine/compare/load';
 
 // The page's globals, for callbacks that run in the browser (this project compiles without DOM types).
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -59,7 +60,7 @@ async function makeReport(o: { model: string; data: string; preprocess?: string;
     const report = await audit(model, dataset, { probes: createProbes(o.probes, o.params), seed: 0, batchSize: 64, limit: o.limit, outDir: o.dir, baseDir: ROOT });
     const written = await writeReport(report, o.dir, ['json', 'html']);
     assert.deepEqual(written.map((f) => f.slice(o.dir.length + 1)), ['report.json', 'report.html']);
-    return JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8'));
+    return loadReport(join(o.dir, 'report.json'));
   } finally {
     await model.dispose();
   }

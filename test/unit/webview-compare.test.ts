@@ -28,6 +28,7 @@ import { writeReport } from '../../server/engine/report/write';
 import { pct } from '../../webviews/lib/format';
 import { browserSkipReason, cspViolations, launch, openWebview, screenshot, type Watch } from '../browser/harness';
 import { DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+import { loadReport } from '../../server/engine/compare/load';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const window: any;
@@ -51,7 +52,7 @@ async function makeReport(dir: string, preprocess?: string): Promise<Report> {
     const params = { attack: { attacks: ['pgd-linf'], maxImages: 30, bisectionSteps: 2, largeEps: 0 } };
     const report = await audit(model, dataset, { probes: createProbes(['clean', 'shift', 'corruptions', 'attack'], params), seed: 0, batchSize: 64, limit: 80, outDir: dir, baseDir: ROOT });
     await writeReport(report, dir, ['json']);
-    return JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    return loadReport(join(dir, 'report.json'));
   } finally {
     await model.dispose();
   }

@@ -1,8 +1,10 @@
-/** Reads a report for comparison: a report.json, or a report folder holding one. */
+/** Reads a report for comparison: a report.json, or a report folder holding one. A version 2
+ *  report's per-image data is read back from the JSON Lines files beside it (per-image.ts). */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
-import { REPORT_SCHEMA_VERSION, type Report } from '../report/schema';
+import { loadPerImage } from '../report/per-image';
+import { READABLE_SCHEMA_VERSIONS, type Report } from '../report/schema';
 
 export function reportFile(path: string): string {
   const p = resolve(path);
@@ -21,11 +23,13 @@ export function loadReport(path: string): Report {
   }
   const r = raw as Partial<Report>;
   if (!r || typeof r !== 'object' || r.tool?.name !== 'skeptic') throw new SkepticInputError(`${file}: not a Skeptic report`, file);
-  if (r.schemaVersion !== REPORT_SCHEMA_VERSION) {
-    throw new SkepticInputError(`${file}: report schema version ${r.schemaVersion}, this Skeptic reads version ${REPORT_SCHEMA_VERSION}`, file);
+  if (!READABLE_SCHEMA_VERSIONS.includes(r.schemaVersion as number)) {
+    throw new SkepticInputError(`${file}: report schema version ${r.schemaVersion}, this Skeptic reads versions ${READABLE_SCHEMA_VERSIONS.join(' and ')}`, file);
   }
-  for (const k of ['probes', 'images', 'findings', 'dataset', 'model', 'config'] as const) {
+  for (const k of ['probes', 'findings', 'dataset', 'model', 'config'] as const) {
     if (!r[k] || typeof r[k] !== 'object') throw new SkepticInputError(`${file}: the report has no "${k}"`, file);
   }
-  return r as Report;
+  if (r.schemaVersion === 1 && (!r.images || typeof r.images !== 'object')) throw new SkepticInputError(`${file}: the report has no "images"`, file);
+  if (r.schemaVersion !== 1 && (!r.perImage || typeof r.perImage !== 'object')) throw new SkepticInputError(`${file}: the report has no "perImage"`, file);
+  return loadPerImage(r as Report, dirname(file));
 }

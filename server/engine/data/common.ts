@@ -118,6 +118,7 @@ export async function checkFiles(
   prefix: (r: DatasetRecord) => string,
   root?: string,
   followSymlinks = false,
+  progress?: (done: number, total: number) => void,
 ): Promise<void> {
   const todo = records.filter((r) => !r.problem);
   const realRoot = root && !followSymlinks ? await realpath(root).catch(() => root) : undefined;
@@ -129,7 +130,12 @@ export async function checkFiles(
     if (!p) seen.set(file, (p = fileProblem(file, root, followSymlinks, realRoot, dirs)));
     return p;
   };
-  const problems = await mapLimit(todo, STAT_CONCURRENCY, (r) => check(r.file));
+  let checked = 0;
+  const problems = await mapLimit(todo, STAT_CONCURRENCY, async (r) => {
+    const p = await check(r.file);
+    if (++checked % LISTING_PROGRESS_EVERY === 0) progress?.(checked, todo.length);
+    return p;
+  });
   todo.forEach((r, i) => {
     if (problems[i]) r.problem = `${prefix(r)}: ${problems[i]}`;
   });
@@ -167,4 +173,15 @@ export interface ReadOptions {
   labelColumn?: string;
   /** Read files whose links resolve outside the dataset's root (default: an error on the item). */
   followSymlinks?: boolean;
+  /** Listing a large manifest takes seconds: how far it got ("reading rows", "checking files"). */
+  onProgress?: (p: ListingProgress) => void;
 }
+
+export interface ListingProgress {
+  done: number;
+  total: number;
+  step: string;
+}
+
+/** Rows between two listing progress reports. */
+export const LISTING_PROGRESS_EVERY = 8192;

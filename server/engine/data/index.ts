@@ -15,7 +15,8 @@ import { basename, extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
 import type { Dataset, DatasetRecord, LabelSet } from '../types';
 import { fsReason, notRegular } from '../fs/files';
-import { describe, isImageName, type Listing } from './common';
+import { describe, isImageName, type Listing, type ListingProgress } from './common';
+export type { ListingProgress } from './common';
 import { DEFAULT_MAX_PIXELS } from './decode';
 import { listFolder } from './folder';
 import { isIdxImages, listIdx } from './idx';
@@ -42,6 +43,8 @@ export interface OpenDatasetOptions {
   numClasses?: number;
   /** Follow symbolic links that resolve outside the dataset's root (default: an error on the item). */
   followSymlinks?: boolean;
+  /** How far listing a manifest got, every few thousand rows (it takes seconds for 200,000). */
+  onProgress?: (p: ListingProgress) => void;
 }
 
 const MANIFEST_EXTENSIONS: Record<string, 'csv' | 'jsonl'> = { '.csv': 'csv', '.jsonl': 'jsonl', '.ndjson': 'jsonl' };
@@ -78,6 +81,20 @@ function outOfRange(records: DatasetRecord[], k: number): void {
 }
 
 export async function openDataset(path: string, opts: OpenDatasetOptions = {}): Promise<Dataset> {
+  try {
+    return await open(path, opts);
+  } catch (e) {
+    // A manifest or folder that cannot be read (permission denied, a link loop...): one line
+    // naming it, not an internal error. Problems with single items are findings instead.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof SkepticInputError || typeof code !== 'string') throw e;
+    const abs = resolve(path);
+    const what = (e as NodeJS.ErrnoException).path ?? abs;
+    throw new SkepticInputError(`cannot read ${what === abs ? 'dataset ' : ''}${what}: ${fsReason(e)}`, what);
+  }
+}
+
+async function open(path: string, opts: OpenDatasetOptions): Promise<Dataset> {
   const abs = resolve(path);
   const concurrency = positiveInt('concurrency', opts.concurrency, 4);
   const maxPixels = positiveInt('maxPixels', opts.maxPixels, DEFAULT_MAX_PIXELS);

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { CancelledError, throwIfAborted } from '../errors';
 import type { DatasetRecord, DecodeSpec, Sample, StreamOptions } from '../types';
+import { fsReason } from '../fs/files';
 import { describe } from './common';
 import { decodeImage } from './decode';
 
@@ -131,7 +132,8 @@ export async function fileSample(record: DatasetRecord, spec: DecodeSpec, opts: 
     bytes = await readFile(record.file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not an image file' : `cannot read the file (${code ?? (e as Error).message})`;
+    // "permission denied", "a symbolic link loop"...: the reason in words, not an errno code
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not an image file' : `cannot read the file (${code ? fsReason(e) : (e as Error).message})`;
     return { record, margin, error: `${describe(record)}: ${why}` };
   }
   if (bytes.length === 0) return { record, margin, error: `${describe(record)}: file is empty (0 bytes)` };

@@ -58,7 +58,7 @@ export function checkOutDir(dir: string): void {
   try {
     accessSync(d, constants.W_OK | constants.X_OK);
   } catch (e) {
-    throw new SkepticInputError(d === dir ? `report folder ${dir} is not writable: ${fsReason(e)}` : `cannot create the report folder ${dir}: ${d} is not writable`, dir);
+    throw new SkepticInputError(d === dir ? `report folder ${dir} is not writable: ${fsReason(e)}` : `cannot create the report folder ${dir}: ${d} is not writable (${fsReason(e)})`, dir);
   }
 }
 

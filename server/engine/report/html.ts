@@ -21,6 +21,7 @@ import { existsSync, readFileSync, realpathSync, statSync, mkdirSync } from 'nod
 import { writeFileAtomic } from '../fs/atomic';
 import { dirname, join, resolve, sep } from 'node:path';
 import { safeArtifactPath } from '../../../webviews/lib/paths';
+import { embeddableReport } from './per-image';
 import type { Report } from './schema';
 
 export type HtmlAssets =
@@ -301,12 +302,14 @@ export async function embedArtifacts(report: Report, outDir: string, opts: Embed
   return { artifacts, embedded, omitted, bytes };
 }
 
-/** Writes <outDir>/report.html, a single file that needs no network and no other file. */
-export async function writeHtmlReport(report: Report, outDir: string, opts: EmbedOptions & { bundle?: { js: string; css: string } } = {}): Promise<string> {
+/** Writes <outDir>/report.html, a single file that needs no network and no other file. Large
+ *  reports are embedded in part (embeddableReport). */
+export async function writeHtmlReport(whole: Report, outDir: string, opts: EmbedOptions & { bundle?: { js: string; css: string } } = {}): Promise<string> {
   mkdirSync(outDir, { recursive: true });
   const bundle = opts.bundle ?? findWebviewBundle();
   const js = readFileSync(bundle.js, 'utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
   const css = readFileSync(bundle.css, 'utf8').replace(/\/\*# sourceMappingURL=\S+ \*\/\s*$/, '');
+  const report = embeddableReport(whole);
   const { artifacts, omitted } = await embedArtifacts(report, outDir, opts);
   const html = renderReportHtml({ report, assets: { kind: 'inline', js, css }, nonce: makeNonce(), artifacts, omitted });
   const file = join(outDir, 'report.html');

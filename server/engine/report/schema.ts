@@ -1,5 +1,5 @@
 /**
- * Report schema, version 1: the contract between the engine and every front end (CLI summary,
+ * Report schema, version 2: the contract between the engine and every front end (CLI summary,
  * SARIF, the daemon's diagnostics, the webviews). report.schema.json is the same contract as a
  * JSON Schema; test/unit/report-schema.test.ts checks that real reports validate against it.
  *
@@ -8,7 +8,20 @@
  */
 import type { DeviceInfo, ModelInfo, OutputKind, Preprocessing, TensorInfo } from '../types';
 
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
+/** Versions the readers accept: version 1 held the per-image data inline in report.json; version
+ *  2 keeps it in JSON Lines files beside it (per-image.ts). */
+export const READABLE_SCHEMA_VERSIONS: readonly number[] = [1, 2];
+
+/** report.json's pointer to its per-image files (version 2), with their line counts. */
+export interface PerImageIndex {
+  /** One ImageEntry per line, line k = image k. */
+  images: { file: string; count: number };
+  /** One `{probe, record}` per line; `counts` per probe. */
+  records: { file: string; counts: Record<string, number> };
+  /** Every finding, one per line; report.json holds the first `inReport`. */
+  findings: { file: string; count: number; inReport: number };
+}
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -74,14 +87,16 @@ export interface ProbeResult {
   metrics: Record<string, unknown>;
   /** Data for plots (curves, histograms), shaped by the probe. */
   plots?: Record<string, unknown>;
-  /** Per-image results: `image` indexes Report.images. */
+  /** Per-image results: `image` indexes Report.images. In memory (and in a version 1 file); a
+   *  version 2 report.json keeps them in records.jsonl (per-image.ts's loadPerImage reads them back). */
   records: Array<{ image: number; artifacts?: string[] } & Record<string, unknown>>;
   /** Images with records, out of the evaluated ones. */
   count: number;
 }
 
 export interface Report {
-  schemaVersion: typeof REPORT_SCHEMA_VERSION;
+  /** REPORT_SCHEMA_VERSION for a new report; 1 for an older one read back. */
+  schemaVersion: typeof REPORT_SCHEMA_VERSION | 1;
   tool: { name: 'skeptic'; version: string; engineVersion: string };
   model: {
     path: string;
@@ -123,10 +138,16 @@ export interface Report {
     params: Record<string, Record<string, unknown>>;
   };
   probes: Record<string, ProbeResult>;
+  /** Every finding in memory; a version 2 report.json holds the first MAX_FINDINGS_IN_REPORT
+   *  (perImage.findings.count says how many there are; all are in findings.jsonl). */
   findings: Finding[];
   /** What each rule means, for every rule the probes (and the data checks) can raise. */
   rules: Record<string, RuleInfo>;
+  /** The image table. In memory (and in a version 1 file); a version 2 report.json keeps it in
+   *  images.jsonl. */
   images: ImageEntry[];
+  /** Version 2 files: where the per-image data is (absent in the engine's in-memory report). */
+  perImage?: PerImageIndex;
   /** Things the user should know that are not findings (assumed preprocessing, fallbacks). */
   warnings: string[];
   /** Wall-clock facts: these differ between two runs of the same audit. */

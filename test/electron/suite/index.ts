@@ -16,8 +16,9 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
+import { loadPerImage } from '../../../server/engine/report/per-image';
 import type { Report } from '../../../server/engine/report/schema';
 import { LIMIT, LONG, PROBES, REPORT } from '../../e2e/workspace';
 
@@ -40,7 +41,8 @@ export async function run(): Promise<void> {
   const model = vscode.Uri.joinPath(folder, 'shapes-cnn.onnx');
   const csv = vscode.Uri.joinPath(folder, 'data/test.csv');
   const reportFile = join(ws, REPORT);
-  const readReport = () => JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
+  // report.json with its per-image files (images, records, every finding)
+  const readReport = () => loadPerImage(JSON.parse(readFileSync(reportFile, 'utf8')) as Report, dirname(reportFile));
   let report!: Report;
 
   const steps: Array<[string, () => Promise<void>]> = [
