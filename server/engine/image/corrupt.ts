@@ -70,8 +70,9 @@ type Table = Record<CorruptionName, ReadonlyArray<number | readonly number[]>>;
  * iterations]; motion_blur: [radius, σ]; zoom_blur: [step, count] of numpy's arange(1, stop,
  * step) (the zoom factors 1 + i·step); snow: [mean, std, zoom, threshold, blur radius, blur σ,
  * mix]; frost: [image weight, texture weight]; fog: [strength, wibble decay];
- * elastic_transform: alpha (imagecorruptions' resolution-independent version, the same at both
- * sizes); saturate: [scale, shift].
+ * elastic_transform: alpha (imagecorruptions' resolution-independent version; up to 64 px
+ * make_cifar_c.py's affine + elastic recipe, [alpha, σ, affine] in units of the side);
+ * saturate: [scale, shift].
  */
 export const IMAGENET_C: Table = {
   gaussian_noise: [0.08, 0.12, 0.18, 0.26, 0.38],
@@ -110,7 +111,8 @@ export const CIFAR_C: Table = {
   snow: [[0.1, 0.2, 1, 0.6, 8, 3, 0.95], [0.1, 0.2, 1, 0.5, 10, 4, 0.9], [0.15, 0.3, 1.75, 0.55, 10, 4, 0.9], [0.25, 0.3, 2.25, 0.6, 12, 6, 0.85], [0.3, 0.3, 1.25, 0.65, 14, 12, 0.8]],
   frost: [[1, 0.2], [1, 0.3], [0.9, 0.4], [0.85, 0.4], [0.75, 0.45]],
   fog: [[0.2, 3], [0.5, 3], [0.75, 2.5], [1, 2], [1.5, 1.75]],
-  elastic_transform: [12.5, 16.25, 21.25, 25, 30],
+  // make_cifar_c.py's [alpha, σ, affine] over IMSIZE (here: times the image's side)
+  elastic_transform: [[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]],
   speckle_noise: [0.06, 0.1, 0.12, 0.16, 0.2],
   gaussian_blur: [0.4, 0.6, 0.7, 0.8, 1],
   saturate: [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]],
@@ -161,7 +163,7 @@ export async function corrupt(img: PixelImage, name: CorruptionName, severity: n
     case 'fog':
       return C.fog(img, t[0], t[1], rng);
     case 'elastic_transform':
-      return C.elastic(img, c as number, rng);
+      return C.elastic(img, c, rng);
     case 'speckle_noise':
       return C.speckleNoise(img, c as number, rng);
     case 'gaussian_blur':

@@ -344,68 +344,135 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number): 
   return like(img, out);
 }
 
+/** Bilinear taps into an H×W plane at (cy, cx): planes k = 0..3 of (y0,x0), (y0,x1), (y1,x0), (y1,x1), indices through `border`. */
+function bilinearTaps(index: Int32Array, weight: Float32Array, n: number, p: number, cy: number, cx: number, H: number, W: number, border: (i: number, n: number) => number): void {
+  const y0 = Math.floor(cy);
+  const x0 = Math.floor(cx);
+  const fy = cy - y0;
+  const fx = cx - x0;
+  const ys = [border(y0, H), border(y0 + 1, H)];
+  const xs = [border(x0, W), border(x0 + 1, W)];
+  const wy = [1 - fy, fy];
+  const wx = [1 - fx, fx];
+  for (let k = 0; k < 4; k++) {
+    index[k * n + p] = ys[k >> 1] * W + xs[k & 1];
+    weight[k * n + p] = wy[k >> 1] * wx[k & 1];
+  }
+}
+
+const reflectHalf = (i: number, n: number) => borderIndex(i, n, 'reflect');
+/** OpenCV's BORDER_REFLECT_101 (… 2 1 | 0 1 … n−1 | n−2 …). */
+function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - j;
+}
+
+/** A displacement field: uniform(±max) per pixel, Gaussian-smoothed (σy, σx, truncate 3, border 'reflect'), times alpha, to float32. */
+function displacement(H: number, W: number, max: number, sy: number, sx: number, alpha: number, rng: () => number): Float32Array {
+  const u = new Float64Array(H * W);
+  for (let p = 0; p < u.length; p++) u[p] = -max + 2 * max * rng();
+  if (!(sy > 0 && sx > 0)) return Float32Array.from(u, (v) => v * alpha);
+  const s = filterPlane(u, H, W, gaussianWeights(sy, 3), gaussianWeights(sx, 3), 'reflect');
+  return Float32Array.from(s, (v) => v * alpha);
+}
+
 /**
- * Elastic transform's sampling, drawn: a displacement field per axis (uniform(±0.005·H) per
- * pixel, Gaussian-smoothed with σ = 0.01·side, truncate 3, border 'reflect', times alpha, to
- * float32; dx first), then per output pixel the four bilinear taps (indices reflected
- * half-sample, weights), planes k = 0..3: (y0,x0), (y0,x1), (y1,x0), (y1,x1).
- * This is imagecorruptions' version (resolution-independent); make_imagenet_c.py adds a random
- * affine warp first and uses pixel constants tuned at 224 px.
+ * Elastic transform's sampling, drawn, as `stages` rounds of four bilinear taps per output pixel
+ * (planes 4s + k, k = 0..3: (y0,x0), (y0,x1), (y1,x0), (y1,x1)); stage 0 is applied first.
+ *  - Above 64 px (c = alpha): imagecorruptions' resolution-independent version, one stage: a
+ *    displacement field per axis (uniform(±0.005·H) per pixel, Gaussian-smoothed with σ = 0.01·side,
+ *    truncate 3, border 'reflect', times alpha, float32; dx drawn first), sampled at (y + dy,
+ *    x + dx) with indices mirrored half-sample (map_coordinates' 'reflect').
+ *  - Up to 64 px (c = [alpha, σ, affine] in units of the side, make_cifar_c.py's): first a random
+ *    affine warp (three points around the centre moved by uniform(±affine·side), the map through
+ *    them, bilinear, OpenCV's BORDER_REFLECT_101; OpenCV's 1/32-pixel coordinate rounding is not
+ *    reproduced), then the displacement field with uniform(±1), σ·side, alpha·side.
+ *    imagecorruptions' version degenerates to per-pixel jitter there (σ = 0.3 px at 32 px), which
+ *    is why the small images keep Hendrycks' CIFAR recipe.
  */
-export function elasticTaps(H: number, W: number, alpha: number, rng: () => number): { index: Int32Array; weight: Float32Array } {
+export function elasticTaps(H: number, W: number, c: number | readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
   const n = H * W;
-  const maxD = H * 0.005;
-  const field = () => {
-    const u = new Float64Array(n);
-    for (let p = 0; p < n; p++) u[p] = -maxD + 2 * maxD * rng();
-    const s = filterPlane(u, H, W, gaussianWeights(0.01 * H, 3), gaussianWeights(0.01 * W, 3), 'reflect');
-    return Float32Array.from(s, (v) => v * alpha);
-  };
-  const dx = field();
-  const dy = field();
-  const index = new Int32Array(4 * n);
-  const weight = new Float32Array(4 * n);
+  if (typeof c === 'number') {
+    const dx = displacement(H, W, H * 0.005, 0.01 * H, 0.01 * W, c, rng);
+    const dy = displacement(H, W, H * 0.005, 0.01 * H, 0.01 * W, c, rng);
+    const index = new Int32Array(4 * n);
+    const weight = new Float32Array(4 * n);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(index, weight, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
+    return { index, weight, stages: 1 };
+  }
+  const side = Math.min(H, W);
+  const [alpha, sigma, affine] = [c[0] * side, c[1] * side, c[2] * side];
+  // the affine: three source points (x, y) around the centre, each moved by uniform(±affine)
+  const cy = Math.floor(H / 2);
+  const cx = Math.floor(W / 2);
+  const sq = Math.floor(side / 3);
+  const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]]; // as the reference writes them (row-first, read by OpenCV as x, y)
+  const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
+  // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
+  const M = affineThrough(src, dst);
+  const inv = invertAffine(M);
+  const index = new Int32Array(8 * n);
+  const weight = new Float32Array(8 * n);
+  const ia = index.subarray(0, 4 * n);
+  const wa = weight.subarray(0, 4 * n);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
-      const p = y * W + x;
-      const cy = y + dy[p];
-      const cx = x + dx[p];
-      const y0 = Math.floor(cy);
-      const x0 = Math.floor(cx);
-      const fy = cy - y0;
-      const fx = cx - x0;
-      const ys = [borderIndex(y0, H, 'reflect'), borderIndex(y0 + 1, H, 'reflect')];
-      const xs = [borderIndex(x0, W, 'reflect'), borderIndex(x0 + 1, W, 'reflect')];
-      const wy = [1 - fy, fy];
-      const wx = [1 - fx, fx];
-      for (let k = 0; k < 4; k++) {
-        index[k * n + p] = ys[k >> 1] * W + xs[k & 1];
-        weight[k * n + p] = wy[k >> 1] * wx[k & 1];
-      }
+      const sx = inv[0] * x + inv[1] * y + inv[2];
+      const sy = inv[3] * x + inv[4] * y + inv[5];
+      bilinearTaps(ia, wa, n, y * W + x, sy, sx, H, W, reflect101);
     }
   }
-  return { index, weight };
+  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const ib = index.subarray(4 * n);
+  const wb = weight.subarray(4 * n);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
+  return { index, weight, stages: 2 };
 }
 
-/** Resampling by drawn taps: out[c, p] = Σ_k weight[k, p]·x[c, index[k, p]], clipped. */
-export function fromTaps(img: PixelImage, taps: { index: Int32Array; weight: Float32Array }): PixelImage {
+/** The affine map [a b c; d e f] taking three points (x, y) to three others (OpenCV's getAffineTransform). */
+export function affineThrough(src: number[][], dst: number[][]): number[] {
+  const det3 = (m: number[][]) => m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  const A = src.map(([x, y]) => [x, y, 1]);
+  const D = det3(A);
+  const solve = (b: number[]) => [0, 1, 2].map((j) => det3(A.map((row, i) => row.map((v, k) => (k === j ? b[i] : v)))) / D);
+  return [...solve(dst.map((p) => p[0])), ...solve(dst.map((p) => p[1]))];
+}
+
+function invertAffine(m: number[]): number[] {
+  const [a, b, c, d, e, f] = m;
+  const det = a * e - b * d;
+  return [e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det];
+}
+
+/** Resampling by drawn taps, stage after stage: out[c, p] = Σ_k weight[k, p]·x[c, index[k, p]]; clipped at the end. */
+export function fromTaps(img: PixelImage, taps: { index: Int32Array; weight: Float32Array; stages?: number }): PixelImage {
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
-  const K = taps.index.length / n;
-  const out = new Float32Array(C * n);
-  for (let c = 0; c < C; c++) {
-    for (let p = 0; p < n; p++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += taps.weight[k * n + p] * img.data[c * n + taps.index[k * n + p]];
-      out[c * n + p] = clip01(s);
+  const stages = taps.stages ?? 1;
+  const K = taps.index.length / n / stages;
+  let cur = Float64Array.from(img.data);
+  for (let s = 0; s < stages; s++) {
+    const next = new Float64Array(C * n);
+    const o = s * K * n;
+    for (let c = 0; c < C; c++) {
+      for (let p = 0; p < n; p++) {
+        let v = 0;
+        for (let k = 0; k < K; k++) v += taps.weight[o + k * n + p] * cur[c * n + taps.index[o + k * n + p]];
+        next[c * n + p] = v;
+      }
     }
+    cur = next;
   }
-  return like(img, out);
+  return like(img, Float32Array.from(cur, clip01));
 }
 
-/** Elastic transform: alpha (the displacement gain). */
-export function elastic(img: PixelImage, alpha: number, rng: () => number): PixelImage {
-  return fromTaps(img, elasticTaps(img.height, img.width, alpha, rng));
+/** Elastic transform: alpha above 64 px, [alpha, σ, affine] (in units of the side) up to 64 px. */
+export function elastic(img: PixelImage, c: number | readonly number[], rng: () => number): PixelImage {
+  return fromTaps(img, elasticTaps(img.height, img.width, c, rng));
 }
 
 /** Extra: speckle noise, x + x·N(0, σ²) per value, clipped. */

@@ -74,12 +74,14 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       }
       case 'elastic_transform': {
+        // one round of bilinear taps above 64 px, two (affine, then elastic) up to 64 px
+        const stages = typeof c === 'number' ? 1 : 2;
         const index = planes.index;
         const weight = planes.weight;
-        planes.index += 4;
-        planes.weight += 4;
-        ops.push({ kind: 'elastic', index, weight });
-        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, c as number, mulberry32(seed)) });
+        planes.index += 4 * stages;
+        planes.weight += 4 * stages;
+        ops.push({ kind: 'elastic', index, weight, stages });
+        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, c, mulberry32(seed)) });
         break;
       }
       case 'motion_blur':

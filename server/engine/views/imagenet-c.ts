@@ -14,7 +14,8 @@
  *   fog       (x + s·layer)·max/(max + s), the plasma layer drawn on the CPU per image; clipped
  *   frost     a·x + b·layer, the texture crop chosen on the CPU per image; clipped
  *   elastic   four-tap bilinear resampling by GatherElements, taps (indices and weights) the CPU
- *             computed from the drawn displacement field; clipped
+ *             computed from the drawn displacement field (two rounds up to 64 px: the affine
+ *             warp, then the field); clipped
  *   speckle   x + x·σ·z, z by Box–Muller from a noise slot's uniforms (as the noise view); clipped
  *   saturate  HSV saturation S·scale + shift in float64, written without the hue: each channel
  *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
@@ -23,8 +24,8 @@
  * layer runs through a zoom, a threshold and that blur before it is mixed in.
  *
  * Per-image inputs (besides the noise slots): skeptic_view_layer float [n, L, C, H, W] (fog,
- * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four) and
- * skeptic_view_weight float [n, J, H·W] (elastic: four planes).
+ * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four per round) and
+ * skeptic_view_weight float [n, J, H·W] (elastic: four per round).
  */
 import { A, type Builder } from '../model/gradient/builder';
 import { gaussianWeights, zoomTaps } from '../image/imagenet-c';
@@ -41,8 +42,8 @@ export type ImagenetCViewOp =
   | { kind: 'fog'; strength: number; slot: number }
   /** Frost a·x + b·layer; the texture crop is layer `slot`. */
   | { kind: 'frost'; a: number; b: number; slot: number }
-  /** Elastic resampling: index planes index…index+3, weight planes weight…weight+3. */
-  | { kind: 'elastic'; index: number; weight: number }
+  /** Elastic resampling in `stages` rounds of four taps: index planes index…index+4·stages−1, weight planes likewise. */
+  | { kind: 'elastic'; index: number; weight: number; stages: number }
   /** Speckle noise x + x·σ·z, z from noise slot `slot`. */
   | { kind: 'speckle'; sigma: number; slot: number }
   /** Saturation S·scale + shift. */
@@ -57,8 +58,8 @@ export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; 
     if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
     if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
     if (op.kind === 'elastic') {
-      n.index = Math.max(n.index, op.index + 4);
-      n.weight = Math.max(n.weight, op.weight + 4);
+      n.index = Math.max(n.index, op.index + 4 * op.stages);
+      n.weight = Math.max(n.weight, op.weight + 4 * op.stages);
     }
     if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
   }
@@ -179,9 +180,13 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       return clip01(b.op('Add', [b.op('Mul', [centre, b.scalar(op.a)]), b.op('Mul', [layer, b.scalar(op.b)])]));
     }
     case 'elastic': {
-      const taps = gatherPixels(ctx, centre, planes(ctx, ctx.inputs.index, op.index, 4), 4); // [n, C, 4, HW]
-      const w = b.unsqueeze(planes(ctx, ctx.inputs.weight, op.weight, 4), [1]); // [n, 1, 4, HW]
-      return clip01(b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]));
+      let x = centre;
+      for (let s = 0; s < op.stages; s++) {
+        const taps = gatherPixels(ctx, x, planes(ctx, ctx.inputs.index, op.index + 4 * s, 4), 4); // [n, C, 4, HW]
+        const w = b.unsqueeze(planes(ctx, ctx.inputs.weight, op.weight + 4 * s, 4), [1]); // [n, 1, 4, HW]
+        x = b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
+      }
+      return clip01(x);
     }
     case 'speckle':
       return clip01(b.op('Add', [centre, b.op('Mul', [centre, b.op('Mul', [ctx.normals(op.slot), b.scalar(op.sigma)])])]));
