@@ -179,22 +179,25 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       // Corruption Error against AlexNet (metrics/mce.ts): ImageNet only (1000 classes, inputs above 64 px)
       const imagenet = ctx.model.info.numClasses === 1000 && Math.min(ctx.model.info.height, ctx.model.info.width) > SMALL_MAX_SIDE;
       const perCorruption: Array<{ corruption: string; accuracy: number | null; agreement: number | null; relativeDrop: number | null; ce: number | null }> = [];
+      const rawCe: Array<number | null> = []; // unrounded, for the mean
       for (const name of corruptions) {
         accuracy[name] = severities.map((s) => (nL ? round(labelled.filter((r) => r.hit![name] & bit(s)).length / nL) : NaN));
         agreement[name] = severities.map((s) => (n ? round(records.filter((r) => r.same[name] & bit(s)).length / n) : NaN));
         const acc = nL ? mean(accuracy[name]) : null;
+        const ce = nL && imagenet ? corruptionError(name, accuracy[name], severities) : null;
+        rawCe.push(ce);
         perCorruption.push({
           corruption: name,
           accuracy: acc,
           agreement: mean(agreement[name]),
           relativeDrop: acc !== null && clean ? round((clean - acc) / clean) : null,
-          ce: nL && imagenet ? roundOrNull(corruptionError(name, accuracy[name], severities)) : null,
+          ce: roundOrNull(ce),
         });
       }
       const mCA = nL ? mean(corruptions.flatMap((c) => accuracy[c])) : null;
       const meanAgreement = mean(corruptions.flatMap((c) => agreement[c]));
       const relativeDrop = mCA !== null && clean ? round((clean - mCA) / clean) : null;
-      const mce = meanCorruptionError(perCorruption.map((p) => p.ce));
+      const mce = meanCorruptionError(rawCe);
       const worst = nL ? [...perCorruption].sort((a, b) => a.accuracy! - b.accuracy!)[0] : [...perCorruption].sort((a, b) => a.agreement! - b.agreement!)[0];
 
       const metrics = {

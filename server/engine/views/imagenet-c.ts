@@ -7,7 +7,7 @@
  *   glass     the same blur in float64 as two MatMuls with banded matrices (the next step
  *             truncates to 8 bits, where float32 sums would land on the other side of a level),
  *             Floor(·255)/255, the per-image shuffle as GatherElements by an index plane the CPU
- *             drew (the reference's sequential swaps, image/imagenet-c.ts glassPermutation),
+ *             drew (the reference's sequential "swaps", image/imagenet-c.ts glassPermutation),
  *             the float32 blur again; clipped
  *   zoom      every clipped zoom as constant two-tap row and column gathers, all zoom factors
  *             stacked in one Gather per axis, summed with the image, divided; clipped
