@@ -58,6 +58,8 @@ function thresholdParams(t: Record<string, number>): Params {
 
 /** A path-valued parameter (ood.oodData) relative to the file or folder that gave it. */
 function resolvePaths(p: Params | undefined, base: string): Params | undefined {
+  // corruptions.frostDir (a folder of frost textures) is relative to the same base
+  if (p?.corruptions && typeof p.corruptions.frostDir === 'string') p = { ...p, corruptions: { ...p.corruptions, frostDir: resolve(base, p.corruptions.frostDir) } };
   if (!p?.ood || typeof p.ood.oodData !== 'string') return p;
   return { ...p, ood: { ...p.ood, oodData: resolve(base, p.ood.oodData) } };
 }

@@ -20,8 +20,9 @@
  *                   likely): scikit-image's random_noise(mode='s&p', amount=c)
  *   defocus_blur    correlation with Hendrycks' disk(radius, alias_blur): the pixel centres
  *                   within `radius` of the centre, normalised, then smoothed by a Gaussian of
- *                   σ = alias_blur over a 3×3 (radius ≤ 8) or 5×5 window; borders reflect
- *                   (OpenCV's BORDER_REFLECT_101, filter2D's default)
+ *                   σ = alias_blur over a 3×3 (radius ≤ 8) or 5×5 window on the reference's
+ *                   grid (see diskKernel); borders reflect (OpenCV's BORDER_REFLECT_101,
+ *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
  *                   first rounded to 8 bits, as any JPEG writer does
  *   pixelate        area-average down to ⌊side·c⌋ (PIL's BOX when the factor divides), then back up
@@ -249,28 +250,33 @@ export function contrast(img: PixelImage, factor: number): PixelImage {
 }
 
 /**
- * Hendrycks' disk(radius, alias_blur) as a (2h+1)² kernel, row-major, summing to 1: the integer
- * offsets (x, y) with x² + y² ≤ radius², normalised, then correlated with a k×k Gaussian of
- * σ = alias_blur (k = 3 for radius ≤ 8, else 5; weights exp(−d²/2σ²), normalised, as OpenCV's
- * getGaussianKernel). Zero padding around the disk (Hendrycks' fixed 17×17 grid only differs
- * when the disk touches its edge).
+ * Hendrycks' disk(radius, alias_blur) as a kernel, row-major: on the grid of integer offsets
+ * −8…8 (radius ≤ 8) or −r…r (r = ⌊radius⌋, larger radii), the offsets (x, y) with
+ * x² + y² ≤ radius², normalised, then smoothed as cv2.GaussianBlur does it: a k×k Gaussian of
+ * σ = alias_blur (k = 3 for radius ≤ 8, else 5; weights exp(−d²/2σ²), normalised, as
+ * getGaussianKernel), borders of the grid reflected (BORDER_REFLECT_101). Not renormalised: where
+ * the disk touches the grid's edge (radius 8 and above) the reflection adds mass, and the
+ * reference's kernel sums to a little more than 1 (1.013 at radius 8); so does this one. All-zero
+ * outer rows and columns are trimmed (the same correlation, a smaller kernel). alias_blur 0 means
+ * no smoothing. The grid of a non-integer radius above 8 (Skeptic scales the radius with the
+ * image) is −⌊radius⌋…⌊radius⌋, centred, where numpy's arange would not be.
  */
 export function diskKernel(radius: number, aliasBlur: number): { size: number; weights: Float64Array } {
   const k = radius <= 8 ? 3 : 5;
   const g = (k - 1) / 2;
-  const r = Math.floor(radius);
-  const h = r + g;
-  const size = 2 * h + 1;
-  const disk = new Float64Array(size * size);
+  const R = radius <= 8 ? 8 : Math.floor(radius);
+  const N = 2 * R + 1;
+  const disk = new Float64Array(N * N);
   let count = 0;
-  for (let y = -r; y <= r; y++) {
-    for (let x = -r; x <= r; x++) {
+  for (let y = -R; y <= R; y++) {
+    for (let x = -R; x <= R; x++) {
       if (x * x + y * y <= radius * radius) {
-        disk[(y + h) * size + (x + h)] = 1;
+        disk[(y + R) * N + (x + R)] = 1;
         count++;
       }
     }
   }
+  for (let i = 0; i < disk.length; i++) disk[i] /= count;
   const gauss = new Float64Array(k);
   let gs = 0;
   for (let i = 0; i < k; i++) {
@@ -278,32 +284,31 @@ export function diskKernel(radius: number, aliasBlur: number): { size: number; w
     gs += gauss[i];
   }
   for (let i = 0; i < k; i++) gauss[i] /= gs;
-  // Separable Gaussian smoothing of the normalised disk (zero outside).
-  const tmp = new Float64Array(size * size);
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      let s = 0;
-      for (let i = 0; i < k; i++) {
-        const xx = x + i - g;
-        if (xx >= 0 && xx < size) s += gauss[i] * disk[y * size + xx];
-      }
-      tmp[y * size + x] = s / count;
-    }
+  // separable smoothing, the grid's borders reflected (rows, then columns)
+  const tmp = new Float64Array(N * N);
+  for (let y = 0; y < N; y++) for (let x = 0; x < N; x++) {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += gauss[i] * disk[y * N + reflect101(x + i - g, N)];
+    tmp[y * N + x] = s;
   }
+  const full = new Float64Array(N * N);
+  for (let y = 0; y < N; y++) for (let x = 0; x < N; x++) {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += gauss[i] * tmp[reflect101(y + i - g, N) * N + x];
+    full[y * N + x] = s;
+  }
+  // trim all-zero outer rings (the kernel is symmetric)
+  let h = R;
+  const ringZero = (h: number) => {
+    for (let t = -h; t <= h; t++) {
+      for (const [y, x] of [[-h, t], [h, t], [t, -h], [t, h]]) if (full[(y + R) * N + (x + R)] !== 0) return false;
+    }
+    return true;
+  };
+  while (h > 0 && ringZero(h)) h--;
+  const size = 2 * h + 1;
   const weights = new Float64Array(size * size);
-  let total = 0;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      let s = 0;
-      for (let i = 0; i < k; i++) {
-        const yy = y + i - g;
-        if (yy >= 0 && yy < size) s += gauss[i] * tmp[yy * size + x];
-      }
-      weights[y * size + x] = s;
-      total += s;
-    }
-  }
-  for (let i = 0; i < weights.length; i++) weights[i] /= total;
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) weights[y * size + x] = full[(y - h + R) * N + (x - h + R)];
   return { size, weights };
 }
 
