@@ -5,8 +5,13 @@
  * ImageNet images at every severity (bench/corruptions_reference.py prints the table).
  *
  *   git clone https://github.com/bethgelab/imagecorruptions /tmp/imagecorruptions   (or any checkout)
+ *   git clone https://github.com/hendrycks/robustness /tmp/robustness              (for elastic_transform)
  *   apt-get install -y python3-skimage python3-opencv python3-numba python3-scipy
- *   IMAGECORRUPTIONS=/tmp/imagecorruptions node --import tsx bench/corruptions-reference.ts [N_IMAGES] [NAMES]
+ *   IMAGECORRUPTIONS=/tmp/imagecorruptions ROBUSTNESS=/tmp/robustness \
+ *     node --import tsx bench/corruptions-reference.ts [N_IMAGES] [NAMES]
+ *
+ * Elastic transform follows make_imagenet_c.py (mCE's AlexNet baseline was measured on it), which
+ * imagecorruptions rewrote; with ROBUSTNESS set it is compared against that file's function.
  *
  * Skeptic's views equal these JS functions to float32 rounding (test/unit/views.test.ts), so this
  * compares the views too. Where nothing is drawn at random (defocus, zoom and Gaussian blur,
@@ -49,7 +54,8 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(`${files.length} images (${files.join(', ')}), work folder ${dir}\n`);
-  execFileSync('/usr/bin/python3', [join(__dirname, 'corruptions_reference.py'), dir, pkg, String(files.length), names.join(',')], { stdio: 'inherit' });
+  const robustness = process.env.ROBUSTNESS ? [process.env.ROBUSTNESS] : [];
+  execFileSync('/usr/bin/python3', [join(__dirname, 'corruptions_reference.py'), dir, pkg, String(files.length), names.join(','), ...robustness], { stdio: 'inherit' });
 }
 
 main().catch((e) => {

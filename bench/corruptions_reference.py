@@ -1,6 +1,6 @@
 """Reference side of bench/corruptions-reference.ts: bethgelab/imagecorruptions on the same images.
 
-usage: corruptions_reference.py WORKDIR IMAGECORRUPTIONS_DIR N_IMAGES NAMES
+usage: corruptions_reference.py WORKDIR IMAGECORRUPTIONS_DIR N_IMAGES NAMES [ROBUSTNESS_DIR]
 
 WORKDIR holds clean_<i>.png (224x224 RGB) and Skeptic's outputs ours_<i>_<name>_<s>.npy (float32
 C x H x W in [0,1]). IMAGECORRUPTIONS_DIR is a checkout of github.com/bethgelab/imagecorruptions
@@ -22,6 +22,23 @@ sys.path.insert(0, pkg)
 import warnings
 warnings.filterwarnings('ignore')
 from imagecorruptions import corruption_dict  # noqa: E402
+
+# elastic_transform: Skeptic follows make_imagenet_c.py (the version AlexNet's errors were measured
+# on), which imagecorruptions rewrote; with a checkout of hendrycks/robustness, that function is
+# taken from the file itself (its other code needs Wand and the ImageNet folders, so only the one
+# function is run) and compared instead.
+if len(sys.argv) > 5:
+    import ast
+    import cv2
+    from scipy.ndimage import map_coordinates
+    from skimage.filters import gaussian
+    path = f'{sys.argv[5]}/ImageNet-C/create_c/make_imagenet_c.py'
+    src = open(path).read()
+    fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == 'elastic_transform')
+    ns = {'np': np, 'cv2': cv2, 'gaussian': gaussian, 'map_coordinates': map_coordinates}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, 'exec'), ns)
+    corruption_dict = dict(corruption_dict, elastic_transform=ns['elastic_transform'])
+    print('elastic_transform: make_imagenet_c.py from', sys.argv[5])
 
 np.random.seed(0)
 print('| corruption | s | MAD | \\|Δ\\| ours | \\|Δ\\| ref | sd Δ ours | sd Δ ref | p90 ours | p90 ref |')

@@ -16,10 +16,10 @@ import sharp from 'sharp';
 import { corrupt } from '../../server/engine/image/corrupt';
 import { FROST_PHOTO_STATS, frostLayer, frostTextures, proceduralFrost } from '../../server/engine/image/frost';
 import {
-  affineThrough, bilinearTaps, borderIndex, elasticTaps, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
+  affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
   roundHalfEven, saturate, zoomBlur, zoomFactors,
 } from '../../server/engine/image/imagenet-c';
-import { IMAGENET_C } from '../../server/engine/image/corrupt';
+import { IMAGENET_C, severityConstant } from '../../server/engine/image/corrupt';
 import { mulberry32 } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 
@@ -72,6 +72,17 @@ test('scipy\'s Gaussian weights and map_coordinates\' half-sample reflect border
   ys.forEach((y, p) => bilinearTaps(index, weight, ys.length, p, y, xs[p], 5, 6, (i, n) => borderIndex(i, n, 'reflect')));
   const got = ys.map((_, p) => [0, 1, 2, 3].reduce((s, k) => s + weight[k * ys.length + p] * mc.plane[index[k * ys.length + p]], 0));
   assert.ok(maxDiff(got, mc.values) < 1e-6, `${got} vs ${mc.values}`);
+  // a kernel longer than the plane (folded into a matrix) equals the tap-by-tap sum
+  const plane = Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.7));
+  const w = gaussianWeights(3, 4);
+  const r = (w.length - 1) / 2;
+  const direct = new Float64Array(30);
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 6; x++) {
+    let s = 0;
+    for (let a = 0; a < w.length; a++) for (let b = 0; b < w.length; b++) s += w[a] * w[b] * plane[borderIndex(y + a - r, 5, 'reflect') * 6 + borderIndex(x + b - r, 6, 'reflect')];
+    direct[y * 6 + x] = s;
+  }
+  assert.ok(maxDiff(filterPlane(plane, 5, 6, w, w, 'reflect'), direct) < 1e-12);
 });
 
 test('glass blur\'s loop fed the reference\'s draws gives its index map (its "swap" copies)', () => {
@@ -101,12 +112,16 @@ test('plasma fractal: a power-of-two map in [0, 1], seeded; fog layer is its top
   assert.throws(() => plasmaFractal(30, 2, mulberry32(1)), /power of two/);
 });
 
-test('elastic transform: a smooth displacement of about a pixel at 224, mass kept; the affine maps its three points', () => {
-  const t = elasticTaps(64, 80, 25, mulberry32(3));
+test('elastic transform: two rounds of bilinear taps (affine, field), weights summing to 1; constants kept; the affine maps its three points', () => {
+  // make_imagenet_c.py's severity 1 at 224 px: alpha 488, σ 170.8 (a kernel longer than the image), affine 24.4
+  const t = elasticTaps(64, 80, [488, 170.8, 24.4], mulberry32(3));
+  assert.equal(t.stages, 2);
   const n = 64 * 80;
   for (let p = 0; p < n; p += 97) {
-    const w = [0, 1, 2, 3].reduce((s, k) => s + t.weight[k * n + p], 0);
-    assert.ok(Math.abs(w - 1) < 1e-6, 'bilinear weights sum to 1');
+    for (const s of [0, 1]) {
+      const w = [0, 1, 2, 3].reduce((a, k) => a + t.weight[(4 * s + k) * n + p], 0);
+      assert.ok(Math.abs(w - 1) < 1e-6, 'bilinear weights sum to 1');
+    }
   }
   // a constant image stays constant (borders included)
   const flat: PixelImage = { data: new Float32Array(3 * n).fill(0.3), channels: 3, height: 64, width: 80 };
@@ -116,8 +131,8 @@ test('elastic transform: a smooth displacement of about a pixel at 224, mass kep
     assert.ok(maxDiff(o.data, flat.data) < 1e-6);
     const M = affineThrough([[0, 0], [1, 0], [0, 1]], [[2, 3], [4, 3], [2, 6]]);
     assert.deepEqual(M.map((v) => Math.round(v * 1e9) / 1e9), [2, 0, 2, 0, 3, 3]);
-    const small = elasticTaps(32, 32, [0.05, 0.2, 0.07], mulberry32(4));
-    assert.equal(small.stages, 2, 'CIFAR recipe: affine, then the field');
+    assert.deepEqual((severityConstant('elastic_transform', 3, 224, 224) as number[]).map((v: number) => +v.toFixed(6)), [12.2, 2.44, 4.88], '244·(0.05, 0.01, 0.02)');
+    assert.deepEqual((severityConstant('elastic_transform', 2, 32, 32) as number[]).map((v: number) => +v.toFixed(6)), [1.6, 6.4, 2.24], '32·(0.05, 0.2, 0.07)');
   });
 });
 

@@ -71,8 +71,10 @@ type Table = Record<CorruptionName, ReadonlyArray<number | readonly number[]>>;
  * iterations]; motion_blur: [radius, σ]; zoom_blur: [step, count] of numpy's arange(1, stop,
  * step) (the zoom factors 1 + i·step); snow: [mean, std, zoom, threshold, blur radius, blur σ,
  * mix]; frost: [image weight, texture weight]; fog: [strength, wibble decay];
- * elastic_transform: alpha (imagecorruptions' resolution-independent version; up to 64 px
- * make_cifar_c.py's affine + elastic recipe, [alpha, σ, affine] in units of the side);
+ * elastic_transform: [alpha, σ, affine] of Hendrycks' affine + elastic recipe in units of
+ * IMSIZE (make_imagenet_c.py's 244 at 224 px, scaled with the side; make_cifar_c.py's side):
+ * AlexNet's errors, mCE's baseline, were measured on this version, not on imagecorruptions'
+ * rewritten one;
  * saturate: [scale, shift].
  */
 export const IMAGENET_C: Table = {
@@ -90,7 +92,7 @@ export const IMAGENET_C: Table = {
   snow: [[0.1, 0.3, 3, 0.5, 10, 4, 0.8], [0.2, 0.3, 2, 0.5, 12, 4, 0.7], [0.55, 0.3, 4, 0.9, 12, 8, 0.7], [0.55, 0.3, 4.5, 0.85, 12, 8, 0.65], [0.55, 0.3, 2.5, 0.85, 12, 12, 0.55]],
   frost: [[1, 0.4], [0.8, 0.6], [0.7, 0.7], [0.65, 0.7], [0.6, 0.75]],
   fog: [[1.5, 2], [2, 2], [2.5, 1.7], [2.5, 1.5], [3, 1.4]],
-  elastic_transform: [12.5, 16.25, 21.25, 25, 30],
+  elastic_transform: [[2, 0.7, 0.1], [2, 0.08, 0.2], [0.05, 0.01, 0.02], [0.07, 0.01, 0.02], [0.12, 0.01, 0.02]],
   speckle_noise: [0.15, 0.2, 0.35, 0.45, 0.6],
   gaussian_blur: [1, 2, 3, 4, 6],
   saturate: [[0.3, 0], [0.1, 0], [2, 0], [5, 0.1], [20, 0.2]],
@@ -134,6 +136,8 @@ export function severityConstant(name: CorruptionName, severity: number, height:
   const small = side <= SMALL_MAX_SIDE;
   const c = (small ? CIFAR_C : IMAGENET_C)[name][severity - 1];
   if (typeof c === 'number') return c;
+  // elastic: to pixels (IMSIZE = 244 at 224 px, "244 should have been 224" in the reference)
+  if (name === 'elastic_transform') return c.map((v) => v * (small ? side : (244 * side) / 224));
   if (name !== 'defocus_blur') return [...c];
   return [small ? c[0] : (c[0] * side) / 224, c[1]];
 }
@@ -164,7 +168,7 @@ export async function corrupt(img: PixelImage, name: CorruptionName, severity: n
     case 'fog':
       return C.fog(img, t[0], t[1], rng);
     case 'elastic_transform':
-      return C.elastic(img, c, rng);
+      return C.elastic(img, t, rng);
     case 'speckle_noise':
       return C.speckleNoise(img, c as number, rng);
     case 'gaussian_blur':

@@ -59,6 +59,8 @@ export function borderIndex(i: number, n: number, mode: 'nearest' | 'reflect'): 
 
 /** A plane (H×W, row-major) correlated with 1-D weights along rows then columns (scipy's axis order). */
 export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: Float64Array, wx: Float64Array, mode: 'nearest' | 'reflect'): Float64Array {
+  // a kernel longer than the line (elastic's σ of 171 px): fold it into an n×n matrix first
+  if (wy.length > H || wx.length > W) return filterFolded(plane, H, W, fold(wy, H, mode), fold(wx, W, mode));
   const ry = (wy.length - 1) / 2;
   const rx = (wx.length - 1) / 2;
   const tmp = new Float64Array(H * W);
@@ -76,6 +78,30 @@ export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: 
       for (let k = 0; k < wx.length; k++) s += wx[k] * tmp[y * W + borderIndex(x + k - rx, W, mode)];
       out[y * W + x] = s;
     }
+  }
+  return out;
+}
+
+/** The n×n matrix of a correlation along a line of n with weights w and a border mode: m[o·n + j]. */
+function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
+  const r = (w.length - 1) / 2;
+  const m = new Float64Array(n * n);
+  for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) m[o * n + borderIndex(o + k - r, n, mode)] += w[k];
+  return m;
+}
+
+/** filterPlane with folded matrices (rows, then columns). */
+function filterFolded(plane: ArrayLike<number>, H: number, W: number, my: Float64Array, mx: Float64Array): Float64Array {
+  const tmp = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) for (let j = 0; j < H; j++) {
+    const a = my[y * H + j];
+    if (a !== 0) for (let x = 0; x < W; x++) tmp[y * W + x] += a * plane[j * W + x];
+  }
+  const out = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    let s = 0;
+    for (let j = 0; j < W; j++) s += mx[x * W + j] * tmp[y * W + j];
+    out[y * W + x] = s;
   }
   return out;
 }
@@ -380,40 +406,32 @@ function displacement(H: number, W: number, max: number, sy: number, sx: number,
 }
 
 /**
- * Elastic transform's sampling, drawn, as `stages` rounds of four bilinear taps per output pixel
- * (planes 4s + k, k = 0..3: (y0,x0), (y0,x1), (y1,x0), (y1,x1)); stage 0 is applied first.
- *  - Above 64 px (c = alpha): imagecorruptions' resolution-independent version, one stage: a
- *    displacement field per axis (uniform(±0.005·H) per pixel, Gaussian-smoothed with σ = 0.01·side,
- *    truncate 3, border 'reflect', times alpha, float32; dx drawn first), sampled at (y + dy,
- *    x + dx) with indices mirrored half-sample (map_coordinates' 'reflect').
- *  - Up to 64 px (c = [alpha, σ, affine] in units of the side, make_cifar_c.py's): first a random
- *    affine warp (three points around the centre moved by uniform(±affine·side), the map through
- *    them, bilinear, OpenCV's BORDER_REFLECT_101; OpenCV's 1/32-pixel coordinate rounding is not
- *    reproduced), then the displacement field with uniform(±1), σ·side, alpha·side.
- *    imagecorruptions' version degenerates to per-pixel jitter there (σ = 0.3 px at 32 px), which
- *    is why the small images keep Hendrycks' CIFAR recipe.
+ * Elastic transform's sampling, drawn, as two rounds of four bilinear taps per output pixel
+ * (planes 4s + k, k = 0..3: (y0,x0), (y0,x1), (y1,x0), (y1,x1)); round 0 is applied first.
+ * Hendrycks' recipe (make_imagenet_c.py, make_cifar_c.py), c = [alpha, σ, affine] in pixels:
+ *   1. a random affine warp: three points around the centre moved by uniform(±affine) (six
+ *      float32 draws), the map through them (getAffineTransform), sampled bilinearly at its
+ *      inverse with OpenCV's BORDER_REFLECT_101 (OpenCV's 1/32-pixel coordinate rounding is not
+ *      reproduced);
+ *   2. a displacement field per axis, uniform(±1) per pixel, Gaussian-smoothed (σ, truncate 3,
+ *      border 'reflect'), times alpha, float32 (dx drawn first), sampled at (y + dy, x + dx) with
+ *      indices mirrored half-sample (map_coordinates' 'reflect').
+ * imagecorruptions rewrote this transform to be resolution-independent; its version is milder
+ * than none and harsher than some of these severities, and AlexNet's errors (mCE's baseline)
+ * were measured on this one, so this one is used.
  */
-export function elasticTaps(H: number, W: number, c: number | readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
+export function elasticTaps(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
   const n = H * W;
-  if (typeof c === 'number') {
-    const dx = displacement(H, W, H * 0.005, 0.01 * H, 0.01 * W, c, rng);
-    const dy = displacement(H, W, H * 0.005, 0.01 * H, 0.01 * W, c, rng);
-    const index = new Int32Array(4 * n);
-    const weight = new Float32Array(4 * n);
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(index, weight, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
-    return { index, weight, stages: 1 };
-  }
+  const [alpha, sigma, affine] = c;
   const side = Math.min(H, W);
-  const [alpha, sigma, affine] = [c[0] * side, c[1] * side, c[2] * side];
-  // the affine: three source points (x, y) around the centre, each moved by uniform(±affine)
+  // the affine: three source points around the centre, each coordinate moved by uniform(±affine)
   const cy = Math.floor(H / 2);
   const cx = Math.floor(W / 2);
   const sq = Math.floor(side / 3);
   const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]]; // as the reference writes them (row-first, read by OpenCV as x, y)
   const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
-  const M = affineThrough(src, dst);
-  const inv = invertAffine(M);
+  const inv = invertAffine(affineThrough(src, dst));
   const index = new Int32Array(8 * n);
   const weight = new Float32Array(8 * n);
   const ia = index.subarray(0, 4 * n);
@@ -470,8 +488,8 @@ export function fromTaps(img: PixelImage, taps: { index: Int32Array; weight: Flo
   return like(img, Float32Array.from(cur, clip01));
 }
 
-/** Elastic transform: alpha above 64 px, [alpha, σ, affine] (in units of the side) up to 64 px. */
-export function elastic(img: PixelImage, c: number | readonly number[], rng: () => number): PixelImage {
+/** Elastic transform: [alpha, σ, affine] in pixels. */
+export function elastic(img: PixelImage, c: readonly number[], rng: () => number): PixelImage {
   return fromTaps(img, elasticTaps(img.height, img.width, c, rng));
 }
 

@@ -74,14 +74,14 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       }
       case 'elastic_transform': {
-        // one round of bilinear taps above 64 px, two (affine, then elastic) up to 64 px
-        const stages = typeof c === 'number' ? 1 : 2;
+        // two rounds of bilinear taps: the affine warp, then the displacement field
+        const stages = 2;
         const index = planes.index;
         const weight = planes.weight;
         planes.index += 4 * stages;
         planes.weight += 4 * stages;
         ops.push({ kind: 'elastic', index, weight, stages });
-        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, c, mulberry32(seed)) });
+        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, t, mulberry32(seed)) });
         break;
       }
       case 'motion_blur':
