@@ -61,22 +61,33 @@ export function borderIndex(i: number, n: number, mode: 'nearest' | 'reflect'): 
 export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: Float64Array, wx: Float64Array, mode: 'nearest' | 'reflect'): Float64Array {
   // a kernel longer than the line (elastic's σ of 171 px): fold it into an n×n matrix first
   if (wy.length > H || wx.length > W) return filterFolded(plane, H, W, fold(wy, H, mode), fold(wx, W, mode));
-  const ry = (wy.length - 1) / 2;
-  const rx = (wx.length - 1) / 2;
+  // source index of tap k for output o, border applied once (no call per tap)
+  const table = (w: Float64Array, n: number) => {
+    const r = (w.length - 1) / 2;
+    const t = new Int32Array(n * w.length);
+    for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) t[o * w.length + k] = borderIndex(o + k - r, n, mode);
+    return t;
+  };
+  const ty = table(wy, H);
+  const tx = table(wx, W);
+  const Ky = wy.length;
+  const Kx = wx.length;
   const tmp = new Float64Array(H * W);
   for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      let s = 0;
-      for (let k = 0; k < wy.length; k++) s += wy[k] * plane[borderIndex(y + k - ry, H, mode) * W + x];
-      tmp[y * W + x] = s;
+    for (let k = 0; k < Ky; k++) {
+      const a = wy[k];
+      const src = ty[y * Ky + k] * W;
+      for (let x = 0; x < W; x++) tmp[y * W + x] += a * plane[src + x];
     }
   }
   const out = new Float64Array(H * W);
   for (let y = 0; y < H; y++) {
+    const row = y * W;
     for (let x = 0; x < W; x++) {
       let s = 0;
-      for (let k = 0; k < wx.length; k++) s += wx[k] * tmp[y * W + borderIndex(x + k - rx, W, mode)];
-      out[y * W + x] = s;
+      const base = x * Kx;
+      for (let k = 0; k < Kx; k++) s += wx[k] * tmp[row + tx[base + k]];
+      out[row + x] = s;
     }
   }
   return out;
@@ -312,13 +323,17 @@ export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, 
   const px = width * Math.cos((angle * Math.PI) / 180);
   const hyp = Math.hypot(py, px);
   const out = new Float64Array(H * W);
+  const cols = new Int32Array(W);
   for (let i = 0; i < width; i++) {
     const dy = -Math.ceil((i * py) / hyp - 0.5);
     const dx = -Math.ceil((i * px) / hyp - 0.5);
     if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
+    for (let x = 0; x < W; x++) cols[x] = Math.min(W - 1, Math.max(0, x - dx));
+    const a = k[i];
     for (let y = 0; y < H; y++) {
-      const sy = Math.min(H - 1, Math.max(0, y - dy));
-      for (let x = 0; x < W; x++) out[y * W + x] += k[i] * plane[sy * W + Math.min(W - 1, Math.max(0, x - dx))];
+      const src = Math.min(H - 1, Math.max(0, y - dy)) * W;
+      const row = y * W;
+      for (let x = 0; x < W; x++) out[row + x] += a * plane[src + cols[x]];
     }
   }
   return out;
@@ -376,14 +391,18 @@ export function bilinearTaps(index: Int32Array, weight: Float32Array, n: number,
   const x0 = Math.floor(cx);
   const fy = cy - y0;
   const fx = cx - x0;
-  const ys = [border(y0, H), border(y0 + 1, H)];
-  const xs = [border(x0, W), border(x0 + 1, W)];
-  const wy = [1 - fy, fy];
-  const wx = [1 - fx, fx];
-  for (let k = 0; k < 4; k++) {
-    index[k * n + p] = ys[k >> 1] * W + xs[k & 1];
-    weight[k * n + p] = wy[k >> 1] * wx[k & 1];
-  }
+  const ya = border(y0, H) * W;
+  const yb = border(y0 + 1, H) * W;
+  const xa = border(x0, W);
+  const xb = border(x0 + 1, W);
+  index[p] = ya + xa;
+  index[n + p] = ya + xb;
+  index[2 * n + p] = yb + xa;
+  index[3 * n + p] = yb + xb;
+  weight[p] = (1 - fy) * (1 - fx);
+  weight[n + p] = (1 - fy) * fx;
+  weight[2 * n + p] = fy * (1 - fx);
+  weight[3 * n + p] = fy * fx;
 }
 
 const reflectHalf = (i: number, n: number) => borderIndex(i, n, 'reflect');
