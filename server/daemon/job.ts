@@ -14,6 +14,7 @@ import { findConfig, loadConfig, type SkepticConfig } from '../engine/config';
 import { checkRegularFile, MAX_MODEL_BYTES } from '../engine/fs/files';
 import { isInside } from '../engine/data/common';
 import { SkepticInputError } from '../engine/errors';
+import { DEFAULT_PROBES } from '../engine/probes';
 import type { AuditJob, AuditParams, SkepticSettings } from '../protocol';
 import { reportFolder } from './reports';
 
@@ -121,6 +122,11 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
   // right-click should not take AutoAttack-standard minutes); the CLI's default is `standard`.
   const attack = job.params.attack;
   if (probes?.includes('attack') && attack?.preset === undefined && attack?.attacks === undefined) job.params.attack = { ...attack, preset: 'fast' };
+  // Likewise the corruptions probe runs ImageNet-C's 15 at severities 1, 3 and 5 unless told
+  // otherwise: 45 views per image, about the 41 of the 8 corruptions it had before, where all five
+  // severities take 76 (mCE needs all five: the CLI's default, or set corruptions.severities).
+  const corruptions = job.params.corruptions;
+  if ((probes ?? DEFAULT_PROBES).includes('corruptions') && corruptions?.severities === undefined) job.params.corruptions = { ...corruptions, severities: [1, 3, 5] };
   if (config?.threads !== undefined) job.threads = config.threads;
   if (limit !== undefined) job.limit = limit;
   if (useCache) job.cacheDir = s.cacheLocation ? resolve(settingsBase, s.cacheLocation) : join(baseDir, '.skeptic', 'cache');
