@@ -123,8 +123,8 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
   const attack = job.params.attack;
   if (probes?.includes('attack') && attack?.preset === undefined && attack?.attacks === undefined) job.params.attack = { ...attack, preset: 'fast' };
   // Likewise the corruptions probe runs ImageNet-C's 15 at severities 1, 3 and 5 unless told
-  // otherwise: 45 views per image, about the 41 of the 8 corruptions it had before, where all five
-  // severities take 76 (mCE needs all five: the CLI's default, or set corruptions.severities).
+  // otherwise: 46 views per image (with the clean one), near the 41 of the 8 corruptions it had
+  // before, where all five severities take 76 (mCE needs all five: the CLI's default, or set corruptions.severities).
   const corruptions = job.params.corruptions;
   if ((probes ?? DEFAULT_PROBES).includes('corruptions') && corruptions?.severities === undefined) job.params.corruptions = { ...corruptions, severities: [1, 3, 5] };
   if (config?.threads !== undefined) job.threads = config.threads;
