@@ -11,7 +11,7 @@
  * mCA = (3 + 5) / 10 = 0.8; clean 1 ⇒ relative degradation 0.2 > 0.15: the finding fires.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -105,6 +105,21 @@ test('parameters are checked', () => {
   assert.throws(() => corruptionsProbe({ corruptions: ['spatter'] }), /corruptions\.corruptions/);
   assert.throws(() => corruptionsProbe({ frostDir: '/nonexistent/frost' }), /corruptions\.frostDir: cannot read \/nonexistent\/frost \(ENOENT\)/);
   assert.doesNotThrow(() => corruptionsProbe({ corruptions: ['fog'], frostDir: '/nonexistent/frost' }), 'frostDir is read only when frost runs');
+  // the textures are part of the cache key by content: another texture, another key
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-frostkey-'));
+  try {
+    writeFileSync(join(dir, 'a.png'), 'one');
+    writeFileSync(join(dir, 'notes.txt'), 'ignored');
+    const key = () => JSON.stringify(corruptionsProbe({ frostDir: dir }).cacheParams);
+    const first = key();
+    assert.notEqual(first, JSON.stringify(corruptionsProbe().cacheParams));
+    assert.equal(key(), first);
+    writeFileSync(join(dir, 'a.png'), 'two');
+    assert.notEqual(key(), first);
+    assert.deepEqual(corruptionsProbe({ corruptions: ['fog'], frostDir: dir }).cacheParams, { corruptions: ['fog'], severities: [1, 2, 3, 4, 5] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   assert.throws(() => corruptionsProbe({ severities: [0, 1] }), /corruptions\.severities/);
 });
 

@@ -1,7 +1,8 @@
 /**
  * Common corruptions (Hendrycks & Dietterich, ICLR 2019, "Benchmarking neural network robustness
- * to common corruptions and perturbations"): noise, blur, JPEG, pixelation, brightness and
- * contrast at severities 1–5, on pixel-space images (planar CHW float32 in [0,1]).
+ * to common corruptions and perturbations"): ImageNet-C's 15 and three of its 4 "extra" ones at
+ * severities 1–5, on pixel-space images (planar CHW float32 in [0,1]). The first eight are
+ * defined below, the others in image/imagenet-c.ts and image/frost.ts.
  *
  * Constants per severity are Hendrycks' own, from the two scripts that made the benchmarks
  * (hendrycks/robustness, ImageNet-C/create_c/make_imagenet_c.py and make_cifar_c.py):

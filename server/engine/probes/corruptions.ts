@@ -24,7 +24,8 @@
  * 94.8% → 73.1%, and an AugMix-trained one about 7%, 95.1% → 88.8% (Hendrycks et al., ICLR 2020,
  * "AugMix"): the default sits between a model trained for robustness and one that was not).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
 import { CORRUPTIONS, EXTRA_CORRUPTIONS, SMALL_MAX_SIDE, corrupt, isCorruption, type CorruptionName, type CorruptOptions } from '../image/corrupt';
@@ -60,7 +61,7 @@ function corruptionsParam(v: unknown): CorruptionName[] {
 
 /**
  * corruptions.frostDir: a folder of frost textures (image/frost.ts), checked now so that a wrong
- * path fails before the audit; its identity for the cache is the files' names, sizes and times.
+ * path fails before the audit; its identity for the cache is the files' names and content hashes.
  */
 function frostDirParam(v: unknown): { dir?: string; identity: unknown } {
   if (v === undefined || v === '') return { identity: 'procedural-1' };
@@ -75,7 +76,8 @@ function frostDirParam(v: unknown): { dir?: string; identity: unknown } {
   }
   const files = names.filter((n) => /^\.(png|jpe?g|webp|tiff?)$/i.test(extname(n))).sort();
   if (!files.length) throw new SkepticInputError(`corruptions.frostDir: ${dir} has no PNG, JPEG, WebP or TIFF images`);
-  return { dir, identity: files.map((f) => { const st = statSync(join(dir, f)); return `${f}:${st.size}:${st.mtimeMs}`; }) };
+  // names and content hashes: the same textures give the same key on every host (shards, merge)
+  return { dir, identity: files.map((f) => `${f}:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}`) };
 }
 
 function severitiesParam(v: unknown): number[] {

@@ -5,7 +5,9 @@
  * depends on the pixel), impulse noise (a tight loop) and JPEG (sharp) are made on the CPU and fed as given
  * views. The draws come from the caller's per-image, per-corruption-and-severity seed (mulberry32) exactly as
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
- * made it: the report does not change.
+ * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
+ * of views/imagenet-c.ts, with their per-image draws (glass blur's shuffle, fog's plasma, frost's
+ * texture crop, elastic's taps) made here; motion blur and snow are made whole on the CPU.
  */
 import { diskKernel, jpeg, severityConstant, shotNoise, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { frostLayer, frostTextures } from '../image/frost';
