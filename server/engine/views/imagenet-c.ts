@@ -49,8 +49,6 @@ export type ImagenetCViewOp =
   /** Saturation S·scale + shift. */
   | { kind: 'saturate'; scale: number; shift: number };
 
-export const IMAGENET_C_KINDS = new Set(['gaussian', 'glass', 'zoom', 'fog', 'frost', 'elastic', 'speckle', 'saturate']);
-
 /** Layers, index planes and weight planes per image that a plan's ImageNet-C ops read; noise slots of speckle. */
 export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; weight: number; noise: number } {
   const n = { layer: 0, index: 0, weight: 0, noise: 0 };
