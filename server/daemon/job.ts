@@ -14,6 +14,7 @@ import { findConfig, loadConfig, type SkepticConfig } from '../engine/config';
 import { checkRegularFile, MAX_MODEL_BYTES } from '../engine/fs/files';
 import { isInside } from '../engine/data/common';
 import { SkepticInputError } from '../engine/errors';
+import { DEFAULT_PROBES } from '../engine/probes';
 import type { AuditJob, AuditParams, SkepticSettings } from '../protocol';
 import { reportFolder } from './reports';
 
@@ -59,6 +60,8 @@ function thresholdParams(t: Record<string, number>): Params {
 
 /** A path-valued parameter (ood.oodData) relative to the file or folder that gave it. */
 function resolvePaths(p: Params | undefined, base: string): Params | undefined {
+  // corruptions.frostDir (a folder of frost textures) is relative to the same base
+  if (p?.corruptions && typeof p.corruptions.frostDir === 'string') p = { ...p, corruptions: { ...p.corruptions, frostDir: resolve(base, p.corruptions.frostDir) } };
   if (!p?.ood || typeof p.ood.oodData !== 'string') return p;
   return { ...p, ood: { ...p.ood, oodData: resolve(base, p.ood.oodData) } };
 }
@@ -120,6 +123,11 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
   // right-click should not take AutoAttack-standard minutes); the CLI's default is `standard`.
   const attack = job.params.attack;
   if (probes?.includes('attack') && attack?.preset === undefined && attack?.attacks === undefined) job.params.attack = { ...attack, preset: 'fast' };
+  // Likewise the corruptions probe runs ImageNet-C's 15 at severities 1, 3 and 5 unless told
+  // otherwise: 46 views per image (with the clean one), near the 41 of the 8 corruptions it had
+  // before, where all five severities take 76 (mCE needs all five: the CLI's default, or set corruptions.severities).
+  const corruptions = job.params.corruptions;
+  if ((probes ?? DEFAULT_PROBES).includes('corruptions') && corruptions?.severities === undefined) job.params.corruptions = { ...corruptions, severities: [1, 3, 5] };
   if (config?.threads !== undefined) job.threads = config.threads;
   // skeptic.json wins over the setting, as for the other keys; the CLI's --follow-symlinks reads the same key
   if ((config?.followSymlinks ?? s.followSymlinks) === true) job.followSymlinks = true;

@@ -170,8 +170,9 @@ for (const c of composedCases) {
   });
 }
 
-test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur', async () => {
-  const { CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
+test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px)', async () => {
+  const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
+  const CORRUPTIONS = [...MAIN, ...EXTRA_CORRUPTIONS];
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { derivedSeed, mulberry32 } = await import('../../server/engine/random');
   for (const [C, H] of [[1, 12], [3, 70]] as const) {

@@ -213,6 +213,10 @@ async function checkContent(page: Page, r: Report, mode: 'webview' | 'standalone
       const c0 = pl.corruptions[0];
       assert.equal((await rows.first().locator('td').first().textContent())?.trim(), pct(pl.accuracy[c0][0]), 'heat-map cell = accuracy at severity 1');
     }
+    // a CE column only where the report has Corruption Errors (ImageNet); its cells are the report's
+    const ces = ((r.probes.corruptions.metrics as { perCorruption?: Array<{ ce: number | null }> }).perCorruption ?? []).map((c) => c.ce);
+    assert.equal(await page.locator('table.heatmap td.ce').count(), ces.some((c) => c !== null) ? pl.corruptions.length : 0);
+    if (ces[0] != null) assert.equal((await page.locator('table.heatmap td.ce').first().textContent())?.trim(), pct(ces[0]));
     const sev = await plotInfo(page, 'corruptions-severity');
     assert.deepEqual(sev.series, pl.corruptions);
     assert.equal(sev.points, pl.severities.length);

@@ -28,12 +28,19 @@ export function corruptionsView(ctx: Ctx, id: string, p: ProbeResult): HTMLEleme
         isNum(m.relativeDegradation) && isNum(par.maxRelativeDrop) ? (m.relativeDegradation <= par.maxRelativeDrop ? 'ok' : 'bad') : 'neutral',
       ),
       stat('weakest', typeof m.worst === 'string' ? m.worst.replace(/_/g, ' ') : '–'),
+      // mCE against AlexNet (ImageNet only; lower is better, 100% = AlexNet)
+      isNum(m.mCE) ? stat('mCE', pct(m.mCE), `vs AlexNet${isNum(m.mCECorruptions) && m.mCECorruptions < 15 ? `, ${m.mCECorruptions} of 15 corruptions` : ''}`) : null,
     ),
   ];
+  const ce = Object.fromEntries(
+    (Array.isArray(m.perCorruption) ? (m.perCorruption as Array<{ corruption?: unknown; ce?: unknown }>) : [])
+      .filter((c) => typeof c.corruption === 'string' && isNum(c.ce))
+      .map((c) => [c.corruption as string, c.ce as number]),
+  );
 
   if (table && names.length && severities.length) {
     parts.push(subhead(`${labelled ? 'Accuracy' : 'Agreement'} per corruption and severity`));
-    parts.push(heatTable(names, severities, table, clean));
+    parts.push(heatTable(names, severities, table, clean, ce));
     parts.push(
       plot(ctx.plots, {
         id: `${id}-severity`,
@@ -75,8 +82,10 @@ export function corruptionsView(ctx: Ctx, id: string, p: ProbeResult): HTMLEleme
   return probeSection(id, p, ...parts);
 }
 
-function heatTable(names: string[], severities: number[], t: Record<string, Array<number | null>>, clean: unknown): HTMLElement {
-  const head = h('tr', null, h('th', { scope: 'col' }, 'corruption'), ...severities.map((s) => h('th', { scope: 'col' }, `s${s}`)), h('th', { scope: 'col' }, 'mean'));
+function heatTable(names: string[], severities: number[], t: Record<string, Array<number | null>>, clean: unknown, ce: Record<string, number> = {}): HTMLElement {
+  const withCe = Object.keys(ce).length > 0;
+  const head = h('tr', null, h('th', { scope: 'col' }, 'corruption'), ...severities.map((s) => h('th', { scope: 'col' }, `s${s}`)), h('th', { scope: 'col' }, 'mean'),
+    withCe ? h('th', { scope: 'col', title: 'Corruption Error: mean error over severities 1–5 relative to AlexNet’s (Hendrycks & Dietterich 2019)' }, 'CE') : null);
   const cell = (v: number | null | undefined) => {
     const td = h('td', { class: 'heat acc' }, pct(v));
     // Shade by the loss against clean: white at clean accuracy, full colour at zero.
@@ -88,7 +97,8 @@ function heatTable(names: string[], severities: number[], t: Record<string, Arra
     const vals = t[n] ?? [];
     const ok = vals.filter(isNum);
     const mean = ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : null;
-    return h('tr', { 'data-corruption': n }, h('th', { scope: 'row' }, n.replace(/_/g, ' ')), ...severities.map((_, i) => cell(vals[i])), cell(mean));
+    return h('tr', { 'data-corruption': n }, h('th', { scope: 'row' }, n.replace(/_/g, ' ')), ...severities.map((_, i) => cell(vals[i])), cell(mean),
+      withCe ? h('td', { class: 'ce' }, isNum(ce[n]) ? pct(ce[n]) : '–') : null);
   });
   return h('div', { class: 'table-wrap' }, h('table', { class: 'data heatmap loss' }, h('thead', null, head), h('tbody', null, ...rows)));
 }

@@ -2,27 +2,34 @@
  * P7, common corruptions (Hendrycks & Dietterich, ICLR 2019, "Benchmarking neural network
  * robustness to common corruptions and perturbations").
  *
- * Each image is classified under Gaussian, shot and impulse noise, defocus blur, JPEG,
- * pixelation, brightness and contrast, at severities 1–5, with Hendrycks' constants (CIFAR-10-C's
- * for inputs up to 64 px, ImageNet-C's above; see image/corrupt.ts for the table and the
- * definitions). Noise is seeded per image, corruption and severity with
- * derivedRng(seed, 'corruptions/<name>/<severity>', sha256), so an image gets the same noise
- * whatever else is audited and whichever corruptions are chosen. The views are made by the views
- * module (views/corruptions.ts) on the model's execution provider, in the model's session.
+ * Each image is classified under ImageNet-C's 15 corruptions (Gaussian, shot and impulse noise;
+ * defocus, glass, motion and zoom blur; snow, frost, fog; brightness, contrast, elastic transform,
+ * pixelation, JPEG) and, on request ('extra'), speckle noise, Gaussian blur and saturate, at
+ * severities 1–5, with Hendrycks' constants (CIFAR-10-C's for inputs up to 64 px, ImageNet-C's
+ * above; see image/corrupt.ts for the table and the definitions). Randomness is seeded per image,
+ * corruption and severity with derivedRng(seed, 'corruptions/<name>/<severity>', sha256), so an
+ * image gets the same draws whatever else is audited and whichever corruptions are chosen. The
+ * views are made by the views module (views/corruptions.ts) on the model's execution provider, in
+ * the model's session.
  *
  * Metrics (labelled images): clean accuracy (the probe's own unshuffled prediction), accuracy per
  * corruption and severity, the mean over severities per corruption, the mean corruption accuracy
  * mCA (mean over all chosen corruptions × severities), and the relative degradation
  * (clean − mCA) / clean: the share of the clean accuracy that corruptions take away (0 = none,
  * 1 = all). Agreement with the clean prediction is reported the same way for all images.
- * Hendrycks' mCE needs AlexNet's errors as a baseline, which an arbitrary dataset lacks: we do
- * not report it. Model-level finding when the relative degradation exceeds `maxRelativeDrop`
+ * On ImageNet (1000 classes, inputs above 64 px) with all five severities, each ImageNet-C
+ * corruption also gets its Corruption Error against AlexNet and their mean, mCE
+ * (metrics/mce.ts); other datasets have no published baseline and keep the relative drop. Model-level finding when the relative degradation exceeds `maxRelativeDrop`
  * (default 0.15: on CIFAR-10-C a standard WideResNet-40-2 loses about 23% of its clean accuracy,
  * 94.8% → 73.1%, and an AugMix-trained one about 7%, 95.1% → 88.8% (Hendrycks et al., ICLR 2020,
  * "AugMix"): the default sits between a model trained for robustness and one that was not).
  */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
-import { CORRUPTIONS, corrupt, isCorruption, type CorruptionName } from '../image/corrupt';
+import { CORRUPTIONS, EXTRA_CORRUPTIONS, SMALL_MAX_SIDE, corrupt, isCorruption, type CorruptionName, type CorruptOptions } from '../image/corrupt';
+import { corruptionError, meanCorruptionError } from '../metrics/mce';
 import { derivedRng, derivedSeed } from '../random';
 import type { PixelImage, Prediction } from '../types';
 import { runViews, viewsFor, type ViewPlan } from '../views';
@@ -40,14 +47,37 @@ export interface CorruptionsRecord {
   same: Record<string, number>;
 }
 
+/** 'all' (ImageNet-C's 15, the default), 'extra' (speckle noise, Gaussian blur, saturate), or names; groups may be listed ('all,extra'). */
 function corruptionsParam(v: unknown): CorruptionName[] {
   if (v === undefined || v === 'all') return [...CORRUPTIONS];
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  const raw = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  const list = Array.isArray(raw) ? raw.flatMap((c) => (c === 'all' ? [...CORRUPTIONS] : c === 'extra' ? [...EXTRA_CORRUPTIONS] : [c])) : raw;
   if (!Array.isArray(list) || list.length === 0 || !list.every((c) => typeof c === 'string' && isCorruption(c))) {
-    throw new SkepticInputError(`probe parameter corruptions.corruptions must be 'all' or a list of ${CORRUPTIONS.join(', ')}; got ${JSON.stringify(v)}`);
+    throw new SkepticInputError(`probe parameter corruptions.corruptions must be 'all', 'extra' or a list of ${[...CORRUPTIONS, ...EXTRA_CORRUPTIONS].join(', ')}; got ${JSON.stringify(v)}`);
   }
   // Kept in the canonical order, so the same set gives the same parameters (and cache key).
-  return CORRUPTIONS.filter((c) => (list as string[]).includes(c));
+  return [...CORRUPTIONS, ...EXTRA_CORRUPTIONS].filter((c) => (list as string[]).includes(c));
+}
+
+/**
+ * corruptions.frostDir: a folder of frost textures (image/frost.ts), checked now so that a wrong
+ * path fails before the audit; its identity for the cache is the files' names and content hashes.
+ */
+function frostDirParam(v: unknown): { dir?: string; identity: unknown } {
+  if (v === undefined || v === '') return { identity: 'procedural-1' };
+  if (typeof v !== 'string') throw new SkepticInputError(`probe parameter corruptions.frostDir must be a folder path, got ${JSON.stringify(v)}`);
+  const dir = resolve(v);
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new SkepticInputError(`corruptions.frostDir: cannot read ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const files = names.filter((n) => /^\.(png|jpe?g|webp|tiff?)$/i.test(extname(n))).sort();
+  if (!files.length) throw new SkepticInputError(`corruptions.frostDir: ${dir} has no PNG, JPEG, WebP or TIFF images`);
+  // names and content hashes: the same textures give the same key on every host (shards, merge)
+  return { dir, identity: files.map((f) => `${f}:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}`) };
 }
 
 function severitiesParam(v: unknown): number[] {
@@ -60,9 +90,11 @@ function severitiesParam(v: unknown): number[] {
 }
 
 /** The corrupted view the probe classifies (also used to render the same image). */
-export function corruptedView(img: PixelImage, name: CorruptionName, severity: number, seed: number, sha256: string): Promise<PixelImage> {
-  return corrupt(img, name, severity, derivedRng(seed, `corruptions/${name}/${severity}`, sha256));
+export function corruptedView(img: PixelImage, name: CorruptionName, severity: number, seed: number, sha256: string, opts: CorruptOptions = {}): Promise<PixelImage> {
+  return corrupt(img, name, severity, derivedRng(seed, `corruptions/${name}/${severity}`, sha256), opts);
 }
+
+const roundOrNull = (v: number | null) => (v === null ? null : round(v));
 
 export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<CorruptionsRecord> {
   const corruptions = corruptionsParam(params.corruptions);
@@ -71,12 +103,14 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   const minLabelled = numberParam(params, 'corruptions', 'minLabelled', 20, 1);
   const renderImages = numberParam(params, 'corruptions', 'renderImages', 4, 0, 1000);
   const renderSeverity = severities.includes(3) ? 3 : severities[Math.floor(severities.length / 2)];
+  const frost = corruptions.includes('frost') ? frostDirParam(params.frostDir) : { identity: undefined, dir: undefined };
+  const opts: CorruptOptions = frost.dir ? { frostDir: frost.dir } : {};
 
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<CorruptionsRecord[]> {
     const { channels, height, width } = images[0].pixels;
     const m = images[0].margin;
     const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
-    const made = corruptionViews(list, height, width);
+    const made = corruptionViews(list, height, width, opts);
     // view 0: the clean image; then each corruption at each severity
     const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
     const runner = await viewsFor(ctx.model, plan);
@@ -115,8 +149,9 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   return {
     id: 'corruptions',
     title: 'Common corruptions',
-    params: { corruptions, severities, maxRelativeDrop, minLabelled, renderImages },
-    cacheParams: { corruptions, severities },
+    params: { corruptions, severities, maxRelativeDrop, minLabelled, renderImages, ...(frost.dir ? { frostDir: frost.dir } : {}) },
+    // frost's textures enter the key only when frost runs, so the other corruptions' records keep theirs
+    cacheParams: frost.identity === undefined ? { corruptions, severities } : { corruptions, severities, frost: frost.identity },
     margin: 0,
     rules: {
       'corruptions/fragile-model': {
@@ -143,21 +178,28 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
 
       const accuracy: Record<string, number[]> = {};
       const agreement: Record<string, number[]> = {};
-      const perCorruption: Array<{ corruption: string; accuracy: number | null; agreement: number | null; relativeDrop: number | null }> = [];
+      // Corruption Error against AlexNet (metrics/mce.ts): ImageNet only (1000 classes, inputs above 64 px)
+      const imagenet = ctx.model.info.numClasses === 1000 && Math.min(ctx.model.info.height, ctx.model.info.width) > SMALL_MAX_SIDE;
+      const perCorruption: Array<{ corruption: string; accuracy: number | null; agreement: number | null; relativeDrop: number | null; ce: number | null }> = [];
+      const rawCe: Array<number | null> = []; // unrounded, for the mean
       for (const name of corruptions) {
         accuracy[name] = severities.map((s) => (nL ? round(labelled.filter((r) => r.hit![name] & bit(s)).length / nL) : NaN));
         agreement[name] = severities.map((s) => (n ? round(records.filter((r) => r.same[name] & bit(s)).length / n) : NaN));
         const acc = nL ? mean(accuracy[name]) : null;
+        const ce = nL && imagenet ? corruptionError(name, accuracy[name], severities) : null;
+        rawCe.push(ce);
         perCorruption.push({
           corruption: name,
           accuracy: acc,
           agreement: mean(agreement[name]),
           relativeDrop: acc !== null && clean ? round((clean - acc) / clean) : null,
+          ce: roundOrNull(ce),
         });
       }
       const mCA = nL ? mean(corruptions.flatMap((c) => accuracy[c])) : null;
       const meanAgreement = mean(corruptions.flatMap((c) => agreement[c]));
       const relativeDrop = mCA !== null && clean ? round((clean - mCA) / clean) : null;
+      const mce = meanCorruptionError(rawCe);
       const worst = nL ? [...perCorruption].sort((a, b) => a.accuracy! - b.accuracy!)[0] : [...perCorruption].sort((a, b) => a.agreement! - b.agreement!)[0];
 
       const metrics = {
@@ -167,6 +209,9 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
         cleanAccuracy: clean,
         meanCorruptionAccuracy: mCA,
         relativeDegradation: relativeDrop,
+        // mCE (Hendrycks & Dietterich): mean CE over mCECorruptions corruptions (15 for the benchmark's figure); null off ImageNet
+        mCE: roundOrNull(mce.mCE),
+        mCECorruptions: mce.count,
         meanAgreement,
         worst: worst ? worst.corruption : null,
         perCorruption,
@@ -192,8 +237,9 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       const right = (r: (typeof records)[number]) => ctx.images[r.image].label !== undefined && r.pred === ctx.images[r.image].label;
       const render = [...records].sort((a, b) => Number(right(b)) - Number(right(a)) || a.image - b.image).slice(0, renderImages).map((r) => r.image);
 
+      const mceNote = mce.mCE !== null ? `, mCE ${pct(mce.mCE)}${mce.count < 15 ? ` over ${mce.count} of 15` : ''}` : '';
       const headline = nL
-        ? `mean corruption accuracy ${pct(mCA)} (clean ${pct(clean)}, relative drop ${pct(relativeDrop)}); worst: ${worst.corruption} ${pct(worst.accuracy)}`
+        ? `mean corruption accuracy ${pct(mCA)} (clean ${pct(clean)}, relative drop ${pct(relativeDrop)}${mceNote}); worst: ${worst.corruption} ${pct(worst.accuracy)}`
         : `mean agreement with the clean prediction ${pct(meanAgreement)}; worst: ${worst.corruption} ${pct(worst.agreement)}`;
       return {
         headline,
@@ -212,7 +258,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
         const dir = `artifacts/corruptions/${img.image}`;
         const list = [await ctx.writePng(`${dir}-clean.png`, img.pixels, { scale })];
         for (const name of corruptions) {
-          const view = await corruptedView(img.pixels, name, renderSeverity, ctx.seed, img.sha256);
+          const view = await corruptedView(img.pixels, name, renderSeverity, ctx.seed, img.sha256, opts);
           list.push(await ctx.writePng(`${dir}-${name}-s${renderSeverity}.png`, view, { scale }));
         }
         files.set(img.image, list);

@@ -29,9 +29,12 @@
 import { A, Builder } from '../model/gradient/builder';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewPlan } from './plan';
+import { buildImagenetCView, imagenetCSlots } from './imagenet-c';
 
 export const VIEW_PREFIX = 'skeptic_view_';
 export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given`, perm: `${VIEW_PREFIX}perm` } as const;
+/** The per-image inputs of views/imagenet-c.ts's ops. */
+export const VIEW_INPUT_C = { layer: `${VIEW_PREFIX}layer`, index: `${VIEW_PREFIX}index`, weight: `${VIEW_PREFIX}weight` } as const;
 /** Up to this many pixels, embeddings are two small MatMuls; above, an index map and a gather. */
 const SMALL_EMBED = 64 * 64;
 /** Lowest opset the view graph is written for. */
@@ -131,6 +134,10 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
   if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W, 2]));
   if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
   if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I64, ['skeptic_view_n', slots.perm]));
+  const cSlots = imagenetCSlots(plan);
+  if (cSlots.layer) inputs.push(valueInfo(VIEW_INPUT_C.layer, F32, ['skeptic_view_n', cSlots.layer, C, H, W]));
+  if (cSlots.index) inputs.push(valueInfo(VIEW_INPUT_C.index, 6, ['skeptic_view_n', cSlots.index, H * W]));
+  if (cSlots.weight) inputs.push(valueInfo(VIEW_INPUT_C.weight, F32, ['skeptic_view_n', cSlots.weight, H * W]));
 
   const src = VIEW_INPUT.src;
   const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
@@ -419,6 +426,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         v = b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [b.op('Sub', [x, mean]), d(op.factor)]), mean]))], [A.i('to', F32)]);
         break;
       }
+      default:
+        v = buildImagenetCView({ b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals }, op);
     }
     outs.push(b.unsqueeze(v, [1]));
   }

@@ -9,6 +9,7 @@
  * start from its centre (ProbeImage.pixels).
  */
 import type { PixelImage } from '../types';
+import { imagenetCSlots, type ImagenetCViewOp } from './imagenet-c';
 
 export type ViewOp =
   /** The H×W window of the source whose top-left corner is (top, left) (the centre: margin, margin). */
@@ -45,7 +46,9 @@ export type ViewOp =
   | { kind: 'normal'; slot: number }
   /** Rotated `degrees` counter-clockwise (as displayed, y down) about the centre, bilinear; what
    *  comes from outside the frame is the per-channel mean of the one-pixel border. */
-  | { kind: 'rotate'; degrees: number };
+  | { kind: 'rotate'; degrees: number }
+  /** ImageNet-C's blurs, weather and digital corruptions beyond the first eight (views/imagenet-c.ts). */
+  | ImagenetCViewOp;
 
 export interface ViewPlan {
   /** The model's input size: every view is channels × height × width. */
@@ -67,6 +70,12 @@ export interface ViewInputs {
   given?: Float32Array;
   /** The tile permutations, one per tiles slot, concatenated in slot order. */
   perm?: ArrayLike<number>;
+  /** C·H·W values per layer slot (fog's plasma, frost's texture crop). */
+  layer?: Float32Array;
+  /** H·W pixel indices per index plane (glass blur's shuffle, elastic's taps). */
+  index?: Int32Array;
+  /** H·W weights per weight plane (elastic's taps). */
+  weight?: Float32Array;
 }
 
 /** One image to make views of: the source (with its margin) and its inputs. */
@@ -82,6 +91,7 @@ export function slotCounts(plan: ViewPlan): { embed: number; noise: number; give
     if (op.kind === 'embed' || op.kind === 'noise' || op.kind === 'given') n[op.kind] = Math.max(n[op.kind], op.slot + 1);
     if (op.kind === 'normal') n.noise = Math.max(n.noise, op.slot + 1);
   }
+  n.noise = Math.max(n.noise, imagenetCSlots(plan).noise);
   const perms = permOffsets(plan);
   n.perm = perms.total;
   return n;

@@ -19,7 +19,8 @@ import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession } from '../model/providers';
-import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_MIN_OPSET, VIEW_PREFIX } from './graph';
+import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX } from './graph';
+import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 
 const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
@@ -283,6 +284,26 @@ function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: V
   }
   floats('noise', noise);
   floats('given', given);
+  // views/imagenet-c.ts's inputs: fog's and frost's layers, glass blur's and elastic's planes
+  const c = imagenetCSlots(plan);
+  const planes = <T extends Float32Array | Int32Array>(key: 'layer' | 'index' | 'weight', count: number, per: number, make: (n: number) => T) => {
+    if (!count) return;
+    const len = count * per;
+    const one = n === 1 ? (chunk[0].inputs?.[key] as T | undefined) : undefined;
+    const data = one && one.length === len ? one : make(n * len);
+    if (data !== one) {
+      chunk.forEach((s, i) => {
+        const v = s.inputs?.[key];
+        if (!v || v.length !== len) throw new RangeError(`views: source ${i} needs ${count} ${key} planes of ${per} values`);
+        data.set(v, i * len);
+      });
+    }
+    const dims = key === 'layer' ? [n, count, C, H, W] : [n, count, H * W];
+    feeds[VIEW_INPUT_C[key]] = new ort.Tensor(key === 'index' ? 'int32' : 'float32', data, dims);
+  };
+  planes('layer', c.layer, plane, (k) => new Float32Array(k));
+  planes('index', c.index, H * W, (k) => new Int32Array(k));
+  planes('weight', c.weight, H * W, (k) => new Float32Array(k));
   return feeds;
 }
 

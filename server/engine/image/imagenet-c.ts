@@ -1,0 +1,557 @@
+/**
+ * The ImageNet-C corruptions image/corrupt.ts did not have: glass, motion and zoom blur, snow,
+ * fog, elastic transform (frost is in image/frost.ts), and the "extra" speckle noise, Gaussian
+ * blur and saturate. Plain loops over planar CHW float32 pixels in [0,1], float64 arithmetic:
+ * these are the definitions, and the independent references the view graphs are tested against.
+ *
+ * Each follows bethgelab's imagecorruptions (the pip package people run, which re-implements
+ * Hendrycks' Wand-based motion blur and snow in numpy), with Hendrycks & Dietterich's constants
+ * (image/corrupt.ts holds the tables). Where imagecorruptions differs from hendrycks/robustness
+ * make_imagenet_c.py it is said at the function. Conventions of the reference's libraries kept:
+ *   - skimage.filters.gaussian: scipy's sampled Gaussian, radius ⌊truncate·σ + ½⌋ (truncate 4),
+ *     weights exp(−x²/2σ²) normalised, separable, border 'nearest' (edge repeated);
+ *   - scipy.ndimage.zoom (order 1, grid_mode False): output size round(n·z) (Python's round,
+ *     half to even), output o samples the input at o·(n−1)/(n_out−1), linearly;
+ *   - scipy.ndimage.map_coordinates (order 1, mode 'reflect'): bilinear, indices outside the
+ *     image mirrored half-sample (… b a | a b … y z | z y …).
+ * Randomness comes only from the `rng` argument, drawn in the reference's order (uniforms as
+ * low + (high − low)·u, normals by Box–Muller as random.ts gaussian()); the draws are split
+ * from the arithmetic (…Draws / …Taps / …Layer functions), so that views/imagenet-c.ts can make
+ * the same draws on the CPU and leave the arithmetic to the graph.
+ */
+import { gaussian } from '../random';
+import type { PixelImage } from '../types';
+
+const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+
+function like(img: PixelImage, data: Float32Array): PixelImage {
+  return { data, channels: img.channels, height: img.height, width: img.width };
+}
+
+/** Python's round(): to the nearest integer, halves to even. */
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** scipy.ndimage's sampled Gaussian: 2r+1 weights, r = ⌊truncate·σ + ½⌋, normalised. */
+export function gaussianWeights(sigma: number, truncate = 4): Float64Array {
+  const r = Math.floor(truncate * sigma + 0.5);
+  const w = new Float64Array(2 * r + 1);
+  let s = 0;
+  for (let i = -r; i <= r; i++) s += w[i + r] = Math.exp((-0.5 * i * i) / (sigma * sigma));
+  for (let i = 0; i < w.length; i++) w[i] /= s;
+  return w;
+}
+
+/** Index i into [0, n) at a border: 'nearest' repeats the edge, 'reflect' mirrors half-sample. */
+export function borderIndex(i: number, n: number, mode: 'nearest' | 'reflect'): number {
+  if (i >= 0 && i < n) return i;
+  if (mode === 'nearest') return i < 0 ? 0 : n - 1;
+  const period = 2 * n;
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - 1 - j;
+}
+
+/** A plane (H×W, row-major) correlated with 1-D weights along rows then columns (scipy's axis order). */
+export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: Float64Array, wx: Float64Array, mode: 'nearest' | 'reflect'): Float64Array {
+  // a kernel longer than the line (elastic's σ of 171 px): fold it into an n×n matrix first
+  if (wy.length > H || wx.length > W) return filterFolded(plane, H, W, fold(wy, H, mode), fold(wx, W, mode));
+  // source index of tap k for output o, border applied once (no call per tap)
+  const table = (w: Float64Array, n: number) => {
+    const r = (w.length - 1) / 2;
+    const t = new Int32Array(n * w.length);
+    for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) t[o * w.length + k] = borderIndex(o + k - r, n, mode);
+    return t;
+  };
+  const ty = table(wy, H);
+  const tx = table(wx, W);
+  const Ky = wy.length;
+  const Kx = wx.length;
+  const tmp = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) {
+    for (let k = 0; k < Ky; k++) {
+      const a = wy[k];
+      const src = ty[y * Ky + k] * W;
+      for (let x = 0; x < W; x++) tmp[y * W + x] += a * plane[src + x];
+    }
+  }
+  const out = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) {
+    const row = y * W;
+    for (let x = 0; x < W; x++) {
+      let s = 0;
+      const base = x * Kx;
+      for (let k = 0; k < Kx; k++) s += wx[k] * tmp[row + tx[base + k]];
+      out[row + x] = s;
+    }
+  }
+  return out;
+}
+
+/** The n×n matrix of a correlation along a line of n with weights w and a border mode: m[o·n + j]. */
+function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
+  const r = (w.length - 1) / 2;
+  const m = new Float64Array(n * n);
+  for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) m[o * n + borderIndex(o + k - r, n, mode)] += w[k];
+  return m;
+}
+
+/** filterPlane with folded matrices (rows, then columns). */
+function filterFolded(plane: ArrayLike<number>, H: number, W: number, my: Float64Array, mx: Float64Array): Float64Array {
+  const tmp = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) for (let j = 0; j < H; j++) {
+    const a = my[y * H + j];
+    if (a !== 0) for (let x = 0; x < W; x++) tmp[y * W + x] += a * plane[j * W + x];
+  }
+  const out = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    let s = 0;
+    for (let j = 0; j < W; j++) s += mx[x * W + j] * tmp[y * W + j];
+    out[y * W + x] = s;
+  }
+  return out;
+}
+
+/** skimage.filters.gaussian(x, sigma, channel_axis=-1): each channel blurred, border 'nearest' (unclipped, float64). */
+function gaussianPlanes(data: ArrayLike<number>, C: number, H: number, W: number, sigma: number): Float64Array {
+  const w = gaussianWeights(sigma);
+  const out = new Float64Array(C * H * W);
+  for (let c = 0; c < C; c++) {
+    const plane = Array.prototype.slice.call(data, c * H * W, (c + 1) * H * W) as number[];
+    out.set(filterPlane(plane, H, W, w, w, 'nearest'), c * H * W);
+  }
+  return out;
+}
+
+/** Extra: Gaussian blur of σ pixels (skimage's gaussian), clipped. */
+export function gaussianBlur(img: PixelImage, sigma: number): PixelImage {
+  const b = gaussianPlanes(img.data, img.channels, img.height, img.width, sigma);
+  return like(img, Float32Array.from(b, clip01));
+}
+
+/**
+ * Glass blur's local shuffle as an index map: entry p is the source pixel that ends at p. The
+ * reference visits, `iterations` times, every pixel (h, w) for h from H−d down to d+1 and w from
+ * W−d down to d+1, with dx then dy drawn from randint(−d, d) (d excluded), and "swaps" it with
+ * (h+dy, w+dx) by a tuple assignment of numpy views, which copies: (h, w) takes the other
+ * pixel's current value and the other keeps its own (checked with the reference's numba
+ * function: a 6×6 image keeps 30 distinct pixels after one pass). That is what ImageNet-C is
+ * made of, so it is what happens here.
+ */
+export function glassPermutation(H: number, W: number, maxDelta: number, iterations: number, rng: () => number): Int32Array {
+  const perm = new Int32Array(H * W);
+  for (let p = 0; p < perm.length; p++) perm[p] = p;
+  const d = maxDelta;
+  for (let it = 0; it < iterations; it++) {
+    for (let h = H - d; h > d; h--) {
+      for (let w = W - d; w > d; w--) {
+        const dx = -d + Math.floor(rng() * 2 * d);
+        const dy = -d + Math.floor(rng() * 2 * d);
+        perm[h * W + w] = perm[(h + dy) * W + (w + dx)];
+      }
+    }
+  }
+  return perm;
+}
+
+/** The glass blur after the shuffle is drawn: blur, to 8 bits (truncated, as np.uint8), shuffle, blur, clip. */
+export function glassFromPermutation(img: PixelImage, sigma: number, perm: Int32Array): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const first = gaussianPlanes(img.data, C, H, W, sigma);
+  const shuffled = new Float64Array(C * n);
+  for (let c = 0; c < C; c++) {
+    for (let p = 0; p < n; p++) shuffled[c * n + p] = Math.floor(Math.min(255, Math.max(0, first[c * n + perm[p]] * 255))) / 255;
+  }
+  return like(img, Float32Array.from(gaussianPlanes(shuffled, C, H, W, sigma), clip01));
+}
+
+/** Glass blur: [σ, max_delta, iterations]. */
+export function glassBlur(img: PixelImage, sigma: number, maxDelta: number, iterations: number, rng: () => number): PixelImage {
+  return glassFromPermutation(img, sigma, glassPermutation(img.height, img.width, maxDelta, iterations, rng));
+}
+
+/** numpy's arange(1, stop, step) for zoom blur, as (step, count): 1 + i·step. */
+export function zoomFactors(step: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => 1 + i * step);
+}
+
+/**
+ * One axis of clipped_zoom: the centre ⌈N/z⌉ cells (from ⌊(N − ⌈N/z⌉)/2⌋) zoomed by z with
+ * scipy's order-1 zoom to round(⌈N/z⌉·z) cells. For each of `out` output cells (default: all of
+ * them): the two input cells and their weights; cells past the zoomed size get weight 0.
+ */
+export function zoomTaps(N: number, z: number, out?: number): { i0: Int32Array; i1: Int32Array; w0: Float64Array; w1: Float64Array; size: number } {
+  const ch = Math.ceil(N / z);
+  const top = Math.floor((N - ch) / 2);
+  const size = roundHalfEven(ch * z);
+  const n = out ?? size;
+  const ratio = size > 1 ? (ch - 1) / (size - 1) : 1;
+  const i0 = new Int32Array(n);
+  const i1 = new Int32Array(n);
+  const w0 = new Float64Array(n);
+  const w1 = new Float64Array(n);
+  for (let o = 0; o < Math.min(n, size); o++) {
+    const c = o * ratio;
+    const f = Math.floor(c);
+    const a = c - f;
+    i0[o] = top + f;
+    i1[o] = top + Math.min(f + 1, ch - 1);
+    w0[o] = 1 - a;
+    w1[o] = f + 1 <= ch - 1 ? a : 0;
+  }
+  return { i0, i1, w0, w1, size };
+}
+
+/** A plane zoomed by clipped_zoom (centre crop, scipy zoom) to round(⌈N/z⌉·z) per axis. */
+function clippedZoomPlane(plane: ArrayLike<number>, H: number, W: number, z: number): { data: Float64Array; h: number; w: number } {
+  const ty = zoomTaps(H, z);
+  const tx = zoomTaps(W, z);
+  const h = ty.size;
+  const w = tx.size;
+  const data = new Float64Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const r0 = ty.i0[y] * W;
+      const r1 = ty.i1[y] * W;
+      data[y * w + x] =
+        ty.w0[y] * (tx.w0[x] * plane[r0 + tx.i0[x]] + tx.w1[x] * plane[r0 + tx.i1[x]]) +
+        ty.w1[y] * (tx.w0[x] * plane[r1 + tx.i0[x]] + tx.w1[x] * plane[r1 + tx.i1[x]]);
+    }
+  }
+  return { data, h, w };
+}
+
+/** Zoom blur: the mean of the image and its clipped zooms by each factor (each cropped to the
+ *  top-left H×W, or added there when smaller), clipped. */
+export function zoomBlur(img: PixelImage, factors: number[]): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const acc = new Float64Array(C * n);
+  for (let i = 0; i < acc.length; i++) acc[i] = img.data[i];
+  for (const z of factors) {
+    for (let c = 0; c < C; c++) {
+      const zoomed = clippedZoomPlane(img.data.subarray(c * n, (c + 1) * n), H, W, z);
+      for (let y = 0; y < Math.min(H, zoomed.h); y++) for (let x = 0; x < Math.min(W, zoomed.w); x++) acc[c * n + y * W + x] += zoomed.data[y * zoomed.w + x];
+    }
+  }
+  return like(img, Float32Array.from(acc, (v) => clip01(v / (factors.length + 1))));
+}
+
+/**
+ * The plasma fractal (diamond–square) of imagecorruptions' fog: a mapsize² map (a power of
+ * two) in [0,1], each step adding uniform(−wibble, wibble)·wibble to the mean of its
+ * neighbours (wrapping), wibble starting at 100 and divided by `decay` per level.
+ */
+export function plasmaFractal(mapsize: number, decay: number, rng: () => number): Float64Array {
+  if (mapsize & (mapsize - 1)) throw new RangeError(`plasma map size ${mapsize} is not a power of two`);
+  const N = mapsize;
+  const m = new Float64Array(N * N);
+  let step = N;
+  let wibble = 100;
+  const at = (y: number, x: number) => m[(((y % N) + N) % N) * N + (((x % N) + N) % N)];
+  const wibbled = (sum: number) => sum / 4 + wibble * (-wibble + 2 * wibble * rng());
+  while (step >= 2) {
+    const half = step / 2;
+    // squares: centres from the four corners
+    const sq: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = 0; x < N; x += step) sq.push(at(y, x) + at(y + step, x) + at(y, x + step) + at(y + step, x + step));
+    let k = 0;
+    for (let y = half; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(sq[k++]);
+    // diamonds: on the rows of the corners (between two corners, above and below centres) …
+    const top: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) top.push(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
+    k = 0;
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(top[k++]);
+    // … and on the rows of the centres
+    const side: number[] = [];
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) side.push(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
+    k = 0;
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) m[y * N + x] = wibbled(side[k++]);
+    step = half;
+    wibble /= decay;
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of m) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / (hi - lo || 1);
+  return m;
+}
+
+/** Fog's per-image layer: the top-left H×W of a plasma map of the next power of two ≥ max(H, W). */
+export function fogLayer(H: number, W: number, decay: number, rng: () => number): Float32Array {
+  let N = 1;
+  while (N < Math.max(H, W)) N *= 2;
+  const p = plasmaFractal(N, decay, rng);
+  const out = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = p[y * N + x];
+  return out;
+}
+
+/** Fog with a drawn layer: (x + s·layer)·max/(max + s), max over the whole image, clipped. */
+export function fogFromLayer(img: PixelImage, strength: number, layer: ArrayLike<number>): PixelImage {
+  const n = img.height * img.width;
+  let max = -Infinity;
+  for (const v of img.data) max = Math.max(max, v);
+  const out = new Float32Array(img.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = clip01(((img.data[i] + strength * layer[i % n]) * max) / (max + strength));
+  return like(img, out);
+}
+
+/** Fog: [strength, wibble decay]. */
+export function fog(img: PixelImage, strength: number, decay: number, rng: () => number): PixelImage {
+  return fogFromLayer(img, strength, fogLayer(img.height, img.width, decay, rng));
+}
+
+/**
+ * imagecorruptions' numpy motion blur of a plane (its stand-in for ImageMagick's): 2r+1 copies
+ * of the plane, copy i shifted by −⌈i·(sin a, cos a) − ½⌉ with edges repeated, weighted by a
+ * half-Gaussian of σ over i (normalised), stopping at a shift as large as the plane.
+ */
+export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+  const width = 2 * radius + 1;
+  const k = new Float64Array(width);
+  let z = 0;
+  for (let i = 0; i < width; i++) z += k[i] = Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma);
+  for (let i = 0; i < width; i++) k[i] /= z;
+  const py = width * Math.sin((angle * Math.PI) / 180);
+  const px = width * Math.cos((angle * Math.PI) / 180);
+  const hyp = Math.hypot(py, px);
+  const out = new Float64Array(H * W);
+  const cols = new Int32Array(W);
+  for (let i = 0; i < width; i++) {
+    const dy = -Math.ceil((i * py) / hyp - 0.5);
+    const dx = -Math.ceil((i * px) / hyp - 0.5);
+    if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
+    for (let x = 0; x < W; x++) cols[x] = Math.min(W - 1, Math.max(0, x - dx));
+    const a = k[i];
+    for (let y = 0; y < H; y++) {
+      const src = Math.min(H - 1, Math.max(0, y - dy)) * W;
+      const row = y * W;
+      for (let x = 0; x < W; x++) out[row + x] += a * plane[src + cols[x]];
+    }
+  }
+  return out;
+}
+
+/** Motion blur: [radius, σ]; the angle is drawn from uniform(−45°, 45°); clipped. */
+export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: () => number): PixelImage {
+  const angle = -45 + 90 * rng();
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const out = new Float32Array(C * n);
+  for (let c = 0; c < C; c++) out.set(Float32Array.from(motionBlurPlane(img.data.subarray(c * n, (c + 1) * n), H, W, radius, sigma, angle), clip01), c * n);
+  return like(img, out);
+}
+
+/**
+ * Snow: [mean, std, zoom, threshold, blur radius, blur σ, mix]. A layer of N(mean, std) per
+ * pixel, clipped-zoomed, zero below the threshold, clipped, motion-blurred at an angle drawn
+ * from uniform(−135°, −45°), rounded to 8 bits; the image is mixed towards max(x, 1.5·grey + ½)
+ * (grey: 0.299 R + 0.587 G + 0.114 B) and gets the layer plus the layer turned 180°, clipped.
+ */
+export function snow(img: PixelImage, c: readonly number[], rng: () => number): PixelImage {
+  const [mean, std, zoom, threshold, radius, sigma, mix] = c;
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const noise = new Float64Array(n);
+  for (let p = 0; p < n; p++) noise[p] = mean + std * gaussian(rng);
+  const z = clippedZoomPlane(noise, H, W, zoom);
+  for (let i = 0; i < z.data.length; i++) z.data[i] = z.data[i] < threshold ? 0 : clip01(z.data[i]);
+  const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng());
+  const hs = Math.min(H, z.h);
+  const ws = Math.min(W, z.w);
+  const layer = new Float64Array(n);
+  for (let y = 0; y < hs; y++) {
+    for (let x = 0; x < ws; x++) {
+      const a = Math.round(blurred[y * z.w + x] * 255) / 255;
+      const b = Math.round(blurred[(hs - 1 - y) * z.w + (ws - 1 - x)] * 255) / 255;
+      layer[y * W + x] = a + b;
+    }
+  }
+  const out = new Float32Array(C * n);
+  for (let p = 0; p < n; p++) {
+    const grey = C === 3 ? 0.299 * img.data[p] + 0.587 * img.data[n + p] + 0.114 * img.data[2 * n + p] : img.data[p];
+    for (let ch = 0; ch < C; ch++) {
+      const x = img.data[ch * n + p];
+      out[ch * n + p] = clip01(mix * x + (1 - mix) * Math.max(x, grey * 1.5 + 0.5) + layer[p]);
+    }
+  }
+  return like(img, out);
+}
+
+/** Bilinear taps into an H×W plane at (cy, cx): planes k = 0..3 of (y0,x0), (y0,x1), (y1,x0), (y1,x1), indices through `border`. */
+export function bilinearTaps(index: Int32Array, weight: Float32Array, n: number, p: number, cy: number, cx: number, H: number, W: number, border: (i: number, n: number) => number): void {
+  const y0 = Math.floor(cy);
+  const x0 = Math.floor(cx);
+  const fy = cy - y0;
+  const fx = cx - x0;
+  const ya = border(y0, H) * W;
+  const yb = border(y0 + 1, H) * W;
+  const xa = border(x0, W);
+  const xb = border(x0 + 1, W);
+  index[p] = ya + xa;
+  index[n + p] = ya + xb;
+  index[2 * n + p] = yb + xa;
+  index[3 * n + p] = yb + xb;
+  weight[p] = (1 - fy) * (1 - fx);
+  weight[n + p] = (1 - fy) * fx;
+  weight[2 * n + p] = fy * (1 - fx);
+  weight[3 * n + p] = fy * fx;
+}
+
+const reflectHalf = (i: number, n: number) => borderIndex(i, n, 'reflect');
+/** OpenCV's BORDER_REFLECT_101 (… 2 1 | 0 1 … n−1 | n−2 …). */
+function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < n ? j : period - j;
+}
+
+/** A displacement field: uniform(±max) per pixel, Gaussian-smoothed (σy, σx, truncate 3, border 'reflect'), times alpha, to float32. */
+function displacement(H: number, W: number, max: number, sy: number, sx: number, alpha: number, rng: () => number): Float32Array {
+  const u = new Float64Array(H * W);
+  for (let p = 0; p < u.length; p++) u[p] = -max + 2 * max * rng();
+  if (!(sy > 0 && sx > 0)) return Float32Array.from(u, (v) => v * alpha);
+  const s = filterPlane(u, H, W, gaussianWeights(sy, 3), gaussianWeights(sx, 3), 'reflect');
+  return Float32Array.from(s, (v) => v * alpha);
+}
+
+/**
+ * Elastic transform's sampling, drawn, as two rounds of four bilinear taps per output pixel
+ * (planes 4s + k, k = 0..3: (y0,x0), (y0,x1), (y1,x0), (y1,x1)); round 0 is applied first.
+ * Hendrycks' recipe (make_imagenet_c.py, make_cifar_c.py), c = [alpha, σ, affine] in pixels:
+ *   1. a random affine warp: three points around the centre moved by uniform(±affine) (six
+ *      float32 draws), the map through them (getAffineTransform), sampled bilinearly at its
+ *      inverse with OpenCV's BORDER_REFLECT_101 (OpenCV's 1/32-pixel coordinate rounding is not
+ *      reproduced);
+ *   2. a displacement field per axis, uniform(±1) per pixel, Gaussian-smoothed (σ, truncate 3,
+ *      border 'reflect'), times alpha, float32 (dx drawn first), sampled at (y + dy, x + dx) with
+ *      indices mirrored half-sample (map_coordinates' 'reflect').
+ * imagecorruptions rewrote this transform to be resolution-independent; its version is milder
+ * than none and harsher than some of these severities, and AlexNet's errors (mCE's baseline)
+ * were measured on this one, so this one is used.
+ */
+export function elasticTaps(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
+  const n = H * W;
+  const [alpha, sigma, affine] = c;
+  const side = Math.min(H, W);
+  // the affine: three source points around the centre, each coordinate moved by uniform(±affine)
+  const cy = Math.floor(H / 2);
+  const cx = Math.floor(W / 2);
+  const sq = Math.floor(side / 3);
+  const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]]; // as the reference writes them (row-first, read by OpenCV as x, y)
+  const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
+  // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
+  const inv = invertAffine(affineThrough(src, dst));
+  const index = new Int32Array(8 * n);
+  const weight = new Float32Array(8 * n);
+  const ia = index.subarray(0, 4 * n);
+  const wa = weight.subarray(0, 4 * n);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const sx = inv[0] * x + inv[1] * y + inv[2];
+      const sy = inv[3] * x + inv[4] * y + inv[5];
+      bilinearTaps(ia, wa, n, y * W + x, sy, sx, H, W, reflect101);
+    }
+  }
+  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const ib = index.subarray(4 * n);
+  const wb = weight.subarray(4 * n);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
+  return { index, weight, stages: 2 };
+}
+
+/** The affine map [a b c; d e f] taking three points (x, y) to three others (OpenCV's getAffineTransform). */
+export function affineThrough(src: number[][], dst: number[][]): number[] {
+  const det3 = (m: number[][]) => m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  const A = src.map(([x, y]) => [x, y, 1]);
+  const D = det3(A);
+  const solve = (b: number[]) => [0, 1, 2].map((j) => det3(A.map((row, i) => row.map((v, k) => (k === j ? b[i] : v)))) / D);
+  return [...solve(dst.map((p) => p[0])), ...solve(dst.map((p) => p[1]))];
+}
+
+function invertAffine(m: number[]): number[] {
+  const [a, b, c, d, e, f] = m;
+  const det = a * e - b * d;
+  return [e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det];
+}
+
+/** Resampling by drawn taps, stage after stage: out[c, p] = Σ_k weight[k, p]·x[c, index[k, p]]; clipped at the end. */
+export function fromTaps(img: PixelImage, taps: { index: Int32Array; weight: Float32Array; stages?: number }): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const stages = taps.stages ?? 1;
+  const K = taps.index.length / n / stages;
+  let cur = Float64Array.from(img.data);
+  for (let s = 0; s < stages; s++) {
+    const next = new Float64Array(C * n);
+    const o = s * K * n;
+    for (let c = 0; c < C; c++) {
+      for (let p = 0; p < n; p++) {
+        let v = 0;
+        for (let k = 0; k < K; k++) v += taps.weight[o + k * n + p] * cur[c * n + taps.index[o + k * n + p]];
+        next[c * n + p] = v;
+      }
+    }
+    cur = next;
+  }
+  return like(img, Float32Array.from(cur, clip01));
+}
+
+/** Elastic transform: [alpha, σ, affine] in pixels. */
+export function elastic(img: PixelImage, c: readonly number[], rng: () => number): PixelImage {
+  return fromTaps(img, elasticTaps(img.height, img.width, c, rng));
+}
+
+/** Extra: speckle noise, x + x·N(0, σ²) per value, clipped. */
+export function speckleNoise(img: PixelImage, sigma: number, rng: () => number): PixelImage {
+  const out = new Float32Array(img.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = clip01(img.data[i] + img.data[i] * sigma * gaussian(rng));
+  return like(img, out);
+}
+
+/**
+ * Extra: saturate, HSV saturation S·scale + shift, clipped, through skimage's rgb2hsv and
+ * hsv2rgb (a grey pixel has hue 0, so a shift tints it red, as in the reference). A one-channel
+ * image is unchanged (the reference converts it to RGB and keeps the red channel, which is V).
+ */
+export function saturate(img: PixelImage, scale: number, shift: number): PixelImage {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  if (C !== 3) return like(img, Float32Array.from(img.data, clip01));
+  const out = new Float32Array(3 * n);
+  for (let p = 0; p < n; p++) {
+    const r = img.data[p];
+    const g = img.data[n + p];
+    const b = img.data[2 * n + p];
+    const v = Math.max(r, g, b);
+    const delta = v - Math.min(r, g, b);
+    let s = v > 0 ? delta / v : 0;
+    if (delta === 0) s = 0;
+    let h = 0;
+    if (delta > 0) {
+      if (b === v) h = 4 + (r - g) / delta;
+      else if (g === v) h = 2 + (b - r) / delta;
+      else h = (g - b) / delta;
+      h = (((h / 6) % 1) + 1) % 1;
+    }
+    s = clip01(s * scale + shift);
+    const hi = Math.floor(h * 6) % 6;
+    const f = h * 6 - Math.floor(h * 6);
+    const P = v * (1 - s);
+    const Q = v * (1 - f * s);
+    const T = v * (1 - (1 - f) * s);
+    const rgb = [[v, T, P], [Q, v, P], [P, v, T], [P, Q, v], [T, P, v], [v, P, Q]][hi];
+    for (let c = 0; c < 3; c++) out[c * n + p] = clip01(rgb[c]);
+  }
+  return like(img, out);
+}

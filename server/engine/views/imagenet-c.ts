@@ -1,0 +1,208 @@
+/**
+ * View ops for ImageNet-C's corruptions beyond the first eight (image/imagenet-c.ts and
+ * image/frost.ts define them; the tests hold these graphs to those loops):
+ *
+ *   gaussian  skimage's Gaussian blur: edge-repeating border by Gather, two depthwise Convs
+ *             (k×1, 1×k) with scipy's sampled weights; clipped
+ *   glass     the same blur in float64 as two MatMuls with banded matrices (the next step
+ *             truncates to 8 bits, where float32 sums would land on the other side of a level),
+ *             Floor(·255)/255, the per-image shuffle as GatherElements by an index plane the CPU
+ *             drew (the reference's sequential "swaps", image/imagenet-c.ts glassPermutation),
+ *             the float32 blur again; clipped
+ *   zoom      every clipped zoom as constant two-tap row and column gathers, all zoom factors
+ *             stacked in one Gather per axis, summed with the image, divided; clipped
+ *   fog       (x + s·layer)·max/(max + s), the plasma layer drawn on the CPU per image; clipped
+ *   frost     a·x + b·layer, the texture crop chosen on the CPU per image; clipped
+ *   elastic   four-tap bilinear resampling by GatherElements, taps (indices and weights) the CPU
+ *             computed from the drawn displacement field (two rounds up to 64 px: the affine
+ *             warp, then the field); clipped
+ *   speckle   x + x·σ·z, z by Box–Muller from a noise slot's uniforms (as the noise view); clipped
+ *   saturate  HSV saturation S·scale + shift in float64, written without the hue: each channel
+ *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
+ * Motion blur and snow stay CPU-made `given` views (views/corruptions.ts): their kernel direction
+ * is drawn per image, so the graph would need a per-image 21–41-tap gather for each, and snow's
+ * layer runs through a zoom, a threshold and that blur before it is mixed in.
+ *
+ * Per-image inputs (besides the noise slots): skeptic_view_layer float [n, L, C, H, W] (fog,
+ * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four per round) and
+ * skeptic_view_weight float [n, J, H·W] (elastic: four per round).
+ */
+import { A, type Builder } from '../model/gradient/builder';
+import { gaussianWeights, zoomTaps } from '../image/imagenet-c';
+import type { ViewOp, ViewPlan } from './plan';
+
+export type ImagenetCViewOp =
+  /** skimage.filters.gaussian(σ), border 'nearest'; clipped. */
+  | { kind: 'gaussian'; sigma: number }
+  /** Glass blur with blur σ; the shuffle is index plane `index`. */
+  | { kind: 'glass'; sigma: number; index: number }
+  /** Zoom blur over these zoom factors. */
+  | { kind: 'zoom'; factors: number[] }
+  /** Fog of this strength; the plasma is layer `slot`. */
+  | { kind: 'fog'; strength: number; slot: number }
+  /** Frost a·x + b·layer; the texture crop is layer `slot`. */
+  | { kind: 'frost'; a: number; b: number; slot: number }
+  /** Elastic resampling in `stages` rounds of four taps: index planes index…index+4·stages−1, weight planes likewise. */
+  | { kind: 'elastic'; index: number; weight: number; stages: number }
+  /** Speckle noise x + x·σ·z, z from noise slot `slot`. */
+  | { kind: 'speckle'; sigma: number; slot: number }
+  /** Saturation S·scale + shift. */
+  | { kind: 'saturate'; scale: number; shift: number };
+
+/** Layers, index planes and weight planes per image that a plan's ImageNet-C ops read; noise slots of speckle. */
+export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; weight: number; noise: number } {
+  const n = { layer: 0, index: 0, weight: 0, noise: 0 };
+  for (const op of plan.ops) {
+    if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
+    if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
+    if (op.kind === 'elastic') {
+      n.index = Math.max(n.index, op.index + 4 * op.stages);
+      n.weight = Math.max(n.weight, op.weight + 4 * op.stages);
+    }
+    if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
+  }
+  return n;
+}
+
+export interface ImagenetCContext {
+  b: Builder;
+  centre: string;
+  C: number;
+  H: number;
+  W: number;
+  inputs: { layer: string; index: string; weight: string };
+  clip01: (x: string) => string;
+  clip01d: (x: string) => string;
+  /** A float64 scalar. */
+  d: (v: number) => string;
+  /** Standard normals [n, C, H, W] of noise slot j. */
+  normals: (j: number) => string;
+}
+
+const F32 = 1;
+const F64 = 11;
+
+const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
+
+/** Separable correlation with 1-D weights, edges repeated: Gather pad, depthwise Conv k×1 then 1×k (float32). */
+function separable(ctx: ImagenetCContext, x: string, w: Float64Array): string {
+  const { b, C, H, W } = ctx;
+  const r = (w.length - 1) / 2;
+  const k = w.length;
+  const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => clampIndex(i - r, H)));
+  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => clampIndex(i - r, W)));
+  const padded = b.op('Gather', [b.op('Gather', [x, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+  const kern = new Float32Array(C * k);
+  for (let c = 0; c < C; c++) kern.set(Float32Array.from(w), c * k);
+  const v = b.op('Conv', [padded, b.f32(kern, [C, 1, k, 1], 'gauss_v')], [A.i('group', C), A.ints('kernel_shape', [k, 1])]);
+  return b.op('Conv', [v, b.f32(kern, [C, 1, 1, k], 'gauss_h')], [A.i('group', C), A.ints('kernel_shape', [1, k])]);
+}
+
+/** [n, ·, N] of `planes` consecutive planes of a per-image input from `first`. */
+function planes(ctx: ImagenetCContext, input: string, first: number, count: number): string {
+  return ctx.b.slice(input, [first], [first + count], [1]);
+}
+
+/** x [n, C, H, W] gathered per pixel by index planes [n, K, HW]: [n, C, K, HW]. */
+function gatherPixels(ctx: ImagenetCContext, x: string, index: string, K: number): string {
+  const { b, C, H, W } = ctx;
+  const flat = b.reshape(x, [0, C, H * W]);
+  const idx = b.op('Expand', [b.reshape(index, [-1, 1, K * H * W]), b.i64([1, C, 1])]);
+  return b.reshape(b.op('GatherElements', [flat, idx], [A.i('axis', 2)]), [-1, C, K, H * W]);
+}
+
+export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
+  const { b, centre, C, H, W, clip01, clip01d, d } = ctx;
+  switch (op.kind) {
+    case 'gaussian':
+      return clip01(separable(ctx, centre, gaussianWeights(op.sigma)));
+    case 'glass': {
+      const w = gaussianWeights(op.sigma);
+      const r = (w.length - 1) / 2;
+      const band = (N: number, transpose: boolean) => {
+        const m = new Array<number>(N * N).fill(0);
+        for (let o = 0; o < N; o++) for (let k = 0; k < w.length; k++) {
+          const j = clampIndex(o + k - r, N);
+          m[transpose ? j * N + o : o * N + j] += w[k];
+        }
+        const name = b.fresh('band');
+        b.inits.push({ name, dims: [N, N], dataType: F64, doubleData: m });
+        return name;
+      };
+      const x = b.op('Cast', [centre], [A.i('to', F64)]);
+      const blurred = b.op('MatMul', [b.op('MatMul', [band(H, false), x]), band(W, true)]);
+      const bytes = b.op('Floor', [b.op('Min', [b.op('Max', [b.op('Mul', [blurred, d(255)]), d(0)]), d(255)])]);
+      const q = b.op('Cast', [b.op('Div', [bytes, d(255)])], [A.i('to', F32)]);
+      const shuffled = b.reshape(gatherPixels(ctx, q, planes(ctx, ctx.inputs.index, op.index, 1), 1), [-1, C, H, W]);
+      return clip01(separable(ctx, shuffled, w));
+    }
+    case 'zoom': {
+      const L = op.factors.length;
+      const iy0: number[] = [];
+      const iy1: number[] = [];
+      const wy0: number[] = [];
+      const wy1: number[] = [];
+      const ix0: number[] = [];
+      const ix1: number[] = [];
+      const wx0: number[] = [];
+      const wx1: number[] = [];
+      op.factors.forEach((z, k) => {
+        const ty = zoomTaps(H, z, H);
+        const tx = zoomTaps(W, z, W);
+        for (let y = 0; y < H; y++) iy0.push(ty.i0[y]), iy1.push(ty.i1[y]), wy0.push(ty.w0[y]), wy1.push(ty.w1[y]);
+        for (let x = 0; x < W; x++) ix0.push(k * W + tx.i0[x]), ix1.push(k * W + tx.i1[x]), wx0.push(tx.w0[x]), wx1.push(tx.w1[x]);
+      });
+      const g = (x: string, idx: number[], axis: number) => b.op('Gather', [x, b.i64(idx)], [A.i('axis', axis)]);
+      // rows of every zoomed layer: [n, C, L·H, W]
+      const rows = b.op('Add', [
+        b.op('Mul', [g(centre, iy0, 2), b.f32(wy0, [L * H, 1], 'zoom_wy')]),
+        b.op('Mul', [g(centre, iy1, 2), b.f32(wy1, [L * H, 1], 'zoom_wy')]),
+      ]);
+      // layer next to column: [n, C, H, L·W], then the columns of every layer
+      const t = b.reshape(b.transpose(b.reshape(rows, [-1, C, L, H, W]), [0, 1, 3, 2, 4]), [-1, C, H, L * W]);
+      const cols = b.op('Add', [
+        b.op('Mul', [g(t, ix0, 3), b.f32(wx0, [L * W], 'zoom_wx')]),
+        b.op('Mul', [g(t, ix1, 3), b.f32(wx1, [L * W], 'zoom_wx')]),
+      ]);
+      const sum = b.reduce('ReduceSum', b.reshape(cols, [-1, C, H, L, W]), [3], false);
+      return clip01(b.op('Mul', [b.op('Add', [centre, sum]), b.scalar(1 / (L + 1))]));
+    }
+    case 'fog': {
+      const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);
+      const max = b.reduce('ReduceMax', centre, [1, 2, 3], true);
+      const lifted = b.op('Add', [centre, b.op('Mul', [layer, b.scalar(op.strength)])]);
+      return clip01(b.op('Div', [b.op('Mul', [lifted, max]), b.op('Add', [max, b.scalar(op.strength)])]));
+    }
+    case 'frost': {
+      const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);
+      return clip01(b.op('Add', [b.op('Mul', [centre, b.scalar(op.a)]), b.op('Mul', [layer, b.scalar(op.b)])]));
+    }
+    case 'elastic': {
+      let x = centre;
+      for (let s = 0; s < op.stages; s++) {
+        const taps = gatherPixels(ctx, x, planes(ctx, ctx.inputs.index, op.index + 4 * s, 4), 4); // [n, C, 4, HW]
+        const w = b.unsqueeze(planes(ctx, ctx.inputs.weight, op.weight + 4 * s, 4), [1]); // [n, 1, 4, HW]
+        x = b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
+      }
+      return clip01(x);
+    }
+    case 'speckle':
+      return clip01(b.op('Add', [centre, b.op('Mul', [centre, b.op('Mul', [ctx.normals(op.slot), b.scalar(op.sigma)])])]));
+    case 'saturate': {
+      if (C !== 3) return clip01(centre);
+      const x = b.op('Cast', [centre], [A.i('to', F64)]);
+      const v = b.reduce('ReduceMax', x, [1], true);
+      const min = b.op('Neg', [b.reduce('ReduceMax', b.op('Neg', [x]), [1], true)]);
+      const delta = b.op('Sub', [v, min]);
+      const colour = b.op('Greater', [delta, d(0)]);
+      const s = b.op('Where', [colour, b.op('Div', [delta, v]), d(0)]);
+      const s2 = clip01d(b.op('Add', [b.op('Mul', [s, d(op.scale)]), d(op.shift)]));
+      const mixed = b.op('Sub', [v, b.op('Div', [b.op('Mul', [b.op('Mul', [s2, v]), b.op('Sub', [v, x])]), delta])]);
+      const notRed = b.op('Cast', [b.f32([0, 1, 1], [1, 3, 1, 1], 'not_red')], [A.i('to', F64)]);
+      const grey = b.op('Mul', [v, b.op('Sub', [d(1), b.op('Mul', [s2, notRed])])]);
+      return b.op('Cast', [clip01d(b.op('Where', [colour, mixed, grey]))], [A.i('to', F32)]);
+    }
+    default:
+      throw new RangeError(`view plan: unknown view kind ${(op as { kind: string }).kind}`);
+  }
+}

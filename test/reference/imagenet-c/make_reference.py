@@ -1,0 +1,48 @@
+"""Writes cases.json: outputs of bethgelab/imagecorruptions (and the scipy calls it makes) on a
+tiny seeded image, for test/unit/imagenet-c.test.ts. Deterministic parts only (the reference's
+random draws cannot be fed to it, except glass blur's loop, re-run here with given draws).
+
+usage: /usr/bin/python3 make_reference.py IMAGECORRUPTIONS_CHECKOUT
+(Debian: python3-numpy python3-scipy python3-skimage python3-opencv python3-numba python3-pil)
+"""
+import json, os, sys
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter1d, map_coordinates
+
+sys.path.insert(0, sys.argv[1])
+import warnings
+warnings.filterwarnings('ignore')
+from imagecorruptions.corruptions import zoom_blur, gaussian_blur, saturate, _motion_blur  # noqa: E402
+
+rs = np.random.RandomState(0)
+img = rs.randint(0, 256, size=(10, 11, 3)).astype(np.uint8)
+pil = Image.fromarray(img)
+chw = lambda a: np.asarray(a, dtype=np.float64).transpose(2, 0, 1).ravel().round(9).tolist()
+out = {'image': img.transpose(2, 0, 1).ravel().tolist(), 'height': 10, 'width': 11}
+out['zoom_blur'] = [chw(zoom_blur(pil, s) / 255.) for s in range(1, 6)]
+out['gaussian_blur'] = [chw(gaussian_blur(pil, s) / 255.) for s in range(1, 6)]
+out['saturate'] = [chw(saturate(pil, s) / 255.) for s in range(1, 6)]
+out['motion'] = [{'radius': r, 'sigma': sg, 'angle': a, 'out': chw(_motion_blur(np.array(pil), r, sg, a) / 255.)}
+                 for r, sg, a in [(10, 3, 30.0), (15, 5, -40.0), (3, 1, 80.0)]]
+imp = np.zeros(41); imp[20] = 1
+out['gaussian_weights'] = [{'sigma': sg, 'truncate': t, 'filtered': gaussian_filter1d(imp, sg, truncate=t, mode='constant').round(12).tolist()}
+                           for sg, t in [(1.5, 4), (0.7, 4), (2.24, 3), (0.32, 3)]]
+plane = rs.rand(5, 6)
+coords = [[-1.7, -0.3, 0.0, 2.5, 4.2, 4.9, 5.6, -2.4], [-0.6, 5.7, 3.3, -1.2, 6.4, 0.0, 2.2, 7.1]]
+out['map_coordinates'] = {'plane': plane.ravel().round(12).tolist(), 'coords': coords,
+                          'values': map_coordinates(plane, coords, order=1, mode='reflect').round(12).tolist()}
+# glass blur's loop with given draws: pixel ids through the reference's tuple "swap" of views
+H, W, d, iters = 8, 7, 2, 2
+draws = rs.randint(-d, d, size=(iters * (H - 2 * d) * (W - 2 * d), 2))
+x = np.arange(H * W).reshape(H, W, 1)
+k = 0
+for i in range(iters):
+    for h in range(H - d, d, -1):
+        for w in range(W - d, d, -1):
+            dx, dy = draws[k]; k += 1
+            hp, wp = h + dy, w + dx
+            x[h, w], x[hp, wp] = x[hp, wp], x[h, w]
+out['glass'] = {'H': H, 'W': W, 'd': d, 'iterations': iters, 'draws': draws.ravel().tolist()[:2 * k], 'index': x.ravel().tolist()}
+json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'cases.json'), 'w'))
+print('cases.json written')

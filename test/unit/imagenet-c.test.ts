@@ -1,0 +1,175 @@
+/**
+ * ImageNet-C's corruptions beyond the first eight (image/imagenet-c.ts, image/frost.ts) against
+ * bethgelab/imagecorruptions and the scipy calls it makes, on a tiny seeded 10×11 image:
+ * test/reference/imagenet-c/cases.json, written by make_reference.py there (Debian's Python).
+ * Exact to float rounding where nothing is drawn at random (zoom blur, Gaussian blur, saturate,
+ * the motion-blur kernel at a given angle, scipy's Gaussian weights and map_coordinates' reflect
+ * border, glass blur's loop fed the same draws); the random corruptions by their properties.
+ * bench/corruptions-reference.ts compares all of them at 224 px with the reference's own draws.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { corrupt } from '../../server/engine/image/corrupt';
+import { FROST_PHOTO_STATS, frostLayer, frostTextures, proceduralFrost } from '../../server/engine/image/frost';
+import {
+  affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
+  roundHalfEven, saturate, zoomBlur, zoomFactors,
+} from '../../server/engine/image/imagenet-c';
+import { IMAGENET_C, severityConstant } from '../../server/engine/image/corrupt';
+import { mulberry32 } from '../../server/engine/random';
+import type { PixelImage } from '../../server/engine/types';
+
+const ref = JSON.parse(readFileSync(resolve(__dirname, '../reference/imagenet-c/cases.json'), 'utf8'));
+const img: PixelImage = { data: Float32Array.from(ref.image as number[], (v) => v / 255), channels: 3, height: ref.height, width: ref.width };
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+test('zoom blur, Gaussian blur and saturate equal imagecorruptions at every severity (ImageNet-C constants)', () => {
+  for (let s = 1; s <= 5; s++) {
+    const [step, count] = IMAGENET_C.zoom_blur[s - 1] as number[];
+    // the reference sums float32 zoom layers; ours float64
+    assert.ok(maxDiff(zoomBlur(img, zoomFactors(step, count)).data, ref.zoom_blur[s - 1]) < 2e-6, `zoom blur s${s}`);
+    assert.ok(maxDiff(gaussianBlur(img, IMAGENET_C.gaussian_blur[s - 1] as number).data, ref.gaussian_blur[s - 1]) < 1e-6, `gaussian blur s${s}`);
+    const [a, b] = IMAGENET_C.saturate[s - 1] as number[];
+    assert.ok(maxDiff(saturate(img, a, b).data, ref.saturate[s - 1]) < 1e-6, `saturate s${s}`);
+  }
+  // numpy's arange(1, 1.11, 0.01) has 12 entries (1.00 … 1.11): the table stores (step, count)
+  assert.deepEqual(zoomFactors(0.01, 12).map((z) => z.toFixed(2)).slice(-2), ['1.10', '1.11']);
+  assert.equal(roundHalfEven(112.5), 112);
+  assert.equal(roundHalfEven(113.5), 114);
+});
+
+test('motion blur at a given angle equals the reference\'s numpy _motion_blur, including shifts past the border', () => {
+  const n = img.height * img.width;
+  for (const c of ref.motion as Array<{ radius: number; sigma: number; angle: number; out: number[] }>) {
+    const got = new Float64Array(3 * n);
+    for (let ch = 0; ch < 3; ch++) got.set(motionBlurPlane(img.data.subarray(ch * n, (ch + 1) * n), img.height, img.width, c.radius, c.sigma, c.angle), ch * n);
+    assert.ok(maxDiff(got, c.out) < 1e-6, `radius ${c.radius} angle ${c.angle}`);
+  }
+});
+
+test('scipy\'s Gaussian weights and map_coordinates\' half-sample reflect border', () => {
+  for (const c of ref.gaussian_weights as Array<{ sigma: number; truncate: number; filtered: number[] }>) {
+    const w = gaussianWeights(c.sigma, c.truncate);
+    const r = (w.length - 1) / 2;
+    const want = c.filtered.slice(20 - r, 21 + r);
+    assert.ok(maxDiff(w, want) < 1e-12, `σ ${c.sigma}`);
+    assert.ok(c.filtered.slice(0, 20 - r).every((v) => v === 0), 'radius ⌊truncate·σ + ½⌋');
+  }
+  const mc = ref.map_coordinates;
+  const [ys, xs] = mc.coords as number[][];
+  const index = new Int32Array(4 * ys.length);
+  const weight = new Float32Array(4 * ys.length);
+  ys.forEach((y, p) => bilinearTaps(index, weight, ys.length, p, y, xs[p], 5, 6, (i, n) => borderIndex(i, n, 'reflect')));
+  const got = ys.map((_, p) => [0, 1, 2, 3].reduce((s, k) => s + weight[k * ys.length + p] * mc.plane[index[k * ys.length + p]], 0));
+  assert.ok(maxDiff(got, mc.values) < 1e-6, `${got} vs ${mc.values}`);
+  // a kernel longer than the plane (folded into a matrix) equals the tap-by-tap sum
+  const plane = Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.7));
+  const w = gaussianWeights(3, 4);
+  const r = (w.length - 1) / 2;
+  const direct = new Float64Array(30);
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 6; x++) {
+    let s = 0;
+    for (let a = 0; a < w.length; a++) for (let b = 0; b < w.length; b++) s += w[a] * w[b] * plane[borderIndex(y + a - r, 5, 'reflect') * 6 + borderIndex(x + b - r, 6, 'reflect')];
+    direct[y * 6 + x] = s;
+  }
+  assert.ok(maxDiff(filterPlane(plane, 5, 6, w, w, 'reflect'), direct) < 1e-12);
+});
+
+test('glass blur\'s loop fed the reference\'s draws gives its index map (its "swap" copies)', () => {
+  const g = ref.glass;
+  let k = 0;
+  // u such that −d + ⌊u·2d⌋ is the drawn value
+  const rng = () => (g.draws[k++] + g.d + 0.5) / (2 * g.d);
+  const got = glassPermutation(g.H, g.W, g.d, g.iterations, rng);
+  assert.equal(k, g.draws.length, 'two draws per visited pixel');
+  assert.deepEqual(Array.from(got), g.index);
+  assert.ok(new Set(got).size < g.H * g.W, 'some pixels are duplicated, as in the reference');
+});
+
+test('plasma fractal: a power-of-two map in [0, 1], seeded; fog layer is its top-left corner', () => {
+  const a = plasmaFractal(32, 2, mulberry32(5));
+  assert.equal(a.length, 1024);
+  assert.equal(Math.min(...a), 0);
+  assert.equal(Math.max(...a), 1);
+  assert.deepEqual(a, plasmaFractal(32, 2, mulberry32(5)));
+  assert.notDeepEqual(a, plasmaFractal(32, 2, mulberry32(6)));
+  const layer = fogLayer(20, 30, 2, mulberry32(5));
+  assert.equal(layer.length, 20 * 30);
+  assert.equal(layer[19 * 30 + 29], Math.fround(a[19 * 32 + 29]));
+  // larger wibble decay: smoother map (smaller mean neighbour difference)
+  const rough = (m: Float64Array) => m.reduce((s, v, i) => s + (i % 32 ? Math.abs(v - m[i - 1]) : 0), 0);
+  assert.ok(rough(plasmaFractal(32, 3, mulberry32(1))) < rough(plasmaFractal(32, 1.4, mulberry32(1))));
+  assert.throws(() => plasmaFractal(30, 2, mulberry32(1)), /power of two/);
+});
+
+test('elastic transform: two rounds of bilinear taps (affine, field), weights summing to 1; constants kept; the affine maps its three points', () => {
+  // make_imagenet_c.py's severity 1 at 224 px: alpha 488, σ 170.8 (a kernel longer than the image), affine 24.4
+  const t = elasticTaps(64, 80, [488, 170.8, 24.4], mulberry32(3));
+  assert.equal(t.stages, 2);
+  const n = 64 * 80;
+  for (let p = 0; p < n; p += 97) {
+    for (const s of [0, 1]) {
+      const w = [0, 1, 2, 3].reduce((a, k) => a + t.weight[(4 * s + k) * n + p], 0);
+      assert.ok(Math.abs(w - 1) < 1e-6, 'bilinear weights sum to 1');
+    }
+  }
+  // a constant image stays constant (borders included)
+  const flat: PixelImage = { data: new Float32Array(3 * n).fill(0.3), channels: 3, height: 64, width: 80 };
+  const rng = mulberry32(9);
+  const out = corrupt(flat, 'elastic_transform', 5, rng);
+  return out.then((o) => {
+    assert.ok(maxDiff(o.data, flat.data) < 1e-6);
+    const M = affineThrough([[0, 0], [1, 0], [0, 1]], [[2, 3], [4, 3], [2, 6]]);
+    assert.deepEqual(M.map((v) => Math.round(v * 1e9) / 1e9), [2, 0, 2, 0, 3, 3]);
+    assert.deepEqual((severityConstant('elastic_transform', 3, 224, 224) as number[]).map((v: number) => +v.toFixed(6)), [12.2, 2.44, 4.88], '244·(0.05, 0.01, 0.02)');
+    assert.deepEqual((severityConstant('elastic_transform', 2, 32, 32) as number[]).map((v: number) => +v.toFixed(6)), [1.6, 6.4, 2.24], '32·(0.05, 0.2, 0.07)');
+  });
+});
+
+test('procedural frost: seeded, the photographs\' channel statistics, crops inside the texture; a folder replaces them, bad files named', async () => {
+  const t = proceduralFrost(0, 64, 64, false);
+  assert.deepEqual(t.data, proceduralFrost(0, 64, 64, false).data);
+  assert.ok(t.height > 64 && t.width > 64);
+  const n = t.height * t.width;
+  for (let c = 0; c < 3; c++) {
+    const plane = t.data.subarray(c * n, (c + 1) * n);
+    const mean = plane.reduce((s, v) => s + v, 0) / n;
+    assert.ok(Math.abs(mean - FROST_PHOTO_STATS[0].mean[c]) < 0.02, `channel ${c} mean ${mean}`);
+  }
+  const textures = await frostTextures(64, 64, false);
+  assert.equal(textures.length, 5);
+  const layer = frostLayer(1, 64, 64, textures, mulberry32(2));
+  assert.equal(layer.length, 64 * 64);
+  assert.ok(layer.every((v) => v >= 0 && v <= 1));
+
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-frost-'));
+  try {
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 220, b: 240 } } }).png().toFile(join(dir, 'a.png'));
+    const mine = await frostTextures(48, 48, false, dir);
+    assert.equal(mine.length, 1);
+    assert.ok(mine[0].height > 48 && mine[0].width > 48, 'scaled to cover the image, then by 1.1');
+    const rgb: PixelImage = { data: new Float32Array(3 * 48 * 48).fill(0.5), channels: 3, height: 48, width: 48 };
+    const frosted = await corrupt(rgb, 'frost', 1, mulberry32(1), { frostDir: dir });
+    // severity 1 above 64 px? no: 48 px uses CIFAR's (1, 0.2): 0.5 + 0.2·(200/255)
+    assert.ok(Math.abs(frosted.data[0] - (0.5 + 0.2 * (200 / 255))) < 0.01, `${frosted.data[0]}`);
+    const other = mkdtempSync(join(tmpdir(), 'skeptic-frost-'));
+    writeFileSync(join(other, 'b.jpg'), 'not a jpeg');
+    await assert.rejects(frostTextures(48, 48, false, other), /corruptions\.frostDir: .*b\.jpg: cannot be read as an image/);
+    rmSync(other, { recursive: true, force: true });
+    const empty = mkdtempSync(join(tmpdir(), 'skeptic-frost-'));
+    await assert.rejects(frostTextures(48, 48, false, empty), /has no PNG, JPEG, WebP or TIFF images/);
+    rmSync(empty, { recursive: true, force: true });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
