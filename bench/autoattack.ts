@@ -5,7 +5,8 @@
  *   - the model: the fixture VNN-COMP CIFAR-10 ResNet-2B (adversarially trained), run by
  *     ONNX Runtime in Skeptic and rebuilt in torch by bench/autoattack/reference.py (whose
  *     logits are checked against ONNX Runtime's when this script runs it);
- *   - the images: the first 100 CIFAR-10 test images of the fixtures (or --limit);
+ *   - the images: the first 100 CIFAR-10 test images of the fixtures (or Skeptic's class-
+ *     stratified --limit sample of them, which reference.py is given);
  *   - per ε (k/255), image by image: which attack broke it on each side. The check: every image
  *     Skeptic leaves robust is robust for AutoAttack too (Skeptic's robust set ⊆ AutoAttack's).
  *
@@ -187,13 +188,16 @@ async function main(): Promise<void> {
       const tmp = mkdtempSync(join(tmpdir(), 'skeptic-aa-'));
       try {
         const ort = await ortLogits(model, limit);
+        // reference.py attacks the images Skeptic's --limit chose (a class-stratified sample below 100), in its order
         const logitsFile = join(tmp, 'ort-logits.json');
+        const filesFile = join(tmp, 'files.json');
         writeFileSync(logitsFile, JSON.stringify(ort.logits));
+        writeFileSync(filesFile, JSON.stringify(ort.files));
         const script = join(__dirname, 'autoattack', 'reference.py');
         const out = execFileSync(
           PY,
           [script, '--autoattack', args.autoattack, '--model', MODEL, '--data', DATA, '--eps', eps255.join(','), '--limit', String(limit),
-            '--threads', args.threads!, '--check-logits', logitsFile],
+            '--threads', args.threads!, '--files', filesFile, '--check-logits', logitsFile],
           { env: { ...process.env, LD_PRELOAD: TCMALLOC, OMP_WAIT_POLICY: 'PASSIVE' }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] },
         );
         const ref = JSON.parse(out.toString()) as Reference;

@@ -132,8 +132,12 @@ class Tee:
             p.flush()
 
 
-def load_images(folder, limit):
-    rows = list(csv.DictReader(open(os.path.join(folder, 'labels.csv'))))[:limit]
+def load_images(folder, limit, only=None):
+    rows = list(csv.DictReader(open(os.path.join(folder, 'labels.csv'))))
+    if only is not None:  # these files, in this order (the images Skeptic's --limit sample chose)
+        by_file = {r['file']: r for r in rows}
+        rows = [by_file[f] for f in only]
+    rows = rows[:limit]
     xs = [np.asarray(Image.open(os.path.join(folder, r['file'])).convert('RGB'), dtype=np.float32) / 255.0 for r in rows]
     x = torch.from_numpy(np.stack(xs).transpose(0, 3, 1, 2).copy())
     y = torch.tensor([int(r['label']) for r in rows])
@@ -193,14 +197,15 @@ def main():
     ap.add_argument('--mean', default='0.4914,0.4822,0.4465')
     ap.add_argument('--std', default='0.2471,0.2435,0.2616')
     ap.add_argument('--out', help='also write the JSON here after each epsilon (a partial sweep survives an interrupt)')
-    ap.add_argument('--check-logits', help='a JSON array of ONNX Runtime logits (one row per image) for the same images, to check the conversion')
+    ap.add_argument('--files', help='a JSON array of image files (as labels.csv names them) to attack, in this order, instead of the first --limit')
+    ap.add_argument('--check-logits', help='a JSON array of ONNX Runtime logits (one row per image, in the order of the images) to check the conversion')
     o = ap.parse_args()
     sys.path.insert(0, o.autoattack)
     from autoattack import AutoAttack
 
     torch.set_num_threads(o.threads)
     model = Normalized(OnnxTorch(o.model), [float(v) for v in o.mean.split(',')], [float(v) for v in o.std.split(',')]).eval()
-    x, y, files = load_images(o.data, o.limit)
+    x, y, files = load_images(o.data, o.limit, json.load(open(o.files)) if o.files else None)
     with torch.no_grad():
         logits = model(x)
     clean = logits.argmax(1) == y
@@ -215,7 +220,8 @@ def main():
         out['predictionsAgree'] = bool((z.argmax(1) == ref[: len(z)].argmax(1)).all())
         print('logits vs ONNX Runtime: max |diff| %.3g, predictions agree: %s' % (out['maxLogitDiff'], out['predictionsAgree']), file=sys.stderr)
     for k in [float(v) for v in o.eps.split(',')]:
-        adversary = AutoAttack(model, norm=o.norm, eps=k / 255.0, version=o.version, seed=0, device='cpu')
+        with redirect_stdout(sys.stderr):  # it prints its settings: stdout is for the JSON
+            adversary = AutoAttack(model, norm=o.norm, eps=k / 255.0, version=o.version, seed=0, device='cpu')
         broken_by = [None] * len(files)
         track_attacks(adversary, model, x, broken_by)
         log = Tee(io.StringIO(), sys.stderr)
