@@ -31,7 +31,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { audit } from '../server/engine/audit';
@@ -82,6 +82,8 @@ interface Reference {
     brokenBy?: Array<string | null>;
     seconds: number;
     cpuSeconds?: number;
+    /** 1-minute load average when the ε started (the machine is shared). */
+    loadAvg?: number;
     maxLinf: number;
     log: string[];
   }>;
@@ -102,6 +104,7 @@ interface SkepticSide {
     log: Array<{ attack: string; robustAccuracy: number }>;
     seconds: number;
     cpuSeconds: number;
+    loadAvg?: number;
   }>;
 }
 
@@ -131,6 +134,7 @@ async function runSkeptic(model: LoadedModel, eps255: number[], limit: number): 
   const side: SkepticSide = { preset: args.preset!, threads: Number(args.threads), files: [], clean: [], runs: [] };
   for (const e of eps255) {
     const probe = attackProbe({ preset: args.preset, eps: [`${e}/255`], epsL2: 'none', bisectionSteps: 0, largeEps: 0, maxImages: limit });
+    const load = loadavg()[0];
     const t0 = performance.now();
     const c0 = cpuNow();
     const report = await audit(model, dataset, {
@@ -161,6 +165,7 @@ async function runSkeptic(model: LoadedModel, eps255: number[], limit: number): 
       log: log.map((s) => ({ attack: s.attack, robustAccuracy: s.robustAccuracy[0] })),
       seconds,
       cpuSeconds,
+      loadAvg: load,
     });
     process.stderr.write(`  skeptic ${e}/255: ${res.headline} [${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU]\n`);
   }
@@ -265,7 +270,8 @@ async function main(): Promise<void> {
       console.log(`  final robust\t${aaRobust.size}\t${skRobust.size}`);
       console.log(`  robust for Skeptic, broken by AutoAttack: ${onlySk.join(', ') || 'none'}`);
       console.log(`  robust for AutoAttack, broken by Skeptic: ${onlyAa.join(', ') || 'none'}`);
-      console.log(`  time, wall / CPU: AutoAttack ${secs(run.seconds, run.cpuSeconds)}; Skeptic ${secs(mine.seconds, mine.cpuSeconds)}`);
+      const ld = (v?: number): string => (v === undefined ? '' : ` (load ${v.toFixed(1)})`);
+      console.log(`  time, wall / CPU: AutoAttack ${secs(run.seconds, run.cpuSeconds)}${ld(run.loadAvg)}; Skeptic ${secs(mine.seconds, mine.cpuSeconds)}${ld(mine.loadAvg)}`);
       console.log(`  AutoAttack's log: ${aaLog.join('; ')}`);
       summary.push(`| ${run.eps255}/255 | ${n} | ${aaClean} / ${skClean} | ${pct(aaAfter(0))} / ${pct(skAfter(0))} | ${pct(aaAfter(1))} / ${pct(skAfter(1))} | ${pct(aaAfter(2))} | ${pct(aaAfter(3))} / ${pct(skAfter(3))} | ${aaRobust.size} / ${skRobust.size} | ${onlySk.length} | ${secs(run.seconds, run.cpuSeconds)} | ${secs(mine.seconds, mine.cpuSeconds)} |`);
     }

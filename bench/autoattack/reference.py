@@ -225,6 +225,7 @@ def main():
         broken_by = [None] * len(files)
         track_attacks(adversary, model, x, broken_by)
         log = Tee(io.StringIO(), sys.stderr)
+        load = os.getloadavg()[0]  # the machine is shared: how busy it was when this ε started
         t0, c0 = time.time(), time.process_time()
         with redirect_stdout(log):
             x_adv = adversary.run_standard_evaluation(x, y, bs=len(files))
@@ -233,7 +234,7 @@ def main():
             robust = (model(x_adv).argmax(1) == y) & clean
         linf = float((x_adv - x).abs().max())
         out['runs'].append({'eps255': k, 'robust': robust.int().tolist(), 'robustAccuracy': float(robust.float().mean()),
-                            'brokenBy': broken_by, 'seconds': seconds, 'cpuSeconds': cpu, 'maxLinf': linf,
+                            'brokenBy': broken_by, 'seconds': seconds, 'cpuSeconds': cpu, 'loadAvg': load, 'maxLinf': linf,
                             'log': log.parts[0].getvalue().splitlines()})
         print('eps %g/255: robust %d/%d in %.1f s (CPU %.1f s)' % (k, int(robust.sum()), len(files), seconds, cpu), file=sys.stderr)
         if o.out:
