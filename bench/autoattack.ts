@@ -80,6 +80,8 @@ interface Reference {
     robustAccuracy: number;
     /** Per image, the first attack whose output was misclassified (null: none; absent in old files). */
     brokenBy?: Array<string | null>;
+    /** Per attack (apgd-ce, apgd-t, fab-t, square): its own wall and CPU seconds. */
+    attackTimes?: Record<string, { seconds: number; cpuSeconds: number }>;
     seconds: number;
     cpuSeconds?: number;
     /** 1-minute load average when the ε started (the machine is shared). */
@@ -261,6 +263,10 @@ async function main(): Promise<void> {
       const aaRobust = new Set(refFiles.filter((_, j) => run.robust[j] === 1));
       const skRobust = new Set(refFiles.filter((_, j) => mine.brokenBy[idx[j]] === null));
       const onlySk = refFiles.filter((f, j) => skRobust.has(f) && !aaRobust.has(f)).map((f) => `${f} (AA: ${run.brokenBy?.[refFiles.indexOf(f)] ?? '?'})`);
+      const otherAttack = refFiles
+        .map((f, j) => ({ f, aa: run.brokenBy?.[j] ?? null, sk: mine.brokenBy[idx[j]] }))
+        .filter((d) => d.aa !== null && d.sk !== null && d.sk !== 'wrong' && d.aa !== d.sk)
+        .map((d) => `${d.f} (AutoAttack: ${d.aa}, Skeptic: ${d.sk})`);
       const onlyAa = refFiles.filter((f) => aaRobust.has(f) && !skRobust.has(f)).map((f) => `${f} (Skeptic: ${mine.brokenBy[skIdx.get(f)!]})`);
       if (onlySk.length) ok = false;
       const pct = (v: number | null): string => (v === null ? '-' : `${v}`);
@@ -270,14 +276,19 @@ async function main(): Promise<void> {
       console.log(`  final robust\t${aaRobust.size}\t${skRobust.size}`);
       console.log(`  robust for Skeptic, broken by AutoAttack: ${onlySk.join(', ') || 'none'}`);
       console.log(`  robust for AutoAttack, broken by Skeptic: ${onlyAa.join(', ') || 'none'}`);
+      console.log(`  broken by another attack on each side: ${otherAttack.join(', ') || 'none'}`);
+      const at = run.attackTimes;
+      // AutoAttack without FAB-T runs the same three attacks as Skeptic's protocol.
+      const noFab = at ? secs(run.seconds - (at['fab-t']?.seconds ?? 0), run.cpuSeconds === undefined ? undefined : run.cpuSeconds - (at['fab-t']?.cpuSeconds ?? 0)) : '-';
+      if (at) console.log(`  AutoAttack per attack, wall / CPU: ${Object.entries(at).map(([a, t]) => `${a} ${secs(t.seconds, t.cpuSeconds)}`).join('; ')}`);
       const ld = (v?: number): string => (v === undefined ? '' : ` (load ${v.toFixed(1)})`);
       console.log(`  time, wall / CPU: AutoAttack ${secs(run.seconds, run.cpuSeconds)}${ld(run.loadAvg)}; Skeptic ${secs(mine.seconds, mine.cpuSeconds)}${ld(mine.loadAvg)}`);
       console.log(`  AutoAttack's log: ${aaLog.join('; ')}`);
-      summary.push(`| ${run.eps255}/255 | ${n} | ${aaClean} / ${skClean} | ${pct(aaAfter(0))} / ${pct(skAfter(0))} | ${pct(aaAfter(1))} / ${pct(skAfter(1))} | ${pct(aaAfter(2))} | ${pct(aaAfter(3))} / ${pct(skAfter(3))} | ${aaRobust.size} / ${skRobust.size} | ${onlySk.length} | ${secs(run.seconds, run.cpuSeconds)} | ${secs(mine.seconds, mine.cpuSeconds)} |`);
+      summary.push(`| ${run.eps255}/255 | ${n} | ${aaClean} / ${skClean} | ${pct(aaAfter(0))} / ${pct(skAfter(0))} | ${pct(aaAfter(1))} / ${pct(skAfter(1))} | ${pct(aaAfter(2))} | ${pct(aaAfter(3))} / ${pct(skAfter(3))} | ${aaRobust.size} / ${skRobust.size} | ${onlySk.length} | ${secs(run.seconds, run.cpuSeconds)} | ${noFab} | ${secs(mine.seconds, mine.cpuSeconds)} |`);
     }
   }
-  console.log('\n| ε | images | clean | after APGD-CE | after APGD-T | after FAB-T (AA) | after Square | robust | robust for Skeptic only | AutoAttack wall / CPU | Skeptic wall / CPU |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| ε | images | clean | after APGD-CE | after APGD-T | after FAB-T (AA) | after Square | robust | robust for Skeptic only | AutoAttack wall / CPU | AutoAttack without FAB-T | Skeptic wall / CPU |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of summary) console.log(row);
   console.log(ok ? '\nPASS: at every ε compared, each image Skeptic leaves robust is robust for AutoAttack too' : '\nFAIL: Skeptic leaves robust some image AutoAttack breaks');
   process.exitCode = ok ? 0 : 1;

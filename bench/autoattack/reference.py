@@ -156,11 +156,12 @@ def aa_commit(folder):
     return None
 
 
-def track_attacks(adversary, model, x_all, broken_by):
+def track_attacks(adversary, model, x_all, broken_by, times):
     """
     Wraps each attack's perturb so that, per image, the first attack whose output is
-    misclassified is recorded (AutoAttack's log has only counts). AutoAttack hands each attack
-    the surviving rows of x; they are found in x_all by their bytes (the images are distinct).
+    misclassified is recorded (AutoAttack's log has only counts), and each attack's wall and CPU
+    seconds are added up in `times`. AutoAttack hands each attack the surviving rows of x; they
+    are found in x_all by their bytes (the images are distinct).
     """
     index = {hashlib.sha1(x_all[i].numpy().tobytes()).hexdigest(): i for i in range(len(x_all))}
 
@@ -168,7 +169,11 @@ def track_attacks(adversary, model, x_all, broken_by):
         inner = obj.perturb
 
         def perturb(x, y, *a, **kw):
+            t0, c0 = time.time(), time.process_time()
             adv = inner(x, y, *a, **kw)
+            t = times.setdefault(name_of(obj), {'seconds': 0.0, 'cpuSeconds': 0.0})
+            t['seconds'] += time.time() - t0
+            t['cpuSeconds'] += time.process_time() - c0
             with torch.no_grad():
                 wrong = model(adv).argmax(1) != y
             for r in range(len(x)):
@@ -222,8 +227,8 @@ def main():
     for k in [float(v) for v in o.eps.split(',')]:
         with redirect_stdout(sys.stderr):  # it prints its settings: stdout is for the JSON
             adversary = AutoAttack(model, norm=o.norm, eps=k / 255.0, version=o.version, seed=0, device='cpu')
-        broken_by = [None] * len(files)
-        track_attacks(adversary, model, x, broken_by)
+        broken_by, attack_times = [None] * len(files), {}
+        track_attacks(adversary, model, x, broken_by, attack_times)
         log = Tee(io.StringIO(), sys.stderr)
         load = os.getloadavg()[0]  # the machine is shared: how busy it was when this ε started
         t0, c0 = time.time(), time.process_time()
@@ -234,7 +239,7 @@ def main():
             robust = (model(x_adv).argmax(1) == y) & clean
         linf = float((x_adv - x).abs().max())
         out['runs'].append({'eps255': k, 'robust': robust.int().tolist(), 'robustAccuracy': float(robust.float().mean()),
-                            'brokenBy': broken_by, 'seconds': seconds, 'cpuSeconds': cpu, 'loadAvg': load, 'maxLinf': linf,
+                            'brokenBy': broken_by, 'attackTimes': attack_times, 'seconds': seconds, 'cpuSeconds': cpu, 'loadAvg': load, 'maxLinf': linf,
                             'log': log.parts[0].getvalue().splitlines()})
         print('eps %g/255: robust %d/%d in %.1f s (CPU %.1f s)' % (k, int(robust.sum()), len(files), seconds, cpu), file=sys.stderr)
         if o.out:
