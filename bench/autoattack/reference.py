@@ -21,7 +21,7 @@ Threads: one by default, and OpenMP told to sleep rather than spin while it wait
 policy ran one forward+backward pass of ResNet-2B at batch 77 in 23 ms instead of 7 ms, and
 AutoAttack's APGD-CE on 100 images in 22 s instead of 2 s; with other jobs on the cores, the
 spinning threads pre-empt each other and the earlier runs here took ~500x longer than this
-(APGD-T: 1,400 s for 15 images; now 2-3 s).
+(APGD-T: 1,400 s for 15 images; now 3-9 s of wall time on the same loaded machine).
 """
 import os
 # Before torch loads libgomp, which reads it once.
