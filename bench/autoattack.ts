@@ -3,27 +3,35 @@
  * (fra31/auto-attack, PyTorch) on the same model and images (not a test):
  *
  *   - the model: the fixture VNN-COMP CIFAR-10 ResNet-2B (adversarially trained), run by
- *     ONNX Runtime in Skeptic and rebuilt in torch by bench/autoattack/reference.py;
- *   - the images: the first 100 CIFAR-10 test images of the fixtures (or --limit);
- *   - per ε (k/255): the images each leaves robust. The check: Skeptic leaves no image robust
- *     that AutoAttack breaks, i.e. Skeptic's robust set ⊆ AutoAttack's, or at least no more
- *     robust images in all (attacks are random; the two differ in random streams).
+ *     ONNX Runtime in Skeptic and rebuilt in torch by bench/autoattack/reference.py (whose
+ *     logits are checked against ONNX Runtime's when this script runs it);
+ *   - the images: the first 100 CIFAR-10 test images of the fixtures (or Skeptic's class-
+ *     stratified --limit sample of them, which reference.py is given);
+ *   - per ε (k/255), image by image: which attack broke it on each side. The check: every image
+ *     Skeptic leaves robust is robust for AutoAttack too (Skeptic's robust set ⊆ AutoAttack's).
  *
- * Both sides run L∞ only, without Skeptic's minimal-ε bisection and large-ε run (AutoAttack has
- * neither), so the times compare the same work. AutoAttack's `standard` also runs FAB-T between
- * APGD-T and Square; Skeptic has no FAB-T, so its log has one step fewer.
+ * Both sides run L∞ only, Skeptic without its minimal-ε bisection and large-ε run (AutoAttack has
+ * neither), one audit per ε, so the times compare the same work. AutoAttack's `standard` also
+ * runs FAB-T between APGD-T and Square; Skeptic has no FAB-T, so its log has one step fewer.
+ * Times are wall and CPU (user + system of the process, all its threads): the development
+ * machine is shared, and CPU time is the steadier number there.
  *
  *   node --import tsx bench/autoattack.ts [--eps 1,2,4,8] [--limit 100] [--preset standard]
- *        [--autoattack DIR | --reference FILE.json] [--threads 2] [--save S.json | --skeptic S.json]
+ *        [--autoattack DIR [--reference-out F.json] | --reference F.json[,G.json]]
+ *        [--threads 1] [--save S.json | --skeptic S.json]
  *
  * --autoattack DIR: a checkout of fra31/auto-attack (the folder holding `autoattack/`); the
- * script runs bench/autoattack/reference.py with /usr/bin/python3 and tcmalloc preloaded, with
- * torch.set_num_threads(--threads). --reference FILE: that script's JSON output from an earlier
- * run (several, comma-separated, each on its own ε and images: the comparison is over the
- * images each ran on). Neither: Skeptic's side only.
+ * script runs bench/autoattack/reference.py with /usr/bin/python3, tcmalloc preloaded,
+ * torch.set_num_threads(--threads) and OMP_WAIT_POLICY=PASSIVE (see reference.py for why), and
+ * keeps its JSON in --reference-out. AUTOATTACK_GIT_DIR names the checkout's git directory when
+ * it is not DIR/.git, so that the commit is recorded. --reference F: that JSON from an earlier
+ * run (bench/autoattack/reference-results.json is the committed one); several, comma-separated,
+ * each on its own ε and images. Neither: Skeptic's side only. --threads is also ONNX Runtime's
+ * thread count for Skeptic's side, so both sides get the same cores.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { audit } from '../server/engine/audit';
@@ -32,6 +40,7 @@ import { loadModel, setCpuThreads } from '../server/engine/model';
 import { attackProbe, type AttackRecord } from '../server/engine/probes/attack';
 import { cleanProbe } from '../server/engine/probes/clean';
 import type { Probe } from '../server/engine/probes/probe';
+import type { LoadedModel } from '../server/engine/types';
 
 const FIXTURES = resolve(__dirname, '../../shared/fixtures');
 const MODEL = join(FIXTURES, 'models', 'cifar10_resnet2b_advtrained.onnx');
@@ -47,118 +56,241 @@ const { values: args } = parseArgs({
     limit: { type: 'string', default: '100' },
     preset: { type: 'string', default: 'standard' },
     autoattack: { type: 'string' },
+    'reference-out': { type: 'string' },
     reference: { type: 'string' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' },
     // --save FILE writes Skeptic's side; --skeptic FILE reads it back instead of running it
     save: { type: 'string' },
     skeptic: { type: 'string' },
   },
 });
 
+/** reference.py's JSON. */
 interface Reference {
   version?: string;
   files: string[];
   clean: number[];
   torch: string;
-  runs: Array<{ eps255: number; robust: number[]; robustAccuracy: number; seconds: number; maxLinf: number; log: string[] }>;
+  autoattackCommit?: string | null;
+  threads?: number;
+  maxLogitDiff?: number;
+  runs: Array<{
+    eps255: number;
+    robust: number[];
+    robustAccuracy: number;
+    /** Per image, the first attack whose output was misclassified (null: none; absent in old files). */
+    brokenBy?: Array<string | null>;
+    /** Per attack (apgd-ce, apgd-t, fab-t, square): its own wall and CPU seconds. */
+    attackTimes?: Record<string, { seconds: number; cpuSeconds: number }>;
+    seconds: number;
+    cpuSeconds?: number;
+    /** 1-minute load average when the ε started (the machine is shared). */
+    loadAvg?: number;
+    maxLinf: number;
+    log: string[];
+  }>;
 }
 
+/** Skeptic's side, one audit per ε. */
 interface SkepticSide {
   preset: string;
-  headline: string;
-  records: Array<AttackRecord & { image: number }>;
+  threads: number;
   files: string[];
-  seconds: number;
-  log: Array<{ attack: string; robustAccuracy: number[] }>;
+  /** Per image: 1 when correctly classified. */
+  clean: number[];
+  runs: Array<{
+    eps255: number;
+    headline: string;
+    /** Per image: the attack that broke it (Skeptic's names), null when robust, 'wrong' when misclassified clean. */
+    brokenBy: Array<string | null>;
+    log: Array<{ attack: string; robustAccuracy: number }>;
+    seconds: number;
+    cpuSeconds: number;
+    loadAvg?: number;
+  }>;
 }
 
-async function runSkeptic(eps255: number[], limit: number): Promise<SkepticSide> {
-  setCpuThreads(Number(args.threads));
-  const model = await loadModel(MODEL, { device: 'cpu', preprocess: { scale: 1, mean: MEAN, std: STD } });
-  try {
-    const dataset = await openDataset(DATA, { labels: model.labels, limit, seed: 0 });
-    const probe = attackProbe({ preset: args.preset, eps: eps255.map((e) => `${e}/255`), epsL2: 'none', bisectionSteps: 0, largeEps: 0, maxImages: limit });
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** ONNX Runtime's logits for the images, in the dataset's file order (reference.py checks its torch graph against them). */
+async function ortLogits(model: LoadedModel, limit: number): Promise<{ files: string[]; logits: number[][] }> {
+  const dataset = await openDataset(DATA, { labels: model.labels, limit, seed: 0 });
+  const files: string[] = [];
+  const logits: number[][] = [];
+  for await (const batch of dataset.stream(model.decodeSpec(0), { batchSize: 50 })) {
+    for (const s of batch) {
+      if (!s.image) throw new Error(`${s.record.id}: ${s.error}`);
+      const p = await model.predict({ data: s.image.data, n: 1, channels: s.image.channels, height: s.image.height, width: s.image.width });
+      files.push(s.record.id);
+      logits.push(Array.from(p.logits));
+    }
+  }
+  return { files, logits };
+}
+
+async function runSkeptic(model: LoadedModel, eps255: number[], limit: number): Promise<SkepticSide> {
+  const dataset = await openDataset(DATA, { labels: model.labels, limit, seed: 0 });
+  const side: SkepticSide = { preset: args.preset!, threads: Number(args.threads), files: [], clean: [], runs: [] };
+  for (const e of eps255) {
+    const probe = attackProbe({ preset: args.preset, eps: [`${e}/255`], epsL2: 'none', bisectionSteps: 0, largeEps: 0, maxImages: limit });
+    const load = loadavg()[0];
     const t0 = performance.now();
+    const c0 = cpuNow();
     const report = await audit(model, dataset, {
       probes: [cleanProbe(), probe as Probe<object>],
       batchSize: 128,
       onProgress: (p) => {
-        if (p.step) process.stderr.write(`  skeptic: ${p.step} [${((performance.now() - t0) / 1000).toFixed(0)} s]\n`);
+        if (p.step) process.stderr.write(`  skeptic ${e}/255: ${p.step} [${((performance.now() - t0) / 1000).toFixed(0)} s]\n`);
       },
     });
     const seconds = (performance.now() - t0) / 1000;
+    const cpuSeconds = cpuNow() - c0;
     const res = report.probes.attack;
     if (res.status !== 'ok') throw new Error(`attack probe ${res.status}: ${res.reason}`);
-    return {
-      preset: args.preset!,
+    const records = res.records as unknown as Array<AttackRecord & { image: number }>;
+    const files = report.images.map((im) => im.id);
+    if (!side.files.length) side.files = files;
+    const byFile = new Map(records.map((r) => [files[r.image], r]));
+    side.clean = side.files.map((f) => (byFile.get(f)?.status === 'attacked' ? 1 : 0));
+    const log = (res.metrics as { protocol: { linf: Array<{ attack: string; robustAccuracy: number[] }> } }).protocol.linf;
+    side.runs.push({
+      eps255: e,
       headline: res.headline ?? '',
-      files: report.images.map((im) => im.id),
-      records: res.records as unknown as SkepticSide['records'],
+      brokenBy: side.files.map((f) => {
+        const r = byFile.get(f);
+        if (!r) throw new Error(`no attack record for ${f}`);
+        return r.status === 'wrong' ? 'wrong' : (r.brokenBy?.[0] ?? null);
+      }),
+      log: log.map((s) => ({ attack: s.attack, robustAccuracy: s.robustAccuracy[0] })),
       seconds,
-      log: (res.metrics as { protocol: { linf: SkepticSide['log'] } }).protocol.linf,
-    };
-  } finally {
-    await model.dispose();
+      cpuSeconds,
+      loadAvg: load,
+    });
+    process.stderr.write(`  skeptic ${e}/255: ${res.headline} [${seconds.toFixed(1)} s wall, ${cpuSeconds.toFixed(1)} s CPU]\n`);
   }
+  return side;
 }
+
+const stripRoot = (f: string): string => f.replace(/^.*cifar10_test_first100\//, '');
+const secs = (wall: number, cpu?: number): string => `${wall.toFixed(1)} s / ${cpu === undefined ? '?' : `${cpu.toFixed(1)} s`}`;
 
 async function main(): Promise<void> {
   if (!existsSync(MODEL)) {
     console.log(`fixtures absent (${FIXTURES}): nothing to compare`);
     return;
   }
-  // The probe sorts its grid: so do we, so that index k means the same ε on both sides.
   const eps255 = [...new Set(args.eps!.split(',').map(Number))].sort((a, b) => a - b);
   const limit = Number(args.limit);
-
-  // ---- AutoAttack, first (so that the two do not share the CPU); or earlier runs of it, each
-  // on its own ε and images (--reference A.json,B.json)
+  setCpuThreads(Number(args.threads));
+  const model = await loadModel(MODEL, { device: 'cpu', preprocess: { scale: 1, mean: MEAN, std: STD } });
+  let sk: SkepticSide;
   const refs: Reference[] = [];
-  if (args.reference) for (const f of args.reference.split(',')) refs.push(JSON.parse(readFileSync(f, 'utf8')));
-  else if (args.autoattack) {
-    const script = join(__dirname, 'autoattack', 'reference.py');
-    const out = execFileSync(
-      PY,
-      [script, '--autoattack', args.autoattack, '--model', MODEL, '--data', DATA, '--eps', eps255.join(','), '--limit', String(limit), '--threads', args.threads!],
-      { env: { ...process.env, LD_PRELOAD: TCMALLOC }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    refs.push(JSON.parse(out.toString()));
+  try {
+    // ---- AutoAttack, first (so that the two do not share the CPU); or earlier runs of it
+    if (args.reference) for (const f of args.reference.split(',')) refs.push(JSON.parse(readFileSync(f, 'utf8')));
+    else if (args.autoattack) {
+      const tmp = mkdtempSync(join(tmpdir(), 'skeptic-aa-'));
+      try {
+        const ort = await ortLogits(model, limit);
+        // reference.py attacks the images Skeptic's --limit chose (a class-stratified sample below 100), in its order
+        const logitsFile = join(tmp, 'ort-logits.json');
+        const filesFile = join(tmp, 'files.json');
+        writeFileSync(logitsFile, JSON.stringify(ort.logits));
+        writeFileSync(filesFile, JSON.stringify(ort.files));
+        const script = join(__dirname, 'autoattack', 'reference.py');
+        const out = execFileSync(
+          PY,
+          [script, '--autoattack', args.autoattack, '--model', MODEL, '--data', DATA, '--eps', eps255.join(','), '--limit', String(limit),
+            '--threads', args.threads!, '--files', filesFile, '--check-logits', logitsFile],
+          { env: { ...process.env, LD_PRELOAD: TCMALLOC, OMP_WAIT_POLICY: 'PASSIVE' }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        const ref = JSON.parse(out.toString()) as Reference;
+        if (ref.files.map(stripRoot).join() !== ort.files.join()) throw new Error('reference.py read the images in another order than Skeptic');
+        if (args['reference-out']) writeFileSync(args['reference-out'], `${JSON.stringify(ref, null, 1)}\n`);
+        refs.push(ref);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+    // ---- Skeptic (or its results from an earlier run, --skeptic)
+    sk = args.skeptic ? JSON.parse(readFileSync(args.skeptic, 'utf8')) : await runSkeptic(model, eps255, limit);
+  } finally {
+    await model.dispose();
   }
-
-  // ---- Skeptic (or its results from an earlier run, --skeptic)
-  const sk: SkepticSide = args.skeptic ? JSON.parse(readFileSync(args.skeptic, 'utf8')) : await runSkeptic(eps255, limit);
   if (args.save) writeFileSync(args.save, JSON.stringify(sk));
-  const { records, files, seconds, log } = sk;
-  console.log(`Skeptic ${sk.preset}: ${sk.headline} [${seconds.toFixed(1)} s]`);
 
-  console.log('\nRobust accuracy after each attack, in run order (Skeptic):');
-  console.log(['attack', ...eps255.map((e) => `${e}/255`)].join('\t'));
-  for (const step of log) console.log([step.attack, ...step.robustAccuracy.map((a) => `${(a * 100).toFixed(0)}%`)].join('\t'));
+  console.log(`Skeptic ${sk.preset} (${sk.threads} thread${sk.threads === 1 ? '' : 's'}), one audit per ε:`);
+  for (const run of sk.runs) console.log(`  ${run.eps255}/255: ${run.headline} [${secs(run.seconds, run.cpuSeconds)}]`);
   if (!refs.length) return;
 
-  // Per ε, the robust images (by file) on each side, over the images the reference ran on.
-  const skRobust = (k: number, among: Set<string>) =>
-    new Set(records.filter((r) => r.status === 'attacked' && r.brokenBy && r.brokenBy[k] === null).map((r) => files[r.image]).filter((f) => among.has(f)));
-  console.log('\nε\timages\tAutoAttack robust\tSkeptic robust\tSkeptic ⊆ AA\tonly Skeptic robust\tonly AA robust\tAA time');
+  const AA_STEPS = ['apgd-ce', 'apgd-t', 'fab-t', 'square'];
+  const SK_STEPS = ['apgd-ce', 'apgd-t', null, 'square'];
+  const TITLES = ['APGD-CE', 'APGD-T', 'FAB-T', 'Square'];
   let ok = true;
+  const summary: string[] = [];
   for (const ref of refs) {
-    const refFiles = ref.files.map((f) => f.replace(/^.*cifar10_test_first100\//, ''));
-    const among = new Set(refFiles);
+    const refFiles = ref.files.map(stripRoot);
+    console.log(`\nAutoAttack ${ref.version ?? 'standard'} (fra31/auto-attack ${ref.autoattackCommit?.slice(0, 12) ?? '?'}, torch ${ref.torch}, ${ref.threads ?? '?'} thread(s))` +
+      (ref.maxLogitDiff !== undefined ? `; torch vs ONNX Runtime logits: max |diff| ${ref.maxLogitDiff.toExponential(2)}` : ''));
     for (const run of ref.runs) {
-      const k = eps255.indexOf(run.eps255);
+      const k = sk.runs.findIndex((r) => r.eps255 === run.eps255);
       if (k < 0) continue;
-      console.log(`  AutoAttack log at ${run.eps255}/255 (${refFiles.length} images): ${run.log.filter((l) => /robust accuracy|initial accuracy/.test(l)).map((l) => l.trim()).join('; ')}`);
-      const aa = new Set(refFiles.filter((_, i) => run.robust[i] === 1));
-      const mine = skRobust(k, among);
-      const onlySk = [...mine].filter((f) => !aa.has(f));
-      const onlyAa = [...aa].filter((f) => !mine.has(f));
-      if (mine.size > aa.size) ok = false;
-      console.log(`${run.eps255}/255\t${refFiles.length}\t${aa.size}\t${mine.size}\t${onlySk.length === 0 ? 'yes' : 'no'}\t${onlySk.join(' ') || '-'}\t${onlyAa.join(' ') || '-'}\t${run.seconds.toFixed(0)} s`);
+      const mine = sk.runs[k];
+      const skIdx = new Map(sk.files.map((f, i) => [f, i]));
+      const idx = refFiles.map((f) => {
+        const i = skIdx.get(f);
+        if (i === undefined) throw new Error(`${f}: in the reference, not in Skeptic's run`);
+        return i;
+      });
+      const n = refFiles.length;
+      const aaClean = ref.clean.reduce((a, b) => a + b, 0);
+      const skClean = idx.reduce((a, i) => a + sk.clean[i], 0);
+      // Robust counts after each step, from the per-image attribution (AutoAttack's log says the same in %).
+      const aaAfter = (s: number): number | null => {
+        if (!run.brokenBy) return null;
+        const done = new Set(AA_STEPS.slice(0, s + 1));
+        return refFiles.filter((_, j) => ref.clean[j] === 1 && !done.has(run.brokenBy![j] ?? '')).length;
+      };
+      const skAfter = (s: number): number | null => {
+        if (SK_STEPS[s] === null) return null;
+        const done = new Set(SK_STEPS.slice(0, s + 1));
+        return idx.filter((i) => sk.clean[i] === 1 && !done.has(mine.brokenBy[i] ?? '')).length;
+      };
+      const aaLog = run.log.filter((l) => /robust accuracy after|initial accuracy/.test(l)).map((l) => l.trim());
+      const aaRobust = new Set(refFiles.filter((_, j) => run.robust[j] === 1));
+      const skRobust = new Set(refFiles.filter((_, j) => mine.brokenBy[idx[j]] === null));
+      const onlySk = refFiles.filter((f, j) => skRobust.has(f) && !aaRobust.has(f)).map((f) => `${f} (AA: ${run.brokenBy?.[refFiles.indexOf(f)] ?? '?'})`);
+      const otherAttack = refFiles
+        .map((f, j) => ({ f, aa: run.brokenBy?.[j] ?? null, sk: mine.brokenBy[idx[j]] }))
+        .filter((d) => d.aa !== null && d.sk !== null && d.sk !== 'wrong' && d.aa !== d.sk)
+        .map((d) => `${d.f} (AutoAttack: ${d.aa}, Skeptic: ${d.sk})`);
+      const onlyAa = refFiles.filter((f) => aaRobust.has(f) && !skRobust.has(f)).map((f) => `${f} (Skeptic: ${mine.brokenBy[skIdx.get(f)!]})`);
+      if (onlySk.length) ok = false;
+      const pct = (v: number | null): string => (v === null ? '-' : `${v}`);
+      console.log(`\nε = ${run.eps255}/255, ${n} images (robust images; AutoAttack / Skeptic)`);
+      console.log(`  clean\t\t${aaClean}\t${skClean}`);
+      AA_STEPS.forEach((_, s) => console.log(`  after ${TITLES[s]}\t${pct(aaAfter(s))}\t${pct(skAfter(s))}`));
+      console.log(`  final robust\t${aaRobust.size}\t${skRobust.size}`);
+      console.log(`  robust for Skeptic, broken by AutoAttack: ${onlySk.join(', ') || 'none'}`);
+      console.log(`  robust for AutoAttack, broken by Skeptic: ${onlyAa.join(', ') || 'none'}`);
+      console.log(`  broken by another attack on each side: ${otherAttack.join(', ') || 'none'}`);
+      const at = run.attackTimes;
+      // AutoAttack without FAB-T runs the same three attacks as Skeptic's protocol.
+      const noFab = at ? secs(run.seconds - (at['fab-t']?.seconds ?? 0), run.cpuSeconds === undefined ? undefined : run.cpuSeconds - (at['fab-t']?.cpuSeconds ?? 0)) : '-';
+      if (at) console.log(`  AutoAttack per attack, wall / CPU: ${Object.entries(at).map(([a, t]) => `${a} ${secs(t.seconds, t.cpuSeconds)}`).join('; ')}`);
+      const ld = (v?: number): string => (v === undefined ? '' : ` (load ${v.toFixed(1)})`);
+      console.log(`  time, wall / CPU: AutoAttack ${secs(run.seconds, run.cpuSeconds)}${ld(run.loadAvg)}; Skeptic ${secs(mine.seconds, mine.cpuSeconds)}${ld(mine.loadAvg)}`);
+      console.log(`  AutoAttack's log: ${aaLog.join('; ')}`);
+      summary.push(`| ${run.eps255}/255 | ${n} | ${aaClean} / ${skClean} | ${pct(aaAfter(0))} / ${pct(skAfter(0))} | ${pct(aaAfter(1))} / ${pct(skAfter(1))} | ${pct(aaAfter(2))} | ${pct(aaAfter(3))} / ${pct(skAfter(3))} | ${aaRobust.size} / ${skRobust.size} | ${onlySk.length} | ${secs(run.seconds, run.cpuSeconds)} | ${noFab} | ${secs(mine.seconds, mine.cpuSeconds)} |`);
     }
   }
-  const aaSeconds = refs.flatMap((r) => r.runs).reduce((a, r) => a + r.seconds, 0);
-  console.log(`\ntime: Skeptic ${sk.preset} ${seconds.toFixed(1)} s (all ε, all images, L∞, model load excluded); AutoAttack ${refs[0].version ?? 'standard'} ${aaSeconds.toFixed(1)} s over the runs above (torch ${refs[0].torch})`);
-  console.log(ok ? 'PASS: Skeptic leaves no more robust images than AutoAttack at any ε compared' : 'FAIL: Skeptic leaves more robust images than AutoAttack at some ε');
+  console.log('\n| ε | images | clean | after APGD-CE | after APGD-T | after FAB-T (AA) | after Square | robust | robust for Skeptic only | AutoAttack wall / CPU | AutoAttack without FAB-T | Skeptic wall / CPU |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const row of summary) console.log(row);
+  console.log(ok ? '\nPASS: at every ε compared, each image Skeptic leaves robust is robust for AutoAttack too' : '\nFAIL: Skeptic leaves robust some image AutoAttack breaks');
   process.exitCode = ok ? 0 : 1;
 }
 

@@ -195,3 +195,9 @@ test('without a gradient the protocol is Square alone on every image; the budget
     'AutoAttack standard on up to 100 images (the correctly classified ones) at L∞ ε 2/255, 8/255: L∞ APGD-CE (10 iterations), then APGD-T (3 targets × 10 iterations) on the survivors, then Square (up to 300 queries) on the survivors. Square replaces the white-box attacks where the input gradient cannot be built.',
   );
 });
+
+test('when most images survive the whole grid, the headline bounds the median minimal ε by the largest ε, in k/255', async () => {
+  // At 2/255 alone, A, B, C and R all survive (bisection and the large-ε run off).
+  const { summary } = await runProbe({ eps: ['2/255'] });
+  assert.match(summary.headline, /robust \(AutoAttack standard L∞\) 80\.0% at 2\/255; median minimal ε > 2\/255$/);
+});

@@ -817,7 +817,7 @@ export function attackProbe(params: Record<string, unknown> = {}, deps: AttackDe
       const headline =
         `clean ${pct(clean)}; robust (${main} L∞) ` +
         (mainCurve ? g.linf.map((e, k) => `${pct(mainCurve[k])} at ${g.domain === 'digits' ? e : eps255(e)}`).join(', ') : '–') +
-        `; median minimal ε ${median === null ? '–' : Number.isFinite(median) ? (g.domain === 'digits' ? `${round(median, 4)}` : eps255(median)) : `> ${largeEps || g.linf[E - 1]}`}` +
+        `; median minimal ε ${median === null ? '–' : Number.isFinite(median) ? (g.domain === 'digits' ? `${round(median, 4)}` : eps255(median)) : `> ${g.domain === 'digits' ? largeEps || g.linf[E - 1] : eps255(largeEps || g.linf[E - 1])}`}` +
         (blocked ? ' (black-box only)' : metrics.whiteBox.shadow ? ' (int8: gradients of the float shadow)' : '');
       return {
         headline,
