@@ -306,3 +306,25 @@ test('the default audit gives the same report at batch sizes 5 and 32 (views mad
     await model.dispose();
   }
 });
+
+test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise) equal image/corrupt.ts bit for bit', async () => {
+  const { impulseNoise, shotNoise } = await import('../../server/engine/image/corrupt');
+  const { impulse, shot } = await import('../../server/engine/views/corruptions');
+  const { mulberry32 } = await import('../../server/engine/random');
+  // k/255 values (the cached path), arbitrary values (computed per value), and values outside [0, 1]
+  for (const quantum of [255, 0]) {
+    const r = mulberry32(quantum + 1);
+    const data = Float32Array.from({ length: 3 * 40 * 40 }, () => {
+      const u = r() * 1.2 - 0.1;
+      return quantum ? Math.round(u * quantum) / quantum : u;
+    });
+    const img = { data, channels: 3 as const, height: 40, width: 40 };
+    // rates on both sides of λ = 10 (inversion below, PTRS above) and far above
+    for (const rate of [60, 25, 12, 5, 3, 0.5, 500]) {
+      assert.deepEqual(shot(data, rate, rate * 7), shotNoise(img, rate, mulberry32(rate * 7)).data, `shot noise at rate ${rate}, quantum ${quantum}`);
+    }
+    for (const amount of [0.03, 0.27, 0.9]) {
+      assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${amount}, quantum ${quantum}`);
+    }
+  }
+});
