@@ -153,8 +153,13 @@ for (const c of composedCases) {
       const js = [centre, crop(src, 0, 2 * m, H, H), defocusBlur(centre, 3, 0.5), contrast(centre, 0.3), pixelate(centre, 0.5)];
       const want = await model.predict(toBatch(js));
       const K = model.info.numClasses;
-      const d = maxDiff(got.logits.subarray(0, ops.length * K), want.logits);
-      const scale = Math.max(1, ...Array.from(want.logits, Math.abs));
+      // Composing changes nothing: the scores are model.predict's on the views the plan's graph
+      // makes alone. (Against the JS views the photometric ones differ by float32 rounding, which
+      // an int8 model can turn into a quantisation step and a logit moved by ~1: only top-1 below.)
+      const alone = await makeViews(plan, [{ source: src }]);
+      const onViews = await model.predict({ data: alone, n: ops.length, channels: c.C as 1 | 3, height: H, width: H });
+      const d = maxDiff(got.logits.subarray(0, ops.length * K), onViews.logits);
+      const scale = Math.max(1, ...Array.from(onViews.logits, Math.abs));
       assert.ok(d <= 1e-4 * scale, `max |logit diff| ${d} (scale ${scale})`);
       for (let v = 0; v < ops.length; v++) {
         let a = 0, b = 0;
@@ -326,5 +331,39 @@ test('the CPU-made corruption views (shot noise with cached Poisson constants, i
     for (const amount of [0.03, 0.27, 0.9]) {
       assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${amount}, quantum ${quantum}`);
     }
+  }
+});
+
+test('blur kernels split into outer products exactly (diskKernel: one term per distinct row width); a kernel that does not split is convolved directly', async () => {
+  const { separable } = await import('../../server/engine/views/graph');
+  const { reflect101, severityConstant } = await import('../../server/engine/image/corrupt');
+  // ImageNet-C's five radii at 224×224: 3, 4, 5, 6, 7 terms
+  const terms = [1, 2, 3, 4, 5].map((s) => {
+    const [r, a] = severityConstant('defocus_blur', s, 224, 224) as [number, number];
+    const k = diskKernel(r, a);
+    const split = separable(k.size, k.weights);
+    assert.ok(split, `severity ${s} splits`);
+    for (let y = 0; y < k.size; y++) for (let x = 0; x < k.size; x++) {
+      let v = 0;
+      split.cols.forEach((c, l) => (v += c[y] * split.rows[l][x]));
+      assert.ok(Math.abs(v - k.weights[y * k.size + x]) < 1e-15, `severity ${s} weight ${y},${x}`);
+    }
+    return split.rows.length;
+  });
+  assert.deepEqual(terms, [3, 4, 5, 6, 7]);
+  // a kernel of full rank: no split; the view is then a direct convolution
+  const size = 5;
+  const r = image(1, size, size, 3).data;
+  assert.equal(separable(size, r), undefined);
+  const C = 3, H = 11, W = 8;
+  const src = image(C, H, W, 8);
+  const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: [{ kind: 'blur', kernel: { size, weights: r } }] };
+  const out = await makeViews(plan, [{ source: src }]);
+  const h = (size - 1) / 2;
+  for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    let s = 0;
+    for (let dy = 0; dy < size; dy++) for (let dx = 0; dx < size; dx++) s += r[dy * size + dx] * src.data[(c * H + reflect101(y + dy - h, H)) * W + reflect101(x + dx - h, W)];
+    const want = Math.min(1, Math.max(0, s));
+    assert.ok(Math.abs(out[(c * H + y) * W + x] - want) <= 1e-5, `direct blur at ${c},${y},${x}`);
   }
 });
