@@ -14,9 +14,11 @@
  *   crop        Slice
  *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
  *               the black canvas, AveragePool 2×2 (the 2× area downscale)
- *   noise       Gather the slot, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
- *   blur        reflect-101 border by Gather with index lists (exact at any size, unlike Pad's
- *               reflect mode, which needs the pad smaller than the image), depthwise Conv, Clip
+ *   noise       Slice of the slots, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
+ *   given       Slice of the slots (or the input itself)
+ *   blur        reflect-101 border by Pad (reflect mode) when the pad is smaller than the image, else
+ *               by Gather with index lists (exact at any size); a large kernel that splits into a
+ *               few outer products as a 1-D Conv and a grouped Conv, else a depthwise Conv; Clip
  *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
  *               two Gathers
  *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
@@ -24,6 +26,9 @@
  *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
  *               constant tables), GatherElements
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
+ * Consecutive noise and given views (on consecutive slots), brightness and contrast views are
+ * each made together over a view axis, their shared work (Box–Muller, the float64 copy, the HSV
+ * value, the channel mean) done once.
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
@@ -407,9 +412,13 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       case 'blur': {
         const { size, weights } = op.kernel;
         const h = (size - 1) / 2;
-        const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
-        const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
-        const padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        let padded: string;
+        if (h < Math.min(H, W)) padded = b.op('Pad', [centre, b.i64([0, 0, h, h, 0, 0, h, h])], [A.s('mode', 'reflect')]); // reflect-101, several times faster than the gathers
+        else {
+          const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
+          const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
+          padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        }
         const split = size >= 7 ? separable(size, weights) : undefined;
         if (split) {
           // Σ_l col_l ⊗ row_l: the rows of every plane through a 1-D Conv with one output per
