@@ -367,3 +367,16 @@ test('blur kernels split into outer products exactly (diskKernel: one term per d
     assert.ok(Math.abs(out[(c * H + y) * W + x] - want) <= 1e-5, `direct blur at ${c},${y},${x}`);
   }
 });
+
+test('JPEG views of one-channel images made together in one mosaic equal jpeg() on each image alone, bit for bit', async () => {
+  const { jpeg } = await import('../../server/engine/image/corrupt');
+  const { jpegView } = await import('../../server/engine/views/corruptions');
+  // sizes that are and are not whole 8×8 blocks (the tiles are padded as libjpeg pads an edge)
+  for (const [H, W, n] of [[28, 28, 9], [13, 9, 5]] as const) {
+    for (const quality of [80, 50, 10]) {
+      const imgs = Array.from({ length: n }, (_, k) => image(1, H, W, 100 * H + 10 * k + quality, k % 2 ? 255 : 0));
+      const together = await Promise.all(imgs.map((img) => jpegView(img, quality)));
+      for (let k = 0; k < n; k++) assert.deepEqual(together[k], (await jpeg(imgs[k], quality)).data, `${H}×${W} image ${k} at quality ${quality}`);
+    }
+  }
+});
