@@ -25,6 +25,8 @@
  *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
  *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
  *               constant tables), GatherElements
+ *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
+ *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
  * Consecutive noise and given views (on consecutive slots), brightness and contrast views are
  * each made together over a view axis, their shared work (Box–Muller, the float64 copy, the HSV
@@ -111,15 +113,18 @@ function rotation(H: number, W: number, degrees: number): { index: Int32Array[];
       const y0 = Math.floor(sy);
       const ax = sx - x0;
       const ay = sy - y0;
-      const taps: Array<[number, number, number]> = [[y0, x0, (1 - ax) * (1 - ay)], [y0, x0 + 1, ax * (1 - ay)], [y0 + 1, x0, (1 - ax) * ay], [y0 + 1, x0 + 1, ax * ay]];
+      // the four taps (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1), without an array per pixel
       let wf = 0;
-      taps.forEach(([ty, tx, w], k) => {
-        if (w === 0) return;
+      for (let k = 0; k < 4; k++) {
+        const ty = y0 + (k >> 1);
+        const tx = x0 + (k & 1);
+        const w = (k & 1 ? ax : 1 - ax) * (k >> 1 ? ay : 1 - ay);
+        if (w === 0) continue;
         if (ty >= 0 && ty < H && tx >= 0 && tx < W) {
           index[k][p] = ty * W + tx;
           weight[k][p] = w;
         } else wf += w;
-      });
+      }
       fillWeight[p] = wf;
     }
   }
@@ -197,6 +202,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
 
   // Shared pieces, made on first use.
   let flatCentre: string | undefined;
+  let flatShape: string | undefined;
   let meanColour: string | undefined;
   let borderFill: string | undefined;
   /** The fill canvas per fill tensor, shared by every patch view. */
@@ -403,7 +409,10 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
         for (let k = 0; k < 4; k++) {
           if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
-          const g = b.op('Gather', [flatCentre, b.i64(Array.from(t.index[k]))], [A.i('axis', 2)]);
+          // GatherElements with the index map expanded to the batch: about twice as fast as a
+          // Gather, which copies one element at a time
+          flatShape ??= b.op('Shape', [flatCentre]);
+          const g = b.op('GatherElements', [flatCentre, b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), flatShape])], [A.i('axis', 2)]);
           acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
