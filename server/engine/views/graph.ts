@@ -216,6 +216,12 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
     const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
     return b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
   };
+  /** A boolean initializer (masks: one byte per value, no Cast at run time). */
+  const bools = (values: ArrayLike<number>, dims: number[]) => {
+    const name = b.fresh('mask');
+    b.inits.push({ name, dims, dataType: 9, rawData: Uint8Array.from(values, (v) => (v ? 1 : 0)) });
+    return name;
+  };
   /** A float64 tensor of per-view constants. */
   const dvec = (values: number[], dims: number[]) => {
     const name = b.fresh('d');
@@ -256,7 +262,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       const fillV = op.fill === 'mean'
         ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
         : b.scalar(op.fill);
-      const masks = b.op('Cast', [b.i64(mask, [1, run, 1, H, W])], [A.i('to', 9)]);
+      const masks = bools(mask, [1, run, 1, H, W]);
       // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere
       outs.push(b.op('Where', [masks, b.unsqueeze(centre, [1]), b.unsqueeze(fillV, [1])]));
       i += run - 1;
@@ -505,7 +511,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
         const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
         const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
-        const isIn = b.op('Cast', [b.i64(inside)], [A.i('to', 9)]);
+        const isIn = bools(inside, [inside.length]);
         const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
         flatCentre ??= b.reshape(centre, [0, C, H * W]);
         const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
@@ -525,7 +531,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         } else {
           const mask = new Array<number>(H * W).fill(0);
           for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
-          const m4 = b.op('Cast', [b.i64(mask, [1, 1, H, W])], [A.i('to', 9)]);
+          const m4 = bools(mask, [1, 1, H, W]);
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
           v = b.op('Where', [m4, centre, canvases.get(fillV)!]);
         }
