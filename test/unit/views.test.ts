@@ -380,3 +380,36 @@ test('JPEG views of one-channel images made together in one mosaic equal jpeg() 
     }
   }
 });
+
+for (const c of composedCases) {
+  test(`a view session asked for the penultimate features of ${c.name} gives the feature tap's features of its views, from the same run as the scores`, { skip: !existsSync(join(FIXTURES, c.model)) && 'no fixtures' }, async () => {
+    const { openTap } = await import('../../server/engine/ood/compose');
+    const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess });
+    const tap = await openTap(model);
+    try {
+      assert.ok(tap.runner, tap.error);
+      const m = 2;
+      const H = c.H;
+      const plan: ViewPlan = { channels: c.C, height: H, width: H, margin: m, ops: [{ kind: 'crop', top: m, left: m }, { kind: 'invert' }, { kind: 'rotate', degrees: 15 }] };
+      const runner = await viewsFor(model, plan, { tensor: tap.tensor, quant: tap.quant });
+      assert.equal(runner.mode, 'composed', runner.reason);
+      assert.ok(runner.features);
+      const sources = [{ source: image(c.C, H + 2 * m, H + 2 * m, 17) }, { source: image(c.C, H + 2 * m, H + 2 * m, 18) }];
+      const got = await runner.predict(sources);
+      const views = await makeViews(plan, sources);
+      const want = await tap.runner!.run(views, got.n);
+      assert.ok(got.feats, 'features returned');
+      assert.equal(got.feats.dims, want.dims);
+      const scale = Math.max(1, ...Array.from(want.data, Math.abs));
+      assert.ok(maxDiff(got.feats.data, want.data) <= 1e-5 * scale, `features: max |diff| ${maxDiff(got.feats.data, want.data)}`);
+      assert.ok(maxDiff(got.logits, want.output!) <= 1e-5 * Math.max(1, ...Array.from(want.output!, Math.abs)), 'scores of the same run');
+      // without features the same plan is another runner, with the scores alone
+      const plain = await viewsFor(model, plan);
+      assert.equal(plain.features, false);
+      assert.equal((await plain.predict(sources)).feats, undefined);
+    } finally {
+      await tap.runner?.release();
+      await model.dispose();
+    }
+  });
+}
