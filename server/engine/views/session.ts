@@ -265,7 +265,7 @@ class Runner implements ViewRunner {
 }
 
 /** The session inputs for a run of sources. */
-export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[]): Record<string, ort.Tensor> {
+function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[]): Record<string, ort.Tensor> {
   const { channels: C, height: H, width: W, margin: m } = plan;
   const n = chunk.length;
   const per = C * (H + 2 * m) * (W + 2 * m);
