@@ -153,8 +153,13 @@ for (const c of composedCases) {
       const js = [centre, crop(src, 0, 2 * m, H, H), defocusBlur(centre, 3, 0.5), contrast(centre, 0.3), pixelate(centre, 0.5)];
       const want = await model.predict(toBatch(js));
       const K = model.info.numClasses;
-      const d = maxDiff(got.logits.subarray(0, ops.length * K), want.logits);
-      const scale = Math.max(1, ...Array.from(want.logits, Math.abs));
+      // Composing changes nothing: the scores are model.predict's on the views the plan's graph
+      // makes alone. (Against the JS views the photometric ones differ by float32 rounding, which
+      // an int8 model can turn into a quantisation step and a logit moved by ~1: only top-1 below.)
+      const alone = await makeViews(plan, [{ source: src }]);
+      const onViews = await model.predict({ data: alone, n: ops.length, channels: c.C as 1 | 3, height: H, width: H });
+      const d = maxDiff(got.logits.subarray(0, ops.length * K), onViews.logits);
+      const scale = Math.max(1, ...Array.from(onViews.logits, Math.abs));
       assert.ok(d <= 1e-4 * scale, `max |logit diff| ${d} (scale ${scale})`);
       for (let v = 0; v < ops.length; v++) {
         let a = 0, b = 0;
@@ -307,3 +312,105 @@ test('the default audit gives the same report at batch sizes 5 and 32 (views mad
     await model.dispose();
   }
 });
+
+test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise) equal image/corrupt.ts bit for bit', async () => {
+  const { impulseNoise, shotNoise } = await import('../../server/engine/image/corrupt');
+  const { impulse, shot } = await import('../../server/engine/views/corruptions');
+  const { mulberry32 } = await import('../../server/engine/random');
+  // k/255 values (the cached path), arbitrary values (computed per value), and values outside [0, 1]
+  for (const quantum of [255, 0]) {
+    const r = mulberry32(quantum + 1);
+    const data = Float32Array.from({ length: 3 * 40 * 40 }, () => {
+      const u = r() * 1.2 - 0.1;
+      return quantum ? Math.round(u * quantum) / quantum : u;
+    });
+    const img = { data, channels: 3 as const, height: 40, width: 40 };
+    // rates on both sides of λ = 10 (inversion below, PTRS above) and far above
+    for (const rate of [60, 25, 12, 5, 3, 0.5, 500]) {
+      assert.deepEqual(shot(data, rate, rate * 7), shotNoise(img, rate, mulberry32(rate * 7)).data, `shot noise at rate ${rate}, quantum ${quantum}`);
+    }
+    for (const amount of [0.03, 0.27, 0.9]) {
+      assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${amount}, quantum ${quantum}`);
+    }
+  }
+});
+
+test('blur kernels split into outer products exactly (diskKernel: one term per distinct row width); a kernel that does not split is convolved directly', async () => {
+  const { separable } = await import('../../server/engine/views/graph');
+  const { reflect101, severityConstant } = await import('../../server/engine/image/corrupt');
+  // ImageNet-C's five radii at 224×224: 3, 4, 5, 6, 7 terms
+  const terms = [1, 2, 3, 4, 5].map((s) => {
+    const [r, a] = severityConstant('defocus_blur', s, 224, 224) as [number, number];
+    const k = diskKernel(r, a);
+    const split = separable(k.size, k.weights);
+    assert.ok(split, `severity ${s} splits`);
+    for (let y = 0; y < k.size; y++) for (let x = 0; x < k.size; x++) {
+      let v = 0;
+      split.cols.forEach((c, l) => (v += c[y] * split.rows[l][x]));
+      assert.ok(Math.abs(v - k.weights[y * k.size + x]) < 1e-15, `severity ${s} weight ${y},${x}`);
+    }
+    return split.rows.length;
+  });
+  assert.deepEqual(terms, [3, 4, 5, 6, 7]);
+  // a kernel of full rank: no split; the view is then a direct convolution
+  const size = 5;
+  const r = image(1, size, size, 3).data;
+  assert.equal(separable(size, r), undefined);
+  const C = 3, H = 11, W = 8;
+  const src = image(C, H, W, 8);
+  const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: [{ kind: 'blur', kernel: { size, weights: r } }] };
+  const out = await makeViews(plan, [{ source: src }]);
+  const h = (size - 1) / 2;
+  for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    let s = 0;
+    for (let dy = 0; dy < size; dy++) for (let dx = 0; dx < size; dx++) s += r[dy * size + dx] * src.data[(c * H + reflect101(y + dy - h, H)) * W + reflect101(x + dx - h, W)];
+    const want = Math.min(1, Math.max(0, s));
+    assert.ok(Math.abs(out[(c * H + y) * W + x] - want) <= 1e-5, `direct blur at ${c},${y},${x}`);
+  }
+});
+
+test('JPEG views of one-channel images made together in one mosaic equal jpeg() on each image alone, bit for bit', async () => {
+  const { jpeg } = await import('../../server/engine/image/corrupt');
+  const { jpegView } = await import('../../server/engine/views/corruptions');
+  // sizes that are and are not whole 8×8 blocks (the tiles are padded as libjpeg pads an edge)
+  for (const [H, W, n] of [[28, 28, 9], [13, 9, 5]] as const) {
+    for (const quality of [80, 50, 10]) {
+      const imgs = Array.from({ length: n }, (_, k) => image(1, H, W, 100 * H + 10 * k + quality, k % 2 ? 255 : 0));
+      const together = await Promise.all(imgs.map((img) => jpegView(img, quality)));
+      for (let k = 0; k < n; k++) assert.deepEqual(together[k], (await jpeg(imgs[k], quality)).data, `${H}×${W} image ${k} at quality ${quality}`);
+    }
+  }
+});
+
+for (const c of composedCases) {
+  test(`a view session asked for the penultimate features of ${c.name} gives the feature tap's features of its views, from the same run as the scores`, { skip: !existsSync(join(FIXTURES, c.model)) && 'no fixtures' }, async () => {
+    const { openTap } = await import('../../server/engine/ood/compose');
+    const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess });
+    const tap = await openTap(model);
+    try {
+      assert.ok(tap.runner, tap.error);
+      const m = 2;
+      const H = c.H;
+      const plan: ViewPlan = { channels: c.C, height: H, width: H, margin: m, ops: [{ kind: 'crop', top: m, left: m }, { kind: 'invert' }, { kind: 'rotate', degrees: 15 }] };
+      const runner = await viewsFor(model, plan, { tensor: tap.tensor, quant: tap.quant });
+      assert.equal(runner.mode, 'composed', runner.reason);
+      assert.ok(runner.features);
+      const sources = [{ source: image(c.C, H + 2 * m, H + 2 * m, 17) }, { source: image(c.C, H + 2 * m, H + 2 * m, 18) }];
+      const got = await runner.predict(sources);
+      const views = await makeViews(plan, sources);
+      const want = await tap.runner!.run(views, got.n);
+      assert.ok(got.feats, 'features returned');
+      assert.equal(got.feats.dims, want.dims);
+      const scale = Math.max(1, ...Array.from(want.data, Math.abs));
+      assert.ok(maxDiff(got.feats.data, want.data) <= 1e-5 * scale, `features: max |diff| ${maxDiff(got.feats.data, want.data)}`);
+      assert.ok(maxDiff(got.logits, want.output!) <= 1e-5 * Math.max(1, ...Array.from(want.output!, Math.abs)), 'scores of the same run');
+      // without features the same plan is another runner, with the scores alone
+      const plain = await viewsFor(model, plan);
+      assert.equal(plain.features, false);
+      assert.equal((await plain.predict(sources)).feats, undefined);
+    } finally {
+      await tap.runner?.release();
+      await model.dispose();
+    }
+  });
+}

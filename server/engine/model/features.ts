@@ -122,6 +122,20 @@ export function quantParams(m: onnx.IModelProto, name: string): { scale: number;
   return undefined;
 }
 
+/**
+ * `len` values of a feature tensor from a run into `dst` at `offset` as float32: float16 and
+ * float64 converted, a quantized one dequantized with the scale and zero point it is read with.
+ */
+export function featureValues(t: ort.Tensor, len: number, dst: Float32Array, offset: number, tensor: string, quant?: { scale: number; zeroPoint: number }): void {
+  const src = t.data;
+  if (src instanceof Float32Array) dst.set(src.subarray(0, len), offset);
+  else if (t.type === 'float16' && src instanceof Uint16Array) fromHalf(src, dst, len, offset);
+  else if (src instanceof Float64Array) for (let i = 0; i < len; i++) dst[offset + i] = src[i];
+  else if ((src instanceof Uint8Array || src instanceof Int8Array) && quant) {
+    for (let i = 0; i < len; i++) dst[offset + i] = (src[i] - quant.zeroPoint) * quant.scale;
+  } else throw new Error(`feature tensor '${tensor}' has type ${t.type}${quant ? '' : ' without a scale to dequantize it with'}`);
+}
+
 export interface FeatureRunner {
   tensor: string;
   /**
@@ -170,15 +184,7 @@ export async function featureRunner(
           dims = d;
           data = new Float32Array(n * dims);
         } else if (d !== dims) throw new Error(`feature tensor '${tensor}' changed size between runs (${dims} → ${d})`);
-        const src = t.data;
-        const o = first * dims;
-        const len = m * dims;
-        if (src instanceof Float32Array) data.set(src.subarray(0, len), o);
-        else if (t.type === 'float16' && src instanceof Uint16Array) fromHalf(src, data, len, o);
-        else if (src instanceof Float64Array) for (let i = 0; i < len; i++) data[o + i] = src[i];
-        else if ((src instanceof Uint8Array || src instanceof Int8Array) && quant) {
-          for (let i = 0; i < len; i++) data[o + i] = (src[i] - quant.zeroPoint) * quant.scale;
-        } else throw new Error(`feature tensor '${tensor}' has type ${t.type}${quant ? '' : ' without a scale to dequantize it with'}`);
+        featureValues(t, m * dims, data, first * dims, tensor, quant);
       }
       return logits ? { dims, data, output: logits } : { dims, data };
     },

@@ -10,7 +10,7 @@
  * variant is derived from a fit image; a user OOD set is scored whole.
  */
 import { SkepticInputError } from '../errors';
-import { classifierOutput, featureRunner, findFeatureTensor, readModelProto, type FeatureRunner } from '../model/features';
+import { classifierOutput, featureRunner, findFeatureTensor, quantParams, readModelProto, type FeatureRunner } from '../model/features';
 import { linearHead, type LinearHead } from '../model/head';
 import { pack, unpack, type Packed } from '../prior/project';
 import { derivedRng } from '../random';
@@ -67,6 +67,8 @@ export interface Tap {
   tensor: string;
   how: string;
   runner?: FeatureRunner;
+  /** Scale and zero point of a quantized feature tensor (the view sessions dequantize with them). */
+  quant?: { scale: number; zeroPoint: number };
   head?: LinearHead;
   headError?: string;
   error?: string;
@@ -109,6 +111,7 @@ async function tryOpenTap(model: LoadedModel, named?: string): Promise<Tap> {
   } catch (e) {
     tap.headError = (e as Error).message;
   }
+  tap.quant = quantParams(proto, tap.tensor);
   const runner = await featureRunner(model, proto, tap.tensor, 32, { name: output, count: model.info.numClasses });
   // One grey image through it first: a tensor of a type the tap cannot read, or an output that is
   // not the class scores, leaves the detectors out here rather than failing the probe later.

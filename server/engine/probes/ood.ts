@@ -40,13 +40,14 @@
  *               (log Σ_y p(x|y), up to a constant). This is the Nalisnick test: a generative model
  *               may give OOD data a HIGHER likelihood than its training data.
  *
- * Feature-space detectors (params.detectors, default mahalanobis, knn, vim, react; ood/): the
- * penultimate features come from the same run as the logits (a tap session, model/features.ts)
- * and are stored in the records (float16); summarize() fits each detector on the records of a
- * seeded half of the images and scores the other half, its OOD variants and the user's set
- * (ood/compose.ts). Their AUROC/FPR@95 join each set's metrics under the detector's name; the
- * finding ood/undetectable says when even the best score stays below params.minAuroc [0.6].
- * With detectors off, or when no tap can be opened, the logits come from model.predict() as before.
+ * Feature-space detectors (params.detectors: mahalanobis, knn, vim, react; off unless asked; ood/):
+ * the penultimate features come from the same run as the logits (the view session with the
+ * feature tensor added to its outputs; the user's set and standalone view graphs through a tap
+ * session, model/features.ts) and are stored in the records (float16); summarize() fits each
+ * detector on the records of a seeded half of the images and scores the other half, its OOD
+ * variants and the user's set (ood/compose.ts). Their AUROC/FPR@95 join each set's metrics under
+ * the detector's name; the finding ood/undetectable says when even the best score stays below
+ * params.minAuroc [0.6]. With detectors off, or when no tap can be opened, only the logits.
  *
  * Metrics: AUROC (Mann–Whitney, ties half) and FPR at 95% TPR per set and score, mean scores in and
  * out, ECE over 15 bins with the reliability diagram, the share of confident-but-wrong
@@ -66,7 +67,7 @@ import {
   DETECTORS, detectorsParam, fitDetectors, inFitHalf, openTap, pack, scoreAll, type DetectorName, type FitRow, type FittedSet, type Tap,
 } from '../ood/compose';
 import type { Packed } from '../prior/project';
-import { runViews, viewsFor, type ViewInputs, type ViewOp } from '../views';
+import { makeViews, runViews, viewsFor, type ViewInputs, type ViewOp, type ViewPlan, type ViewSource } from '../views';
 import {
   argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type RuleDoc,
   type SummaryContext,
@@ -531,46 +532,49 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
   };
 
   /**
-   * With feature detectors on: the views made in JavaScript (generateOod, the same draws as the
-   * view graphs) and run through the feature tap, whose one run gives logits and features. The
-   * view graphs are composed with the model's logits only, so this path keeps the tap.
+   * The views of each image (the image, then one per set) made by the views module and run through
+   * the model in one session; with feature detectors on, the same session returns the penultimate
+   * features of every view (the tap's tensor added to the composed graph's outputs). Where the
+   * plan cannot be composed with the model (a standalone view graph), the views it makes go
+   * through the feature tap. Either way the views are the view graph's: one path.
    */
-  async function runGroup(images: ProbeImage[], seed: number, model: LoadedModel): Promise<OodRecord[]> {
-    const views: PixelImage[] = [];
-    for (const img of images) {
-      views.push(img.pixels);
-      for (const set of sets) views.push(generateOod(set, img.pixels, seed, img.sha256, grid));
-    }
-    const out = await forward(model, toBatch(views));
-    const per = 1 + sets.length;
-    const f = out.feats;
-    const row = (v: number) => f!.data.subarray(v * f!.dims, (v + 1) * f!.dims);
-    return images.map((img, i) => {
-      const rec = record(img, out, i * per, model);
-      if (f) {
-        rec.fit = inFitHalf(seed, img.sha256);
-        rec.feat = pack(row(i * per));
-        if (!rec.fit) rec.oodFeat = Object.fromEntries(sets.map((set, j) => [set, pack(row(i * per + 1 + j))]));
-      }
-      return rec;
-    });
-  }
-
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<OodRecord[]> {
     const { model, seed } = ctx;
     const { channels: C, height: H, width: W } = images[0].pixels;
     const m = images[0].margin;
     const views = oodViews(sets, C, H, W, grid);
-    const runner = await viewsFor(model, { channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...views.ops] });
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...views.ops] };
+    const tap = detectors.length ? await getTap(model) : undefined;
+    const features = tap?.runner ? { tensor: tap.tensor, quant: tap.quant } : undefined;
+    const runner = await viewsFor(model, plan, features);
+    const source = (img: ProbeImage): ViewSource => ({ source: img.context, inputs: views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256)) });
     const records = new Map<ProbeImage, OodRecord>();
-    await runViews(
-      runner,
-      images,
-      (img) => ({ source: img.context, inputs: views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256)) }),
-      (img, out, base) => records.set(img, record(img, out, base, model)),
-      ctx.signal,
-    );
+    if (features && !runner.features) {
+      // standalone views (no composed session to carry the features): the view graph's views
+      // through the tap, whose one run gives logits and features
+      for (const group of groupsWithin(images, plan.ops.length)) {
+        throwIfAborted(ctx.signal);
+        const pixels = await makeViews(plan, group.map(source));
+        const out = await forward(model, { data: pixels, n: group.length * plan.ops.length, channels: C as 1 | 3, height: H, width: W });
+        group.forEach((img, i) => records.set(img, withFeatures(img, out, i * plan.ops.length, model, seed)));
+      }
+    } else {
+      await runViews(runner, images, source, (img, out, base) => records.set(img, withFeatures(img, out, base, model, seed)), ctx.signal);
+    }
     return images.map((img) => records.get(img)!);
+  }
+
+  /** The record at row `base`, with the features of the image and (score half) of its OOD views when the run gave them. */
+  function withFeatures(img: ProbeImage, out: Pick<Prediction, 'logits' | 'numClasses'> & { feats?: { dims: number; data: Float32Array } }, base: number, model: LoadedModel, seed: number): OodRecord {
+    const rec = record(img, out, base, model);
+    const f = out.feats;
+    if (f) {
+      const row = (v: number) => f.data.subarray(v * f.dims, (v + 1) * f.dims);
+      rec.fit = inFitHalf(seed, img.sha256);
+      rec.feat = pack(row(base));
+      if (!rec.fit) rec.oodFeat = Object.fromEntries(sets.map((set, j) => [set, pack(row(base + 1 + j))]));
+    }
+    return rec;
   }
 
   /** The record of the image whose views start at row `base` (the image, then each set's view). */
@@ -643,15 +647,7 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     margin: 0,
     rules: RULES,
 
-    async run(images, ctx) {
-      if (!detectors.length) return runAll(images, ctx);
-      const records: OodRecord[] = [];
-      for (const group of groupsWithin(images, 1 + sets.length)) {
-        throwIfAborted(ctx.signal);
-        records.push(...(await runGroup(group, ctx.seed, ctx.model)));
-      }
-      return records;
-    },
+    run: runAll,
 
     async summarize(records, ctx) {
       const names = scoreNames(ctx.model);

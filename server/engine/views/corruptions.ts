@@ -9,7 +9,9 @@
  * of views/imagenet-c.ts, with their per-image draws (glass blur's shuffle, fog's plasma, frost's
  * texture crop, elastic's taps) made here; motion blur and snow are made whole on the CPU.
  */
-import { diskKernel, jpeg, severityConstant, shotNoise, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
+import sharp from 'sharp';
+import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
+import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticTaps, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { gaussianUniforms, mulberry32 } from '../random';
@@ -111,7 +113,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       case 'shot_noise':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => shotNoise(img, c as number, mulberry32(seed)).data });
+        made.push({ name, severity, slot: 'given', make: (img, seed) => shot(img.data, c as number, seed) });
         break;
       case 'impulse_noise':
         ops.push({ kind: 'given', slot: given++ });
@@ -119,7 +121,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       case 'jpeg_compression':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: async (img) => (await jpeg(img, c as number)).data });
+        made.push({ name, severity, slot: 'given', make: (img) => jpegView(img, c as number) });
         break;
       case 'defocus_blur': {
         const [radius, alias] = c as [number, number];
@@ -168,23 +170,186 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
   };
 }
 
+/** mulberry32's output for the state `a` it has just stepped to (random.ts, inlined by V8). */
+function unit(a: number): number {
+  let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const STEP = 0x6d2b79f5;
+
 /**
  * image/corrupt.ts's impulseNoise with mulberry32(seed) inlined: the same draws in the same order
- * (one per value, a second for the salt-or-pepper choice when the first is below `amount`).
+ * (one per value, a second for the salt-or-pepper choice when the first is below `amount`). The
+ * state is a local, not a closure's variable: several times faster.
  */
-function impulse(x: Float32Array, amount: number, seed: number): Float32Array {
+export function impulse(x: Float32Array, amount: number, seed: number): Float32Array {
   const out = new Float32Array(x.length);
   let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
   for (let i = 0; i < x.length; i++) {
-    if (next() < amount) out[i] = next() < 0.5 ? 0 : 1;
-    else out[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
+    a = (a + STEP) >>> 0;
+    if (unit(a) < amount) {
+      a = (a + STEP) >>> 0;
+      out[i] = unit(a) < 0.5 ? 0 : 1;
+    } else out[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
   }
   return out;
+}
+
+/** Largest value mulberry32 returns: an inversion table that reaches it needs no further terms. */
+const U_MAX = 4294967295 / 4294967296;
+
+/** Per-λ constants of image/corrupt.ts poisson(): the inversion CDF below 10, PTRS's above. */
+type PoissonConsts =
+  | { kind: 'inversion'; cdf: Float64Array }
+  | { kind: 'ptrs'; lambda: number; loglam: number; a: number; b: number; logInvalpha: number; vr: number };
+
+function poissonConsts(lambda: number): PoissonConsts {
+  if (lambda < 10) {
+    // the running sums poisson()'s sequential search makes, in the same order (so the same
+    // doubles), up to the first that no uniform exceeds or its cap of 200 terms
+    const cdf = [Math.exp(-lambda)];
+    let p = cdf[0];
+    for (let k = 1; k <= 200 && cdf[k - 1] < U_MAX; k++) {
+      p *= lambda / k;
+      cdf.push(cdf[k - 1] + p);
+    }
+    return { kind: 'inversion', cdf: Float64Array.from(cdf) };
+  }
+  const slam = Math.sqrt(lambda);
+  const b = 0.931 + 2.53 * slam;
+  return {
+    kind: 'ptrs', lambda, loglam: Math.log(lambda), b, a: -0.059 + 0.02483 * b,
+    logInvalpha: Math.log(1.1239 + 1.1328 / (b - 3.4)), vr: 0.9277 - 3.6224 / (b - 2),
+  };
+}
+
+/**
+ * image/corrupt.ts's shotNoise(img, rate, mulberry32(seed)) bit for bit: the same Poisson
+ * variates from the same draws, with mulberry32 inlined and poisson()'s per-λ constants (the
+ * inversion CDF, PTRS's coefficients) computed once per distinct value instead of once per
+ * value. Decoded images hold k/255 values, so that is at most 256 sets per call; any other
+ * value gets its own.
+ */
+export function shot(x: Float32Array, rate: number, seed: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const table: Array<PoissonConsts | undefined> = new Array(256);
+  let a = seed >>> 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    const lambda = v * rate;
+    if (!(lambda > 0)) {
+      out[i] = 0; // poisson() draws nothing and returns 0
+      continue;
+    }
+    const q = Math.round(v * 255);
+    const cached = q < 256 && Math.fround(q / 255) === v ? (table[q] ??= poissonConsts(lambda)) : undefined;
+    let k = 0;
+    if (lambda < 10) {
+      a = (a + STEP) >>> 0;
+      const u = unit(a);
+      if (cached?.kind === 'inversion') {
+        const cdf = cached.cdf;
+        const last = cdf.length - 1;
+        while (k < last && u > cdf[k]) k++;
+      } else {
+        // poisson()'s sequential search as it is (a value that is not k/255)
+        let p = Math.exp(-lambda);
+        let F = p;
+        while (u > F && k < 200) {
+          k++;
+          p *= lambda / k;
+          F += p;
+        }
+      }
+    } else {
+      const c = (cached ?? poissonConsts(lambda)) as Extract<PoissonConsts, { kind: 'ptrs' }>;
+      for (;;) {
+        a = (a + STEP) >>> 0;
+        const U = unit(a) - 0.5;
+        a = (a + STEP) >>> 0;
+        const V = unit(a);
+        const us = 0.5 - Math.abs(U);
+        k = Math.floor(((2 * c.a) / us + c.b) * U + c.lambda + 0.43);
+        if (us >= 0.07 && V <= c.vr) break;
+        if (k < 0 || (us < 0.013 && V > us)) continue;
+        if (Math.log(V) + c.logInvalpha - Math.log(c.a / (us * us) + c.b) <= -c.lambda + k * c.loglam - logFactorial(k)) break;
+      }
+    }
+    const y = k / rate;
+    out[i] = y < 0 ? 0 : y > 1 ? 1 : y;
+  }
+  return out;
+}
+
+/** Images up to this many pixels share a mosaic; larger ones cost more than sharp's fixed cost per
+ *  call, and one call per image lets sharp's threads take several at once. */
+const MOSAIC_MAX = 64 * 64;
+
+/** JPEG round trips of one-channel images waiting for the next batch, per quality and size. */
+const waiting = new Map<string, Array<{ img: PixelImage; quality: number; done: (v: Float32Array) => void; fail: (e: unknown) => void }>>();
+
+/**
+ * image/corrupt.ts's jpeg(img, quality), the same values; one-channel images asked for in the
+ * same turn of the event loop at the same quality and size are encoded and decoded by sharp as
+ * one mosaic. Each image sits in a tile of whole 8×8 blocks, padded as libjpeg pads an image's
+ * right and bottom edges (the last column and row repeated). A baseline greyscale JPEG codes each
+ * block on its own (the DC prediction between blocks is lossless) and decodes it on its own, so
+ * a tile comes back as its image does alone, and sharp's fixed cost per call (most of the time
+ * for small images such as MNIST's: 2 ms for a 28×28 round trip) is paid once per batch. Colour
+ * images go one at a time: the decoder's chroma upsampling reads across tiles.
+ */
+export function jpegView(img: PixelImage, quality: number): Promise<Float32Array> {
+  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality).then((j) => j.data);
+  const key = `${quality}/${img.height}x${img.width}`;
+  return new Promise((done, fail) => {
+    let list = waiting.get(key);
+    if (!list) {
+      waiting.set(key, (list = []));
+      setImmediate(() => {
+        const batch = waiting.get(key)!;
+        waiting.delete(key);
+        jpegMosaic(batch.map((b) => b.img), quality).then(
+          (out) => batch.forEach((b, i) => b.done(out[i])),
+          (e) => batch.forEach((b) => b.fail(e)),
+        );
+      });
+    }
+    list.push({ img, quality, done, fail });
+  });
+}
+
+async function jpegMosaic(imgs: PixelImage[], quality: number): Promise<Float32Array[]> {
+  if (imgs.length === 1) return [(await jpeg(imgs[0], quality)).data];
+  const { height: H, width: W } = imgs[0];
+  const th = Math.ceil(H / 8) * 8;
+  const tw = Math.ceil(W / 8) * 8;
+  const across = Math.max(1, Math.min(imgs.length, Math.floor(8192 / tw), Math.ceil(Math.sqrt(imgs.length))));
+  const down = Math.ceil(imgs.length / across);
+  const MW = across * tw;
+  const mosaic = Buffer.alloc(down * th * MW);
+  imgs.forEach((img, k) => {
+    const bytes = toBytes(img);
+    const top = Math.floor(k / across) * th;
+    const left = (k % across) * tw;
+    for (let y = 0; y < th; y++) {
+      const row = bytes.subarray(Math.min(y, H - 1) * W, Math.min(y, H - 1) * W + W);
+      const at = (top + y) * MW + left;
+      mosaic.set(row, at);
+      mosaic.fill(row[W - 1], at + W, at + tw);
+    }
+  });
+  const encoded = await sharp(mosaic, { raw: { width: MW, height: down * th, channels: 1 } })
+    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0' })
+    .toBuffer();
+  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+  const got = info.channels;
+  return imgs.map((_, k) => {
+    const top = Math.floor(k / across) * th;
+    const left = (k % across) * tw;
+    const out = new Float32Array(H * W);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = data[((top + y) * info.width + left + x) * got] / 255;
+    return out;
+  });
 }

@@ -14,21 +14,28 @@
  *   crop        Slice
  *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
  *               the black canvas, AveragePool 2×2 (the 2× area downscale)
- *   noise       Gather the slot, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
- *   blur        reflect-101 border by Gather with index lists (exact at any size, unlike Pad's
- *               reflect mode, which needs the pad smaller than the image), depthwise Conv, Clip
+ *   noise       Slice of the slots, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
+ *   given       Slice of the slots (or the input itself)
+ *   blur        reflect-101 border by Pad (reflect mode) when the pad is smaller than the image, else
+ *               by Gather with index lists (exact at any size); a large kernel that splits into a
+ *               few outer products as a 1-D Conv and a grouped Conv, else a depthwise Conv; Clip
  *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
  *               two Gathers
  *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
  *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
  *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
  *               constant tables), GatherElements
+ *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
+ *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
+ * Consecutive noise and given views (on consecutive slots), brightness and contrast views are
+ * each made together over a view axis, their shared work (Box–Muller, the float64 copy, the HSV
+ * value, the channel mean) done once.
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
 import { onnx } from '../model/onnx';
-import { checkPlan, permOffsets, slotCounts, type ViewPlan } from './plan';
+import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
 import { buildImagenetCView, imagenetCSlots } from './imagenet-c';
 
 export const VIEW_PREFIX = 'skeptic_view_';
@@ -109,19 +116,64 @@ function rotation(H: number, W: number, degrees: number): { index: Int32Array[];
       const y0 = Math.floor(sy);
       const ax = sx - x0;
       const ay = sy - y0;
-      const taps: Array<[number, number, number]> = [[y0, x0, (1 - ax) * (1 - ay)], [y0, x0 + 1, ax * (1 - ay)], [y0 + 1, x0, (1 - ax) * ay], [y0 + 1, x0 + 1, ax * ay]];
+      // the four taps (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1), without an array per pixel
       let wf = 0;
-      taps.forEach(([ty, tx, w], k) => {
-        if (w === 0) return;
+      for (let k = 0; k < 4; k++) {
+        const ty = y0 + (k >> 1);
+        const tx = x0 + (k & 1);
+        const w = (k & 1 ? ax : 1 - ax) * (k >> 1 ? ay : 1 - ay);
+        if (w === 0) continue;
         if (ty >= 0 && ty < H && tx >= 0 && tx < W) {
           index[k][p] = ty * W + tx;
           weight[k][p] = w;
         } else wf += w;
-      });
+      }
       fillWeight[p] = wf;
     }
   }
   return { index, weight, fillWeight };
+}
+
+/**
+ * A kernel as a short sum of outer products, K = Σ_l cols[l] ⊗ rows[l] (cols[l][y]·rows[l][x] =
+ * K[y][x] summed over l), by Gaussian elimination with full pivoting in float64; undefined when
+ * that takes so many terms that the direct convolution is cheaper. diskKernel's kernels split
+ * exactly: a disk is a sum of L centred rectangles (L its distinct row widths, 7 at radius 10)
+ * and the Gaussian that smooths it is separable, so each term stays an outer product. The split
+ * is checked against the kernel to 1e-9 of its largest weight, far below float32's resolution.
+ */
+export function separable(size: number, weights: ArrayLike<number>): { cols: Float64Array[]; rows: Float64Array[] } | undefined {
+  const r = Float64Array.from(weights);
+  let peak = 0;
+  for (const w of r) peak = Math.max(peak, Math.abs(w));
+  if (peak === 0) return undefined;
+  const maxTerms = Math.floor((size - 1) / 2);
+  const cols: Float64Array[] = [];
+  const rows: Float64Array[] = [];
+  for (;;) {
+    let at = 0;
+    for (let i = 1; i < r.length; i++) if (Math.abs(r[i]) > Math.abs(r[at])) at = i;
+    if (Math.abs(r[at]) <= 1e-12 * peak) break;
+    if (cols.length === maxTerms) return undefined;
+    const py = Math.floor(at / size);
+    const px = at % size;
+    const col = new Float64Array(size);
+    const row = new Float64Array(size);
+    for (let y = 0; y < size; y++) col[y] = r[y * size + px] / r[at];
+    for (let x = 0; x < size; x++) row[x] = r[py * size + x];
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) r[y * size + x] -= col[y] * row[x];
+    cols.push(col);
+    rows.push(row);
+  }
+  if (!cols.length) return undefined;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      let v = 0;
+      for (let l = 0; l < cols.length; l++) v += cols[l][y] * rows[l][x];
+      if (Math.abs(v - weights[y * size + x]) > 1e-9 * peak) return undefined;
+    }
+  }
+  return { cols, rows };
 }
 
 export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false): ViewGraph {
@@ -157,20 +209,37 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
 
   // Shared pieces, made on first use.
   let flatCentre: string | undefined;
+  let flatShape: string | undefined;
   let meanColour: string | undefined;
   let borderFill: string | undefined;
   /** The fill canvas per fill tensor, shared by every patch view. */
   const canvases = new Map<string, string>();
   const perms = permOffsets(plan);
 
-  /** Standard normals by Box–Muller on the (u1, u2) pairs of a noise slot: √(−2 ln u1)·cos 2πu2, as random.ts gaussian(). */
-  const normals = (j: number) => {
-    const pair = slot(VIEW_INPUT.noise, j); // [n, C, H, W, 2]
-    const u1 = b.op('Gather', [pair, b.i64([0], [])], [A.i('axis', 4)]);
-    const u2 = b.op('Gather', [pair, b.i64([1], [])], [A.i('axis', 4)]);
+  /** Standard normals by Box–Muller on (u1, u2) pairs along `axis` of `pairs`: √(−2 ln u1)·cos 2πu2, as random.ts gaussian(). */
+  const normals = (pairs: string, axis: number) => {
+    const u1 = b.op('Gather', [pairs, b.i64([0], [])], [A.i('axis', axis)]);
+    const u2 = b.op('Gather', [pairs, b.i64([1], [])], [A.i('axis', axis)]);
     const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
     return b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
   };
+  /** A boolean initializer (masks: one byte per value, no Cast at run time). */
+  const bools = (values: ArrayLike<number>, dims: number[]) => {
+    const name = b.fresh('mask');
+    b.inits.push({ name, dims, dataType: 9, rawData: Uint8Array.from(values, (v) => (v ? 1 : 0)) });
+    return name;
+  };
+  /** A float64 tensor of per-view constants. */
+  const dvec = (values: number[], dims: number[]) => {
+    const name = b.fresh('d');
+    b.inits.push({ name, dims, dataType: F64, doubleData: values });
+    return name;
+  };
+  /** The centre in float64, and clipped to [0, 1] first (shared by every view that needs them). */
+  let c64: string | undefined;
+  let c64clipped: string | undefined;
+  const centre64 = () => (c64 ??= b.op('Cast', [centre], [A.i('to', F64)]));
+  const clipped64 = () => (c64clipped ??= b.op('Cast', [clip01(centre)], [A.i('to', F64)]));
 
   const outs: string[] = [];
   for (let i = 0; i < plan.ops.length; i++) {
@@ -200,7 +269,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       const fillV = op.fill === 'mean'
         ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
         : b.scalar(op.fill);
-      const masks = b.op('Cast', [b.i64(mask, [1, run, 1, H, W])], [A.i('to', 9)]);
+      const masks = bools(mask, [1, run, 1, H, W]);
       // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere
       outs.push(b.op('Where', [masks, b.unsqueeze(centre, [1]), b.unsqueeze(fillV, [1])]));
       i += run - 1;
@@ -283,24 +352,55 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       i += E - 1;
       continue;
     }
+    if (op.kind === 'noise' || op.kind === 'given' || op.kind === 'brightness' || op.kind === 'contrast') {
+      // A run of views of one kind that differ by a scalar (noise σ and given views on consecutive
+      // slots, brightness δ, contrast factor) is one computation over a view axis, [n, R, C, H, W]:
+      // the same arithmetic per value as one view at a time, in a few large nodes, with the work
+      // the views share (Box–Muller's slots, the float64 copy, the HSV value, the channel mean) done once.
+      let R = 1;
+      const same = (o: ViewOp) => o.kind === op.kind && (!('slot' in op) || (o as typeof op & { slot: number }).slot === op.slot + R);
+      while (i + R < plan.ops.length && same(plan.ops[i + R])) R++;
+      const ops = plan.ops.slice(i, i + R) as Array<typeof op>;
+      const axis = (values: number[], type: 'f32' | 'f64') => (type === 'f32' ? b.f32(values, [1, R, 1, 1, 1], 'per_view') : dvec(values, [1, R, 1, 1, 1]));
+      const slotRange = (input: string, first: number, total: number) =>
+        first === 0 && R === total ? input : b.slice(input, [first], [first + R], [1]);
+      if (op.kind === 'given') outs.push(slotRange(VIEW_INPUT.given, op.slot, slots.given));
+      else if (op.kind === 'noise') {
+        const z = normals(slotRange(VIEW_INPUT.noise, op.slot, slots.noise), 5); // [n, R, C, H, W]
+        const sigma = axis(ops.map((o) => (o as { sigma: number }).sigma), 'f32');
+        outs.push(clip01(b.op('Add', [b.unsqueeze(centre, [1]), b.op('Mul', [z, sigma])])));
+      } else if (op.kind === 'brightness') {
+        // in float64, as image/corrupt.ts: the views stay bit-close to the JS ones, which matters
+        // for int8 models (a value one rounding away can land in the next quantisation step)
+        const x = b.unsqueeze(clipped64(), [1]); // [n, 1, C, H, W]
+        const val = b.reduce('ReduceMax', x, [2], true); // [n, 1, 1, H, W]: HSV value
+        const val2 = clip01d(b.op('Add', [val, axis(ops.map((o) => (o as { delta: number }).delta), 'f64')])); // [n, R, 1, H, W]
+        const scaled = clip01d(b.op('Div', [b.op('Mul', [x, val2]), val]));
+        const grey = b.op('Expand', [val2, b.i64([1, 1, C, 1, 1])]);
+        outs.push(b.op('Cast', [b.op('Where', [b.op('Greater', [val, d(0)]), scaled, grey])], [A.i('to', F32)]));
+      } else {
+        // float64 for the same reason (the channel mean is a sum over the whole plane)
+        const x = centre64();
+        const mean = b.reduce('ReduceMean', x, [2, 3], true);
+        const dev = b.unsqueeze(b.op('Sub', [x, mean]), [1]);
+        const factor = axis(ops.map((o) => (o as { factor: number }).factor), 'f64');
+        outs.push(b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])]))], [A.i('to', F32)]));
+      }
+      i += R - 1;
+      continue;
+    }
     let v: string;
     switch (op.kind) {
       case 'crop':
         v = op.top === m && op.left === m ? centre : b.slice(src, [op.top, op.left], [op.top + H, op.left + W], [2, 3]);
         if (v === src) v = b.op('Identity', [src]);
         break;
-      case 'given':
-        v = slot(VIEW_INPUT.given, op.slot);
-        break;
-      case 'noise':
-        v = clip01(b.op('Add', [centre, b.op('Mul', [normals(op.slot), b.scalar(op.sigma)])]));
-        break;
       case 'normal': {
-        const x = b.op('Cast', [centre], [A.i('to', F64)]);
+        const x = centre64();
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
         const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [b.op('Sub', [x, mu]), b.op('Sub', [x, mu])]), [2, 3], true)]);
         const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
-        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(op.slot)])]));
+        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(slot(VIEW_INPUT.noise, op.slot), 4)])]));
         break;
       }
       case 'invert':
@@ -322,7 +422,10 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
         for (let k = 0; k < 4; k++) {
           if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
-          const g = b.op('Gather', [flatCentre, b.i64(Array.from(t.index[k]))], [A.i('axis', 2)]);
+          // GatherElements with the index map expanded to the batch: about twice as fast as a
+          // Gather, which copies one element at a time
+          flatShape ??= b.op('Shape', [flatCentre]);
+          const g = b.op('GatherElements', [flatCentre, b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), flatShape])], [A.i('axis', 2)]);
           acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
@@ -331,9 +434,42 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       case 'blur': {
         const { size, weights } = op.kernel;
         const h = (size - 1) / 2;
-        const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
-        const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
-        const padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        let padded: string;
+        if (h < Math.min(H, W)) padded = b.op('Pad', [centre, b.i64([0, 0, h, h, 0, 0, h, h])], [A.s('mode', 'reflect')]); // reflect-101, several times faster than the gathers
+        else {
+          const rows = b.i64(Array.from({ length: H + 2 * h }, (_, i) => reflect101(i - h, H)));
+          const cols = b.i64(Array.from({ length: W + 2 * h }, (_, i) => reflect101(i - h, W)));
+          padded = b.op('Gather', [b.op('Gather', [centre, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
+        }
+        const split = size >= 7 ? separable(size, weights) : undefined;
+        if (split) {
+          // Σ_l col_l ⊗ row_l: the rows of every plane through a 1-D Conv with one output per
+          // term, then a size×1 Conv that sums the terms: about 2·L·size multiply-adds per value
+          // instead of size² (a 25×25 disk has L = 7), and shorter float32 sums. The second Conv
+          // is grouped by channel (one group per channel, L terms in): ORT's NCHWc layout pass
+          // would otherwise pad its single output channel to a block of 8 or 16.
+          const L = split.rows.length;
+          const Hp = H + 2 * h;
+          const rowW = new Float32Array(L * size);
+          split.rows.forEach((r, l) => rowW.set(r, l * size));
+          const across = b.op('Conv', [b.reshape(padded, [-1, 1, W + 2 * h]), b.f32(rowW, [L, 1, size], 'kernel_row')], [A.ints('kernel_shape', [size])]); // [n·C·Hp, L, W]
+          let down: string;
+          if (C > 1) {
+            const colW = new Float32Array(C * L * size);
+            for (let c = 0; c < C; c++) split.cols.forEach((col, l) => colW.set(col, (c * L + l) * size));
+            const terms = b.reshape(b.transpose(b.reshape(across, [-1, C, Hp, L, W]), [0, 1, 3, 2, 4]), [-1, C * L, Hp, W]);
+            down = b.op('Conv', [terms, b.f32(colW, [C, L, size, 1], 'kernel_col')], [A.i('group', C), A.ints('kernel_shape', [size, 1])]); // [n, C, H, W]
+          } else {
+            // one channel: no groups to keep the layout pass off, so the columns become rows too
+            const colW = new Float32Array(L * size);
+            split.cols.forEach((col, l) => colW.set(col, l * size));
+            const terms = b.reshape(b.transpose(b.reshape(across, [-1, Hp, L, W]), [0, 3, 2, 1]), [-1, L, Hp]); // [n·W, L, Hp]
+            const cols = b.op('Conv', [terms, b.f32(colW, [1, L, size], 'kernel_col')], [A.ints('kernel_shape', [size])]); // [n·W, 1, H]
+            down = b.transpose(b.reshape(cols, [-1, 1, W, H]), [0, 1, 3, 2]);
+          }
+          v = clip01(down);
+          break;
+        }
         const w = new Float32Array(C * size * size);
         for (let c = 0; c < C; c++) w.set(Float32Array.from(weights), c * size * size);
         const conv = b.op('Conv', [padded, b.f32(w, [C, 1, size, size], 'kernel')], [A.i('group', C), A.ints('kernel_shape', [size, size])]);
@@ -382,7 +518,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
         const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
         const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
-        const isIn = b.op('Cast', [b.i64(inside)], [A.i('to', 9)]);
+        const isIn = bools(inside, [inside.length]);
         const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
         flatCentre ??= b.reshape(centre, [0, C, H * W]);
         const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
@@ -402,32 +538,15 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         } else {
           const mask = new Array<number>(H * W).fill(0);
           for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
-          const m4 = b.op('Cast', [b.i64(mask, [1, 1, H, W])], [A.i('to', 9)]);
+          const m4 = bools(mask, [1, 1, H, W]);
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
           v = b.op('Where', [m4, centre, canvases.get(fillV)!]);
         }
         break;
       }
-      case 'brightness': {
-        // in float64, as image/corrupt.ts: the views stay bit-close to the JS ones, which matters
-        // for int8 models (a value one rounding away can land in the next quantisation step)
-        const x = b.op('Cast', [clip01(centre)], [A.i('to', F64)]);
-        const val = b.reduce('ReduceMax', x, [1], true); // [n, 1, H, W]
-        const val2 = clip01d(b.op('Add', [val, d(op.delta)]));
-        const scaled = clip01d(b.op('Div', [b.op('Mul', [x, val2]), val]));
-        const grey = b.op('Expand', [val2, b.i64([1, C, 1, 1])]);
-        v = b.op('Cast', [b.op('Where', [b.op('Greater', [val, d(0)]), scaled, grey])], [A.i('to', F32)]);
-        break;
-      }
-      case 'contrast': {
-        // float64 for the same reason (the channel mean is a sum over the whole plane)
-        const x = b.op('Cast', [centre], [A.i('to', F64)]);
-        const mean = b.reduce('ReduceMean', x, [2, 3], true);
-        v = b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [b.op('Sub', [x, mean]), d(op.factor)]), mean]))], [A.i('to', F32)]);
-        break;
-      }
       default:
-        v = buildImagenetCView({ b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals }, op);
+        // ImageNet-C's other corruptions (views/imagenet-c.ts); its noise reads one slot's (u1, u2) pairs
+        v = buildImagenetCView({ b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4) }, op);
     }
     outs.push(b.unsqueeze(v, [1]));
   }

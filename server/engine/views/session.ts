@@ -19,6 +19,7 @@ import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession } from '../model/providers';
+import { featureValues } from '../model/features';
 import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX } from './graph';
 import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
@@ -39,15 +40,27 @@ const SAME_AT_11 = new Set([
   'Squeeze', 'Sub', 'Sum', 'Tanh', 'Transpose', 'Unsqueeze',
 ]);
 
+/** A tensor of the model's graph to return beside the class scores (the ood probe's penultimate
+ *  features), with the scale and zero point of a quantized one. */
+export interface ViewFeatures {
+  tensor: string;
+  quant?: { scale: number; zeroPoint: number };
+}
+
+/** Class scores of the views, and the feature rows when the runner was asked for them. */
+export type ViewPrediction = Prediction & { feats?: { dims: number; data: Float32Array } };
+
 export interface ViewRunner {
   readonly views: number;
   readonly mode: 'composed' | 'standalone';
+  /** Whether predict() gives feature rows too (composed only: the standalone path runs model.predict). */
+  readonly features: boolean;
   /** Why the plan does not run in the model's session (standalone only). */
   readonly reason?: string;
   /** Sources per session.run. */
   readonly sourcesPerRun: number;
   /** The class scores of every view of every source, image-major: row i·views + j is view j of source i. */
-  predict(sources: ViewSource[]): Promise<Prediction>;
+  predict(sources: ViewSource[]): Promise<ViewPrediction>;
 }
 
 /**
@@ -59,7 +72,7 @@ export async function runViews<T>(
   runner: ViewRunner,
   items: T[],
   source: (item: T) => ViewSource | Promise<ViewSource>,
-  use: (item: T, scores: Prediction, first: number) => void,
+  use: (item: T, scores: ViewPrediction, first: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
   const step = runner.sourcesPerRun;
@@ -80,14 +93,17 @@ export async function runViews<T>(
 
 const cache = new WeakMap<LoadedModel, Map<string, Promise<ViewRunner>>>();
 
-/** The runner for a plan on a model: built once, then shared by every call with an equal plan. */
-export function viewsFor(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
+/**
+ * The runner for a plan on a model: built once, then shared by every call with an equal plan.
+ * With `features`, the composed session also returns that tensor of the model's graph per view.
+ */
+export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): Promise<ViewRunner> {
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
-  const key = planKey(plan);
+  const key = `${planKey(plan)}|${features?.tensor ?? ''}`;
   let r = byPlan.get(key);
   if (!r) {
-    r = build(model, plan);
+    r = build(model, plan, features);
     byPlan.set(key, r);
     r.catch(() => byPlan!.delete(key));
   }
@@ -109,16 +125,16 @@ export async function releaseViews(model: LoadedModel): Promise<void> {
   for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
 }
 
-async function build(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
+async function build(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): Promise<ViewRunner> {
   if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
     throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
   }
-  const composed = await composedModel(model, plan).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+  const composed = await composedModel(model, plan, features?.tensor).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
   let reason: string;
   if ('bytes' in composed) {
     try {
       const created = await createSession(composed.bytes, model.device.used, model.path);
-      return new Runner(plan, created.session, composed.output, model, 'composed');
+      return new Runner(plan, created.session, composed.output, model, 'composed', undefined, features);
     } catch (e) {
       reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
     }
@@ -130,7 +146,7 @@ async function build(model: LoadedModel, plan: ViewPlan): Promise<ViewRunner> {
 }
 
 /** The model's pixel-space graph with the view graph in front, or why it cannot be. */
-async function composedModel(model: LoadedModel, plan: ViewPlan): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
+async function composedModel(model: LoadedModel, plan: ViewPlan, feature?: string): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
@@ -166,6 +182,10 @@ async function composedModel(model: LoadedModel, plan: ViewPlan): Promise<{ byte
   g.node = [...vg.nodes, ...(g.node ?? [])];
   g.initializer = [...(g.initializer ?? []), ...vg.inits];
   g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
+  if (feature) {
+    if (!(g.node ?? []).some((n) => n.output?.includes(feature))) return { reason: `the graph has no tensor named '${feature}'` };
+    if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
+  }
   return { bytes: encodeModel(m), output: model.outputName };
 }
 
@@ -180,6 +200,7 @@ function raiseIr(m: onnx.ModelProto, opset: number): void {
 
 class Runner implements ViewRunner {
   readonly views: number;
+  readonly features: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly slots: ReturnType<typeof slotCounts>;
   readonly sourcesPerRun: number;
@@ -191,7 +212,9 @@ class Runner implements ViewRunner {
     private readonly model: LoadedModel,
     readonly mode: 'composed' | 'standalone',
     readonly reason?: string,
+    private readonly feature?: ViewFeatures,
   ) {
+    this.features = mode === 'composed' && !!feature;
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
     this.sourcesPerRun = sourcesPerRun(plan);
@@ -202,24 +225,33 @@ class Runner implements ViewRunner {
     await this.session.release().catch(() => undefined);
   }
 
-  predict(sources: ViewSource[]): Promise<Prediction> {
+  predict(sources: ViewSource[]): Promise<ViewPrediction> {
     const p = this.queue.then(() => this.runAll(sources));
     this.queue = p.catch(() => undefined);
     return p;
   }
 
-  private async runAll(sources: ViewSource[]): Promise<Prediction> {
+  private async runAll(sources: ViewSource[]): Promise<ViewPrediction> {
     const K = this.model.info.numClasses;
     const rows = sources.length * this.views;
     const logits = new Float32Array(rows * K);
     const probs = new Float32Array(rows * K);
+    let feats: { dims: number; data: Float32Array } | undefined;
     for (let first = 0; first < sources.length; first += this.sourcesPerRun) {
       const chunk = sources.slice(first, first + this.sourcesPerRun);
       const feeds = feedsFor(this.plan, this.slots, chunk);
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
-        const out = await this.session.run(feeds, [this.output], QUIET);
+        const tensor = this.features ? this.feature!.tensor : undefined;
+        const out = await this.session.run(feeds, tensor ? [this.output, tensor] : [this.output], QUIET);
         copyRows(out[this.output], r * K, logits, first * this.views * K, this.output);
+        if (tensor) {
+          const t = out[tensor];
+          const dims = t ? t.data.length / r : 0;
+          if (!feats) feats = { dims, data: new Float32Array(rows * dims) };
+          if (!t || dims !== feats.dims || !Number.isInteger(dims)) throw new Error(`feature tensor '${tensor}' has ${t?.data.length ?? 0} values for ${r} views`);
+          featureValues(t, r * dims, feats.data, first * this.views * dims, tensor, this.feature!.quant);
+        }
       } else {
         const out = await this.session.run(feeds, [this.output], QUIET);
         const { channels, height, width } = this.plan;
@@ -229,9 +261,8 @@ class Runner implements ViewRunner {
       }
     }
     if (this.mode === 'composed') toLogitsAndProbs(this.model.info.outputKind, logits, rows, K, probs);
-    return { n: rows, numClasses: K, logits, probs };
+    return { n: rows, numClasses: K, logits, probs, ...(feats ? { feats } : {}) };
   }
-
 }
 
 /** The session inputs for a run of sources. */

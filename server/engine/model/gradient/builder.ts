@@ -17,11 +17,26 @@ export const A = {
   t: (name: string, v: onnx.ITensorProto): onnx.IAttributeProto => ({ name, type: T.TENSOR, t: v }),
 };
 
+/** FNV-1a over the values (as 32-bit integers): a key for long index lists. */
+function hashValues(values: ArrayLike<number>): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < values.length; i++) h = Math.imul(h ^ (values[i] | 0), 0x01000193);
+  return `${values.length}:${(h >>> 0).toString(36)}`;
+}
+
+function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class Builder {
   readonly nodes: onnx.INodeProto[] = [];
   readonly inits: onnx.ITensorProto[] = [];
   private count = 0;
   private readonly consts = new Map<string, string>();
+  /** The values of the long int64 initializers in consts, to check a hash match against. */
+  private readonly longI64 = new Map<string, ArrayLike<number>>();
 
   constructor(readonly opset: number, private readonly prefix = 'skeptic_g_') {}
 
@@ -63,13 +78,18 @@ export class Builder {
     return this.f32([v], []);
   }
 
-  /** An int64 initializer (shared). */
-  i64(values: number[], dims: number[] = [values.length]): string {
-    const key = `i:${dims.join('x')}:${values.join(',')}`;
-    if (this.consts.has(key)) return this.consts.get(key)!;
+  /** An int64 initializer (shared; a long one is keyed by a hash and checked value by value). */
+  i64(values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    const long = values.length > 64;
+    const key = long ? `i:${dims.join('x')}:#${hashValues(values)}` : `i:${dims.join('x')}:${Array.from(values).join(',')}`;
+    const known = this.consts.get(key);
+    if (known && (!long || sameValues(this.longI64.get(known)!, values))) return known;
     const name = this.fresh('i');
     this.inits.push(i64Init(name, dims, values));
-    this.consts.set(key, name);
+    if (!known) {
+      this.consts.set(key, name);
+      if (long) this.longI64.set(name, values);
+    }
     return name;
   }
 

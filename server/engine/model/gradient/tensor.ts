@@ -82,9 +82,12 @@ export function f32Init(name: string, dims: number[], data: ArrayLike<number>): 
   return { name, dataType: FLOAT, dims, rawData: new Uint8Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength)) };
 }
 
-/** An int64 initializer. */
+/** An int64 initializer (a long one as raw_data: protobuf's varints encode slowly). */
 export function i64Init(name: string, dims: number[], data: ArrayLike<number>): onnx.ITensorProto {
-  return { name, dataType: INT64, dims, int64Data: Array.from(data, (v) => Math.trunc(v)) };
+  if (data.length <= 64) return { name, dataType: INT64, dims, int64Data: Array.from(data, (v) => Math.trunc(v)) };
+  const raw = new BigInt64Array(data.length);
+  for (let i = 0; i < data.length; i++) raw[i] = BigInt(Math.trunc(data[i]));
+  return { name, dataType: INT64, dims, rawData: new Uint8Array(raw.buffer) };
 }
 
 /** Attribute lookup helpers. */
