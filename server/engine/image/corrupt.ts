@@ -39,6 +39,9 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
 import * as C from './imagenet-c';
+import { reflect101 } from './imagenet-c';
+
+export { reflect101 };
 
 export const CORRUPTIONS = [
   'gaussian_noise',
@@ -315,15 +318,6 @@ export function diskKernel(radius: number, aliasBlur: number): { size: number; w
   const weights = new Float64Array(size * size);
   for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) weights[y * size + x] = full[(y - h + R) * N + (x - h + R)];
   return { size, weights };
-}
-
-/** Index into [0, n) reflecting at the borders without repeating the edge (…2 1 | 0 1 2 … n−1 | n−2 …). */
-export function reflect101(i: number, n: number): number {
-  if (n === 1) return 0;
-  const period = 2 * (n - 1);
-  let j = i % period;
-  if (j < 0) j += period;
-  return j < n ? j : period - j;
 }
 
 /** Defocus blur: correlation with diskKernel(radius, aliasBlur), borders reflected; clipped. */

@@ -406,8 +406,8 @@ export function bilinearTaps(index: Int32Array, weight: Float32Array, n: number,
 }
 
 const reflectHalf = (i: number, n: number) => borderIndex(i, n, 'reflect');
-/** OpenCV's BORDER_REFLECT_101 (… 2 1 | 0 1 … n−1 | n−2 …). */
-function reflect101(i: number, n: number): number {
+/** OpenCV's BORDER_REFLECT_101 (… 2 1 | 0 1 … n−1 | n−2 …): index i of [0, n) reflected at the borders without repeating the edge. */
+export function reflect101(i: number, n: number): number {
   if (n === 1) return 0;
   const period = 2 * (n - 1);
   let j = i % period;

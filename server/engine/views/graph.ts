@@ -34,6 +34,7 @@
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
+import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
 import { buildImagenetCView, imagenetCSlots } from './imagenet-c';
@@ -66,15 +67,6 @@ function valueInfo(name: string, elemType: number, dims: Array<number | string>)
     name,
     type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
-}
-
-/** Index j of [0, n) reflected at the borders without repeating the edge (… 2 1 | 0 1 … n−1 | n−2 …). */
-function reflect101(i: number, n: number): number {
-  if (n === 1) return 0;
-  const period = 2 * (n - 1);
-  let j = i % period;
-  if (j < 0) j += period;
-  return j < n ? j : period - j;
 }
 
 /** [n, N] weights of the area-average resize of N cells to n: output i covers [i·N/n, (i+1)·N/n). */
