@@ -39,6 +39,7 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
 import * as C from './imagenet-c';
+import { spatter } from './spatter';
 
 export const CORRUPTIONS = [
   'gaussian_noise',
@@ -58,8 +59,8 @@ export const CORRUPTIONS = [
   'fog',
   'elastic_transform',
 ] as const;
-/** ImageNet-C's "extra" corruptions (held out from the 15 in the paper): opt-in. Spatter is not implemented. */
-export const EXTRA_CORRUPTIONS = ['speckle_noise', 'gaussian_blur', 'saturate'] as const;
+/** ImageNet-C's "extra" corruptions (held out from the 15 in the paper): opt-in. Spatter: image/spatter.ts. */
+export const EXTRA_CORRUPTIONS = ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate'] as const;
 export type CorruptionName = (typeof CORRUPTIONS)[number] | (typeof EXTRA_CORRUPTIONS)[number];
 
 /** Inputs whose short side is at most this use CIFAR-10-C's constants, larger ones ImageNet-C's. */
@@ -76,6 +77,7 @@ type Table = Record<CorruptionName, ReadonlyArray<number | readonly number[]>>;
  * IMSIZE (make_imagenet_c.py's 244 at 224 px, scaled with the side; make_cifar_c.py's side):
  * AlexNet's errors, mCE's baseline, were measured on this version, not on imagecorruptions'
  * rewritten one;
+ * spatter: [mean, std, σ, threshold, intensity (water) or mud σ, 0 water / 1 mud];
  * saturate: [scale, shift].
  */
 export const IMAGENET_C: Table = {
@@ -96,6 +98,7 @@ export const IMAGENET_C: Table = {
   elastic_transform: [[2, 0.7, 0.1], [2, 0.08, 0.2], [0.05, 0.01, 0.02], [0.07, 0.01, 0.02], [0.12, 0.01, 0.02]],
   speckle_noise: [0.15, 0.2, 0.35, 0.45, 0.6],
   gaussian_blur: [1, 2, 3, 4, 6],
+  spatter: [[0.65, 0.3, 4, 0.69, 0.6, 0], [0.65, 0.3, 3, 0.68, 0.6, 0], [0.65, 0.3, 2, 0.68, 0.5, 0], [0.65, 0.3, 1, 0.65, 1.5, 1], [0.67, 0.4, 1, 0.65, 1.5, 1]],
   saturate: [[0.3, 0], [0.1, 0], [2, 0], [5, 0.1], [20, 0.2]],
 };
 
@@ -119,6 +122,7 @@ export const CIFAR_C: Table = {
   elastic_transform: [[0, 0, 0.08], [0.05, 0.2, 0.07], [0.08, 0.06, 0.06], [0.1, 0.04, 0.05], [0.1, 0.03, 0.03]],
   speckle_noise: [0.06, 0.1, 0.12, 0.16, 0.2],
   gaussian_blur: [0.4, 0.6, 0.7, 0.8, 1],
+  spatter: [[0.62, 0.1, 0.7, 0.7, 0.5, 0], [0.65, 0.1, 0.8, 0.7, 0.5, 0], [0.65, 0.3, 1, 0.69, 0.5, 0], [0.65, 0.1, 0.7, 0.69, 0.6, 1], [0.65, 0.1, 0.5, 0.68, 0.6, 1]],
   saturate: [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]],
 };
 
@@ -174,6 +178,8 @@ export async function corrupt(img: PixelImage, name: CorruptionName, severity: n
       return C.speckleNoise(img, c as number, rng);
     case 'gaussian_blur':
       return C.gaussianBlur(img, c as number);
+    case 'spatter':
+      return spatter(img, t, rng);
     case 'saturate':
       return C.saturate(img, t[0], t[1]);
     case 'gaussian_noise':

@@ -12,6 +12,7 @@
 import { diskKernel, jpeg, severityConstant, shotNoise, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticTaps, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { spatter } from '../image/spatter';
 import { gaussianUniforms, mulberry32 } from '../random';
 import type { PixelImage } from '../types';
 import type { ViewInputs, ViewOp } from './plan';
@@ -94,6 +95,12 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       case 'snow':
         ops.push({ kind: 'given', slot: given++ });
         made.push({ name, severity, slot: 'given', make: (img, seed) => snow(img, t, mulberry32(seed)).data });
+        break;
+      case 'spatter':
+        // CPU-made: its liquid layer is drawn per pixel and runs through Canny, a distance transform and
+        // histogram equalisation (image/spatter.ts) before it is mixed in
+        ops.push({ kind: 'given', slot: given++ });
+        made.push({ name, severity, slot: 'given', make: (img, seed) => spatter(img, t, mulberry32(seed)).data });
         break;
       case 'speckle_noise':
         ops.push({ kind: 'speckle', sigma: c as number, slot: noise++ });
