@@ -19,7 +19,7 @@ import {
   affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
   roundHalfEven, saturate, zoomBlur, zoomFactors,
 } from '../../server/engine/image/imagenet-c';
-import { IMAGENET_C, severityConstant } from '../../server/engine/image/corrupt';
+import { IMAGENET_C, pixelate, severityConstant } from '../../server/engine/image/corrupt';
 import { mulberry32 } from '../../server/engine/random';
 import { blur3Float, blur3Uint8, canny, distanceTransform5, equalizeHist, filter2D3Uint8, skimageGaussian, waterWeight } from '../../server/engine/image/spatter';
 import type { PixelImage } from '../../server/engine/types';
@@ -47,6 +47,15 @@ test('zoom blur, Gaussian blur and saturate equal imagecorruptions at every seve
   assert.deepEqual(zoomFactors(0.01, 12).map((z) => z.toFixed(2)).slice(-2), ['1.10', '1.11']);
   assert.equal(roundHalfEven(112.5), 112);
   assert.equal(roundHalfEven(113.5), 114);
+});
+
+test('pixelate equals Pillow\'s BOX down and NEAREST up on float planes, and imagecorruptions\' 8-bit output to its rounding', () => {
+  for (const c of ref.pixelate as Array<{ factor: number; uint8: number[]; float: number[] }>) {
+    const got = pixelate(img, c.factor).data;
+    assert.ok(maxDiff(got, c.float) < 1e-6, `factor ${c.factor}: ${maxDiff(got, c.float)}`);
+    // Pillow rounds to 8 bits after each of its two BOX passes: at most one level off
+    assert.ok(maxDiff(got, c.uint8) <= 1 / 255 + 1e-6, `factor ${c.factor} against the 8-bit reference`);
+  }
 });
 
 test('motion blur at a given angle equals the reference\'s numpy _motion_blur, including shifts past the border', () => {

@@ -26,8 +26,8 @@
  *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
  *                   first rounded to 8 bits, as any JPEG writer does
- *   pixelate        area-average down to ⌊side·c⌋ (PIL's BOX when the factor divides), then back up
- *                   with nearest neighbours
+ *   pixelate        Pillow's BOX resize down to int(side·c), Pillow's NEAREST back up (Pillow's
+ *                   weights, without its 8-bit rounding)
  *   brightness      HSV value + c, clipped (hue and saturation kept): every channel of a pixel is
  *                   scaled by V'/V; a black pixel becomes grey c. For grey images: x + c, clipped
  *   contrast        (x − m)·c + m, with m the per-channel mean of the image
@@ -37,6 +37,7 @@ import sharp from 'sharp';
 import { gaussian } from '../random';
 import type { PixelImage } from '../types';
 import { toBytes } from './files';
+import { nearestIndex, resampleMatrix } from './resample';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
 import * as C from './imagenet-c';
 import { spatter } from './spatter';
@@ -426,11 +427,44 @@ export function resizeNearest(img: PixelImage, h: number, w: number): PixelImage
   return { data: out, channels: C, height: h, width: w };
 }
 
-/** Pixelate: area-average down to ⌊H·factor⌋×⌊W·factor⌋ (at least 1), nearest back up. */
+/** The reduced size of pixelate: Python's int(side·factor) (at least 1). */
+export function pixelateSize(side: number, factor: number): number {
+  return Math.max(1, Math.trunc(side * factor));
+}
+
+/**
+ * Pixelate as the reference does it: Pillow's BOX resize down to int(side·factor) (each output
+ * averages the input pixels whose centres fall in its box), Pillow's NEAREST back up. Pillow works
+ * on the 8-bit image and rounds after each BOX pass; this keeps the float values (the weights are
+ * Pillow's unrounded ones, as it uses for float images), so it differs from the reference only by
+ * that rounding.
+ */
 export function pixelate(img: PixelImage, factor: number): PixelImage {
-  const h = Math.max(1, Math.floor(img.height * factor + 1e-9));
-  const w = Math.max(1, Math.floor(img.width * factor + 1e-9));
-  return resizeNearest(resizeArea(img, h, w), img.height, img.width);
+  const { channels: C, height: H, width: W } = img;
+  const h = pixelateSize(H, factor);
+  const w = pixelateSize(W, factor);
+  const my = resampleMatrix('box', H, h);
+  const mx = resampleMatrix('box', W, w);
+  const sy = nearestIndex(h, H);
+  const sx = nearestIndex(w, W);
+  const out = new Float32Array(C * H * W);
+  const tmp = new Float64Array(h * W);
+  const small = new Float64Array(h * w);
+  for (let c = 0; c < C; c++) {
+    const base = c * H * W;
+    tmp.fill(0);
+    for (let y = 0; y < h; y++) for (let j = 0; j < H; j++) {
+      const a = my[y * H + j];
+      if (a !== 0) for (let x = 0; x < W; x++) tmp[y * W + x] += a * img.data[base + j * W + x];
+    }
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let j = 0; j < W; j++) s += mx[x * W + j] * tmp[y * W + j];
+      small[y * w + x] = s;
+    }
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[base + y * W + x] = small[sy[y] * w + sx[x]];
+  }
+  return { data: out, channels: C, height: H, width: W };
 }
 
 /** JPEG round trip at a quality (1–100) through sharp; same size and channel count. */

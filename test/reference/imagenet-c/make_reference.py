@@ -44,6 +44,16 @@ for i in range(iters):
             hp, wp = h + dy, w + dx
             x[h, w], x[hp, wp] = x[hp, wp], x[h, w]
 out['glass'] = {'H': H, 'W': W, 'd': d, 'iterations': iters, 'draws': draws.ravel().tolist()[:2 * k], 'index': x.ravel().tolist()}
+# pixelate: imagecorruptions' (Pillow BOX down, NEAREST up on the 8-bit image) and the same two
+# resizes on float ('F') planes, where Pillow uses its unrounded weights and keeps the floats
+from imagecorruptions.corruptions import pixelate  # noqa: E402
+def pixelate_float(a, c):
+    h, w = a.shape[:2]
+    planes = [np.asarray(Image.fromarray(a[..., k].astype(np.float32), 'F').resize((int(w * c), int(h * c)), Image.BOX)
+                         .resize((w, h), Image.NEAREST), dtype=np.float64) for k in range(a.shape[2])]
+    return np.stack(planes, axis=2)
+out['pixelate'] = [{'factor': c, 'uint8': chw(np.asarray(pixelate(pil, s)) / 255.), 'float': chw(pixelate_float(img / 255., c))}
+                   for s, c in enumerate([0.6, 0.5, 0.4, 0.3, 0.25], start=1)]
 # spatter's deterministic steps (OpenCV and skimage, image/spatter.ts) on a small liquid layer drawn
 # as the reference draws it (own generator, so the cases above stay as they were)
 import cv2  # noqa: E402
