@@ -21,7 +21,7 @@ import {
 } from '../../server/engine/image/imagenet-c';
 import { IMAGENET_C, pixelate, severityConstant } from '../../server/engine/image/corrupt';
 import { mulberry32 } from '../../server/engine/random';
-import { blur3Float, blur3Uint8, canny, distanceTransform5, equalizeHist, filter2D3Uint8, skimageGaussian, waterWeight } from '../../server/engine/image/spatter';
+import { blur3Float, blur3Uint8, canny, distanceTransform5, equalizeHist, filter2D3Uint8, skimageGaussian, spatterFromLayer, waterWeight } from '../../server/engine/image/spatter';
 import type { PixelImage } from '../../server/engine/types';
 
 const ref = JSON.parse(readFileSync(resolve(__dirname, '../reference/imagenet-c/cases.json'), 'utf8'));
@@ -215,6 +215,20 @@ test('spatter\'s steps equal OpenCV and skimage: Canny, the 5×5 chamfer distanc
   assert.deepEqual(Array.from(distanceTransform5(sparse, H, W)), s.sparseDist);
   assert.ok(distanceTransform5(new Uint8Array(12).fill(3), 3, 4).every((v) => v === 8192));
   assert.deepEqual(Array.from(equalizeHist([7, 7, 7])), [7, 7, 7], 'a constant plane stays');
+});
+
+test('spatter given the layer\'s normal draws equals imagecorruptions\' spatter at every severity (water 1–3, mud 4–5)', () => {
+  const s = ref.spatter;
+  const { H, W } = s;
+  const image: PixelImage = { data: Float32Array.from(s.image as number[], (v) => v / 255), channels: 3, height: H, width: W };
+  for (let sev = 1; sev <= 5; sev++) {
+    const c = IMAGENET_C.spatter[sev - 1] as number[];
+    const liquid = skimageGaussian((s.z as number[]).map((z) => c[0] + c[1] * z), H, W, c[2]);
+    for (let p = 0; p < liquid.length; p++) if (liquid[p] < c[3]) liquid[p] = 0;
+    const got = spatterFromLayer(image, c, liquid).data;
+    assert.ok(maxDiff(got, s.out[sev - 1]) < 1e-6, `severity ${sev}: ${maxDiff(got, s.out[sev - 1])}`);
+    assert.ok(maxDiff(got, image.data) > 0.05, `severity ${sev} changes the image`);
+  }
 });
 
 test('spatter: seeded; water (severities 1–3) adds pale turquoise, mud (4–5) darkens towards brown; grey images get the colour\'s grey', async () => {

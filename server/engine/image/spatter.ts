@@ -275,9 +275,13 @@ const greyOf = (c: number[]) => 0.2125 * c[0] + 0.7154 * c[1] + 0.0721 * c[2];
 
 /** Spatter with the constants c = [mean, std, σ, threshold, intensity or mud σ, mud?] (see the header). */
 export function spatter(img: PixelImage, c: readonly number[], rng: () => number): PixelImage {
+  return spatterFromLayer(img, c, liquidLayer(img.height, img.width, c[0], c[1], c[2], c[3], rng));
+}
+
+/** Spatter given its (blurred, thresholded) liquid layer. */
+export function spatterFromLayer(img: PixelImage, c: readonly number[], liquid: ArrayLike<number>): PixelImage {
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
-  const liquid = liquidLayer(H, W, c[0], c[1], c[2], c[3], rng);
   const out = new Float32Array(C * n);
   if (c[5] === 0) {
     const m = waterWeight(liquid, H, W);

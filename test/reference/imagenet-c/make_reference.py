@@ -79,5 +79,15 @@ out['spatter'] = {'H': sH, 'W': sW, 'noise': u8(noise), 'liquid': u8(liquid.roun
                   'mud': u8(mud.astype(np.float64).round(7)), 'smooth': u8(smooth), 'smoothCanny': u8(cv2.Canny(smooth, 50, 150)),
                   'smoothEqualized': u8(cv2.equalizeHist(smooth)), 'smoothBlur': u8(cv2.blur(smooth.astype(np.float32) / 7, (3, 3)).astype(np.float64).round(5)),
                   'sparseDist': u8(cv2.distanceTransform(sparse, cv2.DIST_L2, 5))}
+# spatter's whole output at every severity with the layer's normal draws given (loc + scale·z)
+from imagecorruptions import corruptions as ic  # noqa: E402
+z = rs2.randn(sH, sW).round(6)
+simg = rs2.randint(0, 256, size=(sH, sW, 3)).astype(np.uint8)
+real_normal = np.random.normal
+np.random.normal = lambda size, loc, scale: loc + scale * z
+out['spatter']['z'] = u8(z)
+out['spatter']['image'] = u8(simg.transpose(2, 0, 1))
+out['spatter']['out'] = [u8(np.asarray(ic.spatter(Image.fromarray(simg), s), dtype=np.float64).transpose(2, 0, 1).round(9) / 255.) for s in range(1, 6)]
+np.random.normal = real_normal
 json.dump(out, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'cases.json'), 'w'))
 print('cases.json written')
