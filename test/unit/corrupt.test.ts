@@ -167,7 +167,7 @@ test('defocus blur: constant images stay constant; an impulse spreads into the k
   assert.ok(Math.abs(c.data[0] - 0.2) < 1e-7 && Math.abs(c.data[1] - 0.2) < 1e-7 && Math.abs(c.data[4] - 0.2) < 1e-7);
 });
 
-test('pixelate: constant stays constant, a checkerboard becomes its block average', () => {
+test('pixelate: constant stays constant, a checkerboard becomes its block average; Pillow\'s BOX counts whole pixels by their centres', () => {
   close(pixelate(constant(0.3, 32, 32, 3), 0.75).data, new Float32Array(3 * 32 * 32).fill(0.3), 1e-6);
   close(pixelate(constant(0.3, 28, 28), 0.65).data, new Float32Array(28 * 28).fill(0.3), 1e-6);
   // 1-px checkerboard at factor 0.5: every 2×2 block holds two 0s and two 1s ⇒ 0.5 everywhere.
@@ -179,7 +179,12 @@ test('pixelate: constant stays constant, a checkerboard becomes its block averag
   // A 2-px checkerboard is already made of 2×2 blocks: unchanged.
   const coarse = gray([[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]);
   close(pixelate(coarse, 0.5).data, coarse.data);
-  // Fractional area weights: 3 → 2 cells, each covering 1.5 input pixels.
+  // 3 → int(3·0.67) = 2 with Pillow's BOX: box 0 is [0, 1.5), holding the centres of pixels 0 and
+  // 1 (1.5 is in it: Pillow's box is (−½, ½]), box 1 only pixel 2's; NEAREST back up reads
+  // pixels 0, 1, 1 (positions ⅓, 1, 5⁄3). An area average would give 1/3 and 5/3 instead.
+  close(pixelate(gray([[0, 1, 2]]), 0.67).data, [0.5, 2, 2]);
+  close(pixelate(gray([[0], [1], [2]]), 0.67).data, [0.5, 2, 2]);
+  // the area resize (used by the prior probe) keeps fractional weights: 3 → 2 cells of 1.5 pixels
   close(resizeArea(gray([[0, 1, 2]]), 1, 2).data, [(0 + 0.5 * 1) / 1.5, (0.5 * 1 + 2) / 1.5]);
 });
 

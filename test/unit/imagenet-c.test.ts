@@ -19,8 +19,9 @@ import {
   affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
   roundHalfEven, saturate, zoomBlur, zoomFactors,
 } from '../../server/engine/image/imagenet-c';
-import { IMAGENET_C, severityConstant } from '../../server/engine/image/corrupt';
+import { IMAGENET_C, pixelate, severityConstant } from '../../server/engine/image/corrupt';
 import { mulberry32 } from '../../server/engine/random';
+import { blur3Float, blur3Uint8, canny, distanceTransform5, equalizeHist, filter2D3Uint8, skimageGaussian, spatterFromLayer, waterWeight } from '../../server/engine/image/spatter';
 import type { PixelImage } from '../../server/engine/types';
 
 const ref = JSON.parse(readFileSync(resolve(__dirname, '../reference/imagenet-c/cases.json'), 'utf8'));
@@ -46,6 +47,15 @@ test('zoom blur, Gaussian blur and saturate equal imagecorruptions at every seve
   assert.deepEqual(zoomFactors(0.01, 12).map((z) => z.toFixed(2)).slice(-2), ['1.10', '1.11']);
   assert.equal(roundHalfEven(112.5), 112);
   assert.equal(roundHalfEven(113.5), 114);
+});
+
+test('pixelate equals Pillow\'s BOX down and NEAREST up on float planes, and imagecorruptions\' 8-bit output to its rounding', () => {
+  for (const c of ref.pixelate as Array<{ factor: number; uint8: number[]; float: number[] }>) {
+    const got = pixelate(img, c.factor).data;
+    assert.ok(maxDiff(got, c.float) < 1e-6, `factor ${c.factor}: ${maxDiff(got, c.float)}`);
+    // Pillow rounds to 8 bits after each of its two BOX passes: at most one level off
+    assert.ok(maxDiff(got, c.uint8) <= 1 / 255 + 1e-6, `factor ${c.factor} against the 8-bit reference`);
+  }
 });
 
 test('motion blur at a given angle equals the reference\'s numpy _motion_blur, including shifts past the border', () => {
@@ -171,5 +181,97 @@ test('procedural frost: seeded, the photographs\' channel statistics, crops insi
     rmSync(empty, { recursive: true, force: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('spatter\'s steps equal OpenCV and skimage: Canny, the 5×5 chamfer distance, box blurs, equalizeHist, the emboss filter, the Gaussians', () => {
+  const s = ref.spatter;
+  const { H, W } = s;
+  const liquid = skimageGaussian(s.noise, H, W, 1);
+  for (let p = 0; p < liquid.length; p++) if (liquid[p] < 0.68) liquid[p] = 0;
+  assert.ok(maxDiff(liquid, s.liquid) < 1e-11, 'skimage gaussian σ 1, border nearest');
+  const layer8 = Uint8Array.from(s.liquid as number[], (v) => Math.trunc(v * 255));
+  assert.deepEqual(Array.from(layer8), s.layer8);
+  assert.deepEqual(Array.from(canny(layer8, H, W, 50, 150)), s.canny);
+  assert.ok(s.canny.some((v: number) => v === 255), 'the layer has edges');
+  const dist = distanceTransform5(Uint8Array.from(s.canny as number[], (v) => 255 - v), H, W);
+  assert.deepEqual(Array.from(dist), s.dist);
+  const blur8 = Uint8Array.from(blur3Float(dist.map((v) => Math.min(v, 20)), H, W), Math.trunc);
+  assert.deepEqual(Array.from(blur8), s.blur8);
+  assert.deepEqual(Array.from(equalizeHist(s.blur8)), s.equalized);
+  assert.deepEqual(Array.from(filter2D3Uint8(s.equalized, H, W, [-2, -1, 0, -1, 1, 1, 0, 1, 2])), s.emboss);
+  assert.deepEqual(Array.from(blur3Uint8(s.emboss, H, W)), s.final);
+  // the whole water weight (layer8 · final) from the thresholded layer
+  assert.deepEqual(Array.from(waterWeight(s.liquid, H, W)), s.layer8.map((v: number, p: number) => v * s.final[p]));
+  const mask = Float64Array.from(s.liquid as number[], (v) => (v > 0.68 ? 1 : 0));
+  assert.ok(maxDiff(skimageGaussian(mask, H, W, 1.5), s.mud) < 1e-6, 'mud mask σ 1.5');
+  // a smoother image: weak edges kept only when connected to strong ones; a spread histogram
+  assert.deepEqual(Array.from(canny(s.smooth, H, W, 50, 150)), s.smoothCanny);
+  assert.deepEqual(Array.from(equalizeHist(s.smooth)), s.smoothEqualized);
+  assert.ok(maxDiff(blur3Float(Float32Array.from(s.smooth as number[], (v) => v / 7), H, W), s.smoothBlur) < 1e-5);
+  // two zeros: long chamfer paths; none at all: OpenCV's cap everywhere
+  const sparse = new Uint8Array(H * W).fill(9);
+  sparse[3 * W + 4] = sparse[15 * W + 19] = 0;
+  assert.deepEqual(Array.from(distanceTransform5(sparse, H, W)), s.sparseDist);
+  assert.ok(distanceTransform5(new Uint8Array(12).fill(3), 3, 4).every((v) => v === 8192));
+  assert.deepEqual(Array.from(equalizeHist([7, 7, 7])), [7, 7, 7], 'a constant plane stays');
+});
+
+test('spatter given the layer\'s normal draws equals imagecorruptions\' spatter at every severity (water 1–3, mud 4–5)', () => {
+  const s = ref.spatter;
+  const { H, W } = s;
+  const image: PixelImage = { data: Float32Array.from(s.image as number[], (v) => v / 255), channels: 3, height: H, width: W };
+  for (let sev = 1; sev <= 5; sev++) {
+    const c = IMAGENET_C.spatter[sev - 1] as number[];
+    const liquid = skimageGaussian((s.z as number[]).map((z) => c[0] + c[1] * z), H, W, c[2]);
+    for (let p = 0; p < liquid.length; p++) if (liquid[p] < c[3]) liquid[p] = 0;
+    const got = spatterFromLayer(image, c, liquid).data;
+    assert.ok(maxDiff(got, s.out[sev - 1]) < 1e-6, `severity ${sev}: ${maxDiff(got, s.out[sev - 1])}`);
+    assert.ok(maxDiff(got, image.data) > 0.05, `severity ${sev} changes the image`);
+  }
+});
+
+test('spatter: seeded; water (severities 1–3) adds pale turquoise, mud (4–5) darkens towards brown; grey images get the colour\'s grey', async () => {
+  const H = 96;
+  const n = H * H;
+  const data = new Float32Array(3 * n);
+  for (let i = 0; i < data.length; i++) data[i] = 0.2 + 0.4 * ((i * 7919) % 101) / 101;
+  const rgb: PixelImage = { data, channels: 3, height: H, width: H };
+  const a = await corrupt(rgb, 'spatter', 2, mulberry32(4));
+  assert.deepEqual(a.data, (await corrupt(rgb, 'spatter', 2, mulberry32(4))).data);
+  assert.notDeepEqual(a.data, (await corrupt(rgb, 'spatter', 2, mulberry32(5))).data);
+  for (const s of [1, 2, 3]) {
+    const o = await corrupt(rgb, 'spatter', s, mulberry32(s));
+    let changed = 0;
+    for (let p = 0; p < n; p++) {
+      const d = [0, 1, 2].map((c) => o.data[c * n + p] - data[c * n + p]);
+      assert.ok(d.every((v) => v >= -1e-7), 'water only adds');
+      if (d[1] > 1e-6) {
+        changed++;
+        // added in proportion 175 : 238 : 238 (where nothing clipped)
+        if (o.data[p] < 1 && o.data[n + p] < 1) assert.ok(Math.abs(d[0] / d[1] - 175 / 238) < 1e-4);
+        assert.ok(Math.abs(d[1] - d[2]) < 1e-6 || o.data[n + p] === 1 || o.data[2 * n + p] === 1);
+      }
+    }
+    assert.ok(changed > n / 100 && changed < n, `severity ${s}: ${changed} pixels changed`);
+  }
+  for (const s of [4, 5]) {
+    const o = await corrupt(rgb, 'spatter', s, mulberry32(s));
+    let mud = 0;
+    for (let p = 0; p < n; p++) {
+      if (o.data[p] === data[p]) continue;
+      mud++;
+      const m = (data[n + p] - o.data[n + p]) / (data[n + p] - 42 / 255);
+      assert.ok(m >= 0.8 - 1e-4 && m <= 1 + 1e-4, `mud weight ${m} ≥ 0.8`);
+      assert.ok(Math.abs(o.data[p] - (data[p] * (1 - m) + m * 63 / 255)) < 1e-4);
+    }
+    assert.ok(mud > n / 100, `severity ${s}: ${mud} mud pixels`);
+  }
+  const grey: PixelImage = { data: data.slice(0, n), channels: 1, height: H, width: H };
+  const g = await corrupt(grey, 'spatter', 5, mulberry32(5));
+  const o = await corrupt(rgb, 'spatter', 5, mulberry32(5));
+  for (let p = 0; p < n; p++) {
+    const m = o.data[n + p] === data[n + p] ? 0 : (data[n + p] - o.data[n + p]) / (data[n + p] - 42 / 255);
+    assert.ok(Math.abs(g.data[p] - (data[p] * (1 - m) + m * (0.2125 * 63 + 0.7154 * 42 + 0.0721 * 20) / 255)) < 1e-4);
   }
 });

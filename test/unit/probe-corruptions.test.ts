@@ -97,12 +97,12 @@ test('noise is seeded per image, corruption and severity: the same records twice
 });
 
 test('parameters are checked', () => {
-  // the default is ImageNet-C's 15; 'extra' adds speckle noise, Gaussian blur and saturate
+  // the default is ImageNet-C's 15; 'extra' adds speckle noise, Gaussian blur, spatter and saturate
   assert.equal((corruptionsProbe().params.corruptions as string[]).length, 15);
-  assert.deepEqual((corruptionsProbe({ corruptions: 'extra' }).params.corruptions as string[]), ['speckle_noise', 'gaussian_blur', 'saturate']);
-  assert.equal((corruptionsProbe({ corruptions: 'all,extra' }).params.corruptions as string[]).length, 18);
+  assert.deepEqual((corruptionsProbe({ corruptions: 'extra' }).params.corruptions as string[]), ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate']);
+  assert.equal((corruptionsProbe({ corruptions: 'all,extra' }).params.corruptions as string[]).length, 19);
   assert.deepEqual(corruptionsProbe().params.severities, [1, 2, 3, 4, 5]);
-  assert.throws(() => corruptionsProbe({ corruptions: ['spatter'] }), /corruptions\.corruptions/);
+  assert.throws(() => corruptionsProbe({ corruptions: ['splatter'] }), /corruptions\.corruptions/);
   assert.throws(() => corruptionsProbe({ frostDir: '/nonexistent/frost' }), /corruptions\.frostDir: cannot read \/nonexistent\/frost \(ENOENT\)/);
   assert.doesNotThrow(() => corruptionsProbe({ corruptions: ['fog'], frostDir: '/nonexistent/frost' }), 'frostDir is read only when frost runs');
   // the textures are part of the cache key by content: another texture, another key

@@ -91,6 +91,21 @@ export interface AxisCoeffs {
 
 /** Computes the 22-bit integer weights Pillow uses to resample an axis of inSize to outSize. */
 export function axisCoeffs(filter: Exclude<Interpolation, 'nearest'>, inSize: number, outSize: number): AxisCoeffs {
+  const { ksize, first, count, w } = axisWeights(filter, inSize, outSize);
+  const k = new Int32Array(outSize * ksize);
+  for (let i = 0; i < w.length; i++) {
+    const v = w[i];
+    k[i] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
+  }
+  return { ksize, first, count, k };
+}
+
+/**
+ * Pillow's normalised real-valued weights for one axis (what it uses on float 'F' images, and
+ * what axisCoeffs rounds to 22 bits for 8-bit ones): output i reads count[i] pixels from first[i]
+ * with weights w[i·ksize …].
+ */
+export function axisWeights(filter: Exclude<Interpolation, 'nearest'>, inSize: number, outSize: number): { ksize: number; first: Int32Array; count: Int32Array; w: Float64Array } {
   const f = FILTERS[filter];
   const scale = inSize / outSize;
   const filterscale = scale < 1 ? 1 : scale;
@@ -98,7 +113,7 @@ export function axisCoeffs(filter: Exclude<Interpolation, 'nearest'>, inSize: nu
   const ksize = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);
   const count = new Int32Array(outSize);
-  const k = new Int32Array(outSize * ksize);
+  const out = new Float64Array(outSize * ksize);
   const w = new Float64Array(ksize);
   const ss = 1 / filterscale;
   for (let i = 0; i < outSize; i++) {
@@ -115,14 +130,19 @@ export function axisCoeffs(filter: Exclude<Interpolation, 'nearest'>, inSize: nu
       w[x] = v;
       sum += v;
     }
-    for (let x = 0; x < n; x++) {
-      const v = sum !== 0 ? w[x] / sum : w[x];
-      k[i * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
-    }
+    for (let x = 0; x < n; x++) out[i * ksize + x] = sum !== 0 ? w[x] / sum : w[x];
     first[i] = lo;
     count[i] = n;
   }
-  return { ksize, first, count, k };
+  return { ksize, first, count, w: out };
+}
+
+/** axisWeights as a dense [outSize, inSize] matrix (row i: output i's weights over the input). */
+export function resampleMatrix(filter: Exclude<Interpolation, 'nearest'>, inSize: number, outSize: number): Float64Array {
+  const { ksize, first, count, w } = axisWeights(filter, inSize, outSize);
+  const m = new Float64Array(outSize * inSize);
+  for (let i = 0; i < outSize; i++) for (let t = 0; t < count[i]; t++) m[i * inSize + first[i] + t] = w[i * ksize + t];
+  return m;
 }
 
 const CACHE_MAX = 64;
@@ -220,7 +240,7 @@ function vertical(src: U8Image, outH: number, offset: number, co: AxisCoeffs): U
 }
 
 /** Pillow's NEAREST: affine scaling with the source position accumulated in double precision. */
-function nearestIndex(inSize: number, outSize: number): Int32Array {
+export function nearestIndex(inSize: number, outSize: number): Int32Array {
   const a = inSize / outSize;
   const idx = new Int32Array(outSize);
   let pos = a * 0.5;

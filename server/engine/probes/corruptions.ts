@@ -4,7 +4,7 @@
  *
  * Each image is classified under ImageNet-C's 15 corruptions (Gaussian, shot and impulse noise;
  * defocus, glass, motion and zoom blur; snow, frost, fog; brightness, contrast, elastic transform,
- * pixelation, JPEG) and, on request ('extra'), speckle noise, Gaussian blur and saturate, at
+ * pixelation, JPEG) and, on request ('extra'), speckle noise, Gaussian blur, spatter and saturate, at
  * severities 1–5, with Hendrycks' constants (CIFAR-10-C's for inputs up to 64 px, ImageNet-C's
  * above; see image/corrupt.ts for the table and the definitions). Randomness is seeded per image,
  * corruption and severity with derivedRng(seed, 'corruptions/<name>/<severity>', sha256), so an
@@ -47,7 +47,7 @@ export interface CorruptionsRecord {
   same: Record<string, number>;
 }
 
-/** 'all' (ImageNet-C's 15, the default), 'extra' (speckle noise, Gaussian blur, saturate), or names; groups may be listed ('all,extra'). */
+/** 'all' (ImageNet-C's 15, the default), 'extra' (speckle noise, Gaussian blur, spatter, saturate), or names; groups may be listed ('all,extra'). */
 function corruptionsParam(v: unknown): CorruptionName[] {
   if (v === undefined || v === 'all') return [...CORRUPTIONS];
   const raw = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;

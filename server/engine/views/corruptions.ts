@@ -7,13 +7,14 @@
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
  * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
  * of views/imagenet-c.ts, with their per-image draws (glass blur's shuffle, fog's plasma, frost's
- * texture crop, elastic's taps) made here; motion blur and snow are made whole on the CPU.
+ * texture crop, elastic's taps) made here; motion blur, snow and spatter are made whole on the CPU.
  */
 import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticTaps, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { spatter } from '../image/spatter';
 import { gaussianUniforms, mulberry32 } from '../random';
 import type { PixelImage } from '../types';
 import type { ViewInputs, ViewOp } from './plan';
@@ -96,6 +97,12 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       case 'snow':
         ops.push({ kind: 'given', slot: given++ });
         made.push({ name, severity, slot: 'given', make: (img, seed) => snow(img, t, mulberry32(seed)).data });
+        break;
+      case 'spatter':
+        // CPU-made: its liquid layer is drawn per pixel and runs through Canny, a distance transform and
+        // histogram equalisation (image/spatter.ts) before it is mixed in
+        ops.push({ kind: 'given', slot: given++ });
+        made.push({ name, severity, slot: 'given', make: (img, seed) => spatter(img, t, mulberry32(seed)).data });
         break;
       case 'speckle_noise':
         ops.push({ kind: 'speckle', sigma: c as number, slot: noise++ });

@@ -19,8 +19,8 @@
  *   blur        reflect-101 border by Pad (reflect mode) when the pad is smaller than the image, else
  *               by Gather with index lists (exact at any size); a large kernel that splits into a
  *               few outer products as a 1-D Conv and a grouped Conv, else a depthwise Conv; Clip
- *   pixelate    area resize as two MatMuls with constant weight matrices, nearest back up by
- *               two Gathers
+ *   pixelate    Pillow's BOX resize as two MatMuls with constant weight matrices, its nearest
+ *               back up by two Gathers
  *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
  *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
  *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
@@ -38,6 +38,8 @@ import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
 import { buildImagenetCView, imagenetCSlots } from './imagenet-c';
+import { pixelateSize } from '../image/corrupt';
+import { nearestIndex, resampleMatrix } from '../image/resample';
 
 export const VIEW_PREFIX = 'skeptic_view_';
 export const VIEW_INPUT = { src: `${VIEW_PREFIX}src`, embed: `${VIEW_PREFIX}embed`, noise: `${VIEW_PREFIX}noise`, given: `${VIEW_PREFIX}given`, perm: `${VIEW_PREFIX}perm` } as const;
@@ -67,21 +69,6 @@ function valueInfo(name: string, elemType: number, dims: Array<number | string>)
     name,
     type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
-}
-
-/** [n, N] weights of the area-average resize of N cells to n: output i covers [i·N/n, (i+1)·N/n). */
-function areaMatrix(N: number, n: number): Float32Array {
-  const m = new Float32Array(n * N);
-  const scale = N / n;
-  for (let i = 0; i < n; i++) {
-    const a = i * scale;
-    const b = (i + 1) * scale;
-    for (let j = Math.floor(a); j < Math.min(N, Math.ceil(b)); j++) {
-      const overlap = Math.min(b, j + 1) - Math.max(a, j);
-      if (overlap > 0) m[i * N + j] = overlap / scale;
-    }
-  }
-  return m;
 }
 
 /**
@@ -469,15 +456,16 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         break;
       }
       case 'pixelate': {
-        const h = Math.max(1, Math.floor(H * op.factor + 1e-9));
-        const w = Math.max(1, Math.floor(W * op.factor + 1e-9));
-        const ry = areaMatrix(H, h); // [h, H]
-        const rx = areaMatrix(W, w); // [w, W] → transposed [W, w]
+        // Pillow's BOX weights down (image/corrupt.ts pixelate), its NEAREST indices back up
+        const h = pixelateSize(H, op.factor);
+        const w = pixelateSize(W, op.factor);
+        const ry = Float32Array.from(resampleMatrix('box', H, h)); // [h, H]
+        const rx = resampleMatrix('box', W, w); // [w, W] → transposed [W, w]
         const rxT = new Float32Array(W * w);
         for (let i = 0; i < w; i++) for (let j = 0; j < W; j++) rxT[j * w + i] = rx[i * W + j];
-        const small = b.op('MatMul', [b.op('MatMul', [b.f32(ry, [h, H], 'area_y'), centre]), b.f32(rxT, [W, w], 'area_x')]);
-        const sy = Array.from({ length: H }, (_, y) => Math.min(h - 1, Math.floor(((y + 0.5) * h) / H)));
-        const sx = Array.from({ length: W }, (_, x) => Math.min(w - 1, Math.floor(((x + 0.5) * w) / W)));
+        const small = b.op('MatMul', [b.op('MatMul', [b.f32(ry, [h, H], 'box_y'), centre]), b.f32(rxT, [W, w], 'box_x')]);
+        const sy = Array.from(nearestIndex(h, H));
+        const sx = Array.from(nearestIndex(w, W));
         v = b.op('Gather', [b.op('Gather', [small, b.i64(sy)], [A.i('axis', 2)]), b.i64(sx)], [A.i('axis', 3)]);
         break;
       }

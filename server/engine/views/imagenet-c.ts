@@ -21,7 +21,8 @@
  *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
  * Motion blur and snow stay CPU-made `given` views (views/corruptions.ts): their kernel direction
  * is drawn per image, so the graph would need a per-image 21–41-tap gather for each, and snow's
- * layer runs through a zoom, a threshold and that blur before it is mixed in.
+ * layer runs through a zoom, a threshold and that blur before it is mixed in. Spatter likewise
+ * (image/spatter.ts: Canny, a distance transform and histogram equalisation on a per-image layer).
  *
  * Per-image inputs (besides the noise slots): skeptic_view_layer float [n, L, C, H, W] (fog,
  * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four per round) and
