@@ -294,3 +294,20 @@ test('skeptic.json "compare": the daemon accepts tolerances and alpha, flags wro
   assert.equal(validate({ compare: { tolerances: { '*': 0.01 }, alpha: 0.05 } }), true);
   assert.equal(validate({ compare: { tolerances: { '*': -1 } } }), false);
 });
+
+test('mCE (ImageNet-shaped models only) is compared as a value: a row only where a report has it, lower is better, never tested', () => {
+  const base = loadReport(dir('A'));
+  const next = loadReport(dir('B'));
+  // The demo model is not ImageNet-shaped, so its reports carry mCE null: no row at all.
+  assert.equal(base.probes.corruptions.metrics.mCE, null);
+  assert.ok(!compareReports(base, next).metrics.some((m) => m.key === 'corruptions.mCE'));
+  base.probes.corruptions.metrics.mCE = 0.8;
+  next.probes.corruptions.metrics.mCE = 0.9;
+  const row = metric(compareReports(base, next), 'corruptions.mCE');
+  assert.equal(row.comparable, true);
+  assert.equal(row.base, 0.8);
+  assert.equal(row.new, 0.9);
+  assert.equal(row.unit, 'fraction');
+  assert.equal(row.better, 'lower');
+  assert.equal(row.test, 'none');
+});

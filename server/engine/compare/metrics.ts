@@ -173,6 +173,20 @@ function corruptionDefs(reports: Report[]): MetricDef[] {
       perImage: hitShare(),
     },
   ];
+  // Hendrycks & Dietterich's mCE (against AlexNet's errors) exists only for ImageNet-shaped models:
+  // a row only where a report has it. One number with no per-image measure: shown, not tested.
+  if (reports.some((r) => num(probeOf(r, 'corruptions')?.metrics.mCE) !== null)) {
+    defs.push({
+      key: 'corruptions.mCE',
+      probe: 'corruptions',
+      label: 'mCE (against AlexNet)',
+      unit: 'fraction',
+      better: 'lower',
+      kind: 'value',
+      params: ['corruptions', 'severities'],
+      value: metric('corruptions', (m) => m.mCE),
+    });
+  }
   for (const c of [...names].sort()) {
     defs.push({
       key: `corruptions.accuracy.${c}`,
