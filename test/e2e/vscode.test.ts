@@ -507,7 +507,17 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     await page.keyboard.press('Escape');
     await auditFromExplorer('shapes-cnn.onnx');
     const progress = toast('Skeptic: auditing shapes-cnn.onnx on test.csv');
-    await expectVisibleOrSkepticError(progress, 'the progress notification of the second audit', 60_000);
+    try {
+      await expectVisibleOrSkepticError(progress, 'the progress notification of the second audit', 30_000);
+    } catch (e) {
+      if (/Skeptic showed an error/.test((e as Error).message)) throw e;
+      // Seen once in CI: the menu closed but no audit request reached the extension (its log shows
+      // none), a click lost while the explorer re-rendered. Choose the menu item once more.
+      log(`no progress 30 s after "${AUDIT_MENU}": choosing it again`);
+      await page.keyboard.press('Escape');
+      await auditFromExplorer('shapes-cnn.onnx');
+      await expectVisibleOrSkepticError(progress, 'the progress notification of the second audit', 60_000);
+    }
     // Running: the status bar follows the probe and the count.
     await expectVisible(statusItem().filter({ hasText: /Skeptic: .*\d+\/\d+/ }), 'the status bar counting the second audit', 60_000);
     await shot('10-long-audit-running');
