@@ -19,28 +19,14 @@ import { MAX_FINDINGS_IN_REPORT, readJsonLines } from '../../server/engine/repor
 import schema from '../../server/engine/report/report.schema.json';
 import type { Report } from '../../server/engine/report/schema';
 import { writeReport } from '../../server/engine/report/write';
-import { fakeDataset, fakeModel, gray, type FakeItem } from './helpers/fake';
+import { fakeDataset, gray, leftRightModel, type FakeItem } from './helpers/fake';
 
 const work = mkdtempSync(join(tmpdir(), 'skeptic-per-image-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** A left/right model on 4×4 images with one lit pixel, over `n` rows; `broken` rows fail to decode. */
 async function reportOf(n: number, broken = 0): Promise<Report> {
-  const model = fakeModel({
-    height: 4,
-    width: 4,
-    numClasses: 2,
-    labels: ['left', 'right'],
-    logits: (px) => {
-      let l = 0;
-      let r = 0;
-      for (let y = 0; y < 4; y++) {
-        l += px[y * 4] + px[y * 4 + 1];
-        r += px[y * 4 + 2] + px[y * 4 + 3];
-      }
-      return [4 * l, 4 * r];
-    },
-  });
+  const model = leftRightModel();
   const items: FakeItem[] = Array.from({ length: n }, (_, i) => {
     if (i < broken) return { id: `bad${String(i).padStart(5, '0')}.png`, label: 0, error: 'truncated PNG' };
     const rows = Array.from({ length: 4 }, () => new Array<number>(4).fill(0));

@@ -10,26 +10,12 @@ import { createProbes } from '../../server/engine/probes';
 import schema from '../../server/engine/report/report.schema.json';
 import { toSarif } from '../../server/engine/report/sarif';
 import { summaryText } from '../../server/engine/report/summary';
-import { fakeDataset, fakeModel, gray, type FakeItem } from './helpers/fake';
+import { fakeDataset, gray, leftRightModel, type FakeItem } from './helpers/fake';
 
 async function sampleReport() {
   // 4×4 images with one lit pixel; the model says left/right half, as in the shift test. The
   // pixel sits next to the middle, so a 1-pixel shift flips some of them.
-  const model = fakeModel({
-    height: 4,
-    width: 4,
-    numClasses: 2,
-    labels: ['left', 'right'],
-    logits: (px) => {
-      let l = 0;
-      let r = 0;
-      for (let y = 0; y < 4; y++) {
-        l += px[y * 4] + px[y * 4 + 1];
-        r += px[y * 4 + 2] + px[y * 4 + 3];
-      }
-      return [4 * l, 4 * r];
-    },
-  });
+  const model = leftRightModel();
   const items: FakeItem[] = Array.from({ length: 8 }, (_, i) => {
     const rows = Array.from({ length: 6 }, () => new Array<number>(6).fill(0));
     rows[1 + (i % 4)][1 + (i % 4)] = 1;

@@ -127,3 +127,22 @@ export function fakeDataset(items: FakeItem[], margin = 0): Dataset & { decoded:
 export function gray(rows: number[][]): PixelImage {
   return { data: Float32Array.from(rows.flat()), channels: 1, height: rows.length, width: rows[0].length };
 }
+
+/** A 4×4 two-class model (left, right): the class is the half of the image with more light. */
+export function leftRightModel(): LoadedModel {
+  return fakeModel({
+    height: 4,
+    width: 4,
+    numClasses: 2,
+    labels: ['left', 'right'],
+    logits: (px) => {
+      let l = 0;
+      let r = 0;
+      for (let y = 0; y < 4; y++) {
+        l += px[y * 4] + px[y * 4 + 1];
+        r += px[y * 4 + 2] + px[y * 4 + 3];
+      }
+      return [4 * l, 4 * r];
+    },
+  });
+}
