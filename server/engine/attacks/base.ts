@@ -46,17 +46,6 @@ export function gatherRows(data: Float32Array, rows: ArrayLike<number>, like: Om
   return { data: out, n: rows.length, channels: like.channels, height: like.height, width: like.width };
 }
 
-/** Each row of `batch` repeated `times` times, image-major (row i·times + k is image i). */
-export function repeatRows(batch: PixelBatch, times: number): PixelBatch {
-  const D = rowSize(batch);
-  const out = new Float32Array(batch.n * times * D);
-  for (let i = 0; i < batch.n; i++) {
-    const src = batch.data.subarray(i * D, (i + 1) * D);
-    for (let k = 0; k < times; k++) out.set(src, (i * times + k) * D);
-  }
-  return { ...batch, data: out, n: batch.n * times };
-}
-
 /** Default rows per gradient call: about 2M input values (256 rows of 28×28, 13 of 224×224×3). */
 export function defaultGradRows(b: { channels: number; height: number; width: number }): number {
   return Math.max(1, Math.min(256, Math.floor((1 << 21) / rowSize(b))));

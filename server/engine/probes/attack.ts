@@ -52,14 +52,14 @@ import { SkepticInputError, throwIfAborted } from '../errors';
 import { toBatch } from '../image/ops';
 import { derivedRng } from '../random';
 import type { DeviceChoice, LoadedModel, PixelBatch, PixelImage } from '../types';
-import { gatherRows, repeatRows, rowSize, verdict, type GradientOracle, type LossKind } from '../attacks/base';
+import { gatherRows, rowSize, verdict, type GradientOracle, type LossKind } from '../attacks/base';
 import { buildGradientModel, GradientUnsupportedError } from '../model/gradient';
 import { fgsm } from '../attacks/fgsm';
 import { bisectMinimalEps } from '../attacks/minimal-eps';
 import { apgd, apgdTargeted } from '../attacks/apgd';
 import { pgd } from '../attacks/pgd';
 import { squareLinf } from '../attacks/square';
-import { boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord } from './probe';
+import { boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
 
 /** Every attack, in the order they run (each norm's chain keeps this order). */
 export const ATTACKS = ['fgsm', 'pgd-linf', 'pgd-l2', 'apgd-ce', 'apgd-t', 'square'] as const;
