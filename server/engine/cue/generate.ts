@@ -164,8 +164,13 @@ export function otsu(values: Float32Array): number {
 
 /** Per channel, the plane a + b·x + c·y fitted (least squares) to the border frame of width f. */
 export function backgroundPlane(img: PixelImage, f = Math.max(1, Math.ceil(Math.min(img.height, img.width) / 16))): Float32Array {
+  return evalPlane(fitPlane(img, f), img.channels, img.height, img.width);
+}
+
+/** backgroundPlane's coefficients: per channel (a, b, c) of a + b·(x − cx) + c·(y − cy). */
+export function fitPlane(img: PixelImage, f = Math.max(1, Math.ceil(Math.min(img.height, img.width) / 16))): Float64Array {
   const { channels: C, height: H, width: W } = img;
-  const out = new Float32Array(C * H * W);
+  const coefs = new Float64Array(3 * C);
   // Normal equations over the frame pixels, coordinates centred for conditioning.
   const cx = (W - 1) / 2;
   const cy = (H - 1) / 2;
@@ -208,9 +213,21 @@ export function backgroundPlane(img: PixelImage, f = Math.max(1, Math.ceil(Math.
         b2 += v * (y - cy);
       }
     }
-    const coef = solve3(A, [b0, b1, b2]) ?? [b0 / n, 0, 0];
+    coefs.set(solve3(A, [b0, b1, b2]) ?? [b0 / n, 0, 0], 3 * c);
+  }
+  return coefs;
+}
+
+/** The planes of fitPlane's coefficients, clipped to [0,1] (planar C×H×W). */
+export function evalPlane(coefs: Float64Array, C: number, H: number, W: number): Float32Array {
+  const out = new Float32Array(C * H * W);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  for (let c = 0; c < C; c++) {
+    const o = c * H * W;
+    const [a, b, d] = [coefs[3 * c], coefs[3 * c + 1], coefs[3 * c + 2]];
     for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) out[o + y * W + x] = clamp01(coef[0] + coef[1] * (x - cx) + coef[2] * (y - cy));
+      for (let x = 0; x < W; x++) out[o + y * W + x] = clamp01(a + b * (x - cx) + d * (y - cy));
     }
   }
   return out;
@@ -272,34 +289,11 @@ export function patchSide(H: number, W: number): number {
 export function shapeCarrier(img: PixelImage, opts: GeneratorOptions = {}): ShapeCarrier {
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
-  const s = Math.min(H, W);
-  const background = backgroundPlane(img);
-  const dist = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let d = 0;
-    for (let c = 0; c < C; c++) d += (img.data[c * n + i] - background[c * n + i]) ** 2;
-    dist[i] = Math.sqrt(d);
-  }
-  const blurred = boxBlur(dist, H, W, Math.max(1, Math.ceil(s / 32)));
-  const t = otsu(blurred);
-  const hard = new Uint8Array(n);
-  for (let i = 0; i < n; i++) hard[i] = blurred[i] > t ? 1 : 0;
-  const filled = fillHoles(hard, H, W);
-  let cover = 0;
-  for (let i = 0; i < n; i++) cover += filled[i];
-  const coverage = cover / n;
-  const silhouetteOk = coverage >= 0.03 && coverage <= 0.9;
-  const mask = new Float32Array(n);
-  if (silhouetteOk) {
-    const soft = boxBlur(Float32Array.from(filled), H, W, 1);
-    for (let i = 0; i < n; i++) mask[i] = soft[i];
-  } else mask.fill(1);
+  const { background, filled, coverage, silhouetteOk } = silhouetteOf(img);
+  const mask = silhouetteOk ? softMask(filled, H, W) : new Float32Array(n).fill(1);
 
   const p = opts.patch ?? patchSide(H, W);
   const lum = luminance(img);
-  const e = sobel(boxBlur(lum, H, W, Math.max(1, Math.round(p / 2))), H, W);
-  const sorted = Float32Array.from(e).sort();
-  const p98 = sorted[Math.min(n - 1, Math.floor(0.98 * n))] || 1;
   const outline = new Float32Array(n);
   if (silhouetteOk) {
     const o = sobel(mask, H, W);
@@ -307,22 +301,7 @@ export function shapeCarrier(img: PixelImage, opts: GeneratorOptions = {}): Shap
     for (const v of o) if (v > mx) mx = v;
     for (let i = 0; i < n; i++) outline[i] = mx > 0 ? o[i] / mx : 0;
   }
-  const edges = new Float32Array(n);
-  for (let i = 0; i < n; i++) edges[i] = Math.max(clamp01(e[i] / p98), outline[i]);
-
-  const low = boxBlur(lum, H, W, Math.max(1, Math.round(p / 2)));
-  let m = 0;
-  let w = 0;
-  for (let i = 0; i < n; i++) {
-    m += mask[i] * low[i];
-    w += mask[i];
-  }
-  m /= w || 1;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += mask[i] * (low[i] - m) ** 2;
-  const sd = Math.sqrt(v / (w || 1)) || 1;
-  const shading = new Float32Array(n);
-  for (let i = 0; i < n; i++) shading[i] = mask[i] * ((low[i] - m) / sd);
+  const { edges, shading } = edgesAndShading(lum, H, W, p, mask, outline);
 
   const fg: number[] = [];
   const bg: number[] = [];
@@ -354,6 +333,106 @@ export function shapeCarrier(img: PixelImage, opts: GeneratorOptions = {}): Shap
     }
   }
   return { height: H, width: W, mask, silhouetteOk, coverage, edges, outline, shading, background, fg, bg };
+}
+
+/** The background model and the silhouette (hard, holes filled) of an image; see the module comment. */
+function silhouetteOf(img: PixelImage): { coefs: Float64Array; background: Float32Array; filled: Uint8Array; coverage: number; silhouetteOk: boolean } {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const coefs = fitPlane(img);
+  const background = evalPlane(coefs, C, H, W);
+  const dist = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let d = 0;
+    for (let c = 0; c < C; c++) d += (img.data[c * n + i] - background[c * n + i]) ** 2;
+    dist[i] = Math.sqrt(d);
+  }
+  const blurred = boxBlur(dist, H, W, Math.max(1, Math.ceil(Math.min(H, W) / 32)));
+  const t = otsu(blurred);
+  const hard = new Uint8Array(n);
+  for (let i = 0; i < n; i++) hard[i] = blurred[i] > t ? 1 : 0;
+  const filled = fillHoles(hard, H, W);
+  let cover = 0;
+  for (let i = 0; i < n; i++) cover += filled[i];
+  const coverage = cover / n;
+  return { coefs, background, filled, coverage, silhouetteOk: coverage >= 0.03 && coverage <= 0.9 };
+}
+
+/** The soft silhouette: the filled mask box-blurred with radius 1. */
+function softMask(filled: Uint8Array, H: number, W: number): Float32Array {
+  return boxBlur(Float32Array.from(filled), H, W, 1);
+}
+
+/** Edges (luminance edges at the patch scale, and the outline) and shading; see the module comment. */
+function edgesAndShading(lum: Float32Array, H: number, W: number, p: number, mask: Float32Array, outline: Float32Array): { edges: Float32Array; shading: Float32Array } {
+  const n = H * W;
+  const e = sobel(boxBlur(lum, H, W, Math.max(1, Math.round(p / 2))), H, W);
+  const sorted = Float32Array.from(e).sort();
+  const p98 = sorted[Math.min(n - 1, Math.floor(0.98 * n))] || 1;
+  const edges = new Float32Array(n);
+  for (let i = 0; i < n; i++) edges[i] = Math.max(clamp01(e[i] / p98), outline[i]);
+
+  const low = boxBlur(lum, H, W, Math.max(1, Math.round(p / 2)));
+  let m = 0;
+  let w = 0;
+  for (let i = 0; i < n; i++) {
+    m += mask[i] * low[i];
+    w += mask[i];
+  }
+  m /= w || 1;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += mask[i] * (low[i] - m) ** 2;
+  const sd = Math.sqrt(v / (w || 1)) || 1;
+  const shading = new Float32Array(n);
+  for (let i = 0; i < n; i++) shading[i] = mask[i] * ((low[i] - m) / sd);
+  return { edges, shading };
+}
+
+/**
+ * What compose() reads of a shape image, kept small between the audit's decode of the image and
+ * the stimuli made from it in the summary: the background plane's coefficients, and the filled
+ * silhouette (one byte a pixel) or, when the silhouette failed, the luminance its edges and
+ * shading come from. composeCarrier() expands it to exactly the planes shapeCarrier() makes.
+ */
+export interface ShapeMaterial {
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  silhouetteOk: boolean;
+  coefs: Float64Array;
+  /** The filled silhouette (silhouette found). */
+  filled?: Uint8Array;
+  /** The luminance (silhouette failed). */
+  lum?: Float32Array;
+  patch: number;
+}
+
+export function shapeMaterial(img: PixelImage, opts: GeneratorOptions = {}): ShapeMaterial {
+  const { coefs, filled, silhouetteOk } = silhouetteOf(img);
+  const base = { channels: img.channels, height: img.height, width: img.width, silhouetteOk, coefs, patch: opts.patch ?? patchSide(img.height, img.width) };
+  return silhouetteOk ? { ...base, filled } : { ...base, lum: luminance(img) };
+}
+
+/** The planes compose() reads, from a shape's material: the same values shapeCarrier() gives
+ *  (shading and edges are zero where a silhouette was found: compose() does not read them then). */
+export type ComposeCarrier = Pick<ShapeCarrier, 'height' | 'width' | 'mask' | 'silhouetteOk' | 'background' | 'shading' | 'edges'>;
+
+export function composeCarrier(m: ShapeMaterial): ComposeCarrier {
+  const { channels: C, height: H, width: W } = m;
+  const n = H * W;
+  const background = evalPlane(m.coefs, C, H, W);
+  if (m.silhouetteOk) return { height: H, width: W, silhouetteOk: true, mask: softMask(m.filled!, H, W), background, shading: new Float32Array(n), edges: new Float32Array(n) };
+  const mask = new Float32Array(n).fill(1);
+  const { edges, shading } = edgesAndShading(m.lum!, H, W, m.patch, mask, new Float32Array(n));
+  return { height: H, width: W, silhouetteOk: false, mask, background, shading, edges };
+}
+
+/** The ink compose() draws A's edges in over a texture: black on a light texture, else white. */
+export function inkFor(texture: PixelImage): number {
+  const n = texture.height * texture.width;
+  const tl = luminance(texture);
+  const meanT = tl.reduce((x, y) => x + y, 0) / n;
+  return meanT > 0.5 ? 0 : 1;
 }
 
 /**
@@ -455,16 +534,14 @@ function overlapError(src: PixelImage, pos: number, out: Float32Array, weight: F
 }
 
 /** The cue-conflict stimulus: A's shape carrier filled with texture T (B's quilted texture). */
-export function compose(a: ShapeCarrier, texture: PixelImage, opts: GeneratorOptions = {}): PixelImage {
+export function compose(a: ComposeCarrier, texture: PixelImage, opts: GeneratorOptions = {}): PixelImage {
   const { height: H, width: W } = a;
   const C = texture.channels;
   const n = H * W;
   if (texture.height !== H || texture.width !== W) throw new RangeError('texture and shape differ in size');
   const edgeWeight = opts.edgeWeight ?? 0.6;
   const k = opts.shading ?? 0.25;
-  const tl = luminance(texture);
-  const meanT = tl.reduce((x, y) => x + y, 0) / n;
-  const ink = meanT > 0.5 ? 0 : 1;
+  const ink = inkFor(texture);
   const out = new Float32Array(C * n);
   for (let c = 0; c < C; c++) {
     const bgc = a.background.length === C * n ? c : 0; // A gray, texture RGB: broadcast the plane

@@ -28,6 +28,7 @@
  *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
  *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
+ *   composite   cue-conflict's blend of a texture into a silhouette, elementwise in float64
  * Consecutive noise and given views (on consecutive slots), brightness and contrast views are
  * each made together over a view axis, their shared work (Box–Muller, the float64 copy, the HSV
  * value, the channel mean) done once.
@@ -522,6 +523,21 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
           v = b.op('Where', [m4, centre, canvases.get(fillV)!]);
         }
+        break;
+      }
+      case 'composite': {
+        // float64 throughout, the arithmetic of cue/generate.ts compose in its order: the
+        // stimuli are the same bits as the JavaScript composition (a found silhouette has zero
+        // shading and edges: s = 1, e = 0, and the formula reduces to m·T + (1−m)·x exactly)
+        const f64 = (t: string) => b.op('Cast', [t], [A.i('to', F64)]);
+        const plane = (j: number) => f64(b.reshape(slot(VIEW_INPUT_C.weight, op.weights + j), [-1, 1, H, W])); // [n, 1, H, W]
+        const [mask, shading, edges, ink] = [0, 1, 2, 3].map(plane);
+        const texture = f64(slot(VIEW_INPUT.given, op.texture)); // [n, C, H, W]
+        const shade = b.op('Max', [b.op('Min', [b.op('Add', [d(1), b.op('Mul', [shading, d(op.shading)])]), d(1.7)]), d(0.3)]);
+        const inside = clip01d(b.op('Mul', [texture, shade]));
+        const blend = b.op('Add', [b.op('Mul', [mask, inside]), b.op('Mul', [b.op('Sub', [d(1), mask]), centre64()])]);
+        const e = b.op('Mul', [edges, d(op.edgeWeight)]);
+        v = b.op('Cast', [b.op('Add', [b.op('Mul', [b.op('Sub', [d(1), e]), blend]), b.op('Mul', [e, ink])])], [A.i('to', F32)]);
         break;
       }
       default:

@@ -61,6 +61,7 @@ export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; 
       n.weight = Math.max(n.weight, op.weight + 4 * op.stages);
     }
     if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
+    if (op.kind === 'composite') n.weight = Math.max(n.weight, op.weights + 4); // cue-conflict's planes (views/graph.ts)
   }
   return n;
 }

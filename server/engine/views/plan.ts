@@ -47,6 +47,12 @@ export type ViewOp =
   /** Rotated `degrees` counter-clockwise (as displayed, y down) about the centre, bilinear; what
    *  comes from outside the frame is the per-channel mean of the one-pixel border. */
   | { kind: 'rotate'; degrees: number }
+  /** Cue-conflict's composition of A's shape with B's texture (cue/generate.ts compose), in float64:
+   *  (1−e)·(m·clip(T·s) + (1−m)·x) + e·ink, x the centre (A's background plane), T given slot
+   *  `texture` (B's quilted texture), and weight planes `weights` … `weights`+3: m (A's soft
+   *  silhouette), its shading (s = clamp(1 + shading·sh, 0.3, 1.7), sh the op's `shading`), its
+   *  edges (e = edgeWeight·edges) and the ink (0 or 1 over the plane). */
+  | { kind: 'composite'; texture: number; weights: number; edgeWeight: number; shading: number }
   /** ImageNet-C's blurs, weather and digital corruptions beyond the first eight (views/imagenet-c.ts). */
   | ImagenetCViewOp;
 
@@ -90,6 +96,7 @@ export function slotCounts(plan: ViewPlan): { embed: number; noise: number; give
   for (const op of plan.ops) {
     if (op.kind === 'embed' || op.kind === 'noise' || op.kind === 'given') n[op.kind] = Math.max(n[op.kind], op.slot + 1);
     if (op.kind === 'normal') n.noise = Math.max(n.noise, op.slot + 1);
+    if (op.kind === 'composite') n.given = Math.max(n.given, op.texture + 1);
   }
   n.noise = Math.max(n.noise, imagenetCSlots(plan).noise);
   const perms = permOffsets(plan);
