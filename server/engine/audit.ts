@@ -17,7 +17,7 @@ import { CancelledError } from './errors';
 import { fsReason } from './fs/files';
 import { centre } from './image/ops';
 import { writeNpy, writePng } from './image/files';
-import type { FindingDraft, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
+import type { FindingDraft, ImageKeeper, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
 import { ImageTable } from './report/image-table';
 import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
@@ -153,9 +153,25 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
     opts.onProgress?.({ done, total, phase, probe, cacheHits });
   report('evaluating');
 
+  // Probes that keep pixels of some images for their summary (cue-conflict's pairs) take them
+  // from this pass: those images are decoded here even when every record of them is cached.
+  const keepers: Array<{ state: ProbeState; keeper: ImageKeeper }> = [];
+  if (!opts.evaluateOnly) {
+    for (const state of states) {
+      if (state.failed || !state.probe.keeper) continue;
+      try {
+        const keeper = state.probe.keeper(dataset, ctx);
+        if (keeper) keepers.push({ state, keeper });
+      } catch (e) {
+        state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
+      }
+    }
+  }
+
   try {
     const wantImage = (r: DatasetRecord, sha: string) =>
-      states.some((s) => !s.failed && !capped(s, r) && !s.cache.has(imageKey(sha, r.label)));
+      states.some((s) => !s.failed && !capped(s, r) && !s.cache.has(imageKey(sha, r.label))) ||
+      keepers.some((k) => !k.state.failed && k.keeper.wants(r));
     // The dataset decodes the next batch while this one runs through the model.
     for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage, only: opts.only })) {
       const usable: ProbeImage[] = [];
@@ -201,6 +217,17 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
             if (e instanceof CancelledError || opts.signal?.aborted) throw e;
             state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
           }
+        }
+        state.ms += Date.now() - t0;
+      }
+      for (const { state, keeper } of keepers) {
+        if (state.failed) continue;
+        const t0 = Date.now();
+        const wanted = usable.filter((img) => img.pixels && keeper.wants(img.record));
+        try {
+          if (wanted.length) keeper.keep(wanted);
+        } catch (e) {
+          state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
         }
         state.ms += Date.now() - t0;
       }

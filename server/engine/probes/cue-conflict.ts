@@ -13,9 +13,12 @@
  *    from B's patches; 'style-transfer' (cue/style-transfer.ts): Gatys et al.'s optimisation of
  *    the pixels to match A's features and B's Gram statistics on the audited model's own
  *    convolutional layers, through the gradient graph (model/gradient/features.ts). A stimulus
- *    needs two images, so it cannot be a record of one image: the dataset is streamed again in
- *    summarize() — the audited dataset when the audit hands it over (SummaryContext.dataset),
- *    else params.source (any dataset path).
+ *    needs two images, so it cannot be a record of one image: the pairs are planned from the
+ *    dataset's listing before the audit streams, and what a stimulus needs of each image (the
+ *    quilt: B's texture as bytes and A's compact shape material; style transfer: the images) is
+ *    kept as the audit decodes it (keeper), so no image is decoded twice; the stimuli are made in
+ *    summarize(), the quilt's composition as a view op in front of the model (cue/composite.ts).
+ *    From params.source (any dataset path) the pairs' images are decoded there, once each.
  * The per-image records hold the single-cue CONTROLS, which depend on one image only and are
  * cached like any record: the image's edge map and its silhouette (shape only) and a texture
  * quilted from its own patches (texture only), each with the model's category decision.
@@ -34,8 +37,12 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { categoryIndex, categoryMapFor, categoryOfClass, decide, identity, readCategoriesFile, type CategoryMap, type RawMapping } from '../cue/categories';
-import { edgeControl, fromBytes01, quiltTexture, shapeCarrier, silhouetteControl, toBytes01 } from '../cue/generate';
-import { generatedStimuli, planPairs, quiltComposer, type StimulusComposer } from '../cue/pairs';
+import { edgeControl, fromBytes01, quiltTexture, shapeCarrier, silhouetteControl, toBytes01, type ShapeMaterial } from '../cue/generate';
+import { compositePlan, compositeSource } from '../cue/composite';
+import {
+  generatedStimuli, keepPairImage, pairedItems, pairMaterial, pairRoles, planPairs, quiltComposer, type ComposeItem, type PairMaterial, type PlannedPair,
+  type StimulusComposer,
+} from '../cue/pairs';
 import { STYLE_DEFAULTS, styleTransfer, type StyleTransferOptions } from '../cue/style-transfer';
 import { buildStyleLoss, GradientUnsupportedError, type StyleLossModel } from '../model/gradient';
 import { shapeBias, type BiasCounts, type CueDecision } from '../cue/shape-bias';
@@ -46,6 +53,7 @@ import { writePng } from '../image/files';
 import { toBatch } from '../image/ops';
 import { derivedRng } from '../random';
 import type { Dataset, LoadedModel, PixelImage } from '../types';
+import { makeViews, runViews, viewsFor } from '../views';
 import { boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage, type RuleDoc, type SummaryContext } from './probe';
 
 /** Published references quoted in the finding (Geirhos et al. 2019, Fig. 4 / Table). */
@@ -313,6 +321,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     const cache = ctx.cache?.('style-transfer', { ...style, styleLayers: styleLayers ?? null, contentLayer: contentLayer ?? null });
     return {
       texture: (b) => b,
+      shape: (a) => a,
       async compose(items, signal) {
         const keys = items.map((it) => `${it.shaA}:${it.shaB}`);
         const hits = keys.map((k) => cache?.get(k) as CachedStimulus | undefined);
@@ -349,47 +358,83 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     };
   }
 
+  /**
+   * What the audit's own pass kept of the images a generated set needs (keeper below): with the
+   * pairs planned from the audited dataset, each image is decoded once, by the audit.
+   */
+  let kept: { dataset: Dataset; model: LoadedModel; seed: number; material: PairMaterial<ShapeMaterial> | PairMaterial<PixelImage> } | undefined;
+
+  /** The material the generator keeps of an image: the quilt's (generate.ts), or style transfer's (the images themselves). */
+  const keptComposer = (seed: number): StimulusComposer<ShapeMaterial> | StimulusComposer<PixelImage> =>
+    generator === 'quilt' ? quiltComposer(seed) : { texture: (b) => b, shape: (a) => a, compose: async () => [] };
+
   async function generated(ctx: SummaryContext, dataset: Dataset, path: string): Promise<ConflictResult> {
     const model = ctx.model;
     const map = mapFor(model);
     const base: ConflictResult = { kind: 'generated', path, map, decisions: [], count: 0, unreadable: 0, unmapped: 0, warnings: [], gallery: [], noSilhouette: 0 };
     const plan = planPairs(dataset.records, (label) => categoryOfClass(map, label), ctx.seed, pairs, texturesPerClass);
+    const material = kept && kept.dataset === dataset && kept.model === model && kept.seed === ctx.seed ? kept.material : undefined;
+    kept = undefined;
     if (!plan.pairs.length) return { ...base, error: plan.reason ?? 'no pairs' };
     const imageOf = new Map(ctx.images.map((im, i) => [im.id, i]));
     const problems = { unreadable: [] as string[] };
-    let composer: StimulusComposer = quiltComposer(ctx.seed);
-    let loss: StyleLossModel | undefined;
-    if (generator === 'style-transfer') {
-      try {
-        loss = await buildStyleLoss(model, { styleLayers, contentLayer });
-      } catch (e) {
-        if (!(e instanceof GradientUnsupportedError)) throw e;
-        return { ...base, error: `style transfer is not possible on this model: ${e.message}`, generatorFailed: true };
+    const spec = model.decodeSpec(0);
+    /** One stimulus decided: counted, and drawn into the gallery when decided by texture. */
+    const decided = async (pair: PlannedPair, answer: string, silhouette: boolean | undefined, image: () => Promise<PixelImage>) => {
+      if (silhouette === false) base.noSilhouette!++;
+      const shape = map.names[pair.shape];
+      const texture = map.names[pair.texture];
+      base.decisions.push({ shape, texture, decision: answer });
+      if (answer === texture && base.gallery.length < gallery) {
+        const png = ctx.outDir ? await galleryPng(ctx, base.gallery.length, await image(), shape, texture) : undefined;
+        const idx = imageOf.get(pair.a.id);
+        base.gallery.push({
+          id: `${pair.a.id} + ${pair.b.id}`, shape, texture, answer, textureSource: pair.b.id,
+          ...(idx !== undefined ? { image: idx } : {}), ...(png ? { png } : {}),
+        });
       }
-      base.style = {
-        count: 0, cached: 0, deadStarts: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
-        layers: { style: loss.layers.style.map((l) => `${l.name} (${l.op}, ${l.channels}×${l.height}×${l.width})`), content: `${loss.layers.content.name} (${loss.layers.content.op}, ${loss.layers.content.channels}×${loss.layers.content.height}×${loss.layers.content.width})` },
-      };
-      composer = styleComposer(loss, ctx, plan.pairs.length, base.style);
-    }
+    };
+    let loss: StyleLossModel | undefined;
     try {
-      for await (const batch of generatedStimuli(dataset, model.decodeSpec(0), plan.pairs, composer, loss ? 16 : 32, problems, ctx.signal)) {
-        throwIfAborted(ctx.signal);
-        const answers = await decideAll(model, map, batch.map((b) => b.image));
-        for (let i = 0; i < batch.length; i++) {
-          const { pair, image, silhouette } = batch[i];
-          if (silhouette === false) base.noSilhouette!++;
-          const shape = map.names[pair.shape];
-          const texture = map.names[pair.texture];
-          base.decisions.push({ shape, texture, decision: answers[i] });
-          if (answers[i] === texture && base.gallery.length < gallery) {
-            const png = await galleryPng(ctx, base.gallery.length, image, shape, texture);
-            const idx = imageOf.get(pair.a.id);
-            base.gallery.push({
-              id: `${pair.a.id} + ${pair.b.id}`, shape, texture, answer: answers[i], textureSource: pair.b.id,
-              ...(idx !== undefined ? { image: idx } : {}), ...(png ? { png } : {}),
+      if (generator === 'quilt') {
+        // The composition is a view (cue/composite.ts): made by ONNX Runtime in front of the model.
+        const composer = quiltComposer(ctx.seed);
+        const made = await pairMaterial(dataset, spec, plan.pairs, composer, 32, problems, ctx.signal, material as PairMaterial<ShapeMaterial> | undefined);
+        const { channels: C, height: H, width: W } = model.info;
+        const cplan = compositePlan(C, H, W);
+        const runner = await viewsFor(model, cplan);
+        const K = model.info.numClasses;
+        const items = pairedItems(dataset.records, plan.pairs, made);
+        for (;;) {
+          throwIfAborted(ctx.signal);
+          const chunk: Array<ComposeItem<ShapeMaterial>> = [];
+          for (let r = items.next(); !r.done; r = chunk.length < 64 ? items.next() : { done: true, value: undefined }) chunk.push(r.value);
+          if (!chunk.length) break;
+          const answers = new Map<ComposeItem<ShapeMaterial>, string>();
+          await runViews(runner, chunk, (it) => compositeSource(it.a, it.texture), (it, out, first) => answers.set(it, map.names[decide(out.probs, first * K, map)] ?? null), ctx.signal);
+          for (const it of chunk) {
+            await decided(it.pair, answers.get(it)!, it.a.silhouetteOk, async () => {
+              const data = await makeViews(cplan, [compositeSource(it.a, it.texture)]);
+              return { data, channels: it.texture.channels, height: H, width: W };
             });
           }
+        }
+      } else {
+        try {
+          loss = await buildStyleLoss(model, { styleLayers, contentLayer });
+        } catch (e) {
+          if (!(e instanceof GradientUnsupportedError)) throw e;
+          return { ...base, error: `style transfer is not possible on this model: ${e.message}`, generatorFailed: true };
+        }
+        base.style = {
+          count: 0, cached: 0, deadStarts: 0, styleStart: 0, styleEnd: 0, contentStart: 0, contentEnd: 0,
+          layers: { style: loss.layers.style.map((l) => `${l.name} (${l.op}, ${l.channels}×${l.height}×${l.width})`), content: `${loss.layers.content.name} (${loss.layers.content.op}, ${loss.layers.content.channels}×${loss.layers.content.height}×${loss.layers.content.width})` },
+        };
+        const composer = styleComposer(loss, ctx, plan.pairs.length, base.style);
+        for await (const batch of generatedStimuli(dataset, spec, plan.pairs, composer, 16, problems, ctx.signal, material as PairMaterial<PixelImage> | undefined)) {
+          throwIfAborted(ctx.signal);
+          const answers = await decideAll(model, map, batch.map((b) => b.image));
+          for (let i = 0; i < batch.length; i++) await decided(batch[i].pair, answers[i], batch[i].silhouette, async () => batch[i].image);
         }
       }
     } catch (e) {
@@ -448,6 +493,23 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     cacheParams: { controls, mapping: mappingKey, generator: 'quilt/v1' },
     margin: 0,
     rules: RULES,
+
+    keeper(dataset, ctx) {
+      kept = undefined;
+      // Generated from the audited dataset: keep each image of the pairs as the audit decodes it.
+      if (stimuliPath || sourcePath || pairs === 0) return undefined;
+      const map = mapFor(ctx.model);
+      const plan = planPairs(dataset.records, (label) => categoryOfClass(map, label), ctx.seed, pairs, texturesPerClass);
+      if (!plan.pairs.length) return undefined;
+      const roles = pairRoles(plan.pairs);
+      const composer = keptComposer(ctx.seed) as StimulusComposer<unknown>;
+      const material: PairMaterial<unknown> = { textures: new Map(), shapes: new Map() };
+      kept = { dataset, model: ctx.model, seed: ctx.seed, material: material as PairMaterial<ShapeMaterial> };
+      return {
+        wants: (r) => roles.textures.has(r.index) || roles.shapes.has(r.index),
+        keep: (images) => images.forEach((img) => keepPairImage(material, roles, composer, img.record, img.pixels, img.sha256)),
+      };
+    },
 
     async run(images, ctx) {
       if (!controls) return images.map(() => ({ edges: -1, silhouette: null, texture: -1 }));

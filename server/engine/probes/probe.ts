@@ -46,7 +46,7 @@ export interface FindingDraft {
 
 export interface SummaryContext {
   model: LoadedModel;
-  /** The audited dataset, for probes that need a second pass over it (pairs of images). */
+  /** The audited dataset (its listing: cue-conflict plans pairs of images from it). */
   dataset?: Dataset;
   seed: number;
   signal?: AbortSignal;
@@ -102,6 +102,15 @@ export interface RenderContext extends ProbeContext {
   writeNpy(relPath: string, data: Float32Array, shape: number[]): Promise<string>;
 }
 
+/** What a probe keeps of the audit's one decode of the images its summary needs (Probe.keeper). */
+export interface ImageKeeper {
+  /** Whether the summary needs this record's image (the audit then decodes it even when every
+   *  record of it is cached). */
+  wants(record: DatasetRecord): boolean;
+  /** The wanted images of a batch, as the audit decodes them (cache hits included). */
+  keep(images: ProbeImage[]): void;
+}
+
 export interface Probe<R extends object = Record<string, unknown>> {
   readonly id: string;
   readonly title: string;
@@ -122,6 +131,13 @@ export interface Probe<R extends object = Record<string, unknown>> {
   /** The rules its findings use, by rule id ("shift/one-pixel-flip"). */
   readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
+  /**
+   * Optional, for a summary that needs pixels of a few images of the audited dataset beyond
+   * their records (cue-conflict's pairs of images): called before the audit streams, it names
+   * those images and keeps what it needs of each as the audit decodes it, so that no image is
+   * decoded twice. What it keeps is held in memory for summarize, not cached.
+   */
+  keeper?(dataset: Dataset, ctx: ProbeContext): ImageKeeper | undefined;
   /** Optional: what run() will cost on this model, in words, for the user before it starts. */
   budget?(model: LoadedModel): string;
   summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;
