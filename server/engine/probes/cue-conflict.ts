@@ -189,7 +189,10 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       views.push(edgeControl(carrier));
       if (sil) views.push(sil);
       hasSil.push(!!sil);
-      views.push(quiltTexture(img.pixels, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(seed, 'cue-conflict/quilt', img.sha256)));
+      const texture = quiltTexture(img.pixels, carrier.silhouetteOk ? carrier.mask : undefined, derivedRng(seed, 'cue-conflict/quilt', img.sha256));
+      views.push(texture);
+      // the quilt generator's texture of a texture source is this very texture: keep() takes it
+      if (quilted?.sources.has(img.record.index) && seed === kept?.seed && model === kept.model) quilted.textures.set(img.sha256, texture);
     }
     const out = await model.predict(toBatch(views));
     const K = out.numClasses;
@@ -364,9 +367,16 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
    */
   let kept: { dataset: Dataset; model: LoadedModel; seed: number; material: PairMaterial<ShapeMaterial> | PairMaterial<PixelImage> } | undefined;
 
+  /** Textures run() quilted for the texture control in the current batch, by sha256, for keep()
+   *  (the audit calls run before keep for a batch; quilting is the costly part of a texture). */
+  let quilted: { sources: Set<number>; textures: Map<string, PixelImage> } | undefined;
+
   /** The material the generator keeps of an image: the quilt's (generate.ts), or style transfer's (the images themselves). */
-  const keptComposer = (seed: number): StimulusComposer<ShapeMaterial> | StimulusComposer<PixelImage> =>
-    generator === 'quilt' ? quiltComposer(seed) : { texture: (b) => b, shape: (a) => a, compose: async () => [] };
+  const keptComposer = (seed: number): StimulusComposer<ShapeMaterial> | StimulusComposer<PixelImage> => {
+    if (generator !== 'quilt') return { texture: (b) => b, shape: (a) => a, compose: async () => [] };
+    const quilt = quiltComposer(seed);
+    return { ...quilt, texture: (b, sha256) => quilted?.textures.get(sha256) ?? quilt.texture(b, sha256) };
+  };
 
   async function generated(ctx: SummaryContext, dataset: Dataset, path: string): Promise<ConflictResult> {
     const model = ctx.model;
@@ -496,6 +506,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
 
     keeper(dataset, ctx) {
       kept = undefined;
+      quilted = undefined;
       // Generated from the audited dataset: keep each image of the pairs as the audit decodes it.
       if (stimuliPath || sourcePath || pairs === 0) return undefined;
       const map = mapFor(ctx.model);
@@ -505,9 +516,13 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       const composer = keptComposer(ctx.seed) as StimulusComposer<unknown>;
       const material: PairMaterial<unknown> = { textures: new Map(), shapes: new Map() };
       kept = { dataset, model: ctx.model, seed: ctx.seed, material: material as PairMaterial<ShapeMaterial> };
+      quilted = generator === 'quilt' && controls ? { sources: roles.textures, textures: new Map() } : undefined;
       return {
         wants: (r) => roles.textures.has(r.index) || roles.shapes.has(r.index),
-        keep: (images) => images.forEach((img) => keepPairImage(material, roles, composer, img.record, img.pixels, img.sha256)),
+        keep(images) {
+          images.forEach((img) => keepPairImage(material, roles, composer, img.record, img.pixels, img.sha256));
+          quilted?.textures.clear();
+        },
       };
     },
 
