@@ -353,6 +353,17 @@ interface RenderJob {
 /**
  * Artifacts (PNGs, .npy) for the images the summaries picked: decodes just those images again
  * and lets each probe draw them. Paths go on the probe's records and on its findings.
+ *
+ * The one place an image is decoded a second time in an audit, on purpose (issue 11 weighed
+ * keeping the first decode): which images are drawn is a function of ALL the records (the most
+ * confident wrong answers, the images most hurt by corruptions or patches, the first samples
+ * not in a gallery), known only after the last batch. Keeping their pixels from the audit's
+ * pass would mean every probe restating its choice as a streaming rule and the audit holding the
+ * pixels of every image that might still qualify (a superset, at the decode size with margin, per
+ * probe), while the records it holds stay small; and with the results cache an audit of cached
+ * records decodes nothing in its pass, so the drawn images would need a decode anyway. The cost
+ * is bounded: the union of the summaries' picks (each probe's renderImages or samples: tens of
+ * images, not the dataset), decoded in one pass, and only when the audit writes artifacts.
  */
 async function renderArtifacts(
   jobs: RenderJob[],

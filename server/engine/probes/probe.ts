@@ -144,8 +144,9 @@ export interface Probe<R extends object = Record<string, unknown>> {
   /**
    * Optional: writes files (before/after PNGs, heatmaps, .npy) for the few images the summary
    * picked. It runs after summarize on freshly decoded images, so results stay small records in
-   * the cache and artifacts are made only for what a person will look at. Returns the files
-   * written per image index (paths relative to the report folder).
+   * the cache and artifacts are made only for what a person will look at (the one decode of an
+   * image beyond the audit's pass, bounded by the picks: see audit.ts renderArtifacts). Returns
+   * the files written per image index (paths relative to the report folder).
    */
   render?(images: ProbeImage[], records: ProbeRecord<R>[], ctx: RenderContext): Promise<Map<number, string[]>>;
 }
