@@ -40,7 +40,7 @@ import { categoryIndex, categoryMapFor, categoryOfClass, decide, identity, readC
 import { edgeControl, fromBytes01, quiltTexture, shapeCarrier, silhouetteControl, toBytes01, type ShapeMaterial } from '../cue/generate';
 import { compositePlan, compositeSource } from '../cue/composite';
 import {
-  generatedStimuli, keepPairImage, pairedItems, pairMaterial, pairRoles, planPairs, quiltComposer, type ComposeItem, type PairMaterial, type PlannedPair,
+  generatedStimuli, keepPairImage, pairedItems, pairMaterial, pairRoles, planPairs, quiltComposer, type ComposeItem, type PairMaterial, type PairPlan, type PlannedPair,
   type StimulusComposer,
 } from '../cue/pairs';
 import { STYLE_DEFAULTS, styleTransfer, type StyleTransferOptions } from '../cue/style-transfer';
@@ -365,7 +365,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
    * What the audit's own pass kept of the images a generated set needs (keeper below): with the
    * pairs planned from the audited dataset, each image is decoded once, by the audit.
    */
-  let kept: { dataset: Dataset; model: LoadedModel; seed: number; material: PairMaterial<ShapeMaterial> | PairMaterial<PixelImage> } | undefined;
+  let kept: { dataset: Dataset; model: LoadedModel; seed: number; plan: PairPlan; material: PairMaterial<ShapeMaterial> | PairMaterial<PixelImage> } | undefined;
 
   /** Textures run() quilted for the texture control in the current batch, by sha256, for keep()
    *  (the audit calls run before keep for a batch; quilting is the costly part of a texture). */
@@ -382,9 +382,10 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
     const model = ctx.model;
     const map = mapFor(model);
     const base: ConflictResult = { kind: 'generated', path, map, decisions: [], count: 0, unreadable: 0, unmapped: 0, warnings: [], gallery: [], noSilhouette: 0 };
-    const plan = planPairs(dataset.records, (label) => categoryOfClass(map, label), ctx.seed, pairs, texturesPerClass);
-    const material = kept && kept.dataset === dataset && kept.model === model && kept.seed === ctx.seed ? kept.material : undefined;
+    const mine = kept && kept.dataset === dataset && kept.model === model && kept.seed === ctx.seed ? kept : undefined;
     kept = undefined;
+    const plan = mine?.plan ?? planPairs(dataset.records, (label) => categoryOfClass(map, label), ctx.seed, pairs, texturesPerClass);
+    const material = mine?.material;
     if (!plan.pairs.length) return { ...base, error: plan.reason ?? 'no pairs' };
     const imageOf = new Map(ctx.images.map((im, i) => [im.id, i]));
     const problems = { unreadable: [] as string[] };
@@ -515,7 +516,7 @@ export function cueConflictProbe(params: Record<string, unknown> = {}): Probe<Cu
       const roles = pairRoles(plan.pairs);
       const composer = keptComposer(ctx.seed) as StimulusComposer<unknown>;
       const material: PairMaterial<unknown> = { textures: new Map(), shapes: new Map() };
-      kept = { dataset, model: ctx.model, seed: ctx.seed, material: material as PairMaterial<ShapeMaterial> };
+      kept = { dataset, model: ctx.model, seed: ctx.seed, plan, material: material as PairMaterial<ShapeMaterial> };
       quilted = generator === 'quilt' && controls ? { sources: roles.textures, textures: new Map() } : undefined;
       return {
         wants: (r) => roles.textures.has(r.index) || roles.shapes.has(r.index),
