@@ -7,7 +7,8 @@
  *    found and failed silhouettes, grey and colour, through the compact shape material;
  *  - an audit decodes every image once (a counting wrapper around the dataset's stream sees
  *    every decode of the audit, its summaries and its artifacts), also with a probe whose margin
- *    makes the audit decode larger than the model's input, and with every record cached; artifacts
+ *    makes the audit decode larger than the model's input, with every default probe beside it,
+ *    and with every record cached; artifacts
  *    re-decode only the images they draw (the chosen trade-off, audit.ts renderArtifacts);
  *  - the results equal the old pipeline's, computed here independently: the dataset decoded again
  *    at margin 0, the stimuli composed in JavaScript (generatedStimuli with quiltComposer), the
@@ -27,6 +28,7 @@ import { openDataset } from '../../server/engine/data';
 import { toBatch } from '../../server/engine/image/ops';
 import { loadModel } from '../../server/engine/model';
 import { cueConflictProbe } from '../../server/engine/probes/cue-conflict';
+import { createProbes, DEFAULT_PROBES } from '../../server/engine/probes';
 import type { Probe } from '../../server/engine/probes/probe';
 import { shiftProbe } from '../../server/engine/probes/shift';
 import { mulberry32 } from '../../server/engine/random';
@@ -149,5 +151,21 @@ test('cue-conflict generated from the audited dataset: each image decoded once, 
   } finally {
     await model.dispose();
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the default probes with cue-conflict: every image decoded once', async () => {
+  ensureDemoData();
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const base = await openDataset(DEMO_TEST, { labels: model.labels, limit: 16, seed: 2 });
+    const { ds, counts } = counting(base);
+    const report = await audit(model, ds, { probes: createProbes([...DEFAULT_PROBES, 'cue-conflict']), seed: 0 });
+    for (const [id, p] of Object.entries(report.probes)) assert.equal(p.status, 'ok', `${id}: ${p.reason}`);
+    assert.ok((report.probes['cue-conflict'].metrics as any).conflicts > 0);
+    assert.equal(counts.size, 16);
+    for (const [i, n] of counts) assert.equal(n, 1, `record ${i} decoded ${n} times`);
+  } finally {
+    await model.dispose();
   }
 });
