@@ -67,6 +67,42 @@ test('motion blur at a given angle equals the reference\'s numpy _motion_blur, i
   }
 });
 
+/** motionBlurPlane as it was first written (a clamped index per pixel): the reference for the three-run rows. */
+function motionBlurPlaneDirect(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+  const width = 2 * radius + 1;
+  const k = new Float64Array(width);
+  let z = 0;
+  for (let i = 0; i < width; i++) z += k[i] = Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma);
+  for (let i = 0; i < width; i++) k[i] /= z;
+  const py = width * Math.sin((angle * Math.PI) / 180);
+  const px = width * Math.cos((angle * Math.PI) / 180);
+  const hyp = Math.hypot(py, px);
+  const out = new Float64Array(H * W);
+  for (let i = 0; i < width; i++) {
+    const dy = -Math.ceil((i * py) / hyp - 0.5);
+    const dx = -Math.ceil((i * px) / hyp - 0.5);
+    if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      out[y * W + x] += k[i] * plane[Math.min(H - 1, Math.max(0, y - dy)) * W + Math.min(W - 1, Math.max(0, x - dx))];
+    }
+  }
+  return out;
+}
+
+test('motion blur\'s row runs (clamped left, shifted middle, clamped right) give the per-pixel clamped loop\'s values bit for bit, at every angle and past the border', () => {
+  const rng = mulberry32(21);
+  for (const [H, W] of [[9, 13], [13, 9], [3, 40], [40, 3], [31, 31]]) {
+    const plane = Float32Array.from({ length: H * W }, () => rng());
+    for (const angle of [-135, -90, -60, -45, -20, 0, 13, 45, 90, 170, -45 + 90 * rng()]) {
+      for (const [radius, sigma] of [[1, 1], [6, 2], [15, 8], [20, 15]]) {
+        const want = motionBlurPlaneDirect(plane, H, W, radius, sigma, angle);
+        assert.deepEqual(motionBlurPlane(plane, H, W, radius, sigma, angle), want, `${H}×${W} angle ${angle} radius ${radius}`);
+        assert.deepEqual(motionBlurPlane(Float64Array.from(plane), H, W, radius, sigma, angle), want, 'a float64 plane (snow\'s layer)');
+      }
+    }
+  }
+});
+
 test('scipy\'s Gaussian weights and map_coordinates\' half-sample reflect border', () => {
   for (const c of ref.gaussian_weights as Array<{ sigma: number; truncate: number; filtered: number[] }>) {
     const w = gaussianWeights(c.sigma, c.truncate);

@@ -94,7 +94,7 @@ export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: 
 }
 
 /** The n×n matrix of a correlation along a line of n with weights w and a border mode: m[o·n + j]. */
-function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
+export function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
   const r = (w.length - 1) / 2;
   const m = new Float64Array(n * n);
   for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) m[o * n + borderIndex(o + k - r, n, mode)] += w[k];
@@ -314,6 +314,15 @@ export function fog(img: PixelImage, strength: number, decay: number, rng: () =>
  * half-Gaussian of σ over i (normalised), stopping at a shift as large as the plane.
  */
 export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+  const taps = motionTaps(H, W, radius, sigma, angle);
+  const src = plane instanceof Float64Array ? plane : Float64Array.from(plane);
+  const out = new Float64Array(H * W);
+  for (let i = 0; i < taps.weight.length; i++) shiftAdd(out, src, H, W, taps.weight[i], taps.dy[i], taps.dx[i]);
+  return out;
+}
+
+/** The copies motionBlurPlane adds up: weight i of the copy shifted by (dy i, dx i), up to the first shift as large as the plane. */
+export function motionTaps(H: number, W: number, radius: number, sigma: number, angle: number): { weight: Float64Array; dy: Int32Array; dx: Int32Array } {
   const width = 2 * radius + 1;
   const k = new Float64Array(width);
   let z = 0;
@@ -322,21 +331,37 @@ export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, 
   const py = width * Math.sin((angle * Math.PI) / 180);
   const px = width * Math.cos((angle * Math.PI) / 180);
   const hyp = Math.hypot(py, px);
-  const out = new Float64Array(H * W);
-  const cols = new Int32Array(W);
+  let count = 0;
+  const dy = new Int32Array(width);
+  const dx = new Int32Array(width);
   for (let i = 0; i < width; i++) {
-    const dy = -Math.ceil((i * py) / hyp - 0.5);
-    const dx = -Math.ceil((i * px) / hyp - 0.5);
-    if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
-    for (let x = 0; x < W; x++) cols[x] = Math.min(W - 1, Math.max(0, x - dx));
-    const a = k[i];
-    for (let y = 0; y < H; y++) {
-      const src = Math.min(H - 1, Math.max(0, y - dy)) * W;
-      const row = y * W;
-      for (let x = 0; x < W; x++) out[row + x] += a * plane[src + cols[x]];
-    }
+    dy[i] = -Math.ceil((i * py) / hyp - 0.5);
+    dx[i] = -Math.ceil((i * px) / hyp - 0.5);
+    if (Math.abs(dy[i]) >= H || Math.abs(dx[i]) >= W) break;
+    count++;
   }
-  return out;
+  return { weight: k.subarray(0, count), dy: dy.subarray(0, count), dx: dx.subarray(0, count) };
+}
+
+/**
+ * out[y, x] += a·src[clamp(y − dy), clamp(x − dx)] over an H×W plane: each row in three runs (the
+ * clamped left edge, the shifted middle, the clamped right edge), no test per pixel. The same
+ * products added in the same order as a loop over clamped indices: the same doubles.
+ */
+function shiftAdd(out: Float64Array, src: Float64Array, H: number, W: number, a: number, dy: number, dx: number): void {
+  const left = Math.min(W, Math.max(0, dx)); // x < dx reads column 0
+  const right = Math.max(left, Math.min(W, W + dx)); // x ≥ W + dx reads column W − 1
+  for (let y = 0; y < H; y++) {
+    const sy = y - dy;
+    const srow = (sy < 0 ? 0 : sy >= H ? H - 1 : sy) * W;
+    const row = y * W;
+    const first = a * src[srow];
+    for (let x = 0; x < left; x++) out[row + x] += first;
+    const off = srow - dx;
+    for (let x = left; x < right; x++) out[row + x] += a * src[off + x];
+    const last = a * src[srow + W - 1];
+    for (let x = right; x < W; x++) out[row + x] += last;
+  }
 }
 
 /** Motion blur: [radius, σ]; the angle is drawn from uniform(−45°, 45°); clipped. */
@@ -345,7 +370,10 @@ export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: 
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
   const out = new Float32Array(C * n);
-  for (let c = 0; c < C; c++) out.set(Float32Array.from(motionBlurPlane(img.data.subarray(c * n, (c + 1) * n), H, W, radius, sigma, angle), clip01), c * n);
+  for (let c = 0; c < C; c++) {
+    const b = motionBlurPlane(img.data.subarray(c * n, (c + 1) * n), H, W, radius, sigma, angle);
+    for (let p = 0; p < n; p++) out[c * n + p] = b[p] < 0 ? 0 : b[p] > 1 ? 1 : b[p];
+  }
   return like(img, out);
 }
 
@@ -441,7 +469,37 @@ function displacement(H: number, W: number, max: number, sy: number, sx: number,
  */
 export function elasticTaps(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
   const n = H * W;
-  const [alpha, sigma, affine] = c;
+  const [alpha, sigma] = c;
+  const index = new Int32Array(8 * n);
+  const weight = new Float32Array(8 * n);
+  elasticAffineTaps(H, W, c[2], rng, index, weight);
+  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const ib = index.subarray(4 * n);
+  const wb = weight.subarray(4 * n);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
+  return { index, weight, stages: 2 };
+}
+
+/**
+ * Elastic's draws for the view graph (views/imagenet-c.ts), in elasticTaps' order: the affine
+ * warp's four taps (round 1, as elasticTaps makes them: index and weight planes 0–3), then the
+ * displacement field's uniform(±1) draws, dx's then dy's, as weight planes 4 and 5 (float32).
+ * The graph smooths them (the filter is linear: a matrix product or a Conv per axis), scales
+ * them by alpha and makes round 2's taps itself.
+ */
+export function elasticDraws(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array } {
+  const n = H * W;
+  const index = new Int32Array(4 * n);
+  const weight = new Float32Array(6 * n);
+  elasticAffineTaps(H, W, c[2], rng, index, weight);
+  for (let p = 4 * n; p < 6 * n; p++) weight[p] = -1 + 2 * rng();
+  return { index, weight };
+}
+
+/** Round 1 of elastic (the random affine warp), its six draws made: four bilinear tap planes into index and weight (planes 0–3). */
+function elasticAffineTaps(H: number, W: number, affine: number, rng: () => number, index: Int32Array, weight: Float32Array): void {
+  const n = H * W;
   const side = Math.min(H, W);
   // the affine: three source points around the centre, each coordinate moved by uniform(±affine)
   const cy = Math.floor(H / 2);
@@ -451,8 +509,6 @@ export function elasticTaps(H: number, W: number, c: readonly number[], rng: () 
   const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
   const inv = invertAffine(affineThrough(src, dst));
-  const index = new Int32Array(8 * n);
-  const weight = new Float32Array(8 * n);
   const ia = index.subarray(0, 4 * n);
   const wa = weight.subarray(0, 4 * n);
   for (let y = 0; y < H; y++) {
@@ -462,12 +518,6 @@ export function elasticTaps(H: number, W: number, c: readonly number[], rng: () 
       bilinearTaps(ia, wa, n, y * W + x, sy, sx, H, W, reflect101);
     }
   }
-  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
-  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
-  const ib = index.subarray(4 * n);
-  const wb = weight.subarray(4 * n);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
-  return { index, weight, stages: 2 };
 }
 
 /** The affine map [a b c; d e f] taking three points (x, y) to three others (OpenCV's getAffineTransform). */

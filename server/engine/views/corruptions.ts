@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
-import { elasticTaps, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { elasticDraws, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
 import { gaussianUniforms, mulberry32 } from '../random';
 import type { PixelImage } from '../types';
@@ -79,14 +79,13 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       }
       case 'elastic_transform': {
-        // two rounds of bilinear taps: the affine warp, then the displacement field
-        const stages = 2;
+        // the affine warp's taps and the displacement field's uniform draws; the graph smooths the field
         const index = planes.index;
         const weight = planes.weight;
-        planes.index += 4 * stages;
-        planes.weight += 4 * stages;
-        ops.push({ kind: 'elastic', index, weight, stages });
-        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, t, mulberry32(seed)) });
+        planes.index += 4;
+        planes.weight += 6;
+        ops.push({ kind: 'elastic', index, weight, alpha: t[0], sigma: t[1] });
+        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticDraws(img.height, img.width, t, mulberry32(seed)) });
         break;
       }
       case 'motion_blur':

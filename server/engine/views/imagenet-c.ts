@@ -29,7 +29,7 @@
  * skeptic_view_weight float [n, J, H·W] (elastic: four per round).
  */
 import { A, type Builder } from '../model/gradient/builder';
-import { gaussianWeights, zoomTaps } from '../image/imagenet-c';
+import { borderIndex, fold, gaussianWeights, zoomTaps } from '../image/imagenet-c';
 import type { ViewOp, ViewPlan } from './plan';
 
 export type ImagenetCViewOp =
@@ -43,8 +43,9 @@ export type ImagenetCViewOp =
   | { kind: 'fog'; strength: number; slot: number }
   /** Frost a·x + b·layer; the texture crop is layer `slot`. */
   | { kind: 'frost'; a: number; b: number; slot: number }
-  /** Elastic resampling in `stages` rounds of four taps: index planes index…index+4·stages−1, weight planes likewise. */
-  | { kind: 'elastic'; index: number; weight: number; stages: number }
+  /** Elastic transform [alpha, σ]: the affine warp's four taps in index planes index…index+3 and weight
+   *  planes weight…weight+3, the displacement field's uniform draws (dx, dy) in weight planes weight+4, +5. */
+  | { kind: 'elastic'; index: number; weight: number; alpha: number; sigma: number }
   /** Speckle noise x + x·σ·z, z from noise slot `slot`. */
   | { kind: 'speckle'; sigma: number; slot: number }
   /** Saturation S·scale + shift. */
@@ -57,8 +58,8 @@ export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; 
     if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
     if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
     if (op.kind === 'elastic') {
-      n.index = Math.max(n.index, op.index + 4 * op.stages);
-      n.weight = Math.max(n.weight, op.weight + 4 * op.stages);
+      n.index = Math.max(n.index, op.index + 4);
+      n.weight = Math.max(n.weight, op.weight + 6);
     }
     if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
   }
@@ -82,16 +83,18 @@ export interface ImagenetCContext {
 
 const F32 = 1;
 const F64 = 11;
+const I64 = 7;
 
 const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
 
-/** Separable correlation with 1-D weights, edges repeated: Gather pad, depthwise Conv k×1 then 1×k (float32). */
-function separable(ctx: ImagenetCContext, x: string, w: Float64Array): string {
-  const { b, C, H, W } = ctx;
+/** Separable correlation with 1-D weights of C planes, edges repeated (or mirrored half-sample): Gather pad, depthwise Conv k×1 then 1×k (float32). */
+function separable(ctx: ImagenetCContext, x: string, w: Float64Array, C = ctx.C, border: 'nearest' | 'reflect' = 'nearest'): string {
+  const { b, H, W } = ctx;
   const r = (w.length - 1) / 2;
   const k = w.length;
-  const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => clampIndex(i - r, H)));
-  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => clampIndex(i - r, W)));
+  const at = (i: number, n: number) => (border === 'nearest' ? clampIndex(i, n) : borderIndex(i, n, 'reflect'));
+  const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => at(i - r, H)));
+  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => at(i - r, W)));
   const padded = b.op('Gather', [b.op('Gather', [x, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
   const kern = new Float32Array(C * k);
   for (let c = 0; c < C; c++) kern.set(Float32Array.from(w), c * k);
@@ -110,6 +113,65 @@ function gatherPixels(ctx: ImagenetCContext, x: string, index: string, K: number
   const flat = b.reshape(x, [0, C, H * W]);
   const idx = b.op('Expand', [b.reshape(index, [-1, 1, K * H * W]), b.i64([1, C, 1])]);
   return b.reshape(b.op('GatherElements', [flat, idx], [A.i('axis', 2)]), [-1, C, K, H * W]);
+}
+
+/** x [n, C, H, W] resampled by four taps per pixel, index [n, 4, HW] and weight [n, 4, HW]: Σ_k w_k·x[idx_k]. */
+function bilinear(ctx: ImagenetCContext, x: string, index: string, weight: string): string {
+  const { b, C, H, W } = ctx;
+  const taps = gatherPixels(ctx, x, index, 4); // [n, C, 4, HW]
+  const w = b.unsqueeze(weight, [1]); // [n, 1, 4, HW]
+  return b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
+}
+
+/**
+ * Elastic's displacement field [n, 2 (dx, dy), H, W] from its uniform draws: scipy's Gaussian
+ * filter (σ, truncate 3, border 'reflect', rows then columns) times alpha, as image/imagenet-c.ts
+ * displacement(). A kernel longer than the line (ImageNet-C's σ of 171 px) is folded into an
+ * n×n matrix per axis, applied as two MatMuls; a shorter one is a reflect-padding Gather and two
+ * depthwise Convs (its MatMul would cost n/k times more).
+ */
+function elasticField(ctx: ImagenetCContext, u: string, alpha: number, sigma: number): string {
+  const { b, H, W } = ctx;
+  if (!(sigma > 0)) return b.op('Mul', [u, b.scalar(alpha)]);
+  const w = gaussianWeights(sigma, 3);
+  let smooth: string;
+  if (w.length > H || w.length > W) {
+    const my = Float32Array.from(fold(w, H, 'reflect')); // [H, H]: out row o = Σ_j my[o, j]·row j
+    const mx = fold(w, W, 'reflect');
+    const mxT = new Float32Array(W * W);
+    for (let o = 0; o < W; o++) for (let j = 0; j < W; j++) mxT[j * W + o] = mx[o * W + j];
+    smooth = b.op('MatMul', [b.op('MatMul', [b.f32(my, [H, H], 'elastic_my'), u]), b.f32(mxT, [W, W], 'elastic_mx')]);
+  } else smooth = separable(ctx, u, w, 2, 'reflect');
+  return b.op('Mul', [smooth, b.scalar(alpha)]);
+}
+
+/**
+ * Round 2 of elastic: four bilinear taps per pixel at (y + dy, x + dx), indices mirrored
+ * half-sample (map_coordinates' 'reflect'), from the field [n, 2 (dx, dy), H, W]. The floor and
+ * the fraction come from the field alone (y is an integer), exactly as the CPU's y + dy gives them.
+ */
+function fieldTaps(ctx: ImagenetCContext, field: string): { index: string; weight: string } {
+  const { b, H, W } = ctx;
+  const HW = H * W;
+  const fl = b.op('Floor', [field]);
+  const frac = b.op('Sub', [field, fl]); // [n, 2, H, W]
+  const grid = new Array<number>(2 * HW);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) (grid[y * W + x] = x), (grid[HW + y * W + x] = y);
+  const i0 = b.op('Add', [b.op('Cast', [fl], [A.i('to', I64)]), b.i64(grid, [1, 2, H, W])]);
+  const i01 = b.op('Concat', [b.unsqueeze(i0, [1]), b.unsqueeze(b.op('Add', [i0, b.i64([1], [])]), [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
+  // half-sample mirror: j = i mod 2N; j < N ? j : 2N − 1 − j (N = W for x, H for y)
+  const size = b.i64([W, H], [1, 1, 2, 1, 1]);
+  const period = b.i64([2 * W, 2 * H], [1, 1, 2, 1, 1]);
+  const j = b.op('Mod', [i01, period]);
+  const r = b.op('Where', [b.op('Less', [j, size]), j, b.op('Sub', [b.op('Sub', [period, b.i64([1], [])]), j])]);
+  const axis = (t: string, a: number) => b.slice(t, [a], [a + 1], [2]); // [n, 2 (tap), 1, H, W]
+  const rows = b.reshape(b.op('Mul', [axis(r, 1), b.i64([W], [])]), [-1, 2, 1, HW]); // y0·W, y1·W
+  const cols = b.reshape(axis(r, 0), [-1, 1, 2, HW]); // x0, x1
+  const index = b.reshape(b.op('Add', [rows, cols]), [-1, 4, HW]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  const f01 = b.op('Concat', [b.unsqueeze(b.op('Sub', [b.scalar(1), frac]), [1]), b.unsqueeze(frac, [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
+  const wy = b.reshape(axis(f01, 1), [-1, 2, 1, HW]);
+  const wx = b.reshape(axis(f01, 0), [-1, 1, 2, HW]);
+  return { index, weight: b.reshape(b.op('Mul', [wy, wx]), [-1, 4, HW]) };
 }
 
 export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
@@ -179,13 +241,10 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       return clip01(b.op('Add', [b.op('Mul', [centre, b.scalar(op.a)]), b.op('Mul', [layer, b.scalar(op.b)])]));
     }
     case 'elastic': {
-      let x = centre;
-      for (let s = 0; s < op.stages; s++) {
-        const taps = gatherPixels(ctx, x, planes(ctx, ctx.inputs.index, op.index + 4 * s, 4), 4); // [n, C, 4, HW]
-        const w = b.unsqueeze(planes(ctx, ctx.inputs.weight, op.weight + 4 * s, 4), [1]); // [n, 1, 4, HW]
-        x = b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
-      }
-      return clip01(x);
+      const affine = bilinear(ctx, centre, planes(ctx, ctx.inputs.index, op.index, 4), planes(ctx, ctx.inputs.weight, op.weight, 4));
+      const field = elasticField(ctx, b.reshape(planes(ctx, ctx.inputs.weight, op.weight + 4, 2), [-1, 2, H, W]), op.alpha, op.sigma);
+      const taps = fieldTaps(ctx, field);
+      return clip01(bilinear(ctx, affine, taps.index, taps.weight));
     }
     case 'speckle':
       return clip01(b.op('Add', [centre, b.op('Mul', [centre, b.op('Mul', [ctx.normals(op.slot), b.scalar(op.sigma)])])]));
