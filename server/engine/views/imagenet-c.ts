@@ -9,8 +9,8 @@
  *             Floor(·255)/255, the per-image shuffle as GatherElements by an index plane the CPU
  *             drew (the reference's sequential "swaps", image/imagenet-c.ts glassPermutation),
  *             the float32 blur again; clipped
- *   zoom      every clipped zoom as constant two-tap row and column gathers, all zoom factors
- *             stacked in one Gather per axis, summed with the image, divided; clipped
+ *   zoom      every clipped zoom as a Slice (its centre crop) and a linear Resize (align_corners:
+ *             scipy's order-1 zoom), its top-left H×W summed with the image, divided; clipped
  *   fog       (x + s·layer)·max/(max + s), the plasma layer drawn on the CPU per image; clipped
  *   frost     a·x + b·layer, the texture crop chosen on the CPU per image; clipped
  *   elastic   four-tap bilinear resampling by GatherElements, taps (indices and weights) the CPU
@@ -200,35 +200,28 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       return clip01(separable(ctx, shuffled, w));
     }
     case 'zoom': {
+      // each clipped zoom: the centre crop, ONNX Resize (linear, align_corners: scipy's order-1
+      // zoom with grid_mode False samples output o at o·(ch − 1)/(size − 1)), its top-left H×W
       const L = op.factors.length;
-      const iy0: number[] = [];
-      const iy1: number[] = [];
-      const wy0: number[] = [];
-      const wy1: number[] = [];
-      const ix0: number[] = [];
-      const ix1: number[] = [];
-      const wx0: number[] = [];
-      const wx1: number[] = [];
-      op.factors.forEach((z, k) => {
-        const ty = zoomTaps(H, z, H);
-        const tx = zoomTaps(W, z, W);
-        for (let y = 0; y < H; y++) iy0.push(ty.i0[y]), iy1.push(ty.i1[y]), wy0.push(ty.w0[y]), wy1.push(ty.w1[y]);
-        for (let x = 0; x < W; x++) ix0.push(k * W + tx.i0[x]), ix1.push(k * W + tx.i1[x]), wx0.push(tx.w0[x]), wx1.push(tx.w1[x]);
-      });
-      const g = (x: string, idx: number[], axis: number) => b.op('Gather', [x, b.i64(idx)], [A.i('axis', axis)]);
-      // rows of every zoomed layer: [n, C, L·H, W]
-      const rows = b.op('Add', [
-        b.op('Mul', [g(centre, iy0, 2), b.f32(wy0, [L * H, 1], 'zoom_wy')]),
-        b.op('Mul', [g(centre, iy1, 2), b.f32(wy1, [L * H, 1], 'zoom_wy')]),
-      ]);
-      // layer next to column: [n, C, H, L·W], then the columns of every layer
-      const t = b.reshape(b.transpose(b.reshape(rows, [-1, C, L, H, W]), [0, 1, 3, 2, 4]), [-1, C, H, L * W]);
-      const cols = b.op('Add', [
-        b.op('Mul', [g(t, ix0, 3), b.f32(wx0, [L * W], 'zoom_wx')]),
-        b.op('Mul', [g(t, ix1, 3), b.f32(wx1, [L * W], 'zoom_wx')]),
-      ]);
-      const sum = b.reduce('ReduceSum', b.reshape(cols, [-1, C, H, L, W]), [3], false);
-      return clip01(b.op('Mul', [b.op('Add', [centre, sum]), b.scalar(1 / (L + 1))]));
+      const nc = b.slice(b.op('Shape', [centre]), [0], [2], [0]); // [n, C]
+      const empty = b.f32([], [0]);
+      const layers = [centre];
+      for (const z of op.factors) {
+        const ty = zoomTaps(H, z);
+        const tx = zoomTaps(W, z);
+        const chY = Math.ceil(H / z);
+        const chX = Math.ceil(W / z);
+        const top = Math.floor((H - chY) / 2);
+        const left = Math.floor((W - chX) / 2);
+        const crop = b.slice(centre, [top, left], [top + chY, left + chX], [2, 3]);
+        const sizes = b.op('Concat', [nc, b.i64([ty.size, tx.size])], [A.i('axis', 0)]);
+        const zoomed = b.op('Resize', [crop, empty, empty, sizes], [A.s('mode', 'linear'), A.s('coordinate_transformation_mode', 'align_corners')]);
+        let layer = b.slice(zoomed, [0, 0], [Math.min(H, ty.size), Math.min(W, tx.size)], [2, 3]);
+        // a zoom smaller than the image adds to its top-left corner only
+        if (ty.size < H || tx.size < W) layer = b.pad(layer, [0, 0, 0, 0, 0, 0, Math.max(0, H - ty.size), Math.max(0, W - tx.size)]);
+        layers.push(layer);
+      }
+      return clip01(b.op('Mul', [b.op('Sum', layers), b.scalar(1 / (L + 1))]));
     }
     case 'fog': {
       const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);
