@@ -142,6 +142,43 @@ test('glass blur\'s loop fed the reference\'s draws gives its index map (its "sw
   assert.ok(new Set(got).size < g.H * g.W, 'some pixels are duplicated, as in the reference');
 });
 
+/** plasmaFractal as first written (each phase's sums gathered first, wrapping by modulo): the reference for the in-place loops. */
+function plasmaFractalDirect(N: number, decay: number, rng: () => number): Float64Array {
+  const m = new Float64Array(N * N);
+  let step = N;
+  let wibble = 100;
+  const at = (y: number, x: number) => m[(((y % N) + N) % N) * N + (((x % N) + N) % N)];
+  const wibbled = (sum: number) => sum / 4 + wibble * (-wibble + 2 * wibble * rng());
+  while (step >= 2) {
+    const half = step / 2;
+    const sq: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = 0; x < N; x += step) sq.push(at(y, x) + at(y + step, x) + at(y, x + step) + at(y + step, x + step));
+    let k = 0;
+    for (let y = half; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(sq[k++]);
+    const top: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) top.push(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
+    k = 0;
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(top[k++]);
+    const side: number[] = [];
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) side.push(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
+    k = 0;
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) m[y * N + x] = wibbled(side[k++]);
+    step = half;
+    wibble /= decay;
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of m) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / (hi - lo || 1);
+  return m;
+}
+
+test('the plasma fractal written in place gives the gathered-sums loop\'s map bit for bit (same draws, same order)', () => {
+  for (const [N, decay, seed] of [[2, 2, 1], [8, 3, 2], [32, 1.4, 3], [256, 1.7, 4]]) {
+    assert.deepEqual(plasmaFractal(N, decay, mulberry32(seed)), plasmaFractalDirect(N, decay, mulberry32(seed)), `${N} decay ${decay}`);
+  }
+});
+
 test('plasma fractal: a power-of-two map in [0, 1], seeded; fog layer is its top-left corner', () => {
   const a = plasmaFractal(32, 2, mulberry32(5));
   assert.equal(a.length, 1024);

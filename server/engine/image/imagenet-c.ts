@@ -251,35 +251,48 @@ export function zoomBlur(img: PixelImage, factors: number[]): PixelImage {
 export function plasmaFractal(mapsize: number, decay: number, rng: () => number): Float64Array {
   if (mapsize & (mapsize - 1)) throw new RangeError(`plasma map size ${mapsize} is not a power of two`);
   const N = mapsize;
+  const mask = N - 1; // wrapping: i & mask is i mod N for a power of two (negative i too)
   const m = new Float64Array(N * N);
   let step = N;
   let wibble = 100;
-  const at = (y: number, x: number) => m[(((y % N) + N) % N) * N + (((x % N) + N) % N)];
-  const wibbled = (sum: number) => sum / 4 + wibble * (-wibble + 2 * wibble * rng());
+  // Each phase reads only points an earlier phase wrote (corners, then centres) and writes others,
+  // so it can write as it goes: the same sums, in the same order, with the draws in the same order.
   while (step >= 2) {
     const half = step / 2;
     // squares: centres from the four corners
-    const sq: number[] = [];
-    for (let y = 0; y < N; y += step) for (let x = 0; x < N; x += step) sq.push(at(y, x) + at(y + step, x) + at(y, x + step) + at(y + step, x + step));
-    let k = 0;
-    for (let y = half; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(sq[k++]);
+    for (let y = half; y < N; y += step) {
+      const ya = (y - half) * N;
+      const yb = ((y + half) & mask) * N;
+      for (let x = half; x < N; x += step) {
+        const xa = x - half;
+        const xb = (x + half) & mask;
+        m[y * N + x] = (m[ya + xa] + m[yb + xa] + m[ya + xb] + m[yb + xb]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+      }
+    }
     // diamonds: on the rows of the corners (between two corners, above and below centres) …
-    const top: number[] = [];
-    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) top.push(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
-    k = 0;
-    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(top[k++]);
+    for (let y = 0; y < N; y += step) {
+      const ya = ((y + half) & mask) * N;
+      const yb = ((y - half) & mask) * N;
+      for (let x = half; x < N; x += step) m[y * N + x] = (m[ya + x] + m[yb + x] + m[y * N + ((x - half) & mask)] + m[y * N + ((x + half) & mask)]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+    }
     // … and on the rows of the centres
-    const side: number[] = [];
-    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) side.push(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
-    k = 0;
-    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) m[y * N + x] = wibbled(side[k++]);
+    for (let y = half; y < N; y += step) {
+      const ya = (y - half) * N;
+      const yb = ((y + half) & mask) * N;
+      for (let x = 0; x < N; x += step) m[y * N + x] = (m[y * N + ((x + half) & mask)] + m[y * N + ((x - half) & mask)] + m[ya + x] + m[yb + x]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+    }
     step = half;
     wibble /= decay;
   }
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of m) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / (hi - lo || 1);
+  for (let i = 0; i < m.length; i++) {
+    const v = m[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const range = hi - lo || 1;
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / range;
   return m;
 }
 
