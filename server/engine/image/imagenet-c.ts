@@ -328,9 +328,11 @@ export function fog(img: PixelImage, strength: number, decay: number, rng: () =>
  */
 export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
   const taps = motionTaps(H, W, radius, sigma, angle);
-  const src = plane instanceof Float64Array ? plane : Float64Array.from(plane);
+  let src: Float64Array;
+  if (plane instanceof Float64Array) src = plane;
+  else (src = new Float64Array(H * W)).set(plane);
   const out = new Float64Array(H * W);
-  for (let i = 0; i < taps.weight.length; i++) shiftAdd(out, src, H, W, taps.weight[i], taps.dy[i], taps.dx[i]);
+  for (let y = 0; y < H; y++) shiftAddRow(out.subarray(y * W, (y + 1) * W), src, y, H, W, taps);
   return out;
 }
 
@@ -357,23 +359,25 @@ export function motionTaps(H: number, W: number, radius: number, sigma: number, 
 }
 
 /**
- * out[y, x] += a·src[clamp(y − dy), clamp(x − dx)] over an H×W plane: each row in three runs (the
- * clamped left edge, the shifted middle, the clamped right edge), no test per pixel. The same
- * products added in the same order as a loop over clamped indices: the same doubles.
+ * Output row y of the motion blur: acc[x] = Σ_i a_i·src[clamp(y − dy_i), clamp(x − dx_i)], taps in
+ * order (the same doubles as a loop over taps and clamped indices), one row at a time so that the
+ * sum stays in cache; each tap's row in three runs (the clamped left edge, the shifted middle, the
+ * clamped right edge), no test per pixel.
  */
-function shiftAdd(out: Float64Array, src: Float64Array, H: number, W: number, a: number, dy: number, dx: number): void {
-  const left = Math.min(W, Math.max(0, dx)); // x < dx reads column 0
-  const right = Math.max(left, Math.min(W, W + dx)); // x ≥ W + dx reads column W − 1
-  for (let y = 0; y < H; y++) {
-    const sy = y - dy;
+function shiftAddRow(acc: Float64Array, src: Float64Array, y: number, H: number, W: number, taps: { weight: Float64Array; dy: Int32Array; dx: Int32Array }): void {
+  for (let i = 0; i < taps.weight.length; i++) {
+    const a = taps.weight[i];
+    const dx = taps.dx[i];
+    const sy = y - taps.dy[i];
     const srow = (sy < 0 ? 0 : sy >= H ? H - 1 : sy) * W;
-    const row = y * W;
+    const left = Math.min(W, Math.max(0, dx)); // x < dx reads column 0
+    const right = Math.max(left, Math.min(W, W + dx)); // x ≥ W + dx reads column W − 1
     const first = a * src[srow];
-    for (let x = 0; x < left; x++) out[row + x] += first;
+    for (let x = 0; x < left; x++) acc[x] += first;
     const off = srow - dx;
-    for (let x = left; x < right; x++) out[row + x] += a * src[off + x];
+    for (let x = left; x < right; x++) acc[x] += a * src[off + x];
     const last = a * src[srow + W - 1];
-    for (let x = right; x < W; x++) out[row + x] += last;
+    for (let x = right; x < W; x++) acc[x] += last;
   }
 }
 
@@ -382,10 +386,18 @@ export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: 
   const angle = -45 + 90 * rng();
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
+  const taps = motionTaps(H, W, radius, sigma, angle);
   const out = new Float32Array(C * n);
+  const acc = new Float64Array(W);
   for (let c = 0; c < C; c++) {
-    const b = motionBlurPlane(img.data.subarray(c * n, (c + 1) * n), H, W, radius, sigma, angle);
-    for (let p = 0; p < n; p++) out[c * n + p] = b[p] < 0 ? 0 : b[p] > 1 ? 1 : b[p];
+    const src = new Float64Array(n);
+    src.set(img.data.subarray(c * n, (c + 1) * n));
+    for (let y = 0; y < H; y++) {
+      acc.fill(0);
+      shiftAddRow(acc, src, y, H, W, taps);
+      const row = c * n + y * W;
+      for (let x = 0; x < W; x++) out[row + x] = acc[x] < 0 ? 0 : acc[x] > 1 ? 1 : acc[x];
+    }
   }
   return like(img, out);
 }
