@@ -339,9 +339,10 @@ test('the default audit gives the same report at batch sizes 5 and 32 (views mad
   }
 });
 
-test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise) equal image/corrupt.ts bit for bit', async () => {
+test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise, glass blur\'s shuffle) equal image/corrupt.ts bit for bit, written in place or not', async () => {
   const { impulseNoise, shotNoise } = await import('../../server/engine/image/corrupt');
-  const { impulse, shot } = await import('../../server/engine/views/corruptions');
+  const { glassPermutation } = await import('../../server/engine/image/imagenet-c');
+  const { glassShuffle, impulse, shot } = await import('../../server/engine/views/corruptions');
   const { mulberry32 } = await import('../../server/engine/random');
   // k/255 values (the cached path), arbitrary values (computed per value), and values outside [0, 1]
   for (const quantum of [255, 0]) {
@@ -358,6 +359,15 @@ test('the CPU-made corruption views (shot noise with cached Poisson constants, i
     for (const amount of [0.03, 0.27, 0.9]) {
       assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${amount}, quantum ${quantum}`);
     }
+    // into a part of a larger buffer, as corruptionViews writes them
+    const big = new Float32Array(3 * data.length).fill(7);
+    shot(data, 12, 5, big.subarray(data.length, 2 * data.length));
+    assert.deepEqual(big.subarray(data.length, 2 * data.length), shotNoise(img, 12, mulberry32(5)).data);
+    assert.ok(big.subarray(0, data.length).every((v) => v === 7) && big.subarray(2 * data.length).every((v) => v === 7), 'nothing written outside its place');
+  }
+  // glass blur's sequential "swaps": ImageNet-C's (σ, delta, iterations) at 224 px and CIFAR's at 32 px
+  for (const [H, W, d, it] of [[224, 224, 1, 2], [224, 200, 3, 2], [32, 32, 2, 1], [9, 7, 1, 3]]) {
+    assert.deepEqual(glassShuffle(H, W, d, it, 1234 + d), glassPermutation(H, W, d, it, mulberry32(1234 + d)), `${H}×${W} delta ${d} iterations ${it}`);
   }
 });
 

@@ -382,12 +382,11 @@ function shiftAddRow(acc: Float64Array, src: Float64Array, y: number, H: number,
 }
 
 /** Motion blur: [radius, σ]; the angle is drawn from uniform(−45°, 45°); clipped. */
-export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: () => number): PixelImage {
+export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: () => number, out: Float32Array = new Float32Array(img.data.length)): PixelImage {
   const angle = -45 + 90 * rng();
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
   const taps = motionTaps(H, W, radius, sigma, angle);
-  const out = new Float32Array(C * n);
   const acc = new Float64Array(W);
   for (let c = 0; c < C; c++) {
     const src = new Float64Array(n);
@@ -513,10 +512,8 @@ export function elasticTaps(H: number, W: number, c: readonly number[], rng: () 
  * The graph smooths them (the filter is linear: a matrix product or a Conv per axis), scales
  * them by alpha and makes round 2's taps itself.
  */
-export function elasticDraws(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array } {
+export function elasticDraws(H: number, W: number, c: readonly number[], rng: () => number, index: Int32Array = new Int32Array(4 * H * W), weight: Float32Array = new Float32Array(6 * H * W)): { index: Int32Array; weight: Float32Array } {
   const n = H * W;
-  const index = new Int32Array(4 * n);
-  const weight = new Float32Array(6 * n);
   elasticAffineTaps(H, W, c[2], rng, index, weight);
   for (let p = 4 * n; p < 6 * n; p++) weight[p] = -1 + 2 * rng();
   return { index, weight };
