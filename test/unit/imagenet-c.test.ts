@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import { corrupt } from '../../server/engine/image/corrupt';
 import { FROST_PHOTO_STATS, frostLayer, frostTextures, proceduralFrost } from '../../server/engine/image/frost';
 import {
-  affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
+  affineThrough, bilinearTaps, borderIndex, elasticDraws, elasticTaps, reflect101, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
   roundHalfEven, saturate, zoomBlur, zoomFactors,
 } from '../../server/engine/image/imagenet-c';
 import { IMAGENET_C, pixelate, severityConstant } from '../../server/engine/image/corrupt';
@@ -217,6 +217,34 @@ test('elastic transform: two rounds of bilinear taps (affine, field), weights su
     assert.deepEqual((severityConstant('elastic_transform', 3, 224, 224) as number[]).map((v: number) => +v.toFixed(6)), [12.2, 2.44, 4.88], '244·(0.05, 0.01, 0.02)');
     assert.deepEqual((severityConstant('elastic_transform', 2, 32, 32) as number[]).map((v: number) => +v.toFixed(6)), [1.6, 6.4, 2.24], '32·(0.05, 0.2, 0.07)');
   });
+});
+
+test('elastic\'s draws for the graph: the affine warp\'s taps are bilinearTaps with reflect101 at the inverse affine map (and elasticTaps\' round 1); then dx\'s and dy\'s uniforms', () => {
+  for (const [H, W, c] of [[64, 80, [488, 170.8, 24.4]], [33, 21, [12.2, 2.44, 4.88]], [5, 5, [1, 1, 3]]] as Array<[number, number, number[]]>) {
+    const n = H * W;
+    const got = elasticDraws(H, W, c, mulberry32(H));
+    // the same draws, the affine solved here from its three points
+    const rng = mulberry32(H);
+    const cy = Math.floor(H / 2);
+    const cx = Math.floor(W / 2);
+    const sq = Math.floor(Math.min(H, W) / 3);
+    const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]];
+    const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-c[2] + 2 * c[2] * rng())), Math.fround(b + Math.fround(-c[2] + 2 * c[2] * rng()))]);
+    const [a, b, t, d, e, f] = affineThrough(src, dst);
+    const det = a * e - b * d;
+    const inv = [e / det, -b / det, (b * f - t * e) / det, -d / det, a / det, (t * d - a * f) / det];
+    const index = new Int32Array(4 * n);
+    const weight = new Float32Array(4 * n);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      bilinearTaps(index, weight, n, y * W + x, inv[3] * x + inv[4] * y + inv[5], inv[0] * x + inv[1] * y + inv[2], H, W, reflect101);
+    }
+    assert.deepEqual(got.index, index, `${H}×${W} affine indices`);
+    assert.deepEqual(got.weight.subarray(0, 4 * n), weight, `${H}×${W} affine weights`);
+    assert.deepEqual(got.weight.subarray(4 * n), Float32Array.from({ length: 2 * n }, () => -1 + 2 * rng()), 'the field\'s uniforms, dx then dy');
+    const taps = elasticTaps(H, W, c, mulberry32(H));
+    assert.deepEqual(taps.index.subarray(0, 4 * n), index);
+    assert.deepEqual(taps.weight.subarray(0, 4 * n), weight);
+  }
 });
 
 test('procedural frost: seeded, the photographs\' channel statistics, crops inside the texture; a folder replaces them, bad files named', async () => {

@@ -531,13 +531,29 @@ function elasticAffineTaps(H: number, W: number, affine: number, rng: () => numb
   const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
   const inv = invertAffine(affineThrough(src, dst));
-  const ia = index.subarray(0, 4 * n);
-  const wa = weight.subarray(0, 4 * n);
+  // bilinearTaps(…, reflect101) written out (no call and no border callback per pixel): the same values
+  const [i0, i1, i2, i3, i4, i5] = inv;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
-      const sx = inv[0] * x + inv[1] * y + inv[2];
-      const sy = inv[3] * x + inv[4] * y + inv[5];
-      bilinearTaps(ia, wa, n, y * W + x, sy, sx, H, W, reflect101);
+      const p = y * W + x;
+      const sx = i0 * x + i1 * y + i2;
+      const sy = i3 * x + i4 * y + i5;
+      const y0 = Math.floor(sy);
+      const x0 = Math.floor(sx);
+      const fy = sy - y0;
+      const fx = sx - x0;
+      const ya = (y0 >= 0 && y0 < H ? y0 : reflect101(y0, H)) * W;
+      const yb = (y0 + 1 >= 0 && y0 + 1 < H ? y0 + 1 : reflect101(y0 + 1, H)) * W;
+      const xa = x0 >= 0 && x0 < W ? x0 : reflect101(x0, W);
+      const xb = x0 + 1 >= 0 && x0 + 1 < W ? x0 + 1 : reflect101(x0 + 1, W);
+      index[p] = ya + xa;
+      index[n + p] = ya + xb;
+      index[2 * n + p] = yb + xa;
+      index[3 * n + p] = yb + xb;
+      weight[p] = (1 - fy) * (1 - fx);
+      weight[n + p] = (1 - fy) * fx;
+      weight[2 * n + p] = fy * (1 - fx);
+      weight[3 * n + p] = fy * fx;
     }
   }
 }
