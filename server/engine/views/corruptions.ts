@@ -7,7 +7,8 @@
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
  * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
  * of views/imagenet-c.ts, with their per-image draws (glass blur's shuffle, fog's plasma, frost's
- * texture crop, elastic's taps) made here; motion blur, snow and spatter are made whole on the CPU.
+ * texture crop, elastic's affine taps and field uniforms) made here; motion blur, snow and spatter
+ * are made whole on the CPU. Every CPU-made plane is written in place in the per-image inputs.
  */
 import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';

@@ -13,20 +13,24 @@
  *             scipy's order-1 zoom), its top-left H×W summed with the image, divided; clipped
  *   fog       (x + s·layer)·max/(max + s), the plasma layer drawn on the CPU per image; clipped
  *   frost     a·x + b·layer, the texture crop chosen on the CPU per image; clipped
- *   elastic   four-tap bilinear resampling by GatherElements, taps (indices and weights) the CPU
- *             computed from the drawn displacement field (two rounds up to 64 px: the affine
- *             warp, then the field); clipped
+ *   elastic   two rounds of four-tap bilinear resampling by GatherElements: the random affine
+ *             warp's taps as the CPU computed them, then the displacement field's, made here: the
+ *             drawn uniforms smoothed (the folded Gaussian as two MatMuls, or reflect-padded
+ *             depthwise Convs when the kernel is shorter than the line), times alpha, floored,
+ *             mirrored half-sample; clipped
  *   speckle   x + x·σ·z, z by Box–Muller from a noise slot's uniforms (as the noise view); clipped
  *   saturate  HSV saturation S·scale + shift in float64, written without the hue: each channel
  *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
  * Motion blur and snow stay CPU-made `given` views (views/corruptions.ts): their kernel direction
- * is drawn per image, so the graph would need a per-image 21–41-tap gather for each, and snow's
+ * is drawn per image, so the graph would need a per-image 21–41-tap gather for each (GatherElements
+ * costs several times the CPU's row loop, image/imagenet-c.ts motionBlurPlane), and snow's
  * layer runs through a zoom, a threshold and that blur before it is mixed in. Spatter likewise
  * (image/spatter.ts: Canny, a distance transform and histogram equalisation on a per-image layer).
  *
  * Per-image inputs (besides the noise slots): skeptic_view_layer float [n, L, C, H, W] (fog,
- * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four per round) and
- * skeptic_view_weight float [n, J, H·W] (elastic: four per round).
+ * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: the affine's four) and
+ * skeptic_view_weight float [n, J, H·W] (elastic: the affine's four, then the field's uniforms,
+ * dx and dy).
  */
 import { A, type Builder } from '../model/gradient/builder';
 import { borderIndex, fold, gaussianWeights, zoomTaps } from '../image/imagenet-c';
