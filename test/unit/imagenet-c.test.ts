@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import { corrupt } from '../../server/engine/image/corrupt';
 import { FROST_PHOTO_STATS, frostLayer, frostTextures, proceduralFrost } from '../../server/engine/image/frost';
 import {
-  affineThrough, bilinearTaps, borderIndex, elasticTaps, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
+  affineThrough, bilinearTaps, borderIndex, elasticDraws, elasticTaps, reflect101, filterPlane, fogLayer, gaussianBlur, gaussianWeights, glassPermutation, motionBlurPlane, plasmaFractal,
   roundHalfEven, saturate, zoomBlur, zoomFactors,
 } from '../../server/engine/image/imagenet-c';
 import { IMAGENET_C, pixelate, severityConstant } from '../../server/engine/image/corrupt';
@@ -67,6 +67,42 @@ test('motion blur at a given angle equals the reference\'s numpy _motion_blur, i
   }
 });
 
+/** motionBlurPlane as it was first written (a clamped index per pixel): the reference for the three-run rows. */
+function motionBlurPlaneDirect(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+  const width = 2 * radius + 1;
+  const k = new Float64Array(width);
+  let z = 0;
+  for (let i = 0; i < width; i++) z += k[i] = Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma);
+  for (let i = 0; i < width; i++) k[i] /= z;
+  const py = width * Math.sin((angle * Math.PI) / 180);
+  const px = width * Math.cos((angle * Math.PI) / 180);
+  const hyp = Math.hypot(py, px);
+  const out = new Float64Array(H * W);
+  for (let i = 0; i < width; i++) {
+    const dy = -Math.ceil((i * py) / hyp - 0.5);
+    const dx = -Math.ceil((i * px) / hyp - 0.5);
+    if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      out[y * W + x] += k[i] * plane[Math.min(H - 1, Math.max(0, y - dy)) * W + Math.min(W - 1, Math.max(0, x - dx))];
+    }
+  }
+  return out;
+}
+
+test('motion blur\'s row runs (clamped left, shifted middle, clamped right) give the per-pixel clamped loop\'s values bit for bit, at every angle and past the border', () => {
+  const rng = mulberry32(21);
+  for (const [H, W] of [[9, 13], [13, 9], [3, 40], [40, 3], [31, 31]]) {
+    const plane = Float32Array.from({ length: H * W }, () => rng());
+    for (const angle of [-135, -90, -60, -45, -20, 0, 13, 45, 90, 170, -45 + 90 * rng()]) {
+      for (const [radius, sigma] of [[1, 1], [6, 2], [15, 8], [20, 15]]) {
+        const want = motionBlurPlaneDirect(plane, H, W, radius, sigma, angle);
+        assert.deepEqual(motionBlurPlane(plane, H, W, radius, sigma, angle), want, `${H}×${W} angle ${angle} radius ${radius}`);
+        assert.deepEqual(motionBlurPlane(Float64Array.from(plane), H, W, radius, sigma, angle), want, 'a float64 plane (snow\'s layer)');
+      }
+    }
+  }
+});
+
 test('scipy\'s Gaussian weights and map_coordinates\' half-sample reflect border', () => {
   for (const c of ref.gaussian_weights as Array<{ sigma: number; truncate: number; filtered: number[] }>) {
     const w = gaussianWeights(c.sigma, c.truncate);
@@ -104,6 +140,43 @@ test('glass blur\'s loop fed the reference\'s draws gives its index map (its "sw
   assert.equal(k, g.draws.length, 'two draws per visited pixel');
   assert.deepEqual(Array.from(got), g.index);
   assert.ok(new Set(got).size < g.H * g.W, 'some pixels are duplicated, as in the reference');
+});
+
+/** plasmaFractal as first written (each phase's sums gathered first, wrapping by modulo): the reference for the in-place loops. */
+function plasmaFractalDirect(N: number, decay: number, rng: () => number): Float64Array {
+  const m = new Float64Array(N * N);
+  let step = N;
+  let wibble = 100;
+  const at = (y: number, x: number) => m[(((y % N) + N) % N) * N + (((x % N) + N) % N)];
+  const wibbled = (sum: number) => sum / 4 + wibble * (-wibble + 2 * wibble * rng());
+  while (step >= 2) {
+    const half = step / 2;
+    const sq: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = 0; x < N; x += step) sq.push(at(y, x) + at(y + step, x) + at(y, x + step) + at(y + step, x + step));
+    let k = 0;
+    for (let y = half; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(sq[k++]);
+    const top: number[] = [];
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) top.push(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
+    k = 0;
+    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(top[k++]);
+    const side: number[] = [];
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) side.push(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
+    k = 0;
+    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) m[y * N + x] = wibbled(side[k++]);
+    step = half;
+    wibble /= decay;
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of m) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / (hi - lo || 1);
+  return m;
+}
+
+test('the plasma fractal written in place gives the gathered-sums loop\'s map bit for bit (same draws, same order)', () => {
+  for (const [N, decay, seed] of [[2, 2, 1], [8, 3, 2], [32, 1.4, 3], [256, 1.7, 4]]) {
+    assert.deepEqual(plasmaFractal(N, decay, mulberry32(seed)), plasmaFractalDirect(N, decay, mulberry32(seed)), `${N} decay ${decay}`);
+  }
 });
 
 test('plasma fractal: a power-of-two map in [0, 1], seeded; fog layer is its top-left corner', () => {
@@ -144,6 +217,34 @@ test('elastic transform: two rounds of bilinear taps (affine, field), weights su
     assert.deepEqual((severityConstant('elastic_transform', 3, 224, 224) as number[]).map((v: number) => +v.toFixed(6)), [12.2, 2.44, 4.88], '244·(0.05, 0.01, 0.02)');
     assert.deepEqual((severityConstant('elastic_transform', 2, 32, 32) as number[]).map((v: number) => +v.toFixed(6)), [1.6, 6.4, 2.24], '32·(0.05, 0.2, 0.07)');
   });
+});
+
+test('elastic\'s draws for the graph: the affine warp\'s taps are bilinearTaps with reflect101 at the inverse affine map (and elasticTaps\' round 1); then dx\'s and dy\'s uniforms', () => {
+  for (const [H, W, c] of [[64, 80, [488, 170.8, 24.4]], [33, 21, [12.2, 2.44, 4.88]], [5, 5, [1, 1, 3]]] as Array<[number, number, number[]]>) {
+    const n = H * W;
+    const got = elasticDraws(H, W, c, mulberry32(H));
+    // the same draws, the affine solved here from its three points
+    const rng = mulberry32(H);
+    const cy = Math.floor(H / 2);
+    const cx = Math.floor(W / 2);
+    const sq = Math.floor(Math.min(H, W) / 3);
+    const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]];
+    const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-c[2] + 2 * c[2] * rng())), Math.fround(b + Math.fround(-c[2] + 2 * c[2] * rng()))]);
+    const [a, b, t, d, e, f] = affineThrough(src, dst);
+    const det = a * e - b * d;
+    const inv = [e / det, -b / det, (b * f - t * e) / det, -d / det, a / det, (t * d - a * f) / det];
+    const index = new Int32Array(4 * n);
+    const weight = new Float32Array(4 * n);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      bilinearTaps(index, weight, n, y * W + x, inv[3] * x + inv[4] * y + inv[5], inv[0] * x + inv[1] * y + inv[2], H, W, reflect101);
+    }
+    assert.deepEqual(got.index, index, `${H}×${W} affine indices`);
+    assert.deepEqual(got.weight.subarray(0, 4 * n), weight, `${H}×${W} affine weights`);
+    assert.deepEqual(got.weight.subarray(4 * n), Float32Array.from({ length: 2 * n }, () => -1 + 2 * rng()), 'the field\'s uniforms, dx then dy');
+    const taps = elasticTaps(H, W, c, mulberry32(H));
+    assert.deepEqual(taps.index.subarray(0, 4 * n), index);
+    assert.deepEqual(taps.weight.subarray(0, 4 * n), weight);
+  }
 });
 
 test('procedural frost: seeded, the photographs\' channel statistics, crops inside the texture; a folder replaces them, bad files named', async () => {

@@ -196,6 +196,32 @@ test('corruption views equal image/corrupt.ts with the same seed: same noise dra
   }
 });
 
+test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is longer than the line, reflect-padded Convs when not) and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
+  const { corrupt } = await import('../../server/engine/image/corrupt');
+  const { corruptionViews } = await import('../../server/engine/views/corruptions');
+  const { mulberry32 } = await import('../../server/engine/random');
+  const { gaussianWeights } = await import('../../server/engine/image/imagenet-c');
+  const { severityConstant } = await import('../../server/engine/image/corrupt');
+  for (const [C, H, W] of [[3, 70, 90], [1, 90, 70], [1, 20, 24]] as const) {
+    const list = [1, 2, 3, 4, 5].map((s): ['elastic_transform', number] => ['elastic_transform', s]);
+    // both smoothing paths are exercised at the ImageNet-C sizes
+    const wide = list.map(([, s]) => gaussianWeights((severityConstant('elastic_transform', s, H, W) as number[])[1], 3).length > Math.min(H, W));
+    if (H === 70) assert.deepEqual(wide, [true, false, false, false, false]);
+    const made = corruptionViews(list, H, W);
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: made.ops };
+    const srcs = [image(C, H, W, 5, 255), image(C, H, W, 6, 255)];
+    const seed = (_: string, s: number) => 31 * s + H;
+    const out = await makeViews(plan, await Promise.all(srcs.map(async (src, i) => ({ source: src, inputs: await made.inputs(src, (n, s) => seed(n, s) + i) }))));
+    for (let i = 0; i < srcs.length; i++) {
+      for (let j = 0; j < list.length; j++) {
+        const want = await corrupt(srcs[i], 'elastic_transform', list[j][1], mulberry32(seed('', list[j][1]) + i));
+        const d = maxDiff(viewOf(out, plan, i, j), want.data);
+        assert.ok(d <= 1e-5, `${C}×${H}×${W} image ${i} severity ${list[j][1]}: max |diff| ${d}`);
+      }
+    }
+  }
+});
+
 test('tile views equal patches.ts shuffleTiles (equal tiles) and ood.ts patchShuffle (unequal tiles) exactly', async () => {
   const { shuffleTiles, tiling, derangement } = await import('../../server/engine/probes/patches');
   const { patchShuffle, tileBorders } = await import('../../server/engine/probes/ood');
@@ -313,9 +339,10 @@ test('the default audit gives the same report at batch sizes 5 and 32 (views mad
   }
 });
 
-test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise) equal image/corrupt.ts bit for bit', async () => {
+test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise, glass blur\'s shuffle) equal image/corrupt.ts bit for bit, written in place or not', async () => {
   const { impulseNoise, shotNoise } = await import('../../server/engine/image/corrupt');
-  const { impulse, shot } = await import('../../server/engine/views/corruptions');
+  const { glassPermutation } = await import('../../server/engine/image/imagenet-c');
+  const { glassShuffle, impulse, shot } = await import('../../server/engine/views/corruptions');
   const { mulberry32 } = await import('../../server/engine/random');
   // k/255 values (the cached path), arbitrary values (computed per value), and values outside [0, 1]
   for (const quantum of [255, 0]) {
@@ -332,6 +359,15 @@ test('the CPU-made corruption views (shot noise with cached Poisson constants, i
     for (const amount of [0.03, 0.27, 0.9]) {
       assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${amount}, quantum ${quantum}`);
     }
+    // into a part of a larger buffer, as corruptionViews writes them
+    const big = new Float32Array(3 * data.length).fill(7);
+    shot(data, 12, 5, big.subarray(data.length, 2 * data.length));
+    assert.deepEqual(big.subarray(data.length, 2 * data.length), shotNoise(img, 12, mulberry32(5)).data);
+    assert.ok(big.subarray(0, data.length).every((v) => v === 7) && big.subarray(2 * data.length).every((v) => v === 7), 'nothing written outside its place');
+  }
+  // glass blur's sequential "swaps": ImageNet-C's (σ, delta, iterations) at 224 px and CIFAR's at 32 px
+  for (const [H, W, d, it] of [[224, 224, 1, 2], [224, 200, 3, 2], [32, 32, 2, 1], [9, 7, 1, 3]]) {
+    assert.deepEqual(glassShuffle(H, W, d, it, 1234 + d), glassPermutation(H, W, d, it, mulberry32(1234 + d)), `${H}×${W} delta ${d} iterations ${it}`);
   }
 });
 

@@ -94,7 +94,7 @@ export function filterPlane(plane: ArrayLike<number>, H: number, W: number, wy: 
 }
 
 /** The n×n matrix of a correlation along a line of n with weights w and a border mode: m[o·n + j]. */
-function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
+export function fold(w: Float64Array, n: number, mode: 'nearest' | 'reflect'): Float64Array {
   const r = (w.length - 1) / 2;
   const m = new Float64Array(n * n);
   for (let o = 0; o < n; o++) for (let k = 0; k < w.length; k++) m[o * n + borderIndex(o + k - r, n, mode)] += w[k];
@@ -251,35 +251,48 @@ export function zoomBlur(img: PixelImage, factors: number[]): PixelImage {
 export function plasmaFractal(mapsize: number, decay: number, rng: () => number): Float64Array {
   if (mapsize & (mapsize - 1)) throw new RangeError(`plasma map size ${mapsize} is not a power of two`);
   const N = mapsize;
+  const mask = N - 1; // wrapping: i & mask is i mod N for a power of two (negative i too)
   const m = new Float64Array(N * N);
   let step = N;
   let wibble = 100;
-  const at = (y: number, x: number) => m[(((y % N) + N) % N) * N + (((x % N) + N) % N)];
-  const wibbled = (sum: number) => sum / 4 + wibble * (-wibble + 2 * wibble * rng());
+  // Each phase reads only points an earlier phase wrote (corners, then centres) and writes others,
+  // so it can write as it goes: the same sums, in the same order, with the draws in the same order.
   while (step >= 2) {
     const half = step / 2;
     // squares: centres from the four corners
-    const sq: number[] = [];
-    for (let y = 0; y < N; y += step) for (let x = 0; x < N; x += step) sq.push(at(y, x) + at(y + step, x) + at(y, x + step) + at(y + step, x + step));
-    let k = 0;
-    for (let y = half; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(sq[k++]);
+    for (let y = half; y < N; y += step) {
+      const ya = (y - half) * N;
+      const yb = ((y + half) & mask) * N;
+      for (let x = half; x < N; x += step) {
+        const xa = x - half;
+        const xb = (x + half) & mask;
+        m[y * N + x] = (m[ya + xa] + m[yb + xa] + m[ya + xb] + m[yb + xb]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+      }
+    }
     // diamonds: on the rows of the corners (between two corners, above and below centres) …
-    const top: number[] = [];
-    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) top.push(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
-    k = 0;
-    for (let y = 0; y < N; y += step) for (let x = half; x < N; x += step) m[y * N + x] = wibbled(top[k++]);
+    for (let y = 0; y < N; y += step) {
+      const ya = ((y + half) & mask) * N;
+      const yb = ((y - half) & mask) * N;
+      for (let x = half; x < N; x += step) m[y * N + x] = (m[ya + x] + m[yb + x] + m[y * N + ((x - half) & mask)] + m[y * N + ((x + half) & mask)]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+    }
     // … and on the rows of the centres
-    const side: number[] = [];
-    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) side.push(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
-    k = 0;
-    for (let y = half; y < N; y += step) for (let x = 0; x < N; x += step) m[y * N + x] = wibbled(side[k++]);
+    for (let y = half; y < N; y += step) {
+      const ya = (y - half) * N;
+      const yb = ((y + half) & mask) * N;
+      for (let x = 0; x < N; x += step) m[y * N + x] = (m[y * N + ((x + half) & mask)] + m[y * N + ((x - half) & mask)] + m[ya + x] + m[yb + x]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+    }
     step = half;
     wibble /= decay;
   }
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of m) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / (hi - lo || 1);
+  for (let i = 0; i < m.length; i++) {
+    const v = m[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const range = hi - lo || 1;
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / range;
   return m;
 }
 
@@ -314,6 +327,17 @@ export function fog(img: PixelImage, strength: number, decay: number, rng: () =>
  * half-Gaussian of σ over i (normalised), stopping at a shift as large as the plane.
  */
 export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+  const taps = motionTaps(H, W, radius, sigma, angle);
+  let src: Float64Array;
+  if (plane instanceof Float64Array) src = plane;
+  else (src = new Float64Array(H * W)).set(plane);
+  const out = new Float64Array(H * W);
+  for (let y = 0; y < H; y++) shiftAddRow(out.subarray(y * W, (y + 1) * W), src, y, H, W, taps);
+  return out;
+}
+
+/** The copies motionBlurPlane adds up: weight i of the copy shifted by (dy i, dx i), up to the first shift as large as the plane. */
+export function motionTaps(H: number, W: number, radius: number, sigma: number, angle: number): { weight: Float64Array; dy: Int32Array; dx: Int32Array } {
   const width = 2 * radius + 1;
   const k = new Float64Array(width);
   let z = 0;
@@ -322,30 +346,58 @@ export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, 
   const py = width * Math.sin((angle * Math.PI) / 180);
   const px = width * Math.cos((angle * Math.PI) / 180);
   const hyp = Math.hypot(py, px);
-  const out = new Float64Array(H * W);
-  const cols = new Int32Array(W);
+  let count = 0;
+  const dy = new Int32Array(width);
+  const dx = new Int32Array(width);
   for (let i = 0; i < width; i++) {
-    const dy = -Math.ceil((i * py) / hyp - 0.5);
-    const dx = -Math.ceil((i * px) / hyp - 0.5);
-    if (Math.abs(dy) >= H || Math.abs(dx) >= W) break;
-    for (let x = 0; x < W; x++) cols[x] = Math.min(W - 1, Math.max(0, x - dx));
-    const a = k[i];
-    for (let y = 0; y < H; y++) {
-      const src = Math.min(H - 1, Math.max(0, y - dy)) * W;
-      const row = y * W;
-      for (let x = 0; x < W; x++) out[row + x] += a * plane[src + cols[x]];
-    }
+    dy[i] = -Math.ceil((i * py) / hyp - 0.5);
+    dx[i] = -Math.ceil((i * px) / hyp - 0.5);
+    if (Math.abs(dy[i]) >= H || Math.abs(dx[i]) >= W) break;
+    count++;
   }
-  return out;
+  return { weight: k.subarray(0, count), dy: dy.subarray(0, count), dx: dx.subarray(0, count) };
+}
+
+/**
+ * Output row y of the motion blur: acc[x] = Σ_i a_i·src[clamp(y − dy_i), clamp(x − dx_i)], taps in
+ * order (the same doubles as a loop over taps and clamped indices), one row at a time so that the
+ * sum stays in cache; each tap's row in three runs (the clamped left edge, the shifted middle, the
+ * clamped right edge), no test per pixel.
+ */
+function shiftAddRow(acc: Float64Array, src: Float64Array, y: number, H: number, W: number, taps: { weight: Float64Array; dy: Int32Array; dx: Int32Array }): void {
+  for (let i = 0; i < taps.weight.length; i++) {
+    const a = taps.weight[i];
+    const dx = taps.dx[i];
+    const sy = y - taps.dy[i];
+    const srow = (sy < 0 ? 0 : sy >= H ? H - 1 : sy) * W;
+    const left = Math.min(W, Math.max(0, dx)); // x < dx reads column 0
+    const right = Math.max(left, Math.min(W, W + dx)); // x ≥ W + dx reads column W − 1
+    const first = a * src[srow];
+    for (let x = 0; x < left; x++) acc[x] += first;
+    const off = srow - dx;
+    for (let x = left; x < right; x++) acc[x] += a * src[off + x];
+    const last = a * src[srow + W - 1];
+    for (let x = right; x < W; x++) acc[x] += last;
+  }
 }
 
 /** Motion blur: [radius, σ]; the angle is drawn from uniform(−45°, 45°); clipped. */
-export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: () => number): PixelImage {
+export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: () => number, out: Float32Array = new Float32Array(img.data.length)): PixelImage {
   const angle = -45 + 90 * rng();
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
-  const out = new Float32Array(C * n);
-  for (let c = 0; c < C; c++) out.set(Float32Array.from(motionBlurPlane(img.data.subarray(c * n, (c + 1) * n), H, W, radius, sigma, angle), clip01), c * n);
+  const taps = motionTaps(H, W, radius, sigma, angle);
+  const acc = new Float64Array(W);
+  for (let c = 0; c < C; c++) {
+    const src = new Float64Array(n);
+    src.set(img.data.subarray(c * n, (c + 1) * n));
+    for (let y = 0; y < H; y++) {
+      acc.fill(0);
+      shiftAddRow(acc, src, y, H, W, taps);
+      const row = c * n + y * W;
+      for (let x = 0; x < W; x++) out[row + x] = acc[x] < 0 ? 0 : acc[x] > 1 ? 1 : acc[x];
+    }
+  }
   return like(img, out);
 }
 
@@ -441,7 +493,35 @@ function displacement(H: number, W: number, max: number, sy: number, sx: number,
  */
 export function elasticTaps(H: number, W: number, c: readonly number[], rng: () => number): { index: Int32Array; weight: Float32Array; stages: number } {
   const n = H * W;
-  const [alpha, sigma, affine] = c;
+  const [alpha, sigma] = c;
+  const index = new Int32Array(8 * n);
+  const weight = new Float32Array(8 * n);
+  elasticAffineTaps(H, W, c[2], rng, index, weight);
+  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
+  const ib = index.subarray(4 * n);
+  const wb = weight.subarray(4 * n);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
+  return { index, weight, stages: 2 };
+}
+
+/**
+ * Elastic's draws for the view graph (views/imagenet-c.ts), in elasticTaps' order: the affine
+ * warp's four taps (round 1, as elasticTaps makes them: index and weight planes 0–3), then the
+ * displacement field's uniform(±1) draws, dx's then dy's, as weight planes 4 and 5 (float32).
+ * The graph smooths them (the filter is linear: a matrix product or a Conv per axis), scales
+ * them by alpha and makes round 2's taps itself.
+ */
+export function elasticDraws(H: number, W: number, c: readonly number[], rng: () => number, index: Int32Array = new Int32Array(4 * H * W), weight: Float32Array = new Float32Array(6 * H * W)): { index: Int32Array; weight: Float32Array } {
+  const n = H * W;
+  elasticAffineTaps(H, W, c[2], rng, index, weight);
+  for (let p = 4 * n; p < 6 * n; p++) weight[p] = -1 + 2 * rng();
+  return { index, weight };
+}
+
+/** Round 1 of elastic (the random affine warp), its six draws made: four bilinear tap planes into index and weight (planes 0–3). */
+function elasticAffineTaps(H: number, W: number, affine: number, rng: () => number, index: Int32Array, weight: Float32Array): void {
+  const n = H * W;
   const side = Math.min(H, W);
   // the affine: three source points around the centre, each coordinate moved by uniform(±affine)
   const cy = Math.floor(H / 2);
@@ -451,23 +531,31 @@ export function elasticTaps(H: number, W: number, c: readonly number[], rng: () 
   const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
   const inv = invertAffine(affineThrough(src, dst));
-  const index = new Int32Array(8 * n);
-  const weight = new Float32Array(8 * n);
-  const ia = index.subarray(0, 4 * n);
-  const wa = weight.subarray(0, 4 * n);
+  // bilinearTaps(…, reflect101) written out (no call and no border callback per pixel): the same values
+  const [i0, i1, i2, i3, i4, i5] = inv;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
-      const sx = inv[0] * x + inv[1] * y + inv[2];
-      const sy = inv[3] * x + inv[4] * y + inv[5];
-      bilinearTaps(ia, wa, n, y * W + x, sy, sx, H, W, reflect101);
+      const p = y * W + x;
+      const sx = i0 * x + i1 * y + i2;
+      const sy = i3 * x + i4 * y + i5;
+      const y0 = Math.floor(sy);
+      const x0 = Math.floor(sx);
+      const fy = sy - y0;
+      const fx = sx - x0;
+      const ya = (y0 >= 0 && y0 < H ? y0 : reflect101(y0, H)) * W;
+      const yb = (y0 + 1 >= 0 && y0 + 1 < H ? y0 + 1 : reflect101(y0 + 1, H)) * W;
+      const xa = x0 >= 0 && x0 < W ? x0 : reflect101(x0, W);
+      const xb = x0 + 1 >= 0 && x0 + 1 < W ? x0 + 1 : reflect101(x0 + 1, W);
+      index[p] = ya + xa;
+      index[n + p] = ya + xb;
+      index[2 * n + p] = yb + xa;
+      index[3 * n + p] = yb + xb;
+      weight[p] = (1 - fy) * (1 - fx);
+      weight[n + p] = (1 - fy) * fx;
+      weight[2 * n + p] = fy * (1 - fx);
+      weight[3 * n + p] = fy * fx;
     }
   }
-  const dx = displacement(H, W, 1, sigma, sigma, alpha, rng);
-  const dy = displacement(H, W, 1, sigma, sigma, alpha, rng);
-  const ib = index.subarray(4 * n);
-  const wb = weight.subarray(4 * n);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) bilinearTaps(ib, wb, n, y * W + x, y + dy[y * W + x], x + dx[y * W + x], H, W, reflectHalf);
-  return { index, weight, stages: 2 };
 }
 
 /** The affine map [a b c; d e f] taking three points (x, y) to three others (OpenCV's getAffineTransform). */

@@ -7,13 +7,14 @@
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
  * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
  * of views/imagenet-c.ts, with their per-image draws (glass blur's shuffle, fog's plasma, frost's
- * texture crop, elastic's taps) made here; motion blur, snow and spatter are made whole on the CPU.
+ * texture crop, elastic's affine taps and field uniforms) made here; motion blur, snow and spatter
+ * are made whole on the CPU. Every CPU-made plane is written in place in the per-image inputs.
  */
 import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
-import { elasticTaps, fogLayer, glassPermutation, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
 import { gaussianUniforms, mulberry32 } from '../random';
 import type { PixelImage } from '../types';
@@ -26,14 +27,19 @@ export interface CorruptionViews {
   inputs(img: PixelImage, seed: (name: CorruptionName, severity: number) => number): Promise<ViewInputs>;
 }
 
-type Made = { slot: 'noise' | 'given'; make: (img: PixelImage, seed: number) => Float32Array | Promise<Float32Array> };
+/** A view's CPU part for a noise or given slot, written into `into` (its place in the input): no plane allocated and copied per view. */
+type Made = { slot: 'noise' | 'given'; make: (img: PixelImage, seed: number, into: Float32Array) => void | Promise<void> };
 
-/** The CPU part of an ImageNet-C view (views/imagenet-c.ts): per-image planes drawn with the seed, placed at fixed planes. */
+/** The planes of an ImageNet-C view's CPU part, at their places in the per-image inputs. */
+type Into = { layer: Float32Array; index: Int32Array; weight: Float32Array };
+
+/** The CPU part of an ImageNet-C view (views/imagenet-c.ts): per-image planes drawn with the seed, written into fixed planes. */
 type MadeC = {
   name: CorruptionName;
   severity: number;
-  at: Partial<Record<'layer' | 'index' | 'weight', number>>;
-  make: (img: PixelImage, seed: number) => Promise<Partial<Record<'layer' | 'index' | 'weight', Float32Array | Int32Array>>>;
+  /** First plane of each input it writes, and how many. */
+  at: Partial<Record<keyof Into, [number, number]>>;
+  make: (img: PixelImage, seed: number, into: Partial<Into>) => void | Promise<void>;
 };
 
 export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}): CorruptionViews {
@@ -52,7 +58,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       case 'glass_blur': {
         const index = planes.index++;
         ops.push({ kind: 'glass', sigma: t[0], index });
-        madeC.push({ name, severity, at: { index }, make: async (img, seed) => ({ index: glassPermutation(img.height, img.width, t[1], t[2], mulberry32(seed)) }) });
+        madeC.push({ name, severity, at: { index: [index, 1] }, make: (img, seed, into) => void glassShuffle(img.height, img.width, t[1], t[2], seed, into.index) });
         break;
       }
       case 'zoom_blur':
@@ -61,52 +67,49 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       case 'fog': {
         const slot = planes.layer++;
         ops.push({ kind: 'fog', strength: t[0], slot });
-        madeC.push({ name, severity, at: { layer: slot }, make: async (img, seed) => {
+        madeC.push({ name, severity, at: { layer: [slot, 1] }, make: (img, seed, into) => {
           const p = fogLayer(img.height, img.width, t[1], mulberry32(seed));
-          const layer = new Float32Array(img.data.length);
-          for (let ch = 0; ch < img.channels; ch++) layer.set(p, ch * p.length);
-          return { layer };
+          for (let ch = 0; ch < img.channels; ch++) into.layer!.set(p, ch * p.length);
         } });
         break;
       }
       case 'frost': {
         const slot = planes.layer++;
         ops.push({ kind: 'frost', a: t[0], b: t[1], slot });
-        madeC.push({ name, severity, at: { layer: slot }, make: async (img, seed) => {
+        madeC.push({ name, severity, at: { layer: [slot, 1] }, make: async (img, seed, into) => {
           const textures = await frostTextures(img.height, img.width, small, opts.frostDir);
-          return { layer: frostLayer(img.channels, img.height, img.width, textures, mulberry32(seed)) };
+          into.layer!.set(frostLayer(img.channels, img.height, img.width, textures, mulberry32(seed)));
         } });
         break;
       }
       case 'elastic_transform': {
-        // two rounds of bilinear taps: the affine warp, then the displacement field
-        const stages = 2;
+        // the affine warp's taps and the displacement field's uniform draws; the graph smooths the field
         const index = planes.index;
         const weight = planes.weight;
-        planes.index += 4 * stages;
-        planes.weight += 4 * stages;
-        ops.push({ kind: 'elastic', index, weight, stages });
-        madeC.push({ name, severity, at: { index, weight }, make: async (img, seed) => elasticTaps(img.height, img.width, t, mulberry32(seed)) });
+        planes.index += 4;
+        planes.weight += 6;
+        ops.push({ kind: 'elastic', index, weight, alpha: t[0], sigma: t[1] });
+        madeC.push({ name, severity, at: { index: [index, 4], weight: [weight, 6] }, make: (img, seed, into) => void elasticDraws(img.height, img.width, t, mulberry32(seed), into.index, into.weight) });
         break;
       }
       case 'motion_blur':
         // CPU-made: the blur's direction is drawn per image (see views/imagenet-c.ts)
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => motionBlur(img, t[0], t[1], mulberry32(seed)).data });
+        made.push({ name, severity, slot: 'given', make: (img, seed, into) => void motionBlur(img, t[0], t[1], mulberry32(seed), into) });
         break;
       case 'snow':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => snow(img, t, mulberry32(seed)).data });
+        made.push({ name, severity, slot: 'given', make: (img, seed, into) => into.set(snow(img, t, mulberry32(seed)).data) });
         break;
       case 'spatter':
         // CPU-made: its liquid layer is drawn per pixel and runs through Canny, a distance transform and
         // histogram equalisation (image/spatter.ts) before it is mixed in
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => spatter(img, t, mulberry32(seed)).data });
+        made.push({ name, severity, slot: 'given', make: (img, seed, into) => into.set(spatter(img, t, mulberry32(seed)).data) });
         break;
       case 'speckle_noise':
         ops.push({ kind: 'speckle', sigma: c as number, slot: noise++ });
-        made.push({ name, severity, slot: 'noise', make: (img, seed) => gaussianUniforms(seed, img.data.length) });
+        made.push({ name, severity, slot: 'noise', make: (img, seed, into) => void gaussianUniforms(seed, img.data.length, into as Float32Array<ArrayBuffer>) });
         break;
       case 'gaussian_blur':
         ops.push({ kind: 'gaussian', sigma: c as number });
@@ -116,19 +119,19 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       case 'gaussian_noise':
         ops.push({ kind: 'noise', sigma: c as number, slot: noise++ });
-        made.push({ name, severity, slot: 'noise', make: (img, seed) => gaussianUniforms(seed, img.data.length) });
+        made.push({ name, severity, slot: 'noise', make: (img, seed, into) => void gaussianUniforms(seed, img.data.length, into as Float32Array<ArrayBuffer>) });
         break;
       case 'shot_noise':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => shot(img.data, c as number, seed) });
+        made.push({ name, severity, slot: 'given', make: (img, seed, into) => void shot(img.data, c as number, seed, into) });
         break;
       case 'impulse_noise':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img, seed) => impulse(img.data, c as number, seed) });
+        made.push({ name, severity, slot: 'given', make: (img, seed, into) => void impulse(img.data, c as number, seed, into) });
         break;
       case 'jpeg_compression':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: (img) => jpegView(img, c as number) });
+        made.push({ name, severity, slot: 'given', make: async (img, _seed, into) => into.set(await jpegView(img, c as number)) });
         break;
       case 'defocus_blur': {
         const [radius, alias] = c as [number, number];
@@ -155,23 +158,28 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       if (noise) out.noise = new Float32Array(noise * plane * 2);
       if (given) out.given = new Float32Array(given * plane);
       const k = { noise: 0, given: 0 };
-      const planes = await Promise.all(made.map((m) => m.make(img, seed(m.name, m.severity))));
-      made.forEach((m, i) => {
-        out[m.slot]!.set(planes[i], k[m.slot]++ * planes[i].length);
-      });
+      const work: Array<void | Promise<void>> = [];
+      for (const m of made) {
+        const len = m.slot === 'noise' ? 2 * plane : plane;
+        const at = k[m.slot]++ * len;
+        work.push(m.make(img, seed(m.name, m.severity), out[m.slot]!.subarray(at, at + len)));
+      }
       if (madeC.length) {
         const n = img.height * img.width;
-        const per = { layer: img.data.length, index: n, weight: n };
+        const per = { layer: plane, index: n, weight: n };
         if (counts.layer) out.layer = new Float32Array(counts.layer * per.layer);
         if (counts.index) out.index = new Int32Array(counts.index * per.index);
         if (counts.weight) out.weight = new Float32Array(counts.weight * per.weight);
-        const drawn = await Promise.all(madeC.map((m) => m.make(img, seed(m.name, m.severity))));
-        madeC.forEach((m, i) => {
+        for (const m of madeC) {
+          const into: Partial<Into> = {};
           for (const key of ['layer', 'index', 'weight'] as const) {
-            if (m.at[key] !== undefined) (out[key] as Float32Array | Int32Array).set(drawn[i][key]!, m.at[key]! * per[key]);
+            const at = m.at[key];
+            if (at) (into as Record<string, Float32Array | Int32Array>)[key] = out[key]!.subarray(at[0] * per[key], (at[0] + at[1]) * per[key]);
           }
-        });
+          work.push(m.make(img, seed(m.name, m.severity), into));
+        }
       }
+      await Promise.all(work);
       return out;
     },
   };
@@ -191,8 +199,7 @@ const STEP = 0x6d2b79f5;
  * (one per value, a second for the salt-or-pepper choice when the first is below `amount`). The
  * state is a local, not a closure's variable: several times faster.
  */
-export function impulse(x: Float32Array, amount: number, seed: number): Float32Array {
-  const out = new Float32Array(x.length);
+export function impulse(x: Float32Array, amount: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
   let a = seed >>> 0;
   for (let i = 0; i < x.length; i++) {
     a = (a + STEP) >>> 0;
@@ -202,6 +209,28 @@ export function impulse(x: Float32Array, amount: number, seed: number): Float32A
     } else out[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
   }
   return out;
+}
+
+/**
+ * image/imagenet-c.ts's glassPermutation(H, W, maxDelta, iterations, mulberry32(seed)) with
+ * mulberry32 inlined (as impulse): the same draws in the same order, the same index map.
+ */
+export function glassShuffle(H: number, W: number, maxDelta: number, iterations: number, seed: number, perm: Int32Array = new Int32Array(H * W)): Int32Array {
+  for (let p = 0; p < H * W; p++) perm[p] = p;
+  const d = maxDelta;
+  let a = seed >>> 0;
+  for (let it = 0; it < iterations; it++) {
+    for (let h = H - d; h > d; h--) {
+      for (let w = W - d; w > d; w--) {
+        a = (a + STEP) >>> 0;
+        const dx = -d + Math.floor(unit(a) * 2 * d);
+        a = (a + STEP) >>> 0;
+        const dy = -d + Math.floor(unit(a) * 2 * d);
+        perm[h * W + w] = perm[(h + dy) * W + (w + dx)];
+      }
+    }
+  }
+  return perm;
 }
 
 /** Largest value mulberry32 returns: an inversion table that reaches it needs no further terms. */
@@ -239,8 +268,7 @@ function poissonConsts(lambda: number): PoissonConsts {
  * value. Decoded images hold k/255 values, so that is at most 256 sets per call; any other
  * value gets its own.
  */
-export function shot(x: Float32Array, rate: number, seed: number): Float32Array {
-  const out = new Float32Array(x.length);
+export function shot(x: Float32Array, rate: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
   const table: Array<PoissonConsts | undefined> = new Array(256);
   let a = seed >>> 0;
   for (let i = 0; i < x.length; i++) {

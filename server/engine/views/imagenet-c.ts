@@ -9,27 +9,31 @@
  *             Floor(·255)/255, the per-image shuffle as GatherElements by an index plane the CPU
  *             drew (the reference's sequential "swaps", image/imagenet-c.ts glassPermutation),
  *             the float32 blur again; clipped
- *   zoom      every clipped zoom as constant two-tap row and column gathers, all zoom factors
- *             stacked in one Gather per axis, summed with the image, divided; clipped
+ *   zoom      every clipped zoom as a Slice (its centre crop) and a linear Resize (align_corners:
+ *             scipy's order-1 zoom), its top-left H×W summed with the image, divided; clipped
  *   fog       (x + s·layer)·max/(max + s), the plasma layer drawn on the CPU per image; clipped
  *   frost     a·x + b·layer, the texture crop chosen on the CPU per image; clipped
- *   elastic   four-tap bilinear resampling by GatherElements, taps (indices and weights) the CPU
- *             computed from the drawn displacement field (two rounds up to 64 px: the affine
- *             warp, then the field); clipped
+ *   elastic   two rounds of four-tap bilinear resampling by GatherElements: the random affine
+ *             warp's taps as the CPU computed them, then the displacement field's, made here: the
+ *             drawn uniforms smoothed (the folded Gaussian as two MatMuls, or reflect-padded
+ *             depthwise Convs when the kernel is shorter than the line), times alpha, floored,
+ *             mirrored half-sample; clipped
  *   speckle   x + x·σ·z, z by Box–Muller from a noise slot's uniforms (as the noise view); clipped
  *   saturate  HSV saturation S·scale + shift in float64, written without the hue: each channel
  *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
  * Motion blur and snow stay CPU-made `given` views (views/corruptions.ts): their kernel direction
- * is drawn per image, so the graph would need a per-image 21–41-tap gather for each, and snow's
+ * is drawn per image, so the graph would need a per-image 21–41-tap gather for each (GatherElements
+ * costs several times the CPU's row loop, image/imagenet-c.ts motionBlurPlane), and snow's
  * layer runs through a zoom, a threshold and that blur before it is mixed in. Spatter likewise
  * (image/spatter.ts: Canny, a distance transform and histogram equalisation on a per-image layer).
  *
  * Per-image inputs (besides the noise slots): skeptic_view_layer float [n, L, C, H, W] (fog,
- * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: four per round) and
- * skeptic_view_weight float [n, J, H·W] (elastic: four per round).
+ * frost), skeptic_view_index int32 [n, I, H·W] (glass: one plane; elastic: the affine's four) and
+ * skeptic_view_weight float [n, J, H·W] (elastic: the affine's four, then the field's uniforms,
+ * dx and dy).
  */
 import { A, type Builder } from '../model/gradient/builder';
-import { gaussianWeights, zoomTaps } from '../image/imagenet-c';
+import { borderIndex, fold, gaussianWeights, zoomTaps } from '../image/imagenet-c';
 import type { ViewOp, ViewPlan } from './plan';
 
 export type ImagenetCViewOp =
@@ -43,8 +47,9 @@ export type ImagenetCViewOp =
   | { kind: 'fog'; strength: number; slot: number }
   /** Frost a·x + b·layer; the texture crop is layer `slot`. */
   | { kind: 'frost'; a: number; b: number; slot: number }
-  /** Elastic resampling in `stages` rounds of four taps: index planes index…index+4·stages−1, weight planes likewise. */
-  | { kind: 'elastic'; index: number; weight: number; stages: number }
+  /** Elastic transform [alpha, σ]: the affine warp's four taps in index planes index…index+3 and weight
+   *  planes weight…weight+3, the displacement field's uniform draws (dx, dy) in weight planes weight+4, +5. */
+  | { kind: 'elastic'; index: number; weight: number; alpha: number; sigma: number }
   /** Speckle noise x + x·σ·z, z from noise slot `slot`. */
   | { kind: 'speckle'; sigma: number; slot: number }
   /** Saturation S·scale + shift. */
@@ -57,8 +62,8 @@ export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; 
     if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
     if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
     if (op.kind === 'elastic') {
-      n.index = Math.max(n.index, op.index + 4 * op.stages);
-      n.weight = Math.max(n.weight, op.weight + 4 * op.stages);
+      n.index = Math.max(n.index, op.index + 4);
+      n.weight = Math.max(n.weight, op.weight + 6);
     }
     if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
     if (op.kind === 'composite') n.weight = Math.max(n.weight, op.weights + 4); // cue-conflict's planes (views/graph.ts)
@@ -83,16 +88,18 @@ export interface ImagenetCContext {
 
 const F32 = 1;
 const F64 = 11;
+const I64 = 7;
 
 const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
 
-/** Separable correlation with 1-D weights, edges repeated: Gather pad, depthwise Conv k×1 then 1×k (float32). */
-function separable(ctx: ImagenetCContext, x: string, w: Float64Array): string {
-  const { b, C, H, W } = ctx;
+/** Separable correlation with 1-D weights of C planes, edges repeated (or mirrored half-sample): Gather pad, depthwise Conv k×1 then 1×k (float32). */
+function separable(ctx: ImagenetCContext, x: string, w: Float64Array, C = ctx.C, border: 'nearest' | 'reflect' = 'nearest'): string {
+  const { b, H, W } = ctx;
   const r = (w.length - 1) / 2;
   const k = w.length;
-  const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => clampIndex(i - r, H)));
-  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => clampIndex(i - r, W)));
+  const at = (i: number, n: number) => (border === 'nearest' ? clampIndex(i, n) : borderIndex(i, n, 'reflect'));
+  const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => at(i - r, H)));
+  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => at(i - r, W)));
   const padded = b.op('Gather', [b.op('Gather', [x, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
   const kern = new Float32Array(C * k);
   for (let c = 0; c < C; c++) kern.set(Float32Array.from(w), c * k);
@@ -111,6 +118,65 @@ function gatherPixels(ctx: ImagenetCContext, x: string, index: string, K: number
   const flat = b.reshape(x, [0, C, H * W]);
   const idx = b.op('Expand', [b.reshape(index, [-1, 1, K * H * W]), b.i64([1, C, 1])]);
   return b.reshape(b.op('GatherElements', [flat, idx], [A.i('axis', 2)]), [-1, C, K, H * W]);
+}
+
+/** x [n, C, H, W] resampled by four taps per pixel, index [n, 4, HW] and weight [n, 4, HW]: Σ_k w_k·x[idx_k]. */
+function bilinear(ctx: ImagenetCContext, x: string, index: string, weight: string): string {
+  const { b, C, H, W } = ctx;
+  const taps = gatherPixels(ctx, x, index, 4); // [n, C, 4, HW]
+  const w = b.unsqueeze(weight, [1]); // [n, 1, 4, HW]
+  return b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
+}
+
+/**
+ * Elastic's displacement field [n, 2 (dx, dy), H, W] from its uniform draws: scipy's Gaussian
+ * filter (σ, truncate 3, border 'reflect', rows then columns) times alpha, as image/imagenet-c.ts
+ * displacement(). A kernel longer than the line (ImageNet-C's σ of 171 px) is folded into an
+ * n×n matrix per axis, applied as two MatMuls; a shorter one is a reflect-padding Gather and two
+ * depthwise Convs (its MatMul would cost n/k times more).
+ */
+function elasticField(ctx: ImagenetCContext, u: string, alpha: number, sigma: number): string {
+  const { b, H, W } = ctx;
+  if (!(sigma > 0)) return b.op('Mul', [u, b.scalar(alpha)]);
+  const w = gaussianWeights(sigma, 3);
+  let smooth: string;
+  if (w.length > H || w.length > W) {
+    const my = Float32Array.from(fold(w, H, 'reflect')); // [H, H]: out row o = Σ_j my[o, j]·row j
+    const mx = fold(w, W, 'reflect');
+    const mxT = new Float32Array(W * W);
+    for (let o = 0; o < W; o++) for (let j = 0; j < W; j++) mxT[j * W + o] = mx[o * W + j];
+    smooth = b.op('MatMul', [b.op('MatMul', [b.f32(my, [H, H], 'elastic_my'), u]), b.f32(mxT, [W, W], 'elastic_mx')]);
+  } else smooth = separable(ctx, u, w, 2, 'reflect');
+  return b.op('Mul', [smooth, b.scalar(alpha)]);
+}
+
+/**
+ * Round 2 of elastic: four bilinear taps per pixel at (y + dy, x + dx), indices mirrored
+ * half-sample (map_coordinates' 'reflect'), from the field [n, 2 (dx, dy), H, W]. The floor and
+ * the fraction come from the field alone (y is an integer), exactly as the CPU's y + dy gives them.
+ */
+function fieldTaps(ctx: ImagenetCContext, field: string): { index: string; weight: string } {
+  const { b, H, W } = ctx;
+  const HW = H * W;
+  const fl = b.op('Floor', [field]);
+  const frac = b.op('Sub', [field, fl]); // [n, 2, H, W]
+  const grid = new Array<number>(2 * HW);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) (grid[y * W + x] = x), (grid[HW + y * W + x] = y);
+  const i0 = b.op('Add', [b.op('Cast', [fl], [A.i('to', I64)]), b.i64(grid, [1, 2, H, W])]);
+  const i01 = b.op('Concat', [b.unsqueeze(i0, [1]), b.unsqueeze(b.op('Add', [i0, b.i64([1], [])]), [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
+  // half-sample mirror: j = i mod 2N; j < N ? j : 2N − 1 − j (N = W for x, H for y)
+  const size = b.i64([W, H], [1, 1, 2, 1, 1]);
+  const period = b.i64([2 * W, 2 * H], [1, 1, 2, 1, 1]);
+  const j = b.op('Mod', [i01, period]);
+  const r = b.op('Where', [b.op('Less', [j, size]), j, b.op('Sub', [b.op('Sub', [period, b.i64([1], [])]), j])]);
+  const axis = (t: string, a: number) => b.slice(t, [a], [a + 1], [2]); // [n, 2 (tap), 1, H, W]
+  const rows = b.reshape(b.op('Mul', [axis(r, 1), b.i64([W], [])]), [-1, 2, 1, HW]); // y0·W, y1·W
+  const cols = b.reshape(axis(r, 0), [-1, 1, 2, HW]); // x0, x1
+  const index = b.reshape(b.op('Add', [rows, cols]), [-1, 4, HW]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  const f01 = b.op('Concat', [b.unsqueeze(b.op('Sub', [b.scalar(1), frac]), [1]), b.unsqueeze(frac, [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
+  const wy = b.reshape(axis(f01, 1), [-1, 2, 1, HW]);
+  const wx = b.reshape(axis(f01, 0), [-1, 1, 2, HW]);
+  return { index, weight: b.reshape(b.op('Mul', [wy, wx]), [-1, 4, HW]) };
 }
 
 export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
@@ -139,35 +205,28 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       return clip01(separable(ctx, shuffled, w));
     }
     case 'zoom': {
+      // each clipped zoom: the centre crop, ONNX Resize (linear, align_corners: scipy's order-1
+      // zoom with grid_mode False samples output o at o·(ch − 1)/(size − 1)), its top-left H×W
       const L = op.factors.length;
-      const iy0: number[] = [];
-      const iy1: number[] = [];
-      const wy0: number[] = [];
-      const wy1: number[] = [];
-      const ix0: number[] = [];
-      const ix1: number[] = [];
-      const wx0: number[] = [];
-      const wx1: number[] = [];
-      op.factors.forEach((z, k) => {
-        const ty = zoomTaps(H, z, H);
-        const tx = zoomTaps(W, z, W);
-        for (let y = 0; y < H; y++) iy0.push(ty.i0[y]), iy1.push(ty.i1[y]), wy0.push(ty.w0[y]), wy1.push(ty.w1[y]);
-        for (let x = 0; x < W; x++) ix0.push(k * W + tx.i0[x]), ix1.push(k * W + tx.i1[x]), wx0.push(tx.w0[x]), wx1.push(tx.w1[x]);
-      });
-      const g = (x: string, idx: number[], axis: number) => b.op('Gather', [x, b.i64(idx)], [A.i('axis', axis)]);
-      // rows of every zoomed layer: [n, C, L·H, W]
-      const rows = b.op('Add', [
-        b.op('Mul', [g(centre, iy0, 2), b.f32(wy0, [L * H, 1], 'zoom_wy')]),
-        b.op('Mul', [g(centre, iy1, 2), b.f32(wy1, [L * H, 1], 'zoom_wy')]),
-      ]);
-      // layer next to column: [n, C, H, L·W], then the columns of every layer
-      const t = b.reshape(b.transpose(b.reshape(rows, [-1, C, L, H, W]), [0, 1, 3, 2, 4]), [-1, C, H, L * W]);
-      const cols = b.op('Add', [
-        b.op('Mul', [g(t, ix0, 3), b.f32(wx0, [L * W], 'zoom_wx')]),
-        b.op('Mul', [g(t, ix1, 3), b.f32(wx1, [L * W], 'zoom_wx')]),
-      ]);
-      const sum = b.reduce('ReduceSum', b.reshape(cols, [-1, C, H, L, W]), [3], false);
-      return clip01(b.op('Mul', [b.op('Add', [centre, sum]), b.scalar(1 / (L + 1))]));
+      const nc = b.slice(b.op('Shape', [centre]), [0], [2], [0]); // [n, C]
+      const empty = b.f32([], [0]);
+      const layers = [centre];
+      for (const z of op.factors) {
+        const ty = zoomTaps(H, z);
+        const tx = zoomTaps(W, z);
+        const chY = Math.ceil(H / z);
+        const chX = Math.ceil(W / z);
+        const top = Math.floor((H - chY) / 2);
+        const left = Math.floor((W - chX) / 2);
+        const crop = b.slice(centre, [top, left], [top + chY, left + chX], [2, 3]);
+        const sizes = b.op('Concat', [nc, b.i64([ty.size, tx.size])], [A.i('axis', 0)]);
+        const zoomed = b.op('Resize', [crop, empty, empty, sizes], [A.s('mode', 'linear'), A.s('coordinate_transformation_mode', 'align_corners')]);
+        let layer = b.slice(zoomed, [0, 0], [Math.min(H, ty.size), Math.min(W, tx.size)], [2, 3]);
+        // a zoom smaller than the image adds to its top-left corner only
+        if (ty.size < H || tx.size < W) layer = b.pad(layer, [0, 0, 0, 0, 0, 0, Math.max(0, H - ty.size), Math.max(0, W - tx.size)]);
+        layers.push(layer);
+      }
+      return clip01(b.op('Mul', [b.op('Sum', layers), b.scalar(1 / (L + 1))]));
     }
     case 'fog': {
       const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);
@@ -180,13 +239,10 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       return clip01(b.op('Add', [b.op('Mul', [centre, b.scalar(op.a)]), b.op('Mul', [layer, b.scalar(op.b)])]));
     }
     case 'elastic': {
-      let x = centre;
-      for (let s = 0; s < op.stages; s++) {
-        const taps = gatherPixels(ctx, x, planes(ctx, ctx.inputs.index, op.index + 4 * s, 4), 4); // [n, C, 4, HW]
-        const w = b.unsqueeze(planes(ctx, ctx.inputs.weight, op.weight + 4 * s, 4), [1]); // [n, 1, 4, HW]
-        x = b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
-      }
-      return clip01(x);
+      const affine = bilinear(ctx, centre, planes(ctx, ctx.inputs.index, op.index, 4), planes(ctx, ctx.inputs.weight, op.weight, 4));
+      const field = elasticField(ctx, b.reshape(planes(ctx, ctx.inputs.weight, op.weight + 4, 2), [-1, 2, H, W]), op.alpha, op.sigma);
+      const taps = fieldTaps(ctx, field);
+      return clip01(bilinear(ctx, affine, taps.index, taps.weight));
     }
     case 'speckle':
       return clip01(b.op('Add', [centre, b.op('Mul', [centre, b.op('Mul', [ctx.normals(op.slot), b.scalar(op.sigma)])])]));
