@@ -22,13 +22,13 @@
  * file, invalid JSON, a CSV syntax error) become records with a `problem`, never a crash.
  */
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve, sep } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse/sync';
 import { SkepticInputError } from '../errors';
-import type { DatasetRecord } from '../types';
-import { checkFiles, isImageName, isInside, LISTING_PROGRESS_EVERY, listSome, relPosix, sortStrings, type Listing, type ReadOptions } from './common';
+import { fileProblem, isImageName, isInside, LISTING_PROGRESS_EVERY, listSome, relPosix, sortStrings, STAT_CONCURRENCY, type Listing, type ReadOptions } from './common';
+import { ManifestRecords } from './manifest-records';
 import { indexLabel, isIntegerString, LabelMatcher, labelText, type LabelResult } from './labels';
 import { streamFiles } from './stream';
 
@@ -266,16 +266,15 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
     }
   }
 
-  const records: DatasetRecord[] = [];
-  const ids = new Set<string>();
+  // The listing is kept by column (manifest-records.ts): records are made when read.
+  const records = new ManifestRecords(file, root, base);
   let duplicates = 0;
   const unknownLabels = new Set<string>();
   for (const row of table.rows) {
     if (records.length % LISTING_PROGRESS_EVERY === 0) opts.onProgress?.({ done: records.length, total: table.rows.length, step: `reading ${base}` });
-    const rec: DatasetRecord = { index: records.length, id: `${base}:${row.line}`, file, manifest: file, line: row.line };
-    records.push(rec);
+    const i = records.add(row.line);
     if (row.error || !row.values) {
-      rec.problem = `${at(row.line)}: ${row.error ?? 'unreadable row'}`;
+      records.setProblem(i, `${at(row.line)}: ${row.error ?? 'unreadable row'}`);
       continue;
     }
     const problems: string[] = [];
@@ -290,15 +289,8 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
       const abs = resolve(root, sep === '/' ? p.replace(/\\/g, '/') : p);
       if (!isInside(root, abs)) {
         problems.push(`image path ${JSON.stringify(p)} points outside the manifest's folder ${root}`);
-      } else {
-        rec.file = abs;
-        let id = relPosix(root, abs);
-        if (ids.has(id)) {
-          duplicates++;
-          id = `${id} (row ${row.line})`;
-        }
-        ids.add(id);
-        rec.id = id;
+      } else if (records.setPath(i, relPosix(root, abs))) {
+        duplicates++; // its id gets " (row N)"
       }
     }
     if (cols.label !== undefined) {
@@ -310,25 +302,71 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
           ? `no label (column ${JSON.stringify(table.columns[cols.label])} is empty)`
           : `label ${JSON.stringify(raw)} is not a class index or name`);
       } else {
-        rec.labelName = name ?? v;
+        records.setLabelName(i, name ?? v);
         const r = toLabel(v);
-        if ('label' in r) rec.label = r.label;
+        if ('label' in r) records.setLabel(i, r.label);
         else {
           problems.push(r.error);
           if (!cols.labelIsIndex) unknownLabels.add(v);
         }
       }
     }
-    if (problems.length) rec.problem = `${at(row.line)}: ${problems.join('; ')}`;
+    if (problems.length) records.setProblem(i, `${at(row.line)}: ${problems.join('; ')}`);
   }
+  records.finish();
   if (records.length === 0) throw new SkepticInputError(`manifest ${file} has a header but no rows`, file);
   if (unknownLabels.size) {
     warnings.push(`${base}: ${unknownLabels.size} label names are not among the model's classes (${listSome(sortStrings(unknownLabels))}); those rows are not evaluated`);
   }
   if (duplicates) warnings.push(`${base} lists ${duplicates} images more than once`);
   const progress = opts.onProgress && ((done: number, total: number) => opts.onProgress!({ done, total, step: `checking the files of ${base}` }));
-  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`, root, opts.followSymlinks, progress);
-  return { kind, path: file, root, classes, records, warnings, stream: streamFiles };
+  await checkRows(records, (i) => `${at(records.line(i))}: ${records.get(i).id}`, opts.followSymlinks, progress);
+  return {
+    kind,
+    path: file,
+    root,
+    classes,
+    records: records.view,
+    warnings,
+    stream: streamFiles,
+    setProblem: (i, problem, dropLabel) => {
+      records.setProblem(i, problem);
+      if (dropLabel) records.setLabel(i, undefined);
+    },
+  };
+}
+
+/**
+ * Sets the problem of the rows whose file is missing, empty, not a file or a link out of the
+ * root (common.ts fileProblem), checking each distinct file once, in row order, with progress
+ * counted in rows as checkFiles does.
+ */
+async function checkRows(
+  records: ManifestRecords,
+  prefix: (i: number) => string,
+  followSymlinks = false,
+  progress?: (done: number, total: number) => void,
+): Promise<void> {
+  const { root } = records;
+  const realRoot = followSymlinks ? undefined : await realpath(root).catch(() => root);
+  const dirs = new Map<string, Promise<string>>();
+  const checks = new Array<Promise<string | undefined> | undefined>(records.paths.length);
+  let total = 0;
+  for (let i = 0; i < records.length; i++) if (!records.hasProblem(i)) total++;
+  let next = 0;
+  let checked = 0;
+  const worker = async () => {
+    while (next < records.length) {
+      const i = next++;
+      if (records.hasProblem(i)) continue;
+      const slot = records.slot(i);
+      const p = (checks[slot] ??= fileProblem(join(root, records.paths[slot]), root, followSymlinks, realRoot, dirs));
+      const problem = await p;
+      if (problem) records.setProblem(i, `${prefix(i)}: ${problem}`);
+      if (++checked % LISTING_PROGRESS_EVERY === 0) progress?.(checked, total);
+    }
+  };
+  await Promise.all(Array.from({ length: STAT_CONCURRENCY }, worker));
 }
 
 /** classes[i] = the name written beside index i, when every index 0..max has exactly one name. */
