@@ -51,9 +51,14 @@ interface Row {
   error?: string;
 }
 
+/** Rows to go through, once or a few times, in order. */
+interface Rows extends Iterable<Row> {
+  readonly length: number;
+}
+
 interface Table {
   columns: string[];
-  rows: Row[];
+  rows: Rows;
   warnings: string[];
 }
 
@@ -89,19 +94,49 @@ const isBlank = (cells: unknown[]): boolean => cells.every((c) => labelText(c) =
  * forces the parser (for the test that both agree).
  */
 export function csvRows(buf: Buffer, starts = lineStarts(buf), viaParser = false): Row[] {
-  if (!viaParser && !buf.includes(0x22)) {
-    const rows: Row[] = [];
+  return [...csvRowSource(buf, starts, viaParser)];
+}
+
+/** csvRows, but a file without quotes is split again on each pass instead of held as row objects
+ *  (a 200,000-row manifest held so was about 50 MB at the peak of listing it). */
+function csvRowSource(buf: Buffer, starts: number[], viaParser = false): Rows {
+  if (!viaParser && !buf.includes(0x22)) return new SplitRows(buf, starts, 0);
+  return parsedRows(buf, starts);
+}
+
+/** The non-blank rows of a quote-free CSV from line index `first` on, split by commas when read. */
+class SplitRows implements Rows {
+  readonly length: number;
+  constructor(
+    private readonly buf: Buffer,
+    private readonly starts: number[],
+    private readonly first: number,
+  ) {
+    let n = 0;
+    for (const _ of this) n++;
+    this.length = n;
+  }
+
+  /** The rows after `row` (one of these). */
+  after(row: Row): SplitRows {
+    return new SplitRows(this.buf, this.starts, row.line);
+  }
+
+  *[Symbol.iterator](): Iterator<Row> {
+    const { buf, starts } = this;
     const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
-    for (let i = 0; i < starts.length; i++) {
+    for (let i = this.first; i < starts.length; i++) {
       let end = i + 1 < starts.length ? starts[i + 1] : buf.length;
       while (end > starts[i] && (buf[end - 1] === 0x0a || buf[end - 1] === 0x0d)) end--;
       const from = i === 0 ? Math.min(bom, end) : starts[i];
       if (end === from) continue; // skip_empty_lines
       const values = buf.toString('utf8', from, end).split(',');
-      if (!isBlank(values)) rows.push({ line: i + 1, values });
+      if (!isBlank(values)) yield { line: i + 1, values };
     }
-    return rows;
   }
+}
+
+function parsedRows(buf: Buffer, starts: number[]): Row[] {
   const skipped: Row[] = [];
   // csv-parse counts a \r\n inside a quoted field as two lines, so its info.lines drifts after
   // such a row. The row's first line is taken from byte offsets instead: info.bytes is where the
@@ -130,10 +165,14 @@ export function csvRows(buf: Buffer, starts = lineStarts(buf), viaParser = false
 async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
   const buf = await readFile(file);
   const starts = lineStarts(buf);
-  const all = csvRows(buf, starts);
-  const headerAt = all.findIndex((r) => !r.error);
-  if (headerAt < 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
-  const header = (all[headerAt].values as string[]).map((c) => c.trim());
+  const all = csvRowSource(buf, starts);
+  let first: Row | undefined;
+  for (const r of all) if (!r.error) {
+    first = r;
+    break;
+  }
+  if (!first) throw new SkepticInputError(`manifest ${file} is empty`, file);
+  const header = (first.values as string[]).map((c) => c.trim());
   const warnings: string[] = [];
   const known = new Set(PATH_COLUMNS);
   const named = header.some((h) => known.has(normColumn(h)));
@@ -143,7 +182,7 @@ async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
     const columns = header.map((_, i) => (i === 0 ? 'path' : i === 1 ? 'label' : `column${i + 1}`));
     return { columns, rows: all, warnings };
   }
-  return { columns: header, rows: all.filter((_, i) => i !== headerAt), warnings };
+  return { columns: header, rows: all instanceof SplitRows ? all.after(first) : (all as Row[]).filter((r) => r !== first), warnings };
 }
 
 async function readJsonl(file: string): Promise<Table> {
@@ -195,10 +234,15 @@ function chooseColumns(file: string, table: Table, opts: ReadOptions) {
     if (i === undefined) throw new SkepticInputError(`manifest ${file} has no column ${JSON.stringify(name)} (given as ${flag}; ${found})`, file, 1);
     return i;
   };
-  const values = (i: number) => rows.filter((r) => r.values).map((r) => labelText(r.values![i])).filter((v): v is string => v !== undefined);
   const allIntegers = (i: number) => {
-    const v = values(i);
-    return v.length > 0 && v.every(isIntegerString);
+    let any = false;
+    for (const r of rows) {
+      const v = r.values ? labelText(r.values[i]) : undefined;
+      if (v === undefined) continue;
+      if (!isIntegerString(v)) return false;
+      any = true;
+    }
+    return any;
   };
   const present = (names: string[]) => names.map((n) => findColumn(columns, n)).filter((i): i is number => i !== undefined);
 
@@ -370,7 +414,7 @@ async function checkRows(
 }
 
 /** classes[i] = the name written beside index i, when every index 0..max has exactly one name. */
-function denseNames(rows: Row[], labelCol: number, nameCol: number): string[] | undefined {
+function denseNames(rows: Rows, labelCol: number, nameCol: number): string[] | undefined {
   const names = new Map<number, string>();
   for (const r of rows) {
     if (!r.values) continue;
