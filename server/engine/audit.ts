@@ -225,6 +225,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   for (const state of states) {
     const { probe } = state;
     if (!opts.evaluateOnly) report('summarizing', probe.id);
+    state.records.trim();
     const result: ProbeResult = {
       title: probe.title,
       status: state.failed ? 'failed' : cancelled ? 'cancelled' : 'ok',

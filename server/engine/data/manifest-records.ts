@@ -45,7 +45,7 @@ export class ManifestRecords {
 
   /** A new row, read from `line`; returns its index. */
   add(line: number): number {
-    if (this.n === this.lines.length) this.grow();
+    if (this.n === this.lines.length) this.grow(Math.max(1024, this.n * 2));
     const i = this.n++;
     this.slotOf[i] = NONE;
     this.lines[i] = line;
@@ -100,6 +100,7 @@ export class ManifestRecords {
   /** Listing is over: the path index is not needed any more. */
   finish(): void {
     this.pathIds = undefined;
+    this.grow(this.n); // gives back the room kept for more rows
   }
 
   get(i: number): DatasetRecord {
@@ -122,11 +123,10 @@ export class ManifestRecords {
     return r;
   }
 
-  private grow(): void {
-    const size = this.lines.length * 2;
+  private grow(size: number): void {
     const more = <T extends Int32Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
       const b = make(size);
-      b.set(a);
+      b.set(a.subarray(0, Math.min(a.length, size)));
       return b;
     };
     this.slotOf = more(this.slotOf, (k) => new Int32Array(k));

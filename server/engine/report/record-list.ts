@@ -43,8 +43,11 @@ export class RecordList<R extends { image: number }> {
   }
 
   push(record: R): void {
-    if (this.n === this.images.length) this.grow();
-    const text = JSON.stringify(record);
+    if (this.n === this.images.length) this.grow(Math.max(64, this.n * 2));
+    let text = JSON.stringify(record);
+    // The image index is kept beside (images): a record that ends with it is stored without it.
+    const tail = `,"image":${record.image}}`;
+    if (text.endsWith(tail)) text = text.slice(0, -tail.length) + '}';
     const bytes = Buffer.byteLength(text);
     if (this.used + bytes > (this.chunks.at(-1)?.length ?? 0)) {
       this.chunks.push(Buffer.allocUnsafe(Math.max(CHUNK, bytes)));
@@ -64,9 +67,19 @@ export class RecordList<R extends { image: number }> {
   get(k: number): R {
     const i = this.position(k);
     const r = JSON.parse(this.chunks[this.chunkOf[i]].toString('utf8', this.start[i], this.start[i] + this.length_[i])) as R & { artifacts?: string[] };
+    if (!('image' in r)) (r as { image: number }).image = this.images[i]; // last, where it was
     const files = this.artifacts.get(r.image);
     if (files) r.artifacts = files;
     return r;
+  }
+
+  /** Gives back the room kept for more records (when no more will come). */
+  trim(): void {
+    if (this.images.length === this.n) return;
+    this.chunkOf = this.chunkOf.slice(0, this.n);
+    this.start = this.start.slice(0, this.n);
+    this.length_ = this.length_.slice(0, this.n);
+    this.images = this.images.slice(0, this.n);
   }
 
   /** Every record, as objects, in image order. */
@@ -103,8 +116,7 @@ export class RecordList<R extends { image: number }> {
     return this.order[k];
   }
 
-  private grow(): void {
-    const size = this.images.length * 2;
+  private grow(size: number): void {
     const more = <T extends Uint32Array | Int32Array>(a: T, make: (n: number) => T): T => {
       const b = make(size);
       b.set(a);
