@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RecordList } from '../../server/engine/report/record-list';
 
-type Rec = { image: number; pred: number; conf?: number; top5?: number[]; image2?: string };
+type Rec = { image: number; pred: number; conf?: number; top5?: number[]; artifacts?: string[] };
 
 test('records come back equal, in image order, as an array-like view', () => {
   const list = new RecordList<Rec>();
