@@ -44,10 +44,7 @@ const TRAILER = '#skeptic-cache-segment';
 export const COMPACT_AT = 64;
 
 export class ProbeCache<R> {
-  /** Entries as their JSON text, parsed when read: the index holds one per distinct image (of the
-   *  audit, and of the cache folder), and text is about a third of what the record's object costs. */
-  private readonly entries = new Map<string, string>();
-  private readonly into = { set: (k: string, r: unknown) => this.entries.set(k, JSON.stringify(r)) };
+  private readonly entries = new Map<string, R>();
   /** The scope's folder of segments (undefined: no disk cache). */
   readonly folder?: string;
 
@@ -56,14 +53,13 @@ export class ProbeCache<R> {
     const digest = createHash('sha256').update(stableJson(scope)).digest('hex').slice(0, 24);
     const base = join(dir, scope.modelSha256.slice(0, 16), `${scope.probe}-${digest}`);
     this.folder = base;
-    readLegacy(`${base}.jsonl`, this.into);
-    const read = readSegments(base, this.into);
+    readLegacy(`${base}.jsonl`, this.entries);
+    const read = readSegments(base, this.entries);
     if (read.length >= COMPACT_AT) this.compact(read);
   }
 
   get(key: string): R | undefined {
-    const text = this.entries.get(key);
-    return text === undefined ? undefined : (JSON.parse(text) as R);
+    return this.entries.get(key);
   }
 
   has(key: string): boolean {
@@ -72,13 +68,13 @@ export class ProbeCache<R> {
 
   /** Adds entries computed elsewhere (a merge's shard results), in memory only. */
   supply(items: Iterable<[string, R]>): void {
-    for (const [k, r] of items) this.into.set(k, r);
+    for (const [k, r] of items) this.entries.set(k, r);
   }
 
   /** Stores a batch of results, on disk at once (one atomic segment). */
   putAll(items: Array<[string, R]>): void {
     if (items.length === 0) return;
-    for (const [k, r] of items) this.into.set(k, r);
+    for (const [k, r] of items) this.entries.set(k, r);
     if (!this.folder) return;
     writeSegment(this.folder, items);
   }
@@ -86,7 +82,7 @@ export class ProbeCache<R> {
   /** Folds the segments just read into one; what another process added meanwhile stays. */
   private compact(read: string[]): void {
     try {
-      writeSegment(this.folder!, [...this.entries].map(([k, text]): [string, unknown] => [k, JSON.parse(text)]));
+      writeSegment(this.folder!, [...this.entries]);
     } catch {
       return; // a read-only or full cache: keep the segments as they are
     }
@@ -126,7 +122,7 @@ export function writeSegment(folder: string, items: Array<[string, unknown]>): s
  * Reads every complete segment of a folder into `into`; returns the names it read. A segment
  * whose trailer is missing or does not match its bytes is skipped whole.
  */
-export function readSegments(folder: string, into: Pick<Map<string, unknown>, 'set'>): string[] {
+export function readSegments(folder: string, into: Map<string, unknown>): string[] {
   const read = new Set<string>();
   // Lists again when a segment vanished between listing and reading (another reader folded it).
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -172,7 +168,7 @@ export function parseSegment(text: string): Array<[string, unknown]> | undefined
 }
 
 /** The cache format before segments: one append-only JSON Lines file; a torn line is skipped. */
-function readLegacy(file: string, into: Pick<Map<string, unknown>, 'set'>): void {
+function readLegacy(file: string, into: Map<string, unknown>): void {
   if (!existsSync(file)) return;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
