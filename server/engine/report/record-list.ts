@@ -4,16 +4,16 @@
  * One record as a JavaScript object costs several times its JSON (an object, a hidden class per
  * shape, a heap number per fraction, often an array of top-5 classes): about 350 bytes for a
  * clean record, 70 MB at 200,000 rows. Here each record is its JSON text, UTF-8, in 1 MB chunks
- * (about 70 bytes for a clean record), with 16 bytes of position per record; a record is parsed
- * again when it is read. Records are JSON already (the results cache and records.jsonl store
- * them so), so what comes back is what a cache hit or a report read back would give.
+ * (about 60 bytes for a clean record: its image index is kept beside), with 16 bytes of position
+ * per record; a record is parsed again when it is read. Records are JSON already (the results
+ * cache and records.jsonl store them so), so what comes back is what a cache hit or a report
+ * read back would give.
  *
- * `view` is what SummaryContext and ProbeResult.records hold: a read-only array-like that makes
+ * `view` is what ProbeResult.records holds, and what summarize gets when the probe folds its
+ * records (Probe.foldsRecords; other probes get toArray()): a read-only array-like that makes
  * each record on access, in image order, like ImageTable's entries. It indexes, iterates, maps,
- * filters and serialises like the array it stands for; every read parses again, so a probe that
- * reads its records many times, or keeps them, makes an array once (`[...records]`): its memory
- * then grows with the data while it summarises. Writing to a record it hands out changes
- * nothing: artifacts go through setArtifacts.
+ * filters and serialises like the array it stands for, and every read parses again. Writing to a
+ * record it hands out changes nothing: artifacts go through setArtifacts.
  */
 import { viewOf } from './array-view';
 
