@@ -4,11 +4,11 @@
  * diagnostics survive a restart of the editor, and re-read when a file watcher or an audit says
  * one changed.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadPerImage } from '../engine/report/per-image';
-import { READABLE_SCHEMA_VERSIONS, type Report } from '../engine/report/schema';
+import { readReport } from '../engine/report/load';
+import type { Report } from '../engine/report/schema';
 import type { ReportSummary } from '../protocol';
 
 export const REPORTS_DIR = join('.skeptic', 'reports');
@@ -75,15 +75,14 @@ export class ReportStore {
       return undefined;
     }
     try {
-      const raw = JSON.parse(readFileSync(file, 'utf8')) as Report;
-      if (!READABLE_SCHEMA_VERSIONS.includes(raw.schemaVersion) || !Array.isArray(raw.findings)) throw new Error(`schema version ${String(raw.schemaVersion)} is not supported`);
-      // version 2 keeps the image table, records and all findings in JSON Lines files beside it
-      const report = loadPerImage(raw, folder);
+      // the engine's loader, as `skeptic compare` uses it: the same checks, messages naming the file
+      const report = readReport(file);
       this.byFolder.set(folder, { folder, report, summary: summarize(report, folder) });
       return undefined;
     } catch (e) {
       this.byFolder.delete(folder);
-      return `${file}: ${(e as Error).message}`;
+      const message = (e as Error).message;
+      return message.startsWith(folder) ? message : `${file}: ${message}`;
     }
   }
 

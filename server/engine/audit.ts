@@ -19,6 +19,7 @@ import { centre } from './image/ops';
 import { writeNpy, writePng } from './image/files';
 import type { FindingDraft, ImageKeeper, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
 import { ImageTable } from './report/image-table';
+import { RecordList } from './report/record-list';
 import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
 import { ENGINE_VERSION, TOOL_VERSION } from './version';
@@ -86,7 +87,8 @@ interface ProbeState {
   limit: number;
   seen: number;
   cache: ProbeCache<object>;
-  records: ProbeRecord<object>[];
+  /** Its records, compact (report/record-list.ts): a record costs its JSON, not an object. */
+  records: RecordList<ProbeRecord<object>>;
   failed?: string;
   ms: number;
 }
@@ -124,7 +126,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
       probe,
       limit: probe.imageLimit?.(model) ?? 0,
       seen: 0,
-      records: [],
+      records: new RecordList(),
       ms: 0,
       cache: new ProbeCache<object>(opts.cacheDir, cacheScope(probe.id, probe.cacheParams ?? probe.params)),
     };
@@ -191,12 +193,14 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         if (opts.signal?.aborted) throw new CancelledError();
         const t0 = Date.now();
         const todo: ProbeImage[] = [];
+        // the batch's records in image order (hits and computed ones interleave)
+        const got: ProbeRecord<object>[] = [];
         for (const img of usable) {
           if (capped(state, img.record)) break;
           state.seen++;
           const hit = state.cache.get(imageKey(img.sha256, img.label));
           if (hit) {
-            state.records.push({ ...hit, image: img.image });
+            got.push({ ...hit, image: img.image });
             cacheHits++;
           } else todo.push(img);
         }
@@ -211,13 +215,14 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
               // a full disk or an unwritable cache fails the probe, naming the file (the CLI exits 2)
               throw new Error(`cannot write the results cache ${state.cache.folder}: ${fsReason(e)}`);
             }
-            todo.forEach((img, j) => state.records.push({ ...recs[j], image: img.image }));
+            todo.forEach((img, j) => got.push({ ...recs[j], image: img.image }));
             cacheMisses += todo.length;
           } catch (e) {
             if (e instanceof CancelledError || opts.signal?.aborted) throw e;
             state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
           }
         }
+        for (const r of got.sort((a, b) => a.image - b.image)) state.records.push(r);
         state.ms += Date.now() - t0;
       }
       for (const { state, keeper } of keepers) {
@@ -247,13 +252,13 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
   for (const state of states) {
     const { probe } = state;
     if (!opts.evaluateOnly) report('summarizing', probe.id);
-    state.records.sort((a, b) => a.image - b.image);
+    state.records.trim();
     const result: ProbeResult = {
       title: probe.title,
       status: state.failed ? 'failed' : cancelled ? 'cancelled' : 'ok',
       params: probe.params,
       metrics: {},
-      records: opts.evaluateOnly ? state.records : [],
+      records: opts.evaluateOnly ? state.records.view : [],
       count: state.records.length,
     };
     if (state.failed) result.reason = state.failed;
@@ -261,11 +266,12 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
       try {
         const progress = (step: string) => opts.onProgress?.({ done, total, phase: 'summarizing', probe: probe.id, cacheHits, step });
         const cache = opts.cacheDir ? (name: string, params: unknown) => new ProbeCache<object>(opts.cacheDir, cacheScope(`${probe.id}-${name}`, params)) : undefined;
-        const summary = await probe.summarize(state.records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir, progress, cache });
+        const records = probe.foldsRecords ? state.records.view : state.records.toArray();
+        const summary = await probe.summarize(records, { model, dataset, seed, signal: opts.signal, images, className, outDir: opts.outDir, progress, cache });
         result.headline = summary.headline;
         result.metrics = summary.metrics;
         if (summary.plots) result.plots = summary.plots;
-        result.records = summary.records ?? state.records;
+        result.records = summary.records ?? state.records.view;
         for (const f of summary.findings) findings.push({ ...f, probe: probe.id });
         if (summary.render?.length && probe.render && opts.outDir) renders.push({ state, result, images: new Set(summary.render) });
       } catch (e) {
@@ -392,11 +398,14 @@ async function renderArtifacts(
     for (const job of jobs) {
       const mine = decoded.filter((d) => job.images.has(d.image));
       if (!mine.length) continue;
-      const byImage = new Map(job.state.records.map((r) => [r.image, r]));
-      const files = await job.state.probe.render!(mine, mine.map((d) => byImage.get(d.image)!), renderCtx);
-      for (const rec of job.result.records) {
-        const f = files.get(rec.image);
-        if (f?.length) rec.artifacts = f;
+      const files = await job.state.probe.render!(mine, mine.map((d) => job.state.records.byImage(d.image)!), renderCtx);
+      if (job.result.records === job.state.records.view) {
+        for (const [image, f] of files) if (f.length) job.state.records.setArtifacts(image, f);
+      } else {
+        for (const rec of job.result.records) {
+          const f = files.get(rec.image);
+          if (f?.length) rec.artifacts = f;
+        }
       }
       for (const d of findings) {
         const f = d.image !== undefined && d.probe === job.state.probe.id ? files.get(d.image) : undefined;

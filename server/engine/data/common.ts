@@ -162,6 +162,12 @@ export interface Listing {
   /** Every item, in dataset order (record.index = position here). */
   records: DatasetRecord[];
   warnings: string[];
+  /**
+   * Marks item `index` unusable after listing (a label the model does not have), dropping its
+   * label when asked; for listings whose records are made when read (manifests), where setting
+   * `problem` on a record would change nothing. Absent: the records are objects, set them.
+   */
+  setProblem?(index: number, problem: string, dropLabel?: boolean): void;
   /** Decodes the given records (a subset of `records`, in order), skipping those with a problem. */
   stream(records: readonly DatasetRecord[], spec: DecodeSpec, opts: StreamOptions, cfg: DecodeConfig): AsyncIterable<Sample[]>;
 }

@@ -72,12 +72,17 @@ function positiveInt(name: string, v: number | undefined, dflt: number): number 
 }
 
 /** Marks the records whose label is not one of the model's `k` classes (e.g. 42 for 10 classes). */
-function outOfRange(records: DatasetRecord[], k: number): void {
-  for (const r of records) {
-    if (r.problem || r.label === undefined || (r.label >= 0 && r.label < k)) continue;
-    r.problem = `${describe(r)}: label ${r.label} is not a class of the model (it has ${k} classes, 0 to ${k - 1})`;
-    r.label = undefined;
-  }
+function outOfRange(listing: Listing, k: number): void {
+  const mark =
+    listing.setProblem ??
+    ((i: number, problem: string) => {
+      listing.records[i].problem = problem;
+      listing.records[i].label = undefined;
+    });
+  listing.records.forEach((r, i) => {
+    if (r.problem || r.label === undefined || (r.label >= 0 && r.label < k)) return;
+    mark(i, `${describe(r)}: label ${r.label} is not a class of the model (it has ${k} classes, 0 to ${k - 1})`, true);
+  });
 }
 
 export async function openDataset(path: string, opts: OpenDatasetOptions = {}): Promise<Dataset> {
@@ -131,7 +136,7 @@ async function open(path: string, opts: OpenDatasetOptions): Promise<Dataset> {
     }
   }
 
-  if (opts.numClasses !== undefined) outOfRange(listing.records, opts.numClasses);
+  if (opts.numClasses !== undefined) outOfRange(listing, opts.numClasses);
   const records = stratifiedSample(listing.records, opts.limit, opts.seed ?? 0);
   const cfg = { concurrency, maxPixels };
   return {

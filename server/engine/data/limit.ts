@@ -10,6 +10,7 @@
  */
 import { SkepticInputError } from '../errors';
 import { mulberry32, shuffleInPlace } from '../random';
+import { viewOf } from '../report/array-view';
 import type { DatasetRecord } from '../types';
 
 function groupKey(r: DatasetRecord): string {
@@ -17,10 +18,12 @@ function groupKey(r: DatasetRecord): string {
   return r.label === undefined ? 'unlabelled' : `class ${r.label}`;
 }
 
+/** The whole listing, or a sample of it. A listing whose records are made when read (a
+ *  manifest's) is not copied into objects: the sample is a view of the chosen positions. */
 export function stratifiedSample(records: readonly DatasetRecord[], limit?: number, seed = 0): DatasetRecord[] {
-  if (limit === undefined) return records.slice();
+  if (limit === undefined) return records as DatasetRecord[];
   if (!Number.isSafeInteger(limit) || limit < 1) throw new SkepticInputError(`--limit must be a positive integer, not ${limit}`);
-  if (limit >= records.length) return records.slice();
+  if (limit >= records.length) return records as DatasetRecord[];
 
   const groups = new Map<string, number[]>(); // in order of first appearance
   records.forEach((r, i) => {
@@ -50,6 +53,6 @@ export function stratifiedSample(records: readonly DatasetRecord[], limit?: numb
   members.forEach((g, i) => {
     for (const idx of shuffleInPlace(g.slice(), rng).slice(0, quota[i])) chosen.push(idx);
   });
-  chosen.sort((a, b) => a - b);
-  return chosen.map((i) => records[i]);
+  const at = Int32Array.from(chosen).sort();
+  return viewOf(() => at.length, (k) => records[at[k]]);
 }

@@ -22,13 +22,13 @@
  * file, invalid JSON, a CSV syntax error) become records with a `problem`, never a crash.
  */
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve, sep } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse/sync';
 import { SkepticInputError } from '../errors';
-import type { DatasetRecord } from '../types';
-import { checkFiles, isImageName, isInside, LISTING_PROGRESS_EVERY, listSome, relPosix, sortStrings, type Listing, type ReadOptions } from './common';
+import { fileProblem, isImageName, isInside, LISTING_PROGRESS_EVERY, listSome, relPosix, sortStrings, STAT_CONCURRENCY, type Listing, type ReadOptions } from './common';
+import { ManifestRecords } from './manifest-records';
 import { indexLabel, isIntegerString, LabelMatcher, labelText, type LabelResult } from './labels';
 import { streamFiles } from './stream';
 
@@ -51,9 +51,14 @@ interface Row {
   error?: string;
 }
 
+/** Rows to go through, once or a few times, in order. */
+interface Rows extends Iterable<Row> {
+  readonly length: number;
+}
+
 interface Table {
   columns: string[];
-  rows: Row[];
+  rows: Rows;
   warnings: string[];
 }
 
@@ -89,19 +94,49 @@ const isBlank = (cells: unknown[]): boolean => cells.every((c) => labelText(c) =
  * forces the parser (for the test that both agree).
  */
 export function csvRows(buf: Buffer, starts = lineStarts(buf), viaParser = false): Row[] {
-  if (!viaParser && !buf.includes(0x22)) {
-    const rows: Row[] = [];
+  return [...csvRowSource(buf, starts, viaParser)];
+}
+
+/** csvRows, but a file without quotes is split again on each pass instead of held as row objects
+ *  (a 200,000-row manifest held so was about 50 MB at the peak of listing it). */
+function csvRowSource(buf: Buffer, starts: number[], viaParser = false): Rows {
+  if (!viaParser && !buf.includes(0x22)) return new SplitRows(buf, starts, 0);
+  return parsedRows(buf, starts);
+}
+
+/** The non-blank rows of a quote-free CSV from line index `first` on, split by commas when read. */
+class SplitRows implements Rows {
+  readonly length: number;
+  constructor(
+    private readonly buf: Buffer,
+    private readonly starts: number[],
+    private readonly first: number,
+  ) {
+    let n = 0;
+    for (const _ of this) n++;
+    this.length = n;
+  }
+
+  /** The rows after `row` (one of these). */
+  after(row: Row): SplitRows {
+    return new SplitRows(this.buf, this.starts, row.line);
+  }
+
+  *[Symbol.iterator](): Iterator<Row> {
+    const { buf, starts } = this;
     const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
-    for (let i = 0; i < starts.length; i++) {
+    for (let i = this.first; i < starts.length; i++) {
       let end = i + 1 < starts.length ? starts[i + 1] : buf.length;
       while (end > starts[i] && (buf[end - 1] === 0x0a || buf[end - 1] === 0x0d)) end--;
       const from = i === 0 ? Math.min(bom, end) : starts[i];
       if (end === from) continue; // skip_empty_lines
       const values = buf.toString('utf8', from, end).split(',');
-      if (!isBlank(values)) rows.push({ line: i + 1, values });
+      if (!isBlank(values)) yield { line: i + 1, values };
     }
-    return rows;
   }
+}
+
+function parsedRows(buf: Buffer, starts: number[]): Row[] {
   const skipped: Row[] = [];
   // csv-parse counts a \r\n inside a quoted field as two lines, so its info.lines drifts after
   // such a row. The row's first line is taken from byte offsets instead: info.bytes is where the
@@ -130,10 +165,14 @@ export function csvRows(buf: Buffer, starts = lineStarts(buf), viaParser = false
 async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
   const buf = await readFile(file);
   const starts = lineStarts(buf);
-  const all = csvRows(buf, starts);
-  const headerAt = all.findIndex((r) => !r.error);
-  if (headerAt < 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
-  const header = (all[headerAt].values as string[]).map((c) => c.trim());
+  const all = csvRowSource(buf, starts);
+  let first: Row | undefined;
+  for (const r of all) if (!r.error) {
+    first = r;
+    break;
+  }
+  if (!first) throw new SkepticInputError(`manifest ${file} is empty`, file);
+  const header = (first.values as string[]).map((c) => c.trim());
   const warnings: string[] = [];
   const known = new Set(PATH_COLUMNS);
   const named = header.some((h) => known.has(normColumn(h)));
@@ -143,7 +182,7 @@ async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
     const columns = header.map((_, i) => (i === 0 ? 'path' : i === 1 ? 'label' : `column${i + 1}`));
     return { columns, rows: all, warnings };
   }
-  return { columns: header, rows: all.filter((_, i) => i !== headerAt), warnings };
+  return { columns: header, rows: all instanceof SplitRows ? all.after(first) : (all as Row[]).filter((r) => r !== first), warnings };
 }
 
 async function readJsonl(file: string): Promise<Table> {
@@ -195,10 +234,15 @@ function chooseColumns(file: string, table: Table, opts: ReadOptions) {
     if (i === undefined) throw new SkepticInputError(`manifest ${file} has no column ${JSON.stringify(name)} (given as ${flag}; ${found})`, file, 1);
     return i;
   };
-  const values = (i: number) => rows.filter((r) => r.values).map((r) => labelText(r.values![i])).filter((v): v is string => v !== undefined);
   const allIntegers = (i: number) => {
-    const v = values(i);
-    return v.length > 0 && v.every(isIntegerString);
+    let any = false;
+    for (const r of rows) {
+      const v = r.values ? labelText(r.values[i]) : undefined;
+      if (v === undefined) continue;
+      if (!isIntegerString(v)) return false;
+      any = true;
+    }
+    return any;
   };
   const present = (names: string[]) => names.map((n) => findColumn(columns, n)).filter((i): i is number => i !== undefined);
 
@@ -266,16 +310,15 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
     }
   }
 
-  const records: DatasetRecord[] = [];
-  const ids = new Set<string>();
+  // The listing is kept by column (manifest-records.ts): records are made when read.
+  const records = new ManifestRecords(file, root, base);
   let duplicates = 0;
   const unknownLabels = new Set<string>();
   for (const row of table.rows) {
     if (records.length % LISTING_PROGRESS_EVERY === 0) opts.onProgress?.({ done: records.length, total: table.rows.length, step: `reading ${base}` });
-    const rec: DatasetRecord = { index: records.length, id: `${base}:${row.line}`, file, manifest: file, line: row.line };
-    records.push(rec);
+    const i = records.add(row.line);
     if (row.error || !row.values) {
-      rec.problem = `${at(row.line)}: ${row.error ?? 'unreadable row'}`;
+      records.setProblem(i, `${at(row.line)}: ${row.error ?? 'unreadable row'}`);
       continue;
     }
     const problems: string[] = [];
@@ -290,15 +333,8 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
       const abs = resolve(root, sep === '/' ? p.replace(/\\/g, '/') : p);
       if (!isInside(root, abs)) {
         problems.push(`image path ${JSON.stringify(p)} points outside the manifest's folder ${root}`);
-      } else {
-        rec.file = abs;
-        let id = relPosix(root, abs);
-        if (ids.has(id)) {
-          duplicates++;
-          id = `${id} (row ${row.line})`;
-        }
-        ids.add(id);
-        rec.id = id;
+      } else if (records.setPath(i, relPosix(root, abs))) {
+        duplicates++; // its id gets " (row N)"
       }
     }
     if (cols.label !== undefined) {
@@ -310,29 +346,75 @@ export async function listManifest(file: string, kind: 'csv' | 'jsonl', opts: Re
           ? `no label (column ${JSON.stringify(table.columns[cols.label])} is empty)`
           : `label ${JSON.stringify(raw)} is not a class index or name`);
       } else {
-        rec.labelName = name ?? v;
+        records.setLabelName(i, name ?? v);
         const r = toLabel(v);
-        if ('label' in r) rec.label = r.label;
+        if ('label' in r) records.setLabel(i, r.label);
         else {
           problems.push(r.error);
           if (!cols.labelIsIndex) unknownLabels.add(v);
         }
       }
     }
-    if (problems.length) rec.problem = `${at(row.line)}: ${problems.join('; ')}`;
+    if (problems.length) records.setProblem(i, `${at(row.line)}: ${problems.join('; ')}`);
   }
+  records.finish();
   if (records.length === 0) throw new SkepticInputError(`manifest ${file} has a header but no rows`, file);
   if (unknownLabels.size) {
     warnings.push(`${base}: ${unknownLabels.size} label names are not among the model's classes (${listSome(sortStrings(unknownLabels))}); those rows are not evaluated`);
   }
   if (duplicates) warnings.push(`${base} lists ${duplicates} images more than once`);
   const progress = opts.onProgress && ((done: number, total: number) => opts.onProgress!({ done, total, step: `checking the files of ${base}` }));
-  await checkFiles(records, (r) => `${at(r.line!)}: ${r.id}`, root, opts.followSymlinks, progress);
-  return { kind, path: file, root, classes, records, warnings, stream: streamFiles };
+  await checkRows(records, (i) => `${at(records.line(i))}: ${records.get(i).id}`, opts.followSymlinks, progress);
+  return {
+    kind,
+    path: file,
+    root,
+    classes,
+    records: records.view,
+    warnings,
+    stream: streamFiles,
+    setProblem: (i, problem, dropLabel) => {
+      records.setProblem(i, problem);
+      if (dropLabel) records.setLabel(i, undefined);
+    },
+  };
+}
+
+/**
+ * Sets the problem of the rows whose file is missing, empty, not a file or a link out of the
+ * root (common.ts fileProblem), checking each distinct file once, in row order, with progress
+ * counted in rows as checkFiles does.
+ */
+async function checkRows(
+  records: ManifestRecords,
+  prefix: (i: number) => string,
+  followSymlinks = false,
+  progress?: (done: number, total: number) => void,
+): Promise<void> {
+  const { root } = records;
+  const realRoot = followSymlinks ? undefined : await realpath(root).catch(() => root);
+  const dirs = new Map<string, Promise<string>>();
+  const checks = new Array<Promise<string | undefined> | undefined>(records.paths.length);
+  let total = 0;
+  for (let i = 0; i < records.length; i++) if (!records.hasProblem(i)) total++;
+  let next = 0;
+  let checked = 0;
+  const worker = async () => {
+    while (next < records.length) {
+      const i = next++;
+      if (records.hasProblem(i)) continue;
+      const slot = records.slot(i);
+      const p = (checks[slot] ??= fileProblem(join(root, records.paths[slot]), root, followSymlinks, realRoot, dirs));
+      const problem = await p;
+      if (problem) records.setProblem(i, `${prefix(i)}: ${problem}`);
+      if (++checked % LISTING_PROGRESS_EVERY === 0) progress?.(checked, total);
+    }
+  };
+  await Promise.all(Array.from({ length: STAT_CONCURRENCY }, worker));
 }
 
 /** classes[i] = the name written beside index i, when every index 0..max has exactly one name. */
-function denseNames(rows: Row[], labelCol: number, nameCol: number): string[] | undefined {
+function denseNames(rows: Rows, labelCol: number, nameCol: number): string[] | undefined {
   const names = new Map<number, string>();
   for (const r of rows) {
     if (!r.values) continue;

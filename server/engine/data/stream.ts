@@ -150,6 +150,14 @@ export async function fileSample(record: DatasetRecord, spec: DecodeSpec, opts: 
 
 /** stream() for datasets of image files (folders and manifests). */
 export function streamFiles(records: readonly DatasetRecord[], spec: DecodeSpec, opts: StreamOptions, cfg: DecodeConfig): AsyncIterable<Sample[]> {
-  const usable = records.filter((r) => !r.problem);
-  return batched(usable, (r) => fileSample(r, spec, opts, cfg), opts, cfg.concurrency);
+  return batched(usable(records), (r) => fileSample(r, spec, opts, cfg), opts, cfg.concurrency);
+}
+
+/** The records without a problem, one at a time: a listing whose records are made when read
+ *  (a manifest's) is not turned into an array of every record for the length of the audit. */
+export function* usable(records: readonly DatasetRecord[]): Generator<DatasetRecord> {
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    if (!r.problem) yield r;
+  }
 }

@@ -29,6 +29,7 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
     params: { nearChanceFactor },
     cacheParams: {},
     margin: 0,
+    foldsRecords: true,
     rules: {
       'clean/non-finite-output': {
         name: 'NonFiniteOutput',
@@ -65,13 +66,27 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
     },
 
     summarize(records, ctx) {
+      // One pass, folding into counts and sums: the records may be a lazy view of 200,000 rows
+      // (report/record-list.ts), so nothing here keeps them. Sums run in record order, as before.
       const k = ctx.model.info.numClasses;
-      const labelled = records.filter((r) => r.correct !== undefined);
-      const correct = labelled.filter((r) => r.correct).length;
       const perClass = new Map<number, { n: number; correct: number }>();
       const confusion = new Map<string, number>();
+      let count = 0;
+      let labelledN = 0;
+      let correct = 0;
       let top5Hits = 0;
-      for (const r of labelled) {
+      let nonFinite = 0;
+      const conf = { all: 0, correct: 0, wrong: 0 };
+      for (const r of records) {
+        count++;
+        conf.all += r.conf;
+        if (r.nonFinite) nonFinite++;
+        if (r.correct === undefined) continue;
+        labelledN++;
+        if (r.correct) {
+          correct++;
+          conf.correct += r.conf;
+        } else conf.wrong += r.conf;
         const label = ctx.images[r.image].label!;
         const c = perClass.get(label) ?? { n: 0, correct: 0 };
         c.n++;
@@ -81,17 +96,17 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
         confusion.set(key, (confusion.get(key) ?? 0) + 1);
         if (r.top5?.includes(label)) top5Hits++;
       }
-      const accuracy = labelled.length ? correct / labelled.length : null;
-      const mean = (xs: number[]) => (xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length) : null);
+      const accuracy = labelledN ? correct / labelledN : null;
+      const mean = (sum: number, n: number) => (n ? round(sum / n) : null);
       const metrics: Record<string, unknown> = {
-        count: records.length,
-        labelled: labelled.length,
+        count,
+        labelled: labelledN,
         correct,
         accuracy: accuracy === null ? null : round(accuracy),
-        top5Accuracy: k > 5 && labelled.length ? round(top5Hits / labelled.length) : undefined,
-        meanConfidence: mean(records.map((r) => r.conf)),
-        meanConfidenceCorrect: mean(labelled.filter((r) => r.correct).map((r) => r.conf)),
-        meanConfidenceWrong: mean(labelled.filter((r) => !r.correct).map((r) => r.conf)),
+        top5Accuracy: k > 5 && labelledN ? round(top5Hits / labelledN) : undefined,
+        meanConfidence: mean(conf.all, count),
+        meanConfidenceCorrect: mean(conf.correct, correct),
+        meanConfidenceWrong: mean(conf.wrong, labelledN - correct),
         perClass: [...perClass.entries()]
           .sort((a, b) => a[0] - b[0])
           .map(([cls, c]) => ({ class: cls, name: ctx.className(cls), n: c.n, correct: c.correct, accuracy: round(c.correct / c.n) })),
@@ -106,26 +121,25 @@ export function cleanProbe(params: Record<string, unknown> = {}): Probe<CleanRec
       // label order that does not match the model's, not a bad model: say so loudly.
       const findings: FindingDraft[] = [];
       const chance = 1 / k;
-      if (accuracy !== null && labelled.length >= 20 && accuracy < chance * nearChanceFactor) {
+      if (accuracy !== null && labelledN >= 20 && accuracy < chance * nearChanceFactor) {
         findings.push({
           rule: 'clean/near-chance',
           severity: 'warning' as const,
           message:
             `Clean accuracy ${(accuracy * 100).toFixed(1)}% is near chance (${(chance * 100).toFixed(1)}%) on ` +
-            `${labelled.length} labelled images: check the preprocessing and that the dataset's labels use the model's class order.`,
+            `${labelledN} labelled images: check the preprocessing and that the dataset's labels use the model's class order.`,
           metrics: { accuracy: round(accuracy), chance: round(chance) },
         });
       }
       // NaN or ±Inf scores: argmax falls back to class 0 and softmax to uniform, so the accuracy
       // above is an artefact; the model itself is broken (or fed inputs it overflows on).
-      const nonFinite = records.filter((r) => r.nonFinite).length;
       metrics.nonFinite = nonFinite;
       if (nonFinite) {
         findings.push({
           rule: 'clean/non-finite-output',
           severity: 'error' as const,
-          message: `The model's scores hold NaN or ±Infinity for ${nonFinite} of ${records.length} images: its predictions on them mean nothing (check the model's export and the preprocessing's scale).`,
-          metrics: { nonFinite, count: records.length },
+          message: `The model's scores hold NaN or ±Infinity for ${nonFinite} of ${count} images: its predictions on them mean nothing (check the model's export and the preprocessing's scale).`,
+          metrics: { nonFinite, count },
         });
       }
       const headline =

@@ -138,6 +138,13 @@ export interface Probe<R extends object = Record<string, unknown>> {
    * decoded twice. What it keeps is held in memory for summarize, not cached.
    */
   keeper?(dataset: Dataset, ctx: ProbeContext): ImageKeeper | undefined;
+  /**
+   * True when summarize reads its records once, in order, and keeps none (it folds them into
+   * counts and sums): it is then given a lazy view that parses each record as it is read, and
+   * the audit's memory stays flat however many images there are. Other probes get an array of
+   * every record while they summarise (their memory grows with the data then).
+   */
+  readonly foldsRecords?: boolean;
   /** Optional: what run() will cost on this model, in words, for the user before it starts. */
   budget?(model: LoadedModel): string;
   summarize(records: ProbeRecord<R>[], ctx: SummaryContext): ProbeSummary | Promise<ProbeSummary>;

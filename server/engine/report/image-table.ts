@@ -11,6 +11,7 @@
  * out changes nothing, so the audit goes through setSha and setError.
  */
 import type { DatasetRecord } from '../types';
+import { viewOf } from './array-view';
 import type { ImageEntry } from './schema';
 
 type Locate = (file: string) => { path: string; uri: string };
@@ -82,46 +83,7 @@ export class ImageTable {
   }
 }
 
-/** An index property key ("0", "17"), as a number; undefined for any other key. */
-function indexKey(key: string | symbol, n: number): number | undefined {
-  if (typeof key !== 'string' || key === '' || key.length > 15) return undefined;
-  const i = Number(key);
-  return Number.isInteger(i) && i >= 0 && i < n && String(i) === key ? i : undefined;
-}
-
 /** A read-only array of the table's entries, each made when it is read. */
 function entriesView(table: ImageTable): ImageEntry[] {
-  const target: ImageEntry[] = [];
-  return new Proxy(target, {
-    get(t, key, receiver) {
-      if (key === 'length') return table.length;
-      const i = indexKey(key, table.length);
-      if (i !== undefined) return table.entry(i);
-      return Reflect.get(t, key, receiver);
-    },
-    has(t, key) {
-      return indexKey(key, table.length) !== undefined || Reflect.has(t, key);
-    },
-    ownKeys() {
-      const keys: string[] = [];
-      for (let i = 0; i < table.length; i++) keys.push(String(i));
-      keys.push('length');
-      return keys;
-    },
-    getOwnPropertyDescriptor(t, key) {
-      if (key === 'length') return { value: table.length, writable: true, enumerable: false, configurable: false };
-      const i = indexKey(key, table.length);
-      if (i !== undefined) return { value: table.entry(i), writable: false, enumerable: true, configurable: true };
-      return Reflect.getOwnPropertyDescriptor(t, key);
-    },
-    set() {
-      return false;
-    },
-    defineProperty() {
-      return false;
-    },
-    deleteProperty() {
-      return false;
-    },
-  });
+  return viewOf(() => table.length, (i) => table.entry(i));
 }
