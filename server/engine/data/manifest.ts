@@ -21,10 +21,8 @@
  * Rows that cannot be used (no path, a path leaving the manifest's folder, a missing or empty
  * file, invalid JSON, a CSV syntax error) become records with a `problem`, never a crash.
  */
-import { createReadStream } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse/sync';
 import { SkepticInputError } from '../errors';
 import { fileProblem, isImageName, isInside, LISTING_PROGRESS_EVERY, listSome, relPosix, sortStrings, STAT_CONCURRENCY, type Listing, type ReadOptions } from './common';
@@ -186,37 +184,56 @@ async function readCsv(file: string, opts: ReadOptions): Promise<Table> {
 }
 
 async function readJsonl(file: string): Promise<Table> {
-  const objects: Array<{ line: number; obj?: Record<string, unknown>; error?: string }> = [];
-  const columns: string[] = [];
-  const seen = new Set<string>();
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let line = 0;
-  for await (const text of lines) {
-    line++;
-    const t = line === 1 ? text.replace(/^\uFEFF/, '').trim() : text.trim();
-    if (t === '') continue;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(t);
-    } catch (e) {
-      objects.push({ line, error: `invalid JSON (${(e as Error).message})` });
-      continue;
-    }
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      objects.push({ line, error: 'not a JSON object' });
-      continue;
-    }
-    for (const k of Object.keys(obj)) {
-      if (!seen.has(k)) {
+  const rows = new JsonlRows(await readFile(file));
+  if (rows.length === 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
+  return { columns: rows.columns, rows, warnings: [] };
+}
+
+/**
+ * The non-blank lines of a JSON Lines manifest, parsed again on each pass (like SplitRows) so
+ * that a large manifest is not held as one object per row; the first pass finds the columns
+ * (every key, in order of first appearance) and counts the rows.
+ */
+class JsonlRows implements Rows {
+  readonly length: number;
+  readonly columns: string[] = [];
+  private readonly starts: number[];
+  constructor(private readonly buf: Buffer) {
+    this.starts = lineStarts(buf);
+    const seen = new Set<string>();
+    let n = 0;
+    for (const { obj } of this.objects()) {
+      n++;
+      if (obj) for (const k of Object.keys(obj)) if (!seen.has(k)) {
         seen.add(k);
-        columns.push(k);
+        this.columns.push(k);
       }
     }
-    objects.push({ line, obj: obj as Record<string, unknown> });
+    this.length = n;
   }
-  if (objects.length === 0) throw new SkepticInputError(`manifest ${file} is empty`, file);
-  const rows = objects.map((o) => (o.obj ? { line: o.line, values: columns.map((c) => o.obj![c]) } : { line: o.line, error: o.error }));
-  return { columns, rows, warnings: [] };
+
+  private *objects(): Generator<{ line: number; obj?: Record<string, unknown>; error?: string }> {
+    const { buf, starts } = this;
+    for (let i = 0; i < starts.length; i++) {
+      const raw = buf.toString('utf8', starts[i], i + 1 < starts.length ? starts[i + 1] : buf.length);
+      const line = i + 1;
+      const t = i === 0 ? raw.replace(/^\uFEFF/, '').trim() : raw.trim();
+      if (t === '') continue;
+      let obj: unknown;
+      try {
+        obj = JSON.parse(t);
+      } catch (e) {
+        yield { line, error: `invalid JSON (${(e as Error).message})` };
+        continue;
+      }
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) yield { line, error: 'not a JSON object' };
+      else yield { line, obj: obj as Record<string, unknown> };
+    }
+  }
+
+  *[Symbol.iterator](): Iterator<Row> {
+    for (const o of this.objects()) yield o.obj ? { line: o.line, values: this.columns.map((c) => o.obj![c]) } : { line: o.line, error: o.error };
+  }
 }
 
 /** Index of the column named `wanted`, or undefined. */
