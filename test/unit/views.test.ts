@@ -316,7 +316,7 @@ test('the default audit gives the same report at batch sizes 5 and 32 and at any
       assert.deepEqual(reports[0].findings, r.findings);
     }
     // the run sizes those audits used: a 12-view plan (ood's shape) on 28×28 takes 64 sources
-    // sized from the input, 1 at one pass per run, 8 (96 passes) at 100
+    // sized from the input (the whole batch), 1 at one pass per run, 8 (96 passes) at 100
     const plan = (views: number): ViewPlan => ({ channels: 1, height: 28, width: 28, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
     assert.equal(sourcesPerRun(plan(12)), 64);
     setViewRunPasses(1);
@@ -330,19 +330,27 @@ test('the default audit gives the same report at batch sizes 5 and 32 and at any
   }
 });
 
-test('view runs are sized by forward passes: at most 2^21 input values, whole sources, at least one source', async () => {
-  const { runPasses, sourcesPerRun } = await import('../../server/engine/views');
+test('view runs are sized by forward passes: at most 2^20 input values, whole sources, at least one source, runs of nearly equal size', async () => {
+  const { balancedStep, runPasses, sourcesPerRun } = await import('../../server/engine/views');
   const plan = (C: number, H: number, W: number, views: number): ViewPlan => ({ channels: C, height: H, width: W, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
-  // mnist-8: 2,674 passes; a 76-view plan (corruptions) takes 35 sources (2,660 passes), a
-  // 43-view one (shift) 62, a 12-view one the cap of 64
-  assert.equal(runPasses(plan(1, 28, 28, 1)), Math.floor(2 ** 21 / 784));
-  assert.equal(sourcesPerRun(plan(1, 28, 28, 76)), 35);
-  assert.equal(sourcesPerRun(plan(1, 28, 28, 43)), 62);
+  // mnist-8: 1,337 passes; a 76-view plan (corruptions) takes 17 sources (1,292 passes), a
+  // 43-view one (shift) 31, a 12-view one the cap of 64
+  assert.equal(runPasses(plan(1, 28, 28, 1)), Math.floor(2 ** 20 / 784));
+  assert.equal(sourcesPerRun(plan(1, 28, 28, 76)), 17);
+  assert.equal(sourcesPerRun(plan(1, 28, 28, 43)), 31);
   assert.equal(sourcesPerRun(plan(1, 28, 28, 12)), 64);
-  // CIFAR size: 682 passes; ImageNet size: 13, so every image runs alone with all its views
-  assert.equal(sourcesPerRun(plan(3, 32, 32, 41)), 16);
+  // CIFAR size: 341 passes; ImageNet size: 6, so every image runs alone with all its views
+  assert.equal(sourcesPerRun(plan(3, 32, 32, 41)), 8);
   assert.equal(sourcesPerRun(plan(3, 224, 224, 41)), 1);
-  assert.equal(sourcesPerRun(plan(3, 224, 224, 2)), 6);
+  assert.equal(sourcesPerRun(plan(3, 224, 224, 2)), 3);
+  // a batch of 32 at 31 per run: two runs of 16 (not 31 and 1); at 17: two of 16; at 64: one;
+  // at 1: 32 of 1; 33 at 16: three of 11
+  assert.equal(balancedStep(32, 31), 16);
+  assert.equal(balancedStep(32, 17), 16);
+  assert.equal(balancedStep(32, 64), 32);
+  assert.equal(balancedStep(32, 1), 1);
+  assert.equal(balancedStep(33, 16), 11);
+  assert.equal(balancedStep(0, 16), 1);
 });
 
 test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise) equal image/corrupt.ts bit for bit', async () => {

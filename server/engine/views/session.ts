@@ -27,20 +27,20 @@ import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 /**
  * Pixel values of the views one session.run feeds the model: runs are sized by forward passes
- * (sources × views), at most RUN_VALUES / (C·H·W): 2,674 for mnist-8's 28×28 inputs, 682 at
- * 32×32×3, and one source's views for an ImageNet-size input. Measured on mnist-8 (2 cores):
- * - the model costs about the same per pass from 128 to 2,432 passes per run and twice as much
- *   at 4,096 (its activations fall out of the caches): the previous size, 4M values and up to 64
- *   sources, gave 4,864 passes per run to a 76-view plan at --batch 64;
+ * (sources × views), at most RUN_VALUES / (C·H·W): 1,337 for mnist-8's 28×28 inputs, 341 at
+ * 32×32×3, and one source's views for an ImageNet-size input; the sources a probe hands over
+ * are split into runs of nearly equal size. Measured on mnist-8 (2 cores, loaded):
+ * - a session's first two runs cost far more than the others: ORT's arena grows to the run's
+ *   activations and the fresh pages are faulted in (0.3–0.6 s each at 1,376 passes against
+ *   40 ms warm): 7.7 of the default audit's 29 s inside session.run at up to 2,432 passes per run
+ *   (the previous size, 4M values and up to 64 sources). That cost follows the largest run;
  * - every run has a fixed cost that grows with the view graph's nodes: the corruptions graph
- *   (about 600 nodes per run) spends 7 ms per run in ORT's executor and 6 ms in tiny kernels, so
- *   runs of 300 passes made the default audit slower (CPU inside session.run 10.6 → 14.5 s, one
- *   thread) although they fault in a third of the memory;
- * - a session's first two runs at a new size cost 0.3–0.6 s each at 1,376 passes (ORT's arena
- *   grows and its fresh pages are faulted in) against 40 ms warm: once per session, so large
- *   runs win over an audit of hundreds of images.
+ *   (about 600 nodes) spends 7 ms per run in ORT's executor and 6 ms in tiny kernels, so runs of
+ *   300 passes made the default audit slower (CPU inside session.run 10.6 → 14.5 s, one thread);
+ * - the model costs about the same per pass from 128 to 2,432 passes per run and twice as much
+ *   at 4,096 (its activations fall out of the caches).
  */
-const RUN_VALUES = 1 << 21;
+const RUN_VALUES = 1 << 20;
 const MAX_SOURCES_PER_RUN = 64;
 /**
  * ORT's memory patterns off for the view sessions: with them, the second run at each new input
@@ -108,7 +108,7 @@ export async function runViews<T>(
   use: (item: T, scores: ViewPrediction, first: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const step = runner.sourcesPerRun;
+  const step = balancedStep(items.length, runner.sourcesPerRun);
   const make = async (from: number) => Promise.all(items.slice(from, from + step).map(source));
   let next = items.length ? make(0) : undefined;
   for (let from = 0; from < items.length; from += step) {
@@ -142,6 +142,12 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
     r.catch(() => byPlan!.delete(key));
   }
   return r;
+}
+
+/** Sources per run for `count` sources at most `perRun` a run, in as few runs as that takes and
+ *  of nearly equal size (32 sources at 31 a run: two runs of 16, not 31 and 1). */
+export function balancedStep(count: number, perRun: number): number {
+  return count <= perRun ? Math.max(1, count) : Math.ceil(count / Math.ceil(count / perRun));
 }
 
 /** Forward passes a session.run aims at for views of this size (at least 1). */
@@ -275,8 +281,9 @@ class Runner implements ViewRunner {
     const logits = new Float32Array(rows * K);
     const probs = new Float32Array(rows * K);
     let feats: { dims: number; data: Float32Array } | undefined;
-    for (let first = 0; first < sources.length; first += this.sourcesPerRun) {
-      const chunk = sources.slice(first, first + this.sourcesPerRun);
+    const step = balancedStep(sources.length, this.sourcesPerRun);
+    for (let first = 0; first < sources.length; first += step) {
+      const chunk = sources.slice(first, first + step);
       const feeds = feedsFor(this.plan, this.slots, chunk);
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
