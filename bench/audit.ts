@@ -8,10 +8,15 @@
  * pair's ratio is printed, with the load average before and after it. Beside wall time, the
  * process's CPU time (all threads) of the audit and of the bare loop: on a machine other
  * processes load, wall time measures the load as much as the work, CPU time mostly the work.
+ * Minor page faults too: memory a session touches for the first time (its arena growing to the
+ * largest run) is faulted in page by page, which costs a VM dearly.
+ * Per probe, the sessions created while it ran and the time ORT took to create them, and the
+ * time of each session's first two runs (where its arena grows: see views/session.ts).
  *
  *   node --import tsx bench/audit.ts [--batch 32] [--repeat 1] [--mnist 1000] [--imagenet 100]
  *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet]
  *                                    [--save DIR]   (writes each case's report.json there, to compare metrics)
+ *                                    [--run-passes N]  (forward passes per run of the view sessions)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST).
  *
@@ -33,6 +38,7 @@ import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { sessionOptions } from '../server/engine/model/providers';
 import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
+import { setViewRunPasses } from '../server/engine/views';
 
 const { values } = parseArgs({
   options: {
@@ -45,6 +51,7 @@ const { values } = parseArgs({
     case: { type: 'string' },
     device: { type: 'string', default: 'cpu' },
     save: { type: 'string' },
+    'run-passes': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -52,6 +59,8 @@ const batchSize = Number(values.batch);
 const repeat = Number(values.repeat);
 const probeIds = values.probes ? values.probes.split(',') : DEFAULT_PROBES;
 const device = values.device as 'cpu' | 'cuda' | 'auto';
+// Forward passes per session.run of the view sessions (views/session.ts sizes them from the input otherwise).
+if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 
 const CASES = [
   { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
@@ -60,30 +69,54 @@ const CASES = [
 
 interface Tally {
   runMs: number;
+  /** CPU time of the process (all threads) while session.run ran. */
+  runCpuMs: number;
   runs: number;
   passes: number;
+  /** Wall time of each session's first two runs (its arena grows, memory is faulted in). */
+  firstMs: number;
+  /** Sessions created while the probe ran, and the wall time their creation took. */
+  sessions: number;
+  createMs: number;
 }
 let current = '-';
 let K = 0;
 const tallies = new Map<string, Tally>();
 const tally = (p: string) => {
   let t = tallies.get(p);
-  if (!t) tallies.set(p, (t = { runMs: 0, runs: 0, passes: 0 }));
+  if (!t) tallies.set(p, (t = { runMs: 0, runCpuMs: 0, firstMs: 0, runs: 0, passes: 0, sessions: 0, createMs: 0 }));
   return t;
 };
 /** User + system CPU time of this process (all its threads: ORT's, sharp's, the main one), ms. */
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType> } }).prototype;
 const origRun = proto.run;
+const runsOf = new WeakMap<object, number>();
 proto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const out = await origRun.apply(this, args);
   const t = tally(current);
   t.runMs += performance.now() - t0;
+  t.runCpuMs += cpuMs(process.cpuUsage(c0));
+  const n = runsOf.get(this) ?? 0;
+  runsOf.set(this, n + 1);
+  if (n < 2) t.firstMs += performance.now() - t0;
   t.runs++;
   const scores = Object.values(out).find((x) => x.dims.length === 2 && Number(x.dims[1]) === K);
   if (scores) t.passes += Number(scores.dims[0]);
   return out;
+};
+// Session creation (graph building is not in it: that is the caller's JavaScript), charged like runs.
+const Session = ort.InferenceSession as unknown as { create: (...a: unknown[]) => Promise<ort.InferenceSession> };
+const origCreate = Session.create.bind(Session);
+Session.create = async (...args: unknown[]) => {
+  const t0 = performance.now();
+  const s = await origCreate(...args);
+  const t = tally(current);
+  t.createMs += performance.now() - t0;
+  t.sessions++;
+  return s;
 };
 
 async function main() {
@@ -91,7 +124,7 @@ async function main() {
     console.log(`skipped: no fixtures at ${FIXTURES}`);
     return;
   }
-  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}`);
+  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}`);
   for (const c of CASES) {
     const modelPath = join(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
@@ -108,12 +141,13 @@ async function main() {
     const dims = (rows: number) => (model.info.layout === 'NHWC' ? [rows, H, W, C] : [rows, C, H, W]);
     const bareLoop = async (passes: number) => {
       const c1 = process.cpuUsage();
+      const f1 = process.resourceUsage().minorPageFault;
       const t1 = performance.now();
       for (let done = 0; done < passes; done += batchSize) {
         const rows = Math.min(batchSize, passes - done);
         await origRun.call(session, { [inputName]: new ort.Tensor('float32', x.subarray(0, rows * C * H * W), dims(rows)) });
       }
-      return { ms: performance.now() - t1, cpu: cpuMs(process.cpuUsage(c1)) };
+      return { ms: performance.now() - t1, cpu: cpuMs(process.cpuUsage(c1)), faults: process.resourceUsage().minorPageFault - f1 };
     };
 
     // Each repeat is an audit and, right after it, the bare loop over its passes: on a shared
@@ -126,6 +160,7 @@ async function main() {
       const load0 = loadavg()[0];
       const ds = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit });
       const c0 = process.cpuUsage();
+      const f0 = process.resourceUsage().minorPageFault;
       const t0 = performance.now();
       const report = await audit(model, ds, {
         probes: createProbes(probeIds),
@@ -136,6 +171,7 @@ async function main() {
       });
       const wall = performance.now() - t0;
       const cpu = cpuMs(process.cpuUsage(c0));
+      const faults = process.resourceUsage().minorPageFault - f0;
       current = '-';
       if (values.save) {
         mkdirSync(values.save, { recursive: true });
@@ -144,24 +180,28 @@ async function main() {
       const per = new Map<string, Tally & { wallMs: number }>();
       for (const [id, ms] of Object.entries(report.run.timingsMs ?? {})) per.set(id, { ...tally(id), wallMs: ms });
       for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });
-      const { ms: b, cpu: bCpu } = await bareLoop([...per.values()].reduce((a, t) => a + t.passes, 0));
-      pairs.push(`wall ${(wall / 1000).toFixed(1)} / ${(b / 1000).toFixed(1)} s = ${(wall / b).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(bCpu / 1000).toFixed(1)} s = ${(cpu / bCpu).toFixed(2)} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
+      const { ms: b, cpu: bCpu, faults: bFaults } = await bareLoop([...per.values()].reduce((a, t) => a + t.passes, 0));
+      pairs.push(`wall ${(wall / 1000).toFixed(1)} / ${(b / 1000).toFixed(1)} s = ${(wall / b).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(bCpu / 1000).toFixed(1)} s = ${(cpu / bCpu).toFixed(2)}, minor page faults ${faults} / ${bFaults} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
       bare = Math.min(bare, b);
       if (!best || wall < best.wall) best = { wall, per };
     }
     const { wall, per } = best!;
     const passes = [...per.values()].reduce((a, t) => a + t.passes, 0);
     const runMs = [...per.values()].reduce((a, t) => a + t.runMs, 0);
+    const runCpuMs = [...per.values()].reduce((a, t) => a + t.runCpuMs, 0);
+    const firstMs = [...per.values()].reduce((a, t) => a + t.firstMs, 0);
     await session.release();
     await model.dispose();
 
     console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ' (best of each)' : ''}`);
     console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
-    console.log('probe          wall s   session.run s   runs   forward passes');
-    for (const [id, t] of per) {
-      console.log(`${id.padEnd(14)} ${(t.wallMs / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${String(t.runs).padStart(4)}   ${String(t.passes).padStart(14)}`);
-    }
-    console.log(`${'total'.padEnd(14)} ${(wall / 1000).toFixed(1).padStart(6)}   ${(runMs / 1000).toFixed(1).padStart(13)}   ${''.padStart(4)}   ${String(passes).padStart(14)}`);
+    const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);
+    const sessions = [...per.values()].reduce((a, t) => a + t.sessions, 0);
+    console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s');
+    const row = (id: string, w: number, t: Tally) =>
+      console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}`);
+    for (const [id, t] of per) row(id, t.wallMs, t);
+    row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs });
   }
 }
 

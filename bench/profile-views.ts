@@ -6,7 +6,7 @@
  * model (its preprocessing included).
  *
  *   node --import tsx bench/profile-views.ts [--case imagenet|mnist] [--probes corruptions] [--images 4]
- *                                            [--top 15] [--keep DIR]
+ *                                            [--top 15] [--keep DIR] [--run-passes N]
  *
  * Needs ../shared/fixtures. A diagnostic, not a target: bench/audit.ts holds the target.
  */
@@ -19,6 +19,7 @@ import { audit } from '../server/engine/audit';
 import { openDataset } from '../server/engine/data';
 import { loadModel } from '../server/engine/model';
 import { createProbes } from '../server/engine/probes';
+import { setViewRunPasses } from '../server/engine/views';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     keep: { type: 'string' },
     fixtures: { type: 'string' },
     batch: { type: 'string', default: '32' },
+    'run-passes': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -37,6 +39,7 @@ const CASES = {
   mnist: { model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit', labels: undefined, images: 256 },
 } as const;
 const c = CASES[values.case as keyof typeof CASES];
+if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 if (!c) throw new Error(`--case imagenet|mnist`);
 
 const dir = values.keep ? resolve(values.keep) : mkdtempSync(join(tmpdir(), 'skeptic-profile-'));

@@ -4,7 +4,20 @@
  * its position, so an image gets the same randomness whether it is audited alone or in a crowd
  * (and cached results stay valid under --limit).
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+/**
+ * The first 4 bytes (little-endian) of sha256(seed ‖ ("\0" ‖ part)*). One-shot crypto.hash where
+ * Node has it (20.12+): 2.5 against 4.6 µs per call, and the corruptions probe derives dozens of
+ * seeds per image; the incremental hash of the same bytes elsewhere.
+ */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
+function seedHash(seed: number, parts: string[]): number {
+  if (oneShot) return oneShot('sha256', parts.length ? `${seed}\0${parts.join('\0')}` : String(seed), 'buffer').readUInt32LE(0);
+  const h = crypto.createHash('sha256').update(String(seed));
+  for (const p of parts) h.update('\0').update(p);
+  return h.digest().readUInt32LE(0);
+}
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0,1). */
 export function mulberry32(seed: number): () => number {
@@ -20,9 +33,7 @@ export function mulberry32(seed: number): () => number {
 
 /** A PRNG seeded from the run's seed and any number of strings (probe id, image hash...). */
 export function derivedRng(seed: number, ...parts: string[]): () => number {
-  const h = createHash('sha256').update(String(seed));
-  for (const p of parts) h.update('\0').update(p);
-  return mulberry32(h.digest().readUInt32LE(0));
+  return mulberry32(seedHash(seed, parts));
 }
 
 /** Fisher–Yates shuffle in place with the given PRNG. */
@@ -45,9 +56,7 @@ export function gaussian(rng: () => number): number {
 
 /** The 32-bit seed derivedRng(seed, ...parts) starts mulberry32 from (for generators that fill arrays). */
 export function derivedSeed(seed: number, ...parts: string[]): number {
-  const h = createHash('sha256').update(String(seed));
-  for (const p of parts) h.update('\0').update(p);
-  return h.digest().readUInt32LE(0);
+  return seedHash(seed, parts);
 }
 
 /**

@@ -316,27 +316,67 @@ test('the ood probe\'s views equal generateOod for every set with the same seed'
   }
 });
 
-test('the default audit gives the same report at batch sizes 5 and 32 (views made in runs of other sizes)', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
+test('the default audit gives the same report at batch sizes 5 and 32 and at any view run size (one source per run, several, all of a batch)', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
   const { audit } = await import('../../server/engine/audit');
   const { openDataset } = await import('../../server/engine/data');
   const { createProbes, DEFAULT_PROBES } = await import('../../server/engine/probes');
+  const { setViewRunPasses, sourcesPerRun } = await import('../../server/engine/views');
   const model = await loadModel(join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { device: 'cpu', preprocess: 'unit' });
   try {
     const reports = [];
-    for (const batchSize of [5, 32]) {
+    // run passes: sized from the input (all of a batch's sources in one run here), 1 (each
+    // source alone), 100 (a few sources per run, the last run of a batch shorter)
+    for (const [batchSize, passes] of [[5, undefined], [32, undefined], [32, 1], [24, 100]] as const) {
+      setViewRunPasses(passes);
       const ds = await openDataset(join(FIXTURES, 'mnist'), { limit: 24 });
       const r = await audit(model, ds, { probes: createProbes(DEFAULT_PROBES, { patches: { evidenceRate: 0.5 } }), batchSize, seed: 3 });
       reports.push(r);
     }
-    for (const id of DEFAULT_PROBES) {
-      assert.equal(reports[0].probes[id].status, 'ok', `${id}: ${reports[0].probes[id].reason}`);
-      assert.deepEqual(reports[0].probes[id].metrics, reports[1].probes[id].metrics, `${id} metrics`);
-      assert.deepEqual(reports[0].probes[id].records, reports[1].probes[id].records, `${id} records`);
+    setViewRunPasses(undefined);
+    for (const r of reports.slice(1)) {
+      for (const id of DEFAULT_PROBES) {
+        assert.equal(reports[0].probes[id].status, 'ok', `${id}: ${reports[0].probes[id].reason}`);
+        assert.deepEqual(reports[0].probes[id].metrics, r.probes[id].metrics, `${id} metrics`);
+        assert.deepEqual(reports[0].probes[id].records, r.probes[id].records, `${id} records`);
+      }
+      assert.deepEqual(reports[0].findings, r.findings);
     }
-    assert.deepEqual(reports[0].findings, reports[1].findings);
+    // the run sizes those audits used: a 12-view plan (ood's shape) on 28×28 takes 64 sources
+    // sized from the input (the whole batch), 1 at one pass per run, 8 (96 passes) at 100
+    const plan = (views: number): ViewPlan => ({ channels: 1, height: 28, width: 28, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
+    assert.equal(sourcesPerRun(plan(12)), 64);
+    setViewRunPasses(1);
+    assert.equal(sourcesPerRun(plan(12)), 1);
+    setViewRunPasses(100);
+    assert.equal(sourcesPerRun(plan(12)), 8);
+    setViewRunPasses(undefined);
   } finally {
+    setViewRunPasses(undefined);
     await model.dispose();
   }
+});
+
+test('view runs are sized by forward passes: at most 2^20 input values, whole sources, at least one source, runs of nearly equal size', async () => {
+  const { balancedStep, runPasses, sourcesPerRun } = await import('../../server/engine/views');
+  const plan = (C: number, H: number, W: number, views: number): ViewPlan => ({ channels: C, height: H, width: W, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
+  // mnist-8: 1,337 passes; a 76-view plan (corruptions) takes 17 sources (1,292 passes), a
+  // 43-view one (shift) 31, a 12-view one the cap of 64
+  assert.equal(runPasses(plan(1, 28, 28, 1)), Math.floor(2 ** 20 / 784));
+  assert.equal(sourcesPerRun(plan(1, 28, 28, 76)), 17);
+  assert.equal(sourcesPerRun(plan(1, 28, 28, 43)), 31);
+  assert.equal(sourcesPerRun(plan(1, 28, 28, 12)), 64);
+  // CIFAR size: 341 passes; ImageNet size: 6, so every image runs alone with all its views
+  assert.equal(sourcesPerRun(plan(3, 32, 32, 41)), 8);
+  assert.equal(sourcesPerRun(plan(3, 224, 224, 41)), 1);
+  assert.equal(sourcesPerRun(plan(3, 224, 224, 2)), 3);
+  // a batch of 32 at 31 per run: two runs of 16 (not 31 and 1); at 17: two of 16; at 64: one;
+  // at 1: 32 of 1; 33 at 16: three of 11
+  assert.equal(balancedStep(32, 31), 16);
+  assert.equal(balancedStep(32, 17), 16);
+  assert.equal(balancedStep(32, 64), 32);
+  assert.equal(balancedStep(32, 1), 1);
+  assert.equal(balancedStep(33, 16), 11);
+  assert.equal(balancedStep(0, 16), 1);
 });
 
 test('the CPU-made corruption views (shot noise with cached Poisson constants, impulse noise, glass blur\'s shuffle) equal image/corrupt.ts bit for bit, written in place or not', async () => {

@@ -45,11 +45,16 @@ export function cudaInstalled(): boolean {
   }
 }
 
-/** Session options for every session Skeptic creates; threads.ts says how many CPU threads. */
-export function sessionOptions(ep: Provider, level: OptLevel = 'all'): ort.InferenceSession.SessionOptions {
+/**
+ * Session options for every session Skeptic creates; threads.ts says how many CPU threads.
+ * `memPattern: false` turns off ORT's memory patterns (views/session.ts: a pattern is planned
+ * per input shape on the second run, another large allocation faulted in page by page).
+ */
+export function sessionOptions(ep: Provider, level: OptLevel = 'all', memPattern = true): ort.InferenceSession.SessionOptions {
   const threads = cpuThreads();
   return {
     ...(threads ? { intraOpNumThreads: threads } : {}),
+    ...(memPattern ? {} : { enableMemPattern: false }),
     executionProviders: [ep],
     graphOptimizationLevel: level,
     executionMode: 'sequential',
@@ -94,11 +99,11 @@ function candidates(device: DeviceChoice): Provider[] {
 }
 
 /** Creates a session on the first provider of `device`'s list that starts. */
-export async function createSession(bytes: Uint8Array, device: DeviceChoice, file: string, level: OptLevel = 'all'): Promise<CreatedSession> {
+export async function createSession(bytes: Uint8Array, device: DeviceChoice, file: string, level: OptLevel = 'all', memPattern = true): Promise<CreatedSession> {
   const fallbacks: string[] = [];
   for (const ep of candidates(device)) {
     if (ep === 'cpu') {
-      return { session: await createOn(bytes, 'cpu', file, level), used: 'cpu', fallbacks };
+      return { session: await createOn(bytes, 'cpu', file, level, memPattern), used: 'cpu', fallbacks };
     }
     const known = unavailable.get(ep);
     if (known) {
@@ -120,7 +125,7 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
       continue;
     }
     try {
-      const session = await ort.InferenceSession.create(bytes, sessionOptions(ep, level));
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(ep, level, memPattern));
       return { session, used: ep, fallbacks };
     } catch (e) {
       const why = firstLine(e);
@@ -133,9 +138,9 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
 }
 
 /** Creates a session on one provider; a failure is the model's fault (SkepticInputError). */
-export async function createOn(bytes: Uint8Array, ep: Provider, file: string, level: OptLevel = 'all'): Promise<ort.InferenceSession> {
+export async function createOn(bytes: Uint8Array, ep: Provider, file: string, level: OptLevel = 'all', memPattern = true): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(bytes, sessionOptions(ep, level));
+    return await ort.InferenceSession.create(bytes, sessionOptions(ep, level, memPattern));
   } catch (e) {
     throw new SkepticInputError(`${file}: ONNX Runtime cannot load the model (${firstLine(e)})`, file);
   }

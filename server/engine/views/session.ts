@@ -25,9 +25,42 @@ import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 
 const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
-/** Pixel values of views per session.run: several small images share a run, a large one runs alone. */
-const RUN_VALUES = 1 << 22;
+/**
+ * Pixel values of the views one session.run feeds the model: runs are sized by forward passes
+ * (sources × views), at most RUN_VALUES / (C·H·W): 1,337 for mnist-8's 28×28 inputs, 341 at
+ * 32×32×3, and one source's views for an ImageNet-size input; the sources a probe hands over
+ * are split into runs of nearly equal size. Measured on mnist-8 (2 cores, loaded):
+ * - a session's first two runs cost far more than the others: ORT's arena grows to the run's
+ *   activations and the fresh pages are faulted in (0.3–0.6 s each at 1,376 passes against
+ *   40 ms warm): 7.7 of the default audit's 29 s inside session.run at up to 2,432 passes per run
+ *   (the previous size, 4M values and up to 64 sources). That cost follows the largest run;
+ * - every run has a fixed cost that grows with the view graph's nodes: the corruptions graph
+ *   (about 600 nodes) spends 7 ms per run in ORT's executor and 6 ms in tiny kernels, so runs of
+ *   300 passes made the default audit slower (CPU inside session.run 10.6 → 14.5 s, one thread);
+ * - the model costs about the same per pass from 128 to 2,432 passes per run and twice as much
+ *   at 4,096 (its activations fall out of the caches).
+ */
+const RUN_VALUES = 1 << 20;
 const MAX_SOURCES_PER_RUN = 64;
+/**
+ * ORT's memory patterns off for the view sessions: with them, the second run at each new input
+ * size plans and allocates one more block the size of the run's activations, faulted in anew.
+ * Measured (CPU ms of the first runs of a fresh session, one thread, warm runs unchanged):
+ * MobileNetV2-int8 at 76 rows 640–680 → 230–250 for the second run; mnist-8 at 1,376 rows
+ * 260–330 → 130–210, at 256 rows 80–100 → 7.
+ */
+const MEM_PATTERN = false;
+/** Forward passes per run when a test or benchmark sets it (setViewRunPasses), else undefined. */
+let runPassesOverride: number | undefined;
+
+/**
+ * Sets the forward passes per session.run of the view runners built from now on (undefined:
+ * sized from the input as above). For the tests (the same report at any run size) and benchmarks.
+ */
+export function setViewRunPasses(passes: number | undefined): void {
+  if (passes !== undefined && !(Number.isInteger(passes) && passes >= 1)) throw new RangeError(`view run passes must be a positive integer, not ${passes}`);
+  runPassesOverride = passes;
+}
 
 /**
  * Ops whose meaning is the same at opset 11 as in every earlier opset that has them (for the
@@ -75,7 +108,7 @@ export async function runViews<T>(
   use: (item: T, scores: ViewPrediction, first: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const step = runner.sourcesPerRun;
+  const step = balancedStep(items.length, runner.sourcesPerRun);
   const make = async (from: number) => Promise.all(items.slice(from, from + step).map(source));
   let next = items.length ? make(0) : undefined;
   for (let from = 0; from < items.length; from += step) {
@@ -100,20 +133,32 @@ const cache = new WeakMap<LoadedModel, Map<string, Promise<ViewRunner>>>();
 export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): Promise<ViewRunner> {
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
-  const key = `${planKey(plan)}|${features?.tensor ?? ''}`;
+  const perRun = sourcesPerRun(plan);
+  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}`;
   let r = byPlan.get(key);
   if (!r) {
-    r = build(model, plan, features);
+    r = build(model, plan, perRun, features);
     byPlan.set(key, r);
     r.catch(() => byPlan!.delete(key));
   }
   return r;
 }
 
-/** Sources per session.run: several small images share a run, a large one runs alone. */
-function sourcesPerRun(plan: ViewPlan): number {
-  const per = plan.channels * plan.height * plan.width;
-  return Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(RUN_VALUES / (plan.ops.length * per))));
+/** Sources per run for `count` sources at most `perRun` a run, in as few runs as that takes and
+ *  of nearly equal size (32 sources at 31 a run: two runs of 16, not 31 and 1). */
+export function balancedStep(count: number, perRun: number): number {
+  return count <= perRun ? Math.max(1, count) : Math.ceil(count / Math.ceil(count / perRun));
+}
+
+/** Forward passes a session.run aims at for views of this size (at least 1). */
+export function runPasses(plan: Pick<ViewPlan, 'channels' | 'height' | 'width'>): number {
+  return runPassesOverride ?? Math.max(1, Math.floor(RUN_VALUES / (plan.channels * plan.height * plan.width)));
+}
+
+/** Sources per session.run: as many as fit the run's passes (all of an image's views go in one
+ *  run, so an image with more views than that runs alone). */
+export function sourcesPerRun(plan: ViewPlan): number {
+  return Math.max(1, Math.min(MAX_SOURCES_PER_RUN, Math.floor(runPasses(plan) / plan.ops.length)));
 }
 
 /** Releases the sessions of every plan built for a model (the model's dispose() calls it). */
@@ -125,28 +170,28 @@ export async function releaseViews(model: LoadedModel): Promise<void> {
   for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
 }
 
-async function build(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): Promise<ViewRunner> {
+async function build(model: LoadedModel, plan: ViewPlan, perRun: number, features?: ViewFeatures): Promise<ViewRunner> {
   if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
     throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
   }
-  const composed = await composedModel(model, plan, features?.tensor).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+  const composed = await composedModel(model, plan, perRun, features?.tensor).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
   let reason: string;
   if ('bytes' in composed) {
     try {
-      const created = await createSession(composed.bytes, model.device.used, model.path);
-      return new Runner(plan, created.session, composed.output, model, 'composed', undefined, features);
+      const created = await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN);
+      return new Runner(plan, perRun, created.session, composed.output, model, 'composed', undefined, features);
     } catch (e) {
       reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
     }
   } else reason = composed.reason;
-  const alone = standaloneViewModel(plan, 13, sourcesPerRun(plan) === 1);
+  const alone = standaloneViewModel(plan, 13, perRun === 1);
   const device = model.device.used;
-  const session = await createOn(alone.bytes, device, 'view graph').catch(() => createOn(alone.bytes, 'cpu', 'view graph'));
-  return new Runner(plan, session, alone.output, model, 'standalone', reason);
+  const session = await createOn(alone.bytes, device, 'view graph', 'all', MEM_PATTERN).catch(() => createOn(alone.bytes, 'cpu', 'view graph', 'all', MEM_PATTERN));
+  return new Runner(plan, perRun, session, alone.output, model, 'standalone', reason);
 }
 
 /** The model's pixel-space graph with the view graph in front, or why it cannot be. */
-async function composedModel(model: LoadedModel, plan: ViewPlan, feature?: string): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
+async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
@@ -174,7 +219,7 @@ async function composedModel(model: LoadedModel, plan: ViewPlan, feature?: strin
     raiseIr(m, VIEW_MIN_OPSET);
   }
 
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), sourcesPerRun(plan) === 1);
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1);
   const pixel = run.feed.name;
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   last.output = [pixel];
@@ -203,10 +248,10 @@ class Runner implements ViewRunner {
   readonly features: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly slots: ReturnType<typeof slotCounts>;
-  readonly sourcesPerRun: number;
 
   constructor(
     private readonly plan: ViewPlan,
+    readonly sourcesPerRun: number,
     private readonly session: ort.InferenceSession,
     private readonly output: string,
     private readonly model: LoadedModel,
@@ -217,7 +262,6 @@ class Runner implements ViewRunner {
     this.features = mode === 'composed' && !!feature;
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
-    this.sourcesPerRun = sourcesPerRun(plan);
   }
 
   async release(): Promise<void> {
@@ -237,8 +281,9 @@ class Runner implements ViewRunner {
     const logits = new Float32Array(rows * K);
     const probs = new Float32Array(rows * K);
     let feats: { dims: number; data: Float32Array } | undefined;
-    for (let first = 0; first < sources.length; first += this.sourcesPerRun) {
-      const chunk = sources.slice(first, first + this.sourcesPerRun);
+    const step = balancedStep(sources.length, this.sourcesPerRun);
+    for (let first = 0; first < sources.length; first += step) {
+      const chunk = sources.slice(first, first + step);
       const feeds = feedsFor(this.plan, this.slots, chunk);
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
