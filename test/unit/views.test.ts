@@ -196,6 +196,33 @@ test('corruption views equal image/corrupt.ts with the same seed: same noise dra
   }
 });
 
+test('per-image corruption inputs given back with recycle() and filled for another image equal a fresh set bit for bit (every value is written again), every corruption and the extras', async () => {
+  const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS } = await import('../../server/engine/image/corrupt');
+  const { corruptionViews } = await import('../../server/engine/views/corruptions');
+  const { derivedSeed } = await import('../../server/engine/random');
+  for (const [C, H] of [[1, 12], [3, 70]] as const) {
+    const list = [...MAIN, ...EXTRA_CORRUPTIONS].flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
+    const seed = (k: number) => (name: string, s: number) => derivedSeed(k, `corruptions/${name}/${s}`, 'sha');
+    // a set made for a bright image and given back, then filled for a dark one
+    const pooled = corruptionViews(list, H, H);
+    const first = await pooled.inputs(image(C, H, H, 1, 255), seed(1));
+    for (const v of Object.values(first)) (v as Float32Array).fill(7); // anything left over would show
+    pooled.recycle(first);
+    const again = await pooled.inputs(image(C, H, H, 2, 255), seed(2));
+    assert.equal(again, first, 'the given-back set is reused');
+    const fresh = await corruptionViews(list, H, H).inputs(image(C, H, H, 2, 255), seed(2));
+    assert.deepEqual(Object.keys(again).sort(), Object.keys(fresh).sort());
+    for (const k of Object.keys(fresh) as Array<keyof typeof fresh>) {
+      const a = again[k] as ArrayLike<number>;
+      const b = fresh[k] as ArrayLike<number>;
+      assert.equal(a.length, b.length, `${k} length`);
+      let firstDiff = -1;
+      for (let i = 0; i < b.length && firstDiff < 0; i++) if (!Object.is(a[i], b[i])) firstDiff = i;
+      assert.equal(firstDiff, -1, `${C}×${H}×${H} ${String(k)}: value ${firstDiff} differs`);
+    }
+  }
+});
+
 test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is longer than the line, reflect-padded Convs when not) and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
   const { corrupt } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');

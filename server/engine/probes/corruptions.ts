@@ -119,7 +119,10 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
     await runViews(
       runner,
       images,
-      async (img) => ({ source: img.context, inputs: await made.inputs(img.pixels, seed(img)) }),
+      async (img) => {
+        const inputs = await made.inputs(img.pixels, seed(img));
+        return { source: img.context, inputs, done: () => made.recycle(inputs) };
+      },
       (img, out, base) => records.set(img, record(img, out, base)),
       ctx.signal,
     );

@@ -88,6 +88,8 @@ export interface ViewInputs {
 export interface ViewSource {
   source: PixelImage;
   inputs?: ViewInputs;
+  /** Called by runViews once the run that read this source is over (its buffers may be reused). */
+  done?: () => void;
 }
 
 /** How many slots of each per-image input a plan reads (perm: values, all tiles slots together). */

@@ -120,6 +120,7 @@ export async function runViews<T>(
     next = from + step < items.length ? make(from + step) : undefined;
     next?.catch(() => undefined);
     const scores = await running;
+    for (const s of sources) s.done?.();
     items.slice(from, from + step).forEach((item, i) => use(item, scores, i * runner.views));
   }
 }
