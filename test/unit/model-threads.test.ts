@@ -58,6 +58,8 @@ test('the choice reaches session options and the report; SKEPTIC_THREADS overrid
     setCpuThreads(3);
     assert.equal(cpuThreads(), 3);
     assert.equal(sessionOptions('cpu').intraOpNumThreads, 3);
+    // intra-op threads sleep between kernels instead of spinning (providers.ts says why)
+    assert.deepEqual((sessionOptions('cpu') as { extra?: unknown }).extra, { session: { intra_op: { allow_spinning: '0' } } });
     const m = await loadModel(DEMO_MODEL, { device: 'cpu' });
     assert.equal(m.device.threads, 3);
     await m.dispose();
