@@ -4,7 +4,6 @@
  * for a seed, and every stimulus labelled with A's class as shape and B's class as texture.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   backgroundPlane, boxBlur, compose, edgeControl, fillHoles, otsu, quiltTexture, shapeCarrier, silhouetteControl,

@@ -13,7 +13,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
-import type { Dataset, DatasetRecord, LabelSet } from '../types';
+import type { Dataset, LabelSet } from '../types';
 import { fsReason, notRegular } from '../fs/files';
 import { describe, isImageName, type Listing, type ListingProgress } from './common';
 export type { ListingProgress } from './common';
