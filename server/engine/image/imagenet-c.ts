@@ -443,10 +443,11 @@ export function bilinearTaps(index: Int32Array, weight: Float32Array, n: number,
   const x0 = Math.floor(cx);
   const fy = cy - y0;
   const fx = cx - x0;
-  const ya = border(y0, H) * W;
-  const yb = border(y0 + 1, H) * W;
-  const xa = border(x0, W);
-  const xb = border(x0 + 1, W);
+  setTaps(index, weight, n, p, border(y0, H) * W, border(y0 + 1, H) * W, border(x0, W), border(x0 + 1, W), fy, fx);
+}
+
+/** Writes pixel p's four taps (rows ya, yb as offsets, columns xa, xb) and their bilinear weights into planes 0–3. */
+function setTaps(index: Int32Array, weight: Float32Array, n: number, p: number, ya: number, yb: number, xa: number, xb: number, fy: number, fx: number): void {
   index[p] = ya + xa;
   index[n + p] = ya + xb;
   index[2 * n + p] = yb + xa;
@@ -531,7 +532,7 @@ function elasticAffineTaps(H: number, W: number, affine: number, rng: () => numb
   const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
   const inv = invertAffine(affineThrough(src, dst));
-  // bilinearTaps(…, reflect101) written out (no call and no border callback per pixel): the same values
+  // bilinearTaps(…, reflect101) with the border inlined (no border callback per pixel): the same values
   const [i0, i1, i2, i3, i4, i5] = inv;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
@@ -540,20 +541,11 @@ function elasticAffineTaps(H: number, W: number, affine: number, rng: () => numb
       const sy = i3 * x + i4 * y + i5;
       const y0 = Math.floor(sy);
       const x0 = Math.floor(sx);
-      const fy = sy - y0;
-      const fx = sx - x0;
       const ya = (y0 >= 0 && y0 < H ? y0 : reflect101(y0, H)) * W;
       const yb = (y0 + 1 >= 0 && y0 + 1 < H ? y0 + 1 : reflect101(y0 + 1, H)) * W;
       const xa = x0 >= 0 && x0 < W ? x0 : reflect101(x0, W);
       const xb = x0 + 1 >= 0 && x0 + 1 < W ? x0 + 1 : reflect101(x0 + 1, W);
-      index[p] = ya + xa;
-      index[n + p] = ya + xb;
-      index[2 * n + p] = yb + xa;
-      index[3 * n + p] = yb + xb;
-      weight[p] = (1 - fy) * (1 - fx);
-      weight[n + p] = (1 - fy) * fx;
-      weight[2 * n + p] = fy * (1 - fx);
-      weight[3 * n + p] = fy * fx;
+      setTaps(index, weight, n, p, ya, yb, xa, xb, sy - y0, sx - x0);
     }
   }
 }

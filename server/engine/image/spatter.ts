@@ -22,16 +22,9 @@
  */
 import { gaussian } from '../random';
 import type { PixelImage } from '../types';
-import { filterPlane, gaussianWeights } from './imagenet-c';
+import { filterPlane, gaussianWeights, reflect101 } from './imagenet-c';
 
 const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
-
-/** OpenCV's BORDER_REFLECT_101 (filter2D's and blur's default): …, 2, 1 | 0, 1, 2, … */
-function reflect101(i: number, n: number): number {
-  if (n === 1) return 0;
-  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * n - 2 - i;
-  return i;
-}
 
 /** skimage.filters.gaussian(plane, σ) (scipy's sampled kernel, truncate 4, border 'nearest'), float64. */
 export function skimageGaussian(plane: ArrayLike<number>, H: number, W: number, sigma: number): Float64Array {
