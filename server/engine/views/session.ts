@@ -13,14 +13,14 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../errors';
 import type { LoadedModel, Prediction } from '../types';
-import { decodeModel, encodeModel, inlineExternalData, toNum, type onnx } from '../model/onnx';
+import { decodeModel, encodeModel, inlineExternalData, tensorValues, toNum, type onnx } from '../model/onnx';
 import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession } from '../model/providers';
 import { featureValues } from '../model/features';
-import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX } from './graph';
+import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewAffine } from './graph';
 import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 
@@ -220,10 +220,16 @@ async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number,
     raiseIr(m, VIEW_MIN_OPSET);
   }
 
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1);
   const pixel = run.feed.name;
+  const pre = preAffine(g, pixel, plan.channels, feature);
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.affine);
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
-  last.output = [pixel];
+  if (pre) {
+    // the view graph applies the preprocessing's affine itself, per group of views, and feeds
+    // what the absorbed nodes fed
+    g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
+    last.output = [pre.output];
+  } else last.output = [pixel];
   g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), ...vg.inputs];
   g.node = [...vg.nodes, ...(g.node ?? [])];
   g.initializer = [...(g.initializer ?? []), ...vg.inits];
@@ -233,6 +239,37 @@ async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number,
     if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
   }
   return { bytes: encodeModel(m), output: model.outputName };
+}
+
+/**
+ * The per-channel Mul and Add that model/pixels.ts put first on the pixel input, when the view
+ * graph can take them over (buildViewGraph's affine): the nodes, their constants, and the tensor
+ * the last of them makes. Only our own prefix nodes (skeptic_pre_*), each the sole reader of
+ * what it reads, with a constant of one value per channel, and no output the caller asked for.
+ */
+function preAffine(g: onnx.IGraphProto, pixel: string, C: number, feature?: string): { affine: ViewAffine; nodes: onnx.INodeProto[]; output: string } | undefined {
+  const nodes = g.node ?? [];
+  const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature ? [feature] : [])]);
+  const affine: ViewAffine = {};
+  const taken: onnx.INodeProto[] = [];
+  let cur = pixel;
+  for (const opType of ['Mul', 'Add'] as const) {
+    const readers = nodes.filter((n) => n.input?.includes(cur));
+    if (readers.length !== 1) break;
+    const n = readers[0];
+    if (n.opType !== opType || (n.domain ?? '') !== '' || !n.name?.startsWith('skeptic_pre_') || n.input?.length !== 2 || n.input[0] !== cur || n.output?.length !== 1) break;
+    const t = inits.get(n.input[1]);
+    const dims = (t?.dims ?? []).map(toNum);
+    if (!t || t.dataType !== 1 || dims.length !== 3 || dims[0] !== C || dims[1] !== 1 || dims[2] !== 1) break;
+    const values = tensorValues(t);
+    if (values.length !== C || outputs.has(n.output[0])) break;
+    if (opType === 'Mul') affine.scale = values;
+    else affine.shift = values;
+    taken.push(n);
+    cur = n.output[0];
+  }
+  return taken.length ? { affine, nodes: taken, output: cur } : undefined;
 }
 
 /** IR version for the opset; initializers no longer listed as graph inputs (IR ≥ 4). */
