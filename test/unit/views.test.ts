@@ -100,6 +100,22 @@ for (const C of [1, 3]) {
     });
   });
 
+  test(`brightness and contrast views (C=${C}), five severities over one view axis, equal image/corrupt.ts bit for bit: 8-bit values, black and grey pixels, values outside [0, 1]`, async () => {
+    const [h, w] = [40, 37];
+    const src = image(C, h, w, 31 + C, 255);
+    const n = h * w;
+    for (let p = 0; p < n; p += 7) for (let c = 0; c < C; c++) src.data[c * n + p] = 0; // black
+    for (let p = 3; p < n; p += 11) for (let c = 0; c < C; c++) src.data[c * n + p] = src.data[p]; // grey
+    for (let p = 5; p < n; p += 13) src.data[(C - 1) * n + p] = p % 2 ? 1.25 : -0.5; // out of range
+    const deltas = [0.1, 0.2, 0.3, 0.4, 0.5];
+    const factors = [0.4, 0.3, 0.2, 0.1, 0.05];
+    const ops: ViewOp[] = [...deltas.map((delta): ViewOp => ({ kind: 'brightness', delta })), ...factors.map((factor): ViewOp => ({ kind: 'contrast', factor }))];
+    const plan: ViewPlan = { channels: C, height: h, width: w, margin: 0, ops };
+    const out = await makeViews(plan, [{ source: src }]);
+    deltas.forEach((delta, j) => assert.deepEqual(viewOf(out, plan, 0, j), brightness(src, delta).data, `brightness ${delta}`));
+    factors.forEach((factor, j) => assert.deepEqual(viewOf(out, plan, 0, deltas.length + j), contrast(src, factor).data, `contrast ${factor}`));
+  });
+
   test(`noise and given views (C=${C}); a batch of sources gives each its own views`, async () => {
     const plane = C * H * W;
     const sources = [0, 1, 2].map((i) => {

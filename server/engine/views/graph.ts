@@ -21,8 +21,9 @@
  *               few outer products as a 1-D Conv and a grouped Conv, else a depthwise Conv; Clip
  *   pixelate    Pillow's BOX resize as two MatMuls with constant weight matrices, its nearest
  *               back up by two Gathers
- *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
- *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
+ *   brightness  ReduceMax over channels (HSV value), Mul/Div in float64 (black pixels by Where on
+ *               the source, not the views), Cast
+ *   contrast    ReduceMean over the plane, Sub/Mul/Add in float64, Cast, Clip
  *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
  *               constant tables), GatherElements
  *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
@@ -364,19 +365,27 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       } else if (op.kind === 'brightness') {
         // in float64, as image/corrupt.ts: the views stay bit-close to the JS ones, which matters
         // for int8 models (a value one rounding away can land in the next quantisation step)
+        // (x·V')/V in image/corrupt.ts's order (V the HSV value, V' = clip(V + δ)): with δ = 0.5
+        // (ImageNet-C's severity 5) V' has a bit below float32's last, so V' of the brightest
+        // channel is a float32 tie that only the JS's exact (V·V')/V rounds the same way. Two
+        // passes over the views and the float32 Cast, no more: no clip (x ≤ V, so (x·V')/V ≤ V'
+        // ≤ 1 and ≥ 0 with monotone rounding), and a black pixel (V = 0) is (V', V', V') with its
+        // x and V read as 1 rather than picked by a Where over every value.
         const x = b.unsqueeze(clipped64(), [1]); // [n, 1, C, H, W]
         const val = b.reduce('ReduceMax', x, [2], true); // [n, 1, 1, H, W]: HSV value
+        const lit = b.op('Greater', [val, d(0)]);
         const val2 = clip01d(b.op('Add', [val, axis(ops.map((o) => (o as { delta: number }).delta), 'f64')])); // [n, R, 1, H, W]
-        const scaled = clip01d(b.op('Div', [b.op('Mul', [x, val2]), val]));
-        const grey = b.op('Expand', [val2, b.i64([1, 1, C, 1, 1])]);
-        outs.push(b.op('Cast', [b.op('Where', [b.op('Greater', [val, d(0)]), scaled, grey])], [A.i('to', F32)]));
+        const scaled = b.op('Div', [b.op('Mul', [b.op('Where', [lit, x, d(1)]), val2]), b.op('Where', [lit, val, d(1)])]);
+        outs.push(b.op('Cast', [scaled], [A.i('to', F32)]));
       } else {
         // float64 for the same reason (the channel mean is a sum over the whole plane)
         const x = centre64();
         const mean = b.reduce('ReduceMean', x, [2, 3], true);
         const dev = b.unsqueeze(b.op('Sub', [x, mean]), [1]);
         const factor = axis(ops.map((o) => (o as { factor: number }).factor), 'f64');
-        outs.push(b.op('Cast', [clip01d(b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])]))], [A.i('to', F32)]));
+        // clipped after the float32 rounding: the same values (0 and 1 are floats, rounding is
+        // monotone), half the bytes of a float64 Min and Max
+        outs.push(clip01(b.op('Cast', [b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])])], [A.i('to', F32)])));
       }
       i += R - 1;
       continue;
