@@ -142,6 +142,43 @@ for (const C of [1, 3]) {
   });
 }
 
+test('noise views (a run of slots and an ood normal view) are the same at every opset the view graph is written for: 11 (Split and Squeeze with attributes), 13 (Squeeze axes as an input), 18 (Split num_outputs)', async () => {
+  const ort = await import('onnxruntime-node');
+  const { standaloneViewModel, VIEW_INPUT } = await import('../../server/engine/views/graph');
+  const [C, H, W, m] = [3, 6, 5, 1];
+  const plane = C * H * W;
+  const src = image(C, H + 2 * m, W + 2 * m, 71);
+  const noise = image(6, plane, 1, 72).data.map((u) => Math.max(u, 1e-6)); // 3 slots of (u1, u2) pairs
+  const ops: ViewOp[] = [{ kind: 'noise', sigma: 0.1, slot: 0 }, { kind: 'noise', sigma: 0.2, slot: 1 }, { kind: 'normal', slot: 2 }];
+  const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops };
+  const centre = crop(src, m, m, H, W).data;
+  const z = (s: number, p: number) => Math.sqrt(-2 * Math.log(noise[2 * (s * plane + p)])) * Math.cos(2 * Math.PI * noise[2 * (s * plane + p) + 1]);
+  for (const opset of [11, 13, 18]) {
+    const built = standaloneViewModel(plan, opset);
+    const session = await ort.InferenceSession.create(built.bytes);
+    const out = (await session.run({
+      [VIEW_INPUT.src]: new ort.Tensor('float32', src.data, [1, C, H + 2 * m, W + 2 * m]),
+      [VIEW_INPUT.noise]: new ort.Tensor('float32', noise, [1, 3, C, H, W, 2]),
+    }))[built.output].data as Float32Array;
+    await session.release();
+    [0.1, 0.2].forEach((sigma, s) => {
+      const want = centre.map((x, p) => Math.min(1, Math.max(0, x + sigma * z(s, p))));
+      assert.ok(maxDiff(viewOf(out, plan, 0, s), want) <= 1e-5, `opset ${opset}, noise slot ${s}`);
+    });
+    // the normal view: the image's mean and spread per channel, the third slot's normals
+    const n = H * W;
+    const want = new Float32Array(plane);
+    for (let c = 0; c < C; c++) {
+      let mu = 0;
+      for (let p = 0; p < n; p++) mu += centre[c * n + p] / n;
+      let v = 0;
+      for (let p = 0; p < n; p++) v += (centre[c * n + p] - mu) ** 2 / n;
+      for (let p = 0; p < n; p++) want[c * n + p] = Math.min(1, Math.max(0, mu + Math.sqrt(v) * z(2, c * n + p)));
+    }
+    assert.ok(maxDiff(viewOf(out, plan, 0, 2), want) <= 1e-5, `opset ${opset}, normal view`);
+  }
+});
+
 const composedCases = [
   { name: 'mnist-8 (opset 8, batch 1 made symbolic)', model: 'models/mnist-8_onnxzoo_cntk.onnx', preprocess: 'unit', C: 1, H: 28 },
   { name: 'MobileNetV2-int8 (opset 12, ImageNet mean/std)', model: 'models/imagenet_mobilenetv2-12-int8.onnx', preprocess: 'imagenet', C: 3, H: 224 },
