@@ -491,7 +491,9 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const small = b.op('MatMul', [b.op('MatMul', [b.f32(ry, [h, H], 'box_y'), centre]), b.f32(rxT, [W, w], 'box_x')]);
         const sy = Array.from(nearestIndex(h, H));
         const sx = Array.from(nearestIndex(w, W));
-        v = b.op('Gather', [b.op('Gather', [small, b.i64(sy)], [A.i('axis', 2)]), b.i64(sx)], [A.i('axis', 3)]);
+        // columns first, on the h small rows (a Gather on the last axis copies value by value),
+        // then whole rows: h·W single copies instead of H·W
+        v = b.op('Gather', [b.op('Gather', [small, b.i64(sx)], [A.i('axis', 3)]), b.i64(sy)], [A.i('axis', 2)]);
         break;
       }
       case 'tiles': {
