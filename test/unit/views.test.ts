@@ -276,14 +276,14 @@ test('per-image corruption inputs given back with recycle() and filled for anoth
   }
 });
 
-test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is longer than the line, reflect-padded Convs when not) and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
+test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is long, reflect-padded Convs when not), the severities as one run (in any order: fields grouped by σ), and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
   const { corrupt } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { mulberry32 } = await import('../../server/engine/random');
   const { gaussianWeights } = await import('../../server/engine/image/imagenet-c');
   const { severityConstant } = await import('../../server/engine/image/corrupt');
-  for (const [C, H, W] of [[3, 70, 90], [1, 90, 70], [1, 20, 24]] as const) {
-    const list = [1, 2, 3, 4, 5].map((s): ['elastic_transform', number] => ['elastic_transform', s]);
+  for (const [C, H, W, order] of [[3, 70, 90, [1, 2, 3, 4, 5]], [1, 90, 70, [3, 1, 5, 2, 4]], [1, 20, 24, [1, 2, 3, 4, 5]]] as const) {
+    const list = order.map((s): ['elastic_transform', number] => ['elastic_transform', s]);
     // both smoothing paths are exercised at the ImageNet-C sizes
     const wide = list.map(([, s]) => gaussianWeights((severityConstant('elastic_transform', s, H, W) as number[])[1], 3).length > Math.min(H, W));
     if (H === 70) assert.deepEqual(wide, [true, false, false, false, false]);

@@ -39,7 +39,7 @@ import { A, Builder } from '../model/gradient/builder';
 import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
-import { buildImagenetCView, imagenetCSlots } from './imagenet-c';
+import { buildImagenetCRun, buildImagenetCView, elasticRunnable, imagenetCSlots, type ImagenetCContext } from './imagenet-c';
 import { pixelateSize } from '../image/corrupt';
 import { nearestIndex, resampleMatrix } from '../image/resample';
 
@@ -237,9 +237,20 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   const centre64 = () => (c64 ??= b.op('Cast', [centre], [A.i('to', F64)]));
   const clipped64 = () => (c64clipped ??= b.op('Cast', [clip01(centre)], [A.i('to', F64)]));
 
+  /** What views/imagenet-c.ts's ops read; its noise reads one slot's (u1, u2) pairs. */
+  const cctx: ImagenetCContext = { b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4) };
+
   const outs: string[] = [];
   for (let i = 0; i < plan.ops.length; i++) {
     const op = plan.ops[i];
+    if (op.kind === 'elastic') {
+      // a run of elastic views (a corruption's severities) together over a view axis
+      let R = 1;
+      while (i + R < plan.ops.length && elasticRunnable(plan.ops.slice(i, i + R + 1))) R++;
+      outs.push(buildImagenetCRun(cctx, plan.ops.slice(i, i + R)));
+      i += R - 1;
+      continue;
+    }
     // A run of crops sharing their columns (a vertical sweep) is one Slice of those columns and
     // one Gather of whole rows; a run of patches one Where with a stack of masks: a few large
     // nodes instead of many small ones (each node costs a thread-pool round trip in ORT).
@@ -567,8 +578,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         break;
       }
       default:
-        // ImageNet-C's other corruptions (views/imagenet-c.ts); its noise reads one slot's (u1, u2) pairs
-        v = buildImagenetCView({ b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4) }, op);
+        // ImageNet-C's other corruptions (views/imagenet-c.ts)
+        v = buildImagenetCView(cctx, op);
     }
     outs.push(b.unsqueeze(v, [1]));
   }

@@ -16,8 +16,8 @@
  *   elastic   two rounds of four-tap bilinear resampling by GatherElements: the random affine
  *             warp's taps as the CPU computed them, then the displacement field's, made here: the
  *             drawn uniforms smoothed (the folded Gaussian as two MatMuls, or reflect-padded
- *             depthwise Convs when the kernel is shorter than the line), times alpha, floored,
- *             mirrored half-sample; clipped
+ *             depthwise Convs when the kernel is short), times alpha, floored, mirrored
+ *             half-sample; clipped. A run of elastic views (the severities) is made together.
  *   speckle   x + x·σ·z, z by Box–Muller from a noise slot's uniforms (as the noise view); clipped
  *   saturate  HSV saturation S·scale + shift in float64, written without the hue: each channel
  *             V − S'·V·(V − x)/(V − min), a grey pixel (V, V(1−S'), V(1−S')) as skimage's hue 0
@@ -88,7 +88,7 @@ export interface ImagenetCContext {
 
 const F32 = 1;
 const F64 = 11;
-const I64 = 7;
+const I32 = 6;
 
 const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
 
@@ -120,63 +120,105 @@ function gatherPixels(ctx: ImagenetCContext, x: string, index: string, K: number
   return b.reshape(b.op('GatherElements', [flat, idx], [A.i('axis', 2)]), [-1, C, K, H * W]);
 }
 
-/** x [n, C, H, W] resampled by four taps per pixel, index [n, 4, HW] and weight [n, 4, HW]: Σ_k w_k·x[idx_k]. */
-function bilinear(ctx: ImagenetCContext, x: string, index: string, weight: string): string {
-  const { b, C, H, W } = ctx;
-  const taps = gatherPixels(ctx, x, index, 4); // [n, C, 4, HW]
-  const w = b.unsqueeze(weight, [1]); // [n, 1, 4, HW]
-  return b.reshape(b.reduce('ReduceSum', b.op('Mul', [taps, w]), [2], false), [-1, C, H, W]);
-}
+/** Kernels up to this many taps smooth elastic's field as Convs; longer ones as MatMuls with the folded matrix (see elasticRun). */
+const ELASTIC_CONV_TAPS = 31;
 
 /**
- * Elastic's displacement field [n, 2 (dx, dy), H, W] from its uniform draws: scipy's Gaussian
- * filter (σ, truncate 3, border 'reflect', rows then columns) times alpha, as image/imagenet-c.ts
- * displacement(). A kernel longer than the line (ImageNet-C's σ of 171 px) is folded into an
- * n×n matrix per axis, applied as two MatMuls; a shorter one is a reflect-padding Gather and two
- * depthwise Convs (its MatMul would cost n/k times more).
+ * Elastic's displacement planes [n, P, H, W] from their uniform draws: scipy's Gaussian filter
+ * (σ, truncate 3, border 'reflect', rows then columns), as image/imagenet-c.ts displacement()
+ * (alpha is applied by the caller). A short kernel is a reflect-padding Gather and two depthwise
+ * Convs; a long one (ImageNet-C's σ of 19.5 and 171 px at 224) is folded into an n×n matrix
+ * per axis, applied as two MatMuls: ORT's depthwise Conv spends ~10× the time per multiply-add
+ * of its MatMul, so the folded matrix is cheaper once the kernel is more than ~1/8 of the line.
  */
-function elasticField(ctx: ImagenetCContext, u: string, alpha: number, sigma: number): string {
+function elasticSmooth(ctx: ImagenetCContext, u: string, planes: number, sigma: number): string {
   const { b, H, W } = ctx;
-  if (!(sigma > 0)) return b.op('Mul', [u, b.scalar(alpha)]);
+  if (!(sigma > 0)) return u;
   const w = gaussianWeights(sigma, 3);
-  let smooth: string;
-  if (w.length > H || w.length > W) {
-    const my = Float32Array.from(fold(w, H, 'reflect')); // [H, H]: out row o = Σ_j my[o, j]·row j
-    const mx = fold(w, W, 'reflect');
-    const mxT = new Float32Array(W * W);
-    for (let o = 0; o < W; o++) for (let j = 0; j < W; j++) mxT[j * W + o] = mx[o * W + j];
-    smooth = b.op('MatMul', [b.op('MatMul', [b.f32(my, [H, H], 'elastic_my'), u]), b.f32(mxT, [W, W], 'elastic_mx')]);
-  } else smooth = separable(ctx, u, w, 2, 'reflect');
-  return b.op('Mul', [smooth, b.scalar(alpha)]);
+  if (w.length <= ELASTIC_CONV_TAPS && w.length <= H && w.length <= W) return separable(ctx, u, w, planes, 'reflect');
+  const my = Float32Array.from(fold(w, H, 'reflect')); // [H, H]: out row o = Σ_j my[o, j]·row j
+  const mx = fold(w, W, 'reflect');
+  const mxT = new Float32Array(W * W);
+  for (let o = 0; o < W; o++) for (let j = 0; j < W; j++) mxT[j * W + o] = mx[o * W + j];
+  return b.op('MatMul', [b.op('MatMul', [b.f32(my, [H, H], 'elastic_my'), u]), b.f32(mxT, [W, W], 'elastic_mx')]);
 }
 
 /**
- * Round 2 of elastic: four bilinear taps per pixel at (y + dy, x + dx), indices mirrored
- * half-sample (map_coordinates' 'reflect'), from the field [n, 2 (dx, dy), H, W]. The floor and
- * the fraction come from the field alone (y is an integer), exactly as the CPU's y + dy gives them.
+ * A run of elastic views (consecutive ops, their planes in corruptionViews' layout: four index
+ * and six weight planes each, consecutive) as one computation over a view axis, [n, R, C, H, W]:
+ *   1. the random affine warp: every view's four taps in one GatherElements on the source;
+ *   2. the displacement fields, smoothed once per distinct σ (ImageNet-C's severities 3–5 share
+ *      one), times alpha;
+ *   3. the field's taps at (y + dy, x + dx), mirrored half-sample (map_coordinates' 'reflect'),
+ *      all in float32 arithmetic on small integers (exact below 2^24): i mod 2N as
+ *      i − 2N·⌊i/2N⌋, the mirror as min(j, 2N − 1 − j), the flat index y·W + x, one Cast;
+ *   4. the second resampling, every view's taps in one GatherElements on the warped views.
+ * The floor and the fraction come from the field alone (y is an integer), exactly as the CPU's
+ * y + dy gives them. One run costs ~40 nodes where a view at a time cost ~50 each.
  */
-function fieldTaps(ctx: ImagenetCContext, field: string): { index: string; weight: string } {
-  const { b, H, W } = ctx;
+function elasticRun(ctx: ImagenetCContext, ops: Array<Extract<ViewOp, { kind: 'elastic' }>>): string {
+  const { b, centre, C, H, W } = ctx;
+  const R = ops.length;
   const HW = H * W;
+  // 1. the affine round: taps [n, 4R, HW] (index planes index0 … index0 + 4R − 1)
+  const index0 = ops[0].index;
+  const affIdx = planes(ctx, ctx.inputs.index, index0, 4 * R);
+  const weightPlane = (k: number, t: number) => ops[k].weight + t;
+  const affW = b.op('Gather', [ctx.inputs.weight, b.i64(ops.flatMap((_, k) => [0, 1, 2, 3].map((t) => weightPlane(k, t))))], [A.i('axis', 1)]); // [n, 4R, HW]
+  const flat = b.reshape(centre, [0, C, HW]);
+  const idxC = b.op('Expand', [b.reshape(affIdx, [-1, 1, 4 * R * HW]), b.i64([1, C, 1])]);
+  const taps1 = b.reshape(b.op('GatherElements', [flat, idxC], [A.i('axis', 2)]), [-1, C, R, 4, HW]);
+  const warped = b.reduce('ReduceSum', b.op('Mul', [taps1, b.reshape(affW, [-1, 1, R, 4, HW])]), [3], false); // [n, C, R, HW]
+  // 2. the fields [n, R, 2 (dx, dy), H, W]
+  const sigmas = [...new Set(ops.map((o) => o.sigma))];
+  const parts: string[] = [];
+  const order: number[] = [];
+  for (const sigma of sigmas) {
+    const ks = ops.map((o, k) => (o.sigma === sigma ? k : -1)).filter((k) => k >= 0);
+    const u = b.reshape(b.op('Gather', [ctx.inputs.weight, b.i64(ks.flatMap((k) => [weightPlane(k, 4), weightPlane(k, 5)]))], [A.i('axis', 1)]), [-1, 2 * ks.length, H, W]);
+    const alpha = b.f32(ks.flatMap((k) => [ops[k].alpha, ops[k].alpha]), [1, 2 * ks.length, 1, 1], 'alpha');
+    parts.push(b.op('Mul', [elasticSmooth(ctx, u, 2 * ks.length, sigma), alpha]));
+    order.push(...ks);
+  }
+  let fields = parts.length === 1 ? parts[0] : b.op('Concat', parts, [A.i('axis', 1)]); // [n, 2R, H, W], views in `order`
+  if (order.some((k, i) => k !== i)) {
+    const at = order.map((_, i) => order.indexOf(i));
+    fields = b.op('Gather', [fields, b.i64(at.flatMap((j) => [2 * j, 2 * j + 1]))], [A.i('axis', 1)]);
+  }
+  // 3. the field's taps
+  const field = b.reshape(fields, [-1, R, 2, H, W]);
   const fl = b.op('Floor', [field]);
-  const frac = b.op('Sub', [field, fl]); // [n, 2, H, W]
-  const grid = new Array<number>(2 * HW);
+  const frac = b.op('Sub', [field, fl]);
+  const grid = new Float32Array(2 * HW);
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) (grid[y * W + x] = x), (grid[HW + y * W + x] = y);
-  const i0 = b.op('Add', [b.op('Cast', [fl], [A.i('to', I64)]), b.i64(grid, [1, 2, H, W])]);
-  const i01 = b.op('Concat', [b.unsqueeze(i0, [1]), b.unsqueeze(b.op('Add', [i0, b.i64([1], [])]), [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
-  // half-sample mirror: j = i mod 2N; j < N ? j : 2N − 1 − j (N = W for x, H for y)
-  const size = b.i64([W, H], [1, 1, 2, 1, 1]);
-  const period = b.i64([2 * W, 2 * H], [1, 1, 2, 1, 1]);
-  const j = b.op('Mod', [i01, period]);
-  const r = b.op('Where', [b.op('Less', [j, size]), j, b.op('Sub', [b.op('Sub', [period, b.i64([1], [])]), j])]);
-  const axis = (t: string, a: number) => b.slice(t, [a], [a + 1], [2]); // [n, 2 (tap), 1, H, W]
-  const rows = b.reshape(b.op('Mul', [axis(r, 1), b.i64([W], [])]), [-1, 2, 1, HW]); // y0·W, y1·W
-  const cols = b.reshape(axis(r, 0), [-1, 1, 2, HW]); // x0, x1
-  const index = b.reshape(b.op('Add', [rows, cols]), [-1, 4, HW]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
-  const f01 = b.op('Concat', [b.unsqueeze(b.op('Sub', [b.scalar(1), frac]), [1]), b.unsqueeze(frac, [1])], [A.i('axis', 1)]); // [n, 2 (tap), 2 (axis), H, W]
-  const wy = b.reshape(axis(f01, 1), [-1, 2, 1, HW]);
-  const wx = b.reshape(axis(f01, 0), [-1, 1, 2, HW]);
-  return { index, weight: b.reshape(b.op('Mul', [wy, wx]), [-1, 4, HW]) };
+  const i0 = b.op('Add', [fl, b.f32(grid, [1, 1, 2, H, W], 'grid')]);
+  const i01 = b.op('Concat', [b.unsqueeze(i0, [2]), b.unsqueeze(b.op('Add', [i0, b.scalar(1)]), [2])], [A.i('axis', 2)]); // [n, R, 2 (tap), 2 (axis), H, W]
+  const period = b.f32([2 * W, 2 * H], [1, 1, 1, 2, 1, 1], 'period');
+  const j = b.op('Sub', [i01, b.op('Mul', [b.op('Floor', [b.op('Div', [i01, period])]), period])]);
+  const r = b.op('Min', [j, b.op('Sub', [b.f32([2 * W - 1, 2 * H - 1], [1, 1, 1, 2, 1, 1], 'period_1'), j])]);
+  const axis = (t: string, a: number) => b.slice(t, [a], [a + 1], [3]); // [n, R, 2 (tap), 1, H, W]
+  const rows = b.reshape(b.op('Mul', [axis(r, 1), b.scalar(W)]), [-1, R, 2, 1, HW]); // y0·W, y1·W
+  const cols = b.reshape(axis(r, 0), [-1, R, 1, 2, HW]); // x0, x1
+  const index = b.op('Cast', [b.reshape(b.op('Add', [rows, cols]), [-1, 1, R, 4 * HW])], [A.i('to', I32)]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  const f01 = b.op('Concat', [b.unsqueeze(b.op('Sub', [b.scalar(1), frac]), [2]), b.unsqueeze(frac, [2])], [A.i('axis', 2)]); // [n, R, 2 (tap), 2 (axis), H, W]
+  const wy = b.reshape(axis(f01, 1), [-1, R, 2, 1, HW]);
+  const wx = b.reshape(axis(f01, 0), [-1, R, 1, 2, HW]);
+  const w2 = b.reshape(b.op('Mul', [wy, wx]), [-1, 1, R, 4, HW]);
+  // 4. the second round on the warped views [n, C, R, HW]
+  const taps2 = b.op('GatherElements', [warped, b.op('Expand', [index, b.i64([1, C, 1, 1])])], [A.i('axis', 3)]); // [n, C, R, 4HW]
+  const out = b.reduce('ReduceSum', b.op('Mul', [b.reshape(taps2, [-1, C, R, 4, HW]), w2]), [3], false); // [n, C, R, HW]
+  return ctx.clip01(b.reshape(b.transpose(out, [0, 2, 1, 3]), [-1, R, C, H, W]));
+}
+
+/** Whether ops (all elastic) can be one elasticRun: their planes consecutive, as corruptionViews lays them out. */
+export function elasticRunnable(ops: ViewOp[]): boolean {
+  return ops.every((o, k) => o.kind === 'elastic' && ops[0].kind === 'elastic' && o.index === ops[0].index + 4 * k && o.weight === ops[0].weight + 6 * k);
+}
+
+/** A run of views of one ImageNet-C kind made together, [n, R, C, H, W] (elastic only, for now). */
+export function buildImagenetCRun(ctx: ImagenetCContext, ops: ViewOp[]): string {
+  if (!elasticRunnable(ops)) throw new RangeError('view plan: only consecutive elastic views run together');
+  return elasticRun(ctx, ops as Array<Extract<ViewOp, { kind: 'elastic' }>>);
 }
 
 export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
@@ -238,12 +280,8 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);
       return clip01(b.op('Add', [b.op('Mul', [centre, b.scalar(op.a)]), b.op('Mul', [layer, b.scalar(op.b)])]));
     }
-    case 'elastic': {
-      const affine = bilinear(ctx, centre, planes(ctx, ctx.inputs.index, op.index, 4), planes(ctx, ctx.inputs.weight, op.weight, 4));
-      const field = elasticField(ctx, b.reshape(planes(ctx, ctx.inputs.weight, op.weight + 4, 2), [-1, 2, H, W]), op.alpha, op.sigma);
-      const taps = fieldTaps(ctx, field);
-      return clip01(bilinear(ctx, affine, taps.index, taps.weight));
-    }
+    case 'elastic':
+      return b.reshape(elasticRun(ctx, [op]), [-1, C, H, W]);
     case 'speckle':
       return clip01(b.op('Add', [centre, b.op('Mul', [centre, b.op('Mul', [ctx.normals(op.slot), b.scalar(op.sigma)])])]));
     case 'saturate': {
