@@ -228,6 +228,42 @@ for (const c of composedCases) {
   });
 }
 
+test('the composed session applies the preprocessing (ImageNet mean/std) to each group of views before the Concat, and gives model.predict\'s scores on the standalone views bit for bit', { skip: !existsSync(join(FIXTURES, composedCases[1].model)) && 'no fixtures' }, async () => {
+  const { composedModel } = await import('../../server/engine/views/session');
+  const { decodeModel } = await import('../../server/engine/model/onnx');
+  const model = await loadModel(join(FIXTURES, composedCases[1].model), { device: 'cpu', preprocess: 'imagenet' });
+  try {
+    const [C, H, m] = [3 as const, 224, 2];
+    const ops: ViewOp[] = [
+      { kind: 'crop', top: m, left: m },
+      { kind: 'brightness', delta: 0.3 },
+      { kind: 'brightness', delta: 0.5 },
+      { kind: 'blur', kernel: diskKernel(3, 0.5) },
+      { kind: 'pixelate', factor: 0.5 },
+    ];
+    const plan: ViewPlan = { channels: C, height: H, width: H, margin: m, ops };
+    const built = await composedModel(model, plan, 1);
+    assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
+    const nodes = decodeModel(built.bytes, 'composed').graph!.node ?? [];
+    const pre = nodes.filter((n) => n.name?.startsWith('skeptic_pre_'));
+    assert.deepEqual(pre.map((n) => n.opType), [], 'the prefix Mul and Add are gone from the model');
+    // one Mul and one Add per group of views (the crop, the two brightness views together, the blur, the pixelate)
+    const scaled = nodes.filter((n) => n.opType === 'Mul' && n.input?.some((i) => i.includes('pre_scale')));
+    const shifted = nodes.filter((n) => n.opType === 'Add' && n.input?.some((i) => i.includes('pre_shift')));
+    assert.equal(scaled.length, 4);
+    assert.equal(shifted.length, 4);
+    const src = image(C, H + 2 * m, H + 2 * m, 91, 255);
+    const runner = await viewsFor(model, plan);
+    assert.equal(runner.mode, 'composed', runner.reason);
+    const got = await runner.predict([{ source: src }]);
+    const alone = await makeViews(plan, [{ source: src }]);
+    const want = await model.predict({ data: alone, n: ops.length, channels: C, height: H, width: H });
+    assert.deepEqual(got.logits, want.logits);
+  } finally {
+    await model.dispose();
+  }
+});
+
 test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px)', async () => {
   const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
   const CORRUPTIONS = [...MAIN, ...EXTRA_CORRUPTIONS];

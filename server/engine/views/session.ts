@@ -191,8 +191,8 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, feature
   return new Runner(plan, perRun, session, alone.output, model, 'standalone', reason);
 }
 
-/** The model's pixel-space graph with the view graph in front, or why it cannot be. */
-async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
+/** The model's pixel-space graph with the view graph in front, or why it cannot be (exported for the tests). */
+export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string): Promise<{ bytes: Uint8Array; output: string } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
