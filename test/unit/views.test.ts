@@ -228,7 +228,7 @@ for (const c of composedCases) {
   });
 }
 
-test('the composed session applies the preprocessing (ImageNet mean/std) to each group of views before the Concat, and gives model.predict\'s scores on the standalone views bit for bit', { skip: !existsSync(join(FIXTURES, composedCases[1].model)) && 'no fixtures' }, async () => {
+test('the composed session applies the preprocessing (ImageNet mean/std) and the int8 model\'s input QuantizeLinear to each group of views before the Concat, and gives model.predict\'s scores on the standalone views bit for bit', { skip: !existsSync(join(FIXTURES, composedCases[1].model)) && 'no fixtures' }, async () => {
   const { composedModel } = await import('../../server/engine/views/session');
   const { decodeModel } = await import('../../server/engine/model/onnx');
   const model = await loadModel(join(FIXTURES, composedCases[1].model), { device: 'cpu', preprocess: 'imagenet' });
@@ -245,13 +245,15 @@ test('the composed session applies the preprocessing (ImageNet mean/std) to each
     const built = await composedModel(model, plan, 1);
     assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
     const nodes = decodeModel(built.bytes, 'composed').graph!.node ?? [];
-    const pre = nodes.filter((n) => n.name?.startsWith('skeptic_pre_'));
-    assert.deepEqual(pre.map((n) => n.opType), [], 'the prefix Mul and Add are gone from the model');
-    // one Mul and one Add per group of views (the crop, the two brightness views together, the blur, the pixelate)
-    const scaled = nodes.filter((n) => n.opType === 'Mul' && n.input?.some((i) => i.includes('pre_scale')));
-    const shifted = nodes.filter((n) => n.opType === 'Add' && n.input?.some((i) => i.includes('pre_shift')));
-    assert.equal(scaled.length, 4);
-    assert.equal(shifted.length, 4);
+    const model0 = nodes.filter((n) => !n.name?.startsWith('skeptic_view_'));
+    assert.deepEqual(model0.filter((n) => n.name?.startsWith('skeptic_pre_')).map((n) => n.opType), [], 'the prefix Mul and Add are gone from the model');
+    assert.equal(model0.filter((n) => n.opType === 'QuantizeLinear').length, 0, 'and so is its QuantizeLinear');
+    // a Mul, an Add and a QuantizeLinear per group of views (the crop, the two brightness views
+    // together, the blur, the pixelate), then a Concat of bytes
+    const reads = (op: string, name: string) => nodes.filter((n) => n.name?.startsWith('skeptic_view_') && n.opType === op && n.input?.includes(name)).length;
+    assert.equal(reads('Mul', 'skeptic_pre_a'), 4);
+    assert.equal(reads('Add', 'skeptic_pre_b'), 4);
+    assert.equal(reads('QuantizeLinear', 'input_scale'), 4);
     const src = image(C, H + 2 * m, H + 2 * m, 91, 255);
     const runner = await viewsFor(model, plan);
     assert.equal(runner.mode, 'composed', runner.reason);

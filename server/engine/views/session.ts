@@ -13,14 +13,14 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../errors';
 import type { LoadedModel, Prediction } from '../types';
-import { decodeModel, encodeModel, inlineExternalData, tensorValues, toNum, type onnx } from '../model/onnx';
+import { decodeModel, encodeModel, inlineExternalData, toNum, type onnx } from '../model/onnx';
 import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession } from '../model/providers';
 import { featureValues } from '../model/features';
-import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewAffine } from './graph';
+import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewPostNode } from './graph';
 import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 
@@ -221,12 +221,11 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
   }
 
   const pixel = run.feed.name;
-  const pre = preAffine(g, pixel, plan.channels, feature);
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.affine);
+  const pre = prefixNodes(g, pixel, feature);
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.post);
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   if (pre) {
-    // the view graph applies the preprocessing's affine itself, per group of views, and feeds
-    // what the absorbed nodes fed
+    // the view graph applies those nodes itself, per group of views, and feeds what they fed
     g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
     last.output = [pre.output];
   } else last.output = [pixel];
@@ -241,35 +240,44 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
   return { bytes: encodeModel(m), output: model.outputName };
 }
 
+/** Elementwise ops prefixNodes may move into the view graph, and where the flowing tensor may be. */
+const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], Div: [0], QuantizeLinear: [0], Cast: [0] };
+
 /**
- * The per-channel Mul and Add that model/pixels.ts put first on the pixel input, when the view
- * graph can take them over (buildViewGraph's affine): the nodes, their constants, and the tensor
- * the last of them makes. Only our own prefix nodes (skeptic_pre_*), each the sole reader of
- * what it reads, with a constant of one value per channel, and no output the caller asked for.
+ * The elementwise nodes at the front of the model that the view graph can apply per group of
+ * views (buildViewGraph's post): from the pixel input, each the only reader of the tensor before
+ * it, one of MOVABLE with every other input a constant of rank ≤ 3 (a QuantizeLinear's scale
+ * and zero point scalars: one per tensor, so the view axis cannot be mistaken for its axis), and
+ * none of their outputs one the caller asked for. In practice model/pixels.ts's Mul and Add,
+ * then a quantized model's QuantizeLinear. Undefined when there are none.
  */
-function preAffine(g: onnx.IGraphProto, pixel: string, C: number, feature?: string): { affine: ViewAffine; nodes: onnx.INodeProto[]; output: string } | undefined {
+function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string } | undefined {
   const nodes = g.node ?? [];
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature ? [feature] : [])]);
-  const affine: ViewAffine = {};
+  const post: ViewPostNode[] = [];
   const taken: onnx.INodeProto[] = [];
   let cur = pixel;
-  for (const opType of ['Mul', 'Add'] as const) {
+  for (;;) {
     const readers = nodes.filter((n) => n.input?.includes(cur));
     if (readers.length !== 1) break;
     const n = readers[0];
-    if (n.opType !== opType || (n.domain ?? '') !== '' || !n.name?.startsWith('skeptic_pre_') || n.input?.length !== 2 || n.input[0] !== cur || n.output?.length !== 1) break;
-    const t = inits.get(n.input[1]);
-    const dims = (t?.dims ?? []).map(toNum);
-    if (!t || t.dataType !== 1 || dims.length !== 3 || dims[0] !== C || dims[1] !== 1 || dims[2] !== 1) break;
-    const values = tensorValues(t);
-    if (values.length !== C || outputs.has(n.output[0])) break;
-    if (opType === 'Mul') affine.scale = values;
-    else affine.shift = values;
+    const at = n.input!.indexOf(cur);
+    if ((n.domain ?? '') !== '' || !MOVABLE[n.opType ?? '']?.includes(at) || n.output?.length !== 1 || outputs.has(n.output[0])) break;
+    if (n.input!.filter((i) => i === cur).length !== 1) break;
+    const constsOk = n.input!.every((name, k) => {
+      if (k === at) return true;
+      const t = inits.get(name);
+      if (!t) return false;
+      const rank = (t.dims ?? []).length;
+      return n.opType === 'QuantizeLinear' ? (t.dims ?? []).every((d) => toNum(d) === 1) : rank <= 3;
+    });
+    if (!constsOk) break;
+    post.push({ opType: n.opType!, input: n.input!.map((name, k) => (k === at ? null : name)), attribute: n.attribute ?? [] });
     taken.push(n);
     cur = n.output[0];
   }
-  return taken.length ? { affine, nodes: taken, output: cur } : undefined;
+  return taken.length ? { post, nodes: taken, output: cur } : undefined;
 }
 
 /** IR version for the opset; initializers no longer listed as graph inputs (IR ≥ 4). */
