@@ -92,19 +92,27 @@ const I32 = 6;
 
 const clampIndex = (i: number, n: number) => (i < 0 ? 0 : i >= n ? n - 1 : i);
 
-/** Separable correlation with 1-D weights of C planes, edges repeated (or mirrored half-sample): Gather pad, depthwise Conv k×1 then 1×k (float32). */
+/**
+ * Separable correlation with 1-D weights of C planes, edges repeated (or mirrored half-sample):
+ * the rows padded by a Gather of whole rows, the depthwise k×1 Conv, then the columns padded and
+ * the 1×k Conv. The columns are padded after the first Conv (on H rows, not H + 2r) and only the
+ * 2r border columns are gathered, then concatenated with the plane: a Gather on the last axis
+ * copies value by value, so gathering every column cost more than the Convs.
+ */
 function separable(ctx: ImagenetCContext, x: string, w: Float64Array, C = ctx.C, border: 'nearest' | 'reflect' = 'nearest'): string {
   const { b, H, W } = ctx;
   const r = (w.length - 1) / 2;
   const k = w.length;
   const at = (i: number, n: number) => (border === 'nearest' ? clampIndex(i, n) : borderIndex(i, n, 'reflect'));
   const rows = b.i64(Array.from({ length: H + 2 * r }, (_, i) => at(i - r, H)));
-  const cols = b.i64(Array.from({ length: W + 2 * r }, (_, i) => at(i - r, W)));
-  const padded = b.op('Gather', [b.op('Gather', [x, rows], [A.i('axis', 2)]), cols], [A.i('axis', 3)]);
   const kern = new Float32Array(C * k);
   for (let c = 0; c < C; c++) kern.set(Float32Array.from(w), c * k);
-  const v = b.op('Conv', [padded, b.f32(kern, [C, 1, k, 1], 'gauss_v')], [A.i('group', C), A.ints('kernel_shape', [k, 1])]);
-  return b.op('Conv', [v, b.f32(kern, [C, 1, 1, k], 'gauss_h')], [A.i('group', C), A.ints('kernel_shape', [1, k])]);
+  const v = b.op('Conv', [b.op('Gather', [x, rows], [A.i('axis', 2)]), b.f32(kern, [C, 1, k, 1], 'gauss_v')], [A.i('group', C), A.ints('kernel_shape', [k, 1])]);
+  if (r === 0) return b.op('Conv', [v, b.f32(kern, [C, 1, 1, k], 'gauss_h')], [A.i('group', C), A.ints('kernel_shape', [1, k])]);
+  const left = b.op('Gather', [v, b.i64(Array.from({ length: r }, (_, i) => at(i - r, W)))], [A.i('axis', 3)]);
+  const right = b.op('Gather', [v, b.i64(Array.from({ length: r }, (_, i) => at(W + i, W)))], [A.i('axis', 3)]);
+  const padded = b.op('Concat', [left, v, right], [A.i('axis', 3)]);
+  return b.op('Conv', [padded, b.f32(kern, [C, 1, 1, k], 'gauss_h')], [A.i('group', C), A.ints('kernel_shape', [1, k])]);
 }
 
 /** [n, ·, N] of `planes` consecutive planes of a per-image input from `first`. */
