@@ -3,6 +3,9 @@
  * pixel-space graph (model/pixels.ts: preprocessing, then the original graph) in ONE session on
  * the model's execution provider: a source image goes in, the class scores of all its views come
  * out, and no view is ever copied through JavaScript (so on a GPU the views never leave it).
+ * The elementwise nodes at the model's front (the preprocessing's Mul and Add, a quantized
+ * model's QuantizeLinear) move into the view graph, applied per group of views before its final
+ * Concat (prefixNodes, buildViewGraph's post).
  *
  * When that cannot be done (a model fed by a JS filler, a fixed batch, an opset below 11 with ops
  * whose meaning changed since, a stand-in model in the tests), the plan runs as a graph of its
