@@ -608,3 +608,33 @@ for (const c of composedCases) {
     }
   });
 }
+
+test('the model\'s front nodes the view graph takes over: elementwise, each the sole reader, constant operands of rank ≤ 3, a QuantizeLinear only per tensor, never a tensor the caller asked for', async () => {
+  const { prefixNodes } = await import('../../server/engine/views/session');
+  type Init = { name: string; dataType: number; dims: number[]; floatData?: number[]; int32Data?: number[] };
+  const f32 = (name: string, dims: number[]): Init => ({ name, dataType: 1, dims, floatData: new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(0.5) });
+  const node = (opType: string, input: string[], output: string) => ({ opType, input, output: [output], name: output, domain: '' });
+  const graph = (nodes: ReturnType<typeof node>[], inits: Init[]) => ({ node: nodes, initializer: inits, output: [{ name: 'y' }] });
+  const inits = [f32('a', [3, 1, 1]), f32('b', [3, 1, 1]), f32('s', []), { name: 'z', dataType: 2, dims: [], int32Data: [128] } as Init, f32('s3', [3]), f32('a4', [1, 3, 1, 1])];
+  const ops = (r: ReturnType<typeof prefixNodes>) => r?.post.map((p) => p.opType) ?? [];
+  const chain = [node('Mul', ['px', 'a'], 'm'), node('Add', ['m', 'b'], 'p'), node('QuantizeLinear', ['p', 's', 'z'], 'q'), node('QLinearConv', ['q', 's', 'z'], 'y')];
+  const all = prefixNodes(graph(chain, inits), 'px');
+  assert.deepEqual(ops(all), ['Mul', 'Add', 'QuantizeLinear']);
+  assert.equal(all!.output, 'q');
+  assert.deepEqual(all!.post[1].input, [null, 'b']);
+  // the flowing tensor as Mul's second operand
+  assert.deepEqual(ops(prefixNodes(graph([node('Mul', ['a', 'px'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), ['Mul']);
+  // a second reader of the pixels, or of a tensor on the way: nothing past it (the last tensor
+  // taken may have several readers: the view graph makes it)
+  assert.deepEqual(ops(prefixNodes(graph([...chain, node('Relu', ['px'], 'r')], inits), 'px')), []);
+  assert.deepEqual(ops(prefixNodes(graph([...chain, node('Relu', ['m'], 'r')], inits), 'px')), ['Mul']);
+  assert.deepEqual(ops(prefixNodes(graph([...chain, node('Relu', ['p'], 'r')], inits), 'px')), ['Mul', 'Add']);
+  // a per-channel QuantizeLinear (its axis would read the view axis), a rank-4 constant, Sub with the pixels second
+  assert.deepEqual(ops(prefixNodes(graph([chain[0], chain[1], node('QuantizeLinear', ['p', 's3', 'z'], 'q'), chain[3]], inits), 'px')), ['Mul', 'Add']);
+  assert.deepEqual(ops(prefixNodes(graph([node('Mul', ['px', 'a4'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), []);
+  assert.deepEqual(ops(prefixNodes(graph([node('Sub', ['a', 'px'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), []);
+  // an operand that is not a constant
+  assert.deepEqual(ops(prefixNodes(graph([node('Add', ['px', 'other'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), []);
+  // a tensor the caller asked for (a feature) stays in the model
+  assert.deepEqual(ops(prefixNodes(graph(chain, inits), 'px', 'p')), ['Mul']);
+});

@@ -252,9 +252,9 @@ const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], 
  * it, one of MOVABLE with every other input a constant of rank ≤ 3 (a QuantizeLinear's scale
  * and zero point scalars: one per tensor, so the view axis cannot be mistaken for its axis), and
  * none of their outputs one the caller asked for. In practice model/pixels.ts's Mul and Add,
- * then a quantized model's QuantizeLinear. Undefined when there are none.
+ * then a quantized model's QuantizeLinear. Undefined when there are none (exported for the tests).
  */
-function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string } | undefined {
+export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string } | undefined {
   const nodes = g.node ?? [];
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature ? [feature] : [])]);
