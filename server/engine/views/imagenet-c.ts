@@ -249,8 +249,12 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
       };
       const x = b.op('Cast', [centre], [A.i('to', F64)]);
       const blurred = b.op('MatMul', [b.op('MatMul', [band(H, false), x]), band(W, true)]);
-      const bytes = b.op('Floor', [b.op('Min', [b.op('Max', [b.op('Mul', [blurred, d(255)]), d(0)]), d(255)])]);
-      const q = b.op('Cast', [b.op('Div', [bytes, d(255)])], [A.i('to', F32)]);
+      // ⌊255·blur⌋ in float64, then in float32 (exact: integers): clamped to [0, 255] (the same
+      // as clamping before the floor, the bounds being integers) and divided by 255, which gives
+      // the float32 of the JS's float64 k/255 for every k (checked for all 256): one float64 pass
+      // after the MatMuls instead of five
+      const bytes = b.op('Cast', [b.op('Floor', [b.op('Mul', [blurred, d(255)])])], [A.i('to', F32)]);
+      const q = b.op('Div', [b.op('Clip', [bytes, b.scalar(0), b.scalar(255)]), b.scalar(255)]);
       const shuffled = b.reshape(gatherPixels(ctx, q, planes(ctx, ctx.inputs.index, op.index, 1), 1), [-1, C, H, W]);
       return clip01(separable(ctx, shuffled, w));
     }
