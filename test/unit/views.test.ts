@@ -60,14 +60,14 @@ for (const C of [1, 3]) {
     });
   });
 
-  for (const [H, W] of [[9, 7], [70, 67]]) test(`embed views (C=${C}, ${H}×${W}: row gathers alone, ${H * W <= 4096 ? 'MatMuls' : 'an index map'} in a batch) equal paste on a 2× black canvas then 2×2 block means`, async () => {
+  for (const [H, W] of [[9, 7], [70, 67]]) test(`embed views (C=${C}, ${H}×${W}: Slices of the pooled parities alone, ${H * W <= 4096 ? 'MatMuls' : 'an index map'} in a batch) equal paste on a 2× black canvas then 2×2 block means`, async () => {
     // Values on a 1/256 grid: sums of four are exact in float32, so the comparison can be exact.
     const src = image(C, H + 2 * m, W + 2 * m, 5 + C, 256);
     const centre = crop(src, m, m, H, W);
     const positions = [[0, 0], [H, W], [H >> 1, W >> 1], [3, 0], [0, 6], [H, 1], [2, 5], [H - 1, W - 2]];
     const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: positions.map((_, slot) => ({ kind: 'embed', slot })) };
     const out = await makeViews(plan, [{ source: src, inputs: { embed: positions.flat() } }]);
-    // one source (a run of its own: row gathers), then two in one run (MatMuls or an index map)
+    // one source (a run of its own: Slices of its four pooled parities), then two in one run (MatMuls or an index map)
     const two = await makeViews(plan, [{ source: src, inputs: { embed: positions.flat() } }, { source: src, inputs: { embed: positions.flat() } }]);
     positions.forEach(([top, left], j) => {
       const want = downscale(paste(centre, 2 * H, 2 * W, top, left, 0), 2);
