@@ -328,6 +328,30 @@ test('ood views equal ood.ts: inversion, rotations (exact at 90° and 180°, bil
   }
 });
 
+test('the ood and patches probes\' views of a source are the same alone in a run (constant index maps, Slices) and beside another (maps expanded to the batch)', async () => {
+  const { oodViews, GENERATED_SETS } = await import('../../server/engine/probes/ood');
+  const { derivedSeed } = await import('../../server/engine/random');
+  for (const [C, H, W] of [[3, 13, 10], [1, 28, 28]] as const) {
+    const views = oodViews([...GENERATED_SETS], C, H, W, 4);
+    const ops: ViewOp[] = [...views.ops, { kind: 'tiles', rows: [1, 5, 9], cols: [0, 3, 6, 9], slot: 1 }];
+    const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops };
+    const sources = [0, 1].map((i) => {
+      const source = image(C, H, W, 90 + i);
+      const inputs = views.inputs(source, (set) => derivedSeed(4 + i, `ood/${set}`, 'sha'));
+      return { source, inputs: { ...inputs, perm: [...inputs.perm!, ...[[5, 2, 3, 4, 0, 1], [1, 4, 0, 5, 3, 2]][i]] } };
+    });
+    const both = await makeViews(plan, sources);
+    for (let i = 0; i < 2; i++) {
+      const alone = await makeViews(plan, [sources[i]]);
+      ops.forEach((op, j) => {
+        const d = maxDiff(viewOf(both, plan, i, j), viewOf(alone, plan, 0, j));
+        // Box–Muller's vectorised Log/Cos round a tensor's tail differently; the rest is exact
+        assert.ok(op.kind === 'normal' ? d <= 1e-6 : d === 0, `${op.kind} view ${j} of source ${i} at ${C}×${H}×${W}: ${d}`);
+      });
+    }
+  }
+});
+
 test('the ood probe\'s views equal generateOod for every set with the same seed', async () => {
   const { GENERATED_SETS, generateOod, oodViews } = await import('../../server/engine/probes/ood');
   const { derivedSeed } = await import('../../server/engine/random');

@@ -24,8 +24,8 @@
  *               back up by two Gathers
  *   brightness  ReduceMax over channels (HSV value), Div/Mul, Where for black pixels, Clip
  *   contrast    ReduceMean over the plane, Sub/Mul/Add, Clip
- *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
- *               constant tables), GatherElements
+ *   tiles       a per-pixel source index computed in-graph from the permutation (each tile's
+ *               displacement gathered per pixel), GatherElements
  *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
  *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
@@ -392,9 +392,12 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
       case 'normal': {
         const x = centre64();
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
-        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [b.op('Sub', [x, mu]), b.op('Sub', [x, mu])]), [2, 3], true)]);
+        const dev = b.op('Sub', [x, mu]);
+        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [dev, dev]), [2, 3], true)]);
         const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
-        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(slot(VIEW_INPUT.noise, op.slot), 4)])]));
+        // the only noise slot is the input itself: a Reshape, not a Gather that copies it
+        const pairs = slots.noise === 1 ? b.reshape(VIEW_INPUT.noise, [-1, C, H, W, 2]) : slot(VIEW_INPUT.noise, op.slot);
+        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(pairs, 4)])]));
         break;
       }
       case 'invert':
@@ -413,14 +416,23 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
           b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
           borderFill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
         }
-        let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
-        for (let k = 0; k < 4; k++) {
-          if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
+        const noFill = t.fillWeight.every((w) => w === 0);
+        let acc = noFill ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
+        const taps = [0, 1, 2, 3].filter((k) => t.weight[k].some((w) => w !== 0)); // 90°, 180°: one tap
+        for (const k of taps) {
           // GatherElements with the index map expanded to the batch: about twice as fast as a
-          // Gather, which copies one element at a time
-          flatShape ??= b.op('Shape', [flatCentre]);
-          const g = b.op('GatherElements', [flatCentre, b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), flatShape])], [A.i('axis', 2)]);
-          acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
+          // Gather, which copies one element at a time. One source a run: the map for every
+          // channel as a constant, so that nothing expands it at run time
+          let index: string;
+          if (onePerRun) {
+            index = b.fresh('rot_index');
+            const all = new Int32Array(C * H * W);
+            for (let c = 0; c < C; c++) all.set(t.index[k], c * H * W);
+            b.inits.push({ name: index, dims: [1, C, H * W], dataType: 6, rawData: new Uint8Array(all.buffer) });
+          } else index = b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
+          const g = b.op('GatherElements', [flatCentre, index], [A.i('axis', 2)]);
+          // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x)
+          acc = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1) ? g : b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
         break;
@@ -485,36 +497,26 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false)
         break;
       }
       case 'tiles': {
-        // static maps per pixel: its tile (k), its offset in the tile, whether it is in one
+        // per pixel its tile (k; outside the tiles an extra tile T that does not move); per tile
+        // its displacement, source start minus its own start (a few values a source, in-graph
+        // from the permutation); the source index of a pixel is then p + disp[tile of p]: one
+        // gather and one add per pixel
         const nr = op.rows.length - 1;
         const nc = op.cols.length - 1;
-        const slotOf = new Array<number>(H * W).fill(0);
-        const dy = new Array<number>(H * W).fill(0);
-        const dx = new Array<number>(H * W).fill(0);
-        const ident = Array.from({ length: H * W }, (_, p) => p);
-        const inside = new Array<number>(H * W).fill(0);
+        const T = nr * nc;
+        const slotOf = new Array<number>(H * W).fill(T);
         for (let r = 0; r < nr; r++) {
           for (let c = 0; c < nc; c++) {
-            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) {
-              for (let x = op.cols[c]; x < op.cols[c + 1]; x++) {
-                slotOf[y * W + x] = r * nc + c;
-                dy[y * W + x] = y - op.rows[r];
-                dx[y * W + x] = x - op.cols[c];
-                inside[y * W + x] = 1;
-              }
-            }
+            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) for (let x = op.cols[c]; x < op.cols[c + 1]; x++) slotOf[y * W + x] = r * nc + c;
           }
         }
-        const tileTop = Array.from({ length: nr * nc }, (_, t) => op.rows[Math.floor(t / nc)]);
-        const tileLeft = Array.from({ length: nr * nc }, (_, t) => op.cols[t % nc]);
+        const start = Array.from({ length: T }, (_, t) => op.rows[Math.floor(t / nc)] * W + op.cols[t % nc]);
         const at = perms.at.get(op.slot)!;
-        const perm = b.slice(VIEW_INPUT.perm, [at], [at + nr * nc], [1]); // [n, T]
-        const srcTile = b.op('Gather', [perm, b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
-        const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
-        const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
-        const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
-        const isIn = bools(inside, [inside.length]);
-        const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
+        const perm = b.slice(VIEW_INPUT.perm, [at], [at + T], [1]); // [n, T]
+        const disp = b.op('Sub', [b.op('Gather', [b.i64(start), perm]), b.i64(start, [1, T])]); // [n, T]
+        const still = b.op('Mul', [b.slice(disp, [0], [1], [1]), b.i64([0], [])]); // [n, 1] zeros: tile T
+        const move = b.op('Gather', [b.op('Concat', [disp, still], [A.i('axis', 1)]), b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
+        const full = b.op('Add', [move, b.i64(Array.from({ length: H * W }, (_, p) => p))]);
         flatCentre ??= b.reshape(centre, [0, C, H * W]);
         const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
         v = b.reshape(b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
