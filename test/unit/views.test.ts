@@ -338,7 +338,7 @@ test('the ood and patches probes\' views of a source are the same alone in a run
     const sources = [0, 1].map((i) => {
       const source = image(C, H, W, 90 + i);
       const inputs = views.inputs(source, (set) => derivedSeed(4 + i, `ood/${set}`, 'sha'));
-      return { source, inputs: { ...inputs, perm: [...inputs.perm!, ...[[5, 2, 3, 4, 0, 1], [1, 4, 0, 5, 3, 2]][i]] } };
+      return { source, inputs: { ...inputs, perm: [...Array.from(inputs.perm!), ...[[5, 2, 3, 4, 0, 1], [1, 4, 0, 5, 3, 2]][i]] } };
     });
     const both = await makeViews(plan, sources);
     for (let i = 0; i < 2; i++) {
