@@ -11,9 +11,10 @@
  *
  * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
  * and image/corrupt.ts, which the tests hold them to):
- *   crop        Slice
+ *   crop        Slice; a run sharing its columns one Gather of whole rows
  *   embed       GatherElements from an index map computed in-graph from (top, left), Where for
- *               the black canvas, AveragePool 2×2 (the 2× area downscale)
+ *               the black canvas, AveragePool 2×2 (the 2× area downscale); small images two
+ *               MatMuls; one source a run: Slices of its four pooled parities (onePerRunEmbeds)
  *   noise       Slice of the slots, Box–Muller (Log, Sqrt, Cos), Mul σ, Add, Clip
  *   given       Slice of the slots (or the input itself)
  *   blur        reflect-101 border by Pad (reflect mode) when the pad is smaller than the image, else
@@ -24,8 +25,8 @@
  *   brightness  ReduceMax over channels (HSV value), Mul/Div in float64 (black pixels by Where on
  *               the source, not the views), Cast
  *   contrast    ReduceMean over the plane, Sub/Mul/Add in float64, Cast, Clip
- *   tiles       a per-pixel source index computed in-graph from the permutation (Gather on small
- *               constant tables), GatherElements
+ *   tiles       a per-pixel source index computed in-graph from the permutation (each tile's
+ *               displacement gathered per pixel), GatherElements
  *   rotate      per output pixel four bilinear taps (GatherElements on index maps made here in
  *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
@@ -175,6 +176,43 @@ export interface ViewPostNode {
   attribute?: onnx.IAttributeProto[];
 }
 
+/**
+ * Embeddings of one source (a run of its own) at E positions read from `pos` ([1, E, 2]), as
+ * [1, 1, C, H, W] views. Canvas rows 2y', 2y'+1 hold image rows 2y'−top, 2y'+1−top, so with
+ * top = 2·tt + pt the view's row y' is row y'−tt of Q_pt, the image with pt black rows above it
+ * averaged over pairs of rows (and likewise for columns). The four Q (pt, pl ∈ {0, 1}) are made
+ * once per source, rows averaged then columns (AveragePool 2×1 then 1×2: the same two roundings
+ * as ½a + ½b), stacked and padded with black; each view is then one Slice of that stack at
+ * offsets computed in-graph: a few passes over the image instead of gathers, weights and two
+ * transposes per view.
+ */
+function onePerRunEmbeds(b: Builder, centre: string, pos: string, C: number, H: number, W: number, E: number): string[] {
+  const Hq = Math.ceil((H + 1) / 2); // rows of Q: 2·Hq ≥ H + pt for either parity
+  const Wq = Math.ceil((W + 1) / 2);
+  const Zy = H >> 1; // black rows above Q in the stack (tt ≤ ⌊H/2⌋)
+  const Zx = W >> 1;
+  const pool = (x: string, k: number[]) => b.op('AveragePool', [x], [A.ints('kernel_shape', k), A.ints('strides', k)]);
+  const framed = b.op('Pad', [centre, b.i64([0, 0, 1, 1, 0, 0, 2 * Hq - H, 2 * Wq - W])]); // [1, C, 2Hq+1, 2Wq+1]
+  const quads: string[] = [];
+  for (const pt of [0, 1]) {
+    const rows = pool(b.slice(framed, [1 - pt], [1 - pt + 2 * Hq], [2]), [2, 1]); // [1, C, Hq, 2Wq+1]
+    for (const pl of [0, 1]) quads.push(pool(b.slice(rows, [1 - pl], [1 - pl + 2 * Wq], [3]), [1, 2])); // [1, C, Hq, Wq]
+  }
+  // [4, C, Zy+H, Zx+W]: Q_(pt,pl) at index 2·pt + pl, its (0, 0) at (Zy, Zx)
+  const stack = b.op('Pad', [b.op('Concat', quads, [A.i('axis', 0)]), b.i64([0, 0, Zy, Zx, 0, 0, H - Hq, W - Wq])]);
+  const two = b.i64([2], []);
+  const p = b.reshape(pos, [E, 2]);
+  const half = b.op('Div', [p, two]); // (tt, tl)
+  const parity = b.op('Sub', [p, b.op('Mul', [half, two])]); // (pt, pl)
+  const quad = b.reduce('ReduceSum', b.op('Mul', [parity, b.i64([2, 1], [1, 2])]), [1], true); // [E, 1]
+  const starts = b.op('Concat', [quad, b.i64(new Array(E).fill(0), [E, 1]), b.op('Sub', [b.i64([Zy, Zx], [1, 2]), half])], [A.i('axis', 1)]); // [E, 4]
+  const ends = b.op('Add', [starts, b.i64([1, C, H, W], [1, 4])]);
+  return Array.from({ length: E }, (_, e) => {
+    const at = (t: string) => b.op('Gather', [t, b.i64([e], [])], [A.i('axis', 0)]);
+    return b.unsqueeze(b.op('Slice', [stack, at(starts), at(ends)]), [1]);
+  });
+}
+
 export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false, post: ViewPostNode[] = []): ViewGraph {
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
@@ -267,9 +305,13 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
     if (op.kind === 'crop' && run > 1) {
       const rows: number[] = [];
       for (let r = 0; r < run; r++) for (let y = 0; y < H; y++) rows.push((plan.ops[i + r] as { top: number }).top + y);
-      const cols = b.slice(src, [op.left], [op.left + W], [3]); // [n, C, Hs, W]
-      const g = b.reshape(b.op('Gather', [cols, b.i64(rows)], [A.i('axis', 2)]), [0, C, run, H, W]);
-      outs.push(C === 1 ? b.reshape(g, [0, run, 1, H, W]) : b.transpose(g, [0, 2, 1, 3, 4]));
+      // the rows of every channel as one axis, [n, C·Hs, W]: the gather's indices [run, C, H] then
+      // give the views in their final layout [n, run, C, H, W], whole rows copied, no transpose
+      const Hs = H + 2 * m;
+      const cols = b.reshape(b.slice(src, [op.left], [op.left + W], [3]), [0, C * Hs, W]);
+      const rowsAt: number[] = [];
+      for (let r = 0; r < run; r++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) rowsAt.push(c * Hs + rows[r * H + y]);
+      outs.push(b.op('Gather', [cols, b.i64(rowsAt, [run, C, H])], [A.i('axis', 1)]));
       i += run - 1;
       continue;
     }
@@ -312,35 +354,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         continue;
       }
       if (onePerRun) {
-        // one source per run: its positions index whole rows, so the paste and 2× block mean
-        // are Gathers of rows (then of columns, transposed), contiguous copies, with weights
-        // ½ or 0: output row y' averages image rows 2y'−top and 2y'+1−top where they exist
-        const taps = (shift: string, N: number) => {
-          const out = b.i64(Array.from({ length: N }, (_, k) => 2 * k), [1, N]);
-          const s = b.reshape(shift, [E, 1]);
-          const r1 = b.op('Sub', [out, s]); // [E, N]
-          const r2 = b.op('Add', [r1, b.i64([1], [])]);
-          const ok = (r: string) => b.op('And', [b.op('Greater', [r, b.i64([-1], [])]), b.op('Less', [r, b.i64([N], [])])]);
-          const zero = b.i64([0], []);
-          const w = (r: string) => b.op('Mul', [b.op('Cast', [ok(r)], [A.i('to', F32)]), b.scalar(0.5)]);
-          return { i1: b.op('Where', [ok(r1), r1, zero]), i2: b.op('Where', [ok(r2), r2, zero]), w1: w(r1), w2: w(r2) };
-        };
-        const ty = taps(b.slice(pos, [0, 0, 0], [1, E, 1], [0, 1, 2]), H);
-        const tx = taps(b.slice(pos, [0, 0, 1], [1, E, 2], [0, 1, 2]), W);
-        const wRow = (w: string) => b.reshape(w, [1, 1, E, H, 1]);
-        // [1, C, E, H, W]
-        const rows = b.op('Add', [
-          b.op('Mul', [b.op('Gather', [centre, ty.i1], [A.i('axis', 2)]), wRow(ty.w1)]),
-          b.op('Mul', [b.op('Gather', [centre, ty.i2], [A.i('axis', 2)]), wRow(ty.w2)]),
-        ]);
-        const t = b.reshape(b.transpose(rows, [0, 1, 2, 4, 3]), [1, C, E * W, H]); // columns as rows
-        const offs = b.i64(Array.from({ length: E }, (_, e) => e * W), [E, 1]);
-        const wCol = (w: string) => b.reshape(w, [1, 1, E, W, 1]);
-        const cols = b.op('Add', [
-          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i1, offs])], [A.i('axis', 2)]), wCol(tx.w1)]),
-          b.op('Mul', [b.op('Gather', [t, b.op('Add', [tx.i2, offs])], [A.i('axis', 2)]), wCol(tx.w2)]),
-        ]); // [1, C, E, W, H]
-        outs.push(b.transpose(cols, [0, 2, 1, 4, 3]));
+        outs.push(...onePerRunEmbeds(b, centre, pos, C, H, W, E));
         i += E - 1;
         continue;
       }
@@ -419,9 +433,12 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       case 'normal': {
         const x = centre64();
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
-        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [b.op('Sub', [x, mu]), b.op('Sub', [x, mu])]), [2, 3], true)]);
+        const dev = b.op('Sub', [x, mu]);
+        const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [dev, dev]), [2, 3], true)]);
         const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
-        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(slot(VIEW_INPUT.noise, op.slot), 4)])]));
+        // the only noise slot is the input itself: a Reshape, not a Gather that copies it
+        const pairs = slots.noise === 1 ? b.reshape(VIEW_INPUT.noise, [-1, C, H, W, 2]) : slot(VIEW_INPUT.noise, op.slot);
+        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(pairs, 4)])]));
         break;
       }
       case 'invert':
@@ -440,14 +457,23 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
           b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
           borderFill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
         }
-        let acc = t.fillWeight.every((w) => w === 0) ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
-        for (let k = 0; k < 4; k++) {
-          if (t.weight[k].every((w) => w === 0)) continue; // 90°, 180°: one tap
+        const noFill = t.fillWeight.every((w) => w === 0);
+        let acc = noFill ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
+        const taps = [0, 1, 2, 3].filter((k) => t.weight[k].some((w) => w !== 0)); // 90°, 180°: one tap
+        for (const k of taps) {
           // GatherElements with the index map expanded to the batch: about twice as fast as a
-          // Gather, which copies one element at a time
-          flatShape ??= b.op('Shape', [flatCentre]);
-          const g = b.op('GatherElements', [flatCentre, b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), flatShape])], [A.i('axis', 2)]);
-          acc = b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
+          // Gather, which copies one element at a time. One source a run: the map for every
+          // channel as a constant, so that nothing expands it at run time
+          let index: string;
+          if (onePerRun) {
+            index = b.fresh('rot_index');
+            const all = new Int32Array(C * H * W);
+            for (let c = 0; c < C; c++) all.set(t.index[k], c * H * W);
+            b.inits.push({ name: index, dims: [1, C, H * W], dataType: 6, rawData: new Uint8Array(all.buffer) });
+          } else index = b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
+          const g = b.op('GatherElements', [flatCentre, index], [A.i('axis', 2)]);
+          // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x)
+          acc = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1) ? g : b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
         break;
@@ -514,36 +540,26 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         break;
       }
       case 'tiles': {
-        // static maps per pixel: its tile (k), its offset in the tile, whether it is in one
+        // per pixel its tile (k; outside the tiles an extra tile T that does not move); per tile
+        // its displacement, source start minus its own start (a few values a source, in-graph
+        // from the permutation); the source index of a pixel is then p + disp[tile of p]: one
+        // gather and one add per pixel
         const nr = op.rows.length - 1;
         const nc = op.cols.length - 1;
-        const slotOf = new Array<number>(H * W).fill(0);
-        const dy = new Array<number>(H * W).fill(0);
-        const dx = new Array<number>(H * W).fill(0);
-        const ident = Array.from({ length: H * W }, (_, p) => p);
-        const inside = new Array<number>(H * W).fill(0);
+        const T = nr * nc;
+        const slotOf = new Array<number>(H * W).fill(T);
         for (let r = 0; r < nr; r++) {
           for (let c = 0; c < nc; c++) {
-            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) {
-              for (let x = op.cols[c]; x < op.cols[c + 1]; x++) {
-                slotOf[y * W + x] = r * nc + c;
-                dy[y * W + x] = y - op.rows[r];
-                dx[y * W + x] = x - op.cols[c];
-                inside[y * W + x] = 1;
-              }
-            }
+            for (let y = op.rows[r]; y < op.rows[r + 1]; y++) for (let x = op.cols[c]; x < op.cols[c + 1]; x++) slotOf[y * W + x] = r * nc + c;
           }
         }
-        const tileTop = Array.from({ length: nr * nc }, (_, t) => op.rows[Math.floor(t / nc)]);
-        const tileLeft = Array.from({ length: nr * nc }, (_, t) => op.cols[t % nc]);
+        const start = Array.from({ length: T }, (_, t) => op.rows[Math.floor(t / nc)] * W + op.cols[t % nc]);
         const at = perms.at.get(op.slot)!;
-        const perm = b.slice(VIEW_INPUT.perm, [at], [at + nr * nc], [1]); // [n, T]
-        const srcTile = b.op('Gather', [perm, b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
-        const sTop = b.op('Gather', [b.i64(tileTop), srcTile]);
-        const sLeft = b.op('Gather', [b.i64(tileLeft), srcTile]);
-        const idx = b.op('Add', [b.op('Mul', [b.op('Add', [sTop, b.i64(dy)]), b.i64([W], [])]), b.op('Add', [sLeft, b.i64(dx)])]);
-        const isIn = bools(inside, [inside.length]);
-        const full = b.op('Where', [isIn, idx, b.i64(ident)]); // [n, HW]
+        const perm = b.slice(VIEW_INPUT.perm, [at], [at + T], [1]); // [n, T]
+        const disp = b.op('Sub', [b.op('Gather', [b.i64(start), perm]), b.i64(start, [1, T])]); // [n, T]
+        const still = b.op('Mul', [b.slice(disp, [0], [1], [1]), b.i64([0], [])]); // [n, 1] zeros: tile T
+        const move = b.op('Gather', [b.op('Concat', [disp, still], [A.i('axis', 1)]), b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
+        const full = b.op('Add', [move, b.i64(Array.from({ length: H * W }, (_, p) => p))]);
         flatCentre ??= b.reshape(centre, [0, C, H * W]);
         const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
         v = b.reshape(b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
