@@ -35,19 +35,22 @@ async function make(job: MakeJob): Promise<void> {
   const plane = channels * height * width;
   const L = job.spec.list.length;
   const index = new Map(job.spec.list.map(([n, s], i) => [`${n}/${s}`, i]));
+  const used = new Uint8Array(L);
   // the sets the main thread gave back: each image's inputs() takes one (before its first await)
   for (const set of job.reuse) views.recycle(set);
   const inputs = await Promise.all(
     Array.from({ length: count }, (_, k) =>
       views.inputs({ channels, height, width, data: pixels.subarray(k * plane, (k + 1) * plane) }, (name, severity) => {
         const i = index.get(`${name}/${severity}`);
-        if (i === undefined) throw new Error(`views worker: no seed for ${name} severity ${severity}`);
-        return seeds[k * L + i];
+        const seed = i === undefined ? NaN : seeds[k * L + i];
+        if (Number.isNaN(seed)) throw new Error(`views worker: no seed for ${name} severity ${severity}`);
+        used[i!] = 1;
+        return seed;
       }),
     ),
   );
-  const reply: FromWorker = { type: 'made', id: job.id, inputs };
-  port!.postMessage(reply, transferables(inputs));
+  const reply: FromWorker = { type: 'made', id: job.id, inputs, used: [...used.keys()].filter((i) => used[i]), pixels };
+  port!.postMessage(reply, [...transferables(inputs), pixels.buffer as ArrayBuffer]);
 }
 
 port.on('message', (m: ToWorker) => {

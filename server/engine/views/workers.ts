@@ -45,7 +45,8 @@ export interface MakeSpec {
   opts: CorruptOptions;
 }
 
-/** One message's images (equal size, packed image-major) and their seeds (list order per image). */
+/** One message's images (equal size, packed image-major) and their seeds (list order per image;
+ *  NaN for the entries no maker asks for: views made in the graph draw nothing on the CPU). */
 export interface MakeJob {
   type: 'make';
   id: number;
@@ -69,7 +70,10 @@ export interface WorkerErrorInfo {
   line?: number;
   code?: string;
 }
-export type FromWorker = { type: 'ready' } | { type: 'made'; id: number; inputs: ViewInputs[] } | { type: 'failed'; id: number; error: WorkerErrorInfo };
+/** `used`: the list entries whose seeds the makers asked for (the main thread computes only those from
+ *  then on); `pixels`: the job's buffer, back for the next job. */
+export type FromWorker = { type: 'ready' } | { type: 'made'; id: number; inputs: ViewInputs[]; used: number[]; pixels: Float32Array } | { type: 'failed'; id: number; error: WorkerErrorInfo };
+type Made = Extract<FromWorker, { type: 'made' }>;
 
 const MAX_WORKERS = 8;
 /** An idle pool ends after this long (a process that keeps its model keeps no threads for nothing). */
@@ -152,28 +156,38 @@ export function corruptionViewMaker(
   const key = JSON.stringify(spec);
   const ahead = workers + 1;
   const keep = ahead + 2;
-  const kept: ViewInputs[] = [];
   type Request = { img: PixelImage; seed: (name: CorruptionName, severity: number) => number; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
   let waiting: Request[] = [];
+  // the list entries whose seeds the makers use, once a worker has said (seeds cost ~5 µs each:
+  // a third of a second for MNIST's 1,000 images at 75 views, half of them drawn in the graph)
+  let needed: number[] | undefined;
   const inThread = (r: Request) => local.inputs(r.img, r.seed).then(r.resolve, r.reject);
 
   const send = (reqs: Request[]) => {
     const { channels, height: h, width: w } = reqs[0].img;
     const plane = channels * h * w;
-    const pixels = new Float32Array(reqs.length * plane);
-    const seeds = new Float64Array(reqs.length * list.length);
+    const p = current();
+    const spare = p.spare(key);
+    const old = spare.pixels.pop();
+    const pixels = old?.length === reqs.length * plane ? old : new Float32Array(reqs.length * plane);
+    const seeds = new Float64Array(reqs.length * list.length).fill(NaN);
+    const which = needed ?? list.map((_, i) => i);
     try {
       reqs.forEach((r, k) => {
         pixels.set(r.img.data.subarray(0, plane), k * plane);
-        list.forEach(([name, s], i) => (seeds[k * list.length + i] = r.seed(name, s)));
+        for (const i of which) seeds[k * list.length + i] = r.seed(list[i][0], list[i][1]);
       });
     } catch (e) {
       for (const r of reqs) r.reject(e);
       return;
     }
-    const reuse = kept.splice(0, reqs.length);
-    current().run({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
-      (sets) => reqs.forEach((r, k) => r.resolve(sets[k])),
+    const reuse = spare.sets.splice(0, reqs.length);
+    p.run({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
+      (made) => {
+        needed ??= made.used;
+        if (spare.pixels.length < keep) spare.pixels.push(made.pixels);
+        reqs.forEach((r, k) => r.resolve(made.inputs[k]));
+      },
       (e) => {
         if (e instanceof WorkerGone) reqs.forEach(inThread);
         else for (const r of reqs) r.reject(e);
@@ -204,7 +218,10 @@ export function corruptionViewMaker(
     ahead,
     threads: workers,
     recycle(inputs) {
-      if (kept.length < keep && !kept.includes(inputs)) kept.push(inputs);
+      // kept by the pool, not by this maker: the probe makes a maker per batch of images, and
+      // its next batch fills the same sets again (fresh 25 MB sets cost a page fault a page)
+      const sets = pool && !pool.closed ? pool.spare(key).sets : undefined;
+      if (sets && sets.length < keep && !sets.includes(inputs)) sets.push(inputs);
     },
     inputs(img, seed) {
       throwIfAborted(use.signal);
@@ -271,17 +288,28 @@ class Pool {
   closed = false;
   readonly owners = new Set<object>();
   private slots: Slot[] = [];
-  private readonly pending = new Map<number, { slot: Slot; resolve: (v: ViewInputs[]) => void; reject: (e: Error) => void; settle: () => void }>();
+  private readonly pending = new Map<number, { slot: Slot; resolve: (v: Made) => void; reject: (e: Error) => void; settle: () => void }>();
   private nextId = 1;
   private idle?: NodeJS.Timeout;
+  /** Per maker spec: input sets given back and image buffers returned, to be sent again. */
+  private readonly spares = new Map<string, { sets: ViewInputs[]; pixels: Float32Array[] }>();
 
   constructor(readonly size: number) {}
+
+  spare(key: string): { sets: ViewInputs[]; pixels: Float32Array[] } {
+    let s = this.spares.get(key);
+    if (!s) {
+      if (this.spares.size >= 4) this.spares.delete(this.spares.keys().next().value!);
+      this.spares.set(key, (s = { sets: [], pixels: [] }));
+    }
+    return s;
+  }
 
   live(): number {
     return this.slots.filter((s) => !s.closing).length;
   }
 
-  run(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<ViewInputs[]> {
+  run(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<Made> {
     if (this.broken || this.closed) return Promise.reject(new WorkerGone(this.broken ?? 'closed'));
     if (signal?.aborted) return Promise.reject(new CancelledError());
     const slot = this.pick();
@@ -289,7 +317,7 @@ class Pool {
     clearTimeout(this.idle);
     const id = this.nextId++;
     if (slot.jobs++ === 0) slot.worker.ref(); // a job in flight keeps the process alive; an idle worker does not
-    return new Promise<ViewInputs[]>((resolve, reject) => {
+    return new Promise<Made>((resolve, reject) => {
       const onAbort = () => {
         settle();
         slot.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
@@ -349,7 +377,7 @@ class Pool {
     const p = this.pending.get(m.id);
     if (!p) return; // cancelled: its buffers are dropped
     p.settle();
-    if (m.type === 'made') p.resolve(m.inputs);
+    if (m.type === 'made') p.resolve(m);
     else p.reject(rebuild(m.error));
   }
 
@@ -373,6 +401,7 @@ class Pool {
 
   private async terminate(): Promise<void> {
     clearTimeout(this.idle);
+    this.spares.clear();
     const slots = this.slots;
     this.slots = [];
     for (const s of slots) s.closing = true;
