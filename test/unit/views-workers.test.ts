@@ -249,3 +249,40 @@ test('the bundled CLI makes the views\' CPU part in dist/views-worker.js, and it
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('runViews keeps `ahead` runs of sources in the making beyond the one running, never more, and hands each item its own scores in order', async () => {
+  const { runViews } = await import('../../server/engine/views/session');
+  for (const ahead of [1, 2, 3]) {
+    let live = 0;
+    let most = 0;
+    const runner = {
+      views: 1,
+      mode: 'standalone' as const,
+      features: false,
+      sourcesPerRun: 2,
+      async predict(sources: Array<{ source: PixelImage }>) {
+        await new Promise((r) => setTimeout(r, 2));
+        const logits = Float32Array.from(sources, (s) => s.source.data[0]);
+        return { n: sources.length, numClasses: 1, logits, probs: logits };
+      },
+    };
+    const items = Array.from({ length: 11 }, (_, i) => i);
+    const got: number[] = [];
+    await runViews(
+      runner,
+      items,
+      async (i) => {
+        most = Math.max(most, ++live);
+        await new Promise((r) => setTimeout(r, 1));
+        return { source: { channels: 1, height: 1, width: 1, data: Float32Array.of(i) }, done: () => live-- };
+      },
+      (i, scores, first) => got.push(i * 1000 + scores.logits[first]),
+      undefined,
+      ahead,
+    );
+    assert.deepEqual(got, items.map((i) => i * 1001));
+    assert.equal(live, 0);
+    // the run's 2 sources and `ahead` runs of 2 more
+    assert.equal(most, 2 * (ahead + 1), `ahead ${ahead}`);
+  }
+});
