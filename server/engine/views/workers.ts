@@ -218,6 +218,7 @@ export function corruptionViewMaker(
     ahead,
     threads: workers,
     recycle(inputs) {
+      if (pool?.broken) return local.recycle(inputs);
       // kept by the pool, not by this maker: the probe makes a maker per batch of images, and
       // its next batch fills the same sets again (fresh 25 MB sets cost a page fault a page)
       const sets = pool && !pool.closed ? pool.spare(key).sets : undefined;
