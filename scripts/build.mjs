@@ -28,6 +28,8 @@ const targets = [
   { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { worker: 'server/worker.ts' }, outdir: 'dist' },
+  // the worker threads that make the corruption views' CPU part (server/engine/views/workers.ts)
+  { ...node, entryPoints: { 'views-worker': 'server/engine/views/cpu-worker.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { extension: 'client/extension.ts' }, outdir: 'dist' },
   {
     entryPoints: { report: 'webviews/report.ts' },

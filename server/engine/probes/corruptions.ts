@@ -33,7 +33,7 @@ import { corruptionError, meanCorruptionError } from '../metrics/mce';
 import { derivedRng, derivedSeed } from '../random';
 import type { PixelImage, Prediction } from '../types';
 import { runViews, viewsFor, type ViewPlan } from '../views';
-import { corruptionViews } from '../views/corruptions';
+import { corruptionViewMaker } from '../views/workers';
 import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
 
 export interface CorruptionsRecord {
@@ -110,7 +110,8 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
     const { channels, height, width } = images[0].pixels;
     const m = images[0].margin;
     const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
-    const made = corruptionViews(list, height, width, opts);
+    // the views' CPU part is made in worker threads while session.run runs (views/workers.ts)
+    const made = corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal });
     // view 0: the clean image; then each corruption at each severity
     const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
     const runner = await viewsFor(ctx.model, plan);
@@ -125,6 +126,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       },
       (img, out, base) => records.set(img, record(img, out, base)),
       ctx.signal,
+      made.ahead,
     );
     return images.map((img) => records.get(img)!);
   }

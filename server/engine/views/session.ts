@@ -26,6 +26,7 @@ import { featureValues } from '../model/features';
 import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewPostNode } from './graph';
 import { imagenetCSlots } from './imagenet-c';
 import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
+import { releaseViewWorkers } from './workers';
 
 const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 /**
@@ -100,9 +101,11 @@ export interface ViewRunner {
 }
 
 /**
- * Runs items through a runner a session.run at a time, making the next run's sources (noise
+ * Runs items through a runner a session.run at a time, making the next runs' sources (noise
  * draws, views the CPU makes) while the current one runs, so the provider does not wait for
  * the CPU between runs. `use` gets each item with its scores (rows first … first+views−1).
+ * `ahead`: runs of sources in the making beyond the one running (1 when this thread makes them;
+ * more when worker threads do, views/workers.ts), so memory stays a few runs' worth.
  */
 export async function runViews<T>(
   runner: ViewRunner,
@@ -110,18 +113,27 @@ export async function runViews<T>(
   source: (item: T) => ViewSource | Promise<ViewSource>,
   use: (item: T, scores: ViewPrediction, first: number) => void,
   signal?: AbortSignal,
+  ahead = 1,
 ): Promise<void> {
   const step = balancedStep(items.length, runner.sourcesPerRun);
   const make = async (from: number) => Promise.all(items.slice(from, from + step).map(source));
-  let next = items.length ? make(0) : undefined;
+  const making: Array<Promise<ViewSource[]>> = [];
+  let made = 0; // items whose sources are asked for
+  const more = () => {
+    for (; made < items.length && making.length < Math.max(1, ahead); made += step) {
+      const p = make(made);
+      p.catch(() => undefined);
+      making.push(p);
+    }
+  };
+  more();
   for (let from = 0; from < items.length; from += step) {
     throwIfAborted(signal);
-    const sources = await next!;
+    const sources = await making.shift()!;
     const running = runner.predict(sources);
     // let the run start (its work goes to ORT's threads) before this thread makes the next sources
     await new Promise((r) => setImmediate(r));
-    next = from + step < items.length ? make(from + step) : undefined;
-    next?.catch(() => undefined);
+    more();
     const scores = await running;
     for (const s of sources) s.done?.();
     items.slice(from, from + step).forEach((item, i) => use(item, scores, i * runner.views));
@@ -167,6 +179,7 @@ export function sourcesPerRun(plan: ViewPlan): number {
 
 /** Releases the sessions of every plan built for a model (the model's dispose() calls it). */
 export async function releaseViews(model: LoadedModel): Promise<void> {
+  await releaseViewWorkers(model);
   const byPlan = cache.get(model);
   if (!byPlan) return;
   cache.delete(model);

@@ -1,0 +1,84 @@
+/**
+ * A worker thread that makes the corruption views' CPU part (views/workers.ts sends it images and
+ * seeds): the same makers as in the main thread (corruptionViews(...).inputs), so the same planes
+ * bit for bit. Bundled on its own as dist/views-worker.js (scripts/build.mjs); under tsx the main
+ * thread loads this file through tsx's require hook.
+ */
+import { parentPort } from 'node:worker_threads';
+import { corruptionViews, type CorruptionViews } from './corruptions';
+import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
+
+const port = parentPort;
+if (!port) throw new Error('views/cpu-worker.ts runs as a worker thread (views/workers.ts starts it)');
+
+/** The makers per corruption list and size, kept while the worker lives (their input reuse pool and
+ *  JPEG batching with them); a handful at most: one per probe configuration in a process. */
+const made = new Map<string, CorruptionViews>();
+const MAX_SPECS = 8;
+/** Jobs received and not yet started, and those of them the main thread no longer wants. */
+const queued = new Set<number>();
+const cancelled = new Set<number>();
+
+function viewsFor(job: MakeJob): CorruptionViews {
+  let v = made.get(job.key);
+  if (!v) {
+    if (made.size >= MAX_SPECS) made.delete(made.keys().next().value!);
+    v = corruptionViews(job.spec.list, job.spec.height, job.spec.width, job.spec.opts);
+    made.set(job.key, v);
+  }
+  return v;
+}
+
+async function make(job: MakeJob): Promise<void> {
+  const views = viewsFor(job);
+  const { channels, height, width, count, pixels, seeds } = job;
+  const plane = channels * height * width;
+  const L = job.spec.list.length;
+  const index = new Map(job.spec.list.map(([n, s], i) => [`${n}/${s}`, i]));
+  const used = new Uint8Array(L);
+  // the sets the main thread gave back: each image's inputs() takes one (before its first await)
+  for (const set of job.reuse) views.recycle(set);
+  const inputs = await Promise.all(
+    Array.from({ length: count }, (_, k) =>
+      views.inputs({ channels, height, width, data: pixels.subarray(k * plane, (k + 1) * plane) }, (name, severity) => {
+        const i = index.get(`${name}/${severity}`);
+        const seed = i === undefined ? NaN : seeds[k * L + i];
+        if (Number.isNaN(seed)) throw new Error(`views worker: no seed for ${name} severity ${severity}`);
+        used[i!] = 1;
+        return seed;
+      }),
+    ),
+  );
+  const reply: FromWorker = { type: 'made', id: job.id, inputs, used: [...used.keys()].filter((i) => used[i]), pixels };
+  port!.postMessage(reply, [...transferables(inputs), pixels.buffer as ArrayBuffer]);
+}
+
+/**
+ * Jobs run one after the other, in the order they came: the main thread needs them in that order,
+ * and a later job started while an earlier one waits for sharp (JPEG) would hold the earlier one's
+ * end back by its own whole CPU part (measured on MNIST: the first run of each batch waited for
+ * both).
+ */
+let chain: Promise<void> = Promise.resolve();
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'cancel') {
+    if (queued.has(m.id)) cancelled.add(m.id);
+    return;
+  }
+  queued.add(m.id);
+  chain = chain.then(async () => {
+    // a turn of the event loop first: a cancel already on its way is read before the work starts
+    await new Promise((r) => setImmediate(r));
+    queued.delete(m.id);
+    if (cancelled.delete(m.id)) return;
+    await make(m).catch((e: unknown) => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      const info = err as Error & { file?: string; line?: number; code?: string };
+      const reply: FromWorker = { type: 'failed', id: m.id, error: { name: err.name, message: err.message, file: info.file, line: info.line, code: info.code } };
+      port.postMessage(reply);
+    });
+  });
+});
+
+port.postMessage({ type: 'ready' } satisfies FromWorker);

@@ -1,0 +1,416 @@
+/**
+ * The corruption views' CPU part made in worker threads, beside session.run.
+ *
+ * onnxruntime-node runs session.run synchronously on the main JavaScript thread (in a setImmediate,
+ * with its other intra-op threads beside it), so whatever the main thread makes cannot overlap a
+ * run. The corruption views' per-image inputs (views/corruptions.ts: shot and impulse noise,
+ * motion blur, snow, spatter, JPEG, the noise uniforms, fog's plasma, frost's crop, elastic's and
+ * glass blur's draws) cost about 170 ms of JavaScript per 224×224 image at five severities: made
+ * on the main thread, that is time in which a core idles and, on a GPU, the provider waits.
+ *
+ * Here the same makers (corruptionViews(...).inputs) run in a pool of worker threads
+ * (views/cpu-worker.ts) with the same seeds, so the inputs are the same bit for bit. The images go
+ * to a worker packed in one buffer per message (several per message: MNIST-size images cost
+ * little each, a message's fixed cost would dominate); the filled planes come back by transfer,
+ * no copy, and the sets runViews gives back (recycle) travel to a worker to be filled again, so
+ * the reuse pool of views/corruptions.ts keeps working across threads. runViews asks for
+ * `ahead` runs of sources beyond the one in session.run, so every worker has work while it runs.
+ *
+ * Workers: SKEPTIC_VIEW_WORKERS (0: make the inputs in the main thread), else half the CPUs this
+ * process may use (os.availableParallelism()), at least 1 and at most 8: ONNX Runtime's intra-op
+ * threads have the rest. When a worker cannot start (or dies), the inputs are made in the main
+ * thread instead and NODE_DEBUG=skeptic-views says why. Idle workers never keep the process
+ * alive; they end when the last model that used them is released (model.dispose(), through
+ * releaseViews), or after a minute with nothing to do.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { debuglog } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { CancelledError, SkepticInputError, throwIfAborted } from '../errors';
+import type { CorruptionName, CorruptOptions } from '../image/corrupt';
+import type { PixelImage } from '../types';
+import { corruptionViews, type CorruptionViews } from './corruptions';
+import type { ViewInputs } from './plan';
+
+const debug = debuglog('skeptic-views');
+
+/** What a worker needs to build the makers: views/corruptions.ts's arguments. */
+export interface MakeSpec {
+  list: Array<[CorruptionName, number]>;
+  height: number;
+  width: number;
+  opts: CorruptOptions;
+}
+
+/** One message's images (equal size, packed image-major) and their seeds (list order per image;
+ *  NaN for the entries no maker asks for: views made in the graph draw nothing on the CPU). */
+export interface MakeJob {
+  type: 'make';
+  id: number;
+  /** The spec as JSON: the worker keeps its makers by it. */
+  key: string;
+  spec: MakeSpec;
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  count: number;
+  pixels: Float32Array;
+  seeds: Float64Array;
+  /** Input sets given back by the main thread, to be filled again (at most one per image). */
+  reuse: ViewInputs[];
+}
+export type ToWorker = MakeJob | { type: 'cancel'; id: number };
+export interface WorkerErrorInfo {
+  name: string;
+  message: string;
+  file?: string;
+  line?: number;
+  code?: string;
+}
+/** `used`: the list entries whose seeds the makers asked for (the main thread computes only those from
+ *  then on); `pixels`: the job's buffer, back for the next job. */
+export type FromWorker = { type: 'ready' } | { type: 'made'; id: number; inputs: ViewInputs[]; used: number[]; pixels: Float32Array } | { type: 'failed'; id: number; error: WorkerErrorInfo };
+type Made = Extract<FromWorker, { type: 'made' }>;
+
+const MAX_WORKERS = 8;
+/** An idle pool ends after this long (a process that keeps its model keeps no threads for nothing). */
+const IDLE_MS = 60_000;
+
+/** Worker threads for n CPUs: half of them (ORT's intra-op threads run on the others), 1 to 8. */
+export function defaultViewWorkers(cpus = availableParallelism()): number {
+  return Math.max(1, Math.min(MAX_WORKERS, Math.floor(cpus / 2)));
+}
+
+let chosen: number | undefined;
+
+/** Worker threads for the views' CPU part (0: the main thread makes them). */
+export function viewWorkerCount(): number {
+  if (chosen !== undefined) return chosen;
+  const v = process.env.SKEPTIC_VIEW_WORKERS;
+  if (v !== undefined && v !== '') {
+    const n = Number(v);
+    if (Number.isInteger(n) && n >= 0) return Math.min(n, 64);
+    debug('SKEPTIC_VIEW_WORKERS=%s is not a whole number ≥ 0: ignored', v);
+  }
+  return defaultViewWorkers();
+}
+
+/**
+ * Sets the number of worker threads for views made from now on (undefined: back to
+ * SKEPTIC_VIEW_WORKERS or the default); ends the current pool and forgets a failure to start
+ * one. For the tests and benchmarks.
+ */
+export async function setViewWorkers(n: number | undefined): Promise<void> {
+  if (n !== undefined && !(Number.isInteger(n) && n >= 0)) throw new RangeError(`view workers must be a whole number ≥ 0, not ${n}`);
+  chosen = n;
+  const p = pool;
+  pool = undefined;
+  await p?.close();
+}
+
+/** Ends the workers once no model uses them (releaseViews calls it for each model it releases). */
+export async function releaseViewWorkers(owner: object): Promise<void> {
+  if (!pool) return;
+  pool.owners.delete(owner);
+  if (pool.owners.size === 0) await pool.close();
+}
+
+/** Live worker threads of the pool (for the tests: none once the models are released). */
+export function viewWorkerThreads(): number {
+  return pool?.live() ?? 0;
+}
+
+/** The corruption views of corruptionViews, with `ahead` for runViews and the threads making them (0: this one). */
+export interface CorruptionViewMaker extends CorruptionViews {
+  /** Runs of sources runViews should have in the making beyond the one in session.run. */
+  readonly ahead: number;
+  /** Worker threads that make the inputs (0: the calling thread). */
+  readonly threads: number;
+}
+
+/**
+ * corruptionViews(list, height, width, opts) whose inputs() are made in worker threads (the
+ * same values). `owner` (the model) keeps the pool alive until releaseViews(owner); `signal`
+ * rejects the inputs still being made with CancelledError at once.
+ */
+export function corruptionViewMaker(
+  list: Array<[CorruptionName, number]>,
+  height: number,
+  width: number,
+  opts: CorruptOptions = {},
+  use: { owner?: object; signal?: AbortSignal } = {},
+): CorruptionViewMaker {
+  const local = corruptionViews(list, height, width, opts);
+  const workers = viewWorkerCount();
+  if (workers === 0) return { ...local, ahead: 1, threads: 0 };
+  // the pool of the moment: an idle one ends after a while, and the next request starts another
+  const current = () => {
+    if (!pool || (pool.closed && !pool.broken)) pool = new Pool(workers);
+    if (use.owner) pool.owners.add(use.owner);
+    return pool;
+  };
+  const spec: MakeSpec = { list, height, width, opts };
+  const key = JSON.stringify(spec);
+  const ahead = workers + 1;
+  const keep = ahead + 2;
+  type Request = { img: PixelImage; seed: (name: CorruptionName, severity: number) => number; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
+  let waiting: Request[] = [];
+  // the list entries whose seeds the makers use, once a worker has said (seeds cost ~5 µs each:
+  // a third of a second for MNIST's 1,000 images at 75 views, half of them drawn in the graph)
+  let needed: number[] | undefined;
+  const inThread = (r: Request) => local.inputs(r.img, r.seed).then(r.resolve, r.reject);
+
+  const send = (reqs: Request[]) => {
+    const { channels, height: h, width: w } = reqs[0].img;
+    const plane = channels * h * w;
+    const p = current();
+    const spare = p.spare(key);
+    const old = spare.pixels.pop();
+    const pixels = old?.length === reqs.length * plane ? old : new Float32Array(reqs.length * plane);
+    const seeds = new Float64Array(reqs.length * list.length).fill(NaN);
+    const which = needed ?? list.map((_, i) => i);
+    try {
+      reqs.forEach((r, k) => {
+        pixels.set(r.img.data.subarray(0, plane), k * plane);
+        for (const i of which) seeds[k * list.length + i] = r.seed(list[i][0], list[i][1]);
+      });
+    } catch (e) {
+      for (const r of reqs) r.reject(e);
+      return;
+    }
+    const reuse = spare.sets.splice(0, reqs.length);
+    p.run({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
+      (made) => {
+        needed ??= made.used;
+        if (spare.pixels.length < keep) spare.pixels.push(made.pixels);
+        reqs.forEach((r, k) => r.resolve(made.inputs[k]));
+      },
+      (e) => {
+        if (e instanceof WorkerGone) reqs.forEach(inThread);
+        else for (const r of reqs) r.reject(e);
+      },
+    );
+  };
+
+  // requests made in one turn (runViews asks for a run's sources together) go out together,
+  // split over the workers; images of another size (none in a probe's run) go in their own message
+  const flush = () => {
+    const batch = waiting;
+    waiting = [];
+    const p = current();
+    if (p.broken) return void batch.forEach(inThread);
+    const bySize = new Map<string, Request[]>();
+    for (const r of batch) {
+      const k = `${r.img.channels}x${r.img.height}x${r.img.width}`;
+      bySize.set(k, [...(bySize.get(k) ?? []), r]);
+    }
+    for (const reqs of bySize.values()) {
+      const per = Math.ceil(reqs.length / p.size);
+      for (let i = 0; i < reqs.length; i += per) send(reqs.slice(i, i + per));
+    }
+  };
+
+  return {
+    ops: local.ops,
+    ahead,
+    threads: workers,
+    recycle(inputs) {
+      if (pool?.broken) return local.recycle(inputs);
+      // kept by the pool, not by this maker: the probe makes a maker per batch of images, and
+      // its next batch fills the same sets again (fresh 25 MB sets cost a page fault a page)
+      const sets = pool && !pool.closed ? pool.spare(key).sets : undefined;
+      if (sets && sets.length < keep && !sets.includes(inputs)) sets.push(inputs);
+    },
+    inputs(img, seed) {
+      throwIfAborted(use.signal);
+      if (pool?.broken) return local.inputs(img, seed);
+      return new Promise<ViewInputs>((resolve, reject) => {
+        waiting.push({ img, seed, resolve, reject });
+        if (waiting.length === 1) queueMicrotask(flush);
+      });
+    },
+  };
+}
+
+/** The whole ArrayBuffers under a list of inputs, each once (they move between threads, no copy). */
+export function transferables(sets: object[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const set of sets) {
+    for (const v of Object.values(set)) {
+      if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) out.add(v.buffer);
+    }
+  }
+  return [...out];
+}
+
+/** The workers are gone (did not start, died, or were ended): make the inputs in this thread. */
+class WorkerGone extends Error {}
+
+/** The worker script: SKEPTIC_VIEWS_WORKER when set (a built script), dist/views-worker.js beside a
+ *  bundle, the TypeScript source through tsx's require hook otherwise. */
+function workerScript(): { file: string; code?: string } {
+  const given = process.env.SKEPTIC_VIEWS_WORKER;
+  if (given) return { file: given };
+  if (!__filename.endsWith('.ts')) return { file: join(__dirname, 'views-worker.js') };
+  const file = join(__dirname, 'cpu-worker.ts');
+  const tsx = createRequire(__filename).resolve('tsx/cjs');
+  return { file, code: `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(file)});` };
+}
+
+/** The same error class, message and fields as the worker's (as if it had been thrown here). */
+function rebuild(e: WorkerErrorInfo): Error {
+  let err: Error;
+  if (e.name === 'SkepticInputError') err = new SkepticInputError(e.message, e.file, e.line);
+  else if (e.name === 'CancelledError') err = new CancelledError();
+  else {
+    const Ctor = ({ RangeError, TypeError, SyntaxError } as Record<string, ErrorConstructor>)[e.name] ?? Error;
+    err = new Ctor(e.message);
+    if (err.name !== e.name) err.name = e.name;
+  }
+  if (e.code) (err as NodeJS.ErrnoException).code = e.code;
+  return err;
+}
+
+interface Slot {
+  worker: Worker;
+  jobs: number;
+  closing: boolean;
+  started: number;
+}
+
+let pool: Pool | undefined;
+
+class Pool {
+  /** Why the workers cannot be used in this process (they failed to start or died). */
+  broken?: string;
+  closed = false;
+  readonly owners = new Set<object>();
+  private slots: Slot[] = [];
+  private readonly pending = new Map<number, { slot: Slot; resolve: (v: Made) => void; reject: (e: Error) => void; settle: () => void }>();
+  private nextId = 1;
+  private idle?: NodeJS.Timeout;
+  /** Per maker spec: input sets given back and image buffers returned, to be sent again. */
+  private readonly spares = new Map<string, { sets: ViewInputs[]; pixels: Float32Array[] }>();
+
+  constructor(readonly size: number) {}
+
+  spare(key: string): { sets: ViewInputs[]; pixels: Float32Array[] } {
+    let s = this.spares.get(key);
+    if (!s) {
+      if (this.spares.size >= 4) this.spares.delete(this.spares.keys().next().value!);
+      this.spares.set(key, (s = { sets: [], pixels: [] }));
+    }
+    return s;
+  }
+
+  live(): number {
+    return this.slots.filter((s) => !s.closing).length;
+  }
+
+  run(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<Made> {
+    if (this.broken || this.closed) return Promise.reject(new WorkerGone(this.broken ?? 'closed'));
+    if (signal?.aborted) return Promise.reject(new CancelledError());
+    const slot = this.pick();
+    if (!slot) return Promise.reject(new WorkerGone(this.broken!));
+    clearTimeout(this.idle);
+    const id = this.nextId++;
+    if (slot.jobs++ === 0) slot.worker.ref(); // a job in flight keeps the process alive; an idle worker does not
+    return new Promise<Made>((resolve, reject) => {
+      const onAbort = () => {
+        settle();
+        slot.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+        reject(new CancelledError());
+      };
+      const settle = () => {
+        if (!this.pending.delete(id)) return;
+        signal?.removeEventListener('abort', onAbort);
+        if (--slot.jobs === 0 && !slot.closing) slot.worker.unref();
+        if (this.pending.size === 0 && !this.closed) (this.idle = setTimeout(() => void this.close(), IDLE_MS)).unref();
+      };
+      this.pending.set(id, { slot, resolve, reject, settle });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const msg: MakeJob = { type: 'make', id, ...job };
+      try {
+        slot.worker.postMessage(msg, [job.pixels.buffer as ArrayBuffer, job.seeds.buffer as ArrayBuffer, ...transferables(job.reuse)]);
+      } catch (e) {
+        settle();
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** The worker with the fewest jobs; a new one while there are fewer than `size` and all are busy. */
+  private pick(): Slot | undefined {
+    const free = this.slots.filter((s) => !s.closing);
+    const least = free.reduce<Slot | undefined>((a, s) => (!a || s.jobs < a.jobs ? s : a), undefined);
+    if (least && (least.jobs === 0 || free.length >= this.size)) return least;
+    return this.spawn() ?? least;
+  }
+
+  private spawn(): Slot | undefined {
+    const { file, code } = workerScript();
+    if (!existsSync(file)) {
+      this.fail(`the views worker script ${file} is missing`);
+      return undefined;
+    }
+    let worker: Worker;
+    try {
+      worker = code ? new Worker(code, { eval: true, name: 'skeptic-views' }) : new Worker(file, { name: 'skeptic-views' });
+    } catch (e) {
+      this.fail(`a views worker could not start (${(e as Error).message})`);
+      return undefined;
+    }
+    worker.unref();
+    const slot: Slot = { worker, jobs: 0, closing: false, started: performance.now() };
+    this.slots.push(slot);
+    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    worker.on('error', (e) => this.lost(slot, `a views worker failed (${e.message.split('\n')[0]})`));
+    worker.on('exit', (code) => this.lost(slot, `a views worker exited with code ${code}`));
+    debug('starting views worker %d of %d: %s', this.slots.length, this.size, file);
+    return slot;
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    if (m.type === 'ready') return void debug('views worker ready in %d ms', Math.round(performance.now() - slot.started));
+    const p = this.pending.get(m.id);
+    if (!p) return; // cancelled: its buffers are dropped
+    p.settle();
+    if (m.type === 'made') p.resolve(m);
+    else p.reject(rebuild(m.error));
+  }
+
+  private lost(slot: Slot, reason: string): void {
+    if (slot.closing) return;
+    this.fail(reason);
+  }
+
+  /** The workers cannot be used: end them, and make what they were making in the main thread. */
+  private fail(reason: string): void {
+    this.broken ??= reason;
+    debug('%s: making the views\' CPU part in the main thread from now on', reason);
+    void this.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (pool === this) pool = undefined;
+    await this.terminate();
+  }
+
+  private async terminate(): Promise<void> {
+    clearTimeout(this.idle);
+    this.spares.clear();
+    const slots = this.slots;
+    this.slots = [];
+    for (const s of slots) s.closing = true;
+    for (const [, p] of [...this.pending]) {
+      p.settle();
+      p.reject(new WorkerGone(this.broken ?? 'the views workers were ended'));
+    }
+    if (slots.length) debug('ending %d views worker(s)', slots.length);
+    await Promise.all(slots.map((s) => s.worker.terminate().catch(() => undefined)));
+  }
+}
