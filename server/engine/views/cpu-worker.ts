@@ -13,28 +13,29 @@ if (!port) throw new Error('views/cpu-worker.ts runs as a worker thread (views/w
 
 /** The makers per corruption list and size, kept while the worker lives (their input reuse pool and
  *  JPEG batching with them); a handful at most: one per probe configuration in a process. */
-const made = new Map<string, CorruptionViews>();
+const made = new Map<string, { views: CorruptionViews; index: Map<string, number> }>();
 const MAX_SPECS = 8;
 /** Jobs received and not yet started, and those of them the main thread no longer wants. */
 const queued = new Set<number>();
 const cancelled = new Set<number>();
 
-function viewsFor(job: MakeJob): CorruptionViews {
+/** The makers for a job's spec, and where each (corruption, severity) sits in its list (its seed's place). */
+function viewsFor(job: MakeJob): { views: CorruptionViews; index: Map<string, number> } {
   let v = made.get(job.key);
   if (!v) {
     if (made.size >= MAX_SPECS) made.delete(made.keys().next().value!);
-    v = corruptionViews(job.spec.list, job.spec.height, job.spec.width, job.spec.opts);
+    const { list, height, width, opts } = job.spec;
+    v = { views: corruptionViews(list, height, width, opts), index: new Map(list.map(([n, s], i) => [`${n}/${s}`, i])) };
     made.set(job.key, v);
   }
   return v;
 }
 
 async function make(job: MakeJob): Promise<void> {
-  const views = viewsFor(job);
+  const { views, index } = viewsFor(job);
   const { channels, height, width, count, pixels, seeds } = job;
   const plane = channels * height * width;
   const L = job.spec.list.length;
-  const index = new Map(job.spec.list.map(([n, s], i) => [`${n}/${s}`, i]));
   const used = new Uint8Array(L);
   // the sets the main thread gave back: each image's inputs() takes one (before its first await)
   for (const set of job.reuse) views.recycle(set);

@@ -65,6 +65,7 @@ export interface ViewGraph {
 
 const F32 = 1;
 const I64 = 7;
+const I32 = 6;
 const F64 = 11;
 
 function valueInfo(name: string, elemType: number, dims: Array<number | string>): onnx.IValueInfoProto {
@@ -225,7 +226,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I64, ['skeptic_view_n', slots.perm]));
   const cSlots = imagenetCSlots(plan);
   if (cSlots.layer) inputs.push(valueInfo(VIEW_INPUT_C.layer, F32, ['skeptic_view_n', cSlots.layer, C, H, W]));
-  if (cSlots.index) inputs.push(valueInfo(VIEW_INPUT_C.index, 6, ['skeptic_view_n', cSlots.index, H * W]));
+  if (cSlots.index) inputs.push(valueInfo(VIEW_INPUT_C.index, I32, ['skeptic_view_n', cSlots.index, H * W]));
   if (cSlots.weight) inputs.push(valueInfo(VIEW_INPUT_C.weight, F32, ['skeptic_view_n', cSlots.weight, H * W]));
 
   const src = VIEW_INPUT.src;
@@ -469,7 +470,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
             index = b.fresh('rot_index');
             const all = new Int32Array(C * H * W);
             for (let c = 0; c < C; c++) all.set(t.index[k], c * H * W);
-            b.inits.push({ name: index, dims: [1, C, H * W], dataType: 6, rawData: new Uint8Array(all.buffer) });
+            b.inits.push({ name: index, dims: [1, C, H * W], dataType: I32, rawData: new Uint8Array(all.buffer) });
           } else index = b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
           const g = b.op('GatherElements', [flatCentre, index], [A.i('axis', 2)]);
           // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x)

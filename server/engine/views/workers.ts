@@ -205,7 +205,9 @@ export function corruptionViewMaker(
     const bySize = new Map<string, Request[]>();
     for (const r of batch) {
       const k = `${r.img.channels}x${r.img.height}x${r.img.width}`;
-      bySize.set(k, [...(bySize.get(k) ?? []), r]);
+      const same = bySize.get(k);
+      if (same) same.push(r);
+      else bySize.set(k, [r]);
     }
     for (const reqs of bySize.values()) {
       const per = Math.ceil(reqs.length / p.size);
