@@ -19,20 +19,55 @@ function seedHash(seed: number, parts: string[]): number {
   return h.digest().readUInt32LE(0);
 }
 
+/** mulberry32's output for the state `a` it has just stepped to (inlined by V8 in the loops below). */
+export function mulberryUnit(a: number): number {
+  let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+/** mulberry32's step. */
+export const MULBERRY_STEP = 0x6d2b79f5;
+
+/**
+ * A mulberry32 generator: each call gives the next float in [0, 1). `normals` fills an array
+ * with mean + std·gaussian(rng) per value, the same draws in the same order (the generator goes
+ * on after them): its state a local of one loop, about twice as fast as a call per draw.
+ */
+export interface Mulberry32 {
+  (): number;
+  normals(out: Float64Array, mean: number, std: number): void;
+}
+
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0,1). */
-export function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): Mulberry32 {
   let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  const next = (() => {
+    a = (a + MULBERRY_STEP) >>> 0;
+    return mulberryUnit(a);
+  }) as Mulberry32;
+  next.normals = (out, mean, std) => {
+    let s = a;
+    for (let p = 0; p < out.length; p++) {
+      let u = 0;
+      while (u === 0) u = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
+      const v = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
+      out[p] = mean + std * (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)); // gaussian()'s expression
+    }
+    a = s;
   };
+  return next;
+}
+
+/** out[p] = mean + std·gaussian(rng) for every p in order; in one loop when rng is mulberry32's. */
+export function fillNormals(rng: () => number, out: Float64Array, mean: number, std: number): void {
+  const fast = (rng as Partial<Mulberry32>).normals;
+  if (fast) fast(out, mean, std);
+  else for (let p = 0; p < out.length; p++) out[p] = mean + std * gaussian(rng);
 }
 
 /** A PRNG seeded from the run's seed and any number of strings (probe id, image hash...). */
-export function derivedRng(seed: number, ...parts: string[]): () => number {
+export function derivedRng(seed: number, ...parts: string[]): Mulberry32 {
   return mulberry32(seedHash(seed, parts));
 }
 

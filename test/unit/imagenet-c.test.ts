@@ -376,3 +376,47 @@ test('spatter: seeded; water (severities 1–3) adds pale turquoise, mud (4–5)
     assert.ok(Math.abs(g.data[p] - (data[p] * (1 - m) + m * (0.2125 * 63 + 0.7154 * 42 + 0.0721 * 20) / 255)) < 1e-4);
   }
 });
+
+test('snow equals its definition written plainly (a gaussian() call per value, the zoom by its taps, the clamped-index motion blur, Math.max), bit for bit', async () => {
+  const { snow, zoomTaps } = await import('../../server/engine/image/imagenet-c');
+  const { gaussian } = await import('../../server/engine/random');
+  const plain = (x: PixelImage, c: number[], rng: () => number): Float32Array => {
+    const [mean, std, zoom, threshold, radius, sigma, mix] = c;
+    const { channels: C, height: H, width: W } = x;
+    const n = H * W;
+    const noise = Array.from({ length: n }, () => mean + std * gaussian(rng));
+    const ty = zoomTaps(H, zoom);
+    const tx = zoomTaps(W, zoom);
+    const z = new Float64Array(ty.size * tx.size);
+    for (let y = 0; y < ty.size; y++) for (let xx = 0; xx < tx.size; xx++) {
+      const at = (r: number, col: number) => noise[r * W + col];
+      const v = ty.w0[y] * (tx.w0[xx] * at(ty.i0[y], tx.i0[xx]) + tx.w1[xx] * at(ty.i0[y], tx.i1[xx])) + ty.w1[y] * (tx.w0[xx] * at(ty.i1[y], tx.i0[xx]) + tx.w1[xx] * at(ty.i1[y], tx.i1[xx]));
+      z[y * tx.size + xx] = v < threshold ? 0 : Math.min(1, Math.max(0, v));
+    }
+    const blurred = motionBlurPlaneDirect(z, ty.size, tx.size, radius, sigma, -135 + 90 * rng());
+    const hs = Math.min(H, ty.size);
+    const ws = Math.min(W, tx.size);
+    const layer = new Float64Array(n);
+    for (let y = 0; y < hs; y++) for (let xx = 0; xx < ws; xx++) {
+      layer[y * W + xx] = Math.round(blurred[y * tx.size + xx] * 255) / 255 + Math.round(blurred[(hs - 1 - y) * tx.size + (ws - 1 - xx)] * 255) / 255;
+    }
+    const out = new Float32Array(C * n);
+    for (let p = 0; p < n; p++) {
+      const grey = C === 3 ? 0.299 * x.data[p] + 0.587 * x.data[n + p] + 0.114 * x.data[2 * n + p] : x.data[p];
+      for (let ch = 0; ch < C; ch++) {
+        const v = x.data[ch * n + p];
+        out[ch * n + p] = Math.min(1, Math.max(0, mix * v + (1 - mix) * Math.max(v, grey * 1.5 + 0.5) + layer[p]));
+      }
+    }
+    return out;
+  };
+  const r = mulberry32(5);
+  const grey: PixelImage = { data: Float32Array.from({ length: 30 * 26 }, () => Math.round(r() * 255) / 255), channels: 1, height: 30, width: 26 };
+  for (const x of [img, grey]) {
+    for (const severity of [1, 3, 5]) {
+      const c = severityConstant('snow', severity, x.height, x.width) as number[];
+      const out = new Float32Array(x.data.length).fill(9);
+      assert.deepEqual(snow(x, c, mulberry32(severity), out).data, plain(x, c, mulberry32(severity)), `${x.channels} channels, severity ${severity}`);
+    }
+  }
+});

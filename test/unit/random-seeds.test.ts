@@ -26,3 +26,48 @@ test('derivedSeed is the first 4 bytes (LE) of sha256(seed ‖ NUL part ...), fo
   // a known value (sha256("3\0shift/embed\0x")), so a change of the byte layout shows
   assert.equal(derivedSeed(3, 'shift/embed', 'x'), createHash('sha256').update('3\0shift/embed\0x').digest().readUInt32LE(0));
 });
+
+test('mulberry32().normals fills mean + std·gaussian(rng) per value, the same draws in the same order, and the generator goes on after them', async () => {
+  const { fillNormals, gaussian } = await import('../../server/engine/random');
+  // an independent mulberry32 (the published algorithm) and Box–Muller, call by call
+  const reference = (seed: number) => {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(a ^ (a >>> 15), a | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+  for (const seed of [0, 1, 0xdeadbeef, 2 ** 32 - 1]) {
+    for (const n of [0, 1, 7, 1000]) {
+      const want = reference(seed);
+      const expected = Float64Array.from({ length: n }, () => 0.25 + 1.5 * (Math.sqrt(-2 * Math.log(nonZero(want))) * Math.cos(2 * Math.PI * want())));
+      const got = new Float64Array(n);
+      const fresh = mulberry32(seed);
+      fillNormals(fresh, got, 0.25, 1.5);
+      assert.deepEqual(got, expected, `seed ${seed}, ${n} values`);
+      // the generator continues where the normals stopped: the next draw equals the reference's next
+      const after = reference(seed);
+      for (let i = 0; i < n; i++) {
+        nonZero(after);
+        after();
+      }
+      assert.equal(fresh(), after(), `seed ${seed}: the draw after ${n} normals`);
+      // and a generator without the method (any () => number) gets gaussian() per value
+      const plain = reference(seed);
+      const slow = new Float64Array(n);
+      fillNormals(() => plain(), slow, 0.25, 1.5);
+      const viaGaussian = reference(seed);
+      assert.deepEqual(slow, Float64Array.from({ length: n }, () => 0.25 + 1.5 * gaussian(viaGaussian)));
+      assert.deepEqual(slow, got);
+    }
+  }
+});
+
+/** gaussian()'s radius draw: a 0 is drawn again. */
+function nonZero(rng: () => number): number {
+  let u = 0;
+  while (u === 0) u = rng();
+  return u;
+}

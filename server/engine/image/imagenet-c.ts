@@ -19,7 +19,7 @@
  * from the arithmetic (…Draws / …Taps / …Layer functions), so that views/imagenet-c.ts can make
  * the same draws on the CPU and leave the arithmetic to the graph.
  */
-import { gaussian } from '../random';
+import { fillNormals, gaussian } from '../random';
 import type { PixelImage } from '../types';
 
 const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
@@ -214,14 +214,16 @@ function clippedZoomPlane(plane: ArrayLike<number>, H: number, W: number, z: num
   const tx = zoomTaps(W, z);
   const h = ty.size;
   const w = tx.size;
+  const { i0, i1, w0, w1 } = tx;
   const data = new Float64Array(h * w);
   for (let y = 0; y < h; y++) {
+    const r0 = ty.i0[y] * W;
+    const r1 = ty.i1[y] * W;
+    const a0 = ty.w0[y];
+    const a1 = ty.w1[y];
+    const row = y * w;
     for (let x = 0; x < w; x++) {
-      const r0 = ty.i0[y] * W;
-      const r1 = ty.i1[y] * W;
-      data[y * w + x] =
-        ty.w0[y] * (tx.w0[x] * plane[r0 + tx.i0[x]] + tx.w1[x] * plane[r0 + tx.i1[x]]) +
-        ty.w1[y] * (tx.w0[x] * plane[r1 + tx.i0[x]] + tx.w1[x] * plane[r1 + tx.i1[x]]);
+      data[row + x] = a0 * (w0[x] * plane[r0 + i0[x]] + w1[x] * plane[r0 + i1[x]]) + a1 * (w0[x] * plane[r1 + i0[x]] + w1[x] * plane[r1 + i1[x]]);
     }
   }
   return { data, h, w };
@@ -446,12 +448,12 @@ export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: 
  * from uniform(−135°, −45°), rounded to 8 bits; the image is mixed towards max(x, 1.5·grey + ½)
  * (grey: 0.299 R + 0.587 G + 0.114 B) and gets the layer plus the layer turned 180°, clipped.
  */
-export function snow(img: PixelImage, c: readonly number[], rng: () => number): PixelImage {
+export function snow(img: PixelImage, c: readonly number[], rng: () => number, out: Float32Array = new Float32Array(img.data.length)): PixelImage {
   const [mean, std, zoom, threshold, radius, sigma, mix] = c;
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
   const noise = new Float64Array(n);
-  for (let p = 0; p < n; p++) noise[p] = mean + std * gaussian(rng);
+  fillNormals(rng, noise, mean, std);
   const z = clippedZoomPlane(noise, H, W, zoom);
   for (let i = 0; i < z.data.length; i++) z.data[i] = z.data[i] < threshold ? 0 : clip01(z.data[i]);
   const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng());
@@ -465,12 +467,16 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number): 
       layer[y * W + x] = a + b;
     }
   }
-  const out = new Float32Array(C * n);
+  const x0 = img.data;
+  const keep = 1 - mix;
   for (let p = 0; p < n; p++) {
-    const grey = C === 3 ? 0.299 * img.data[p] + 0.587 * img.data[n + p] + 0.114 * img.data[2 * n + p] : img.data[p];
+    const grey = C === 3 ? 0.299 * x0[p] + 0.587 * x0[n + p] + 0.114 * x0[2 * n + p] : x0[p];
+    const lit = grey * 1.5 + 0.5;
+    const add = layer[p];
     for (let ch = 0; ch < C; ch++) {
-      const x = img.data[ch * n + p];
-      out[ch * n + p] = clip01(mix * x + (1 - mix) * Math.max(x, grey * 1.5 + 0.5) + layer[p]);
+      const x = x0[ch * n + p];
+      // max(x, lit) as a comparison (lit ≥ ½, never NaN): Math.max's NaN and −0 checks cost a third of the loop
+      out[ch * n + p] = clip01(mix * x + keep * (x > lit ? x : lit) + add);
     }
   }
   return like(img, out);

@@ -20,7 +20,7 @@
  * The layer is drawn per pixel, so there is no graph version: views/corruptions.ts makes spatter
  * on the CPU and feeds it as a finished ("given") view, like motion blur and snow.
  */
-import { gaussian } from '../random';
+import { fillNormals } from '../random';
 import type { PixelImage } from '../types';
 import { filterPlane, gaussianWeights, reflect101 } from './imagenet-c';
 
@@ -256,7 +256,7 @@ export function waterWeight(liquid: ArrayLike<number>, H: number, W: number): Fl
 /** The liquid layer: N(mean, std²) per pixel from rng, skimage-blurred with σ, values below `threshold` zeroed. */
 export function liquidLayer(H: number, W: number, mean: number, std: number, sigma: number, threshold: number, rng: () => number): Float64Array {
   const noise = new Float64Array(H * W);
-  for (let p = 0; p < noise.length; p++) noise[p] = mean + std * gaussian(rng);
+  fillNormals(rng, noise, mean, std);
   const layer = skimageGaussian(noise, H, W, sigma);
   for (let p = 0; p < layer.length; p++) if (layer[p] < threshold) layer[p] = 0;
   return layer;
