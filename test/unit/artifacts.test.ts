@@ -30,6 +30,14 @@ test('toBytes converts CHW floats to HWC bytes and enlarges with nearest neighbo
   assert.deepEqual([...toBytes({ ...img, height: 1, width: 2, data: Float32Array.from([0, 1]) }, 2)], [0, 0, 255, 255, 0, 0, 255, 255]);
   const rgb = { data: Float32Array.from([1, 0, 0, 1, 0, 0]), channels: 3 as const, height: 1, width: 2 };
   assert.deepEqual([...toBytes(rgb)], [255, 0, 0, 0, 255, 0]);
+  // clipped, rounded half up, NaN as 0; scale 1 (its own loop) the same bytes as every other pixel of scale 2
+  const odd = { data: Float32Array.from([-0.5, Number.NaN, 0.5 / 255, 1.5, 0.2, 254.5 / 255]), channels: 3 as const, height: 1, width: 2 };
+  const byte = (v: number) => (Number.isNaN(v) ? 0 : Math.round(Math.min(1, Math.max(0, v)) * 255));
+  const hwc = [0, 2, 4, 1, 3, 5].map((i) => odd.data[i]); // pixel 0's channels, then pixel 1's
+  assert.deepEqual([...toBytes(odd)], hwc.map(byte));
+  assert.deepEqual([...toBytes(odd)].slice(0, 5), [0, 1, 51, 0, 255]);
+  const big = toBytes(odd, 2);
+  assert.deepEqual([...big.subarray(0, 3), ...big.subarray(6, 9)], [...toBytes(odd)]);
 });
 
 test('render draws only the picked images and the paths reach records and findings', async () => {

@@ -461,10 +461,13 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
   return { data: out, channels: C, height: H, width: W };
 }
 
-/** JPEG round trip at a quality (1–100) through sharp; same size and channel count. */
-export async function jpeg(img: PixelImage, quality: number): Promise<PixelImage> {
+/**
+ * JPEG round trip at a quality (1–100) through sharp; same size and channel count. `bytes`: the
+ * image as toBytes(img) gives it, when the caller has it already (one image at several qualities).
+ */
+export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
-  const encoded = await sharp(toBytes(img), { raw: { width: W, height: H, channels: C } })
+  const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })
     .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0' })
     .toBuffer();
   const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
@@ -472,12 +475,11 @@ export async function jpeg(img: PixelImage, quality: number): Promise<PixelImage
   const got = info.channels;
   const out = new Float32Array(C * H * W);
   const n = H * W;
-  for (let p = 0; p < n; p++) {
-    for (let c = 0; c < C; c++) {
-      // A grey image may come back with 1 or 3 channels; a colour one with 3 (or 4).
-      const src = got === 1 ? 0 : Math.min(c, got - 1);
-      out[c * n + p] = data[p * got + src] / 255;
-    }
+  for (let c = 0; c < C; c++) {
+    // A grey image may come back with 1 or 3 channels; a colour one with 3 (or 4).
+    const src = got === 1 ? 0 : Math.min(c, got - 1);
+    const plane = c * n;
+    for (let p = 0; p < n; p++) out[plane + p] = data[p * got + src] / 255;
   }
   return like(img, out);
 }

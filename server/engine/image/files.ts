@@ -9,6 +9,17 @@ import type { PixelImage } from '../types';
 export function toBytes(img: PixelImage, scale = 1): Buffer {
   const { channels: c, height: h, width: w } = img;
   const out = Buffer.alloc(c * h * w * scale * scale);
+  if (scale === 1) {
+    // the common case (JPEG's input at every quality of every image) plane by plane, no index arithmetic per value
+    const n = h * w;
+    for (let ch = 0; ch < c; ch++) {
+      for (let p = 0; p < n; p++) {
+        const v = img.data[ch * n + p];
+        out[p * c + ch] = Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * 255);
+      }
+    }
+    return out;
+  }
   const W = w * scale;
   for (let y = 0; y < h * scale; y++) {
     const sy = Math.floor(y / scale);

@@ -34,8 +34,11 @@ export interface CorruptionViews {
  *  100-image audit). Two sets suffice (one in a run, one being made); a few more are harmless. */
 const KEEP_INPUTS = 4;
 
+/** What the makers of one image share: its 8-bit interleaved bytes (JPEG's input at every quality), made on first use. */
+type Shared = { bytes: () => Buffer };
+
 /** A view's CPU part for a noise or given slot, written into `into` (its place in the input): no plane allocated and copied per view. */
-type Made = { slot: 'noise' | 'given'; make: (img: PixelImage, seed: number, into: Float32Array) => void | Promise<void> };
+type Made = { slot: 'noise' | 'given'; make: (img: PixelImage, seed: number, into: Float32Array, shared: Shared) => void | Promise<void> };
 
 /** The planes of an ImageNet-C view's CPU part, at their places in the per-image inputs. */
 type Into = { layer: Float32Array; index: Int32Array; weight: Float32Array };
@@ -138,7 +141,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       case 'jpeg_compression':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: async (img, _seed, into) => into.set(await jpegView(img, c as number)) });
+        made.push({ name, severity, slot: 'given', make: async (img, _seed, into, shared) => into.set(await jpegView(img, c as number, shared)) });
         break;
       case 'defocus_blur': {
         const [radius, alias] = c as [number, number];
@@ -178,10 +181,12 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       if (given && !reused) out.given = new Float32Array(given * plane);
       const k = { noise: 0, given: 0 };
       const work: Array<void | Promise<void>> = [];
+      let bytes: Buffer | undefined;
+      const shared: Shared = { bytes: () => (bytes ??= toBytes(img)) };
       for (const m of made) {
         const len = m.slot === 'noise' ? 2 * plane : plane;
         const at = k[m.slot]++ * len;
-        work.push(m.make(img, seed(m.name, m.severity), out[m.slot]!.subarray(at, at + len)));
+        work.push(m.make(img, seed(m.name, m.severity), out[m.slot]!.subarray(at, at + len), shared));
       }
       if (madeC.length) {
         const n = img.height * img.width;
@@ -292,6 +297,20 @@ function guideTable(cdf: Float64Array): Int32Array {
   return guide;
 }
 
+/** Per rate, the per-level Poisson constants shot() has computed: kept across calls (a small image
+ *  has few values per call, and their constants cost more than its draws). */
+const levelsByRate = new Map<number, { kind: Uint8Array; cdfs: Float64Array[]; guides: Int32Array[]; ptrs: Float64Array }>();
+function levelTables(rate: number) {
+  let t = levelsByRate.get(rate);
+  if (!t) {
+    if (levelsByRate.size >= 32) levelsByRate.clear();
+    // kind per level: 0 not yet seen, 1 inversion, 2 PTRS; ptrs per level: λ, log λ, a, b, log(1/α), v_r
+    t = { kind: new Uint8Array(256), cdfs: [], guides: [], ptrs: new Float64Array(256 * 6) };
+    levelsByRate.set(rate, t);
+  }
+  return t;
+}
+
 /** The float32 value of each 8-bit level k/255: what a decoded image holds. */
 const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
 
@@ -299,15 +318,11 @@ const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
  * image/corrupt.ts's shotNoise(img, rate, mulberry32(seed)) bit for bit: the same Poisson
  * variates from the same draws, with mulberry32 inlined and poisson()'s per-λ constants (the
  * inversion CDF, PTRS's coefficients) computed once per distinct value instead of once per
- * value. Decoded images hold k/255 values, so that is at most 256 sets per call, kept in flat
- * arrays by level (an object per level made every read polymorphic: 30–48 → 14–22 ns a value);
- * any other value gets its own.
+ * value. Decoded images hold k/255 values, so that is at most 256 sets per rate, kept in flat
+ * arrays by level across calls (levelTables); any other value gets its own.
  */
 export function shot(x: Float32Array, rate: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
-  const kind = new Uint8Array(256); // per level: 0 not yet seen, 1 inversion, 2 PTRS
-  const cdfs: Float64Array[] = [];
-  const guides: Int32Array[] = [];
-  const ptrs = new Float64Array(256 * 6); // per level: λ, log λ, a, b, log(1/α), v_r
+  const { kind, cdfs, guides, ptrs } = levelTables(rate);
   const constsOf = (q: number, lambda: number): number => {
     const c = poissonConsts(lambda);
     if (c.kind === 'inversion') {
@@ -392,8 +407,8 @@ const waiting = new Map<string, Array<{ img: PixelImage; quality: number; done: 
  * for small images such as MNIST's: 2 ms for a 28×28 round trip) is paid once per batch. Colour
  * images go one at a time: the decoder's chroma upsampling reads across tiles.
  */
-export function jpegView(img: PixelImage, quality: number): Promise<Float32Array> {
-  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality).then((j) => j.data);
+export function jpegView(img: PixelImage, quality: number, shared?: Shared): Promise<Float32Array> {
+  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality, shared?.bytes()).then((j) => j.data);
   const key = `${quality}/${img.height}x${img.width}`;
   return new Promise((done, fail) => {
     let list = waiting.get(key);
