@@ -188,9 +188,12 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         }
         usable.push(probeImage(sample, i));
       }
+      // Each probe's images to compute (cache misses) and records found; then every probe is told
+      // its images before the first runs (Probe.prepare), so work it makes off this thread (the
+      // corruption views' worker threads) goes on while the probes before it run.
+      const work = new Map<ProbeState, { todo: ProbeImage[]; got: ProbeRecord<object>[] }>();
       for (const state of states) {
         if (state.failed) continue;
-        if (opts.signal?.aborted) throw new CancelledError();
         const t0 = Date.now();
         const todo: ProbeImage[] = [];
         // the batch's records in image order (hits and computed ones interleave)
@@ -204,6 +207,21 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
             cacheHits++;
           } else todo.push(img);
         }
+        work.set(state, { todo, got });
+        state.ms += Date.now() - t0;
+      }
+      for (const [state, { todo }] of work) {
+        if (!todo.length || !state.probe.prepare) continue;
+        try {
+          state.probe.prepare(todo, ctx);
+        } catch (e) {
+          state.failed = `${state.probe.id} failed: ${(e as Error).message}`;
+        }
+      }
+      for (const [state, { todo, got }] of work) {
+        if (state.failed) continue;
+        if (opts.signal?.aborted) throw new CancelledError();
+        const t0 = Date.now();
         if (todo.length) {
           report('evaluating', state.probe.id);
           try {

@@ -32,7 +32,7 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS, SMALL_MAX_SIDE, corrupt, isCorruption, 
 import { corruptionError, meanCorruptionError } from '../metrics/mce';
 import { derivedRng, derivedSeed } from '../random';
 import type { PixelImage, Prediction } from '../types';
-import { runViews, viewsFor, type ViewPlan } from '../views';
+import { balancedStep, runViews, sourcesPerRun, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViewMaker } from '../views/workers';
 import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
 
@@ -106,22 +106,46 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   const frost = corruptions.includes('frost') ? frostDirParam(params.frostDir) : { identity: undefined, dir: undefined };
   const opts: CorruptOptions = frost.dir ? { frostDir: frost.dir } : {};
 
-  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<CorruptionsRecord[]> {
+  /** A batch's views: the plan (view 0 the clean image, then each corruption at each severity),
+   *  the maker of their CPU part (worker threads: views/workers.ts) and each image's seeds. */
+  function viewsOf(images: ProbeImage[], ctx: ProbeContext) {
     const { channels, height, width } = images[0].pixels;
     const m = images[0].margin;
     const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
-    // the views' CPU part is made in worker threads while session.run runs (views/workers.ts)
     const made = corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal });
-    // view 0: the clean image; then each corruption at each severity
     const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
-    const runner = await viewsFor(ctx.model, plan);
     const seed = (img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(ctx.seed, `corruptions/${name}/${s}`, img.sha256);
+    return { made, plan, seed };
+  }
+
+  /** Inputs prepare() asked the workers for, by image: the next run() takes them from here. */
+  let early = new Map<ProbeImage, Promise<ViewInputs>>();
+
+  function prepare(images: ProbeImage[], ctx: ProbeContext): void {
+    early = new Map();
+    const { made, plan, seed } = viewsOf(images, ctx);
+    // made on this thread they would only be made sooner, not beside anything
+    if (!made.threads) return;
+    // what runViews asks for first (its first `ahead` runs): made while the other probes run
+    const first = made.ahead * balancedStep(images.length, sourcesPerRun(plan));
+    for (const img of images.slice(0, first)) {
+      const p = made.inputs(img.pixels, seed(img));
+      p.catch(() => undefined); // a cancel rejects it: run() sees that when it waits for it
+      early.set(img, p);
+    }
+  }
+
+  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<CorruptionsRecord[]> {
+    const { made, plan, seed } = viewsOf(images, ctx);
+    const ready = early;
+    early = new Map();
+    const runner = await viewsFor(ctx.model, plan);
     const records = new Map<ProbeImage, CorruptionsRecord>();
     await runViews(
       runner,
       images,
       async (img) => {
-        const inputs = await made.inputs(img.pixels, seed(img));
+        const inputs = await (ready.get(img) ?? made.inputs(img.pixels, seed(img)));
         return { source: img.context, inputs, done: () => made.recycle(inputs) };
       },
       (img, out, base) => records.set(img, record(img, out, base)),
@@ -169,6 +193,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       },
     },
 
+    prepare,
     run(images, ctx) {
       return runAll(images, ctx);
     },

@@ -132,6 +132,13 @@ export interface Probe<R extends object = Record<string, unknown>> {
   readonly rules: Record<string, RuleDoc>;
   run(images: ProbeImage[], ctx: ProbeContext): Promise<R[]>;
   /**
+   * Optional: the images the next run() will get, told before the probes ahead of it in the batch
+   * run, so that work it makes off the main thread (the corruption views' worker threads) goes on
+   * meanwhile. run() gives the same records whether or not prepare was called, and what prepare
+   * started for images run() never gets (a cancel, a probe failed in between) is dropped.
+   */
+  prepare?(images: ProbeImage[], ctx: ProbeContext): void;
+  /**
    * Optional, for a summary that needs pixels of a few images of the audited dataset beyond
    * their records (cue-conflict's pairs of images): called before the audit streams, it names
    * those images and keeps what it needs of each as the audit decodes it, so that no image is
