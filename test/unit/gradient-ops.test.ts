@@ -454,3 +454,21 @@ test('the pixel prefix: NHWC input with BGR channels and mean/std, and a flat [N
     await check('flat', spec(n, ['N', 64]), { preprocess: 'mnist' });
   }
 });
+
+test('i64Init writes int64 initializers as ONNX reads them: small ones as int64_data, long ones as little-endian raw_data, 32-bit values and larger alike', async () => {
+  const { i64Init } = await import('../../server/engine/model/gradient/tensor');
+  const small = i64Init('s', [3], [1, -2, 3.9]);
+  assert.deepEqual(small.int64Data, [1, -2, 3]);
+  // the reference: each value as a BigInt, in a BigInt64Array read back little-endian
+  const decode = (raw: Uint8Array) => {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    return Array.from({ length: raw.byteLength / 8 }, (_, i) => view.getBigInt64(8 * i, true));
+  };
+  const ints = Array.from({ length: 100 }, (_, i) => (i % 2 ? -1 : 1) * i * 21474836); // up to about ±2.1e9
+  const edges = [0, -0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 7.9, -7.9];
+  for (const values of [ints, [...ints, ...edges], [...edges, ...ints, 2 ** 31, -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 40)]]) {
+    const t = i64Init('x', [values.length], values);
+    assert.equal(t.int64Data, undefined);
+    assert.deepEqual(decode(t.rawData!), values.map((v) => BigInt(Math.trunc(v))), `${values.length} values`);
+  }
+});

@@ -264,10 +264,10 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
     const radius = b.op('Sqrt', [b.op('Mul', [b.op('Log', [u1]), b.scalar(-2)])]);
     return b.op('Mul', [radius, b.op('Cos', [b.op('Mul', [u2, b.scalar(2 * Math.PI)])])]);
   };
-  /** A boolean initializer (masks: one byte per value, no Cast at run time). */
-  const bools = (values: ArrayLike<number>, dims: number[]) => {
+  /** A boolean initializer from 0/1 bytes (masks: one byte per value, no Cast at run time). */
+  const bools = (values: Uint8Array, dims: number[]) => {
     const name = b.fresh('mask');
-    b.inits.push({ name, dims, dataType: 9, rawData: Uint8Array.from(values, (v) => (v ? 1 : 0)) });
+    b.inits.push({ name, dims, dataType: 9, rawData: values });
     return name;
   };
   /** A float64 tensor of per-view constants. */
@@ -317,10 +317,11 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       continue;
     }
     if (op.kind === 'patch' && run > 1) {
-      const mask = new Array<number>(run * H * W).fill(0);
+      // bytes, not a JS array: 50 patch views at 224² are 2.5 million values (480 → a few ms to build)
+      const mask = new Uint8Array(run * H * W);
       for (let r = 0; r < run; r++) {
         const p = plan.ops[i + r] as { top: number; left: number; size: number };
-        for (let y = p.top; y < p.top + p.size; y++) for (let x = p.left; x < p.left + p.size; x++) mask[(r * H + y) * W + x] = 1;
+        for (let y = p.top; y < p.top + p.size; y++) mask.fill(1, (r * H + y) * W + p.left, (r * H + y) * W + p.left + p.size);
       }
       const fillV = op.fill === 'mean'
         ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
@@ -577,8 +578,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
           v = b.op('Identity', [canvases.get(fillV)!]);
         } else {
-          const mask = new Array<number>(H * W).fill(0);
-          for (let y = op.top; y < op.top + op.size; y++) for (let x = op.left; x < op.left + op.size; x++) mask[y * W + x] = 1;
+          const mask = new Uint8Array(H * W);
+          for (let y = op.top; y < op.top + op.size; y++) mask.fill(1, y * W + op.left, y * W + op.left + op.size);
           const m4 = bools(mask, [1, 1, H, W]);
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
           v = b.op('Where', [m4, centre, canvases.get(fillV)!]);

@@ -85,9 +85,21 @@ export function f32Init(name: string, dims: number[], data: ArrayLike<number>): 
 /** An int64 initializer (a long one as raw_data: protobuf's varints encode slowly). */
 export function i64Init(name: string, dims: number[], data: ArrayLike<number>): onnx.ITensorProto {
   if (data.length <= 64) return { name, dataType: INT64, dims, int64Data: Array.from(data, (v) => Math.trunc(v)) };
-  const raw = new BigInt64Array(data.length);
-  for (let i = 0; i < data.length; i++) raw[i] = BigInt(Math.trunc(data[i]));
-  return { name, dataType: INT64, dims, rawData: new Uint8Array(raw.buffer) };
+  // values that fit 32 bits (index maps: all of them) as two 32-bit words each, low first
+  // (little-endian, as raw_data is and as BigInt64Array writes on the hosts Node runs on): a
+  // BigInt per value cost ~20 ms for a 224² index map
+  const words = new Int32Array(2 * data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.trunc(data[i]);
+    if (!(v >= -0x80000000 && v <= 0x7fffffff)) {
+      const raw = new BigInt64Array(data.length);
+      for (let j = 0; j < data.length; j++) raw[j] = BigInt(Math.trunc(data[j]));
+      return { name, dataType: INT64, dims, rawData: new Uint8Array(raw.buffer) };
+    }
+    words[2 * i] = v;
+    words[2 * i + 1] = v < 0 ? -1 : 0;
+  }
+  return { name, dataType: INT64, dims, rawData: new Uint8Array(words.buffer) };
 }
 
 /** Attribute lookup helpers. */
