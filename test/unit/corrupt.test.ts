@@ -8,6 +8,8 @@ import {
   brightness, contrast, corrupt, CORRUPTIONS, defocusBlur, diskKernel, gaussianNoise, impulseNoise, jpeg,
   pixelate, poisson, reflect101, resizeArea, severityConstant, shotNoise,
 } from '../../server/engine/image/corrupt';
+import sharp from 'sharp';
+import { toBytes } from '../../server/engine/image/files';
 import { derivedRng, mulberry32 } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 import { gray } from './helpers/fake';
@@ -196,6 +198,16 @@ test('JPEG changes a noisy image but keeps its size and channels, and is determi
     const mad = mean(out.data.map((v, i) => Math.abs(v - img.data[i])));
     assert.ok(mad > 0.05, `a noisy image should change visibly (mean |Δ| ${mad})`);
     assert.deepEqual((await jpeg(img, 40)).data, out.data);
+  }
+  // The round trip skips optimised Huffman tables: the same pixels as sharp's default (which optimises them)
+  const photo = noisy(11, 40, 56, 3);
+  for (const quality of [80, 40, 10]) {
+    const raw = { raw: { width: 56, height: 40, channels: 3 as const } };
+    const encoded = await sharp(toBytes(photo), raw).jpeg({ quality, chromaSubsampling: '4:2:0' }).toBuffer();
+    const want = Float32Array.from(await sharp(encoded).raw().toBuffer(), (v) => v / 255);
+    const got = (await jpeg(photo, quality)).data;
+    // got is planar (CHW), want interleaved (HWC)
+    for (let p = 0; p < 40 * 56; p++) for (let c = 0; c < 3; c++) assert.equal(got[c * 40 * 56 + p], want[p * 3 + c], `quality ${quality}, pixel ${p}, channel ${c}`);
   }
   // A flat mid grey survives almost unchanged; odd sizes are kept.
   const flat = await jpeg(constant(0.5, 28, 27, 3), 10);

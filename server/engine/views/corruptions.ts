@@ -438,7 +438,8 @@ async function jpegMosaic(imgs: PixelImage[], quality: number): Promise<Float32A
     }
   });
   const encoded = await sharp(mosaic, { raw: { width: MW, height: down * th, channels: 1 } })
-    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0' })
+    // as image/corrupt.ts jpeg(): Huffman tables not optimised (the same pixels)
+    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0', optimiseCoding: false })
     .toBuffer();
   const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
   const got = info.channels;
