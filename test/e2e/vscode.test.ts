@@ -258,6 +258,11 @@ const statusItem = () => page.locator('.statusbar-item', { hasText: /Skeptic/ })
 /**
  * Right-clicks the model and chooses the audit. The explorer renders before the remote extension
  * host has scanned the extensions, so the menu may not list the item yet: reopen it until it does.
+ *
+ * VS Code's menu listens for mouseup on an item only 100 ms after it renders the item
+ * (`runOnceToEnableMouseUp` in base/browser/ui/menu): a click sooner is dropped, the menu stays
+ * open and no command runs. Playwright clicks as soon as the item is visible, so it hovers, waits
+ * that out, and clicks again while the menu is still open.
  */
 async function auditFromExplorer(file: string): Promise<number> {
   const row = explorerRow(file);
@@ -268,8 +273,15 @@ async function auditFromExplorer(file: string): Promise<number> {
     await row.click({ button: 'right' });
     try {
       await item.waitFor({ state: 'visible', timeout: 3_000 });
-      await item.click();
-      return tries;
+      await item.hover();
+      await page.waitForTimeout(300);
+      for (let clicks = 1; ; clicks++) {
+        await item.click({ timeout: 3_000 });
+        const closed = await item.waitFor({ state: 'hidden', timeout: 2_000 }).then(() => true, () => false);
+        if (closed) return tries;
+        if (clicks === 3) throw new Error(`the menu stayed open after ${clicks} clicks on "${AUDIT_MENU}"`);
+        log(`the menu is still open after click ${clicks} on "${AUDIT_MENU}"; clicking again`);
+      }
     } catch (e) {
       if (Date.now() > deadline) throw new Error(`the explorer's context menu on ${file} never showed "${AUDIT_MENU}" (${tries} tries): ${(e as Error).message}`);
       await page.keyboard.press('Escape');
