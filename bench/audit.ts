@@ -9,7 +9,8 @@
  * process's CPU time (all threads) of the audit and of the bare loop: on a machine other
  * processes load, wall time measures the load as much as the work, CPU time mostly the work.
  * Minor page faults too: memory a session touches for the first time (its arena growing to the
- * largest run) is faulted in page by page, which costs a VM dearly.
+ * largest run) is faulted in page by page, which costs a VM dearly (about 10 µs a page on the
+ * development machine); per probe, those of the whole process while the probe was the current one.
  * Per probe, the sessions created while it ran and the time ORT took to create them, and the
  * time of each session's first two runs (where its arena grows: see views/session.ts).
  *
@@ -78,13 +79,15 @@ interface Tally {
   /** Sessions created while the probe ran, and the wall time their creation took. */
   sessions: number;
   createMs: number;
+  /** Minor page faults of the process (all threads) while the probe was the current one. */
+  faults: number;
 }
 let current = '-';
 let K = 0;
 const tallies = new Map<string, Tally>();
 const tally = (p: string) => {
   let t = tallies.get(p);
-  if (!t) tallies.set(p, (t = { runMs: 0, runCpuMs: 0, firstMs: 0, runs: 0, passes: 0, sessions: 0, createMs: 0 }));
+  if (!t) tallies.set(p, (t = { runMs: 0, runCpuMs: 0, firstMs: 0, runs: 0, passes: 0, sessions: 0, createMs: 0, faults: 0 }));
   return t;
 };
 /** User + system CPU time of this process (all its threads: ORT's, sharp's, the main one), ms. */
@@ -174,18 +177,26 @@ async function main() {
       const m0 = mainThreadMs();
       const f0 = process.resourceUsage().minorPageFault;
       const t0 = performance.now();
+      let fSwitch = f0;
+      const switchTo = (next: string) => {
+        const f = process.resourceUsage().minorPageFault;
+        tally(current).faults += f - fSwitch;
+        fSwitch = f;
+        current = next;
+      };
       const report = await audit(model, ds, {
         probes: createProbes(probeIds),
         batchSize,
         onProgress: (p) => {
-          current = p.phase === 'evaluating' && p.probe ? p.probe : p.phase === 'evaluating' ? 'decode/other' : p.phase;
+          const next = p.phase === 'evaluating' && p.probe ? p.probe : p.phase === 'evaluating' ? 'decode/other' : p.phase;
+          if (next !== current) switchTo(next);
         },
       });
       const wall = performance.now() - t0;
       const cpu = cpuMs(process.cpuUsage(c0));
       const mainCpu = mainThreadMs() - m0;
       const faults = process.resourceUsage().minorPageFault - f0;
-      current = '-';
+      switchTo('-');
       if (values.save) {
         mkdirSync(values.save, { recursive: true });
         writeFileSync(join(values.save, `${c.key}-report.json`), JSON.stringify(report, null, 1));
@@ -210,11 +221,11 @@ async function main() {
     console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
     const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);
     const sessions = [...per.values()].reduce((a, t) => a + t.sessions, 0);
-    console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s');
+    console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s   page faults');
     const row = (id: string, w: number, t: Tally) =>
-      console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}`);
+      console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}   ${String(t.faults).padStart(11)}`);
     for (const [id, t] of per) row(id, t.wallMs, t);
-    row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs });
+    row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: [...per.values()].reduce((a, t) => a + t.faults, 0) });
   }
 }
 
