@@ -37,6 +37,9 @@ export const MULBERRY_STEP = 0x6d2b79f5;
 export interface Mulberry32 {
   (): number;
   normals(out: Float64Array, mean: number, std: number): void;
+  /** Steps past `count` gaussian() draws without computing them: the generator is then where
+   *  `count` values of normals() would leave it (a radius draw of 0 is redrawn there too). */
+  skipNormals(count: number): void;
 }
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0,1). */
@@ -56,6 +59,16 @@ export function mulberry32(seed: number): Mulberry32 {
     }
     a = s;
   };
+  next.skipNormals = (count) => {
+    let s = a;
+    for (let p = 0; p < count; p++) {
+      // the radius draw (hashed only to see whether it is the 0 that normals() redraws), then the angle's
+      do s = (s + MULBERRY_STEP) >>> 0;
+      while (mulberryUnit(s) === 0);
+      s = (s + MULBERRY_STEP) >>> 0;
+    }
+    a = s;
+  };
   return next;
 }
 
@@ -64,6 +77,13 @@ export function fillNormals(rng: () => number, out: Float64Array, mean: number, 
   const fast = (rng as Partial<Mulberry32>).normals;
   if (fast) fast(out, mean, std);
   else for (let p = 0; p < out.length; p++) out[p] = mean + std * gaussian(rng);
+}
+
+/** Steps rng past `count` gaussian() draws: skipNormals when rng is mulberry32's, else the draws themselves. */
+export function skipNormals(rng: () => number, count: number): void {
+  const fast = (rng as Partial<Mulberry32>).skipNormals;
+  if (fast) fast(count);
+  else for (let p = 0; p < count; p++) gaussian(rng);
 }
 
 /** A PRNG seeded from the run's seed and any number of strings (probe id, image hash...). */

@@ -71,3 +71,36 @@ function nonZero(rng: () => number): number {
   while (u === 0) u = rng();
   return u;
 }
+
+test('skipNormals leaves mulberry32 where that many gaussian() draws would, a radius draw of 0 redrawn as they do; any other generator draws them', async () => {
+  const { gaussian, skipNormals, MULBERRY_STEP, mulberryUnit } = await import('../../server/engine/random');
+  // seeds whose first, fifth and 400th step land on the state 0, where mulberry32 returns 0 (gaussian() draws it again)
+  const toZero = (k: number) => Number((BigInt(2 ** 32) - ((BigInt(k) * BigInt(MULBERRY_STEP)) % BigInt(2 ** 32))) % BigInt(2 ** 32));
+  assert.equal(mulberryUnit(0), 0);
+  for (const seed of [1, 0xdeadbeef, toZero(1), toZero(5), toZero(400)]) {
+    for (const n of [0, 1, 3, 1000]) {
+      const want = mulberry32(seed);
+      let zeros = 0;
+      for (let i = 0; i < n; i++) {
+        let u = 0;
+        while (u === 0) zeros += (u = want()) === 0 ? 1 : 0;
+        want();
+      }
+      const got = mulberry32(seed);
+      got.skipNormals(n);
+      assert.equal(got(), want(), `seed ${seed}: the draw after skipping ${n} normals`);
+      if (seed === toZero(5) && n >= 3) assert.equal(zeros, 1, 'the fifth step is a 0 (a radius draw), redrawn');
+      // the same through the helper, and for a generator without the method
+      const viaHelper = mulberry32(seed);
+      skipNormals(viaHelper, n);
+      const plain = mulberry32(seed);
+      const wrapped = () => plain();
+      skipNormals(wrapped, n);
+      const viaGaussian = mulberry32(seed);
+      for (let i = 0; i < n; i++) gaussian(viaGaussian);
+      const next = viaGaussian();
+      assert.equal(viaHelper(), next);
+      assert.equal(wrapped(), next);
+    }
+  }
+});
