@@ -210,6 +210,18 @@ test('evidence maps on a model whose logit depends on one known pixel', async ()
   assert.equal(wrong[0].evidence!.hits, 7);
 });
 
+test('evidence maps on a grey canvas (fill: a level instead of the mean colour)', async () => {
+  // The model of the test above; image B all dark, label 1, on a canvas of 0.75: the canvas alone
+  // says class 0 (20·(0.75 − ½) > 0), a patch holding the dark pixel (5,6) says class 1.
+  const model = fakeModel({ height: 8, width: 8, numClasses: 2, logits: (px) => [20 * (px[5 * 8 + 6] - 0.5), 0] });
+  const B = gray(Array.from({ length: 8 }, () => new Array(8).fill(0)));
+  const probe = patchesProbe({ grids: [2], evidenceRate: 1, patchSize: 4, stride: 2, fill: 0.75 });
+  const recs = await probe.run([probeImage(1, B, 1)], { model, seed: 0 });
+  // p(1) on the canvas: 1/(1 + e⁵) = 0.007; with the dark pixel: 1/(1 + e⁻¹⁰) = 1.000
+  const c = 0.007;
+  assert.deepEqual(recs[0].evidence, { rows: 3, cols: 3, hits: 2, blank: 0, classes: [1], maps: [[c, c, c, c, c, 1, c, c, 1]] });
+});
+
 test('the evidence sample is a deterministic function of the image and the seed', async () => {
   const model = fakeModel({ height: 4, width: 4, numClasses: 2, logits: (px) => [px[0], 0.5] });
   const images = Array.from({ length: 200 }, (_, i) => probeImage(i, gray([[i % 2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), i % 2));

@@ -383,15 +383,16 @@ test('tile views equal patches.ts shuffleTiles (equal tiles) and ood.ts patchShu
   }
 });
 
-test('patch views equal patches.ts patchOnCanvas with the mean colour or a grey', async () => {
+test('patch views equal patches.ts patchOnCanvas with the mean colour or a grey, bit for bit, alone and in runs', async () => {
   const { canvasFill, patchOnCanvas } = await import('../../server/engine/probes/patches');
   const src = image(3, 12, 9, 31);
-  const cases: Array<[number, number, number, 'mean' | number]> = [[0, 0, 0, 'mean'], [0, 0, 3, 'mean'], [9, 6, 3, 'mean'], [4, 2, 5, 0.5], [0, 0, 0, 0.25]];
+  src.data[5] = 0; // a black pixel inside the first patches
+  // runs of the same fill (the first three, then two greys) are one computation; the last is alone
+  const cases: Array<[number, number, number, 'mean' | number]> = [[0, 0, 0, 'mean'], [0, 0, 3, 'mean'], [9, 6, 3, 'mean'], [4, 2, 5, 0.5], [2, 1, 4, 0.5], [0, 0, 0, 0.25]];
   const plan: ViewPlan = { channels: 3, height: 12, width: 9, margin: 0, ops: cases.map(([top, left, size, fill]) => ({ kind: 'patch', top, left, size, fill })) };
-  const out = await makeViews(plan, [{ source: src }]);
+  const out = await makeViews(plan, [{ source: src }, { source: image(3, 12, 9, 32) }]);
   cases.forEach(([top, left, size, fill], j) => {
-    const want = patchOnCanvas(src, top, left, size, canvasFill(src, fill));
-    assert.ok(maxDiff(viewOf(out, plan, 0, j), want.data) <= 1e-7, `patch ${size} at ${top},${left} fill ${fill}`);
+    assert.deepEqual(viewOf(out, plan, 0, j), patchOnCanvas(src, top, left, size, canvasFill(src, fill)).data, `patch ${size} at ${top},${left} fill ${fill}`);
   });
 });
 
