@@ -228,7 +228,7 @@ for (const c of composedCases) {
   });
 }
 
-test('the composed session applies the preprocessing (ImageNet mean/std) and the int8 model\'s input QuantizeLinear to each group of views before the Concat, and gives model.predict\'s scores on the standalone views bit for bit', { skip: !existsSync(join(FIXTURES, composedCases[1].model)) && 'no fixtures' }, async () => {
+test('the composed session applies the preprocessing (ImageNet mean/std) and the int8 model\'s input QuantizeLinear to each group of views before the Concat, and once to the source for its crops, and gives model.predict\'s scores on the standalone views bit for bit', { skip: !existsSync(join(FIXTURES, composedCases[1].model)) && 'no fixtures' }, async () => {
   const { composedModel } = await import('../../server/engine/views/session');
   const { decodeModel } = await import('../../server/engine/model/onnx');
   const model = await loadModel(join(FIXTURES, composedCases[1].model), { device: 'cpu', preprocess: 'imagenet' });
@@ -240,6 +240,11 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
       { kind: 'brightness', delta: 0.5 },
       { kind: 'blur', kernel: diskKernel(3, 0.5) },
       { kind: 'pixelate', factor: 0.5 },
+      // crops off the centre, alone and as a vertical sweep (one Gather of rows)
+      { kind: 'crop', top: 0, left: 2 * m },
+      { kind: 'crop', top: 1, left: 1 },
+      { kind: 'crop', top: 2 * m, left: 1 },
+      { kind: 'crop', top: 0, left: 1 },
     ];
     const plan: ViewPlan = { channels: C, height: H, width: H, margin: m, ops };
     const built = await composedModel(model, plan, 1);
@@ -248,12 +253,14 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
     const model0 = nodes.filter((n) => !n.name?.startsWith('skeptic_view_'));
     assert.deepEqual(model0.filter((n) => n.name?.startsWith('skeptic_pre_')).map((n) => n.opType), [], 'the prefix Mul and Add are gone from the model');
     assert.equal(model0.filter((n) => n.opType === 'QuantizeLinear').length, 0, 'and so is its QuantizeLinear');
-    // a Mul, an Add and a QuantizeLinear per group of views (the crop, the two brightness views
-    // together, the blur, the pixelate), then a Concat of bytes
+    // a Mul, an Add and a QuantizeLinear per group of views (the two brightness views together,
+    // the blur, the pixelate) and one on the source, which the five crops are cut from; then a
+    // Concat of bytes
     const reads = (op: string, name: string) => nodes.filter((n) => n.name?.startsWith('skeptic_view_') && n.opType === op && n.input?.includes(name)).length;
     assert.equal(reads('Mul', 'skeptic_pre_a'), 4);
     assert.equal(reads('Add', 'skeptic_pre_b'), 4);
     assert.equal(reads('QuantizeLinear', 'input_scale'), 4);
+    assert.equal(nodes.filter((n) => n.opType === 'Mul' && n.input?.includes('skeptic_view_src')).length, 1, 'the source goes through the prefix');
     const src = image(C, H + 2 * m, H + 2 * m, 91, 255);
     const runner = await viewsFor(model, plan);
     assert.equal(runner.mode, 'composed', runner.reason);
@@ -647,6 +654,11 @@ test('the model\'s front nodes the view graph takes over: elementwise, each the 
   assert.deepEqual(ops(all), ['Mul', 'Add', 'QuantizeLinear']);
   assert.equal(all!.output, 'q');
   assert.deepEqual(all!.post[1].input, [null, 'b']);
+  assert.equal(all!.onSource, true, 'per-channel and scalar constants: the nodes may run on the (larger) source');
+  // a constant that varies over rows and columns (a mean image) is taken, but not onto the source
+  const meanImage = prefixNodes(graph([node('Sub', ['px', 'img'], 'm'), node('Relu', ['m'], 'y')], [...inits, f32('img', [3, 2, 2])]), 'px');
+  assert.deepEqual(ops(meanImage), ['Sub']);
+  assert.equal(meanImage!.onSource, false);
   // the flowing tensor as Mul's second operand
   assert.deepEqual(ops(prefixNodes(graph([node('Mul', ['a', 'px'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), ['Mul']);
   // a second reader of the pixels, or of a tensor on the way: nothing past it (the last tensor

@@ -214,7 +214,7 @@ function onePerRunEmbeds(b: Builder, centre: string, pos: string, C: number, H: 
   });
 }
 
-export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false, post: ViewPostNode[] = []): ViewGraph {
+export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false, post: ViewPostNode[] = [], postOnSource = false): ViewGraph {
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
   const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
@@ -250,6 +250,16 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   let flatShape: string | undefined;
   let meanColour: string | undefined;
   let borderFill: string | undefined;
+  /** The post nodes applied to x. */
+  const applyPost = (x: string) => post.reduce((t, n) => b.node(n.opType, n.input.map((i) => i ?? t), n.attribute ?? [], 1, n.domain ?? '')[0], x);
+  // A crop only selects values of the source, and the post nodes are elementwise with constants
+  // that do not vary over rows and columns (postOnSource), so they commute: crops are cut from the
+  // source after them, one pass over the source instead of one per crop (the shift probe's 34
+  // crops of an image), and after a QuantizeLinear the crops move bytes. The same values.
+  let postedSrc: string | undefined;
+  const cropSource = () => (postOnSource && post.length ? (postedSrc ??= applyPost(src)) : src);
+  /** Indices into outs of the groups made from the posted source (the post nodes are not applied again). */
+  const posted = new Set<number>();
   /** The fill canvas per fill tensor, shared by every patch view. */
   const canvases = new Map<string, string>();
   const perms = permOffsets(plan);
@@ -309,10 +319,12 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       // the rows of every channel as one axis, [n, C·Hs, W]: the gather's indices [run, C, H] then
       // give the views in their final layout [n, run, C, H, W], whole rows copied, no transpose
       const Hs = H + 2 * m;
-      const cols = b.reshape(b.slice(src, [op.left], [op.left + W], [3]), [0, C * Hs, W]);
+      const from = cropSource();
+      const cols = b.reshape(b.slice(from, [op.left], [op.left + W], [3]), [0, C * Hs, W]);
       const rowsAt: number[] = [];
       for (let r = 0; r < run; r++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) rowsAt.push(c * Hs + rows[r * H + y]);
       outs.push(b.op('Gather', [cols, b.i64(rowsAt, [run, C, H])], [A.i('axis', 1)]));
+      if (from !== src) posted.add(outs.length - 1);
       i += run - 1;
       continue;
     }
@@ -436,10 +448,17 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
     }
     let v: string;
     switch (op.kind) {
-      case 'crop':
+      case 'crop': {
+        const from = cropSource();
+        if (from !== src) {
+          v = b.slice(from, [op.top, op.left], [op.top + H, op.left + W], [2, 3]);
+          posted.add(outs.length); // the index this view is pushed at, below
+          break;
+        }
         v = op.top === m && op.left === m ? centre : b.slice(src, [op.top, op.left], [op.top + H, op.left + W], [2, 3]);
         if (v === src) v = b.op('Identity', [src]);
         break;
+      }
       case 'normal': {
         const x = centre64();
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
@@ -615,9 +634,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
     }
     outs.push(b.unsqueeze(v, [1]));
   }
-  for (let k = 0; k < outs.length; k++) {
-    for (const t of post) outs[k] = b.node(t.opType, t.input.map((i) => i ?? outs[k]), t.attribute ?? [], 1, t.domain ?? '')[0];
-  }
+  for (let k = 0; k < outs.length; k++) if (!posted.has(k)) outs[k] = applyPost(outs[k]);
   const stacked = outs.length === 1 ? outs[0] : b.op('Concat', outs, [A.i('axis', 1)]);
   const output = b.reshape(stacked, [-1, C, H, W]);
   return { nodes: b.nodes, inits: b.inits, inputs, output, views: plan.ops.length };

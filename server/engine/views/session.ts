@@ -238,7 +238,7 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
 
   const pixel = run.feed.name;
   const pre = prefixNodes(g, pixel, feature);
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.post);
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.post, pre?.onSource);
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   if (pre) {
     // the view graph applies those nodes itself, per group of views, and feeds what they fed
@@ -266,13 +266,16 @@ const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], 
  * and zero point scalars: one per tensor, so the view axis cannot be mistaken for its axis), and
  * none of their outputs one the caller asked for. In practice model/pixels.ts's Mul and Add,
  * then a quantized model's QuantizeLinear. Undefined when there are none (exported for the tests).
+ * `onSource`: no constant varies over rows or columns (its last two dimensions are 1), so the
+ * nodes may also run on the view graph's source, larger than a view by the margin.
  */
-export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string } | undefined {
+export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string; onSource: boolean } | undefined {
   const nodes = g.node ?? [];
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature ? [feature] : [])]);
   const post: ViewPostNode[] = [];
   const taken: onnx.INodeProto[] = [];
+  let onSource = true;
   let cur = pixel;
   for (;;) {
     const readers = nodes.filter((n) => n.input?.includes(cur));
@@ -289,11 +292,15 @@ export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string
       return n.opType === 'QuantizeLinear' ? (t.dims ?? []).every((d) => toNum(d) === 1) : rank <= 3;
     });
     if (!constsOk) break;
+    for (const [k, name] of n.input!.entries()) {
+      const dims = k === at ? [] : (inits.get(name)!.dims ?? []).map(toNum);
+      if (dims.slice(-2).some((d) => d !== 1)) onSource = false;
+    }
     post.push({ opType: n.opType!, input: n.input!.map((name, k) => (k === at ? null : name)), attribute: n.attribute ?? [] });
     taken.push(n);
     cur = n.output[0];
   }
-  return taken.length ? { post, nodes: taken, output: cur } : undefined;
+  return taken.length ? { post, nodes: taken, output: cur, onSource } : undefined;
 }
 
 /** IR version for the opset; initializers no longer listed as graph inputs (IR ≥ 4). */
