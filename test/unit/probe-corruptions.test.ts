@@ -121,6 +121,8 @@ test('parameters are checked', () => {
     rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => corruptionsProbe({ severities: [0, 1] }), /corruptions\.severities/);
+  assert.deepEqual(corruptionsProbe({ severities: 3 }).params.severities, [3], 'one number (--param corruptions.severities=3)');
+  assert.throws(() => corruptionsProbe({ severities: 6 }), /corruptions\.severities/);
 });
 
 test('through the audit: one example image per corruption at severity 3', async () => {

@@ -240,6 +240,8 @@ test('the evidence sample is a deterministic function of the image and the seed'
 test('parameters are checked and resolved', () => {
   assert.deepEqual(patchesProbe().params.grids, [2, 4, 8]);
   assert.deepEqual(patchesProbe({ grids: '2, 3' }).params.grids, [2, 3]);
+  assert.deepEqual(patchesProbe({ grids: 7 }).params.grids, [7], 'one number (--param patches.grids=7)');
+  assert.throws(() => patchesProbe({ grids: 1 }), /patches\.grids/);
   assert.throws(() => patchesProbe({ grids: [1] }), /patches\.grids/);
   assert.throws(() => patchesProbe({ fill: 2 }), /patches\.fill/);
   assert.throws(() => patchesProbe({ evidenceRate: 1.5 }), /patches\.evidenceRate/);

@@ -82,7 +82,8 @@ function frostDirParam(v: unknown): { dir?: string; identity: unknown } {
 
 function severitiesParam(v: unknown): number[] {
   if (v === undefined) return [1, 2, 3, 4, 5];
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : v;
+  // a list, "2,4" (--param), or one number (--param patches.grids=4 parses as a number)
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : typeof v === 'number' ? [v] : v;
   if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 1 && s <= 5)) {
     throw new SkepticInputError(`probe parameter corruptions.severities must be a list of integers in [1, 5], got ${JSON.stringify(v)}`);
   }

@@ -172,7 +172,8 @@ export function patchOnCanvas(img: PixelImage, top: number, left: number, q: num
 
 function gridsParam(v: unknown): number[] {
   if (v === undefined) return [2, 4, 8];
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : v;
+  // a list, "2,4" (--param), or one number (--param patches.grids=4 parses as a number)
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : typeof v === 'number' ? [v] : v;
   if (!Array.isArray(list) || list.length === 0 || !list.every((g) => typeof g === 'number' && Number.isInteger(g) && g >= 2 && g <= 64)) {
     throw new SkepticInputError(`probe parameter patches.grids must be a list of integers in [2, 64], got ${JSON.stringify(v)}`);
   }
