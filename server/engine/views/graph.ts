@@ -341,7 +341,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       const masks = bools(mask, [1, run, 1, H, W]);
       // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere, as x·m + fill·(1 − m)
       // with m ∈ {0, 1}: x·1 + fill·0 = x and x·0 + fill = fill, Where's values for finite pixels
-      // of either sign. ORT's Where broadcasting its three inputs costs ~9 ns a value (70 ms a run
+      // (a pixel of −0 would come out +0; no decoded pixel is −0, and the model reads them alike).
+      // ORT's Where broadcasting its three inputs costs ~9 ns a value (70 ms a run
       // of 50 views at 224²); the float masks are constants that ORT folds once at load, so the
       // bytes stay the graph's initializer.
       const on = b.op('Cast', [masks], [A.i('to', F32)]);
