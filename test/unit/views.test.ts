@@ -245,6 +245,11 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
       { kind: 'crop', top: 1, left: 1 },
       { kind: 'crop', top: 2 * m, left: 1 },
       { kind: 'crop', top: 0, left: 1 },
+      // selections too: a tile shuffle, exact rotations; a tilt is arithmetic
+      { kind: 'tiles', rows: [0, 100, 224], cols: [0, 112, 224], slot: 0 },
+      { kind: 'rotate', degrees: 90 },
+      { kind: 'rotate', degrees: 180 },
+      { kind: 'rotate', degrees: 15 },
     ];
     const plan: ViewPlan = { channels: C, height: H, width: H, margin: m, ops };
     const built = await composedModel(model, plan, 1);
@@ -254,18 +259,19 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
     assert.deepEqual(model0.filter((n) => n.name?.startsWith('skeptic_pre_')).map((n) => n.opType), [], 'the prefix Mul and Add are gone from the model');
     assert.equal(model0.filter((n) => n.opType === 'QuantizeLinear').length, 0, 'and so is its QuantizeLinear');
     // a Mul, an Add and a QuantizeLinear per group of views (the two brightness views together,
-    // the blur, the pixelate) and one on the source, which the five crops are cut from; then a
-    // Concat of bytes
+    // the blur, the pixelate, the tilt) and one on the source, which the five crops, the tile
+    // shuffle and the exact rotations select from; then a Concat of bytes
     const reads = (op: string, name: string) => nodes.filter((n) => n.name?.startsWith('skeptic_view_') && n.opType === op && n.input?.includes(name)).length;
-    assert.equal(reads('Mul', 'skeptic_pre_a'), 4);
-    assert.equal(reads('Add', 'skeptic_pre_b'), 4);
-    assert.equal(reads('QuantizeLinear', 'input_scale'), 4);
+    assert.equal(reads('Mul', 'skeptic_pre_a'), 5);
+    assert.equal(reads('Add', 'skeptic_pre_b'), 5);
+    assert.equal(reads('QuantizeLinear', 'input_scale'), 5);
     assert.equal(nodes.filter((n) => n.opType === 'Mul' && n.input?.includes('skeptic_view_src')).length, 1, 'the source goes through the prefix');
     const src = image(C, H + 2 * m, H + 2 * m, 91, 255);
     const runner = await viewsFor(model, plan);
     assert.equal(runner.mode, 'composed', runner.reason);
-    const got = await runner.predict([{ source: src }]);
-    const alone = await makeViews(plan, [{ source: src }]);
+    const inputs = { perm: [2, 0, 3, 1] };
+    const got = await runner.predict([{ source: src, inputs }]);
+    const alone = await makeViews(plan, [{ source: src, inputs }]);
     const want = await model.predict({ data: alone, n: ops.length, channels: C, height: H, width: H });
     assert.deepEqual(got.logits, want.logits);
   } finally {

@@ -260,6 +260,12 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   const cropSource = () => (postOnSource && post.length ? (postedSrc ??= applyPost(src)) : src);
   /** Indices into outs of the groups made from the posted source (the post nodes are not applied again). */
   const posted = new Set<number>();
+  /** What a gather of pixels reads, [n, C, H·W]: the posted source's centre when the post nodes may run on it, else the centre. */
+  let flatPosted: string | undefined;
+  const gatherSource = (): string => {
+    if (cropSource() === src) return (flatCentre ??= b.reshape(centre, [0, C, H * W]));
+    return (flatPosted ??= b.reshape(m > 0 ? b.slice(cropSource(), [m, m], [m + H, m + W], [2, 3]) : cropSource(), [0, C, H * W]));
+  };
   /** The fill canvas per fill tensor, shared by every patch view. */
   const canvases = new Map<string, string>();
   const perms = permOffsets(plan);
@@ -501,9 +507,13 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
             for (let c = 0; c < C; c++) all.set(t.index[k], c * H * W);
             b.inits.push({ name: index, dims: [1, C, H * W], dataType: I32, rawData: new Uint8Array(all.buffer) });
           } else index = b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
-          const g = b.op('GatherElements', [flatCentre, index], [A.i('axis', 2)]);
-          // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x)
-          acc = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1) ? g : b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
+          // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x): a
+          // selection (90°, 180°), so it may read the posted source like a crop
+          const exact = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1);
+          const from: string = exact ? gatherSource() : flatCentre!;
+          if (exact && from !== flatCentre) posted.add(outs.length);
+          const g = b.op('GatherElements', [from, index], [A.i('axis', 2)]);
+          acc = exact ? g : b.op('Add', [acc, b.op('Mul', [g, b.f32(t.weight[k], [1, 1, H * W], 'wrot')])]);
         }
         v = b.reshape(acc, [-1, C, H, W]);
         break;
@@ -590,9 +600,11 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const still = b.op('Mul', [b.slice(disp, [0], [1], [1]), b.i64([0], [])]); // [n, 1] zeros: tile T
         const move = b.op('Gather', [b.op('Concat', [disp, still], [A.i('axis', 1)]), b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
         const full = b.op('Add', [move, b.i64(Array.from({ length: H * W }, (_, p) => p))]);
-        flatCentre ??= b.reshape(centre, [0, C, H * W]);
+        // a permutation of the pixels: a selection, read from the posted source like a crop
+        const from = gatherSource();
+        if (from !== flatCentre) posted.add(outs.length);
         const idxC = b.op('Expand', [b.reshape(full, [-1, 1, H * W]), b.i64([1, C, 1])]);
-        v = b.reshape(b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
+        v = b.reshape(b.op('GatherElements', [from, idxC], [A.i('axis', 2)]), [-1, C, H, W]);
         break;
       }
       case 'patch': {
