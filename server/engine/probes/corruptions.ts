@@ -34,7 +34,7 @@ import { derivedRng, derivedSeed } from '../random';
 import type { PixelImage, Prediction } from '../types';
 import { balancedStep, runViews, sourcesPerRun, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViewMaker } from '../views/workers';
-import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
+import { argmax, intListParam, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
 
 export interface CorruptionsRecord {
   /** Top-1 on the clean image, and its confidence. */
@@ -80,16 +80,6 @@ function frostDirParam(v: unknown): { dir?: string; identity: unknown } {
   return { dir, identity: files.map((f) => `${f}:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}`) };
 }
 
-function severitiesParam(v: unknown): number[] {
-  if (v === undefined) return [1, 2, 3, 4, 5];
-  // a list, "2,4" (--param), or one number (--param patches.grids=4 parses as a number)
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 1 && s <= 5)) {
-    throw new SkepticInputError(`probe parameter corruptions.severities must be a list of integers in [1, 5], got ${JSON.stringify(v)}`);
-  }
-  return [...new Set(list as number[])].sort((a, b) => a - b);
-}
-
 /** The corrupted view the probe classifies (also used to render the same image). */
 export function corruptedView(img: PixelImage, name: CorruptionName, severity: number, seed: number, sha256: string, opts: CorruptOptions = {}): Promise<PixelImage> {
   return corrupt(img, name, severity, derivedRng(seed, `corruptions/${name}/${severity}`, sha256), opts);
@@ -99,7 +89,7 @@ const roundOrNull = (v: number | null) => (v === null ? null : round(v));
 
 export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<CorruptionsRecord> {
   const corruptions = corruptionsParam(params.corruptions);
-  const severities = severitiesParam(params.severities);
+  const severities = (intListParam(params, 'corruptions', 'severities', 1, 5) ?? [1, 2, 3, 4, 5]).sort((x, y) => x - y);
   const maxRelativeDrop = numberParam(params, 'corruptions', 'maxRelativeDrop', 0.15, 0, 1);
   const minLabelled = numberParam(params, 'corruptions', 'minLabelled', 20, 1);
   const renderImages = numberParam(params, 'corruptions', 'renderImages', 4, 0, 1000);

@@ -40,7 +40,7 @@ import { derivedRng } from '../random';
 import type { PixelImage } from '../types';
 import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
 import {
-  argmax, numberParam, pct, round,
+  argmax, intListParam, numberParam, pct, round,
   type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord,
 } from './probe';
 
@@ -170,16 +170,6 @@ export function patchOnCanvas(img: PixelImage, top: number, left: number, q: num
 // ---------------------------------------------------------------------------------------------
 // The probe
 
-function gridsParam(v: unknown): number[] {
-  if (v === undefined) return [2, 4, 8];
-  // a list, "2,4" (--param), or one number (--param patches.grids=4 parses as a number)
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(list) || list.length === 0 || !list.every((g) => typeof g === 'number' && Number.isInteger(g) && g >= 2 && g <= 64)) {
-    throw new SkepticInputError(`probe parameter patches.grids must be a list of integers in [2, 64], got ${JSON.stringify(v)}`);
-  }
-  return [...new Set(list as number[])];
-}
-
 function fillParam(v: unknown): 'mean' | number {
   if (v === undefined || v === 'mean') return 'mean';
   const n = typeof v === 'string' ? Number(v) : v;
@@ -197,7 +187,7 @@ interface Geometry {
 }
 
 export function patchesProbe(params: Record<string, unknown> = {}): Probe<PatchesRecord> {
-  const grids = gridsParam(params.grids);
+  const grids = intListParam(params, 'patches', 'grids', 2, 64) ?? [2, 4, 8];
   const findingGrid = numberParam(params, 'patches', 'findingGrid', 4, 2, 64);
   const minRetained = numberParam(params, 'patches', 'minRetained', 0.5, 0, 1);
   const minLabelled = numberParam(params, 'patches', 'minLabelled', 20, 1);

@@ -197,6 +197,20 @@ export function numberParam(
   return n;
 }
 
+/**
+ * Reads a list of whole numbers in [min, max]: a list (skeptic.json), "2,4" (--param), or one
+ * number (--param x=4 parses as a number). Repeats are dropped, order kept; undefined when absent.
+ */
+export function intListParam(params: Record<string, unknown> | undefined, probe: string, name: string, min: number, max: number): number[] | undefined {
+  const v = params?.[name];
+  if (v === undefined) return undefined;
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'number' && Number.isInteger(k) && k >= min && k <= max)) {
+    throw new SkepticInputError(`probe parameter ${probe}.${name} must be a list of integers in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  }
+  return [...new Set(list as number[])];
+}
+
 /** Reads a boolean parameter (true/false, also as "true"/"1"/1 from the command line). */
 export function boolParam(params: Record<string, unknown> | undefined, probe: string, name: string, fallback: boolean): boolean {
   const v = params?.[name];
