@@ -463,12 +463,14 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
   const noise = new Float64Array(n);
   const rows = zoomCrop(H, zoom);
   const cols = zoomCrop(W, zoom);
-  skipNormals(rng, rows.top * W + cols.top);
+  let drawn = 0; // values the generator is past, in row order
   for (let y = rows.top; y < rows.top + rows.ch; y++) {
     const at = y * W + cols.top;
+    skipNormals(rng, at - drawn);
     fillNormals(rng, noise.subarray(at, at + cols.ch), mean, std);
-    skipNormals(rng, y + 1 < rows.top + rows.ch ? W - cols.ch : W - cols.top - cols.ch + (H - rows.top - rows.ch) * W);
+    drawn = at + cols.ch;
   }
+  skipNormals(rng, n - drawn);
   const z = clippedZoomPlane(noise, H, W, zoom);
   for (let i = 0; i < z.data.length; i++) z.data[i] = z.data[i] < threshold ? 0 : clip01(z.data[i]);
   const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng());
