@@ -25,14 +25,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     return client;
   };
   const panel = new ReportPanel(context, getClient);
+  const comparisons = new Comparisons(getClient, panel);
   const audits = new Audits(getClient, status, (folder) => panel.show(folder));
   context.subscriptions.push(output, status, panel);
 
   client = createDaemon(context, output);
+  /** Each report's summary as last heard from the daemon (JSON), by folder. */
+  const lastSummary = new Map<string, string>();
   context.subscriptions.push(
     client.onNotification(ReportsChangedNotification, ({ reports }) => {
       status.setLast(reports[0]);
-      for (const r of reports) void panel.refresh(r.folder);
+      comparisons.reportsChanged(reports);
+      // The daemon sends every report whenever one changes: refresh the panel only for a report
+      // that is new or different, so an audit elsewhere in the workspace (a CI run, the CLI) does
+      // not rebuild the page someone is reading (its scroll, gallery pages and focus).
+      for (const r of reports) {
+        const key = JSON.stringify(r);
+        if (lastSummary.get(r.folder) === key) continue;
+        lastSummary.set(r.folder, key);
+        void panel.refresh(r.folder);
+      }
     }),
   );
 
@@ -50,7 +62,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command('skeptic.auditModel', (uri?: vscode.Uri) => audits.auditModel(uri));
   command('skeptic.auditDataset', (uri?: vscode.Uri) => audits.auditDataset(uri));
   command(CLIENT_COMMANDS.showReport, (folder?: string) => panel.show(typeof folder === 'string' ? folder : undefined));
-  const comparisons = new Comparisons(getClient, panel);
   command(CLIENT_COMMANDS.compareWith, (arg?: vscode.Uri | string) => comparisons.compareWith(arg));
   command('skeptic.problemsOnlyNew', () => comparisons.showOnlyNew());
   command('skeptic.problemsAll', () => comparisons.showAll());

@@ -153,7 +153,7 @@ function reportsChanged(): void {
 
 function loadReport(folder: string): void {
   const problem = reports.load(folder);
-  if (problem) log(`report: ${problem}`);
+  log(problem ? `report: ${problem}` : `report: read ${folder}`);
   const stored = reports.get(folder);
   if (stored) publishReport(stored);
   else hub.clear(`report:${folder}`);

@@ -334,6 +334,37 @@ async function palette(label: string): Promise<void> {
   await input.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
 }
 
+/**
+ * Accepts the row that starts with `label` in the quick pick whose title has `title`, by keyboard:
+ * the label typed as the filter, the focused row checked, Enter. (A click can land while the list
+ * lays itself out, or after the pick has gone.) Returns why it could not, or undefined.
+ */
+async function acceptInQuickPick(title: string, label: string): Promise<string | undefined> {
+  const pick = page.locator('.quick-input-widget');
+  try {
+    await pick.locator('.quick-input-title', { hasText: title }).first().waitFor({ state: 'visible', timeout: 20_000 });
+  } catch {
+    return `the quick pick "${title}" did not show (focus on ${await activeElement()})`;
+  }
+  try {
+    const input = pick.locator('input');
+    await input.fill(label, { timeout: 5_000 });
+    await until(`"${label}" focused in the quick pick "${title}"`, 10_000, async () => ((await pick.locator('.quick-input-list .monaco-list-row.focused').first().getAttribute('aria-label', { timeout: 1_000 }))?.startsWith(`${label},`) ? true : undefined), 200);
+    if (!(await pick.locator('.quick-input-title', { hasText: title }).first().isVisible())) return `the quick pick "${title}" closed before Enter`;
+    await input.press('Enter', { timeout: 5_000 });
+    return undefined;
+  } catch (e) {
+    return `the quick pick "${title}": ${(e as Error).message.split('\n')[0]} (focus on ${await activeElement()}; pick visible: ${await pick.isVisible()})`;
+  }
+}
+
+/** The focused element, for the logs: tag, id and classes. */
+async function activeElement(): Promise<string> {
+  // A string: this file is type-checked without the DOM's types.
+  const expr = `(() => { const e = document.activeElement; if (!e) return 'nothing'; const c = typeof e.className === 'string' ? e.className.trim().split(/\\s+/).filter(Boolean).map((x) => '.' + x).join('') : ''; return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + c; })()`;
+  return page.evaluate(expr).then(String, (e: Error) => `? (${e.message})`);
+}
+
 function readReport(): Report {
   // report.json with its per-image files (images, records, every finding)
   return loadReport(join(ws, REPORT));
@@ -494,20 +525,29 @@ test('Skeptic in a real VS Code (code-server): audit from the explorer, diagnost
     const expected = compareReports(base, next);
     assert.equal(expected.metrics.find((m) => m.key === 'clean.accuracy')?.change, 'worse', 'the BGR re-export is significantly less accurate');
 
-    await palette(`Skeptic: ${title('skeptic.compareWith')}`);
-    const pick = page.locator('.quick-input-widget');
-    const row = (text: string) => pick.locator('.quick-input-list .monaco-list-row', { hasText: text });
-    await expectVisibleOrSkepticError(row('shapes-cnn-v2.onnx on test.csv'), 'the new report in the NEW quick pick (the daemon read it)', 60_000);
-    await row('shapes-cnn-v2.onnx on test.csv').first().click();
-    await expectVisible(pick.locator('.quick-input-title', { hasText: 'BASE' }), 'the BASE quick pick', 20_000);
-    await row('shapes-cnn.onnx on test.csv').first().click();
-
     const frame: FrameLocator = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
     const main = frame.locator('main[data-view="compare"]');
-    try {
-      await main.waitFor({ state: 'attached', timeout: 60_000 });
-    } catch {
-      throw new Error('the report panel shows no comparison');
+    const pick = page.locator('.quick-input-widget');
+    const row = (text: string) => pick.locator('.quick-input-list .monaco-list-row', { hasText: text });
+    // Two quick picks in a row (NEW, then BASE). A pick that closes before its row is accepted
+    // (CI once saw the BASE pick vanish under the click) ends the command with no comparison, so
+    // the command runs again, up to three times, each retry logged.
+    for (let attempt = 1; ; attempt++) {
+      await palette(`Skeptic: ${title('skeptic.compareWith')}`);
+      await expectVisibleOrSkepticError(row('shapes-cnn-v2.onnx on test.csv'), 'the new report in the NEW quick pick (the daemon read it)', 60_000);
+      const why =
+        (await acceptInQuickPick('(NEW)', 'shapes-cnn-v2.onnx on test.csv')) ?? (await acceptInQuickPick('(BASE)', 'shapes-cnn.onnx on test.csv'));
+      if (!why) {
+        try {
+          await main.waitFor({ state: 'attached', timeout: 60_000 });
+          break;
+        } catch {
+          throw new Error('the report panel shows no comparison');
+        }
+      }
+      log(`compare, attempt ${attempt}: ${why}`);
+      await shot(`09-compare-attempt-${attempt}`);
+      if (attempt >= 3) throw new Error(`"Compare with...": ${why}`);
     }
     assert.equal(await frame.locator('tr[data-key="clean.accuracy"]').getAttribute('data-change'), 'worse');
     assert.equal(await frame.locator('tr[data-key]').count(), expected.metrics.filter((m) => m.comparable).length, 'one row per comparable metric');
