@@ -420,3 +420,33 @@ test('snow equals its definition written plainly (a gaussian() call per value, t
     }
   }
 });
+
+test('the scratch planes the CPU makers reuse never carry a value from one call to the next: poisoned with NaN between calls, snow, motion blur and fog give the same values', async () => {
+  const { fillScratch, motionBlur, snow } = await import('../../server/engine/image/imagenet-c');
+  const image = (C: 1 | 3, H: number, W: number, seed: number): PixelImage => {
+    const rng = mulberry32(seed);
+    return { data: Float32Array.from({ length: C * H * W }, () => Math.round(rng() * 255) / 255), channels: C, height: H, width: W };
+  };
+  // a larger image first, then smaller ones: a site then hands out a view of a longer plane
+  const cases: Array<[1 | 3, number, number]> = [[3, 40, 36], [3, 17, 23], [1, 28, 28], [3, 9, 12]];
+  for (const [C, H, W] of cases) {
+    const x = image(C, H, W, 7 * H + W);
+    for (const s of [1, 3, 5]) {
+      const t = severityConstant('snow', s, H, W) as number[];
+      const [r, sigma] = severityConstant('motion_blur', s, H, W) as number[];
+      const decay = (severityConstant('fog', s, H, W) as number[])[1];
+      const run = () => ({
+        snow: snow(x, t, mulberry32(11 + s)).data,
+        motion: motionBlur(x, r, sigma, mulberry32(13 + s)).data,
+        fog: fogLayer(H, W, decay, mulberry32(17 + s)),
+      });
+      const first = run();
+      fillScratch(Number.NaN);
+      const again = run();
+      for (const k of ['snow', 'motion', 'fog'] as const) {
+        assert.ok(again[k].every((v) => Number.isFinite(v)), `${k} ${C}×${H}×${W} severity ${s}: a NaN from a poisoned scratch plane`);
+        assert.deepEqual(again[k], first[k], `${k} ${C}×${H}×${W} severity ${s}`);
+      }
+    }
+  }
+});

@@ -465,7 +465,7 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
  * JPEG round trip at a quality (1–100) through sharp; same size and channel count. `bytes`: the
  * image as toBytes(img) gives it, when the caller has it already (one image at several qualities).
  */
-export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img)): Promise<PixelImage> {
+export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
   const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })
     // optimised Huffman tables only make the file smaller (the same coefficients, so the same
@@ -475,7 +475,6 @@ export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toB
   const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
   if (info.width !== W || info.height !== H) throw new Error(`JPEG round trip changed the size to ${info.width}×${info.height}`);
   const got = info.channels;
-  const out = new Float32Array(C * H * W);
   const n = H * W;
   for (let c = 0; c < C; c++) {
     // A grey image may come back with 1 or 3 channels; a colour one with 3 (or 4).

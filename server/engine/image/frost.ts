@@ -167,13 +167,12 @@ export function frostTextures(H: number, W: number, small: boolean, dir?: string
  * first five photographs), cropped at rows ⌊u·(Ht − H)⌋, columns ⌊u·(Wt − W)⌋; one channel
  * gets 0.2989 R + 0.587 G + 0.114 B, as the reference's rgb2gray.
  */
-export function frostLayer(C: number, H: number, W: number, textures: FrostTexture[], rng: () => number): Float32Array {
+export function frostLayer(C: number, H: number, W: number, textures: FrostTexture[], rng: () => number, out: Float32Array = new Float32Array(C * H * W)): Float32Array {
   const t = textures[Math.floor(rng() * textures.length)];
   const top = Math.floor(rng() * (t.height - H));
   const left = Math.floor(rng() * (t.width - W));
   const n = H * W;
   const tn = t.height * t.width;
-  const out = new Float32Array(C * n);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const q = (top + y) * t.width + left + x;

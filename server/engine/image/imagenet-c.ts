@@ -28,6 +28,34 @@ function like(img: PixelImage, data: Float32Array): PixelImage {
   return { data, channels: img.channels, height: img.height, width: img.width };
 }
 
+/**
+ * Float64 planes reused from one call to the next, one per call site (snow's layer, motion blur's
+ * padded plane, fog's plasma map, …). The CPU makers are synchronous and a thread runs one at a
+ * time, so a site's plane is never in use twice. A fresh array per call (megabytes a 224² image)
+ * cost its zeroing and page faults, and V8 starts a collection for every ~64 MB of new
+ * ArrayBuffers: the corruptions probe allocated 3 GB on 100 ImageNet images (bench/README.md).
+ * A site gets its plane back with the values of its last call: it writes every value it reads,
+ * or asks for the plane zeroed. Planes are at most the model's input size; each thread (the views
+ * workers have their own module state) keeps one per site.
+ */
+const scratchPlanes = new Map<string, Float64Array>();
+function scratch(site: string, n: number, zeroed = false): Float64Array {
+  let a = scratchPlanes.get(site);
+  if (!a || a.length < n) {
+    scratchPlanes.set(site, (a = new Float64Array(n)));
+    zeroed = false; // new: zero already
+  }
+  const v = a.length === n ? a : a.subarray(0, n);
+  if (zeroed) v.fill(0);
+  return v;
+}
+
+/** Fills every scratch plane with `value` (the tests poison them with NaN: a site that reads a value
+ *  it did not write then gives a different result). */
+export function fillScratch(value: number): void {
+  for (const a of scratchPlanes.values()) a.fill(value);
+}
+
 /** Python's round(): to the nearest integer, halves to even. */
 export function roundHalfEven(v: number): number {
   const f = Math.floor(v);
@@ -214,13 +242,13 @@ function zoomCrop(N: number, z: number): { top: number; ch: number } {
 }
 
 /** A plane zoomed by clipped_zoom (centre crop, scipy zoom) to round(⌈N/z⌉·z) per axis. */
-function clippedZoomPlane(plane: ArrayLike<number>, H: number, W: number, z: number): { data: Float64Array; h: number; w: number } {
+function clippedZoomPlane(plane: ArrayLike<number>, H: number, W: number, z: number, site?: string): { data: Float64Array; h: number; w: number } {
   const ty = zoomTaps(H, z);
   const tx = zoomTaps(W, z);
   const h = ty.size;
   const w = tx.size;
   const { i0, i1, w0, w1 } = tx;
-  const data = new Float64Array(h * w);
+  const data = site ? scratch(site, h * w) : new Float64Array(h * w); // every value written below
   for (let y = 0; y < h; y++) {
     const r0 = ty.i0[y] * W;
     const r1 = ty.i1[y] * W;
@@ -255,11 +283,11 @@ export function zoomBlur(img: PixelImage, factors: number[]): PixelImage {
  * two) in [0,1], each step adding uniform(−wibble, wibble)·wibble to the mean of its
  * neighbours (wrapping), wibble starting at 100 and divided by `decay` per level.
  */
-export function plasmaFractal(mapsize: number, decay: number, rng: () => number): Float64Array {
+export function plasmaFractal(mapsize: number, decay: number, rng: () => number, site?: string): Float64Array {
   if (mapsize & (mapsize - 1)) throw new RangeError(`plasma map size ${mapsize} is not a power of two`);
   const N = mapsize;
   const mask = N - 1; // wrapping: i & mask is i mod N for a power of two (negative i too)
-  const m = new Float64Array(N * N);
+  const m = site ? scratch(site, N * N, true) : new Float64Array(N * N);
   let step = N;
   let wibble = 100;
   // Each phase reads only points an earlier phase wrote (corners, then centres) and writes others,
@@ -304,11 +332,10 @@ export function plasmaFractal(mapsize: number, decay: number, rng: () => number)
 }
 
 /** Fog's per-image layer: the top-left H×W of a plasma map of the next power of two ≥ max(H, W). */
-export function fogLayer(H: number, W: number, decay: number, rng: () => number): Float32Array {
+export function fogLayer(H: number, W: number, decay: number, rng: () => number, out: Float32Array = new Float32Array(H * W)): Float32Array {
   let N = 1;
   while (N < Math.max(H, W)) N *= 2;
-  const p = plasmaFractal(N, decay, rng);
-  const out = new Float32Array(H * W);
+  const p = plasmaFractal(N, decay, rng, 'fog.plasma');
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = p[y * N + x];
   return out;
 }
@@ -333,10 +360,10 @@ export function fog(img: PixelImage, strength: number, decay: number, rng: () =>
  * of the plane, copy i shifted by −⌈i·(sin a, cos a) − ½⌉ with edges repeated, weighted by a
  * half-Gaussian of σ over i (normalised), stopping at a shift as large as the plane.
  */
-export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number): Float64Array {
+export function motionBlurPlane(plane: ArrayLike<number>, H: number, W: number, radius: number, sigma: number, angle: number, site?: string): Float64Array {
   const taps = motionTaps(H, W, radius, sigma, angle);
-  const padded = padColumns(plane, H, W, taps);
-  const out = new Float64Array(H * W);
+  const padded = padColumns(plane, H, W, taps, site ? scratch(`${site}.padded`, H * (W + 2 * tapPad(taps))) : undefined);
+  const out = site ? scratch(site, H * W, true) : new Float64Array(H * W); // summed into
   for (let y = 0; y < H; y++) shiftAddRow(out.subarray(y * W, (y + 1) * W), padded, y, H, W, taps);
   return out;
 }
@@ -433,8 +460,8 @@ export function motionBlur(img: PixelImage, radius: number, sigma: number, rng: 
   const { channels: C, height: H, width: W } = img;
   const n = H * W;
   const taps = motionTaps(H, W, radius, sigma, angle);
-  const acc = new Float64Array(W);
-  const padded = new Float64Array(H * (W + 2 * tapPad(taps)));
+  const acc = scratch('motion.row', W); // zeroed per row below
+  const padded = scratch('motion.padded', H * (W + 2 * tapPad(taps))); // padColumns writes it all
   for (let c = 0; c < C; c++) {
     padColumns(img.data.subarray(c * n, (c + 1) * n), H, W, taps, padded);
     for (let y = 0; y < H; y++) {
@@ -460,7 +487,7 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
   // The layer's normals in row order, as gaussian() per pixel would draw them; clipped_zoom reads
   // only its centre crop (1/z² of it: 4–20% at ImageNet-C's zooms), so only those are computed,
   // and the generator steps past the others (a few ns each against ~50 for log, sqrt and cos).
-  const noise = new Float64Array(n);
+  const noise = scratch('snow.noise', n, true);
   const rows = zoomCrop(H, zoom);
   const cols = zoomCrop(W, zoom);
   let drawn = 0; // values the generator is past, in row order
@@ -471,12 +498,12 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
     drawn = at + cols.ch;
   }
   skipNormals(rng, n - drawn);
-  const z = clippedZoomPlane(noise, H, W, zoom);
+  const z = clippedZoomPlane(noise, H, W, zoom, 'snow.zoomed');
   for (let i = 0; i < z.data.length; i++) z.data[i] = z.data[i] < threshold ? 0 : clip01(z.data[i]);
-  const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng());
+  const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng(), 'snow.blurred');
   const hs = Math.min(H, z.h);
   const ws = Math.min(W, z.w);
-  const layer = new Float64Array(n);
+  const layer = scratch('snow.layer', n, true); // written up to hs × ws
   for (let y = 0; y < hs; y++) {
     for (let x = 0; x < ws; x++) {
       const a = Math.round(blurred[y * z.w + x] * 255) / 255;

@@ -102,11 +102,22 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   function viewsOf(images: ProbeImage[], ctx: ProbeContext) {
     const { channels, height, width } = images[0].pixels;
     const m = images[0].margin;
-    const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
-    const made = corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal });
+    const made = makerFor(height, width, ctx);
     const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
     const seed = (img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(ctx.seed, `corruptions/${name}/${s}`, img.sha256);
     return { made, plan, seed };
+  }
+
+  /** The last batch's maker, for the next batches of its size in the same audit: the input sets it
+   *  keeps for reuse carry over (a maker per batch made every small image's set anew) and so does
+   *  what it learned (which seeds its workers use). */
+  let maker: { height: number; width: number; model: ProbeContext['model']; signal?: AbortSignal; made: ReturnType<typeof corruptionViewMaker> } | undefined;
+  function makerFor(height: number, width: number, ctx: ProbeContext) {
+    if (maker?.height !== height || maker.width !== width || maker.model !== ctx.model || maker.signal !== ctx.signal) {
+      const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
+      maker = { height, width, model: ctx.model, signal: ctx.signal, made: corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal }) };
+    }
+    return maker.made;
   }
 
   /** Inputs prepare() asked the workers for, by image: the next run() takes them from here. */

@@ -31,8 +31,24 @@ export interface CorruptionViews {
 
 /** Per-image inputs kept for reuse: at ImageNet size they are ~25 MB an image, and fresh buffers
  *  that size cost a page fault per 4 KiB page every time (about a third of a million faults in a
- *  100-image audit). Two sets suffice (one in a run, one being made); a few more are harmless. */
+ *  100-image audit). Two sets suffice there (one in a run, one being made); a few more are harmless. */
 const KEEP_INPUTS = 4;
+/** Beyond KEEP_INPUTS, sets are kept while all of them hold at most this much: a run of small
+ *  images holds dozens of sets (MNIST: 16 images a run, ~0.3 MB each), given back together when it
+ *  ends, and keeping only four made the next run allocate the rest anew (300 MB an audit). */
+const KEEP_BYTES = 128 * 2 ** 20;
+
+/** Keeps `set` in `kept` for reuse: at least `atLeast` sets, and more up to KEEP_BYTES in all. */
+export function keepForReuse(kept: ViewInputs[], set: ViewInputs, atLeast = KEEP_INPUTS): void {
+  if (kept.includes(set)) return;
+  if (kept.length < atLeast || (kept.length + 1) * inputBytes(set) <= KEEP_BYTES) kept.push(set);
+}
+
+function inputBytes(set: ViewInputs): number {
+  let bytes = 0;
+  for (const v of Object.values(set)) if (ArrayBuffer.isView(v)) bytes += v.byteLength;
+  return bytes;
+}
 
 /** What the makers of one image share: its 8-bit interleaved bytes (JPEG's input at every quality), made on first use. */
 type Shared = { bytes: () => Buffer };
@@ -78,8 +94,10 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         const slot = planes.layer++;
         ops.push({ kind: 'fog', strength: t[0], slot });
         madeC.push({ name, severity, at: { layer: [slot, 1] }, make: (img, seed, into) => {
-          const p = fogLayer(img.height, img.width, t[1], mulberry32(seed));
-          for (let ch = 0; ch < img.channels; ch++) into.layer!.set(p, ch * p.length);
+          // the plane once, then copied to the other channels, in place
+          const n = img.height * img.width;
+          fogLayer(img.height, img.width, t[1], mulberry32(seed), into.layer!.subarray(0, n));
+          for (let ch = 1; ch < img.channels; ch++) into.layer!.copyWithin(ch * n, 0, n);
         } });
         break;
       }
@@ -88,7 +106,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         ops.push({ kind: 'frost', a: t[0], b: t[1], slot });
         madeC.push({ name, severity, at: { layer: [slot, 1] }, make: async (img, seed, into) => {
           const textures = await frostTextures(img.height, img.width, small, opts.frostDir);
-          into.layer!.set(frostLayer(img.channels, img.height, img.width, textures, mulberry32(seed)));
+          frostLayer(img.channels, img.height, img.width, textures, mulberry32(seed), into.layer);
         } });
         break;
       }
@@ -141,7 +159,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       case 'jpeg_compression':
         ops.push({ kind: 'given', slot: given++ });
-        made.push({ name, severity, slot: 'given', make: async (img, _seed, into, shared) => into.set(await jpegView(img, c as number, shared)) });
+        made.push({ name, severity, slot: 'given', make: (img, _seed, into, shared) => jpegView(img, c as number, shared, into) });
         break;
       case 'defocus_blur': {
         const [radius, alias] = c as [number, number];
@@ -165,7 +183,7 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
   return {
     ops,
     recycle(inputs) {
-      if (kept.length < KEEP_INPUTS && !kept.includes(inputs)) kept.push(inputs);
+      keepForReuse(kept, inputs);
     },
     async inputs(img, seed) {
       const plane = img.data.length;
@@ -300,6 +318,28 @@ function guideTable(cdf: Float64Array): Int32Array {
   return guide;
 }
 
+/** shot()'s per-level constants at one rate, filled as levels are seen. */
+interface LevelTables {
+  /** per level: 0 not yet seen, 1 inversion, 2 PTRS */
+  kind: Uint8Array;
+  cdfs: Float64Array[];
+  guides: Int32Array[];
+  /** per level: λ, log λ, a, b, log(1/α), v_r */
+  ptrs: Float64Array;
+}
+/** By rate, kept from call to call (a level's λ is level·rate, so its constants are the same for
+ *  every image): at 28×28 most levels appear once per image, and working them out again per call
+ *  cost more than the draws. A handful of rates (ImageNet-C's five) at a time. */
+const levelTablesByRate = new Map<number, LevelTables>();
+function levelTables(rate: number): LevelTables {
+  let t = levelTablesByRate.get(rate);
+  if (!t) {
+    if (levelTablesByRate.size >= 16) levelTablesByRate.clear();
+    levelTablesByRate.set(rate, (t = { kind: new Uint8Array(256), cdfs: [], guides: [], ptrs: new Float64Array(256 * 6) }));
+  }
+  return t;
+}
+
 /** The float32 value of each 8-bit level k/255: what a decoded image holds. */
 const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
 
@@ -312,10 +352,7 @@ const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
  * (guideTable): 32 → 22 ms for the five ImageNet-C rates on a 224² image.
  */
 export function shot(x: Float32Array, rate: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
-  const kind = new Uint8Array(256); // per level: 0 not yet seen, 1 inversion, 2 PTRS
-  const cdfs: Float64Array[] = [];
-  const guides: Int32Array[] = [];
-  const ptrs = new Float64Array(256 * 6); // per level: λ, log λ, a, b, log(1/α), v_r
+  const { kind, cdfs, guides, ptrs } = levelTables(rate);
   const constsOf = (q: number, lambda: number): number => {
     const c = poissonConsts(lambda);
     if (c.kind === 'inversion') {
@@ -388,20 +425,20 @@ export function shot(x: Float32Array, rate: number, seed: number, out: Float32Ar
 const MOSAIC_MAX = 64 * 64;
 
 /** JPEG round trips of one-channel images waiting for the next batch, per quality and size. */
-const waiting = new Map<string, Array<{ img: PixelImage; quality: number; done: (v: Float32Array) => void; fail: (e: unknown) => void }>>();
+const waiting = new Map<string, Array<{ img: PixelImage; into: Float32Array; done: () => void; fail: (e: unknown) => void }>>();
 
 /**
- * image/corrupt.ts's jpeg(img, quality), the same values; one-channel images asked for in the
- * same turn of the event loop at the same quality and size are encoded and decoded by sharp as
- * one mosaic. Each image sits in a tile of whole 8×8 blocks, padded as libjpeg pads an image's
+ * image/corrupt.ts's jpeg(img, quality) into `into`, the same values; one-channel images asked for
+ * in the same turn of the event loop at the same quality and size are encoded and decoded by sharp
+ * as one mosaic. Each image sits in a tile of whole 8×8 blocks, padded as libjpeg pads an image's
  * right and bottom edges (the last column and row repeated). A baseline greyscale JPEG codes each
  * block on its own (the DC prediction between blocks is lossless) and decodes it on its own, so
  * a tile comes back as its image does alone, and sharp's fixed cost per call (most of the time
  * for small images such as MNIST's: 2 ms for a 28×28 round trip) is paid once per batch. Colour
  * images go one at a time: the decoder's chroma upsampling reads across tiles.
  */
-export function jpegView(img: PixelImage, quality: number, shared?: Shared): Promise<Float32Array> {
-  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality, shared?.bytes()).then((j) => j.data);
+export function jpegView(img: PixelImage, quality: number, shared: Shared | undefined, into: Float32Array): Promise<void> {
+  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality, shared?.bytes(), into).then(() => undefined);
   const key = `${quality}/${img.height}x${img.width}`;
   return new Promise((done, fail) => {
     let list = waiting.get(key);
@@ -410,18 +447,21 @@ export function jpegView(img: PixelImage, quality: number, shared?: Shared): Pro
       setImmediate(() => {
         const batch = waiting.get(key)!;
         waiting.delete(key);
-        jpegMosaic(batch.map((b) => b.img), quality).then(
-          (out) => batch.forEach((b, i) => b.done(out[i])),
+        jpegMosaic(batch.map((b) => b.img), quality, batch.map((b) => b.into)).then(
+          () => batch.forEach((b) => b.done()),
           (e) => batch.forEach((b) => b.fail(e)),
         );
       });
     }
-    list.push({ img, quality, done, fail });
+    list.push({ img, into, done, fail });
   });
 }
 
-async function jpegMosaic(imgs: PixelImage[], quality: number): Promise<Float32Array[]> {
-  if (imgs.length === 1) return [(await jpeg(imgs[0], quality)).data];
+async function jpegMosaic(imgs: PixelImage[], quality: number, intos: Float32Array[]): Promise<void> {
+  if (imgs.length === 1) {
+    await jpeg(imgs[0], quality, undefined, intos[0]);
+    return;
+  }
   const { height: H, width: W } = imgs[0];
   const th = Math.ceil(H / 8) * 8;
   const tw = Math.ceil(W / 8) * 8;
@@ -446,11 +486,9 @@ async function jpegMosaic(imgs: PixelImage[], quality: number): Promise<Float32A
     .toBuffer();
   const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
   const got = info.channels;
-  return imgs.map((_, k) => {
+  intos.forEach((out, k) => {
     const top = Math.floor(k / across) * th;
     const left = (k % across) * tw;
-    const out = new Float32Array(H * W);
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = data[((top + y) * info.width + left + x) * got] / 255;
-    return out;
   });
 }

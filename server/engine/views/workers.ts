@@ -32,7 +32,7 @@ import { Worker } from 'node:worker_threads';
 import { CancelledError, SkepticInputError, throwIfAborted } from '../errors';
 import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
-import { corruptionViews, type CorruptionViews } from './corruptions';
+import { corruptionViews, keepForReuse, type CorruptionViews } from './corruptions';
 import type { ViewInputs } from './plan';
 
 const debug = debuglog('skeptic-views');
@@ -224,7 +224,7 @@ export function corruptionViewMaker(
       // kept by the pool, not by this maker: the probe makes a maker per batch of images, and
       // its next batch fills the same sets again (fresh 25 MB sets cost a page fault a page)
       const sets = pool && !pool.closed ? pool.spare(key).sets : undefined;
-      if (sets && sets.length < keep && !sets.includes(inputs)) sets.push(inputs);
+      if (sets) keepForReuse(sets, inputs, keep);
     },
     inputs(img, seed) {
       throwIfAborted(use.signal);
