@@ -76,7 +76,8 @@ export class Audits {
         description: m.configuredDataset && dataset && m.configuredDataset === dataset.toString() ? 'configured for this dataset' : undefined,
         uri: m.uri,
       })),
-      { title: dataset ? `Skeptic: audit ${basename(dataset)} with which model?` : 'Skeptic: audit which model?', matchOnDescription: true },
+      // ignoreFocusOut: a report panel that had the focus takes it back as the palette closes (client/compare.ts)
+      { title: dataset ? `Skeptic: audit ${basename(dataset)} with which model?` : 'Skeptic: audit which model?', matchOnDescription: true, ignoreFocusOut: true },
     );
     return pick && vscode.Uri.parse(pick.uri);
   }
@@ -169,6 +170,7 @@ async function pickDataset(candidates: DatasetCandidate[], model?: vscode.Uri): 
     title: model ? `Skeptic: audit ${basename(model)} on which dataset?` : 'Skeptic: which dataset?',
     placeHolder: candidates.length ? 'Datasets found in the workspace, nearest first' : 'No dataset found in the workspace: browse for one',
     matchOnDescription: true,
+    ignoreFocusOut: true, // as pickModel's
   });
   if (!pick) return undefined;
   if (!pick.browse) return vscode.Uri.parse(pick.uri!);

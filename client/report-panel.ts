@@ -37,7 +37,9 @@ export class ReportPanel implements vscode.Disposable {
       else {
         const pick = await vscode.window.showQuickPick(
           all.map((s) => ({ label: `${s.modelName} on ${s.datasetName}`, description: s.verdict, detail: `${s.startedAt.slice(0, 16).replace('T', ' ')} · ${s.device}`, folder: s.folder })),
-          { title: 'Skeptic: show which report?' },
+          // ignoreFocusOut: run from the palette while this panel has the focus, the panel takes it
+          // back as the palette closes, and a pick that closed on blur would vanish (client/compare.ts)
+          { title: 'Skeptic: show which report?', ignoreFocusOut: true },
         );
         if (!pick) return;
         target = pick.folder;
