@@ -322,6 +322,11 @@ class Runner implements ViewRunner {
    *  afresh, MNIST's corruption runs made 250 MB of new buffers an audit, each one zeroed, and
    *  collections that external memory drives. */
   private readonly packed = new Map<string, Packed>();
+  private readonly pack: Pack = (key, len, make) => {
+    let a = this.packed.get(key);
+    if (a?.length !== len) this.packed.set(key, (a = make(len)));
+    return a as ReturnType<typeof make>;
+  };
 
   constructor(
     private readonly plan: ViewPlan,
@@ -358,11 +363,7 @@ class Runner implements ViewRunner {
     const step = balancedStep(sources.length, this.sourcesPerRun);
     for (let first = 0; first < sources.length; first += step) {
       const chunk = sources.slice(first, first + step);
-      const feeds = feedsFor(this.plan, this.slots, chunk, (key, len, make) => {
-        let a = this.packed.get(key);
-        if (a?.length !== len) this.packed.set(key, (a = make(len)));
-        return a as ReturnType<typeof make>;
-      });
+      const feeds = feedsFor(this.plan, this.slots, chunk, this.pack);
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
         const tensor = this.features ? this.feature!.tensor : undefined;

@@ -221,8 +221,9 @@ export function corruptionViewMaker(
     threads: workers,
     recycle(inputs) {
       if (pool?.broken) return local.recycle(inputs);
-      // kept by the pool, not by this maker: the probe makes a maker per batch of images, and
-      // its next batch fills the same sets again (fresh 25 MB sets cost a page fault a page)
+      // kept by the pool, not by this maker: a later maker of the same spec (the next audit's
+      // probe, or this one's back at this size) fills the same sets again (fresh 25 MB sets cost
+      // a page fault a page)
       const sets = pool && !pool.closed ? pool.spare(key).sets : undefined;
       if (sets) keepForReuse(sets, inputs, keep);
     },
