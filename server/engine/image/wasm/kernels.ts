@@ -1,0 +1,104 @@
+/**
+ * WebAssembly kernels for the CPU makers of image/imagenet-c.ts (kernels.wat, assembled into
+ * kernels-wasm.ts by scripts/build-kernels.mjs). They compute the same doubles as the JavaScript
+ * loops, two values at a time in SIMD lanes: motion blur's sums of a 224² image's five severities
+ * took 33 ms in JavaScript and take about 7 here (bench/README.md, ninth pass).
+ *
+ * One instance per thread (the views workers have their own module state), made on first use. A
+ * caller whose kernel is not there (a runtime without WebAssembly SIMD, or SKEPTIC_WASM=0) runs
+ * its JavaScript loop: the same values, more slowly. The module's memory is laid out per call
+ * (kernels are synchronous, so a call has it to itself) and grows to the largest call.
+ */
+import { debuglog } from 'node:util';
+import { KERNELS_WASM } from './kernels-wasm';
+
+const debug = debuglog('skeptic');
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  pad_f32(dst: number, src: number, H: number, W: number, P: number): void;
+  pad_f64(dst: number, src: number, H: number, W: number, P: number): void;
+  shift_add(out: number, pad: number, H: number, W: number, P: number, taps: number, n: number): void;
+  clip_f32(dst: number, src: number, count: number): void;
+}
+
+let instance: Exports | null | undefined;
+let enabled = process.env.SKEPTIC_WASM !== '0';
+
+/** The kernels of this thread, or null where they cannot run (or are turned off). */
+function kernels(): Exports | null {
+  if (!enabled) return null;
+  if (instance !== undefined) return instance;
+  try {
+    const bytes = Buffer.from(KERNELS_WASM, 'base64');
+    instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
+  } catch (e) {
+    // WebAssembly SIMD is in every Node the engine supports; a runtime built without it gets the loops
+    debug('WebAssembly kernels unavailable (%s): the JavaScript loops run', (e as Error).message);
+    instance = null;
+  }
+  return instance;
+}
+
+/** Turns the kernels on or off for this thread (tests and benchmarks compare the two paths). */
+export function setWasmKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether calls in this thread run the kernels. */
+export function wasmKernelsOn(): boolean {
+  return kernels() !== null;
+}
+
+/** The module's memory with at least `bytes` of it, as a buffer (growing detaches older views). */
+function memory(k: Exports, bytes: number): ArrayBuffer {
+  const have = k.memory.buffer.byteLength;
+  if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / 65536));
+  return k.memory.buffer;
+}
+
+const align = (n: number) => Math.ceil(n / 16) * 16;
+
+/** The copies a motion blur adds up (image/imagenet-c.ts motionTaps). */
+export interface MotionTaps {
+  weight: Float64Array;
+  dy: Int32Array;
+  dx: Int32Array;
+}
+
+/**
+ * image/imagenet-c.ts's motion blur of one H×W plane by these taps (each copy's rows clamped, its
+ * columns repeated past the edges), written into `out`: a Float64Array gets the sums as they are
+ * (snow's layer), a Float32Array gets them clipped to [0, 1] (the motion blur view). False, with
+ * `out` untouched, when the kernels are not there: the caller then runs its loop.
+ */
+export function motionBlurKernel(plane: Float32Array | Float64Array, H: number, W: number, taps: MotionTaps, out: Float32Array | Float64Array): boolean {
+  const k = kernels();
+  if (!k) return false;
+  const n = taps.weight.length;
+  let P = 0;
+  for (const dx of taps.dx) P = Math.max(P, Math.abs(dx));
+  const N = H * W;
+  const src = align(16 * n);
+  const pad = src + align(N * plane.BYTES_PER_ELEMENT);
+  const sums = pad + align(H * (W + 2 * P) * 8);
+  const clipped = sums + align(N * 8);
+  const buf = memory(k, clipped + (out instanceof Float32Array ? N * 4 : 0));
+  new Float64Array(buf, 0, n).set(taps.weight);
+  new Int32Array(buf, 8 * n, n).set(taps.dy);
+  new Int32Array(buf, 12 * n, n).set(taps.dx);
+  if (plane instanceof Float32Array) {
+    new Float32Array(buf, src, N).set(plane);
+    k.pad_f32(pad, src, H, W, P);
+  } else {
+    new Float64Array(buf, src, N).set(plane);
+    k.pad_f64(pad, src, H, W, P);
+  }
+  k.shift_add(sums, pad, H, W, P, 0, n);
+  if (out instanceof Float64Array) out.set(new Float64Array(buf, sums, N));
+  else {
+    k.clip_f32(clipped, sums, N);
+    out.set(new Float32Array(buf, clipped, N));
+  }
+  return true;
+}
