@@ -1,4 +1,4 @@
-// Assembles server/engine/image/wasm/kernels.wat into kernels-wasm.ts (the module's bytes as
+// Assembles server/engine/wasm/kernels.wat into kernels-wasm.ts (the module's bytes as
 // base64, so that it travels inside the bundles, the views workers and tsx alike, with no file
 // to find at run time). Run after editing the .wat: `node scripts/build-kernels.mjs`;
 // test/unit/wasm-kernels.test.ts fails while the generated file is stale (`--check` here).
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '../server/engine/image/wasm');
+const dir = join(dirname(fileURLToPath(import.meta.url)), '../server/engine/wasm');
 const WAT = join(dir, 'kernels.wat');
 const OUT = join(dir, 'kernels-wasm.ts');
 

@@ -5,6 +5,7 @@
  * (and cached results stay valid under --limit).
  */
 import * as crypto from 'node:crypto';
+import { uniformsKernel } from './wasm/kernels';
 
 /**
  * The first 4 bytes (little-endian) of sha256(seed ‖ ("\0" ‖ part)*). One-shot crypto.hash where
@@ -37,6 +38,8 @@ export const MULBERRY_STEP = 0x6d2b79f5;
 export interface Mulberry32 {
   (): number;
   normals(out: Float64Array, mean: number, std: number): void;
+  /** out[p] = lo + span·rng() for every p in order, in float32 (the generator goes on after them). */
+  uniforms(out: Float32Array, lo: number, span: number): void;
   /** Steps past `count` gaussian() draws without computing them: the generator is then where
    *  `count` values of normals() would leave it (a radius draw of 0 is redrawn there too). */
   skipNormals(count: number): void;
@@ -59,6 +62,13 @@ export function mulberry32(seed: number): Mulberry32 {
     }
     a = s;
   };
+  next.uniforms = (out, lo, span) => {
+    if (!uniformsKernel(a, out, lo, span)) {
+      let s = a;
+      for (let p = 0; p < out.length; p++) out[p] = lo + span * mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
+    }
+    a = (a + Math.imul(out.length, MULBERRY_STEP)) >>> 0;
+  };
   next.skipNormals = (count) => {
     let s = a;
     for (let p = 0; p < count; p++) {
@@ -77,6 +87,13 @@ export function fillNormals(rng: () => number, out: Float64Array, mean: number, 
   const fast = (rng as Partial<Mulberry32>).normals;
   if (fast) fast(out, mean, std);
   else for (let p = 0; p < out.length; p++) out[p] = mean + std * gaussian(rng);
+}
+
+/** out[p] = lo + span·rng() for every p in order (float32); in one pass when rng is mulberry32's. */
+export function fillUniforms(rng: () => number, out: Float32Array, lo: number, span: number): void {
+  const fast = (rng as Partial<Mulberry32>).uniforms;
+  if (fast) fast(out, lo, span);
+  else for (let p = 0; p < out.length; p++) out[p] = lo + span * rng();
 }
 
 /** Steps rng past `count` gaussian() draws: skipNormals when rng is mulberry32's, else the draws themselves. */
@@ -121,6 +138,8 @@ export function derivedSeed(seed: number, ...parts: string[]): number {
  * mulberry32: ~20× faster than calling gaussian() per value.
  */
 export function gaussianUniforms(seed: number, n: number, out = new Float32Array(2 * n)): Float32Array {
+  // four at a time in the WebAssembly kernel where it runs (the same values), else the loop
+  if (uniformsKernel(seed, out.subarray(0, 2 * n), 0, 1, true)) return out;
   let a = seed >>> 0;
   for (let i = 0; i < 2 * n; i++) {
     let u: number;
@@ -138,6 +157,7 @@ export function gaussianUniforms(seed: number, n: number, out = new Float32Array
 
 /** n draws of mulberry32(seed), in order, into a float32 array (uniformNoise's values, inlined). */
 export function uniforms(seed: number, n: number, out: Float32Array<ArrayBufferLike> = new Float32Array(n)): Float32Array<ArrayBufferLike> {
+  if (uniformsKernel(seed, out.subarray(0, n), 0, 1)) return out;
   let a = seed >>> 0;
   for (let i = 0; i < n; i++) {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -1,12 +1,12 @@
 /**
- * The WebAssembly kernels (server/engine/image/wasm) against the JavaScript loops they stand in
+ * The WebAssembly kernels (server/engine/wasm) against the JavaScript loops they stand in
  * for, bit for bit, and the committed module against its source. imagenet-c.test.ts holds the
  * kernels (on by default) to the per-pixel reference and to imagecorruptions as well.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { motionBlur, motionBlurPlane } from '../../server/engine/image/imagenet-c';
-import { setWasmKernels, wasmKernelsOn } from '../../server/engine/image/wasm/kernels';
+import { setWasmKernels, wasmKernelsOn } from '../../server/engine/wasm/kernels';
 import { mulberry32 } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 
@@ -28,7 +28,7 @@ test('the committed WebAssembly module is the one kernels.wat assembles to (run 
   const { generated } = await import('../../scripts/build-kernels.mjs');
   const { readFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const committed = readFileSync(join(__dirname, '../../server/engine/image/wasm/kernels-wasm.ts'), 'utf8');
+  const committed = readFileSync(join(__dirname, '../../server/engine/wasm/kernels-wasm.ts'), 'utf8');
   assert.equal(committed, await generated());
 });
 
@@ -61,5 +61,80 @@ test('motion blur of a float64 or float32 plane through the kernel (snow\'s laye
       const { loop, kernel } = bothWays(() => [motionBlurPlane(plane, H, W, 12, 8, angle), motionBlurPlane(Float32Array.from(plane), H, W, 6, 2, angle)]);
       assert.deepEqual(kernel, loop, `${H}×${W} angle ${angle}`);
     }
+  }
+});
+
+test('shot noise through the kernel: image/corrupt.ts\'s draws bit for bit on decoded (k/255) images at ImageNet-C\'s rates (and impulse noise\'s loop beside it); other values go to the loop', async () => {
+  const { impulseNoise, shotNoise } = await import('../../server/engine/image/corrupt');
+  const { impulse, shot } = await import('../../server/engine/views/corruptions');
+  const { shotKernel } = await import('../../server/engine/wasm/kernels');
+  const r = mulberry32(3);
+  for (const [H, W] of [[224, 224], [28, 28], [5, 3]]) {
+    // every level, 0 and 1 included, in random order
+    const data = Float32Array.from({ length: 3 * H * W }, (_, i) => (i < 256 ? i : Math.floor(r() * 256)) / 255);
+    const img = { data, channels: 3 as const, height: H, width: W };
+    for (const rate of [60, 25, 12, 5, 3, 0.5, 500]) {
+      const want = shotNoise(img, rate, mulberry32(rate * 7)).data;
+      assert.deepEqual(shot(data, rate, rate * 7), want, `shot noise ${H}×${W} at rate ${rate}`);
+      const { loop } = bothWays(() => shot(data, rate, rate * 7));
+      assert.deepEqual(loop, want, `the loop, ${H}×${W} at rate ${rate}`);
+    }
+    for (const amount of [0.03, 0.06, 0.09, 0.17, 0.27, 0.9]) {
+      assert.deepEqual(impulse(data, amount, 11), impulseNoise(img, amount, mulberry32(11)).data, `impulse noise ${H}×${W} at ${amount}`);
+    }
+  }
+  // the kernel itself ran: true on levels, and it declines a value that is not one
+  const levels = Float32Array.from({ length: 300 }, (_, i) => (i % 256) / 255);
+  const out = new Float32Array(300);
+  const { shotTablesForTest } = await import('../../server/engine/views/corruptions');
+  assert.equal(shotKernel(levels, 60, 5, shotTablesForTest(60), out), true);
+  for (const odd of [0.5, 1.5, 200.5 / 255]) {
+    const x = Float32Array.from(levels);
+    x[299] = odd;
+    assert.equal(shotKernel(x, 60, 5, shotTablesForTest(60), out), false, `${odd} is not a level`);
+    assert.deepEqual(shot(x, 60, 5), shotNoise({ data: x, channels: 1, height: 1, width: 300 }, 60, mulberry32(5)).data, `${odd}: the loop's draws`);
+  }
+});
+
+test('uniform draws through the kernel, four at a time: random.ts\'s loops bit for bit (uniforms, gaussian()\'s pairs, lo + span·u), a zero radius draw redrawn as gaussian() does', async () => {
+  const { fillUniforms, gaussianUniforms, MULBERRY_STEP, uniforms } = await import('../../server/engine/random');
+  const { uniformsKernel } = await import('../../server/engine/wasm/kernels');
+  /** gaussian()'s draws from mulberry32(seed), written plainly: (radius, angle) pairs, a radius of 0 drawn again. */
+  const plainPairs = (seed: number, n: number) => {
+    const rng = mulberry32(seed);
+    const out = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      let u = 0;
+      while (u === 0) u = rng();
+      out[2 * i] = u;
+      out[2 * i + 1] = rng();
+    }
+    return out;
+  };
+  // mulberry32 returns exactly 0 at the state 0: these seeds reach it at draw 1, 2, 3 and 6 (a radius, an angle, a radius, an angle)
+  const zeroAt = (k: number) => (-Math.imul(k, MULBERRY_STEP)) >>> 0;
+  for (const seed of [1, 0xffffffff, 123456789, zeroAt(1), zeroAt(2), zeroAt(3), zeroAt(6)]) {
+    for (const n of [0, 1, 2, 3, 4, 5, 7, 8, 1001, 3 * 224 * 224]) {
+      const { loop, kernel } = bothWays(() => [uniforms(seed, n).slice(), gaussianUniforms(seed, n).slice()]);
+      assert.deepEqual(kernel, loop, `seed ${seed}, ${n} values`);
+      const rng = mulberry32(seed);
+      assert.deepEqual(kernel[0], Float32Array.from({ length: n }, () => rng()), `uniforms against the generator, seed ${seed}, ${n}`);
+      assert.deepEqual(kernel[1], plainPairs(seed, n), `gaussian pairs against gaussian()'s draws, seed ${seed}, ${n}`);
+    }
+  }
+  assert.equal(uniformsKernel(zeroAt(3), new Float32Array(8), 0, 1, true), false, 'a zero radius draw: the kernel declines');
+  assert.equal(uniformsKernel(zeroAt(2), new Float32Array(8), 0, 1, true), true, 'a zero angle draw is kept');
+  // lo + span·u through a generator that goes on afterwards (elastic's field: −1 + 2u)
+  for (const n of [0, 3, 4, 9, 50000]) {
+    const { loop, kernel } = bothWays(() => {
+      const rng = mulberry32(77);
+      const out = new Float32Array(n);
+      fillUniforms(rng, out, -1, 2);
+      return [out, rng(), rng()];
+    });
+    assert.deepEqual(kernel, loop, `fillUniforms of ${n}`);
+    const rng = mulberry32(77);
+    assert.deepEqual(kernel[0], Float32Array.from({ length: n }, () => -1 + 2 * rng()), `against the generator, ${n}`);
+    assert.deepEqual(kernel.slice(1), [rng(), rng()], 'the generator goes on where the draws left it');
   }
 });

@@ -19,9 +19,9 @@
  * from the arithmetic (…Draws / …Taps / …Layer functions), so that views/imagenet-c.ts can make
  * the same draws on the CPU and leave the arithmetic to the graph.
  */
-import { fillNormals, gaussian, skipNormals } from '../random';
+import { fillNormals, fillUniforms, gaussian, skipNormals } from '../random';
 import type { PixelImage } from '../types';
-import { motionBlurKernel } from './wasm/kernels';
+import { motionBlurKernel } from '../wasm/kernels';
 
 const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
@@ -615,7 +615,7 @@ export function elasticTaps(H: number, W: number, c: readonly number[], rng: () 
 export function elasticDraws(H: number, W: number, c: readonly number[], rng: () => number, index: Int32Array = new Int32Array(4 * H * W), weight: Float32Array = new Float32Array(6 * H * W)): { index: Int32Array; weight: Float32Array } {
   const n = H * W;
   elasticAffineTaps(H, W, c[2], rng, index, weight);
-  for (let p = 4 * n; p < 6 * n; p++) weight[p] = -1 + 2 * rng();
+  fillUniforms(rng, weight.subarray(4 * n, 6 * n), -1, 2);
   return { index, weight };
 }
 

@@ -16,6 +16,7 @@ import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
+import { shotKernel, type ShotTables } from '../wasm/kernels';
 import { gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
 import type { PixelImage } from '../types';
 import type { ViewInputs, ViewOp } from './plan';
@@ -340,6 +341,43 @@ function levelTables(rate: number): LevelTables {
   return t;
 }
 
+/** Every level's constants at one rate, flat, for the WebAssembly kernel (wasm/kernels.ts). */
+const shotTablesByRate = new Map<number, ShotTables>();
+function shotTables(rate: number): ShotTables {
+  let t = shotTablesByRate.get(rate);
+  if (t) return t;
+  if (shotTablesByRate.size >= 16) shotTablesByRate.clear();
+  const guide = new Int32Array(256 * GUIDE);
+  const cdfFirst = new Int32Array(256);
+  const last = new Int32Array(256);
+  const ptrs = new Float64Array(256 * 6);
+  const cdfs: Float64Array[] = [];
+  let at = 0;
+  for (let q = 1; q < 256; q++) {
+    const c = poissonConsts(LEVELS[q] * rate); // the λ shot() works out for a value LEVELS[q]
+    if (c.kind === 'inversion') {
+      guide.set(guideTable(c.cdf), q * GUIDE);
+      cdfFirst[q] = at;
+      last[q] = c.cdf.length - 1;
+      cdfs.push(c.cdf);
+      at += c.cdf.length;
+      // (cdfs are laid out in level order, so each starts where the one before ended)
+    } else ptrs.set([c.lambda, c.loglam, c.a, c.b, c.logInvalpha, c.vr], q * 6);
+  }
+  const cdf = new Float64Array(at);
+  let first = 0;
+  for (const c of cdfs) {
+    cdf.set(c, first);
+    first += c.length;
+  }
+  const lf = Float64Array.from({ length: 256 }, (_, k) => logFactorial(k));
+  shotTablesByRate.set(rate, (t = { guide, cdfFirst, last, cdf, ptrs, lf, logFactorial }));
+  return t;
+}
+
+/** shotTables for the tests. */
+export const shotTablesForTest = shotTables;
+
 /** The float32 value of each 8-bit level k/255: what a decoded image holds. */
 const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
 
@@ -352,6 +390,8 @@ const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
  * (guideTable): 32 → 22 ms for the five ImageNet-C rates on a 224² image.
  */
 export function shot(x: Float32Array, rate: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
+  // the WebAssembly kernel where it runs and the image's values are all levels (the same draws, ~1.6× faster)
+  if (shotKernel(x, rate, seed, shotTables(rate), out)) return out;
   const { kind, cdfs, guides, ptrs } = levelTables(rate);
   const constsOf = (q: number, lambda: number): number => {
     const c = poissonConsts(lambda);

@@ -20,9 +20,13 @@ interface Exports {
   pad_f64(dst: number, src: number, H: number, W: number, P: number): void;
   shift_add(out: number, pad: number, H: number, W: number, P: number, taps: number, n: number): void;
   clip_f32(dst: number, src: number, count: number): void;
+  uniforms(dst: number, count: number, seed: number, lo: number, span: number, radii: number): number;
+  shot(dst: number, src: number, n: number, rate: number, seed: number, levels: number, guide: number, cdfAt: number, last: number, ptrs: number, lf: number): number;
 }
 
 let instance: Exports | null | undefined;
+/** ln k! for k ≥ 256, from the ShotTables of the current shotKernel call. */
+let logFactorial: (k: number) => number = () => Number.NaN;
 let enabled = process.env.SKEPTIC_WASM !== '0';
 
 /** The kernels of this thread, or null where they cannot run (or are turned off). */
@@ -31,7 +35,11 @@ function kernels(): Exports | null {
   if (instance !== undefined) return instance;
   try {
     const bytes = Buffer.from(KERNELS_WASM, 'base64');
-    instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
+    // Math.log itself: V8 calls the same C function for it from WebAssembly as from JavaScript.
+    // ln k! past the shot noise tables comes from the tables' owner (this module imports nothing
+    // of the engine: random.ts uses it)
+    const imports = { js: { log: Math.log, logFactorial: (k: number) => logFactorial(k) } };
+    instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), imports).exports as unknown as Exports;
   } catch (e) {
     // WebAssembly SIMD is in every Node the engine supports; a runtime built without it gets the loops
     debug('WebAssembly kernels unavailable (%s): the JavaScript loops run', (e as Error).message);
@@ -100,5 +108,72 @@ export function motionBlurKernel(plane: Float32Array | Float64Array, H: number, 
     k.clip_f32(clipped, sums, N);
     out.set(new Float32Array(buf, clipped, N));
   }
+  return true;
+}
+
+/** shot()'s Poisson constants per level k/255 at one rate, flat (views/corruptions.ts builds them). */
+export interface ShotTables {
+  /** per level, 32 entries: the inversion's guide table */
+  guide: Int32Array;
+  /** per level: the first index of its CDF in `cdf`, and its last index */
+  cdfFirst: Int32Array;
+  last: Int32Array;
+  cdf: Float64Array;
+  /** per level: λ, log λ, a, b, log(1/α), v_r */
+  ptrs: Float64Array;
+  /** ln k! for k < 256 */
+  lf: Float64Array;
+  /** ln k! (image/corrupt.ts logFactorial), asked for k ≥ 256 */
+  logFactorial: (k: number) => number;
+}
+
+/** The float32 value of each 8-bit level k/255: what a decoded image holds. */
+const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
+
+/**
+ * views/corruptions.ts shot() with the tables of its rate, into `out`. False, with `out` in an
+ * unspecified state, when the kernels are not there or a value with λ > 0 is not a level k/255:
+ * the caller then runs its loop.
+ */
+export function shotKernel(x: Float32Array, rate: number, seed: number, tables: ShotTables, out: Float32Array): boolean {
+  const k = kernels();
+  if (!k) return false;
+  const n = x.length;
+  const levels = 8 * n;
+  const guide = levels + 1024;
+  const cdfAt = guide + 4 * 256 * 32;
+  const last = cdfAt + 1024;
+  const ptrs = last + 1024;
+  const lf = ptrs + 8 * 256 * 6;
+  const cdf = lf + 8 * 256;
+  const buf = memory(k, cdf + 8 * tables.cdf.length);
+  new Float32Array(buf, 0, n).set(x);
+  new Float32Array(buf, levels, 256).set(LEVELS);
+  new Int32Array(buf, guide, 256 * 32).set(tables.guide);
+  const at = new Int32Array(buf, cdfAt, 256);
+  for (let q = 0; q < 256; q++) at[q] = cdf + 8 * tables.cdfFirst[q];
+  new Int32Array(buf, last, 256).set(tables.last);
+  new Float64Array(buf, ptrs, 256 * 6).set(tables.ptrs);
+  new Float64Array(buf, lf, 256).set(tables.lf);
+  new Float64Array(buf, cdf, tables.cdf.length).set(tables.cdf);
+  logFactorial = tables.logFactorial;
+  if (!k.shot(4 * n, 0, n, rate, seed >>> 0, levels, guide, cdfAt, last, ptrs, lf)) return false;
+  out.set(new Float32Array(buf, 4 * n, n));
+  return true;
+}
+
+/**
+ * `out.length` draws of mulberry32 from state `seed` (random.ts), as float32 lo + span·u, into
+ * `out`. With `radii`, gaussian()'s (radius, angle) pairs, where a radius draw of 0 would be drawn
+ * again: the kernel then declines (once in about 2^31 pairs). False, `out` in an unspecified
+ * state, when it declines or the kernels are not there: the caller then runs its loop.
+ */
+export function uniformsKernel(seed: number, out: Float32Array, lo: number, span: number, radii = false): boolean {
+  const k = kernels();
+  if (!k) return false;
+  const n = out.length;
+  const buf = memory(k, 4 * n);
+  if (!k.uniforms(0, n, seed >>> 0, lo, span, radii ? 1 : 0)) return false;
+  out.set(new Float32Array(buf, 0, n));
   return true;
 }
