@@ -14,8 +14,19 @@ import { KERNELS_WASM } from './kernels-wasm';
 
 const debug = debuglog('skeptic');
 
+// The little of the WebAssembly API used here (the project compiles against ES2022 and Node's
+// types, which do not declare it)
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
+};
+
 interface Exports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   pad_f32(dst: number, src: number, H: number, W: number, P: number): void;
   pad_f64(dst: number, src: number, H: number, W: number, P: number): void;
   shift_add(out: number, pad: number, H: number, W: number, P: number, taps: number, n: number): void;
