@@ -138,3 +138,17 @@ test('uniform draws through the kernel, four at a time: random.ts\'s loops bit f
     assert.deepEqual(kernel.slice(1), [rng(), rng()], 'the generator goes on where the draws left it');
   }
 });
+
+test('snow through the kernels (its blur, layer and mix): the loop\'s values bit for bit, colour and grey, odd sizes, every severity', async () => {
+  const { snow } = await import('../../server/engine/image/imagenet-c');
+  const { severityConstant } = await import('../../server/engine/image/corrupt');
+  const rng = mulberry32(17);
+  for (const [C, H, W] of [[3, 224, 224], [1, 28, 28], [3, 17, 23], [3, 1, 7], [1, 9, 2]] as Array<[1 | 3, number, number]>) {
+    const img: PixelImage = { data: Float32Array.from({ length: C * H * W }, () => Math.floor(rng() * 256) / 255), channels: C, height: H, width: W };
+    for (const s of [1, 2, 3, 4, 5]) {
+      const c = severityConstant('snow', s, H, W) as number[];
+      const { loop, kernel } = bothWays(() => snow(img, c, mulberry32(100 * s + H), new Float32Array(img.data.length).fill(5)).data);
+      assert.deepEqual(kernel, loop, `${C}×${H}×${W} severity ${s}`);
+    }
+  }
+});

@@ -21,7 +21,7 @@
  */
 import { fillNormals, fillUniforms, gaussian, skipNormals } from '../random';
 import type { PixelImage } from '../types';
-import { motionBlurKernel } from '../wasm/kernels';
+import { motionBlurKernel, snowMixKernel } from '../wasm/kernels';
 
 const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
@@ -513,6 +513,8 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
   const blurred = motionBlurPlane(z.data, z.h, z.w, radius, sigma, -135 + 90 * rng(), 'snow.blurred');
   const hs = Math.min(H, z.h);
   const ws = Math.min(W, z.w);
+  // the layer and the mix below in the WebAssembly kernel where it runs (the same values, ~3× faster)
+  if (snowMixKernel(blurred, z.w, hs, ws, img.data, C, H, W, mix, out)) return like(img, out);
   const layer = scratch('snow.layer', n, true); // written up to hs × ws
   for (let y = 0; y < hs; y++) {
     for (let x = 0; x < ws; x++) {

@@ -32,6 +32,8 @@ interface Exports {
   shift_add(out: number, pad: number, H: number, W: number, P: number, taps: number, n: number): void;
   clip_f32(dst: number, src: number, count: number): void;
   uniforms(dst: number, count: number, seed: number, lo: number, span: number, radii: number): number;
+  snow_layer(layer: number, b: number, zw: number, hs: number, ws: number, H: number, W: number): void;
+  snow_mix(dst: number, src: number, layer: number, C: number, n: number, mix: number, keep: number): void;
   shot(dst: number, src: number, n: number, rate: number, seed: number, levels: number, guide: number, cdfAt: number, last: number, ptrs: number, lf: number): number;
 }
 
@@ -186,5 +188,27 @@ export function uniformsKernel(seed: number, out: Float32Array, lo: number, span
   const buf = memory(k, 4 * n);
   if (!k.uniforms(0, n, seed >>> 0, lo, span, radii ? 1 : 0)) return false;
   out.set(new Float32Array(buf, 0, n));
+  return true;
+}
+
+/**
+ * The end of image/imagenet-c.ts snow(): its layer from the blurred plane (zh rows of zw values,
+ * the top-left hs × ws used, each value and its 180° turn rounded to 8 bits and added) and the
+ * image mixed with it, into `out`. False when the kernels are not there.
+ */
+export function snowMixKernel(blurred: Float64Array, zw: number, hs: number, ws: number, x: Float32Array, C: number, H: number, W: number, mix: number, out: Float32Array): boolean {
+  const k = kernels();
+  if (!k) return false;
+  const n = H * W;
+  const b = 0;
+  const layer = align(8 * blurred.length);
+  const src = layer + 8 * n;
+  const dst = src + align(4 * C * n);
+  const buf = memory(k, dst + 4 * C * n);
+  new Float64Array(buf, b, blurred.length).set(blurred);
+  new Float32Array(buf, src, C * n).set(x.subarray(0, C * n));
+  k.snow_layer(layer, b, zw, hs, ws, H, W);
+  k.snow_mix(dst, src, layer, C, n, mix, 1 - mix);
+  out.set(new Float32Array(buf, dst, C * n));
   return true;
 }

@@ -329,4 +329,98 @@
       (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
       (br $draws)))
     (i32.const 1))
+
+  ;; JavaScript's Math.round in each lane: the nearest integer, halves up; as V8 computes it
+  ;; (ceil, then one less if that is more than half above), so the same double for every input.
+  (func $round2 (param $v v128) (result v128)
+    (local $r v128)
+    (local.set $r (f64x2.ceil (local.get $v)))
+    (v128.bitselect
+      (f64x2.sub (local.get $r) (f64x2.splat (f64.const 1)))
+      (local.get $r)
+      (f64x2.gt (f64x2.sub (local.get $r) (f64x2.splat (f64.const 0.5))) (local.get $v))))
+
+  ;; Snow's layer (image/imagenet-c.ts snow): for y < hs, x < ws,
+  ;;   layer[y·W + x] = round(255·b[y, x])/255 + round(255·b[hs−1−y, ws−1−x])/255
+  ;; of the blurred plane b (rows of zw values), zero elsewhere; H×W float64 at `layer`.
+  (func (export "snow_layer") (param $layer i32) (param $b i32) (param $zw i32) (param $hs i32) (param $ws i32) (param $H i32) (param $W i32)
+    (local $y i32) (local $x i32) (local $dst i32) (local $fwd i32) (local $rev i32) (local $k v128)
+    (local.set $k (f64x2.splat (f64.const 255)))
+    (memory.fill (local.get $layer) (i32.const 0) (i32.shl (i32.mul (local.get $H) (local.get $W)) (i32.const 3)))
+    (block $rows (loop $row
+      (br_if $rows (i32.ge_s (local.get $y) (local.get $hs)))
+      (local.set $dst (i32.add (local.get $layer) (i32.shl (i32.mul (local.get $y) (local.get $W)) (i32.const 3))))
+      (local.set $fwd (i32.add (local.get $b) (i32.shl (i32.mul (local.get $y) (local.get $zw)) (i32.const 3))))
+      ;; the mirrored row's value for x = 0, read backwards
+      (local.set $rev (i32.add (local.get $b) (i32.shl
+        (i32.add (i32.mul (i32.sub (i32.sub (local.get $hs) (i32.const 1)) (local.get $y)) (local.get $zw)) (i32.sub (local.get $ws) (i32.const 1)))
+        (i32.const 3))))
+      (local.set $x (i32.const 0))
+      (block $pairs (loop $pair
+        (br_if $pairs (i32.gt_s (i32.add (local.get $x) (i32.const 2)) (local.get $ws)))
+        (v128.store (local.get $dst)
+          (f64x2.add
+            (f64x2.div (call $round2 (f64x2.mul (v128.load (local.get $fwd)) (local.get $k))) (local.get $k))
+            ;; values x and x + 1 of the mirrored row sit at rev and rev − 8: load from rev − 8, swap the lanes
+            (f64x2.div (call $round2 (f64x2.mul
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (v128.load (i32.sub (local.get $rev) (i32.const 8))) (v128.load (i32.sub (local.get $rev) (i32.const 8))))
+              (local.get $k))) (local.get $k))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $fwd (i32.add (local.get $fwd) (i32.const 16)))
+        (local.set $rev (i32.sub (local.get $rev) (i32.const 16)))
+        (local.set $x (i32.add (local.get $x) (i32.const 2)))
+        (br $pair)))
+      (if (i32.lt_s (local.get $x) (local.get $ws)) (then
+        (f64.store (local.get $dst)
+          (f64x2.extract_lane 0 (f64x2.add
+            (f64x2.div (call $round2 (f64x2.mul (v128.load64_zero (local.get $fwd)) (local.get $k))) (local.get $k))
+            (f64x2.div (call $round2 (f64x2.mul (v128.load64_zero (local.get $rev)) (local.get $k))) (local.get $k)))))))
+      (local.set $y (i32.add (local.get $y) (i32.const 1)))
+      (br $row))))
+
+  ;; Snow's mix (image/imagenet-c.ts snow): per pixel p of C planes of n float32 values (src),
+  ;;   grey = 0.299 R + 0.587 G + 0.114 B (C = 3; else the one plane), lit = 1.5·grey + 0.5,
+  ;;   dst[c, p] = clip(mix·x + keep·(x > lit ? x : lit) + layer[p]), x = src[c, p],
+  ;; in doubles as the loop sums them, two pixels at a time; float32 out.
+  (func (export "snow_mix") (param $dst i32) (param $src i32) (param $layer i32) (param $C i32) (param $n i32) (param $mix f64) (param $keep f64)
+    (local $p i32) (local $c i32) (local $plane i32) (local $at i32) (local $grey v128) (local $lit v128) (local $add v128) (local $x v128) (local $v v128)
+    (local $vmix v128) (local $vkeep v128)
+    (local.set $vmix (f64x2.splat (local.get $mix)))
+    (local.set $vkeep (f64x2.splat (local.get $keep)))
+    (local.set $plane (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $pixels
+      (br_if $done (i32.ge_s (local.get $p) (local.get $n)))
+      ;; two pixels, or the last one alone (its second lane is a copy and is not stored)
+      (local.set $at (i32.add (local.get $src) (i32.shl (local.get $p) (i32.const 2))))
+      (if (i32.eq (local.get $C) (i32.const 3))
+        (then
+          (local.set $grey (f64x2.add (f64x2.add
+            (f64x2.mul (f64x2.splat (f64.const 0.299)) (call $load2 (local.get $at) (local.get $p) (local.get $n)))
+            (f64x2.mul (f64x2.splat (f64.const 0.587)) (call $load2 (i32.add (local.get $at) (local.get $plane)) (local.get $p) (local.get $n))))
+            (f64x2.mul (f64x2.splat (f64.const 0.114)) (call $load2 (i32.add (local.get $at) (i32.shl (local.get $plane) (i32.const 1))) (local.get $p) (local.get $n))))))
+        (else (local.set $grey (call $load2 (local.get $at) (local.get $p) (local.get $n)))))
+      (local.set $lit (f64x2.add (f64x2.mul (local.get $grey) (f64x2.splat (f64.const 1.5))) (f64x2.splat (f64.const 0.5))))
+      (local.set $add (if (result v128) (i32.lt_s (i32.add (local.get $p) (i32.const 1)) (local.get $n))
+        (then (v128.load (i32.add (local.get $layer) (i32.shl (local.get $p) (i32.const 3)))))
+        (else (f64x2.splat (f64.load (i32.add (local.get $layer) (i32.shl (local.get $p) (i32.const 3))))))))
+      (local.set $c (i32.const 0))
+      (block $planes (loop $channel
+        (br_if $planes (i32.ge_s (local.get $c) (local.get $C)))
+        (local.set $x (call $load2 (i32.add (local.get $at) (i32.mul (local.get $c) (local.get $plane))) (local.get $p) (local.get $n)))
+        (local.set $v (f64x2.add (f64x2.add (f64x2.mul (local.get $vmix) (local.get $x)) (f64x2.mul (local.get $vkeep) (f64x2.pmax (local.get $lit) (local.get $x))))
+          (local.get $add)))
+        (local.set $v (f32x4.demote_f64x2_zero (f64x2.pmin (f64x2.pmax (local.get $v) (f64x2.splat (f64.const 0))) (f64x2.splat (f64.const 1)))))
+        (if (i32.lt_s (i32.add (local.get $p) (i32.const 1)) (local.get $n))
+          (then (v128.store64_lane 0 (i32.add (local.get $dst) (i32.add (i32.shl (local.get $p) (i32.const 2)) (i32.mul (local.get $c) (local.get $plane)))) (local.get $v)))
+          (else (v128.store32_lane 0 (i32.add (local.get $dst) (i32.add (i32.shl (local.get $p) (i32.const 2)) (i32.mul (local.get $c) (local.get $plane)))) (local.get $v))))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $channel)))
+      (local.set $p (i32.add (local.get $p) (i32.const 2)))
+      (br $pixels))))
+
+  ;; The float32 values at `at` and at + 4 as doubles, or the one at `at` twice when p is the last of n.
+  (func $load2 (param $at i32) (param $p i32) (param $n i32) (result v128)
+    (if (result v128) (i32.lt_s (i32.add (local.get $p) (i32.const 1)) (local.get $n))
+      (then (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $at))))
+      (else (f64x2.splat (f64.promote_f32 (f32.load (local.get $at)))))))
 )
