@@ -9,6 +9,11 @@
  * show inside a whole audit (where the bare loop's spread on a shared VM hides a few percent).
  *
  *   node --import tsx bench/makers.ts [--size 224] [--images 40] [--workers 1] [--repeat 3] [--fixtures DIR]
+ *   node --import tsx bench/makers.ts --by-corruption [--size 224]
+ *
+ * --by-corruption: each corruption's five severities alone, in this thread, ms an image (best of
+ * five rounds of six images), with the WebAssembly kernels (wasm/kernels.ts) and without, the
+ * rounds alternating. SKEPTIC_WASM=0 turns the kernels off for the whole run (workers too).
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -17,6 +22,8 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { CORRUPTIONS, type CorruptionName } from '../server/engine/image/corrupt';
 import { corruptionViewMaker, setViewWorkers } from '../server/engine/views/workers';
+import { setWasmKernels } from '../server/engine/wasm/kernels';
+import type { PixelImage } from '../server/engine/types';
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +32,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     repeat: { type: 'string', default: '3' },
     fixtures: { type: 'string' },
+    'by-corruption': { type: 'boolean', default: false },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -41,6 +49,7 @@ async function main() {
   const { data } = await sharp(file).resize(S, S).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const img = { channels: 3 as const, height: S, width: S, data: new Float32Array(3 * S * S) };
   for (let c = 0; c < 3; c++) for (let p = 0; p < S * S; p++) img.data[c * S * S + p] = data[p * 3 + c] / 255;
+  if (values['by-corruption']) return byCorruption(img);
   const list = (CORRUPTIONS as readonly CorruptionName[]).flatMap((n) => [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [n, s]));
   const made = corruptionViewMaker(list, S, S, {}, { owner: img });
   let gcMs = 0;
@@ -64,4 +73,31 @@ async function main() {
   }
   process.exit(0); // the pool's workers would end after a minute
 }
+/** Each corruption's makers alone, with the kernels and without (see the header). */
+async function byCorruption(img: PixelImage) {
+  await setViewWorkers(0);
+  console.log(`ms an image (five severities of a ${img.width}×${img.height} image), best of 5 rounds of 6 images`);
+  console.log(`${'corruption'.padEnd(20)} ${'kernels'.padStart(8)} ${'loops'.padStart(8)}`);
+  const total = { kernels: 0, loops: 0 };
+  for (const name of CORRUPTIONS as readonly CorruptionName[]) {
+    const list = [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [name, s]);
+    const made = corruptionViewMaker(list, img.height, img.width, {}, { owner: img });
+    const best = { kernels: Infinity, loops: Infinity };
+    for (let r = 0; r < 6; r++) {
+      for (const mode of ['kernels', 'loops'] as const) {
+        setWasmKernels(mode === 'kernels');
+        const t0 = performance.now();
+        for (let i = 0; i < 6; i++) made.recycle(await made.inputs(img, (_n, s) => 7919 * (r * 10 + i) + s));
+        if (r > 0) best[mode] = Math.min(best[mode], (performance.now() - t0) / 6); // round 0 warms up
+      }
+    }
+    setWasmKernels(true);
+    total.kernels += best.kernels;
+    total.loops += best.loops;
+    console.log(`${name.padEnd(20)} ${best.kernels.toFixed(2).padStart(8)} ${best.loops.toFixed(2).padStart(8)}`);
+  }
+  console.log(`${'all'.padEnd(20)} ${total.kernels.toFixed(2).padStart(8)} ${total.loops.toFixed(2).padStart(8)}`);
+  process.exit(0);
+}
+
 main();
