@@ -262,6 +262,17 @@ test('procedural frost: seeded, the photographs\' channel statistics, crops insi
   const layer = frostLayer(1, 64, 64, textures, mulberry32(2));
   assert.equal(layer.length, 64 * 64);
   assert.ok(layer.every((v) => v >= 0 && v <= 1));
+  // the colour layer is the texture's crop at the drawn place, value for value (written into a filled array)
+  for (const [H, W, seed] of [[64, 64, 3], [37, 50, 4]]) {
+    const got = frostLayer(3, H, W, textures, mulberry32(seed), new Float32Array(3 * H * W).fill(9));
+    const r = mulberry32(seed);
+    const tex = textures[Math.floor(r() * textures.length)];
+    const top = Math.floor(r() * (tex.height - H));
+    const left = Math.floor(r() * (tex.width - W));
+    const want = new Float32Array(3 * H * W);
+    for (let c = 0; c < 3; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) want[(c * H + y) * W + x] = tex.data[(c * tex.height + top + y) * tex.width + left + x];
+    assert.deepEqual(got, want, `${H}×${W}`);
+  }
 
   const dir = mkdtempSync(join(tmpdir(), 'skeptic-frost-'));
   try {

@@ -174,11 +174,13 @@ export function frostLayer(C: number, H: number, W: number, textures: FrostTextu
   const n = H * W;
   const tn = t.height * t.width;
   for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const q = (top + y) * t.width + left + x;
-      if (C === 1) out[y * W + x] = 0.2989 * t.data[q] + 0.587 * t.data[tn + q] + 0.114 * t.data[2 * tn + q];
-      else for (let c = 0; c < C; c++) out[c * n + y * W + x] = t.data[c * tn + q];
-    }
+    const row = (top + y) * t.width + left;
+    if (C === 1) {
+      for (let x = 0; x < W; x++) {
+        const q = row + x;
+        out[y * W + x] = 0.2989 * t.data[q] + 0.587 * t.data[tn + q] + 0.114 * t.data[2 * tn + q];
+      }
+    } else for (let c = 0; c < C; c++) out.set(t.data.subarray(c * tn + row, c * tn + row + W), c * n + y * W); // a row of the crop as one copy
   }
   return out;
 }
