@@ -5,7 +5,7 @@
  * (and cached results stay valid under --limit).
  */
 import * as crypto from 'node:crypto';
-import { uniformsKernel } from './wasm/kernels';
+import { uniformsKernel, unitDoublesKernel } from './wasm/kernels';
 
 /**
  * The first 4 bytes (little-endian) of sha256(seed ‖ ("\0" ‖ part)*). One-shot crypto.hash where
@@ -40,6 +40,8 @@ export interface Mulberry32 {
   normals(out: Float64Array, mean: number, std: number): void;
   /** out[p] = lo + span·rng() for every p in order, in float32 (the generator goes on after them). */
   uniforms(out: Float32Array, lo: number, span: number): void;
+  /** out[p] = rng() for every p in order (the generator goes on after them). */
+  draws(out: Float64Array): void;
   /** Steps past `count` gaussian() draws without computing them: the generator is then where
    *  `count` values of normals() would leave it (a radius draw of 0 is redrawn there too). */
   skipNormals(count: number): void;
@@ -69,6 +71,13 @@ export function mulberry32(seed: number): Mulberry32 {
     }
     a = (a + Math.imul(out.length, MULBERRY_STEP)) >>> 0;
   };
+  next.draws = (out) => {
+    if (!unitDoublesKernel(a, out)) {
+      let s = a;
+      for (let p = 0; p < out.length; p++) out[p] = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
+    }
+    a = (a + Math.imul(out.length, MULBERRY_STEP)) >>> 0;
+  };
   next.skipNormals = (count) => {
     let s = a;
     for (let p = 0; p < count; p++) {
@@ -87,6 +96,13 @@ export function fillNormals(rng: () => number, out: Float64Array, mean: number, 
   const fast = (rng as Partial<Mulberry32>).normals;
   if (fast) fast(out, mean, std);
   else for (let p = 0; p < out.length; p++) out[p] = mean + std * gaussian(rng);
+}
+
+/** out[p] = rng() for every p in order; in one pass when rng is mulberry32's. */
+export function fillDraws(rng: () => number, out: Float64Array): void {
+  const fast = (rng as Partial<Mulberry32>).draws;
+  if (fast) fast(out);
+  else for (let p = 0; p < out.length; p++) out[p] = rng();
 }
 
 /** out[p] = lo + span·rng() for every p in order (float32); in one pass when rng is mulberry32's. */

@@ -152,3 +152,24 @@ test('snow through the kernels (its blur, layer and mix): the loop\'s values bit
     }
   }
 });
+
+test('raw draws through the kernel (fog\'s plasma takes its draws beforehand): the generator\'s doubles bit for bit, and it goes on where they end', async () => {
+  const { fillDraws } = await import('../../server/engine/random');
+  const { fogLayer } = await import('../../server/engine/image/imagenet-c');
+  for (const n of [0, 1, 3, 4, 5, 255, 65535]) {
+    const { loop, kernel } = bothWays(() => {
+      const rng = mulberry32(n + 1);
+      const out = new Float64Array(n);
+      fillDraws(rng, out);
+      return [out, rng()];
+    });
+    assert.deepEqual(kernel, loop, `${n} draws`);
+    const rng = mulberry32(n + 1);
+    assert.deepEqual(kernel[0], Float64Array.from({ length: n }, () => rng()), `against the generator, ${n}`);
+    assert.equal(kernel[1], rng(), 'the next draw');
+  }
+  for (const [H, W] of [[224, 224], [28, 28], [5, 9]]) {
+    const { loop, kernel } = bothWays(() => fogLayer(H, W, 2.2, mulberry32(H + W)));
+    assert.deepEqual(kernel, loop, `fog layer ${H}×${W}`);
+  }
+});

@@ -19,7 +19,7 @@
  * from the arithmetic (…Draws / …Taps / …Layer functions), so that views/imagenet-c.ts can make
  * the same draws on the CPU and leave the arithmetic to the graph.
  */
-import { fillNormals, fillUniforms, gaussian, skipNormals } from '../random';
+import { fillDraws, fillNormals, fillUniforms, gaussian, skipNormals } from '../random';
 import type { PixelImage } from '../types';
 import { motionBlurKernel, snowMixKernel } from '../wasm/kernels';
 
@@ -291,6 +291,11 @@ export function plasmaFractal(mapsize: number, decay: number, rng: () => number,
   const m = site ? scratch(site, N * N, true) : new Float64Array(N * N);
   let step = N;
   let wibble = 100;
+  // Every point but (0, 0) takes one draw, in the order below: drawn beforehand in one pass (four
+  // at a time in the WebAssembly kernel), then read in that order
+  const u = site ? scratch(`${site}.draws`, N * N - 1) : new Float64Array(N * N - 1);
+  fillDraws(rng, u);
+  let k = 0;
   // Each phase reads only points an earlier phase wrote (corners, then centres) and writes others,
   // so it can write as it goes: the same sums, in the same order, with the draws in the same order.
   while (step >= 2) {
@@ -302,20 +307,20 @@ export function plasmaFractal(mapsize: number, decay: number, rng: () => number,
       for (let x = half; x < N; x += step) {
         const xa = x - half;
         const xb = (x + half) & mask;
-        m[y * N + x] = (m[ya + xa] + m[yb + xa] + m[ya + xb] + m[yb + xb]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+        m[y * N + x] = (m[ya + xa] + m[yb + xa] + m[ya + xb] + m[yb + xb]) / 4 + wibble * (-wibble + 2 * wibble * u[k++]);
       }
     }
     // diamonds: on the rows of the corners (between two corners, above and below centres) …
     for (let y = 0; y < N; y += step) {
       const ya = ((y + half) & mask) * N;
       const yb = ((y - half) & mask) * N;
-      for (let x = half; x < N; x += step) m[y * N + x] = (m[ya + x] + m[yb + x] + m[y * N + ((x - half) & mask)] + m[y * N + ((x + half) & mask)]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+      for (let x = half; x < N; x += step) m[y * N + x] = (m[ya + x] + m[yb + x] + m[y * N + ((x - half) & mask)] + m[y * N + ((x + half) & mask)]) / 4 + wibble * (-wibble + 2 * wibble * u[k++]);
     }
     // … and on the rows of the centres
     for (let y = half; y < N; y += step) {
       const ya = (y - half) * N;
       const yb = ((y + half) & mask) * N;
-      for (let x = 0; x < N; x += step) m[y * N + x] = (m[y * N + ((x + half) & mask)] + m[y * N + ((x - half) & mask)] + m[ya + x] + m[yb + x]) / 4 + wibble * (-wibble + 2 * wibble * rng());
+      for (let x = 0; x < N; x += step) m[y * N + x] = (m[y * N + ((x + half) & mask)] + m[y * N + ((x - half) & mask)] + m[ya + x] + m[yb + x]) / 4 + wibble * (-wibble + 2 * wibble * u[k++]);
     }
     step = half;
     wibble /= decay;

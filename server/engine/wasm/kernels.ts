@@ -32,6 +32,7 @@ interface Exports {
   shift_add(out: number, pad: number, H: number, W: number, P: number, taps: number, n: number): void;
   clip_f32(dst: number, src: number, count: number): void;
   uniforms(dst: number, count: number, seed: number, lo: number, span: number, radii: number): number;
+  unit_doubles(dst: number, count: number, seed: number): void;
   snow_layer(layer: number, b: number, zw: number, hs: number, ws: number, H: number, W: number): void;
   snow_mix(dst: number, src: number, layer: number, C: number, n: number, mix: number, keep: number): void;
   shot(dst: number, src: number, n: number, rate: number, seed: number, levels: number, guide: number, cdfAt: number, last: number, ptrs: number, lf: number): number;
@@ -210,5 +211,16 @@ export function snowMixKernel(blurred: Float64Array, zw: number, hs: number, ws:
   k.snow_layer(layer, b, zw, hs, ws, H, W);
   k.snow_mix(dst, src, layer, C, n, mix, 1 - mix);
   out.set(new Float32Array(buf, dst, C * n));
+  return true;
+}
+
+/** `out.length` draws of mulberry32 from state `seed` (random.ts), the doubles it returns, into `out`. False when the kernels are not there. */
+export function unitDoublesKernel(seed: number, out: Float64Array): boolean {
+  const k = kernels();
+  if (!k) return false;
+  const n = out.length;
+  const buf = memory(k, 8 * n);
+  k.unit_doubles(0, n, seed >>> 0);
+  out.set(new Float64Array(buf, 0, n));
   return true;
 }

@@ -286,6 +286,32 @@
       (i32x4.add (local.get $t) (i32x4.mul (v128.xor (local.get $t) (i32x4.shr_u (local.get $t) (i32.const 7))) (v128.or (local.get $t) (i32x4.splat (i32.const 61)))))))
     (v128.xor (local.get $t) (i32x4.shr_u (local.get $t) (i32.const 14))))
 
+  ;; count draws of mulberry32 from state `seed` as the doubles u it returns, two a lane pair.
+  (func (export "unit_doubles") (param $dst i32) (param $count i32) (param $seed i32)
+    (local $s v128) (local $t v128) (local $step v128) (local $end i32) (local $a i32) (local $scale v128)
+    (local.set $a (local.get $seed))
+    (local.set $s (i32x4.add (i32x4.splat (local.get $seed))
+      (v128.const i32x4 0x6d2b79f5 0xda56f3ea 0x47826ddf 0xb4ade7d4)))
+    (local.set $step (i32x4.splat (i32.const 0xb4ade7d4)))
+    (local.set $scale (f64x2.splat (f64.const 0x1p-32)))
+    (local.set $end (i32.add (local.get $dst) (i32.shl (local.get $count) (i32.const 3))))
+    (block $blocks (loop $block
+      (br_if $blocks (i32.gt_u (i32.add (local.get $dst) (i32.const 32)) (local.get $end)))
+      (local.set $t (call $hash4 (local.get $s)))
+      (v128.store (local.get $dst) (f64x2.mul (f64x2.convert_low_i32x4_u (local.get $t)) (local.get $scale)))
+      (v128.store offset=16 (local.get $dst)
+        (f64x2.mul (f64x2.convert_low_i32x4_u (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $t) (local.get $t))) (local.get $scale)))
+      (local.set $s (i32x4.add (local.get $s) (local.get $step)))
+      (local.set $a (i32.add (local.get $a) (i32.const 0xb4ade7d4)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+      (br $block)))
+    (block $done (loop $draws
+      (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+      (local.set $a (i32.add (local.get $a) (i32.const 0x6d2b79f5)))
+      (f64.store (local.get $dst) (call $unit (local.get $a)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 8)))
+      (br $draws))))
+
   ;; count draws of mulberry32 from state `seed` as float32 lo + span·u (u the draw, in doubles as
   ;; JavaScript computes it, then rounded once to float32), four at a time. With `radii` set, the
   ;; draws are gaussian()'s (radius, angle) pairs, and a radius draw of exactly 0 (which gaussian()
