@@ -173,3 +173,13 @@ test('raw draws through the kernel (fog\'s plasma takes its draws beforehand): t
     assert.deepEqual(kernel, loop, `fog layer ${H}×${W}`);
   }
 });
+
+test('glass blur\'s shuffle with its draws made beforehand: the loop\'s index map, and image/imagenet-c.ts glassPermutation\'s', async () => {
+  const { glassShuffle } = await import('../../server/engine/views/corruptions');
+  const { glassPermutation } = await import('../../server/engine/image/imagenet-c');
+  for (const [H, W, d, it] of [[224, 224, 1, 2], [224, 200, 3, 2], [32, 32, 2, 1], [9, 7, 1, 3], [4, 4, 2, 1]]) {
+    const { loop, kernel } = bothWays(() => glassShuffle(H, W, d, it, 99 + d).slice());
+    assert.deepEqual(kernel, loop, `${H}×${W} delta ${d}`);
+    assert.deepEqual(kernel, glassPermutation(H, W, d, it, mulberry32(99 + d)), `${H}×${W} delta ${d} against glassPermutation`);
+  }
+});

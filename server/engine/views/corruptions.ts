@@ -16,7 +16,7 @@ import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
-import { shotKernel, type ShotTables } from '../wasm/kernels';
+import { shotKernel, unitDoublesKernel, type ShotTables } from '../wasm/kernels';
 import { gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
 import type { PixelImage } from '../types';
 import type { ViewInputs, ViewOp } from './plan';
@@ -258,20 +258,28 @@ export function impulse(x: Float32Array, amount: number, seed: number, out: Floa
 export function glassShuffle(H: number, W: number, maxDelta: number, iterations: number, seed: number, perm: Int32Array = new Int32Array(H * W)): Int32Array {
   for (let p = 0; p < H * W; p++) perm[p] = p;
   const d = maxDelta;
-  let a = seed >>> 0;
+  // two draws per moved pixel, in order: made beforehand (four at a time in the WebAssembly kernel)
+  const count = 2 * iterations * Math.max(0, H - 2 * d) * Math.max(0, W - 2 * d);
+  if (glassDraws.length < count) glassDraws = new Float64Array(count);
+  const u = glassDraws.subarray(0, count);
+  if (!unitDoublesKernel(seed, u)) {
+    let a = seed >>> 0;
+    for (let i = 0; i < count; i++) u[i] = unit((a = (a + STEP) >>> 0));
+  }
+  let k = 0;
   for (let it = 0; it < iterations; it++) {
     for (let h = H - d; h > d; h--) {
       for (let w = W - d; w > d; w--) {
-        a = (a + STEP) >>> 0;
-        const dx = -d + Math.floor(unit(a) * 2 * d);
-        a = (a + STEP) >>> 0;
-        const dy = -d + Math.floor(unit(a) * 2 * d);
+        const dx = -d + Math.floor(u[k++] * 2 * d);
+        const dy = -d + Math.floor(u[k++] * 2 * d);
         perm[h * W + w] = perm[(h + dy) * W + (w + dx)];
       }
     }
   }
   return perm;
 }
+/** glassShuffle's draws, kept from call to call (a thread makes one shuffle at a time). */
+let glassDraws = new Float64Array(0);
 
 /** Largest value mulberry32 returns: an inversion table that reaches it needs no further terms. */
 const U_MAX = 4294967295 / 4294967296;
