@@ -149,6 +149,41 @@ test('through the audit: one example image per corruption at severity 3', async 
   }
 });
 
+test('the gallery shows the views the audit classified: each corruption\'s PNG is image/corrupt.ts\'s view of the same draws, to 8-bit rounding', async () => {
+  const sharp = (await import('sharp')).default;
+  const { toBytes } = await import('../../server/engine/image/files');
+  const out = mkdtempSync(join(tmpdir(), 'skeptic-corr-'));
+  try {
+    const N = 128; // no upscaling of the PNGs
+    let r = 12345;
+    const rand = () => ((r = (Math.imul(r, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    // edges and texture for the blurs and shuffles to act on, 8-bit levels as decoded images hold
+    const data = Float32Array.from({ length: 3 * N * N }, (_, i) => Math.round(255 * (0.5 * ((i % N) / N) + 0.3 * (((i / N) | 0) % 16 < 8 ? 1 : 0) + 0.2 * rand())) / 255);
+    const pixels: PixelImage = { data, channels: 3, height: N, width: N };
+    const model = fakeModel({ channels: 3, height: N, width: N, numClasses: 2, logits: () => [0, 1] });
+    const probes = [...createProbes(['clean']), corruptionsProbe({ renderImages: 1, severities: [3] }) as Probe<object>];
+    const report = await audit(model, fakeDataset([{ id: 'a.png', label: 1, image: pixels }]), { probes, outDir: out, seed: 7 });
+    const files = report.probes.corruptions.records[0].artifacts!;
+    assert.equal(files.length, 16);
+    for (const name of ['gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'jpeg_compression', 'pixelate', 'brightness', 'contrast', 'glass_blur', 'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog', 'elastic_transform'] as const) {
+      const png = await sharp(join(out, `artifacts/corruptions/0-${name}-s3.png`)).raw().toBuffer();
+      const want = toBytes(await corruptedView(pixels, name, 3, 7, 'sha-a.png'));
+      let off = 0;
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) {
+        const d = Math.abs(png[i] - want[i]);
+        if (d) off++;
+        worst = Math.max(worst, d);
+      }
+      // float32 against float64 sums: a value on a half level may round either way (pixelate's box
+      // means of 8-bit levels land there often: ~2% of values); another seed or severity differs everywhere
+      assert.ok(worst <= 1 && off <= want.length / 20, `${name}: ${off} values differ, by up to ${worst} levels`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // The demo model (models/demo), trained without augmentation.
 

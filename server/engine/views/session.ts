@@ -478,12 +478,29 @@ export async function makeViews(plan: ViewPlan, sources: ViewSource[]): Promise<
   const key = `${planKey(plan)}|${one}`;
   let s = alone.get(key);
   if (!s) {
-    const built = standaloneViewModel(plan, 13, one);
-    s = createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
+    s = standaloneSession(plan, one);
     alone.set(key, s);
     s.catch(() => alone.delete(key));
   }
-  const { session, output } = await s;
+  return viewsOfRun(await s, plan, sources);
+}
+
+/**
+ * makeViews with a session of its own, released by the caller: for a probe's gallery, which makes
+ * the views of a few images once per audit (a daemon that kept one per plan and size would keep
+ * them for good). `one`: each call gives one source.
+ */
+export async function viewMaker(plan: ViewPlan, one: boolean): Promise<{ make(sources: ViewSource[]): Promise<Float32Array>; release(): Promise<void> }> {
+  const s = await standaloneSession(plan, one);
+  return { make: (sources) => viewsOfRun(s, plan, sources), release: () => s.session.release() };
+}
+
+function standaloneSession(plan: ViewPlan, one: boolean): Promise<{ session: ort.InferenceSession; output: string }> {
+  const built = standaloneViewModel(plan, 13, one);
+  return createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
+}
+
+async function viewsOfRun({ session, output }: { session: ort.InferenceSession; output: string }, plan: ViewPlan, sources: ViewSource[]): Promise<Float32Array> {
   const feeds = feedsFor(plan, slotCounts(plan), sources);
   const out = await session.run(feeds, [output], QUIET);
   return out[output].data as Float32Array;
