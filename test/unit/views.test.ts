@@ -457,6 +457,25 @@ test('the ood and patches probes\' views of a source are the same alone in a run
   }
 });
 
+test('the ood probe\'s input sets given back are reused and written again whole: the values of fresh ones', async () => {
+  const { GENERATED_SETS, oodViews } = await import('../../server/engine/probes/ood');
+  const { derivedSeed } = await import('../../server/engine/random');
+  const views = oodViews([...GENERATED_SETS], 3, 13, 10, 4);
+  const src = image(3, 13, 10, 7);
+  const seed = (k: number) => (set: string) => derivedSeed(k, `ood/${set}`, 'sha');
+  const want = (k: number) => {
+    const v = oodViews([...GENERATED_SETS], 3, 13, 10, 4).inputs(src, seed(k));
+    return { given: Array.from(v.given!), noise: Array.from(v.noise!), perm: Array.from(v.perm!) };
+  };
+  const first = views.inputs(src, seed(1));
+  first.given!.fill(Number.NaN);
+  first.noise!.fill(Number.NaN);
+  views.recycle(first);
+  const again = views.inputs(src, seed(2));
+  assert.equal(again, first, 'the set given back is the one filled');
+  assert.deepEqual({ given: Array.from(again.given!), noise: Array.from(again.noise!), perm: Array.from(again.perm!) }, want(2));
+});
+
 test('the ood probe\'s views equal generateOod for every set with the same seed', async () => {
   const { GENERATED_SETS, generateOod, oodViews } = await import('../../server/engine/probes/ood');
   const { derivedSeed } = await import('../../server/engine/random');

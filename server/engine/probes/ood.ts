@@ -68,6 +68,7 @@ import {
 } from '../ood/compose';
 import type { Packed } from '../prior/project';
 import { makeViews, runViews, viewsFor, type ViewInputs, type ViewOp, type ViewPlan, type ViewSource } from '../views';
+import { keepForReuse } from '../views/plan';
 import {
   argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type RuleDoc,
   type SummaryContext,
@@ -355,6 +356,8 @@ export function generateOod(set: GeneratedSet, img: PixelImage, seed: number, sh
 export function oodViews(sets: GeneratedSet[], C: number, H: number, W: number, grid: number): {
   ops: ViewOp[];
   inputs(img: PixelImage, seed: (set: GeneratedSet) => number): ViewInputs;
+  /** Gives an inputs() result back once its run is over, to be filled again for a later image. */
+  recycle(inputs: ViewInputs): void;
 } {
   const ops: ViewOp[] = [];
   const rows = tileBorders(H, Math.max(1, Math.min(grid, H)));
@@ -371,12 +374,18 @@ export function oodViews(sets: GeneratedSet[], C: number, H: number, W: number, 
       case 'patches': ops.push({ kind: 'tiles', rows, cols, slot: 0 }); break;
     }
   }
+  // sets given back (2.4 MB an ImageNet image, every value written again below: fresh ones cost
+  // 240 MB of zeroed, faulted-in memory and a few full collections per 100 images)
+  const kept: ViewInputs[] = [];
   return {
     ops,
+    recycle(inputs) {
+      keepForReuse(kept, inputs);
+    },
     inputs(img, seed) {
       const plane = C * H * W;
-      const out: ViewInputs = {};
-      if (given) out.given = new Float32Array(given * plane);
+      const out: ViewInputs = kept.pop() ?? {};
+      if (given && !out.given) out.given = new Float32Array(given * plane);
       let k = 0;
       for (const set of sets) {
         if (set === 'uniform') uniforms(seed(set), plane, out.given!.subarray(k++ * plane, k * plane));
@@ -384,7 +393,7 @@ export function oodViews(sets: GeneratedSet[], C: number, H: number, W: number, 
           const v = out.given!.subarray(k++ * plane, k * plane);
           const rng = mulberry32(seed(set));
           for (let c = 0; c < C; c++) v.fill(rng(), c * H * W, (c + 1) * H * W);
-        } else if (set === 'gaussian') out.noise = gaussianUniforms(seed(set), plane);
+        } else if (set === 'gaussian') out.noise = gaussianUniforms(seed(set), plane, out.noise as Float32Array<ArrayBuffer> | undefined);
         else if (set === 'patches') out.perm = tilePermutation(rows, cols, mulberry32(seed(set)));
       }
       return out;
@@ -538,23 +547,36 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
    * plan cannot be composed with the model (a standalone view graph), the views it makes go
    * through the feature tap. Either way the views are the view graph's: one path.
    */
+  /** The views of the last size audited: kept from batch to batch, with the input sets they give back. */
+  let lastViews: { key: string; views: ReturnType<typeof oodViews> } | undefined;
+  function viewsAt(C: number, H: number, W: number) {
+    const key = `${C}×${H}×${W}`;
+    if (lastViews?.key !== key) lastViews = { key, views: oodViews(sets, C, H, W, grid) };
+    return lastViews.views;
+  }
+
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<OodRecord[]> {
     const { model, seed } = ctx;
     const { channels: C, height: H, width: W } = images[0].pixels;
     const m = images[0].margin;
-    const views = oodViews(sets, C, H, W, grid);
+    const views = viewsAt(C, H, W);
     const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...views.ops] };
     const tap = detectors.length ? await getTap(model) : undefined;
     const features = tap?.runner ? { tensor: tap.tensor, quant: tap.quant } : undefined;
     const runner = await viewsFor(model, plan, features);
-    const source = (img: ProbeImage): ViewSource => ({ source: img.context, inputs: views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256)) });
+    const source = (img: ProbeImage): ViewSource => {
+      const inputs = views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256));
+      return { source: img.context, inputs, done: () => views.recycle(inputs) };
+    };
     const records = new Map<ProbeImage, OodRecord>();
     if (features && !runner.features) {
       // standalone views (no composed session to carry the features): the view graph's views
       // through the tap, whose one run gives logits and features
       for (const group of groupsWithin(images, plan.ops.length)) {
         throwIfAborted(ctx.signal);
-        const pixels = await makeViews(plan, group.map(source));
+        const sources = group.map(source);
+        const pixels = await makeViews(plan, sources);
+        for (const s of sources) s.done?.();
         const out = await forward(model, { data: pixels, n: group.length * plan.ops.length, channels: C as 1 | 3, height: H, width: W });
         group.forEach((img, i) => records.set(img, withFeatures(img, out, i * plan.ops.length, model, seed)));
       }

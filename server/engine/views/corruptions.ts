@@ -19,7 +19,7 @@ import { spatter } from '../image/spatter';
 import { shotKernel, unitDoublesKernel, type ShotTables } from '../wasm/kernels';
 import { gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
 import type { PixelImage } from '../types';
-import type { ViewInputs, ViewOp } from './plan';
+import { keepForReuse, type ViewInputs, type ViewOp } from './plan';
 
 export interface CorruptionViews {
   /** One view per (corruption, severity), in the order given. */
@@ -28,27 +28,6 @@ export interface CorruptionViews {
   inputs(img: PixelImage, seed: (name: CorruptionName, severity: number) => number): Promise<ViewInputs>;
   /** Gives inputs() result back once its run is over, to be filled again for a later image. */
   recycle(inputs: ViewInputs): void;
-}
-
-/** Per-image inputs kept for reuse: at ImageNet size they are ~25 MB an image, and fresh buffers
- *  that size cost a page fault per 4 KiB page every time (about a third of a million faults in a
- *  100-image audit). Two sets suffice there (one in a run, one being made); a few more are harmless. */
-const KEEP_INPUTS = 4;
-/** Beyond KEEP_INPUTS, sets are kept while all of them hold at most this much: a run of small
- *  images holds dozens of sets (MNIST: 16 images a run, ~0.3 MB each), given back together when it
- *  ends, and keeping only four made the next run allocate the rest anew (300 MB an audit). */
-const KEEP_BYTES = 128 * 2 ** 20;
-
-/** Keeps `set` in `kept` for reuse: at least `atLeast` sets, and more up to KEEP_BYTES in all. */
-export function keepForReuse(kept: ViewInputs[], set: ViewInputs, atLeast = KEEP_INPUTS): void {
-  if (kept.includes(set)) return;
-  if (kept.length < atLeast || (kept.length + 1) * inputBytes(set) <= KEEP_BYTES) kept.push(set);
-}
-
-function inputBytes(set: ViewInputs): number {
-  let bytes = 0;
-  for (const v of Object.values(set)) if (ArrayBuffer.isView(v)) bytes += v.byteLength;
-  return bytes;
 }
 
 /** What the makers of one image share: its 8-bit interleaved bytes (JPEG's input at every quality), made on first use. */

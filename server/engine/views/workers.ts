@@ -32,8 +32,8 @@ import { Worker } from 'node:worker_threads';
 import { CancelledError, SkepticInputError, throwIfAborted } from '../errors';
 import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
-import { corruptionViews, keepForReuse, type CorruptionViews } from './corruptions';
-import type { ViewInputs } from './plan';
+import { corruptionViews, type CorruptionViews } from './corruptions';
+import { keepForReuse, type ViewInputs } from './plan';
 
 const debug = debuglog('skeptic-views');
 
