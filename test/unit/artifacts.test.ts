@@ -86,3 +86,45 @@ test('render draws only the picked images and the paths reach records and findin
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('PNGs are encoded while the render goes on, each with the pixels it was given; the audit ends with every file written, and a write that fails fails it', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const out = mkdtempSync(join(tmpdir(), 'skeptic-art-'));
+  try {
+    const probe = (broken: boolean): Probe<{ v: number }> => ({
+      id: 'toy',
+      title: 'Toy',
+      params: {},
+      margin: 0,
+      rules: {},
+      async run(images) {
+        return images.map((im) => ({ v: im.pixels.data[0] }));
+      },
+      summarize(records) {
+        return { headline: '', metrics: {}, findings: [], render: records.map((r) => r.image) };
+      },
+      async render(images, _records, ctx) {
+        const files = new Map<number, string[]>();
+        // one buffer for every image, overwritten after each call: a write must take the pixels when asked
+        const shared = gray([[0, 0], [0, 0]]);
+        for (const im of images) {
+          shared.data.set(im.pixels.data);
+          files.set(im.image, [await ctx.writePng(`${broken && im.image === 5 ? 'blocked/' : ''}artifacts/toy/${im.image}.png`, shared, { scale: 1 })]);
+          shared.data.fill(1);
+        }
+        return files;
+      },
+    });
+    const items = Array.from({ length: 40 }, (_, i) => ({ id: `i${i}.png`, label: 0, image: gray([[i / 40, i / 40], [i / 40, i / 40]]) }));
+    const model = fakeModel({ height: 2, width: 2, numClasses: 2, logits: () => [0, 0] });
+    await audit(model, fakeDataset(items), { probes: [probe(false) as Probe<object>], outDir: out });
+    for (let i = 0; i < 40; i++) {
+      const px = await sharp(join(out, `artifacts/toy/${i}.png`)).raw().toBuffer();
+      assert.equal(px[0], Math.round(Math.fround(i / 40) * 255), `image ${i}`);
+    }
+    writeFileSync(join(out, 'blocked'), 'a file where a folder is needed');
+    await assert.rejects(audit(model, fakeDataset(items), { probes: [probe(true) as Probe<object>], outDir: out }), /blocked/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -527,3 +527,48 @@ test('feature detectors leave the softmax results as they were; a missing tensor
     await model.dispose();
   }
 });
+
+test('the sample images\' variants written by the audit are the views it classified: generateOod\'s images to 8-bit rounding', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const sharp = (await import('sharp')).default;
+  const { toBytes } = await import('../../server/engine/image/files');
+  const { audit } = await import('../../server/engine/audit');
+  const { createProbes } = await import('../../server/engine/probes');
+  const { fakeDataset, fakeModel } = await import('./helpers/fake');
+  const out = mkdtempSync(path.join(tmpdir(), 'skeptic-ood-'));
+  try {
+    const N = 56; // scaled ×2 in the PNGs
+    const images = [0, 1].map((i) => {
+      let r = 99 + i;
+      const rand = () => ((r = (Math.imul(r, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      const data = Float32Array.from({ length: 3 * N * N }, (_, p) => Math.round(255 * (0.6 * ((p % N) / N) + 0.4 * rand())) / 255);
+      return { id: `i${i}.png`, label: 1, image: { data, channels: 3 as const, height: N, width: N } };
+    });
+    const model = fakeModel({ channels: 3, height: N, width: N, numClasses: 2, logits: (px) => [0, 4 * px[0]] });
+    const report = await audit(model, fakeDataset(images), { probes: createProbes(['clean', 'ood']), outDir: out, seed: 5 });
+    assert.equal(report.probes.ood.status, 'ok', report.probes.ood.reason);
+    let compared = 0;
+    for (const [i, item] of images.entries()) {
+      for (const set of GENERATED_SETS) {
+        const file = path.join(out, `ood/${i}/${set}.png`);
+        if (!existsSync(file)) continue;
+        const png = await sharp(file).raw().toBuffer();
+        const want = toBytes(generateOod(set, item.image as PixelImage, 5, `sha-${item.id}`, 8), 2);
+        let off = 0;
+        let worst = 0;
+        for (let k = 0; k < want.length; k++) {
+          const d = Math.abs(png[k] - want[k]);
+          if (d) off++;
+          worst = Math.max(worst, d);
+        }
+        // float32 against float64 (the tilts' bilinear weights): a value on a half level may round either way
+        assert.ok(worst <= 1 && off <= want.length / 20, `image ${i} ${set}: ${off} values differ, by up to ${worst} levels`);
+        compared++;
+      }
+    }
+    assert.equal(compared, 2 * GENERATED_SETS.length, 'both images are samples, with every variant');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

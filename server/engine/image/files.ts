@@ -37,7 +37,8 @@ export function toBytes(img: PixelImage, scale = 1): Buffer {
 export async function writePng(file: string, img: PixelImage, scale = 1): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
   await sharp(toBytes(img, scale), { raw: { width: img.width * scale, height: img.height * scale, channels: img.channels } })
-    .png({ compressionLevel: 9 })
+    // zlib's default level: 2–3% larger files than 9 for audit images, at about half the CPU
+    .png({ compressionLevel: 6 })
     .toFile(file);
 }
 
