@@ -531,8 +531,8 @@ test('feature detectors leave the softmax results as they were; a missing tensor
 test('the sample images\' variants written by the audit are the views it classified: generateOod\'s images to 8-bit rounding', async () => {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const sharp = (await import('sharp')).default;
   const { toBytes } = await import('../../server/engine/image/files');
+  const { pngAgainst } = await import('./helpers/png');
   const { audit } = await import('../../server/engine/audit');
   const { createProbes } = await import('../../server/engine/probes');
   const { fakeDataset, fakeModel } = await import('./helpers/fake');
@@ -553,15 +553,8 @@ test('the sample images\' variants written by the audit are the views it classif
       for (const set of GENERATED_SETS) {
         const file = path.join(out, `ood/${i}/${set}.png`);
         if (!existsSync(file)) continue;
-        const png = await sharp(file).raw().toBuffer();
         const want = toBytes(generateOod(set, item.image as PixelImage, 5, `sha-${item.id}`, 8), 2);
-        let off = 0;
-        let worst = 0;
-        for (let k = 0; k < want.length; k++) {
-          const d = Math.abs(png[k] - want[k]);
-          if (d) off++;
-          worst = Math.max(worst, d);
-        }
+        const { off, worst } = await pngAgainst(file, want);
         // float32 against float64 (the tilts' bilinear weights): a value on a half level may round either way
         assert.ok(worst <= 1 && off <= want.length / 20, `image ${i} ${set}: ${off} values differ, by up to ${worst} levels`);
         compared++;
