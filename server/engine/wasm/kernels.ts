@@ -1,8 +1,10 @@
 /**
- * WebAssembly kernels for the CPU makers of image/imagenet-c.ts (kernels.wat, assembled into
- * kernels-wasm.ts by scripts/build-kernels.mjs). They compute the same doubles as the JavaScript
- * loops, two values at a time in SIMD lanes: motion blur's sums of a 224² image's five severities
- * took 33 ms in JavaScript and take about 7 here (bench/README.md, ninth pass).
+ * WebAssembly kernels for the engine's hottest CPU loops: the corruption views' makers (motion
+ * blur, snow's layer and mix, shot noise's Poisson draws) and mulberry32's draws in bulk
+ * (random.ts). kernels.wat is the source, assembled into kernels-wasm.ts by
+ * scripts/build-kernels.mjs. They compute the same doubles as the JavaScript loops, several values
+ * at a time in SIMD lanes where the values are independent: motion blur's sums of a 224² image's
+ * five severities took 21–34 ms in JavaScript and take 4–6 here (bench/README.md, ninth pass).
  *
  * One instance per thread (the views workers have their own module state), made on first use. A
  * caller whose kernel is not there (a runtime without WebAssembly SIMD, or SKEPTIC_WASM=0) runs
