@@ -32,7 +32,7 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS, SMALL_MAX_SIDE, corrupt, isCorruption, 
 import { corruptionError, meanCorruptionError } from '../metrics/mce';
 import { derivedRng, derivedSeed } from '../random';
 import type { PixelImage, Prediction } from '../types';
-import { balancedStep, runViews, viewMaker, sourcesPerRun, viewsFor, type ViewInputs, type ViewPlan } from '../views';
+import { balancedStep, runViews, sourcesPerRun, viewMaker, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViews } from '../views/corruptions';
 import { corruptionViewMaker } from '../views/workers';
 import { argmax, intListParam, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage } from './probe';
@@ -105,9 +105,12 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
     const m = images[0].margin;
     const made = makerFor(height, width, ctx);
     const plan: ViewPlan = { channels, height, width, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...made.ops] };
-    const seed = (img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(ctx.seed, `corruptions/${name}/${s}`, img.sha256);
+    const seed = (img: ProbeImage) => viewSeeds(ctx.seed, img);
     return { made, plan, seed };
   }
+
+  /** An image's seed per corruption and severity: its views' draws, in the audit and in the gallery. */
+  const viewSeeds = (auditSeed: number, img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(auditSeed, `corruptions/${name}/${s}`, img.sha256);
 
   /** The last batch's maker, for the next batches of its size in the same audit: the input sets it
    *  keeps for reuse carry over (a maker per batch made every small image's set anew) and so does
@@ -292,19 +295,15 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       const { channels: C, height: H, width: W } = images[0].pixels;
       const views = corruptionViews(corruptions.map((name): [CorruptionName, number] => [name, renderSeverity]), H, W, opts);
       const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: views.ops };
-      const size = C * H * W;
-      const maker = await viewMaker(plan, true);
+      const scale = Math.max(1, Math.ceil(128 / Math.max(H, W)));
+      const maker = await viewMaker(plan);
       try {
         for (const img of images) {
-          const scale = Math.max(1, Math.ceil(128 / Math.max(H, W)));
           const dir = `artifacts/corruptions/${img.image}`;
           const list = [await ctx.writePng(`${dir}-clean.png`, img.pixels, { scale })];
-          const inputs = await views.inputs(img.pixels, (name, s) => derivedSeed(ctx.seed, `corruptions/${name}/${s}`, img.sha256));
-          const made = await maker.make([{ source: img.pixels, inputs }]);
-          for (const [k, name] of corruptions.entries()) {
-            const view: PixelImage = { data: made.subarray(k * size, (k + 1) * size), channels: C, height: H, width: W };
-            list.push(await ctx.writePng(`${dir}-${name}-s${renderSeverity}.png`, view, { scale }));
-          }
+          const inputs = await views.inputs(img.pixels, viewSeeds(ctx.seed, img));
+          const made = await maker.views({ source: img.pixels, inputs });
+          for (const [k, name] of corruptions.entries()) list.push(await ctx.writePng(`${dir}-${name}-s${renderSeverity}.png`, made[k], { scale }));
           files.set(img.image, list);
         }
       } finally {

@@ -547,6 +547,9 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
    * plan cannot be composed with the model (a standalone view graph), the views it makes go
    * through the feature tap. Either way the views are the view graph's: one path.
    */
+  /** An image's seed per generated set: its views' draws, in the audit and in the samples' images. */
+  const oodSeeds = (auditSeed: number, img: ProbeImage) => (set: GeneratedSet) => derivedSeed(auditSeed, `ood/${set}`, img.sha256);
+
   /** The views of the last size audited: kept from batch to batch, with the input sets they give back. */
   let lastViews: { key: string; views: ReturnType<typeof oodViews> } | undefined;
   function viewsAt(C: number, H: number, W: number) {
@@ -565,7 +568,7 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     const features = tap?.runner ? { tensor: tap.tensor, quant: tap.quant } : undefined;
     const runner = await viewsFor(model, plan, features);
     const source = (img: ProbeImage): ViewSource => {
-      const inputs = views.inputs(img.pixels, (set) => derivedSeed(seed, `ood/${set}`, img.sha256));
+      const inputs = views.inputs(img.pixels, oodSeeds(seed, img));
       return { source: img.context, inputs, done: () => views.recycle(inputs) };
     };
     const records = new Map<ProbeImage, OodRecord>();
@@ -945,23 +948,21 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
       // the CPU): generateOod's plain loops (rotations above all) took ~0.8 s of the main thread
       // for the samples of 100 ImageNet images
       const { channels: C, height: H, width: W } = images[0].pixels;
-      const views = oodViews(sets, C, H, W, grid);
+      const views = viewsAt(C, H, W);
       const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: views.ops };
-      const size = C * H * W;
-      const maker = sets.length && images.some((img) => sampled.has(img.image)) ? await viewMaker(plan, true) : undefined;
+      const scale = Math.max(1, Math.floor(112 / Math.max(H, W)));
+      const maker = sets.length && images.some((img) => sampled.has(img.image)) ? await viewMaker(plan) : undefined;
       try {
         for (const img of images) {
-          const scale = Math.max(1, Math.floor(112 / Math.max(H, W)));
           const dir = `ood/${img.image}`;
           const out = [await ctx.writePng(`${dir}/image.png`, img.pixels, { scale })];
           // The sample images (the first `samples` of the summary) also get each generated variant;
           // the confident-wrong ones get the image alone.
           if (maker && sampled.has(img.image)) {
-            const made = await maker.make([{ source: img.pixels, inputs: views.inputs(img.pixels, (set) => derivedSeed(ctx.seed, `ood/${set}`, img.sha256)) }]);
-            for (const [k, set] of sets.entries()) {
-              const view: PixelImage = { data: made.subarray(k * size, (k + 1) * size), channels: C, height: H, width: W };
-              out.push(await ctx.writePng(`${dir}/${set}.png`, view, { scale }));
-            }
+            const inputs = views.inputs(img.pixels, oodSeeds(ctx.seed, img));
+            const made = await maker.views({ source: img.pixels, inputs });
+            views.recycle(inputs);
+            for (const [k, set] of sets.entries()) out.push(await ctx.writePng(`${dir}/${set}.png`, made[k], { scale }));
           }
           files.set(img.image, out);
         }

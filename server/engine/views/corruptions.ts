@@ -16,8 +16,8 @@ import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
-import { shotKernel, unitDoublesKernel, type ShotTables } from '../wasm/kernels';
-import { gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
+import { shotKernel, type ShotTables } from '../wasm/kernels';
+import { drawsInto, gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
 import type { PixelImage } from '../types';
 import { keepForReuse, type ViewInputs, type ViewOp } from './plan';
 
@@ -231,8 +231,9 @@ export function impulse(x: Float32Array, amount: number, seed: number, out: Floa
 }
 
 /**
- * image/imagenet-c.ts's glassPermutation(H, W, maxDelta, iterations, mulberry32(seed)) with
- * mulberry32 inlined (as impulse): the same draws in the same order, the same index map.
+ * image/imagenet-c.ts's glassPermutation(H, W, maxDelta, iterations, mulberry32(seed)) with the
+ * draws made in one pass beforehand (random.ts drawsInto): the same draws in the same order, the
+ * same index map.
  */
 export function glassShuffle(H: number, W: number, maxDelta: number, iterations: number, seed: number, perm: Int32Array = new Int32Array(H * W)): Int32Array {
   for (let p = 0; p < H * W; p++) perm[p] = p;
@@ -241,10 +242,7 @@ export function glassShuffle(H: number, W: number, maxDelta: number, iterations:
   const count = 2 * iterations * Math.max(0, H - 2 * d) * Math.max(0, W - 2 * d);
   if (glassDraws.length < count) glassDraws = new Float64Array(count);
   const u = glassDraws.subarray(0, count);
-  if (!unitDoublesKernel(seed, u)) {
-    let a = seed >>> 0;
-    for (let i = 0; i < count; i++) u[i] = unit((a = (a + STEP) >>> 0));
-  }
+  drawsInto(seed, u);
   let k = 0;
   for (let it = 0; it < iterations; it++) {
     for (let h = H - d; h > d; h--) {
@@ -306,29 +304,12 @@ function guideTable(cdf: Float64Array): Int32Array {
   return guide;
 }
 
-/** shot()'s per-level constants at one rate, filled as levels are seen. */
-interface LevelTables {
-  /** per level: 0 not yet seen, 1 inversion, 2 PTRS */
-  kind: Uint8Array;
-  cdfs: Float64Array[];
-  guides: Int32Array[];
-  /** per level: λ, log λ, a, b, log(1/α), v_r */
-  ptrs: Float64Array;
-}
-/** By rate, kept from call to call (a level's λ is level·rate, so its constants are the same for
- *  every image): at 28×28 most levels appear once per image, and working them out again per call
- *  cost more than the draws. A handful of rates (ImageNet-C's five) at a time. */
-const levelTablesByRate = new Map<number, LevelTables>();
-function levelTables(rate: number): LevelTables {
-  let t = levelTablesByRate.get(rate);
-  if (!t) {
-    if (levelTablesByRate.size >= 16) levelTablesByRate.clear();
-    levelTablesByRate.set(rate, (t = { kind: new Uint8Array(256), cdfs: [], guides: [], ptrs: new Float64Array(256 * 6) }));
-  }
-  return t;
-}
-
-/** Every level's constants at one rate, flat, for the WebAssembly kernel (wasm/kernels.ts). */
+/**
+ * poisson()'s constants for every level k/255 at one rate (a level's λ is k/255·rate, so they are
+ * the same for every image), flat, for shot()'s loop and its WebAssembly kernel (wasm/kernels.ts).
+ * Kept by rate from call to call: at 28×28 working them out per call cost more than the draws. A
+ * handful of rates (ImageNet-C's five) at a time.
+ */
 const shotTablesByRate = new Map<number, ShotTables>();
 function shotTables(rate: number): ShotTables {
   let t = shotTablesByRate.get(rate);
@@ -371,25 +352,16 @@ const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
 /**
  * image/corrupt.ts's shotNoise(img, rate, mulberry32(seed)) bit for bit: the same Poisson
  * variates from the same draws, with mulberry32 inlined and poisson()'s per-λ constants (the
- * inversion CDF, PTRS's coefficients) computed once per distinct value instead of once per
- * value. Decoded images hold k/255 values, so that is at most 256 sets per call, kept in flat
- * arrays by level; any other value gets its own. The inversion search starts from a guide table
- * (guideTable): 32 → 22 ms for the five ImageNet-C rates on a 224² image.
+ * inversion CDF, PTRS's coefficients) taken from shotTables for the levels k/255 that decoded
+ * images hold, instead of worked out per value; any other value gets its own. The inversion
+ * search starts from a guide table (guideTable): 32 → 22 ms for the five ImageNet-C rates on a
+ * 224² image.
  */
 export function shot(x: Float32Array, rate: number, seed: number, out: Float32Array = new Float32Array(x.length)): Float32Array {
   // the WebAssembly kernel where it runs and the image's values are all levels (the same draws, ~1.6× faster)
-  if (shotKernel(x, rate, seed, shotTables(rate), out)) return out;
-  const { kind, cdfs, guides, ptrs } = levelTables(rate);
-  const constsOf = (q: number, lambda: number): number => {
-    const c = poissonConsts(lambda);
-    if (c.kind === 'inversion') {
-      cdfs[q] = c.cdf;
-      guides[q] = guideTable(c.cdf);
-      return (kind[q] = 1);
-    }
-    ptrs.set([c.lambda, c.loglam, c.a, c.b, c.logInvalpha, c.vr], q * 6);
-    return (kind[q] = 2);
-  };
+  const tables = shotTables(rate);
+  if (shotKernel(x, rate, seed, tables, out)) return out;
+  const { guide, cdfFirst, last, cdf, ptrs } = tables;
   let a = seed >>> 0;
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
@@ -399,17 +371,18 @@ export function shot(x: Float32Array, rate: number, seed: number, out: Float32Ar
       continue;
     }
     const q = Math.round(v * 255);
-    const level = q < 256 && LEVELS[q] === v ? kind[q] || constsOf(q, lambda) : 0;
+    // a level k/255 (its tables chose inversion or PTRS by the same λ), or a value of its own
+    const level = q < 256 && LEVELS[q] === v;
     let k = 0;
     if (lambda < 10) {
       a = (a + STEP) >>> 0;
       const u = unit(a);
-      if (level === 1) {
+      if (level) {
         // the first k with u ≤ cdf[k] (or the last), from the guide's start for u's bucket
-        const cdf = cdfs[q];
-        const last = cdf.length - 1;
-        k = guides[q][(u * GUIDE) | 0];
-        while (k < last && u > cdf[k]) k++;
+        const first = cdfFirst[q];
+        const end = last[q];
+        k = guide[q * GUIDE + ((u * GUIDE) | 0)];
+        while (k < end && u > cdf[first + k]) k++;
       } else {
         // poisson()'s sequential search as it is (a value that is not k/255)
         let p = Math.exp(-lambda);
@@ -423,7 +396,7 @@ export function shot(x: Float32Array, rate: number, seed: number, out: Float32Ar
     } else {
       let o = q * 6;
       let c = ptrs;
-      if (level !== 2) {
+      if (!level) {
         const g = poissonConsts(lambda) as Extract<PoissonConsts, { kind: 'ptrs' }>;
         c = Float64Array.of(g.lambda, g.loglam, g.a, g.b, g.logInvalpha, g.vr);
         o = 0;

@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../errors';
-import type { LoadedModel, Prediction } from '../types';
+import type { LoadedModel, PixelImage, Prediction } from '../types';
 import { decodeModel, encodeModel, inlineExternalData, toNum, type onnx } from '../model/onnx';
 import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
@@ -486,13 +486,21 @@ export async function makeViews(plan: ViewPlan, sources: ViewSource[]): Promise<
 }
 
 /**
- * makeViews with a session of its own, released by the caller: for a probe's gallery, which makes
- * the views of a few images once per audit (a daemon that kept one per plan and size would keep
- * them for good). `one`: each call gives one source.
+ * makeViews for one source at a time, as images, with a session of its own that the caller
+ * releases: for a probe's gallery, which makes the views of a few images once per audit (a daemon
+ * that kept one per plan and size would keep them for good).
  */
-export async function viewMaker(plan: ViewPlan, one: boolean): Promise<{ make(sources: ViewSource[]): Promise<Float32Array>; release(): Promise<void> }> {
-  const s = await standaloneSession(plan, one);
-  return { make: (sources) => viewsOfRun(s, plan, sources), release: () => s.session.release() };
+export async function viewMaker(plan: ViewPlan): Promise<{ views(source: ViewSource): Promise<PixelImage[]>; release(): Promise<void> }> {
+  const s = await standaloneSession(plan, true);
+  const { channels, height, width } = plan;
+  const size = channels * height * width;
+  return {
+    async views(source) {
+      const data = await viewsOfRun(s, plan, [source]);
+      return plan.ops.map((_, k) => ({ data: data.subarray(k * size, (k + 1) * size), channels: channels as 1 | 3, height, width }));
+    },
+    release: () => s.session.release(),
+  };
 }
 
 function standaloneSession(plan: ViewPlan, one: boolean): Promise<{ session: ort.InferenceSession; output: string }> {
