@@ -8,7 +8,9 @@
  * V8 spent collecting garbage in this thread: the makers' own cost, which bench/audit.ts can only
  * show inside a whole audit (where the bare loop's spread on a shared VM hides a few percent).
  *
- *   node --import tsx bench/makers.ts [--size 224] [--images 40] [--workers 1] [--repeat 3] [--fixtures DIR]
+ *   node --import tsx bench/makers.ts [--size 224] [--channels 3] [--at-once 2] [--images 40] [--workers 1] [--repeat 3] [--fixtures DIR]
+ *
+ * (MNIST as the audit makes it: --size 28 --channels 1 --at-once 16, one run's sources.)
  *   node --import tsx bench/makers.ts --by-corruption [--size 224]
  *
  * --by-corruption: each corruption's five severities alone, in this thread, ms an image (best of
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     images: { type: 'string', default: '40' },
     workers: { type: 'string', default: '1' },
     repeat: { type: 'string', default: '3' },
+    channels: { type: 'string', default: '3' },
+    'at-once': { type: 'string', default: '2' },
     fixtures: { type: 'string' },
     'by-corruption': { type: 'boolean', default: false },
   },
@@ -46,21 +50,24 @@ async function main() {
   const S = Number(values.size);
   const N = Number(values.images);
   await setViewWorkers(Number(values.workers));
-  const { data } = await sharp(file).resize(S, S).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const img = { channels: 3 as const, height: S, width: S, data: new Float32Array(3 * S * S) };
-  for (let c = 0; c < 3; c++) for (let p = 0; p < S * S; p++) img.data[c * S * S + p] = data[p * 3 + c] / 255;
+  const C = Number(values.channels);
+  if (C !== 1 && C !== 3) throw new Error('--channels 1|3');
+  const { data } = await (C === 1 ? sharp(file).resize(S, S).greyscale() : sharp(file).resize(S, S).removeAlpha()).raw().toBuffer({ resolveWithObject: true });
+  const img = { channels: C as 1 | 3, height: S, width: S, data: new Float32Array(C * S * S) };
+  for (let c = 0; c < C; c++) for (let p = 0; p < S * S; p++) img.data[c * S * S + p] = data[p * C + c] / 255;
   if (values['by-corruption']) return byCorruption(img);
   const list = (CORRUPTIONS as readonly CorruptionName[]).flatMap((n) => [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [n, s]));
-  const made = corruptionViewMaker(list, S, S, {}, { owner: img });
+  const made = corruptionViewMaker(list, S, S, {}, { owner: img, onCpu: true });
   let gcMs = 0;
   new PerformanceObserver((l) => l.getEntries().forEach((e) => (gcMs += e.duration))).observe({ entryTypes: ['gc'] });
+  const atOnce = Number(values['at-once']);
   const make = async (n: number, from: number) => {
-    for (let i = 0; i < n; i += 2) {
-      const sets = await Promise.all([0, 1].map((k) => made.inputs(img, (_name, s) => 7919 * (from + i + k) + s)));
+    for (let i = 0; i < n; i += atOnce) {
+      const sets = await Promise.all(Array.from({ length: atOnce }, (_, k) => made.inputs(img, (_name, s) => 7919 * (from + i + k) + s)));
       for (const set of sets) made.recycle(set);
     }
   };
-  console.log(`${list.length} views of a ${S}×${S} image, ${N} images, ${made.threads} worker thread(s)`);
+  console.log(`${list.length} views of a ${S}×${S}×${C} image, ${N} images, ${atOnce} at a time, ${made.threads} worker thread(s)`);
   await make(4, 0); // warm: the workers start, the code is optimised, the sets exist
   for (let r = 0; r < Number(values.repeat); r++) {
     gcMs = 0;
@@ -81,7 +88,7 @@ async function byCorruption(img: PixelImage) {
   const total = { kernels: 0, loops: 0 };
   for (const name of CORRUPTIONS as readonly CorruptionName[]) {
     const list = [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [name, s]);
-    const made = corruptionViewMaker(list, img.height, img.width, {}, { owner: img });
+    const made = corruptionViewMaker(list, img.height, img.width, {}, { owner: img, onCpu: true });
     const best = { kernels: Infinity, loops: Infinity };
     for (let r = 0; r < 6; r++) {
       for (const mode of ['kernels', 'loops'] as const) {

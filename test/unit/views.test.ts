@@ -279,23 +279,29 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
   }
 });
 
-test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px)', async () => {
+test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px); for the CPU provider (glass blur made whole on the CPU: bit for bit) and for the others', async () => {
   const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
   const CORRUPTIONS = [...MAIN, ...EXTRA_CORRUPTIONS];
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { derivedSeed, mulberry32 } = await import('../../server/engine/random');
-  for (const [C, H] of [[1, 12], [3, 70]] as const) {
-    const src = image(C, H, H, 99 + C, 255);
-    const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
-    const made = corruptionViews(list, H, H);
-    const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
-    const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
-    const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
-    for (let j = 0; j < list.length; j++) {
-      const [name, s] = list[j];
-      const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
-      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
-      assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}: max |diff| ${d}`);
+  for (const onCpu of [false, true]) {
+    for (const [C, H] of [[1, 12], [3, 70]] as const) {
+      const src = image(C, H, H, 99 + C, 255);
+      const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
+      const made = corruptionViews(list, H, H, {}, onCpu);
+      const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
+      const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
+      const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
+      for (let j = 0; j < list.length; j++) {
+        const [name, s] = list[j];
+        const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
+        const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+        assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}${onCpu ? ' (CPU provider)' : ''}: max |diff| ${d}`);
+        if (name === 'glass_blur') {
+          assert.equal(made.ops[j].kind, onCpu ? 'given' : 'glass', `glass blur on the ${onCpu ? 'CPU' : 'other'} providers`);
+          if (onCpu) assert.equal(d, 0, `glass blur made on the CPU is the reference's image at ${C}×${H}×${H}`);
+        }
+      }
     }
   }
 });
@@ -304,17 +310,17 @@ test('per-image corruption inputs given back with recycle() and filled for anoth
   const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { derivedSeed } = await import('../../server/engine/random');
-  for (const [C, H] of [[1, 12], [3, 70]] as const) {
+  for (const [C, H, onCpu] of [[1, 12, false], [3, 70, false], [3, 70, true]] as const) {
     const list = [...MAIN, ...EXTRA_CORRUPTIONS].flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
     const seed = (k: number) => (name: string, s: number) => derivedSeed(k, `corruptions/${name}/${s}`, 'sha');
     // a set made for a bright image and given back, then filled for a dark one
-    const pooled = corruptionViews(list, H, H);
+    const pooled = corruptionViews(list, H, H, {}, onCpu);
     const first = await pooled.inputs(image(C, H, H, 1, 255), seed(1));
     for (const v of Object.values(first)) (v as Float32Array).fill(7); // anything left over would show
     pooled.recycle(first);
     const again = await pooled.inputs(image(C, H, H, 2, 255), seed(2));
     assert.equal(again, first, 'the given-back set is reused');
-    const fresh = await corruptionViews(list, H, H).inputs(image(C, H, H, 2, 255), seed(2));
+    const fresh = await corruptionViews(list, H, H, {}, onCpu).inputs(image(C, H, H, 2, 255), seed(2));
     assert.deepEqual(Object.keys(again).sort(), Object.keys(fresh).sort());
     for (const k of Object.keys(fresh) as Array<keyof typeof fresh>) {
       const a = again[k] as ArrayLike<number>;

@@ -183,3 +183,47 @@ test('glass blur\'s shuffle with its draws made beforehand: the loop\'s index ma
     assert.deepEqual(kernel, glassPermutation(H, W, d, it, mulberry32(99 + d)), `${H}×${W} delta ${d} against glassPermutation`);
   }
 });
+
+test('Gaussian blur through the shift-add kernel (rows, then columns, edges repeated): filterPlane\'s float64 sums bit for bit, float32 and float64 planes, odd sizes; declined for a kernel longer than the plane', async () => {
+  const { filterPlane, gaussianPlanesKernel, gaussianWeights } = await import('../../server/engine/image/imagenet-c');
+  const rng = mulberry32(33);
+  for (const [C, H, W] of [[3, 64, 48], [1, 17, 30], [3, 5, 40], [1, 13, 13]]) {
+    const f32 = Float32Array.from({ length: C * H * W }, () => rng());
+    const f64 = Float64Array.from({ length: C * H * W }, () => rng() / 3 + rng());
+    for (const sigma of [0.7, 1.1, 1.5, 3]) {
+      const w = gaussianWeights(sigma);
+      for (const data of [f32, f64]) {
+        const out = new Float64Array(C * H * W).fill(7);
+        const ran = gaussianPlanesKernel(data, C, H, W, sigma, out);
+        assert.equal(ran, w.length <= Math.min(H, W), `${H}×${W} σ ${sigma}: runs exactly when the kernel fits`);
+        if (!ran) continue;
+        for (let c = 0; c < C; c++) {
+          const want = filterPlane(Array.from(data.subarray(c * H * W, (c + 1) * H * W)), H, W, w, w, 'nearest');
+          assert.deepEqual(out.subarray(c * H * W, (c + 1) * H * W), want, `${C}×${H}×${W} σ ${sigma} plane ${c} (${data.constructor.name})`);
+        }
+      }
+    }
+  }
+});
+
+test('glass blur made whole on the CPU (its two Gaussian blurs through the shift-add kernel): image/imagenet-c.ts glassFromPermutation\'s values bit for bit, every severity, odd sizes, a kernel longer than the plane (the loop then), kernels on and off', async () => {
+  const { glassFromPermutation, glassInto, glassPermutation } = await import('../../server/engine/image/imagenet-c');
+  const { severityConstant } = await import('../../server/engine/image/corrupt');
+  const rng = mulberry32(21);
+  for (const [C, H, W] of [[3, 224, 224], [3, 17, 30], [1, 28, 28], [3, 5, 40], [1, 3, 3]] as Array<[1 | 3, number, number]>) {
+    // values below 0 and above 1 as well: the first blur's 8-bit truncation and the last clip see both ends
+    const img: PixelImage = { data: Float32Array.from({ length: C * H * W }, () => 1.4 * rng() - 0.2), channels: C, height: H, width: W };
+    for (const s of H === 224 ? [1, 5] : [1, 2, 3, 4, 5]) {
+      const [sigma, delta, iterations] = severityConstant('glass_blur', s, H, W) as number[];
+      const perm = glassPermutation(H, W, delta, iterations, mulberry32(s + H));
+      const want = glassFromPermutation(img, sigma, perm).data;
+      const { loop, kernel } = bothWays(() => {
+        const out = new Float32Array(want.length).fill(7);
+        glassInto(img, sigma, perm, out);
+        return out;
+      });
+      assert.deepEqual(kernel, want, `${C}×${H}×${W} severity ${s}, kernels on`);
+      assert.deepEqual(loop, want, `${C}×${H}×${W} severity ${s}, kernels off`);
+    }
+  }
+});

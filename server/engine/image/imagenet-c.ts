@@ -157,6 +157,31 @@ function gaussianPlanes(data: ArrayLike<number>, C: number, H: number, W: number
   return out;
 }
 
+/**
+ * gaussianPlanes through the WebAssembly shift-add kernel (motion blur's): per plane the rows pass
+ * then the columns pass as two runs of shifted copies, each tap's copy a row or a column shift
+ * with the edge repeated, added in filterPlane's order from a zero: the same doubles. Into `out`:
+ * a Float64Array gets the sums, a Float32Array gets them clipped to [0, 1] (clip01, then the
+ * float32 rounding). False, `out` untouched, where the kernel is not there or the kernel is
+ * longer than a line (filterPlane folds it then): the caller runs gaussianPlanes.
+ */
+export function gaussianPlanesKernel(data: Float32Array | Float64Array, C: number, H: number, W: number, sigma: number, out: Float32Array | Float64Array): boolean {
+  const w = gaussianWeights(sigma);
+  if (w.length > H || w.length > W) return false;
+  const r = (w.length - 1) / 2;
+  const shift = Int32Array.from(w, (_, k) => r - k); // tap k reads line index o + k − r
+  const none = new Int32Array(w.length);
+  const rows = { weight: w, dy: shift, dx: none };
+  const cols = { weight: w, dy: none, dx: shift };
+  const n = H * W;
+  const tmp = scratch('gaussian.rows', n); // written whole by each rows pass
+  for (let c = 0; c < C; c++) {
+    if (!motionBlurKernel(data.subarray(c * n, (c + 1) * n), H, W, rows, tmp)) return false;
+    motionBlurKernel(tmp, H, W, cols, out.subarray(c * n, (c + 1) * n));
+  }
+  return true;
+}
+
 /** Extra: Gaussian blur of σ pixels (skimage's gaussian), clipped. */
 export function gaussianBlur(img: PixelImage, sigma: number): PixelImage {
   const b = gaussianPlanes(img.data, img.channels, img.height, img.width, sigma);
@@ -198,6 +223,29 @@ export function glassFromPermutation(img: PixelImage, sigma: number, perm: Int32
     for (let p = 0; p < n; p++) shuffled[c * n + p] = Math.floor(Math.min(255, Math.max(0, first[c * n + perm[p]] * 255))) / 255;
   }
   return like(img, Float32Array.from(gaussianPlanes(shuffled, C, H, W, sigma), clip01));
+}
+
+/**
+ * glassFromPermutation into `out`, the same values: the blurs through the WebAssembly kernel where
+ * it runs (gaussianPlanesKernel), the planes reused from call to call. The corruptions probe makes
+ * glass blur this way on the CPU provider (views/corruptions.ts): its five severities of a 224²
+ * image cost ~30 ms of CPU as a view graph (float64 MatMuls with banded matrices, which ORT runs
+ * on every value of the band's square) and ~8 here.
+ */
+export function glassInto(img: PixelImage, sigma: number, perm: Int32Array, out: Float32Array): void {
+  const { channels: C, height: H, width: W } = img;
+  const n = H * W;
+  const first = scratch('glass.first', C * n); // written whole by the kernel
+  if (!gaussianPlanesKernel(img.data, C, H, W, sigma, first)) {
+    out.set(glassFromPermutation(img, sigma, perm).data);
+    return;
+  }
+  const shuffled = scratch('glass.shuffled', C * n); // written whole below
+  for (let c = 0; c < C; c++) {
+    const base = c * n;
+    for (let p = 0; p < n; p++) shuffled[base + p] = Math.floor(Math.min(255, Math.max(0, first[base + perm[p]] * 255))) / 255;
+  }
+  gaussianPlanesKernel(shuffled, C, H, W, sigma, out);
 }
 
 /** Glass blur: [σ, max_delta, iterations]. */
