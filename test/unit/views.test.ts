@@ -333,18 +333,19 @@ test('per-image corruption inputs given back with recycle() and filled for anoth
   }
 });
 
-test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is long, reflect-padded Convs when not), the severities as one run (in any order: fields grouped by σ), and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
+test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is long, reflect-padded Convs when not), the severities as one run (in any order: fields grouped by σ), and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch; the affine round in the graph or (CPU provider) on the CPU', async () => {
   const { corrupt } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { mulberry32 } = await import('../../server/engine/random');
   const { gaussianWeights } = await import('../../server/engine/image/imagenet-c');
   const { severityConstant } = await import('../../server/engine/image/corrupt');
-  for (const [C, H, W, order] of [[3, 70, 90, [1, 2, 3, 4, 5]], [1, 90, 70, [3, 1, 5, 2, 4]], [1, 20, 24, [1, 2, 3, 4, 5]]] as const) {
+  for (const [C, H, W, order, onCpu] of [[3, 70, 90, [1, 2, 3, 4, 5], false], [1, 90, 70, [3, 1, 5, 2, 4], false], [1, 20, 24, [1, 2, 3, 4, 5], false], [3, 70, 90, [1, 2, 3, 4, 5], true], [1, 90, 70, [3, 1, 5, 2, 4], true]] as const) {
     const list = order.map((s): ['elastic_transform', number] => ['elastic_transform', s]);
     // both smoothing paths are exercised at the ImageNet-C sizes
     const wide = list.map(([, s]) => gaussianWeights((severityConstant('elastic_transform', s, H, W) as number[])[1], 3).length > Math.min(H, W));
     if (H === 70) assert.deepEqual(wide, [true, false, false, false, false]);
-    const made = corruptionViews(list, H, W);
+    const made = corruptionViews(list, H, W, {}, onCpu);
+    assert.ok(made.ops.every((op) => op.kind === 'elastic' && 'warped' in op === onCpu), 'the affine round where the provider asks');
     const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: made.ops };
     const srcs = [image(C, H, W, 5, 255), image(C, H, W, 6, 255)];
     const seed = (_: string, s: number) => 31 * s + H;
@@ -353,7 +354,7 @@ test('elastic views smooth the drawn field in the graph (MatMuls with the folded
       for (let j = 0; j < list.length; j++) {
         const want = await corrupt(srcs[i], 'elastic_transform', list[j][1], mulberry32(seed('', list[j][1]) + i));
         const d = maxDiff(viewOf(out, plan, i, j), want.data);
-        assert.ok(d <= 1e-5, `${C}×${H}×${W} image ${i} severity ${list[j][1]}: max |diff| ${d}`);
+        assert.ok(d <= 1e-5, `${C}×${H}×${W}${onCpu ? ' (CPU provider)' : ''} image ${i} severity ${list[j][1]}: max |diff| ${d}`);
       }
     }
   }

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
-import { elasticDraws, fogLayer, glassInto, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { elasticDraws, elasticWarp, fogLayer, glassInto, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
 import { shotKernel, type ShotTables } from '../wasm/kernels';
 import { drawsInto, gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
@@ -50,10 +50,11 @@ type MadeC = {
 
 /**
  * The views of `list` at height × width. `onCpu`: the views will feed a model on the CPU provider,
- * so the corruptions whose CPU kernel costs less than their graph there are made whole on the
- * CPU, as `given` views (glass blur: its kernel, image/imagenet-c.ts glassInto, the same values as
- * the reference loop; its graph's float64 MatMuls cost about three times its CPU time). On a GPU
- * provider the graph makes them, beside the model, and nothing waits for the CPU.
+ * so the work whose CPU loop costs less than its graph there is done on the CPU: glass blur is
+ * made whole, as a `given` view (its kernel, image/imagenet-c.ts glassInto, the reference loop's
+ * values; its graph's float64 MatMuls cost about three times as much), and elastic's affine round
+ * is applied to the image (elasticWarp, into a layer plane) instead of fed to the graph as tap
+ * planes. On a GPU provider the graph does that work, beside the model, and nothing waits for the CPU.
  */
 export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}, onCpu = false): CorruptionViews {
   const ops: ViewOp[] = [];
@@ -103,6 +104,15 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       }
       case 'elastic_transform': {
+        if (onCpu) {
+          // the affine warp applied here, the field's uniform draws; the graph smooths the field and resamples
+          const slot = planes.layer++;
+          const weight = planes.weight;
+          planes.weight += 2;
+          ops.push({ kind: 'elastic', warped: slot, weight, alpha: t[0], sigma: t[1] });
+          madeC.push({ name, severity, at: { layer: [slot, 1], weight: [weight, 2] }, make: (img, seed, into) => elasticWarp(img, t, mulberry32(seed), into.layer!, into.weight!) });
+          break;
+        }
         // the affine warp's taps and the displacement field's uniform draws; the graph smooths the field
         const index = planes.index;
         const weight = planes.weight;
