@@ -57,7 +57,7 @@ async function main() {
   for (let c = 0; c < C; c++) for (let p = 0; p < S * S; p++) img.data[c * S * S + p] = data[p * C + c] / 255;
   if (values['by-corruption']) return byCorruption(img);
   const list = (CORRUPTIONS as readonly CorruptionName[]).flatMap((n) => [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [n, s]));
-  const made = corruptionViewMaker(list, S, S, {}, { owner: img, onCpu: true });
+  const made = corruptionViewMaker(list, S, S, {}, { owner: img });
   let gcMs = 0;
   new PerformanceObserver((l) => l.getEntries().forEach((e) => (gcMs += e.duration))).observe({ entryTypes: ['gc'] });
   const atOnce = Number(values['at-once']);
@@ -88,7 +88,7 @@ async function byCorruption(img: PixelImage) {
   const total = { kernels: 0, loops: 0 };
   for (const name of CORRUPTIONS as readonly CorruptionName[]) {
     const list = [1, 2, 3, 4, 5].map((s): [CorruptionName, number] => [name, s]);
-    const made = corruptionViewMaker(list, img.height, img.width, {}, { owner: img, onCpu: true });
+    const made = corruptionViewMaker(list, img.height, img.width, {}, { owner: img });
     const best = { kernels: Infinity, loops: Infinity };
     for (let r = 0; r < 6; r++) {
       for (const mode of ['kernels', 'loops'] as const) {

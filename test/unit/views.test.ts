@@ -279,29 +279,23 @@ test('the composed session applies the preprocessing (ImageNet mean/std) and the
   }
 });
 
-test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px); for the CPU provider (glass blur made whole on the CPU: bit for bit) and for the others', async () => {
+test('corruption views equal image/corrupt.ts with the same seed: same noise draws, same JPEG, same blur; ImageNet-C\'s other seven and the extras (CIFAR constants at 12 px, ImageNet-C\'s at 70 px)', async () => {
   const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS, corrupt } = await import('../../server/engine/image/corrupt');
   const CORRUPTIONS = [...MAIN, ...EXTRA_CORRUPTIONS];
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { derivedSeed, mulberry32 } = await import('../../server/engine/random');
-  for (const onCpu of [false, true]) {
-    for (const [C, H] of [[1, 12], [3, 70]] as const) {
-      const src = image(C, H, H, 99 + C, 255);
-      const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
-      const made = corruptionViews(list, H, H, {}, onCpu);
-      const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
-      const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
-      const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
-      for (let j = 0; j < list.length; j++) {
-        const [name, s] = list[j];
-        const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
-        const d = maxDiff(viewOf(out, plan, 0, j), want.data);
-        assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}${onCpu ? ' (CPU provider)' : ''}: max |diff| ${d}`);
-        if (name === 'glass_blur') {
-          assert.equal(made.ops[j].kind, onCpu ? 'given' : 'glass', `glass blur on the ${onCpu ? 'CPU' : 'other'} providers`);
-          if (onCpu) assert.equal(d, 0, `glass blur made on the CPU is the reference's image at ${C}×${H}×${H}`);
-        }
-      }
+  for (const [C, H] of [[1, 12], [3, 70]] as const) {
+    const src = image(C, H, H, 99 + C, 255);
+    const list = CORRUPTIONS.flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
+    const made = corruptionViews(list, H, H);
+    const seed = (name: string, s: number) => derivedSeed(7, `corruptions/${name}/${s}`, 'sha');
+    const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: made.ops };
+    const out = await makeViews(plan, [{ source: src, inputs: await made.inputs(src, seed) }]);
+    for (let j = 0; j < list.length; j++) {
+      const [name, s] = list[j];
+      const want = await corrupt(src, name, s, mulberry32(seed(name, s)));
+      const d = maxDiff(viewOf(out, plan, 0, j), want.data);
+      assert.ok(d <= 1e-5, `${name} severity ${s} at ${C}×${H}×${H}: max |diff| ${d}`);
     }
   }
 });
@@ -310,17 +304,17 @@ test('per-image corruption inputs given back with recycle() and filled for anoth
   const { CORRUPTIONS: MAIN, EXTRA_CORRUPTIONS } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { derivedSeed } = await import('../../server/engine/random');
-  for (const [C, H, onCpu] of [[1, 12, false], [3, 70, false], [3, 70, true]] as const) {
+  for (const [C, H] of [[1, 12], [3, 70]] as const) {
     const list = [...MAIN, ...EXTRA_CORRUPTIONS].flatMap((name) => [1, 3, 5].map((s): [typeof name, number] => [name, s]));
     const seed = (k: number) => (name: string, s: number) => derivedSeed(k, `corruptions/${name}/${s}`, 'sha');
     // a set made for a bright image and given back, then filled for a dark one
-    const pooled = corruptionViews(list, H, H, {}, onCpu);
+    const pooled = corruptionViews(list, H, H);
     const first = await pooled.inputs(image(C, H, H, 1, 255), seed(1));
     for (const v of Object.values(first)) (v as Float32Array).fill(7); // anything left over would show
     pooled.recycle(first);
     const again = await pooled.inputs(image(C, H, H, 2, 255), seed(2));
     assert.equal(again, first, 'the given-back set is reused');
-    const fresh = await corruptionViews(list, H, H, {}, onCpu).inputs(image(C, H, H, 2, 255), seed(2));
+    const fresh = await corruptionViews(list, H, H).inputs(image(C, H, H, 2, 255), seed(2));
     assert.deepEqual(Object.keys(again).sort(), Object.keys(fresh).sort());
     for (const k of Object.keys(fresh) as Array<keyof typeof fresh>) {
       const a = again[k] as ArrayLike<number>;
@@ -333,19 +327,18 @@ test('per-image corruption inputs given back with recycle() and filled for anoth
   }
 });
 
-test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is long, reflect-padded Convs when not), the severities as one run (in any order: fields grouped by σ), and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch; the affine round in the graph or (CPU provider) on the CPU', async () => {
+test('elastic views smooth the drawn field in the graph (MatMuls with the folded Gaussian when the kernel is long, reflect-padded Convs when not), the severities as one run (in any order: fields grouped by σ), and give image/imagenet-c.ts elastic within 1e-5, H ≠ W, every severity, two images in one batch', async () => {
   const { corrupt } = await import('../../server/engine/image/corrupt');
   const { corruptionViews } = await import('../../server/engine/views/corruptions');
   const { mulberry32 } = await import('../../server/engine/random');
   const { gaussianWeights } = await import('../../server/engine/image/imagenet-c');
   const { severityConstant } = await import('../../server/engine/image/corrupt');
-  for (const [C, H, W, order, onCpu] of [[3, 70, 90, [1, 2, 3, 4, 5], false], [1, 90, 70, [3, 1, 5, 2, 4], false], [1, 20, 24, [1, 2, 3, 4, 5], false], [3, 70, 90, [1, 2, 3, 4, 5], true], [1, 90, 70, [3, 1, 5, 2, 4], true]] as const) {
+  for (const [C, H, W, order] of [[3, 70, 90, [1, 2, 3, 4, 5]], [1, 90, 70, [3, 1, 5, 2, 4]], [1, 20, 24, [1, 2, 3, 4, 5]]] as const) {
     const list = order.map((s): ['elastic_transform', number] => ['elastic_transform', s]);
     // both smoothing paths are exercised at the ImageNet-C sizes
     const wide = list.map(([, s]) => gaussianWeights((severityConstant('elastic_transform', s, H, W) as number[])[1], 3).length > Math.min(H, W));
     if (H === 70) assert.deepEqual(wide, [true, false, false, false, false]);
-    const made = corruptionViews(list, H, W, {}, onCpu);
-    assert.ok(made.ops.every((op) => op.kind === 'elastic' && 'warped' in op === onCpu), 'the affine round where the provider asks');
+    const made = corruptionViews(list, H, W);
     const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: made.ops };
     const srcs = [image(C, H, W, 5, 255), image(C, H, W, 6, 255)];
     const seed = (_: string, s: number) => 31 * s + H;
@@ -354,7 +347,7 @@ test('elastic views smooth the drawn field in the graph (MatMuls with the folded
       for (let j = 0; j < list.length; j++) {
         const want = await corrupt(srcs[i], 'elastic_transform', list[j][1], mulberry32(seed('', list[j][1]) + i));
         const d = maxDiff(viewOf(out, plan, i, j), want.data);
-        assert.ok(d <= 1e-5, `${C}×${H}×${W}${onCpu ? ' (CPU provider)' : ''} image ${i} severity ${list[j][1]}: max |diff| ${d}`);
+        assert.ok(d <= 1e-5, `${C}×${H}×${W} image ${i} severity ${list[j][1]}: max |diff| ${d}`);
       }
     }
   }

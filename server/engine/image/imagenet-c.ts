@@ -157,31 +157,6 @@ function gaussianPlanes(data: ArrayLike<number>, C: number, H: number, W: number
   return out;
 }
 
-/**
- * gaussianPlanes through the WebAssembly shift-add kernel (motion blur's): per plane the rows pass
- * then the columns pass as two runs of shifted copies, each tap's copy a row or a column shift
- * with the edge repeated, added in filterPlane's order from a zero: the same doubles. Into `out`:
- * a Float64Array gets the sums, a Float32Array gets them clipped to [0, 1] (clip01, then the
- * float32 rounding). False, `out` untouched, where the kernel is not there or the kernel is
- * longer than a line (filterPlane folds it then): the caller runs gaussianPlanes.
- */
-export function gaussianPlanesKernel(data: Float32Array | Float64Array, C: number, H: number, W: number, sigma: number, out: Float32Array | Float64Array): boolean {
-  const w = gaussianWeights(sigma);
-  if (w.length > H || w.length > W) return false;
-  const r = (w.length - 1) / 2;
-  const shift = Int32Array.from(w, (_, k) => r - k); // tap k reads line index o + k − r
-  const none = new Int32Array(w.length);
-  const rows = { weight: w, dy: shift, dx: none };
-  const cols = { weight: w, dy: none, dx: shift };
-  const n = H * W;
-  const tmp = scratch('gaussian.rows', n); // written whole by each rows pass
-  for (let c = 0; c < C; c++) {
-    if (!motionBlurKernel(data.subarray(c * n, (c + 1) * n), H, W, rows, tmp)) return false;
-    motionBlurKernel(tmp, H, W, cols, out.subarray(c * n, (c + 1) * n));
-  }
-  return true;
-}
-
 /** Extra: Gaussian blur of σ pixels (skimage's gaussian), clipped. */
 export function gaussianBlur(img: PixelImage, sigma: number): PixelImage {
   const b = gaussianPlanes(img.data, img.channels, img.height, img.width, sigma);
@@ -223,33 +198,6 @@ export function glassFromPermutation(img: PixelImage, sigma: number, perm: Int32
     for (let p = 0; p < n; p++) shuffled[c * n + p] = Math.floor(Math.min(255, Math.max(0, first[c * n + perm[p]] * 255))) / 255;
   }
   return like(img, Float32Array.from(gaussianPlanes(shuffled, C, H, W, sigma), clip01));
-}
-
-/**
- * glassFromPermutation into `out`, the same values: the blurs through the WebAssembly kernel where
- * it runs (gaussianPlanesKernel), the planes reused from call to call. The corruptions probe makes
- * glass blur this way on the CPU provider (views/corruptions.ts): its five severities of a 224²
- * image cost ~30 ms of CPU as a view graph (float64 MatMuls with banded matrices, which ORT runs
- * on every value of the band's square) and ~8 here.
- */
-export function glassInto(img: PixelImage, sigma: number, perm: Int32Array, out: Float32Array): void {
-  const { channels: C, height: H, width: W } = img;
-  const n = H * W;
-  const first = scratch('glass.first', C * n); // written whole by either blur
-  const kernel = gaussianPlanesKernel(img.data, C, H, W, sigma, first);
-  // the loop: filterPlane on each plane as it is (gaussianPlanes' copy to a JS array is the slow part)
-  const w = gaussianWeights(sigma);
-  if (!kernel) for (let c = 0; c < C; c++) first.set(filterPlane(img.data.subarray(c * n, (c + 1) * n), H, W, w, w, 'nearest'), c * n);
-  const shuffled = scratch('glass.shuffled', C * n); // written whole below
-  for (let c = 0; c < C; c++) {
-    const base = c * n;
-    for (let p = 0; p < n; p++) shuffled[base + p] = Math.floor(Math.min(255, Math.max(0, first[base + perm[p]] * 255))) / 255;
-  }
-  if (kernel && gaussianPlanesKernel(shuffled, C, H, W, sigma, out)) return;
-  for (let c = 0; c < C; c++) {
-    const blurred = filterPlane(shuffled.subarray(c * n, (c + 1) * n), H, W, w, w, 'nearest');
-    for (let p = 0; p < n; p++) out[c * n + p] = clip01(blurred[p]);
-  }
 }
 
 /** Glass blur: [σ, max_delta, iterations]. */
@@ -676,35 +624,6 @@ export function elasticDraws(H: number, W: number, c: readonly number[], rng: ()
   elasticAffineTaps(H, W, c[2], rng, index, weight);
   fillUniforms(rng, weight.subarray(4 * n, 6 * n), -1, 2);
   return { index, weight };
-}
-
-/** The affine round's tap planes when the CPU applies them (elasticWarp): per thread, reused (the makers are synchronous). */
-let warpTaps = { index: new Int32Array(0), weight: new Float32Array(0) };
-
-/**
- * Elastic's first round made on the CPU (the corruptions probe on the CPU provider,
- * views/corruptions.ts): the random affine warp applied to the image, fromTaps' sums of four
- * taps per value (float64, rounded to float32 as the graph's round gives them), into `warped`
- * (C planes); then the displacement field's uniform draws into `uniforms` (dx's plane, dy's), in
- * elasticDraws' order. The graph smooths the field and makes the second round. Its four
- * GatherElements taps per value and the tap planes it read (eight planes a severity) cost
- * several times this loop.
- */
-export function elasticWarp(img: PixelImage, c: readonly number[], rng: () => number, warped: Float32Array, uniforms: Float32Array): void {
-  const { channels: C, height: H, width: W } = img;
-  const n = H * W;
-  if (warpTaps.index.length !== 4 * n) warpTaps = { index: new Int32Array(4 * n), weight: new Float32Array(4 * n) };
-  const { index, weight } = warpTaps;
-  elasticAffineTaps(H, W, c[2], rng, index, weight); // every tap written
-  const x = img.data;
-  for (let ch = 0; ch < C; ch++) {
-    const base = ch * n;
-    for (let p = 0; p < n; p++) {
-      // fromTaps' order: 0 + w0·x0 + w1·x1 + w2·x2 + w3·x3 (0 + a is a)
-      warped[base + p] = weight[p] * x[base + index[p]] + weight[n + p] * x[base + index[n + p]] + weight[2 * n + p] * x[base + index[2 * n + p]] + weight[3 * n + p] * x[base + index[3 * n + p]];
-    }
-  }
-  fillUniforms(rng, uniforms.subarray(0, 2 * n), -1, 2);
 }
 
 /** Round 1 of elastic (the random affine warp), its six draws made: four bilinear tap planes into index and weight (planes 0–3). */

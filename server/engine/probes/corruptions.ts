@@ -119,8 +119,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   function makerFor(height: number, width: number, ctx: ProbeContext) {
     if (maker?.height !== height || maker.width !== width || maker.model !== ctx.model || maker.signal !== ctx.signal) {
       const list = corruptions.flatMap((name) => severities.map((s): [CorruptionName, number] => [name, s]));
-      const onCpu = ctx.model.device.used === 'cpu';
-      maker = { height, width, model: ctx.model, signal: ctx.signal, made: corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal, onCpu }) };
+      maker = { height, width, model: ctx.model, signal: ctx.signal, made: corruptionViewMaker(list, height, width, opts, { owner: ctx.model, signal: ctx.signal }) };
     }
     return maker.made;
   }
@@ -294,8 +293,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       // graph, here on the CPU one image at a time): the plain loops of image/corrupt.ts took about
       // 1.2 s of the main thread for four 224² images (defocus blur's direct 2-D sum alone 70 ms a view)
       const { channels: C, height: H, width: W } = images[0].pixels;
-      // made where the audit made them (a CPU-made view equals its graph to float rounding, not bit for bit)
-      const views = corruptionViews(corruptions.map((name): [CorruptionName, number] => [name, renderSeverity]), H, W, opts, ctx.model.device.used === 'cpu');
+      const views = corruptionViews(corruptions.map((name): [CorruptionName, number] => [name, renderSeverity]), H, W, opts);
       const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops: views.ops };
       const scale = Math.max(1, Math.ceil(128 / Math.max(H, W)));
       const maker = await viewMaker(plan);

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
-import { elasticDraws, elasticWarp, fogLayer, glassInto, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
+import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
 import { spatter } from '../image/spatter';
 import { shotKernel, type ShotTables } from '../wasm/kernels';
 import { drawsInto, gaussianUniforms, mulberry32, MULBERRY_STEP, mulberryUnit } from '../random';
@@ -48,15 +48,7 @@ type MadeC = {
   make: (img: PixelImage, seed: number, into: Partial<Into>) => void | Promise<void>;
 };
 
-/**
- * The views of `list` at height × width. `onCpu`: the views will feed a model on the CPU provider,
- * so the work whose CPU loop costs less than its graph there is done on the CPU: glass blur is
- * made whole, as a `given` view (its kernel, image/imagenet-c.ts glassInto, the reference loop's
- * values; its graph's float64 MatMuls cost about three times as much), and elastic's affine round
- * is applied to the image (elasticWarp, into a layer plane) instead of fed to the graph as tap
- * planes. On a GPU provider the graph does that work, beside the model, and nothing waits for the CPU.
- */
-export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}, onCpu = false): CorruptionViews {
+export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}): CorruptionViews {
   const ops: ViewOp[] = [];
   const made: Array<{ name: CorruptionName; severity: number } & Made> = [];
   const madeC: MadeC[] = [];
@@ -70,11 +62,6 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
     switch (name) {
       // ImageNet-C's other corruptions: the draws here (in image/imagenet-c.ts's order), the arithmetic in the graph
       case 'glass_blur': {
-        if (onCpu) {
-          ops.push({ kind: 'given', slot: given++ });
-          made.push({ name, severity, slot: 'given', make: (img, seed, into) => glassInto(img, t[0], glassShuffle(img.height, img.width, t[1], t[2], seed, glassPerm(img.height * img.width)), into) });
-          break;
-        }
         const index = planes.index++;
         ops.push({ kind: 'glass', sigma: t[0], index });
         madeC.push({ name, severity, at: { index: [index, 1] }, make: (img, seed, into) => void glassShuffle(img.height, img.width, t[1], t[2], seed, into.index) });
@@ -104,15 +91,6 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
         break;
       }
       case 'elastic_transform': {
-        if (onCpu) {
-          // the affine warp applied here, the field's uniform draws; the graph smooths the field and resamples
-          const slot = planes.layer++;
-          const weight = planes.weight;
-          planes.weight += 2;
-          ops.push({ kind: 'elastic', warped: slot, weight, alpha: t[0], sigma: t[1] });
-          madeC.push({ name, severity, at: { layer: [slot, 1], weight: [weight, 2] }, make: (img, seed, into) => elasticWarp(img, t, mulberry32(seed), into.layer!, into.weight!) });
-          break;
-        }
         // the affine warp's taps and the displacement field's uniform draws; the graph smooths the field
         const index = planes.index;
         const weight = planes.weight;
@@ -250,13 +228,6 @@ export function impulse(x: Float32Array, amount: number, seed: number, out: Floa
     } else out[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
   }
   return out;
-}
-
-/** Glass blur's index map when it is made whole on the CPU: one per thread, reused (the makers are synchronous). */
-let glassPermScratch = new Int32Array(0);
-function glassPerm(n: number): Int32Array {
-  if (glassPermScratch.length !== n) glassPermScratch = new Int32Array(n);
-  return glassPermScratch;
 }
 
 /**

@@ -24,8 +24,8 @@ function viewsFor(job: MakeJob): { views: CorruptionViews; index: Map<string, nu
   let v = made.get(job.key);
   if (!v) {
     if (made.size >= MAX_SPECS) made.delete(made.keys().next().value!);
-    const { list, height, width, opts, onCpu } = job.spec;
-    v = { views: corruptionViews(list, height, width, opts, onCpu), index: new Map(list.map(([n, s], i) => [`${n}/${s}`, i])) };
+    const { list, height, width, opts } = job.spec;
+    v = { views: corruptionViews(list, height, width, opts), index: new Map(list.map(([n, s], i) => [`${n}/${s}`, i])) };
     made.set(job.key, v);
   }
   return v;

@@ -50,9 +50,6 @@ export type ImagenetCViewOp =
   /** Elastic transform [alpha, σ]: the affine warp's four taps in index planes index…index+3 and weight
    *  planes weight…weight+3, the displacement field's uniform draws (dx, dy) in weight planes weight+4, +5. */
   | { kind: 'elastic'; index: number; weight: number; alpha: number; sigma: number }
-  /** Elastic transform [alpha, σ] whose affine warp the CPU made (on the CPU provider): the warped
-   *  image is layer `warped`, the field's uniform draws (dx, dy) weight planes weight, weight+1. */
-  | { kind: 'elastic'; warped: number; weight: number; alpha: number; sigma: number }
   /** Speckle noise x + x·σ·z, z from noise slot `slot`. */
   | { kind: 'speckle'; sigma: number; slot: number }
   /** Saturation S·scale + shift. */
@@ -64,10 +61,7 @@ export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; 
   for (const op of plan.ops) {
     if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
     if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
-    if (op.kind === 'elastic' && 'warped' in op) {
-      n.layer = Math.max(n.layer, op.warped + 1);
-      n.weight = Math.max(n.weight, op.weight + 2);
-    } else if (op.kind === 'elastic') {
+    if (op.kind === 'elastic') {
       n.index = Math.max(n.index, op.index + 4);
       n.weight = Math.max(n.weight, op.weight + 6);
     }
@@ -174,30 +168,22 @@ function elasticRun(ctx: ImagenetCContext, ops: Array<Extract<ViewOp, { kind: 'e
   const { b, centre, C, H, W } = ctx;
   const R = ops.length;
   const HW = H * W;
-  // 1. the affine round, [n, C, R, HW]; or, made on the CPU, the warped images [n, R, C, HW] (the
-  //    second round then keeps that order: no transpose at the end either)
-  const first = ops[0];
-  const cpuWarped = 'warped' in first;
-  let warped: string;
-  if ('warped' in first) warped = b.reshape(planes(ctx, ctx.inputs.layer, first.warped, R), [-1, R, C, HW]);
-  else {
-    // taps [n, 4R, HW] (index planes index0 … index0 + 4R − 1)
-    const affIdx = planes(ctx, ctx.inputs.index, first.index, 4 * R);
-    const affW = b.op('Gather', [ctx.inputs.weight, b.i64(ops.flatMap((o) => [0, 1, 2, 3].map((t) => o.weight + t)))], [A.i('axis', 1)]); // [n, 4R, HW]
-    const flat = b.reshape(centre, [0, C, HW]);
-    const idxC = b.op('Expand', [b.reshape(affIdx, [-1, 1, 4 * R * HW]), b.i64([1, C, 1])]);
-    const taps1 = b.reshape(b.op('GatherElements', [flat, idxC], [A.i('axis', 2)]), [-1, C, R, 4, HW]);
-    warped = b.reduce('ReduceSum', b.op('Mul', [taps1, b.reshape(affW, [-1, 1, R, 4, HW])]), [3], false);
-  }
-  /** Weight plane of view k's field uniforms, a = 0 (dx) or 1 (dy). */
-  const uniformPlane = (k: number, a: number) => ops[k].weight + ('warped' in ops[k] ? 0 : 4) + a;
+  // 1. the affine round: taps [n, 4R, HW] (index planes index0 … index0 + 4R − 1)
+  const index0 = ops[0].index;
+  const affIdx = planes(ctx, ctx.inputs.index, index0, 4 * R);
+  const weightPlane = (k: number, t: number) => ops[k].weight + t;
+  const affW = b.op('Gather', [ctx.inputs.weight, b.i64(ops.flatMap((_, k) => [0, 1, 2, 3].map((t) => weightPlane(k, t))))], [A.i('axis', 1)]); // [n, 4R, HW]
+  const flat = b.reshape(centre, [0, C, HW]);
+  const idxC = b.op('Expand', [b.reshape(affIdx, [-1, 1, 4 * R * HW]), b.i64([1, C, 1])]);
+  const taps1 = b.reshape(b.op('GatherElements', [flat, idxC], [A.i('axis', 2)]), [-1, C, R, 4, HW]);
+  const warped = b.reduce('ReduceSum', b.op('Mul', [taps1, b.reshape(affW, [-1, 1, R, 4, HW])]), [3], false); // [n, C, R, HW]
   // 2. the fields [n, R, 2 (dx, dy), H, W]
   const sigmas = [...new Set(ops.map((o) => o.sigma))];
   const parts: string[] = [];
   const order: number[] = [];
   for (const sigma of sigmas) {
     const ks = ops.map((o, k) => (o.sigma === sigma ? k : -1)).filter((k) => k >= 0);
-    const u = b.reshape(b.op('Gather', [ctx.inputs.weight, b.i64(ks.flatMap((k) => [uniformPlane(k, 0), uniformPlane(k, 1)]))], [A.i('axis', 1)]), [-1, 2 * ks.length, H, W]);
+    const u = b.reshape(b.op('Gather', [ctx.inputs.weight, b.i64(ks.flatMap((k) => [weightPlane(k, 4), weightPlane(k, 5)]))], [A.i('axis', 1)]), [-1, 2 * ks.length, H, W]);
     const alpha = b.f32(ks.flatMap((k) => [ops[k].alpha, ops[k].alpha]), [1, 2 * ks.length, 1, 1], 'alpha');
     parts.push(b.op('Mul', [elasticSmooth(ctx, u, 2 * ks.length, sigma), alpha]));
     order.push(...ks);
@@ -221,17 +207,12 @@ function elasticRun(ctx: ImagenetCContext, ops: Array<Extract<ViewOp, { kind: 'e
   const axis = (t: string, a: number) => b.slice(t, [a], [a + 1], [3]); // [n, R, 2 (tap), 1, H, W]
   const rows = b.reshape(b.op('Mul', [axis(r, 1), b.scalar(W)]), [-1, R, 2, 1, HW]); // y0·W, y1·W
   const cols = b.reshape(axis(r, 0), [-1, R, 1, 2, HW]); // x0, x1
-  const index = b.op('Cast', [b.reshape(b.op('Add', [rows, cols]), cpuWarped ? [-1, R, 1, 4 * HW] : [-1, 1, R, 4 * HW])], [A.i('to', I32)]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  const index = b.op('Cast', [b.reshape(b.op('Add', [rows, cols]), [-1, 1, R, 4 * HW])], [A.i('to', I32)]); // (y0,x0), (y0,x1), (y1,x0), (y1,x1)
   const f01 = b.op('Concat', [b.unsqueeze(b.op('Sub', [b.scalar(1), frac]), [2]), b.unsqueeze(frac, [2])], [A.i('axis', 2)]); // [n, R, 2 (tap), 2 (axis), H, W]
   const wy = b.reshape(axis(f01, 1), [-1, R, 2, 1, HW]);
   const wx = b.reshape(axis(f01, 0), [-1, R, 1, 2, HW]);
-  const w2 = b.reshape(b.op('Mul', [wy, wx]), cpuWarped ? [-1, R, 1, 4, HW] : [-1, 1, R, 4, HW]);
-  // 4. the second round on the warped views
-  if (cpuWarped) {
-    const taps2 = b.op('GatherElements', [warped, b.op('Expand', [index, b.i64([1, 1, C, 1])])], [A.i('axis', 3)]); // [n, R, C, 4HW]
-    const out = b.reduce('ReduceSum', b.op('Mul', [b.reshape(taps2, [-1, R, C, 4, HW]), w2]), [3], false); // [n, R, C, HW]
-    return ctx.clip01(b.reshape(out, [-1, R, C, H, W]));
-  }
+  const w2 = b.reshape(b.op('Mul', [wy, wx]), [-1, 1, R, 4, HW]);
+  // 4. the second round on the warped views [n, C, R, HW]
   const taps2 = b.op('GatherElements', [warped, b.op('Expand', [index, b.i64([1, C, 1, 1])])], [A.i('axis', 3)]); // [n, C, R, 4HW]
   const out = b.reduce('ReduceSum', b.op('Mul', [b.reshape(taps2, [-1, C, R, 4, HW]), w2]), [3], false); // [n, C, R, HW]
   return ctx.clip01(b.reshape(b.transpose(out, [0, 2, 1, 3]), [-1, R, C, H, W]));
@@ -239,13 +220,7 @@ function elasticRun(ctx: ImagenetCContext, ops: Array<Extract<ViewOp, { kind: 'e
 
 /** Whether ops (all elastic) can be one elasticRun: their planes consecutive, as corruptionViews lays them out. */
 export function elasticRunnable(ops: ViewOp[]): boolean {
-  const first = ops[0];
-  if (first.kind !== 'elastic') return false;
-  return ops.every((o, k) => {
-    if (o.kind !== 'elastic') return false;
-    if ('warped' in first) return 'warped' in o && o.warped === first.warped + k && o.weight === first.weight + 2 * k;
-    return !('warped' in o) && o.index === first.index + 4 * k && o.weight === first.weight + 6 * k;
-  });
+  return ops.every((o, k) => o.kind === 'elastic' && ops[0].kind === 'elastic' && o.index === ops[0].index + 4 * k && o.weight === ops[0].weight + 6 * k);
 }
 
 /** A run of views of one ImageNet-C kind made together, [n, R, C, H, W] (elastic only, for now). */

@@ -43,8 +43,6 @@ export interface MakeSpec {
   height: number;
   width: number;
   opts: CorruptOptions;
-  /** corruptionViews' onCpu: which views are made whole on the CPU. */
-  onCpu: boolean;
 }
 
 /** One message's images (equal size, packed image-major) and their seeds (list order per image;
@@ -143,10 +141,9 @@ export function corruptionViewMaker(
   height: number,
   width: number,
   opts: CorruptOptions = {},
-  use: { owner?: object; signal?: AbortSignal; onCpu?: boolean } = {},
+  use: { owner?: object; signal?: AbortSignal } = {},
 ): CorruptionViewMaker {
-  const onCpu = use.onCpu ?? false;
-  const local = corruptionViews(list, height, width, opts, onCpu);
+  const local = corruptionViews(list, height, width, opts);
   const workers = viewWorkerCount();
   if (workers === 0) return { ...local, ahead: 1, threads: 0 };
   // the pool of the moment: an idle one ends after a while, and the next request starts another
@@ -155,7 +152,7 @@ export function corruptionViewMaker(
     if (use.owner) pool.owners.add(use.owner);
     return pool;
   };
-  const spec: MakeSpec = { list, height, width, opts, onCpu };
+  const spec: MakeSpec = { list, height, width, opts };
   const key = JSON.stringify(spec);
   const ahead = workers + 1;
   const keep = ahead + 2;
