@@ -65,10 +65,7 @@ export function mulberry32(seed: number): Mulberry32 {
     a = s;
   };
   next.uniforms = (out, lo, span) => {
-    if (!uniformsKernel(a, out, lo, span)) {
-      let s = a;
-      for (let p = 0; p < out.length; p++) out[p] = lo + span * mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
-    }
+    uniformsInto(a, out, lo, span);
     a = (a + Math.imul(out.length, MULBERRY_STEP)) >>> 0;
   };
   next.draws = (out) => {
@@ -175,6 +172,7 @@ export function gaussianUniforms(seed: number, n: number, out = new Float32Array
  */
 export function drawsInto(seed: number, out: Float64Array): void {
   if (unitDoublesKernel(seed, out)) return;
+  // mulberryUnit and MULBERRY_STEP written out: through them (exports, under tsx) the loop took twice as long
   let a = seed >>> 0;
   for (let p = 0; p < out.length; p++) {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -185,16 +183,24 @@ export function drawsInto(seed: number, out: Float64Array): void {
   }
 }
 
-/** n draws of mulberry32(seed), in order, into a float32 array (uniformNoise's values, inlined). */
-export function uniforms(seed: number, n: number, out: Float32Array<ArrayBufferLike> = new Float32Array(n)): Float32Array<ArrayBufferLike> {
-  if (uniformsKernel(seed, out.subarray(0, n), 0, 1)) return out;
+/**
+ * out.length draws of mulberry32(seed), in order, as float32 lo + span·u: four at a time in the
+ * WebAssembly kernel where it runs, else this loop (as drawsInto: not in the generator's closure).
+ */
+function uniformsInto(seed: number, out: Float32Array<ArrayBufferLike>, lo: number, span: number): void {
+  if (uniformsKernel(seed, out, lo, span)) return;
   let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
+  for (let p = 0; p < out.length; p++) {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out[p] = lo + span * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
   }
+}
+
+/** n draws of mulberry32(seed), in order, into a float32 array (uniformNoise's values: 0 + 1·u is u). */
+export function uniforms(seed: number, n: number, out: Float32Array<ArrayBufferLike> = new Float32Array(n)): Float32Array<ArrayBufferLike> {
+  uniformsInto(seed, out.subarray(0, n), 0, 1);
   return out;
 }

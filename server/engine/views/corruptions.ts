@@ -339,7 +339,7 @@ function shotTables(rate: number): ShotTables {
     first += c.length;
   }
   const lf = Float64Array.from({ length: 256 }, (_, k) => logFactorial(k));
-  shotTablesByRate.set(rate, (t = { guide, cdfFirst, last, cdf, ptrs, lf, logFactorial }));
+  shotTablesByRate.set(rate, (t = { guide, cdfFirst, last, cdf, ptrs, lf, levels: LEVELS, logFactorial }));
   return t;
 }
 

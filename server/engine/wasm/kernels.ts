@@ -139,12 +139,11 @@ export interface ShotTables {
   ptrs: Float64Array;
   /** ln k! for k < 256 */
   lf: Float64Array;
+  /** the float32 value of each 8-bit level k/255 (what a decoded image holds) */
+  levels: Float32Array;
   /** ln k! (image/corrupt.ts logFactorial), asked for k ≥ 256 */
   logFactorial: (k: number) => number;
 }
-
-/** The float32 value of each 8-bit level k/255: what a decoded image holds. */
-const LEVELS = Float32Array.from({ length: 256 }, (_, q) => q / 255);
 
 /**
  * views/corruptions.ts shot() with the tables of its rate, into `out`. False, with `out` in an
@@ -164,7 +163,7 @@ export function shotKernel(x: Float32Array, rate: number, seed: number, tables: 
   const cdf = lf + 8 * 256;
   const buf = memory(k, cdf + 8 * tables.cdf.length);
   new Float32Array(buf, 0, n).set(x);
-  new Float32Array(buf, levels, 256).set(LEVELS);
+  new Float32Array(buf, levels, 256).set(tables.levels);
   new Int32Array(buf, guide, 256 * 32).set(tables.guide);
   const at = new Int32Array(buf, cdfAt, 256);
   for (let q = 0; q < 256; q++) at[q] = cdf + 8 * tables.cdfFirst[q];
