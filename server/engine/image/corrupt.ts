@@ -25,7 +25,9 @@
  *                   grid (see diskKernel); borders reflect (OpenCV's BORDER_REFLECT_101,
  *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
- *                   first rounded to 8 bits, as any JPEG writer does
+ *                   first rounded to 8 bits, as any JPEG writer does. One-channel images take
+ *                   image/jpeg.ts's round trip instead: libjpeg's integer DCT and quantisation
+ *                   without the file, the same values as sharp's
  *   pixelate        Pillow's BOX resize down to int(side·c), Pillow's NEAREST back up (Pillow's
  *                   weights, without its 8-bit rounding)
  *   brightness      HSV value + c, clipped (hue and saturation kept): every channel of a pixel is
@@ -39,6 +41,7 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { nearestIndex, resampleMatrix } from './resample';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
+import { jpegGreyRoundTrip } from './jpeg';
 import * as C from './imagenet-c';
 import { reflect101 } from './imagenet-c';
 import { spatter } from './spatter';
@@ -462,11 +465,19 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
 }
 
 /**
- * JPEG round trip at a quality (1–100) through sharp; same size and channel count. `bytes`: the
- * image as toBytes(img) gives it, when the caller has it already (one image at several qualities).
+ * JPEG round trip at a quality (1–100); same size and channel count. `bytes`: the image as
+ * toBytes(img) gives it, when the caller has it already (one image at several qualities).
+ * One-channel images through image/jpeg.ts (what sharp gives for them: it writes a grey image
+ * as YCbCr whose chroma is flat 128, and its luma round trip is the greyscale one), colour
+ * images through sharp.
  */
 export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
+  if (C === 1) {
+    const grey = jpegGreyRoundTrip(bytes, H, W, quality);
+    for (let p = 0; p < H * W; p++) out[p] = grey[p] / 255;
+    return like(img, out);
+  }
   const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })
     // optimised Huffman tables only make the file smaller (the same coefficients, so the same
     // decoded pixels: corrupt.test.ts), at a second pass over the image: 10% of a round trip
@@ -477,8 +488,8 @@ export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toB
   const got = info.channels;
   const n = H * W;
   for (let c = 0; c < C; c++) {
-    // A grey image may come back with 1 or 3 channels; a colour one with 3 (or 4).
-    const src = got === 1 ? 0 : Math.min(c, got - 1);
+    // a colour image comes back with 3 channels (or 4)
+    const src = Math.min(c, got - 1);
     const plane = c * n;
     for (let p = 0; p < n; p++) out[plane + p] = data[p * got + src] / 255;
   }

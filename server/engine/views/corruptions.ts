@@ -2,7 +2,7 @@
  * Hendrycks' common corruptions (image/corrupt.ts holds the definitions and the constant table)
  * as views: defocus blur, pixelation, brightness and contrast become graph ops; Gaussian noise
  * becomes a graph op (Box–Muller) fed with the uniforms gaussian() would draw; shot noise (Poisson, whose number of draws
- * depends on the pixel), impulse noise (a tight loop) and JPEG (sharp) are made on the CPU and fed as given
+ * depends on the pixel), impulse noise (a tight loop) and JPEG (sharp, or image/jpeg.ts for one channel) are made on the CPU and fed as given
  * views. The draws come from the caller's per-image, per-corruption-and-severity seed (mulberry32) exactly as
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
  * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
@@ -10,7 +10,6 @@
  * texture crop, elastic's affine taps and field uniforms) made here; motion blur, snow and spatter
  * are made whole on the CPU. Every CPU-made plane is written in place in the per-image inputs.
  */
-import sharp from 'sharp';
 import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
@@ -420,75 +419,7 @@ export function shot(x: Float32Array, rate: number, seed: number, out: Float32Ar
   return out;
 }
 
-/** Images up to this many pixels share a mosaic; larger ones cost more than sharp's fixed cost per
- *  call, and one call per image lets sharp's threads take several at once. */
-const MOSAIC_MAX = 64 * 64;
-
-/** JPEG round trips of one-channel images waiting for the next batch, per quality and size. */
-const waiting = new Map<string, Array<{ img: PixelImage; into: Float32Array; done: () => void; fail: (e: unknown) => void }>>();
-
-/**
- * image/corrupt.ts's jpeg(img, quality) into `into`, the same values; one-channel images asked for
- * in the same turn of the event loop at the same quality and size are encoded and decoded by sharp
- * as one mosaic. Each image sits in a tile of whole 8×8 blocks, padded as libjpeg pads an image's
- * right and bottom edges (the last column and row repeated). A baseline greyscale JPEG codes each
- * block on its own (the DC prediction between blocks is lossless) and decodes it on its own, so
- * a tile comes back as its image does alone, and sharp's fixed cost per call (most of the time
- * for small images such as MNIST's: 2 ms for a 28×28 round trip) is paid once per batch. Colour
- * images go one at a time: the decoder's chroma upsampling reads across tiles.
- */
+/** image/corrupt.ts's jpeg(img, quality) into `into` (for a one-channel image, image/jpeg.ts's round trip, no sharp call). */
 export function jpegView(img: PixelImage, quality: number, shared: Shared | undefined, into: Float32Array): Promise<void> {
-  if (img.channels !== 1 || img.height * img.width > MOSAIC_MAX) return jpeg(img, quality, shared?.bytes(), into).then(() => undefined);
-  const key = `${quality}/${img.height}x${img.width}`;
-  return new Promise((done, fail) => {
-    let list = waiting.get(key);
-    if (!list) {
-      waiting.set(key, (list = []));
-      setImmediate(() => {
-        const batch = waiting.get(key)!;
-        waiting.delete(key);
-        jpegMosaic(batch.map((b) => b.img), quality, batch.map((b) => b.into)).then(
-          () => batch.forEach((b) => b.done()),
-          (e) => batch.forEach((b) => b.fail(e)),
-        );
-      });
-    }
-    list.push({ img, into, done, fail });
-  });
-}
-
-async function jpegMosaic(imgs: PixelImage[], quality: number, intos: Float32Array[]): Promise<void> {
-  if (imgs.length === 1) {
-    await jpeg(imgs[0], quality, undefined, intos[0]);
-    return;
-  }
-  const { height: H, width: W } = imgs[0];
-  const th = Math.ceil(H / 8) * 8;
-  const tw = Math.ceil(W / 8) * 8;
-  const across = Math.max(1, Math.min(imgs.length, Math.floor(8192 / tw), Math.ceil(Math.sqrt(imgs.length))));
-  const down = Math.ceil(imgs.length / across);
-  const MW = across * tw;
-  const mosaic = Buffer.alloc(down * th * MW);
-  imgs.forEach((img, k) => {
-    const bytes = toBytes(img);
-    const top = Math.floor(k / across) * th;
-    const left = (k % across) * tw;
-    for (let y = 0; y < th; y++) {
-      const row = bytes.subarray(Math.min(y, H - 1) * W, Math.min(y, H - 1) * W + W);
-      const at = (top + y) * MW + left;
-      mosaic.set(row, at);
-      mosaic.fill(row[W - 1], at + W, at + tw);
-    }
-  });
-  const encoded = await sharp(mosaic, { raw: { width: MW, height: down * th, channels: 1 } })
-    // as image/corrupt.ts jpeg(): Huffman tables not optimised (the same pixels)
-    .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0', optimiseCoding: false })
-    .toBuffer();
-  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
-  const got = info.channels;
-  intos.forEach((out, k) => {
-    const top = Math.floor(k / across) * th;
-    const left = (k % across) * tw;
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = data[((top + y) * info.width + left + x) * got] / 255;
-  });
+  return jpeg(img, quality, shared?.bytes(), into).then(() => undefined);
 }
