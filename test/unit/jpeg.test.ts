@@ -1,7 +1,7 @@
 /**
- * image/jpeg.ts's greyscale round trip against the codec it stands for: sharp's own encode and
- * decode (libvips with mozjpeg/libjpeg-turbo), value for value, at every quality, on images whose
- * sizes are and are not whole 8×8 blocks, with content that reaches every corner of the
+ * image/jpeg.ts's greyscale and colour round trips against the codec they stand for: sharp's own
+ * encode and decode (libvips with mozjpeg), value for value, at every quality, on images whose
+ * sizes are and are not whole 8×8 blocks and 16×16 MCUs, with content that reaches every corner of the
  * arithmetic (noise, smooth gradients, two-level images such as MNIST's, checkerboards that give
  * the largest coefficients there are), and on real MNIST digits when ../shared/fixtures exists.
  */
@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { jpeg } from '../../server/engine/image/corrupt';
-import { jpegGreyRoundTrip, lumaTable } from '../../server/engine/image/jpeg';
+import { chromaTable, COLOUR_MIN_SIDE, jpegColourRoundTrip, jpegGreyRoundTrip, lumaTable } from '../../server/engine/image/jpeg';
 import { mulberry32 } from '../../server/engine/random';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
@@ -61,6 +61,8 @@ test('the quality scaling is libjpeg\'s: 5000/q below 50, 200 − 2q from 50, en
   assert.equal(lumaTable(7)[0], 114);
   // quality 80: scale 40; (11·40 + 50)/100 = 4.9 → 4
   assert.equal(lumaTable(80)[1], 4);
+  assert.deepEqual([...chromaTable(50)].slice(0, 4), [17, 18, 24, 47]);
+  assert.ok(chromaTable(50).slice(32).every((v) => v === 99));
 });
 
 test('the greyscale round trip gives sharp\'s values at every quality, on sizes that are and are not whole blocks', async () => {
@@ -95,4 +97,65 @@ test('jpeg() of a one-channel image is the round trip through sharp, scaled to [
   assert.equal(out.data, into);
   const want = await viaSharp(bytes, H, W, 30);
   for (let p = 0; p < H * W; p++) assert.equal(into[p], Math.fround(want[p] / 255), `pixel ${p}`);
+});
+
+/** sharp's round trip of an RGB image (interleaved bytes in and out). */
+async function viaSharpColour(src: Uint8Array, H: number, W: number, quality: number): Promise<Uint8Array> {
+  const encoded = await sharp(Buffer.from(src), { raw: { width: W, height: H, channels: 3 } })
+    .jpeg({ quality, chromaSubsampling: '4:2:0', optimiseCoding: false })
+    .toBuffer();
+  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([info.height, info.width, info.channels], [H, W, 3]);
+  return data;
+}
+
+const colourPatterns: Record<string, (x: number, y: number, c: number, rnd: () => number) => number> = {
+  noise: (_x, _y, _c, rnd) => Math.floor(rnd() * 256),
+  smooth: (x, y, c) => Math.round(127 + 120 * Math.sin(x / 3 + c) * Math.cos(y / 5 - c)),
+  checker: (x, y, c) => ((x + y + c) % 2 ? 255 : 0),
+  saturated: (x, y, c) => (c === (x + 2 * y) % 3 ? 255 : 0),
+};
+
+function colourImage(H: number, W: number, f: (x: number, y: number, c: number, rnd: () => number) => number, rnd: () => number): Uint8Array {
+  const src = new Uint8Array(H * W * 3);
+  for (let i = 0; i < src.length; i++) src[i] = f(Math.floor(i / 3) % W, Math.floor(i / 3 / W), i % 3, rnd);
+  return src;
+}
+
+test('the colour round trip (4:2:0) gives sharp\'s values at every quality of a CIFAR-size image', async () => {
+  const rnd = mulberry32(23);
+  for (const [name, f] of Object.entries(colourPatterns)) {
+    const src = colourImage(32, 32, f, rnd);
+    for (let q = 1; q <= 100; q++) sameBytes(jpegColourRoundTrip(src, 32, 32, q), await viaSharpColour(src, 32, 32, q), `32×32 ${name} at quality ${q}`);
+  }
+});
+
+test('the colour round trip gives sharp\'s values at every size from 6 to 20 a side and at sizes that are not whole MCUs', async () => {
+  const rnd = mulberry32(29);
+  // odd and even heights pad the chroma rows differently (jcprepct.c pads after downsampling)
+  for (let H = COLOUR_MIN_SIDE; H <= 20; H++) {
+    for (let W = COLOUR_MIN_SIDE; W <= 20; W++) {
+      const src = colourImage(H, W, colourPatterns.noise, rnd);
+      sameBytes(jpegColourRoundTrip(src, H, W, 50), await viaSharpColour(src, H, W, 50), `${H}×${W} noise at quality 50`);
+    }
+  }
+  for (const [H, W] of [[13, 21], [40, 64], [17, 33], [50, 31]]) {
+    for (const [name, f] of Object.entries(colourPatterns)) {
+      const src = colourImage(H, W, f, rnd);
+      for (const q of [1, 10, 25, 58, 80, 95, 100]) sameBytes(jpegColourRoundTrip(src, H, W, q), await viaSharpColour(src, H, W, q), `${H}×${W} ${name} at quality ${q}`);
+    }
+  }
+  assert.throws(() => jpegColourRoundTrip(new Uint8Array(5 * 9 * 3), 5, 9, 50), /below 6/);
+});
+
+test('jpeg() of a colour image is sharp\'s round trip (planar, in [0,1]) below the size limit and above it', async () => {
+  const rnd = mulberry32(31);
+  for (const [H, W] of [[24, 30], [170, 160], [4, 9]]) {
+    const data = Float32Array.from({ length: 3 * H * W }, () => rnd());
+    const bytes = new Uint8Array(H * W * 3);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) bytes[p * 3 + c] = Math.round(data[c * H * W + p] * 255);
+    const want = await viaSharpColour(bytes, H, W, 40);
+    const out = await jpeg({ data, channels: 3, height: H, width: W }, 40);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) assert.equal(out.data[c * H * W + p], Math.fround(want[p * 3 + c] / 255), `${H}×${W}: pixel ${p}, channel ${c}`);
+  }
 });

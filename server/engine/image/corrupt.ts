@@ -25,9 +25,9 @@
  *                   grid (see diskKernel); borders reflect (OpenCV's BORDER_REFLECT_101,
  *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
- *                   first rounded to 8 bits, as any JPEG writer does. One-channel images take
- *                   image/jpeg.ts's round trip instead: libjpeg's integer DCT and quantisation
- *                   without the file, the same values as sharp's
+ *                   first rounded to 8 bits, as any JPEG writer does. Images up to 160×160 take
+ *                   image/jpeg.ts's round trip instead: libjpeg's integer arithmetic without the
+ *                   file, the same values as sharp's
  *   pixelate        Pillow's BOX resize down to int(side·c), Pillow's NEAREST back up (Pillow's
  *                   weights, without its 8-bit rounding)
  *   brightness      HSV value + c, clipped (hue and saturation kept): every channel of a pixel is
@@ -41,7 +41,7 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { nearestIndex, resampleMatrix } from './resample';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
-import { jpegGreyRoundTrip } from './jpeg';
+import { COLOUR_MIN_SIDE, jpegColourRoundTrip, jpegGreyRoundTrip } from './jpeg';
 import * as C from './imagenet-c';
 import { reflect101 } from './imagenet-c';
 import { spatter } from './spatter';
@@ -465,17 +465,31 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
 }
 
 /**
+ * Largest colour image (pixels) whose JPEG round trip image/jpeg.ts makes: sharp costs ~1.6 ms of
+ * CPU a round trip whatever the size (two calls through libvips) and ~0.03 µs a pixel, these
+ * loops ~0.07 µs a pixel (5 qualities of a 32×32 image: 0.3 ms against sharp's 8.4; of 224×224:
+ * 18 against 16), so they win below about 200×200.
+ */
+const JS_JPEG_MAX_PIXELS = 160 * 160;
+
+/**
  * JPEG round trip at a quality (1–100); same size and channel count. `bytes`: the image as
  * toBytes(img) gives it, when the caller has it already (one image at several qualities).
- * One-channel images through image/jpeg.ts (what sharp gives for them: it writes a grey image
- * as YCbCr whose chroma is flat 128, and its luma round trip is the greyscale one), colour
- * images through sharp.
+ * One-channel images, and colour images up to JS_JPEG_MAX_PIXELS, through image/jpeg.ts (sharp's
+ * values: for a grey image sharp writes YCbCr whose chroma is flat 128, so its luma round trip is
+ * the greyscale one); larger colour images through sharp.
  */
 export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
   if (C === 1) {
     const grey = jpegGreyRoundTrip(bytes, H, W, quality);
     for (let p = 0; p < H * W; p++) out[p] = grey[p] / 255;
+    return like(img, out);
+  }
+  if (C === 3 && H >= COLOUR_MIN_SIDE && W >= COLOUR_MIN_SIDE && H * W <= JS_JPEG_MAX_PIXELS) {
+    const rgb = jpegColourRoundTrip(bytes, H, W, quality);
+    const n = H * W;
+    for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) out[c * n + p] = rgb[p * 3 + c] / 255;
     return like(img, out);
   }
   const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })

@@ -1,22 +1,24 @@
 /**
  * A baseline JPEG round trip (encode at a quality, decode) without the file in between: the
- * lossy part of libjpeg's codec alone, for greyscale images. A JPEG file stores each 8×8 block's
- * quantised DCT coefficients losslessly (Huffman coding), so encoding and decoding give back
- * exactly what quantising the forward DCT and running the inverse DCT gives, and that is all this
- * module computes, in libjpeg's integer arithmetic:
- * - the image padded to whole blocks by repeating its last column and row (jcprepct.c);
+ * lossy part of libjpeg's codec alone. A JPEG file stores each 8×8 block's quantised DCT
+ * coefficients losslessly (Huffman coding), so encoding and decoding give back exactly what
+ * quantising the forward DCT and running the inverse DCT gives, and that is all this module
+ * computes, in libjpeg's integer arithmetic:
+ * - each plane padded to whole blocks by repeating its last column and row (jcsample.c
+ *   expand_right_edge, jcprepct.c);
  * - samples centred on 0, the "islow" forward DCT (jfdctint.c, scaled by 8);
- * - quantisation by the standard (Annex K) luminance table scaled for the quality
+ * - quantisation by the standard (Annex K) luminance or chrominance table scaled for the quality
  *   (jcparam.c: 5000/q below 50, 200 − 2q from 50, entries clamped to 1..255), dividing through
  *   libjpeg-turbo's reciprocal, correction and shift (jcdctmgr.c compute_reciprocal, quantize),
  *   which is what its SIMD quantiser computes;
- * - dequantisation, the "islow" inverse DCT (jidctint.c) and its range-limit table (jdmaster.c).
+ * - dequantisation, the "islow" inverse DCT (jidctint.c) and its range-limit table (jdmaster.c);
+ * - for colour, 4:2:0 chroma: the conversions and resampling of jpegColourRoundTrip.
  *
- * Why: sharp's round trip for a small image is mostly fixed cost (two calls through libvips: ~2 ms
- * for a 28×28 image, 1 ms an image even in mosaics), while these integer loops take a few
- * microseconds a block. image/jpeg.test.ts checks every value against sharp's own encode and
- * decode, at every quality, on random, flat and MNIST images of sizes that are and are not whole
- * blocks. Colour images still go through sharp (image/corrupt.ts jpeg()).
+ * Why: sharp's round trip for a small image is mostly fixed cost (two calls through libvips:
+ * ~1.7 ms of CPU for a 32×32 image), while these integer loops take about a microsecond a block.
+ * test/unit/jpeg.test.ts checks every value against sharp's own encode and decode (libvips with
+ * mozjpeg), at every quality, on noise, gradients, two-level images, checkerboards and MNIST
+ * digits, at sizes that are and are not whole blocks and MCUs.
  */
 
 const LUMA = [
@@ -24,14 +26,29 @@ const LUMA = [
   18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ];
 
-/** The quantisation table for a quality 1..100 (force_baseline: entries 1..255), row-major. */
-export function lumaTable(quality: number): Int32Array {
+const CHROMA = [
+  17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+  ...new Array<number>(32).fill(99),
+];
+
+/** A quantisation table for a quality 1..100 (force_baseline: entries 1..255), row-major. */
+function scaledTable(base: number[], quality: number): Int32Array {
   const q = Math.min(100, Math.max(1, Math.round(quality)));
   // jpeg_quality_scaling returns an int: 5000/q truncated
   const scale = q < 50 ? Math.trunc(5000 / q) : 200 - 2 * q;
   const t = new Int32Array(64);
-  for (let i = 0; i < 64; i++) t[i] = Math.min(255, Math.max(1, Math.trunc((LUMA[i] * scale + 50) / 100)));
+  for (let i = 0; i < 64; i++) t[i] = Math.min(255, Math.max(1, Math.trunc((base[i] * scale + 50) / 100)));
   return t;
+}
+
+/** The luminance quantisation table for a quality 1..100. */
+export function lumaTable(quality: number): Int32Array {
+  return scaledTable(LUMA, quality);
+}
+
+/** The chrominance quantisation table for a quality 1..100. */
+export function chromaTable(quality: number): Int32Array {
+  return scaledTable(CHROMA, quality);
 }
 
 /** Per coefficient: libjpeg-turbo's reciprocal, correction and total shift for divisor q·8 (16-bit DCTELEM). */
@@ -70,13 +87,15 @@ function divisorsFor(table: Int32Array): Divisors {
   return { recip, corr, shift };
 }
 
-const tables = new Map<number, { table: Int32Array; div: Divisors }>();
-function quantFor(quality: number) {
+type Quant = { table: Int32Array; div: Divisors };
+const tables = new Map<string, Quant>();
+function quantFor(quality: number, chroma = false): Quant {
   const q = Math.min(100, Math.max(1, Math.round(quality)));
-  let t = tables.get(q);
+  const key = `${chroma ? 'c' : 'y'}${q}`;
+  let t = tables.get(key);
   if (!t) {
-    const table = lumaTable(q);
-    tables.set(q, (t = { table, div: divisorsFor(table) }));
+    const table = chroma ? chromaTable(q) : lumaTable(q);
+    tables.set(key, (t = { table, div: divisorsFor(table) }));
   }
   return t;
 }
@@ -233,23 +252,18 @@ function idct(c: Int32Array, ws: Int32Array, out: Uint8Array, at: number, W: num
 }
 
 /**
- * The greyscale JPEG round trip of an 8-bit image (H×W bytes, row-major) at a quality 1..100:
- * the bytes a baseline libjpeg encode and decode give back, into `out` (H×W).
+ * One component's round trip: `plane` (PH×PW samples, both whole blocks) block by block through
+ * the forward DCT, quantisation by `quant`, dequantisation and the inverse DCT, in place.
  */
-export function jpegGreyRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W)): Uint8Array {
-  const { table, div } = quantFor(quality);
+function codePlane(plane: Uint8Array, PH: number, PW: number, quant: Quant): void {
+  const { table, div } = quant;
   const { recip, corr, shift } = div;
-  const BH = Math.ceil(H / 8) * 8;
-  const BW = Math.ceil(W / 8) * 8;
-  const dec = new Uint8Array(BH * BW);
   const blk = new Int32Array(64);
   const ws = new Int32Array(64);
-  for (let by = 0; by < BH; by += 8) {
-    for (let bx = 0; bx < BW; bx += 8) {
-      for (let y = 0; y < 8; y++) {
-        const row = Math.min(by + y, H - 1) * W;
-        for (let x = 0; x < 8; x++) blk[y * 8 + x] = src[row + Math.min(bx + x, W - 1)] - 128;
-      }
+  for (let by = 0; by < PH; by += 8) {
+    for (let bx = 0; bx < PW; bx += 8) {
+      const at = by * PW + bx;
+      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) blk[y * 8 + x] = plane[at + y * PW + x] - 128;
       fdct(blk);
       for (let i = 0; i < 64; i++) {
         const t = blk[i];
@@ -258,9 +272,148 @@ export function jpegGreyRoundTrip(src: Uint8Array, H: number, W: number, quality
         const q = ((((t < 0 ? -t : t) + corr[i]) * recip[i]) >>> shift[i]) | 0;
         blk[i] = (t < 0 ? -q : q) * table[i];
       }
-      idct(blk, ws, dec, by * BW + bx, BW);
+      idct(blk, ws, plane, at, PW);
     }
   }
-  for (let y = 0; y < H; y++) out.set(dec.subarray(y * BW, y * BW + W), y * W);
+}
+
+/**
+ * The greyscale JPEG round trip of an 8-bit image (H×W bytes, row-major) at a quality 1..100:
+ * the bytes a baseline libjpeg encode and decode give back, into `out` (H×W).
+ */
+export function jpegGreyRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W)): Uint8Array {
+  const BH = Math.ceil(H / 8) * 8;
+  const BW = Math.ceil(W / 8) * 8;
+  const plane = new Uint8Array(BH * BW);
+  // the right and bottom edges repeated to whole blocks (jcsample.c expand_right_edge, jcprepct.c)
+  for (let y = 0; y < BH; y++) {
+    const row = Math.min(y, H - 1) * W;
+    for (let x = 0; x < BW; x++) plane[y * BW + x] = src[row + Math.min(x, W - 1)];
+  }
+  codePlane(plane, BH, BW, quantFor(quality));
+  for (let y = 0; y < H; y++) out.set(plane.subarray(y * BW, y * BW + W), y * W);
   return out;
+}
+
+// jccolor.c / jdcolor.c: colour conversion in 16-bit fixed point, FIX(x) = round(x · 2^16)
+const FIX = (x: number) => Math.trunc(x * 65536 + 0.5);
+const ONE_HALF = 1 << 15;
+const CBCR_OFFSET = 128 << 16;
+const Y_R = FIX(0.299), Y_G = FIX(0.587), Y_B = FIX(0.114);
+const CB_R = -FIX(0.16874), CB_G = -FIX(0.33126), HALF = FIX(0.5);
+const CR_G = -FIX(0.41869), CR_B = -FIX(0.08131);
+/** jdcolor.c build_ycc_rgb_table, indexed by the chroma sample 0..255. */
+const CR_R = new Int32Array(256);
+const CB_B = new Int32Array(256);
+const CR_GT = new Float64Array(256);
+const CB_GT = new Float64Array(256);
+for (let i = 0; i < 256; i++) {
+  const x = i - 128;
+  CR_R[i] = (FIX(1.402) * x + ONE_HALF) >> 16;
+  CB_B[i] = (FIX(1.772) * x + ONE_HALF) >> 16;
+  CR_GT[i] = -FIX(0.71414) * x;
+  CB_GT[i] = -FIX(0.34414) * x + ONE_HALF;
+}
+const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/** Smallest image the colour round trip takes: libjpeg upsamples chroma by replication instead when it is 2 samples wide or less. */
+export const COLOUR_MIN_SIDE = 6;
+
+/**
+ * The colour JPEG round trip of an 8-bit RGB image (H×W×3 bytes, interleaved, as sharp takes raw
+ * input) at a quality 1..100, with 4:2:0 chroma: what libjpeg's encode and decode give back,
+ * into `out` (interleaved). The steps, each libjpeg's integer arithmetic:
+ * - RGB → YCbCr (jccolor.c), the image's right and bottom edges repeated to whole MCUs;
+ * - chroma halved both ways by 2×2 sums with the alternating bias 1, 2 (jcsample.c h2v2_downsample);
+ * - each plane's blocks through codePlane (luminance and chrominance tables);
+ * - chroma doubled by the "fancy" triangle filter (jdsample.c h2v2_fancy_upsample: 3/4 of the
+ *   nearer sample, 1/4 of the farther, both ways; the first and last rows and columns repeated);
+ * - YCbCr → RGB through jdcolor.c's tables, clamped.
+ * Width and height at least COLOUR_MIN_SIDE.
+ */
+export function jpegColourRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W * 3)): Uint8Array {
+  if (H < COLOUR_MIN_SIDE || W < COLOUR_MIN_SIDE) throw new RangeError(`colour JPEG round trip: ${W}×${H} is below ${COLOUR_MIN_SIDE} on a side`);
+  // whole MCUs of 16×16: luma in 8×8 blocks, chroma half size in 8×8 blocks
+  const MH = Math.ceil(H / 16) * 16;
+  const MW = Math.ceil(W / 16) * 16;
+  const Y = new Uint8Array(MH * MW);
+  const Cb = new Uint8Array(MH * MW);
+  const Cr = new Uint8Array(MH * MW);
+  for (let y = 0; y < MH; y++) {
+    const row = Math.min(y, H - 1) * W;
+    for (let x = 0; x < MW; x++) {
+      const p = (row + Math.min(x, W - 1)) * 3;
+      const r = src[p], g = src[p + 1], b = src[p + 2];
+      const o = y * MW + x;
+      Y[o] = (Y_R * r + Y_G * g + Y_B * b + ONE_HALF) >> 16;
+      Cb[o] = (CB_R * r + CB_G * g + HALF * b + CBCR_OFFSET + ONE_HALF - 1) >> 16;
+      Cr[o] = (HALF * r + CR_G * g + CR_B * b + CBCR_OFFSET + ONE_HALF - 1) >> 16;
+    }
+  }
+  const CH = MH / 2;
+  const CW = MW / 2;
+  const cb = new Uint8Array(CH * CW);
+  const cr = new Uint8Array(CH * CW);
+  const dw = (W + 1) >> 1;
+  const dh = (H + 1) >> 1;
+  for (let j = 0; j < CH; j++) {
+    if (j >= dh) {
+      // below the image the downsampled rows repeat the last one (jcprepct.c pads after downsampling)
+      cb.copyWithin(j * CW, (dh - 1) * CW, dh * CW);
+      cr.copyWithin(j * CW, (dh - 1) * CW, dh * CW);
+      continue;
+    }
+    const r0 = 2 * j * MW;
+    const r1 = r0 + MW;
+    for (let i = 0, bias = 1; i < CW; i++, bias ^= 3) {
+      const a = r0 + 2 * i;
+      const b = r1 + 2 * i;
+      cb[j * CW + i] = (Cb[a] + Cb[a + 1] + Cb[b] + Cb[b + 1] + bias) >> 2;
+      cr[j * CW + i] = (Cr[a] + Cr[a + 1] + Cr[b] + Cr[b + 1] + bias) >> 2;
+    }
+  }
+  codePlane(Y, MH, MW, quantFor(quality));
+  const chroma = quantFor(quality, true);
+  codePlane(cb, CH, CW, chroma);
+  codePlane(cr, CH, CW, chroma);
+  // fancy upsampling over the chroma samples the image has (ceil(W/2) × ceil(H/2)); the rows
+  // above the first and below the last are those rows again (jdmainct.c's context pointers)
+  const upCb = new Uint8Array(2 * dw);
+  const upCr = new Uint8Array(2 * dw);
+  for (let y = 0; y < H; y++) {
+    const j = y >> 1;
+    const k = y & 1 ? Math.min(j + 1, dh - 1) : Math.max(j - 1, 0);
+    upsampleRow(cb, j * CW, k * CW, dw, upCb);
+    upsampleRow(cr, j * CW, k * CW, dw, upCr);
+    for (let x = 0; x < W; x++) {
+      const yy = Y[y * MW + x];
+      const b = upCb[x];
+      const r = upCr[x];
+      const o = (y * W + x) * 3;
+      out[o] = clamp255(yy + CR_R[r]);
+      out[o + 1] = clamp255(yy + ((CB_GT[b] + CR_GT[r]) >> 16));
+      out[o + 2] = clamp255(yy + CB_B[b]);
+    }
+  }
+  return out;
+}
+
+/** jdsample.c h2v2_fancy_upsample for one output row: the nearer chroma row at `near`, the farther at `far`, `dw` samples → 2·dw. */
+function upsampleRow(c: Uint8Array, near: number, far: number, dw: number, out: Uint8Array): void {
+  let thiscol = c[near] * 3 + c[far];
+  let nextcol = c[near + 1] * 3 + c[far + 1];
+  out[0] = (thiscol * 4 + 8) >> 4;
+  out[1] = (thiscol * 3 + nextcol + 7) >> 4;
+  let lastcol = thiscol;
+  thiscol = nextcol;
+  let o = 2;
+  for (let i = 2; i < dw; i++) {
+    nextcol = c[near + i] * 3 + c[far + i];
+    out[o++] = (thiscol * 3 + lastcol + 8) >> 4;
+    out[o++] = (thiscol * 3 + nextcol + 7) >> 4;
+    lastcol = thiscol;
+    thiscol = nextcol;
+  }
+  out[o++] = (thiscol * 3 + lastcol + 8) >> 4;
+  out[o] = (thiscol * 4 + 7) >> 4;
 }
