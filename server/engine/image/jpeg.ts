@@ -131,46 +131,37 @@ const H3 = 1 << (S3 - 1);
 
 /** jpeg_fdct_islow in place on 64 centred samples: rows, then columns. */
 function fdct(d: Int32Array): void {
-  for (let o = 0; o < 64; o += 8) {
-    const a0 = d[o], a1 = d[o + 1], a2 = d[o + 2], a3 = d[o + 3], a4 = d[o + 4], a5 = d[o + 5], a6 = d[o + 6], a7 = d[o + 7];
-    const tmp0 = a0 + a7, tmp7 = a0 - a7, tmp1 = a1 + a6, tmp6 = a1 - a6;
-    const tmp2 = a2 + a5, tmp5 = a2 - a5, tmp3 = a3 + a4, tmp4 = a3 - a4;
-    const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
-    d[o] = (tmp10 + tmp11) << PASS1_BITS;
-    d[o + 4] = (tmp10 - tmp11) << PASS1_BITS;
-    const z1e = (tmp12 + tmp13) * F0_541;
-    d[o + 2] = (z1e + tmp13 * F0_765 + H1) >> S1;
-    d[o + 6] = (z1e - tmp12 * F1_847 + H1) >> S1;
-    const z5 = (tmp4 + tmp6 + tmp5 + tmp7) * F1_175;
-    const z1 = -(tmp4 + tmp7) * F0_899;
-    const z2 = -(tmp5 + tmp6) * F2_562;
-    const z3 = -(tmp4 + tmp6) * F1_961 + z5;
-    const z4 = -(tmp5 + tmp7) * F0_390 + z5;
-    d[o + 7] = (tmp4 * F0_298 + z1 + z3 + H1) >> S1;
-    d[o + 5] = (tmp5 * F2_053 + z2 + z4 + H1) >> S1;
-    d[o + 3] = (tmp6 * F3_072 + z2 + z3 + H1) >> S1;
-    d[o + 1] = (tmp7 * F1_501 + z1 + z4 + H1) >> S1;
-  }
-  for (let o = 0; o < 8; o++) {
-    const a0 = d[o], a1 = d[o + 8], a2 = d[o + 16], a3 = d[o + 24], a4 = d[o + 32], a5 = d[o + 40], a6 = d[o + 48], a7 = d[o + 56];
-    const tmp0 = a0 + a7, tmp7 = a0 - a7, tmp1 = a1 + a6, tmp6 = a1 - a6;
-    const tmp2 = a2 + a5, tmp5 = a2 - a5, tmp3 = a3 + a4, tmp4 = a3 - a4;
-    const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
-    d[o] = (tmp10 + tmp11 + (1 << (PASS1_BITS - 1))) >> PASS1_BITS;
-    d[o + 32] = (tmp10 - tmp11 + (1 << (PASS1_BITS - 1))) >> PASS1_BITS;
-    const z1e = (tmp12 + tmp13) * F0_541;
-    d[o + 16] = (z1e + tmp13 * F0_765 + H2) >> S2;
-    d[o + 48] = (z1e - tmp12 * F1_847 + H2) >> S2;
-    const z5 = (tmp4 + tmp6 + tmp5 + tmp7) * F1_175;
-    const z1 = -(tmp4 + tmp7) * F0_899;
-    const z2 = -(tmp5 + tmp6) * F2_562;
-    const z3 = -(tmp4 + tmp6) * F1_961 + z5;
-    const z4 = -(tmp5 + tmp7) * F0_390 + z5;
-    d[o + 56] = (tmp4 * F0_298 + z1 + z3 + H2) >> S2;
-    d[o + 40] = (tmp5 * F2_053 + z2 + z4 + H2) >> S2;
-    d[o + 24] = (tmp6 * F3_072 + z2 + z3 + H2) >> S2;
-    d[o + 8] = (tmp7 * F1_501 + z1 + z4 + H2) >> S2;
-  }
+  for (let o = 0; o < 64; o += 8) fdctPass(d, o, 1, true);
+  for (let o = 0; o < 8; o++) fdctPass(d, o, 8, false);
+}
+
+/**
+ * One 8-point pass of jpeg_fdct_islow on d[o + k·step], in place: the row pass scales by
+ * 2^PASS1_BITS and descales its products by CONST_BITS − PASS1_BITS, the column pass removes
+ * that scale and descales by CONST_BITS + PASS1_BITS.
+ */
+function fdctPass(d: Int32Array, o: number, step: number, rows: boolean): void {
+  const a0 = d[o], a1 = d[o + step], a2 = d[o + 2 * step], a3 = d[o + 3 * step];
+  const a4 = d[o + 4 * step], a5 = d[o + 5 * step], a6 = d[o + 6 * step], a7 = d[o + 7 * step];
+  const tmp0 = a0 + a7, tmp7 = a0 - a7, tmp1 = a1 + a6, tmp6 = a1 - a6;
+  const tmp2 = a2 + a5, tmp5 = a2 - a5, tmp3 = a3 + a4, tmp4 = a3 - a4;
+  const tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
+  const sh = rows ? S1 : S2;
+  const half = rows ? H1 : H2;
+  d[o] = rows ? (tmp10 + tmp11) << PASS1_BITS : (tmp10 + tmp11 + (1 << (PASS1_BITS - 1))) >> PASS1_BITS;
+  d[o + 4 * step] = rows ? (tmp10 - tmp11) << PASS1_BITS : (tmp10 - tmp11 + (1 << (PASS1_BITS - 1))) >> PASS1_BITS;
+  const z1e = (tmp12 + tmp13) * F0_541;
+  d[o + 2 * step] = (z1e + tmp13 * F0_765 + half) >> sh;
+  d[o + 6 * step] = (z1e - tmp12 * F1_847 + half) >> sh;
+  const z5 = (tmp4 + tmp6 + tmp5 + tmp7) * F1_175;
+  const z1 = -(tmp4 + tmp7) * F0_899;
+  const z2 = -(tmp5 + tmp6) * F2_562;
+  const z3 = -(tmp4 + tmp6) * F1_961 + z5;
+  const z4 = -(tmp5 + tmp7) * F0_390 + z5;
+  d[o + 7 * step] = (tmp4 * F0_298 + z1 + z3 + half) >> sh;
+  d[o + 5 * step] = (tmp5 * F2_053 + z2 + z4 + half) >> sh;
+  d[o + 3 * step] = (tmp6 * F3_072 + z2 + z3 + half) >> sh;
+  d[o + step] = (tmp7 * F1_501 + z1 + z4 + half) >> sh;
 }
 
 /** jdmaster.c's post-IDCT range limit, indexed by (value & 1023): value + 128 clamped to 0..255. */
@@ -181,74 +172,54 @@ const RANGE = (() => {
 })();
 
 /**
- * jpeg_idct_islow of 64 dequantised coefficients (columns into ws, then rows) into 8×8 samples at
- * out[at + y·W + x]. A column or row whose AC terms are all 0 takes libjpeg's shortcut (the same
- * values as the full pass).
+ * jpeg_idct_islow of 64 dequantised coefficients (columns into ws, then rows through the range
+ * limit) into 8×8 samples at out[at + y·W + x].
  */
-function idct(c: Int32Array, ws: Int32Array, out: Uint8Array, at: number, W: number): void {
-  for (let col = 0; col < 8; col++) {
-    const x0 = c[col], x1 = c[col + 8], x2 = c[col + 16], x3 = c[col + 24];
-    const x4 = c[col + 32], x5 = c[col + 40], x6 = c[col + 48], x7 = c[col + 56];
-    if ((x1 | x2 | x3 | x4 | x5 | x6 | x7) === 0) {
-      const dc = x0 << PASS1_BITS;
-      for (let r = 0; r < 64; r += 8) ws[col + r] = dc;
-      continue;
-    }
-    const z1e = (x2 + x6) * F0_541;
-    const tmp2e = z1e - x6 * F1_847;
-    const tmp3e = z1e + x2 * F0_765;
-    const tmp0e = (x0 + x4) << CONST_BITS;
-    const tmp1e = (x0 - x4) << CONST_BITS;
-    const tmp10 = tmp0e + tmp3e, tmp13 = tmp0e - tmp3e, tmp11 = tmp1e + tmp2e, tmp12 = tmp1e - tmp2e;
-    const z5 = (x7 + x3 + x5 + x1) * F1_175;
-    const z1 = -(x7 + x1) * F0_899;
-    const z2 = -(x5 + x3) * F2_562;
-    const z3 = -(x7 + x3) * F1_961 + z5;
-    const z4 = -(x5 + x1) * F0_390 + z5;
-    const t0 = x7 * F0_298 + z1 + z3;
-    const t1 = x5 * F2_053 + z2 + z4;
-    const t2 = x3 * F3_072 + z2 + z3;
-    const t3 = x1 * F1_501 + z1 + z4;
-    ws[col] = (tmp10 + t3 + H1) >> S1;
-    ws[col + 56] = (tmp10 - t3 + H1) >> S1;
-    ws[col + 8] = (tmp11 + t2 + H1) >> S1;
-    ws[col + 48] = (tmp11 - t2 + H1) >> S1;
-    ws[col + 16] = (tmp12 + t1 + H1) >> S1;
-    ws[col + 40] = (tmp12 - t1 + H1) >> S1;
-    ws[col + 24] = (tmp13 + t0 + H1) >> S1;
-    ws[col + 32] = (tmp13 - t0 + H1) >> S1;
-  }
+function idct(c: Int32Array, ws: Int32Array, row: Int32Array, out: Uint8Array, at: number, W: number): void {
+  for (let col = 0; col < 8; col++) idctPass(c, col, 8, ws, S1, H1);
   for (let w = 0, o = at; w < 64; w += 8, o += W) {
-    const x0 = ws[w], x1 = ws[w + 1], x2 = ws[w + 2], x3 = ws[w + 3], x4 = ws[w + 4], x5 = ws[w + 5], x6 = ws[w + 6], x7 = ws[w + 7];
-    if ((x1 | x2 | x3 | x4 | x5 | x6 | x7) === 0) {
-      const v = RANGE[((x0 + (1 << (PASS1_BITS + 2))) >> (PASS1_BITS + 3)) & 1023];
-      for (let x = 0; x < 8; x++) out[o + x] = v;
-      continue;
-    }
-    const z1e = (x2 + x6) * F0_541;
-    const tmp2e = z1e - x6 * F1_847;
-    const tmp3e = z1e + x2 * F0_765;
-    const tmp0e = (x0 + x4) << CONST_BITS;
-    const tmp1e = (x0 - x4) << CONST_BITS;
-    const tmp10 = tmp0e + tmp3e, tmp13 = tmp0e - tmp3e, tmp11 = tmp1e + tmp2e, tmp12 = tmp1e - tmp2e;
-    const z5 = (x7 + x3 + x5 + x1) * F1_175;
-    const z1 = -(x7 + x1) * F0_899;
-    const z2 = -(x5 + x3) * F2_562;
-    const z3 = -(x7 + x3) * F1_961 + z5;
-    const z4 = -(x5 + x1) * F0_390 + z5;
-    const t0 = x7 * F0_298 + z1 + z3;
-    const t1 = x5 * F2_053 + z2 + z4;
-    const t2 = x3 * F3_072 + z2 + z3;
-    const t3 = x1 * F1_501 + z1 + z4;
-    out[o] = RANGE[((tmp10 + t3 + H3) >> S3) & 1023];
-    out[o + 7] = RANGE[((tmp10 - t3 + H3) >> S3) & 1023];
-    out[o + 1] = RANGE[((tmp11 + t2 + H3) >> S3) & 1023];
-    out[o + 6] = RANGE[((tmp11 - t2 + H3) >> S3) & 1023];
-    out[o + 2] = RANGE[((tmp12 + t1 + H3) >> S3) & 1023];
-    out[o + 5] = RANGE[((tmp12 - t1 + H3) >> S3) & 1023];
-    out[o + 3] = RANGE[((tmp13 + t0 + H3) >> S3) & 1023];
-    out[o + 4] = RANGE[((tmp13 - t0 + H3) >> S3) & 1023];
+    idctPass(ws, w, 1, row, S3, H3);
+    for (let x = 0; x < 8; x++) out[o + x] = RANGE[row[x] & 1023];
   }
+}
+
+/**
+ * One 8-point pass of jpeg_idct_islow: src[o + k·step] to dst[o + k·step] (dst: the same layout
+ * as src for the column pass, 8 values for a row), descaled by 2^sh. A column or row whose AC
+ * terms are all 0 takes libjpeg's shortcut, which gives the values the full pass gives.
+ */
+function idctPass(src: Int32Array, o: number, step: number, dst: Int32Array, sh: number, half: number): void {
+  const x0 = src[o], x1 = src[o + step], x2 = src[o + 2 * step], x3 = src[o + 3 * step];
+  const x4 = src[o + 4 * step], x5 = src[o + 5 * step], x6 = src[o + 6 * step], x7 = src[o + 7 * step];
+  const d = step === 1 ? 0 : o; // a row goes to dst[0..7]
+  if ((x1 | x2 | x3 | x4 | x5 | x6 | x7) === 0) {
+    const dc = ((x0 << CONST_BITS) + half) >> sh;
+    for (let k = 0; k < 8; k++) dst[d + k * step] = dc;
+    return;
+  }
+  const z1e = (x2 + x6) * F0_541;
+  const tmp2e = z1e - x6 * F1_847;
+  const tmp3e = z1e + x2 * F0_765;
+  const tmp0e = (x0 + x4) << CONST_BITS;
+  const tmp1e = (x0 - x4) << CONST_BITS;
+  const tmp10 = tmp0e + tmp3e, tmp13 = tmp0e - tmp3e, tmp11 = tmp1e + tmp2e, tmp12 = tmp1e - tmp2e;
+  const z5 = (x7 + x3 + x5 + x1) * F1_175;
+  const z1 = -(x7 + x1) * F0_899;
+  const z2 = -(x5 + x3) * F2_562;
+  const z3 = -(x7 + x3) * F1_961 + z5;
+  const z4 = -(x5 + x1) * F0_390 + z5;
+  const t0 = x7 * F0_298 + z1 + z3;
+  const t1 = x5 * F2_053 + z2 + z4;
+  const t2 = x3 * F3_072 + z2 + z3;
+  const t3 = x1 * F1_501 + z1 + z4;
+  dst[d] = (tmp10 + t3 + half) >> sh;
+  dst[d + 7 * step] = (tmp10 - t3 + half) >> sh;
+  dst[d + step] = (tmp11 + t2 + half) >> sh;
+  dst[d + 6 * step] = (tmp11 - t2 + half) >> sh;
+  dst[d + 2 * step] = (tmp12 + t1 + half) >> sh;
+  dst[d + 5 * step] = (tmp12 - t1 + half) >> sh;
+  dst[d + 3 * step] = (tmp13 + t0 + half) >> sh;
+  dst[d + 4 * step] = (tmp13 - t0 + half) >> sh;
 }
 
 /**
@@ -260,6 +231,7 @@ function codePlane(plane: Uint8Array, PH: number, PW: number, quant: Quant): voi
   const { recip, corr, shift } = div;
   const blk = new Int32Array(64);
   const ws = new Int32Array(64);
+  const row = new Int32Array(8);
   for (let by = 0; by < PH; by += 8) {
     for (let bx = 0; bx < PW; bx += 8) {
       const at = by * PW + bx;
@@ -272,7 +244,7 @@ function codePlane(plane: Uint8Array, PH: number, PW: number, quant: Quant): voi
         const q = ((((t < 0 ? -t : t) + corr[i]) * recip[i]) >>> shift[i]) | 0;
         blk[i] = (t < 0 ? -q : q) * table[i];
       }
-      idct(blk, ws, plane, at, PW);
+      idct(blk, ws, row, plane, at, PW);
     }
   }
 }
