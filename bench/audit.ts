@@ -15,11 +15,13 @@
  * time of each session's first two runs (where its arena grows: see views/session.ts).
  *
  *   node --import tsx bench/audit.ts [--batch 32] [--repeat 1] [--mnist 1000] [--imagenet 100]
- *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet]
+ *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet|cifar]
  *                                    [--save DIR]   (writes each case's report.json there, to compare metrics)
  *                                    [--run-passes N]  (forward passes per run of the view sessions)
  *
- * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST).
+ * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
+ * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
+ * CIFAR-10 test images).
  *
  * session.run is timed by wrapping InferenceSession.prototype.run: every session the engine
  * creates (the model's, the views' composed with the model, a standalone view graph) counts, and
@@ -66,7 +68,13 @@ if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 const CASES = [
   { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
   { key: 'mnist', name: 'mnist-8 / MNIST', limit: Number(values.mnist), model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit' },
-].filter((c) => !values.case || c.key === values.case);
+  // Not part of the target (only with --case cifar): small colour images, where a corruption
+  // view's CPU part (JPEG above all, until image/jpeg.ts) costs more than the model's pass.
+  {
+    key: 'cifar', name: 'ResNet-2B / CIFAR-10', limit: 100, model: 'models/cifar10_resnet2b_advtrained.onnx', data: 'cifar10_test_first100/labels.csv',
+    preprocess: { mean: [0.4914, 0.4822, 0.4465], std: [0.2471, 0.2435, 0.2616] }, optional: true,
+  },
+].filter((c) => (values.case ? c.key === values.case : !('optional' in c)));
 
 interface Tally {
   runMs: number;
