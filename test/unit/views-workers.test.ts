@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -86,35 +86,6 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
     await releaseViewWorkers(owner);
   }
   assert.equal(viewWorkerThreads(), 0, 'the workers end with their last owner');
-});
-
-/** The nice values of this process's threads (Linux: /proc/self/task/<tid>/stat, field 19). */
-function threadNices(): number[] {
-  return readdirSync('/proc/self/task').flatMap((tid) => {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
-    } catch {
-      return []; // a thread that ended meanwhile
-    }
-  });
-}
-
-test('the worker thread runs at the lowest priority (nice 19), this thread and the others at theirs', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
-  if (threadNices()[0] >= 19) return t.skip('this process already runs at nice 19');
-  await setViewWorkers(1);
-  const owner = {};
-  try {
-    const before = threadNices();
-    assert.ok(!before.includes(19), `no thread at nice 19 before the worker starts (${before.join(', ')})`);
-    await corruptionViewMaker([['shot_noise', 3]], 12, 12, {}, { owner }).inputs(image(1, 12, 12, 4), seedOf(4));
-    assert.equal(viewWorkerThreads(), 1);
-    const nices = threadNices();
-    assert.equal(nices.filter((n) => n === 19).length, 1, `one thread at nice 19 (${nices.join(', ')})`);
-    assert.equal(threadNices()[0], before[0], 'the main thread keeps its priority');
-  } finally {
-    await releaseViewWorkers(owner);
-  }
 });
 
 test('worker-made inputs at ImageNet size (224×224×3), ImageNet-C\'s fifteen at five severities, equal this thread\'s bit for bit', async () => {

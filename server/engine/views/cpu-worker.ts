@@ -4,37 +4,12 @@
  * bit for bit. Bundled on its own as dist/views-worker.js (scripts/build.mjs); under tsx the main
  * thread loads this file through tsx's require hook.
  */
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
 
 const port = parentPort;
 if (!port) throw new Error('views/cpu-worker.ts runs as a worker thread (views/workers.ts starts it)');
-
-/**
- * This thread at the lowest priority (Linux: a thread's own nice value, set through its id), so
- * that it takes the cores ONNX Runtime leaves idle instead of taking one from ORT's threads. At the
- * end of every parallel section ORT's calling thread spin-waits for its pool threads
- * (EigenNonBlockingThreadPool's EndParallelSection, whatever allow_spinning says): a pool thread
- * pre-empted by this one leaves the caller burning the other core until it runs again. Measured
- * on 2 cores (bench/audit.ts, mnist-8 on 1,000 MNIST images, three runs each): the shift probe's
- * runs, beside which this thread makes the next corruption inputs, 2.2–2.3 → 1.5–1.6 s inside
- * session.run; the audit 7.0–8.0 → 6.8–7.0 s, CPU 12.2–13.7 → 11.9–12.0 s; MobileNetV2-int8 on
- * the ImageNet samples the same (58.1 against 57.8 s). Elsewhere, or where it fails, the thread
- * keeps the default priority.
- */
-function lowestPriority(): void {
-  if (process.platform !== 'linux') return;
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19);
-  } catch {
-    // not permitted or no /proc: the default priority is only slower
-  }
-}
-lowestPriority();
 
 /** The makers per corruption list and size, kept while the worker lives (their input reuse pool and
  *  JPEG batching with them); a handful at most: one per probe configuration in a process. */
