@@ -167,28 +167,27 @@ export function gaussianUniforms(seed: number, n: number, out = new Float32Array
 
 /**
  * out.length draws of mulberry32(seed), in order, as the doubles it returns: four at a time in the
- * WebAssembly kernel where it runs, else this loop (a function of its own: written in the
- * generator's closure, the same loop took 2.4× as long).
+ * WebAssembly kernel where it runs, else mulberryFill.
  */
 export function drawsInto(seed: number, out: Float64Array): void {
-  if (unitDoublesKernel(seed, out)) return;
-  // mulberryUnit and MULBERRY_STEP written out: through them (exports, under tsx) the loop took twice as long
-  let a = seed >>> 0;
-  for (let p = 0; p < out.length; p++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[p] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+  if (!unitDoublesKernel(seed, out)) mulberryFill(seed, out, 0, 1);
 }
 
 /**
  * out.length draws of mulberry32(seed), in order, as float32 lo + span·u: four at a time in the
- * WebAssembly kernel where it runs, else this loop (as drawsInto: not in the generator's closure).
+ * WebAssembly kernel where it runs, else mulberryFill.
  */
 function uniformsInto(seed: number, out: Float32Array<ArrayBufferLike>, lo: number, span: number): void {
-  if (uniformsKernel(seed, out, lo, span)) return;
+  if (!uniformsKernel(seed, out, lo, span)) mulberryFill(seed, out, lo, span);
+}
+
+/**
+ * The kernels' loop in JavaScript: out[p] = lo + span·u for the draws u of mulberry32(seed), in
+ * order (0 + 1·u is u, exactly). A function of its own: written in the generator's closure the
+ * same loop took 2.4× as long, and through mulberryUnit and MULBERRY_STEP (exports, under tsx)
+ * twice as long.
+ */
+function mulberryFill(seed: number, out: Float32Array<ArrayBufferLike> | Float64Array, lo: number, span: number): void {
   let a = seed >>> 0;
   for (let p = 0; p < out.length; p++) {
     a = (a + 0x6d2b79f5) >>> 0;

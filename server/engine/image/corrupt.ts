@@ -25,9 +25,9 @@
  *                   grid (see diskKernel); borders reflect (OpenCV's BORDER_REFLECT_101,
  *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
- *                   first rounded to 8 bits, as any JPEG writer does. Images up to 160×160 take
- *                   image/jpeg.ts's round trip instead: libjpeg's integer arithmetic without the
- *                   file, the same values as sharp's
+ *                   first rounded to 8 bits, as any JPEG writer does. One-channel images, and
+ *                   colour ones up to 160×160, take image/jpeg.ts's round trip instead: libjpeg's
+ *                   integer arithmetic without the file, the same values as sharp's
  *   pixelate        Pillow's BOX resize down to int(side·c), Pillow's NEAREST back up (Pillow's
  *                   weights, without its 8-bit rounding)
  *   brightness      HSV value + c, clipped (hue and saturation kept): every channel of a pixel is

@@ -63,13 +63,7 @@ function divisorsFor(table: Int32Array): Divisors {
   const corr = new Int32Array(64);
   const shift = new Int32Array(64);
   for (let i = 0; i < 64; i++) {
-    const d = table[i] << 3;
-    if (d === 1) {
-      recip[i] = 1;
-      corr[i] = 0;
-      shift[i] = 0;
-      continue;
-    }
+    const d = table[i] << 3; // ≥ 8: compute_reciprocal's divisor-1 case never arises for the DCT
     const b = 31 - Math.clz32(d); // flss(d) − 1
     let r = 16 + b;
     let fq = Math.floor(2 ** r / d);
@@ -119,7 +113,7 @@ const PASS1_BITS = 2;
 /**
  * Both transforms in int32 arithmetic, as libjpeg-turbo's SIMD code computes them (16-bit samples
  * and coefficients, 32-bit products and sums), so nothing here passes 2^31; DESCALE(x, n) is
- * (x + 2^(n−1)) >> n, rounding half up. image/jpeg.test.ts's checkerboards at quality 100 give
+ * (x + 2^(n−1)) >> n, rounding half up. test/unit/jpeg.test.ts's checkerboards at quality 100 give
  * the largest coefficients there are.
  */
 const S1 = CONST_BITS - PASS1_BITS;

@@ -2,7 +2,7 @@
  * Hendrycks' common corruptions (image/corrupt.ts holds the definitions and the constant table)
  * as views: defocus blur, pixelation, brightness and contrast become graph ops; Gaussian noise
  * becomes a graph op (Box–Muller) fed with the uniforms gaussian() would draw; shot noise (Poisson, whose number of draws
- * depends on the pixel), impulse noise (a tight loop) and JPEG (sharp, or image/jpeg.ts for one channel) are made on the CPU and fed as given
+ * depends on the pixel), impulse noise (a tight loop) and JPEG (image/corrupt.ts jpeg()) are made on the CPU and fed as given
  * views. The draws come from the caller's per-image, per-corruption-and-severity seed (mulberry32) exactly as
  * image/corrupt.ts draws them, so a view is the same image (to float32 rounding) whichever path
  * made it: the report does not change. ImageNet-C's other corruptions and the extras use the ops
