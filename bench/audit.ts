@@ -28,7 +28,7 @@
  * a run's forward passes are the rows of its [N, K] class-score output (a standalone view graph
  * has none). The time is charged to the probe the audit says is running.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -89,13 +89,17 @@ interface Tally {
   createMs: number;
   /** Minor page faults of the process (all threads) while the probe was the current one. */
   faults: number;
+  /** Wall time while the probe was the current one, and the process's CPU time (all threads) in it:
+   *  their quotient is how many cores the audit kept busy then (at most the machine's). */
+  currentMs: number;
+  currentCpuMs: number;
 }
 let current = '-';
 let K = 0;
 const tallies = new Map<string, Tally>();
 const tally = (p: string) => {
   let t = tallies.get(p);
-  if (!t) tallies.set(p, (t = { runMs: 0, runCpuMs: 0, firstMs: 0, runs: 0, passes: 0, sessions: 0, createMs: 0, faults: 0 }));
+  if (!t) tallies.set(p, (t = { runMs: 0, runCpuMs: 0, firstMs: 0, runs: 0, passes: 0, sessions: 0, createMs: 0, faults: 0, currentMs: 0, currentCpuMs: 0 }));
   return t;
 };
 /** User + system CPU time of this process (all its threads: ORT's, sharp's, the main one), ms. */
@@ -110,6 +114,40 @@ const mainThreadMs = () => {
   } catch {
     return NaN;
   }
+};
+/** The machine's idle and stolen CPU time since boot, ms (Linux /proc/stat; NaN elsewhere): on a VM
+ *  the hypervisor's steal slows both sides of a pair unevenly, and idle time beside an audit is
+ *  time its pipeline left a core without work. */
+const machineMs = () => {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: ((f[3] + f[4]) * 1000) / 100, steal: ((f[7] ?? 0) * 1000) / 100 };
+  } catch {
+    return { idle: NaN, steal: NaN };
+  }
+};
+/** CPU time of each of this process's threads by thread id, with its name (Linux: /proc; empty elsewhere). */
+const threadsMs = () => {
+  const out = new Map<string, { name: string; ms: number }>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ms: ((Number(f[11]) + Number(f[12])) * 1000) / 100 });
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+};
+/** Threads that used CPU between two threadsMs(), each on its own, largest first: "name 1.2 s". */
+const threadsLine = (a: Map<string, { name: string; ms: number }>, b: Map<string, { name: string; ms: number }>) => {
+  const used: Array<{ name: string; ms: number }> = [];
+  for (const [tid, t] of b) {
+    const ms = t.ms - (a.get(tid)?.ms ?? 0);
+    if (ms >= 50) used.push({ name: tid === String(process.pid) ? 'main' : `${t.name}${a.has(tid) ? '' : '*'}`, ms });
+  }
+  return used.sort((x, y) => y.ms - x.ms).map((t) => `${t.name} ${(t.ms / 1000).toFixed(1)}`).join(', ');
 };
 const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType> } }).prototype;
 const origRun = proto.run;
@@ -177,19 +215,31 @@ async function main() {
     let best: { wall: number; per: Map<string, Tally & { wallMs: number }> } | undefined;
     let bare = Infinity;
     const pairs: string[] = [];
+    const threadLines: string[] = [];
     for (let r = 0; r < repeat; r++) {
       tallies.clear();
       const load0 = loadavg()[0];
       const ds = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit });
       const c0 = process.cpuUsage();
       const m0 = mainThreadMs();
+      const th0 = threadsMs();
+      const k0 = machineMs();
       const f0 = process.resourceUsage().minorPageFault;
       const t0 = performance.now();
       let fSwitch = f0;
+      let tSwitch = t0;
+      let cSwitch = process.cpuUsage();
       const switchTo = (next: string) => {
         const f = process.resourceUsage().minorPageFault;
-        tally(current).faults += f - fSwitch;
+        const t = performance.now();
+        const c = process.cpuUsage();
+        const was = tally(current);
+        was.faults += f - fSwitch;
+        was.currentMs += t - tSwitch;
+        was.currentCpuMs += cpuMs(process.cpuUsage(cSwitch));
         fSwitch = f;
+        tSwitch = t;
+        cSwitch = c;
         current = next;
       };
       const report = await audit(model, ds, {
@@ -203,6 +253,8 @@ async function main() {
       const wall = performance.now() - t0;
       const cpu = cpuMs(process.cpuUsage(c0));
       const mainCpu = mainThreadMs() - m0;
+      threadLines.push(threadsLine(th0, threadsMs()));
+      const k1 = machineMs();
       const faults = process.resourceUsage().minorPageFault - f0;
       switchTo('-');
       if (values.save) {
@@ -213,7 +265,7 @@ async function main() {
       for (const [id, ms] of Object.entries(report.run.timingsMs ?? {})) per.set(id, { ...tally(id), wallMs: ms });
       for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });
       const { ms: b, cpu: bCpu, faults: bFaults } = await bareLoop([...per.values()].reduce((a, t) => a + t.passes, 0));
-      pairs.push(`wall ${(wall / 1000).toFixed(1)} / ${(b / 1000).toFixed(1)} s = ${(wall / b).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(bCpu / 1000).toFixed(1)} s = ${(cpu / bCpu).toFixed(2)} (audit's main thread ${(mainCpu / 1000).toFixed(1)} s), minor page faults ${faults} / ${bFaults} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
+      pairs.push(`wall ${(wall / 1000).toFixed(1)} / ${(b / 1000).toFixed(1)} s = ${(wall / b).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(bCpu / 1000).toFixed(1)} s = ${(cpu / bCpu).toFixed(2)} (audit's main thread ${(mainCpu / 1000).toFixed(1)} s), minor page faults ${faults} / ${bFaults} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; during the audit the machine's cores idled ${((k1.idle - k0.idle) / 1000).toFixed(1)} s and the hypervisor stole ${((k1.steal - k0.steal) / 1000).toFixed(1)} s)`);
       bare = Math.min(bare, b);
       if (!best || wall < best.wall) best = { wall, per };
     }
@@ -227,13 +279,15 @@ async function main() {
 
     console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ' (best of each)' : ''}`);
     console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
+    console.log(`the audit's CPU by thread (s, those over 0.05; * started during the audit): ${threadLines.join('; ')}`);
     const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);
     const sessions = [...per.values()].reduce((a, t) => a + t.sessions, 0);
-    console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s   page faults');
+    console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s   page faults   cores busy');
     const row = (id: string, w: number, t: Tally) =>
-      console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}   ${String(t.faults).padStart(11)}`);
+      console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}   ${String(t.faults).padStart(11)}   ${t.currentMs > 0 ? (t.currentCpuMs / t.currentMs).toFixed(2).padStart(10) : ''}`);
     for (const [id, t] of per) row(id, t.wallMs, t);
-    row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: [...per.values()].reduce((a, t) => a + t.faults, 0) });
+    const sum = (k: 'faults' | 'currentMs' | 'currentCpuMs') => [...per.values()].reduce((a, t) => a + t[k], 0);
+    row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: sum('faults'), currentMs: sum('currentMs'), currentCpuMs: sum('currentCpuMs') });
   }
 }
 

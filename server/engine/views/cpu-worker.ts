@@ -4,12 +4,20 @@
  * bit for bit. Bundled on its own as dist/views-worker.js (scripts/build.mjs); under tsx the main
  * thread loads this file through tsx's require hook.
  */
+import { writeFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
 
 const port = parentPort;
 if (!port) throw new Error('views/cpu-worker.ts runs as a worker thread (views/workers.ts starts it)');
+
+// The thread's name as `top -H`, `ps -L` and bench/audit.ts show it (Linux; elsewhere it keeps its own).
+try {
+  writeFileSync('/proc/thread-self/comm', 'skeptic-views');
+} catch {
+  // no /proc: not Linux
+}
 
 /** The makers per corruption list and size, kept while the worker lives (their input reuse pool and
  *  JPEG batching with them); a handful at most: one per probe configuration in a process. */
