@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -82,11 +82,18 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
       }
     }
     assert.equal(viewWorkerThreads(), 1);
+    // on Linux the worker's thread is named for `top -H`, `ps -L` and bench/audit.ts's per-thread CPU
+    if (process.platform === 'linux') assert.ok(threadNames().includes('skeptic-views'), `threads: ${threadNames().join(', ')}`);
   } finally {
     await releaseViewWorkers(owner);
   }
   assert.equal(viewWorkerThreads(), 0, 'the workers end with their last owner');
 });
+
+/** The names of this process's threads (Linux). */
+function threadNames(): string[] {
+  return readdirSync('/proc/self/task').map((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
+}
 
 test('worker-made inputs at ImageNet size (224×224×3), ImageNet-C\'s fifteen at five severities, equal this thread\'s bit for bit', async () => {
   await setViewWorkers(1);
