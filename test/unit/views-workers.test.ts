@@ -17,7 +17,7 @@ import { derivedSeed } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 import { corruptionViews } from '../../server/engine/views/corruptions';
 import type { ViewInputs } from '../../server/engine/views/plan';
-import { corruptionViewMaker, defaultViewWorkers, releaseViewWorkers, setViewWorkers, viewWorkerThreads } from '../../server/engine/views/workers';
+import { corruptionViewMaker, defaultViewWorkers, imagesPerMessage, releaseViewWorkers, setViewWorkers, viewWorkerJobs, viewWorkerThreads } from '../../server/engine/views/workers';
 
 const ROOT = resolve(__dirname, '../..');
 const FIXTURES = resolve(ROOT, '../shared/fixtures');
@@ -94,6 +94,33 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
 function threadNames(): string[] {
   return readdirSync('/proc/self/task').map((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
 }
+
+test('images asked for together go to the workers in messages of about 8,192 pixels at most, of nearly equal size, at least one per worker', async () => {
+  // runViews asks for its first runs together: MNIST's 32 images in one message kept the first
+  // run waiting for all of them
+  assert.equal(imagesPerMessage(32, 28 * 28, 1), 8);
+  assert.equal(imagesPerMessage(33, 28 * 28, 1), 9);
+  assert.equal(imagesPerMessage(16, 32 * 32, 1), 8);
+  assert.equal(imagesPerMessage(2, 224 * 224, 1), 1);
+  assert.equal(imagesPerMessage(3, 40 * 56, 1), 3);
+  assert.equal(imagesPerMessage(4, 40 * 56, 1), 2);
+  assert.equal(imagesPerMessage(6, 12 * 12, 2), 3);
+  assert.equal(imagesPerMessage(1, 500 * 500, 4), 1);
+
+  await setViewWorkers(1);
+  const owner = {};
+  try {
+    const list: Array<[CorruptionName, number]> = [['shot_noise', 1], ['snow', 3]];
+    const here = corruptionViews(list, 28, 28);
+    const there = corruptionViewMaker(list, 28, 28, {}, { owner });
+    const imgs = Array.from({ length: 32 }, (_, i) => image(1, 28, 28, i));
+    const made = await Promise.all(imgs.map((img, i) => there.inputs(img, seedOf(i))));
+    assert.equal(viewWorkerJobs(), 4, 'four messages of 8 images');
+    for (let i = 0; i < imgs.length; i++) assert.equal(firstDifference(made[i], await here.inputs(imgs[i], seedOf(i))), undefined, `image ${i}`);
+  } finally {
+    await releaseViewWorkers(owner);
+  }
+});
 
 test('worker-made inputs at ImageNet size (224×224×3), ImageNet-C\'s fifteen at five severities, equal this thread\'s bit for bit', async () => {
   await setViewWorkers(1);
