@@ -104,13 +104,17 @@ const tally = (p: string) => {
 };
 /** User + system CPU time of this process (all its threads: ORT's, sharp's, the main one), ms. */
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+/** A thread's name and CPU time (utime + stime at USER_HZ = 100), ms, from /proc/self/task/<tid>/stat. */
+const threadStat = (tid: string) => {
+  const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return { name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ms: ((Number(f[11]) + Number(f[12])) * 1000) / 100 };
+};
 /** CPU time of the main JavaScript thread alone, ms (Linux: /proc; NaN elsewhere): what the views'
  *  worker threads (views/workers.ts) take off it shows here, whatever else loads the machine. */
 const mainThreadMs = () => {
   try {
-    const s = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, at USER_HZ = 100
+    return threadStat(String(process.pid)).ms;
   } catch {
     return NaN;
   }
@@ -130,11 +134,7 @@ const machineMs = () => {
 const threadsMs = () => {
   const out = new Map<string, { name: string; ms: number }>();
   try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, { name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ms: ((Number(f[11]) + Number(f[12])) * 1000) / 100 });
-    }
+    for (const tid of readdirSync('/proc/self/task')) out.set(tid, threadStat(tid));
   } catch {
     // not Linux
   }

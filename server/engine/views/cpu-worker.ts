@@ -19,8 +19,8 @@ try {
   // no /proc: not Linux
 }
 
-/** The makers per corruption list and size, kept while the worker lives (their input reuse pool and
- *  JPEG batching with them); a handful at most: one per probe configuration in a process. */
+/** The makers per corruption list and size, kept while the worker lives (their input reuse pool with
+ *  them); a handful at most: one per probe configuration in a process. */
 const made = new Map<string, { views: CorruptionViews; index: Map<string, number> }>();
 const MAX_SPECS = 8;
 /** Jobs received and not yet started, and those of them the main thread no longer wants. */
