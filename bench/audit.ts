@@ -236,7 +236,7 @@ async function main() {
         const was = tally(current);
         was.faults += f - fSwitch;
         was.currentMs += t - tSwitch;
-        was.currentCpuMs += cpuMs(process.cpuUsage(cSwitch));
+        was.currentCpuMs += cpuMs({ user: c.user - cSwitch.user, system: c.system - cSwitch.system });
         fSwitch = f;
         tSwitch = t;
         cSwitch = c;

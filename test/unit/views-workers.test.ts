@@ -92,7 +92,13 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
 
 /** The names of this process's threads (Linux). */
 function threadNames(): string[] {
-  return readdirSync('/proc/self/task').map((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
+  return readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()];
+    } catch {
+      return []; // a thread that ended meanwhile
+    }
+  });
 }
 
 test('images asked for together go to the workers in messages of about 8,192 pixels at most, of nearly equal size, at least one per worker', async () => {
