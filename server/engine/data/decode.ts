@@ -33,9 +33,11 @@
  * them exact and testable.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
-import { resizeU8, type U8Image } from '../image/resample';
-import { resizeTensorU8 } from '../image/resample-tensor';
+import type { U8Image } from '../image/resample';
 import type { DecodeSpec, PixelImage } from '../types';
+import { checkSpec, finishDecode, place, resize, resizeTarget } from './geometry';
+
+export { centreOffset, finishDecode, roundHalfEven, shortSideSize } from './geometry';
 
 /** Default decompression-bomb guard: images above this many pixels are refused. */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -50,81 +52,6 @@ export class DecodeError extends Error {
     super(message);
     this.name = 'DecodeError';
   }
-}
-
-/** v/255 for every byte value, as float32, so decoding is a table look-up. */
-const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
-
-/** Python's round(): halves go to the even neighbour (torchvision's centre-crop offsets use it). */
-export function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/** Size after torchvision's Resize(S) on a width×height image: the short side becomes S. */
-export function shortSideSize(width: number, height: number, s: number): { width: number; height: number } {
-  if (width <= height) return { width: s, height: Math.floor((s * height) / width) };
-  return { width: Math.floor((s * width) / height), height: s };
-}
-
-/** Offset of a centred `crop`-long window in a `size`-long side (negative: the window is larger).
- *  torchvision rounds (size − crop)/2 half to even; Hugging Face's center_crop floors it. */
-export function centreOffset(size: number, crop: number, rounding: 'half-even' | 'floor' = 'half-even'): number {
-  if (size < crop) return -Math.floor((crop - size) / 2);
-  return rounding === 'floor' ? Math.floor((size - crop) / 2) : roundHalfEven((size - crop) / 2);
-}
-
-function checkSpec(spec: DecodeSpec): number {
-  const margin = spec.margin ?? 0;
-  const ok = (n: number) => Number.isInteger(n) && n > 0;
-  if ((spec.channels !== 1 && spec.channels !== 3) || !ok(spec.height) || !ok(spec.width)) {
-    throw new RangeError(`bad decode spec: ${JSON.stringify(spec)}`);
-  }
-  if (!Number.isInteger(margin) || margin < 0 || (spec.resizeShortSide !== undefined && !ok(spec.resizeShortSide))) {
-    throw new RangeError(`bad decode spec: ${JSON.stringify(spec)}`);
-  }
-  return margin;
-}
-
-/** The size to resample a width×height source to. */
-function resizeTarget(width: number, height: number, spec: DecodeSpec): { width: number; height: number } {
-  return spec.resizeShortSide !== undefined
-    ? shortSideSize(width, height, spec.resizeShortSide)
-    : { width: spec.width, height: spec.height };
-}
-
-/**
- * Cuts the output window out of interleaved 8-bit pixels (spec.channels per pixel, already
- * resized), repeating border pixels outside them, and converts to planar float [0,1].
- */
-function place(src: Uint8Array, sw: number, sh: number, spec: DecodeSpec, margin: number): PixelImage {
-  const sc = spec.channels;
-  const oh = spec.height + 2 * margin;
-  const ow = spec.width + 2 * margin;
-  const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height, spec.cropRounding) - margin : -margin;
-  const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width, spec.cropRounding) - margin : -margin;
-  const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
-  const xs = Int32Array.from({ length: ow }, (_, x) => clamp(x + left, sw - 1));
-  const plane = oh * ow;
-  const out = new Float32Array(sc * plane);
-  for (let y = 0; y < oh; y++) {
-    const row = clamp(y + top, sh - 1) * sw;
-    const o = y * ow;
-    if (sc === 1) {
-      for (let x = 0; x < ow; x++) out[o + x] = UNIT[src[row + xs[x]]];
-    } else {
-      for (let x = 0; x < ow; x++) {
-        const p = (row + xs[x]) * 3;
-        out[o + x] = UNIT[src[p]];
-        out[plane + o + x] = UNIT[src[p + 1]];
-        out[2 * plane + o + x] = UNIT[src[p + 2]];
-      }
-    }
-  }
-  return { data: out, channels: sc, height: oh, width: ow };
 }
 
 /** Names formats sharp cannot read, from their magic bytes, for a more useful message. */
@@ -158,7 +85,15 @@ function translate(e: unknown, bytes: Buffer, maxPixels: number): DecodeError {
  * a reason for empty, non-image, unsupported, corrupt, truncated or oversized input.
  */
 export async function decodeImage(bytes: Buffer, spec: DecodeSpec, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<PixelImage> {
-  const margin = checkSpec(spec);
+  return finishDecode(await decodeRaw(bytes, spec, maxPixels), spec);
+}
+
+/**
+ * decodeImage's first part: the decoder (sharp, its work in libuv's threads) to 8-bit pixels,
+ * interleaved, spec.channels per pixel, at the file's own size. Throws DecodeError as decodeImage.
+ */
+export async function decodeRaw(bytes: Buffer, spec: DecodeSpec, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<U8Image> {
+  checkSpec(spec);
   if (bytes.length === 0) throw new DecodeError('file is empty (0 bytes)');
   // failOn 'error': truncated or corrupt data fails (as PIL does), while the benign warnings
   // common in real JPEGs ("extraneous bytes before marker") do not.
@@ -200,18 +135,7 @@ export async function decodeImage(bytes: Buffer, spec: DecodeSpec, maxPixels: nu
   }
   const sc = spec.channels;
   if (sc === 1) pixels = rgbToL(pixels);
-  const target = resizeTarget(w, h, spec);
-  const r = resize({ data: pixels, width: w, height: h, channels: sc }, target.width, target.height, spec);
-  return place(r.data, r.width, r.height, spec, margin);
-}
-
-/** Resizes with the spec's filter, by Pillow's algorithm or torchvision's tensor one. */
-function resize(img: U8Image, width: number, height: number, spec: DecodeSpec): U8Image {
-  const filter = spec.interpolation ?? 'bilinear';
-  if (spec.resampler === 'tensor' || spec.resampler === 'tensor-antialias') {
-    return resizeTensorU8(img, width, height, filter, spec.resampler === 'tensor-antialias');
-  }
-  return resizeU8(img, width, height, filter);
+  return { data: pixels, width: w, height: h, channels: sc };
 }
 
 /** PIL's CMYK → RGB: (255 − K) − (255 − K)·C/255 per channel, with its rounded division by 255. */

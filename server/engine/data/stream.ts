@@ -11,7 +11,7 @@ import { CancelledError, throwIfAborted } from '../errors';
 import type { DatasetRecord, DecodeSpec, Sample, StreamOptions } from '../types';
 import { fsReason } from '../fs/files';
 import { describe } from './common';
-import { decodeImage } from './decode';
+import { decodeFile } from './decode-workers';
 
 export interface DecodeConfig {
   concurrency: number;
@@ -140,7 +140,7 @@ export async function fileSample(record: DatasetRecord, spec: DecodeSpec, opts: 
   const hash = sha256(bytes);
   if (opts.wantImage && !opts.wantImage(record, hash)) return { record, sha256: hash, margin };
   try {
-    const image = await decodeImage(bytes, spec, cfg.maxPixels);
+    const image = await decodeFile(bytes, spec, cfg.maxPixels);
     return { record, sha256: hash, image, margin };
   } catch (e) {
     if (e instanceof RangeError) throw e; // a bad DecodeSpec is a bug, not bad data

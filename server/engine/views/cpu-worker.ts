@@ -1,20 +1,27 @@
 /**
- * A worker thread that makes the corruption views' CPU part (views/workers.ts sends it images and
- * seeds): the same makers as in the main thread (corruptionViews(...).inputs), so the same planes
- * bit for bit. Bundled on its own as dist/views-worker.js (scripts/build.mjs); under tsx the main
- * thread loads this file through tsx's require hook.
+ * The engine's worker thread, in one of two roles (workerData.role):
+ * - views (views/workers.ts): makes the corruption views' CPU part from the images and seeds it
+ *   is sent, with the same makers as the main thread (corruptionViews(...).inputs), so the same
+ *   planes bit for bit;
+ * - decode (data/decode-workers.ts): finishes decoded images (data/decode.ts finishDecode: the
+ *   resampling, crop and margin), the same pixels as on the main thread.
+ * Bundled on its own as dist/views-worker.js (scripts/build.mjs); under tsx the main thread loads
+ * this file through tsx's require hook.
  */
 import { writeFileSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { finishDecode } from '../data/geometry';
+import type { FinishJob, FinishReply } from '../data/decode-workers';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
 
 const port = parentPort;
 if (!port) throw new Error('views/cpu-worker.ts runs as a worker thread (views/workers.ts starts it)');
+const decoder = (workerData as { role?: string } | undefined)?.role === 'decode';
 
 // The thread's name as `top -H`, `ps -L` and bench/audit.ts show it (Linux; elsewhere it keeps its own).
 try {
-  writeFileSync('/proc/thread-self/comm', 'skeptic-views');
+  writeFileSync('/proc/thread-self/comm', decoder ? 'skeptic-decode' : 'skeptic-views');
 } catch {
   // no /proc: not Linux
 }
@@ -70,7 +77,22 @@ async function make(job: MakeJob): Promise<void> {
  */
 let chain: Promise<void> = Promise.resolve();
 
-port.on('message', (m: ToWorker) => {
+/** A decoded image finished at once (pure computation, a few ms: nothing to queue or cancel). */
+function finish(m: FinishJob): void {
+  let reply: FinishReply;
+  try {
+    const image = finishDecode(m.raw, m.spec);
+    reply = { type: 'finished', id: m.id, image };
+    port!.postMessage(reply, [image.data.buffer as ArrayBuffer]);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    reply = { type: 'failed', id: m.id, error: { name: err.name, message: err.message } };
+    port!.postMessage(reply);
+  }
+}
+
+port.on('message', (m: ToWorker | FinishJob) => {
+  if (m.type === 'finish') return finish(m);
   if (m.type === 'cancel') {
     if (queued.has(m.id)) cancelled.add(m.id);
     return;

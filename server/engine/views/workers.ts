@@ -274,9 +274,10 @@ export function transferables(sets: object[]): ArrayBuffer[] {
 /** The workers are gone (did not start, died, or were ended): make the inputs in this thread. */
 class WorkerGone extends Error {}
 
-/** The worker script: SKEPTIC_VIEWS_WORKER when set (a built script), dist/views-worker.js beside a
- *  bundle, the TypeScript source through tsx's require hook otherwise. */
-function workerScript(): { file: string; code?: string } {
+/** The worker script (views/cpu-worker.ts, also data/decode-workers.ts's): SKEPTIC_VIEWS_WORKER
+ *  when set (a built script), dist/views-worker.js beside a bundle, the TypeScript source through
+ *  tsx's require hook otherwise. */
+export function workerScript(): { file: string; code?: string } {
   const given = process.env.SKEPTIC_VIEWS_WORKER;
   if (given) return { file: given };
   if (!__filename.endsWith('.ts')) return { file: join(__dirname, 'views-worker.js') };
