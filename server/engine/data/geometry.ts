@@ -4,7 +4,7 @@
  * and the conversion to planar float [0,1]. Pure JavaScript without sharp, so a worker thread
  * can run it (data/decode-workers.ts) and give the same bits.
  */
-import { resizeU8, type U8Image } from '../image/resample';
+import { resizeU8, resizeU8Window, type ResizeWindow, type U8Image } from '../image/resample';
 import { resizeTensorU8 } from '../image/resample-tensor';
 import type { DecodeSpec, PixelImage } from '../types';
 
@@ -53,22 +53,35 @@ export function resizeTarget(width: number, height: number, spec: DecodeSpec): {
     : { width: spec.width, height: spec.height };
 }
 
-/**
- * Cuts the output window out of interleaved 8-bit pixels (spec.channels per pixel, already
- * resized), repeating border pixels outside them, and converts to planar float [0,1].
- */
-export function place(src: Uint8Array, sw: number, sh: number, spec: DecodeSpec, margin: number): PixelImage {
-  const sc = spec.channels;
+/** Where place() reads: the resized image's window that holds the output (offsets clamped to it). */
+export function placeWindow(sw: number, sh: number, spec: DecodeSpec, margin: number): ResizeWindow {
+  const { top, left, oh, ow } = outputFrame(sw, sh, spec, margin);
+  const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
+  return { x0: clamp(left, sw - 1), x1: clamp(left + ow - 1, sw - 1) + 1, y0: clamp(top, sh - 1), y1: clamp(top + oh - 1, sh - 1) + 1 };
+}
+
+function outputFrame(sw: number, sh: number, spec: DecodeSpec, margin: number): { top: number; left: number; oh: number; ow: number } {
   const oh = spec.height + 2 * margin;
   const ow = spec.width + 2 * margin;
   const top = spec.resizeShortSide !== undefined ? centreOffset(sh, spec.height, spec.cropRounding) - margin : -margin;
   const left = spec.resizeShortSide !== undefined ? centreOffset(sw, spec.width, spec.cropRounding) - margin : -margin;
+  return { top, left, oh, ow };
+}
+
+/**
+ * Cuts the output window out of interleaved 8-bit pixels (spec.channels per pixel, already
+ * resized to sw×sh), repeating border pixels outside them, and converts to planar float [0,1].
+ * `src` may hold only a window of the resized image (placeWindow's), its top-left corner at `at`.
+ */
+export function place(src: Uint8Array, sw: number, sh: number, spec: DecodeSpec, margin: number, at: { x: number; y: number; width: number } = { x: 0, y: 0, width: sw }): PixelImage {
+  const sc = spec.channels;
+  const { top, left, oh, ow } = outputFrame(sw, sh, spec, margin);
   const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
-  const xs = Int32Array.from({ length: ow }, (_, x) => clamp(x + left, sw - 1));
+  const xs = Int32Array.from({ length: ow }, (_, x) => clamp(x + left, sw - 1) - at.x);
   const plane = oh * ow;
   const out = new Float32Array(sc * plane);
   for (let y = 0; y < oh; y++) {
-    const row = clamp(y + top, sh - 1) * sw;
+    const row = (clamp(y + top, sh - 1) - at.y) * at.width;
     const o = y * ow;
     if (sc === 1) {
       for (let x = 0; x < ow; x++) out[o + x] = UNIT[src[row + xs[x]]];
@@ -96,8 +109,14 @@ export function finishDecode(raw: U8Image, spec: DecodeSpec): PixelImage {
     throw new RangeError(`finishDecode: ${raw.width}×${raw.height}×${raw.channels} pixels (${raw.data.length} bytes) for a ${spec.channels}-channel spec`);
   }
   const target = resizeTarget(raw.width, raw.height, spec);
-  const r = resize(raw, target.width, target.height, spec);
-  return place(r.data, r.width, r.height, spec, margin);
+  if (spec.resampler === 'tensor' || spec.resampler === 'tensor-antialias') {
+    const r = resize(raw, target.width, target.height, spec);
+    return place(r.data, r.width, r.height, spec, margin);
+  }
+  // Pillow's resampling, only the window the crop keeps
+  const win = placeWindow(target.width, target.height, spec, margin);
+  const r = resizeU8Window(raw, target.width, target.height, spec.interpolation ?? 'bilinear', win);
+  return place(r.data, target.width, target.height, spec, margin, { x: win.x0, y: win.y0, width: r.width });
 }
 
 /** Resizes with the spec's filter, by Pillow's algorithm or torchvision's tensor one. */

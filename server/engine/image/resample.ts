@@ -176,11 +176,11 @@ function clip(ss: number): number {
 // The loops below keep every sum an int32 (`| 0`), which V8 runs as integer arithmetic; Pillow
 // accumulates in a C int, so the bound is the same (|Σ pixel·weight| < 255·1.3·2^22 < 2^31).
 
-/** Horizontal pass over rows [y0, y1) of src, into a (y1−y0)-row image of the new width. */
-function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: AxisCoeffs): U8Image {
+/** Horizontal pass over rows [y0, y1) of src, into a (y1−y0)-row image of output columns [x0, x1). */
+function horizontal(src: U8Image, x0: number, x1: number, y0: number, y1: number, co: AxisCoeffs): U8Image {
   const C = src.channels;
   const inRow = src.width * C;
-  const outRow = outW * C;
+  const outRow = (x1 - x0) * C;
   const out = new Uint8Array((y1 - y0) * outRow);
   const { ksize, first, count, k } = co;
   const s = src.data;
@@ -188,7 +188,7 @@ function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: Axis
     const rowIn = y * inRow;
     let o = (y - y0) * outRow;
     if (C === 3) {
-      for (let x = 0; x < outW; x++, o += 3) {
+      for (let x = x0; x < x1; x++, o += 3) {
         const kb = x * ksize;
         const n = count[x];
         let p = rowIn + first[x] * 3;
@@ -204,7 +204,7 @@ function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: Axis
         out[o + 2] = clip(c);
       }
     } else {
-      for (let x = 0; x < outW; x++, o += C) {
+      for (let x = x0; x < x1; x++, o += C) {
         const kb = x * ksize;
         const n = count[x];
         const p = rowIn + first[x] * C;
@@ -216,27 +216,27 @@ function horizontal(src: U8Image, outW: number, y0: number, y1: number, co: Axis
       }
     }
   }
-  return { data: out, width: outW, height: y1 - y0, channels: C };
+  return { data: out, width: x1 - x0, height: y1 - y0, channels: C };
 }
 
-/** Vertical pass: row i of the output reads rows first[i]−offset … of src. */
-function vertical(src: U8Image, outH: number, offset: number, co: AxisCoeffs): U8Image {
+/** Vertical pass: output rows [y0, y1), row i reading rows first[i]−offset … of src. */
+function vertical(src: U8Image, y0: number, y1: number, offset: number, co: AxisCoeffs): U8Image {
   const row = src.width * src.channels;
-  const out = new Uint8Array(outH * row);
+  const out = new Uint8Array((y1 - y0) * row);
   const { ksize, first, count, k } = co;
   const s = src.data;
-  for (let y = 0; y < outH; y++) {
+  for (let y = y0; y < y1; y++) {
     const kb = y * ksize;
     const n = count[y];
     const base = (first[y] - offset) * row;
-    const o = y * row;
+    const o = (y - y0) * row;
     for (let i = 0; i < row; i++) {
       let a = HALF;
       for (let t = 0, p = base + i; t < n; t++, p += row) a = (a + Math.imul(s[p], k[kb + t])) | 0;
       out[o + i] = clip(a);
     }
   }
-  return { data: out, width: src.width, height: outH, channels: src.channels };
+  return { data: out, width: src.width, height: y1 - y0, channels: src.channels };
 }
 
 /** Pillow's NEAREST: affine scaling with the source position accumulated in double precision. */
@@ -252,21 +252,29 @@ export function nearestIndex(inSize: number, outSize: number): Int32Array {
   return idx;
 }
 
-function nearest(src: U8Image, outW: number, outH: number): U8Image {
+function nearest(src: U8Image, outW: number, outH: number, win: ResizeWindow): U8Image {
   const C = src.channels;
   const xs = nearestIndex(src.width, outW);
   const ys = nearestIndex(src.height, outH);
-  const out = new Uint8Array(outW * outH * C);
+  const out = new Uint8Array((win.x1 - win.x0) * (win.y1 - win.y0) * C);
   const inRow = src.width * C;
   let o = 0;
-  for (let y = 0; y < outH; y++) {
+  for (let y = win.y0; y < win.y1; y++) {
     const r = ys[y] * inRow;
-    for (let x = 0; x < outW; x++) {
+    for (let x = win.x0; x < win.x1; x++) {
       const p = r + xs[x] * C;
       for (let c = 0; c < C; c++) out[o++] = src.data[p + c];
     }
   }
-  return { data: out, width: outW, height: outH, channels: C };
+  return { data: out, width: win.x1 - win.x0, height: win.y1 - win.y0, channels: C };
+}
+
+/** Output columns [x0, x1) and rows [y0, y1) of a resize. */
+export interface ResizeWindow {
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
 }
 
 /**
@@ -274,24 +282,58 @@ function nearest(src: U8Image, outW: number, outH: number): U8Image {
  * (whole image, no reducing_gap). Returns the source itself when the size is unchanged.
  */
 export function resizeU8(src: U8Image, outW: number, outH: number, filter: Interpolation): U8Image {
-  if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW <= 0 || outH <= 0) {
-    throw new RangeError(`bad resize target ${outW}x${outH}`);
+  if (outW === src.width && outH === src.height) return checkResize(src, outW, outH);
+  return resizeU8Window(src, outW, outH, filter, { x0: 0, x1: outW, y0: 0, y1: outH });
+}
+
+/**
+ * The window `win` of resizeU8(src, outW, outH, filter), computed alone: each output pixel reads
+ * the same taps of the same 8-bit intermediate, so the values are those of the whole resize, for
+ * the work of the window (a decoder that centre-crops 224×224 out of a 256-pixel short side skips
+ * a third of it). With the size unchanged, the window of the source.
+ */
+export function resizeU8Window(src: U8Image, outW: number, outH: number, filter: Interpolation, win: ResizeWindow): U8Image {
+  checkResize(src, outW, outH);
+  const { x0, x1, y0, y1 } = win;
+  if (!(Number.isInteger(x0) && Number.isInteger(x1) && Number.isInteger(y0) && Number.isInteger(y1) && 0 <= x0 && x0 < x1 && x1 <= outW && 0 <= y0 && y0 < y1 && y1 <= outH)) {
+    throw new RangeError(`bad resize window ${JSON.stringify(win)} of ${outW}x${outH}`);
   }
-  if (src.data.length !== src.width * src.height * src.channels) throw new RangeError('pixel buffer does not match its size');
-  if (outW === src.width && outH === src.height) return src;
-  if (filter === 'nearest') return nearest(src, outW, outH);
+  if (filter === 'nearest' || (outW === src.width && outH === src.height)) {
+    // the unchanged size as NEAREST's identity (each index maps to itself)
+    if (outW === src.width && outH === src.height && x0 === 0 && y0 === 0 && x1 === outW && y1 === outH) return src;
+    return nearest(src, outW, outH, win);
+  }
   const needH = outW !== src.width;
   const needV = outH !== src.height;
   const vco = cachedCoeffs(filter, src.height, outH);
   let img = src;
   let offset = 0;
   if (needH) {
-    // Only the rows the vertical pass reads are resampled horizontally (as Pillow does).
-    const y0 = needV ? vco.first[0] : 0;
-    const y1 = needV ? vco.first[outH - 1] + vco.count[outH - 1] : src.height;
-    img = horizontal(src, outW, y0, y1, cachedCoeffs(filter, src.width, outW));
-    offset = y0;
+    // Only the rows the vertical pass reads are resampled horizontally (as Pillow does), and only
+    // the window's columns.
+    const r0 = needV ? vco.first[y0] : y0;
+    const r1 = needV ? vco.first[y1 - 1] + vco.count[y1 - 1] : y1;
+    img = horizontal(src, x0, x1, r0, r1, cachedCoeffs(filter, src.width, outW));
+    offset = r0;
+  } else if (x0 > 0 || x1 < outW) {
+    img = columns(src, x0, x1);
   }
-  if (needV) img = vertical(img, outH, offset, vco);
+  if (needV) img = vertical(img, y0, y1, offset, vco);
   return img;
+}
+
+function checkResize(src: U8Image, outW: number, outH: number): U8Image {
+  if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW <= 0 || outH <= 0) {
+    throw new RangeError(`bad resize target ${outW}x${outH}`);
+  }
+  if (src.data.length !== src.width * src.height * src.channels) throw new RangeError('pixel buffer does not match its size');
+  return src;
+}
+
+/** Columns [x0, x1) of every row (a width kept, a window's columns). */
+function columns(src: U8Image, x0: number, x1: number): U8Image {
+  const C = src.channels;
+  const out = new Uint8Array(src.height * (x1 - x0) * C);
+  for (let y = 0; y < src.height; y++) out.set(src.data.subarray((y * src.width + x0) * C, (y * src.width + x1) * C), y * (x1 - x0) * C);
+  return { data: out, width: x1 - x0, height: src.height, channels: C };
 }
