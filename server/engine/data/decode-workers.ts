@@ -25,7 +25,7 @@ import { debuglog } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import type { U8Image } from '../image/resample';
 import type { DecodeSpec, PixelImage } from '../types';
-import { defaultViewWorkers, workerScript } from '../views/workers';
+import { workerScript, workersFromEnv } from '../views/workers';
 import { decodeRaw, DEFAULT_MAX_PIXELS } from './decode';
 import { finishDecode } from './geometry';
 
@@ -53,14 +53,7 @@ let chosen: number | undefined;
 
 /** Worker threads that finish decoded images (0: the main thread does). */
 export function decodeWorkerCount(): number {
-  if (chosen !== undefined) return chosen;
-  const v = process.env.SKEPTIC_DECODE_WORKERS;
-  if (v !== undefined && v !== '') {
-    const n = Number(v);
-    if (Number.isInteger(n) && n >= 0) return Math.min(n, 64);
-    debug('SKEPTIC_DECODE_WORKERS=%s is not a whole number ≥ 0: ignored', v);
-  }
-  return defaultViewWorkers();
+  return chosen ?? workersFromEnv('SKEPTIC_DECODE_WORKERS', debug);
 }
 
 /** Sets the decode workers from now on (undefined: back to the environment or the default) and

@@ -101,12 +101,19 @@ let chosen: number | undefined;
 
 /** Worker threads for the views' CPU part (0: the main thread makes them). */
 export function viewWorkerCount(): number {
-  if (chosen !== undefined) return chosen;
-  const v = process.env.SKEPTIC_VIEW_WORKERS;
+  return chosen ?? workersFromEnv('SKEPTIC_VIEW_WORKERS', debug);
+}
+
+/**
+ * The worker threads an environment variable asks for (a whole number ≥ 0, at most 64), else
+ * defaultViewWorkers(); `log` says when the value is ignored. The views' and the decode pools'.
+ */
+export function workersFromEnv(name: string, log: (format: string, ...args: unknown[]) => void): number {
+  const v = process.env[name];
   if (v !== undefined && v !== '') {
     const n = Number(v);
     if (Number.isInteger(n) && n >= 0) return Math.min(n, 64);
-    debug('SKEPTIC_VIEW_WORKERS=%s is not a whole number ≥ 0: ignored', v);
+    log('%s=%s is not a whole number ≥ 0: ignored', name, v);
   }
   return defaultViewWorkers();
 }
