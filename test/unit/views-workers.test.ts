@@ -223,6 +223,25 @@ test('a worker that cannot start (its script missing, or failing as it loads): t
   assert.match(r.stderr, /views worker script \/nonexistent\/views-worker\.js is missing: making the views' CPU part in the main thread/);
 });
 
+test('SKEPTIC_VIEWS_WORKER may be a path relative to the working directory, as a shell gives it (Worker alone takes only ./-prefixed ones)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-views-rel-'));
+  try {
+    // a built script stand-in: the TypeScript worker through tsx's require hook
+    const tsx = require.resolve('tsx/cjs');
+    writeFileSync(join(dir, 'worker.js'), `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(join(ROOT, 'server/engine/views/cpu-worker.ts'))});\n`);
+    const r = spawnSync(process.execPath, ['-r', tsx, '-e', `
+      const { corruptionViewMaker, viewWorkerJobs } = require(${JSON.stringify(join(ROOT, 'server/engine/views/workers.ts'))});
+      corruptionViewMaker([['shot_noise', 1]], 8, 8).inputs({ channels: 1, height: 8, width: 8, data: new Float32Array(64).fill(0.5) }, () => 1)
+        .then((v) => console.log('made', v.given.length, 'jobs', viewWorkerJobs()));`], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_DEBUG: 'skeptic-views', SKEPTIC_VIEW_WORKERS: '1', SKEPTIC_VIEWS_WORKER: 'worker.js' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /made 64 jobs 1/);
+    assert.doesNotMatch(r.stderr, /could not start|main thread/);
+    assert.ok(r.stderr.includes(`starting views worker 1 of 1: ${join(dir, 'worker.js')}`), r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a process that never releases its model still exits: idle workers do not hold it', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `
     const { corruptionViewMaker, viewWorkerThreads } = require(${JSON.stringify(join(ROOT, 'server/engine/views/workers.ts'))});

@@ -26,7 +26,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { debuglog } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { CancelledError, SkepticInputError, throwIfAborted } from '../errors';
@@ -282,11 +282,12 @@ export function transferables(sets: object[]): ArrayBuffer[] {
 class WorkerGone extends Error {}
 
 /** The worker script (views/cpu-worker.ts, also data/decode-workers.ts's): SKEPTIC_VIEWS_WORKER
- *  when set (a built script), dist/views-worker.js beside a bundle, the TypeScript source through
- *  tsx's require hook otherwise. */
+ *  when set (a built script; a relative path is from the working directory, as a shell means it,
+ *  not the './'-prefixed form that Worker alone accepts), dist/views-worker.js beside a bundle,
+ *  the TypeScript source through tsx's require hook otherwise. */
 export function workerScript(): { file: string; code?: string } {
   const given = process.env.SKEPTIC_VIEWS_WORKER;
-  if (given) return { file: given };
+  if (given) return { file: resolve(given) };
   if (!__filename.endsWith('.ts')) return { file: join(__dirname, 'views-worker.js') };
   const file = join(__dirname, 'cpu-worker.ts');
   const tsx = createRequire(__filename).resolve('tsx/cjs');
