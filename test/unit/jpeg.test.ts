@@ -11,8 +11,8 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { jpeg } from '../../server/engine/image/corrupt';
-import { chromaTable, COLOUR_MIN_SIDE, jpegColourRoundTrip, jpegGreyRoundTrip, lumaTable } from '../../server/engine/image/jpeg';
+import { jpeg, jpegBlocksOf } from '../../server/engine/image/corrupt';
+import { chromaTable, COLOUR_MIN_SIDE, jpegBlocks, jpegColourRoundTrip, jpegFromBlocks, jpegGreyRoundTrip, lumaTable } from '../../server/engine/image/jpeg';
 import { mulberry32 } from '../../server/engine/random';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
@@ -158,4 +158,24 @@ test('jpeg() of a colour image is sharp\'s round trip (planar, in [0,1]) below t
     const out = await jpeg({ data, channels: 3, height: H, width: W }, 40);
     for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) assert.equal(out.data[c * H * W + p], Math.fround(want[p * 3 + c] / 255), `${H}×${W}: pixel ${p}, channel ${c}`);
   }
+});
+
+test('an image\'s blocks (jpegBlocks, the forward half) serve every quality: the same bytes as a round trip of its own at each, grey and colour, and the blocks unchanged by use', async () => {
+  const rnd = mulberry32(17);
+  for (const [colour, H, W] of [[false, 28, 28], [false, 13, 21], [true, 32, 32], [true, 23, 18]] as const) {
+    const C = colour ? 3 : 1;
+    const src = Uint8Array.from({ length: H * W * C }, (_, i) => (i % 7 === 0 ? 255 : Math.floor(rnd() * 256)));
+    const blocks = jpegBlocks(src, H, W, colour);
+    const before = blocks.planes.map((p) => p.coef.slice());
+    for (const q of [80, 65, 58, 50, 40, 10, 100]) {
+      const alone = colour ? jpegColourRoundTrip(src, H, W, q) : jpegGreyRoundTrip(src, H, W, q);
+      sameBytes(jpegFromBlocks(blocks, q), alone, `${colour ? 'colour' : 'grey'} ${W}×${H} quality ${q} from shared blocks`);
+    }
+    blocks.planes.forEach((p, k) => assert.deepEqual(p.coef, before[k], `plane ${k} left as it was`));
+  }
+  // jpeg() with the blocks given, as the corruption views pass them for an image's five qualities
+  const img = { channels: 1 as const, height: 12, width: 12, data: Float32Array.from({ length: 144 }, (_, i) => (i * 37) % 256 / 255) };
+  const blocks = jpegBlocksOf(img)!;
+  for (const q of [80, 40]) assert.deepEqual((await jpeg(img, q, undefined, undefined, blocks)).data, (await jpeg(img, q)).data);
+  assert.equal(jpegBlocksOf({ channels: 3, height: 224, width: 224, data: new Float32Array(3 * 224 * 224) }), undefined, 'a colour image above the limit goes to sharp');
 });

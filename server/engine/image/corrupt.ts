@@ -41,7 +41,7 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { nearestIndex, resampleMatrix } from './resample';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
-import { COLOUR_MIN_SIDE, jpegColourRoundTrip, jpegGreyRoundTrip } from './jpeg';
+import { COLOUR_MIN_SIDE, jpegBlocks, jpegFromBlocks, type JpegBlocks } from './jpeg';
 import * as C from './imagenet-c';
 import { reflect101 } from './imagenet-c';
 import { spatter } from './spatter';
@@ -468,28 +468,47 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
  * Largest colour image (pixels) whose JPEG round trip image/jpeg.ts makes: sharp costs ~1.6 ms of
  * CPU a round trip whatever the size (two calls through libvips), these loops about 0.06 µs a
  * pixel. CPU for five qualities (2 cores, best of 3): 32×32 0.5 ms against sharp's 8.5, 128×128
- * 4.6 against 9.6, 160×160 7.4 against 10.5, 224×224 13.7 against 13.9.
+ * 4.6 against 9.6, 160×160 7.4 against 10.5, 224×224 13.7 against 13.9. With the forward half
+ * computed once for the five (jpegBlocksOf, as the corruption views do): 160×160 5.4–6.6 ms,
+ * 224×224 10.7–12.1 against sharp's 12.1–16.3, but 384×384 31–34 against 21–25 (sharp's SIMD
+ * codec wins on size), and the same bytes as sharp's at 224×224 (300 round trips of the fixture
+ * ImageNet images, every ImageNet-C quality): the limit could move to about 224×224 for a few ms
+ * of an ImageNet image's CPU, and stays here.
  */
 const JS_JPEG_MAX_PIXELS = 160 * 160;
 
 /**
+ * The part of jpeg()'s round trip that every quality shares (image/jpeg.ts jpegBlocks: the
+ * forward DCT, after the colour conversion and downsampling), for an image that goes through
+ * image/jpeg.ts: one-channel images, and colour ones up to JS_JPEG_MAX_PIXELS. Undefined for the
+ * images sharp takes. `bytes`: toBytes(img).
+ */
+export function jpegBlocksOf(img: PixelImage, bytes: Uint8Array = toBytes(img)): JpegBlocks | undefined {
+  const { channels: C, height: H, width: W } = img;
+  if (C === 1) return jpegBlocks(bytes, H, W, false);
+  if (C === 3 && H >= COLOUR_MIN_SIDE && W >= COLOUR_MIN_SIDE && H * W <= JS_JPEG_MAX_PIXELS) return jpegBlocks(bytes, H, W, true);
+  return undefined;
+}
+
+/**
  * JPEG round trip at a quality (1–100); same size and channel count. `bytes`: the image as
- * toBytes(img) gives it, when the caller has it already (one image at several qualities).
+ * toBytes(img) gives it, and `blocks`: jpegBlocksOf(img), when the caller has them already (one
+ * image at several qualities computes them once).
  * One-channel images, and colour images up to JS_JPEG_MAX_PIXELS, through image/jpeg.ts (sharp's
  * values: for a grey image sharp writes YCbCr whose chroma is flat 128, so its luma round trip is
  * the greyscale one); larger colour images through sharp.
  */
-export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length)): Promise<PixelImage> {
+export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length), blocks = jpegBlocksOf(img, bytes)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
-  if (C === 1) {
-    const grey = jpegGreyRoundTrip(bytes, H, W, quality);
-    for (let p = 0; p < H * W; p++) out[p] = grey[p] / 255;
-    return like(img, out);
-  }
-  if (C === 3 && H >= COLOUR_MIN_SIDE && W >= COLOUR_MIN_SIDE && H * W <= JS_JPEG_MAX_PIXELS) {
-    const rgb = jpegColourRoundTrip(bytes, H, W, quality);
+  if (blocks) {
     const n = H * W;
-    for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) out[c * n + p] = rgb[p * 3 + c] / 255;
+    if (C === 1) {
+      const grey = jpegFromBlocks(blocks, quality);
+      for (let p = 0; p < n; p++) out[p] = grey[p] / 255;
+    } else {
+      const rgb = jpegFromBlocks(blocks, quality);
+      for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) out[c * n + p] = rgb[p * 3 + c] / 255;
+    }
     return like(img, out);
   }
   const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })

@@ -217,87 +217,85 @@ function idctPass(src: Int32Array, o: number, step: number, dst: Int32Array, sh:
 }
 
 /**
- * One component's round trip: `plane` (PH×PW samples, both whole blocks) block by block through
- * the forward DCT, quantisation by `quant`, dequantisation and the inverse DCT, in place.
+ * One component's forward half: `plane` (PH×PW samples, both whole blocks) block by block,
+ * centred and through the forward DCT, into coefficients block after block (64 each, row-major
+ * in the block). What every quality quantises: an image's five JPEG severities compute it once.
  */
-function codePlane(plane: Uint8Array, PH: number, PW: number, quant: Quant): void {
+function forwardPlane(plane: Uint8Array, PH: number, PW: number): Int32Array {
+  const coef = new Int32Array(PH * PW);
+  const blk = new Int32Array(64);
+  let k = 0;
+  for (let by = 0; by < PH; by += 8) {
+    for (let bx = 0; bx < PW; bx += 8, k += 64) {
+      const at = by * PW + bx;
+      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) blk[y * 8 + x] = plane[at + y * PW + x] - 128;
+      fdct(blk);
+      coef.set(blk, k);
+    }
+  }
+  return coef;
+}
+
+/**
+ * One component's quality-dependent half: each block's coefficients (forwardPlane's, left as
+ * they are) quantised by `quant`, dequantised and through the inverse DCT into `plane` (PH×PW).
+ */
+function inversePlane(coef: Int32Array, PH: number, PW: number, quant: Quant, plane: Uint8Array): void {
   const { table, div } = quant;
   const { recip, corr, shift } = div;
   const blk = new Int32Array(64);
   const ws = new Int32Array(64);
   const row = new Int32Array(8);
+  let k = 0;
   for (let by = 0; by < PH; by += 8) {
-    for (let bx = 0; bx < PW; bx += 8) {
-      const at = by * PW + bx;
-      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) blk[y * 8 + x] = plane[at + y * PW + x] - 128;
-      fdct(blk);
+    for (let bx = 0; bx < PW; bx += 8, k += 64) {
       for (let i = 0; i < 64; i++) {
-        const t = blk[i];
+        const t = coef[k + i];
         // |t| + correction, times the reciprocal (< 2^32: exact in a double, then >>> as uint32),
         // shifted; the sign back, and times the table entry to dequantise
         const q = ((((t < 0 ? -t : t) + corr[i]) * recip[i]) >>> shift[i]) | 0;
         blk[i] = (t < 0 ? -q : q) * table[i];
       }
-      idct(blk, ws, row, plane, at, PW);
+      idct(blk, ws, row, plane, by * PW + bx, PW);
     }
   }
 }
 
+/** A plane's DCT coefficients and its size in whole blocks. */
+interface CodedPlane {
+  coef: Int32Array;
+  PH: number;
+  PW: number;
+}
+
 /**
- * The greyscale JPEG round trip of an 8-bit image (H×W bytes, row-major) at a quality 1..100:
- * the bytes a baseline libjpeg encode and decode give back, into `out` (H×W).
+ * An image's JPEG round trip up to the quantisation, which alone depends on the quality: its
+ * planes' forward DCT coefficients (greyscale: the one plane; colour: Y, then Cb and Cr after
+ * the conversion and 4:2:0 downsampling). jpegFromBlocks finishes it at any quality.
  */
-export function jpegGreyRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W)): Uint8Array {
-  const BH = Math.ceil(H / 8) * 8;
-  const BW = Math.ceil(W / 8) * 8;
-  const plane = new Uint8Array(BH * BW);
-  // the right and bottom edges repeated to whole blocks (jcsample.c expand_right_edge, jcprepct.c)
-  for (let y = 0; y < BH; y++) {
-    const row = Math.min(y, H - 1) * W;
-    for (let x = 0; x < BW; x++) plane[y * BW + x] = src[row + Math.min(x, W - 1)];
+export interface JpegBlocks {
+  height: number;
+  width: number;
+  colour: boolean;
+  planes: CodedPlane[];
+}
+
+/**
+ * The forward half of the greyscale (`colour` false: H×W bytes) or colour (H×W×3 interleaved,
+ * each side at least COLOUR_MIN_SIDE) round trip of an 8-bit image.
+ */
+export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolean): JpegBlocks {
+  if (!colour) {
+    const BH = Math.ceil(H / 8) * 8;
+    const BW = Math.ceil(W / 8) * 8;
+    const plane = new Uint8Array(BH * BW);
+    // the right and bottom edges repeated to whole blocks (jcsample.c expand_right_edge, jcprepct.c)
+    for (let y = 0; y < BH; y++) {
+      const row = Math.min(y, H - 1) * W;
+      for (let x = 0; x < BW; x++) plane[y * BW + x] = src[row + Math.min(x, W - 1)];
+    }
+    return { height: H, width: W, colour, planes: [{ coef: forwardPlane(plane, BH, BW), PH: BH, PW: BW }] };
   }
-  codePlane(plane, BH, BW, quantFor(quality));
-  for (let y = 0; y < H; y++) out.set(plane.subarray(y * BW, y * BW + W), y * W);
-  return out;
-}
-
-// jccolor.c / jdcolor.c: colour conversion in 16-bit fixed point, FIX(x) = round(x · 2^16)
-const FIX = (x: number) => Math.trunc(x * 65536 + 0.5);
-const ONE_HALF = 1 << 15;
-const CBCR_OFFSET = 128 << 16;
-const Y_R = FIX(0.299), Y_G = FIX(0.587), Y_B = FIX(0.114);
-const CB_R = -FIX(0.16874), CB_G = -FIX(0.33126), HALF = FIX(0.5);
-const CR_G = -FIX(0.41869), CR_B = -FIX(0.08131);
-/** jdcolor.c build_ycc_rgb_table, indexed by the chroma sample 0..255. */
-const CR_R = new Int32Array(256);
-const CB_B = new Int32Array(256);
-const CR_GT = new Float64Array(256);
-const CB_GT = new Float64Array(256);
-for (let i = 0; i < 256; i++) {
-  const x = i - 128;
-  CR_R[i] = (FIX(1.402) * x + ONE_HALF) >> 16;
-  CB_B[i] = (FIX(1.772) * x + ONE_HALF) >> 16;
-  CR_GT[i] = -FIX(0.71414) * x;
-  CB_GT[i] = -FIX(0.34414) * x + ONE_HALF;
-}
-const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
-
-/** Smallest image the colour round trip takes: libjpeg upsamples chroma by replication instead when it is 2 samples wide or less. */
-export const COLOUR_MIN_SIDE = 6;
-
-/**
- * The colour JPEG round trip of an 8-bit RGB image (H×W×3 bytes, interleaved, as sharp takes raw
- * input) at a quality 1..100, with 4:2:0 chroma: what libjpeg's encode and decode give back,
- * into `out` (interleaved). The steps, each libjpeg's integer arithmetic:
- * - RGB → YCbCr (jccolor.c), the image's right and bottom edges repeated to whole MCUs;
- * - chroma halved both ways by 2×2 sums with the alternating bias 1, 2 (jcsample.c h2v2_downsample);
- * - each plane's blocks through codePlane (luminance and chrominance tables);
- * - chroma doubled by the "fancy" triangle filter (jdsample.c h2v2_fancy_upsample: 3/4 of the
- *   nearer sample, 1/4 of the farther, both ways; the first and last rows and columns repeated);
- * - YCbCr → RGB through jdcolor.c's tables, clamped.
- * Width and height at least COLOUR_MIN_SIDE.
- */
-export function jpegColourRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W * 3)): Uint8Array {
   if (H < COLOUR_MIN_SIDE || W < COLOUR_MIN_SIDE) throw new RangeError(`colour JPEG round trip: ${W}×${H} is below ${COLOUR_MIN_SIDE} on a side`);
   // whole MCUs of 16×16: luma in 8×8 blocks, chroma half size in 8×8 blocks
   const MH = Math.ceil(H / 16) * 16;
@@ -338,10 +336,46 @@ export function jpegColourRoundTrip(src: Uint8Array, H: number, W: number, quali
       cr[j * CW + i] = (Cr[a] + Cr[a + 1] + Cr[b] + Cr[b + 1] + bias) >> 2;
     }
   }
-  codePlane(Y, MH, MW, quantFor(quality));
+  return {
+    height: H,
+    width: W,
+    colour,
+    planes: [
+      { coef: forwardPlane(Y, MH, MW), PH: MH, PW: MW },
+      { coef: forwardPlane(cb, CH, CW), PH: CH, PW: CW },
+      { coef: forwardPlane(cr, CH, CW), PH: CH, PW: CW },
+    ],
+  };
+}
+
+/**
+ * The rest of the round trip at a quality 1..100: quantisation, dequantisation, the inverse DCT
+ * and, for colour, the upsampling and conversion back; into `out` (H×W, or H×W×3 interleaved).
+ * `blocks` is only read: the same blocks give every quality.
+ */
+export function jpegFromBlocks(blocks: JpegBlocks, quality: number, out?: Uint8Array): Uint8Array {
+  const { height: H, width: W } = blocks;
+  if (!blocks.colour) {
+    const { coef, PH, PW } = blocks.planes[0];
+    const plane = new Uint8Array(PH * PW);
+    inversePlane(coef, PH, PW, quantFor(quality), plane);
+    const grey = out ?? new Uint8Array(H * W);
+    for (let y = 0; y < H; y++) grey.set(plane.subarray(y * PW, y * PW + W), y * W);
+    return grey;
+  }
+  const [luma, blue, red] = blocks.planes;
+  const MW = luma.PW;
+  const CW = blue.PW;
+  const Y = new Uint8Array(luma.PH * MW);
+  const cb = new Uint8Array(blue.PH * CW);
+  const cr = new Uint8Array(red.PH * CW);
+  inversePlane(luma.coef, luma.PH, MW, quantFor(quality), Y);
   const chroma = quantFor(quality, true);
-  codePlane(cb, CH, CW, chroma);
-  codePlane(cr, CH, CW, chroma);
+  inversePlane(blue.coef, blue.PH, CW, chroma, cb);
+  inversePlane(red.coef, red.PH, CW, chroma, cr);
+  const rgb = out ?? new Uint8Array(H * W * 3);
+  const dw = (W + 1) >> 1;
+  const dh = (H + 1) >> 1;
   // fancy upsampling over the chroma samples the image has (ceil(W/2) × ceil(H/2)); the rows
   // above the first and below the last are those rows again (jdmainct.c's context pointers)
   const upCb = new Uint8Array(2 * dw);
@@ -356,12 +390,60 @@ export function jpegColourRoundTrip(src: Uint8Array, H: number, W: number, quali
       const b = upCb[x];
       const r = upCr[x];
       const o = (y * W + x) * 3;
-      out[o] = clamp255(yy + CR_R[r]);
-      out[o + 1] = clamp255(yy + ((CB_GT[b] + CR_GT[r]) >> 16));
-      out[o + 2] = clamp255(yy + CB_B[b]);
+      rgb[o] = clamp255(yy + CR_R[r]);
+      rgb[o + 1] = clamp255(yy + ((CB_GT[b] + CR_GT[r]) >> 16));
+      rgb[o + 2] = clamp255(yy + CB_B[b]);
     }
   }
-  return out;
+  return rgb;
+}
+
+/**
+ * The greyscale JPEG round trip of an 8-bit image (H×W bytes, row-major) at a quality 1..100:
+ * the bytes a baseline libjpeg encode and decode give back, into `out` (H×W).
+ */
+export function jpegGreyRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W)): Uint8Array {
+  return jpegFromBlocks(jpegBlocks(src, H, W, false), quality, out);
+}
+
+// jccolor.c / jdcolor.c: colour conversion in 16-bit fixed point, FIX(x) = round(x · 2^16)
+const FIX = (x: number) => Math.trunc(x * 65536 + 0.5);
+const ONE_HALF = 1 << 15;
+const CBCR_OFFSET = 128 << 16;
+const Y_R = FIX(0.299), Y_G = FIX(0.587), Y_B = FIX(0.114);
+const CB_R = -FIX(0.16874), CB_G = -FIX(0.33126), HALF = FIX(0.5);
+const CR_G = -FIX(0.41869), CR_B = -FIX(0.08131);
+/** jdcolor.c build_ycc_rgb_table, indexed by the chroma sample 0..255. */
+const CR_R = new Int32Array(256);
+const CB_B = new Int32Array(256);
+const CR_GT = new Float64Array(256);
+const CB_GT = new Float64Array(256);
+for (let i = 0; i < 256; i++) {
+  const x = i - 128;
+  CR_R[i] = (FIX(1.402) * x + ONE_HALF) >> 16;
+  CB_B[i] = (FIX(1.772) * x + ONE_HALF) >> 16;
+  CR_GT[i] = -FIX(0.71414) * x;
+  CB_GT[i] = -FIX(0.34414) * x + ONE_HALF;
+}
+const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/** Smallest image the colour round trip takes: libjpeg upsamples chroma by replication instead when it is 2 samples wide or less. */
+export const COLOUR_MIN_SIDE = 6;
+
+/**
+ * The colour JPEG round trip of an 8-bit RGB image (H×W×3 bytes, interleaved, as sharp takes raw
+ * input) at a quality 1..100, with 4:2:0 chroma: what libjpeg's encode and decode give back,
+ * into `out` (interleaved). The steps, each libjpeg's integer arithmetic:
+ * - RGB → YCbCr (jccolor.c), the image's right and bottom edges repeated to whole MCUs;
+ * - chroma halved both ways by 2×2 sums with the alternating bias 1, 2 (jcsample.c h2v2_downsample);
+ * - each plane's blocks through the DCT, quantisation (luminance and chrominance tables) and back;
+ * - chroma doubled by the "fancy" triangle filter (jdsample.c h2v2_fancy_upsample: 3/4 of the
+ *   nearer sample, 1/4 of the farther, both ways; the first and last rows and columns repeated);
+ * - YCbCr → RGB through jdcolor.c's tables, clamped.
+ * Width and height at least COLOUR_MIN_SIDE.
+ */
+export function jpegColourRoundTrip(src: Uint8Array, H: number, W: number, quality: number, out: Uint8Array = new Uint8Array(H * W * 3)): Uint8Array {
+  return jpegFromBlocks(jpegBlocks(src, H, W, true), quality, out);
 }
 
 /** jdsample.c h2v2_fancy_upsample for one output row: the nearer chroma row at `near`, the farther at `far`, `dw` samples → 2·dw. */

@@ -10,7 +10,8 @@
  * texture crop, elastic's affine taps and field uniforms) made here; motion blur, snow and spatter
  * are made whole on the CPU. Every CPU-made plane is written in place in the per-image inputs.
  */
-import { diskKernel, jpeg, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
+import { diskKernel, jpeg, jpegBlocksOf, logFactorial, severityConstant, SMALL_MAX_SIDE, type CorruptionName, type CorruptOptions } from '../image/corrupt';
+import type { JpegBlocks } from '../image/jpeg';
 import { toBytes } from '../image/files';
 import { frostLayer, frostTextures } from '../image/frost';
 import { elasticDraws, fogLayer, motionBlur, snow, zoomFactors } from '../image/imagenet-c';
@@ -29,8 +30,10 @@ export interface CorruptionViews {
   recycle(inputs: ViewInputs): void;
 }
 
-/** What the makers of one image share: its 8-bit interleaved bytes (JPEG's input at every quality), made on first use. */
-type Shared = { bytes: () => Buffer };
+/** What the makers of one image share, made on first use: its 8-bit interleaved bytes and what
+ *  JPEG's round trip computes before the quality counts (image/corrupt.ts jpegBlocksOf), the
+ *  same for its five qualities. */
+type Shared = { bytes: () => Buffer; blocks: () => JpegBlocks | undefined };
 
 /** A view's CPU part for a noise or given slot, written into `into` (its place in the input): no plane allocated and copied per view. */
 type Made = { slot: 'noise' | 'given'; make: (img: PixelImage, seed: number, into: Float32Array, shared: Shared) => void | Promise<void> };
@@ -179,7 +182,8 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       const k = { noise: 0, given: 0 };
       const work: Array<void | Promise<void>> = [];
       let bytes: Buffer | undefined;
-      const shared: Shared = { bytes: () => (bytes ??= toBytes(img)) };
+      let blocks: { of: JpegBlocks | undefined } | undefined;
+      const shared: Shared = { bytes: () => (bytes ??= toBytes(img)), blocks: () => (blocks ??= { of: jpegBlocksOf(img, shared.bytes()) }).of };
       for (const m of made) {
         const len = m.slot === 'noise' ? 2 * plane : plane;
         const at = k[m.slot]++ * len;
@@ -421,5 +425,5 @@ export function shot(x: Float32Array, rate: number, seed: number, out: Float32Ar
 
 /** image/corrupt.ts's jpeg(img, quality) into `into` (for a one-channel image, image/jpeg.ts's round trip, no sharp call). */
 export function jpegView(img: PixelImage, quality: number, shared: Shared | undefined, into: Float32Array): Promise<void> {
-  return jpeg(img, quality, shared?.bytes(), into).then(() => undefined);
+  return jpeg(img, quality, shared?.bytes(), into, shared?.blocks()).then(() => undefined);
 }
