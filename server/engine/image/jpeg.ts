@@ -318,7 +318,6 @@ export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolea
   const CW = MW / 2;
   const cb = new Uint8Array(CH * CW);
   const cr = new Uint8Array(CH * CW);
-  const dw = (W + 1) >> 1;
   const dh = (H + 1) >> 1;
   for (let j = 0; j < CH; j++) {
     if (j >= dh) {
