@@ -13,6 +13,8 @@
  *   which is what its SIMD quantiser computes;
  * - dequantisation, the "islow" inverse DCT (jidctint.c) and its range-limit table (jdmaster.c);
  * - for colour, 4:2:0 chroma: the conversions and resampling of jpegColourRoundTrip.
+ * Everything before the quantisation is the same at every quality: jpegBlocks computes it once
+ * for an image, jpegFromBlocks the rest at a quality (the corruption views' five JPEG severities).
  *
  * Why: sharp's round trip for a small image is mostly fixed cost (two calls through libvips:
  * ~1.7 ms of CPU for a 32×32 image), while these integer loops take about a microsecond a block.
