@@ -23,13 +23,12 @@
  * alive; they end when the last model that used them is released (model.dispose(), through
  * releaseViews), or after a minute with nothing to do.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { debuglog } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { CancelledError, SkepticInputError, throwIfAborted } from '../errors';
+import { throwIfAborted } from '../errors';
+import { WorkerGone, WorkerPool, type WorkerErrorInfo } from '../worker-pool';
 import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
 import { corruptionViews, type CorruptionViews } from './corruptions';
@@ -63,13 +62,6 @@ export interface MakeJob {
   reuse: ViewInputs[];
 }
 export type ToWorker = MakeJob | { type: 'cancel'; id: number };
-export interface WorkerErrorInfo {
-  name: string;
-  message: string;
-  file?: string;
-  line?: number;
-  code?: string;
-}
 /** `used`: the list entries whose seeds the makers asked for (the main thread computes only those from
  *  then on); `pixels`: the job's buffer, back for the next job. */
 export type FromWorker = { type: 'ready' } | { type: 'made'; id: number; inputs: ViewInputs[]; used: number[]; pixels: Float32Array } | { type: 'failed'; id: number; error: WorkerErrorInfo };
@@ -81,8 +73,6 @@ const MAX_WORKERS = 8;
  * images, eight CIFAR-10 ones, one at ImageNet size), against a message's fixed cost of ~0.1 ms.
  */
 const MESSAGE_PIXELS = 8192;
-/** An idle pool ends after this long (a process that keeps its model keeps no threads for nothing). */
-const IDLE_MS = 60_000;
 
 /** Worker threads for n CPUs: half of them (ORT's intra-op threads run on the others), 1 to 8. */
 export function defaultViewWorkers(cpus = availableParallelism()): number {
@@ -207,7 +197,7 @@ export function corruptionViewMaker(
       return;
     }
     const reuse = spare.sets.splice(0, reqs.length);
-    p.run({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
+    p.make({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
       (made) => {
         needed ??= made.used;
         if (spare.pixels.length < keep) spare.pixels.push(made.pixels);
@@ -278,9 +268,6 @@ export function transferables(sets: object[]): ArrayBuffer[] {
   return [...out];
 }
 
-/** The workers are gone (did not start, died, or were ended): make the inputs in this thread. */
-class WorkerGone extends Error {}
-
 /** The worker script (views/cpu-worker.ts, also data/decode-workers.ts's): SKEPTIC_VIEWS_WORKER
  *  when set (a built script; a relative path is from the working directory, as a shell means it,
  *  not the './'-prefixed form that Worker alone accepts), dist/views-worker.js beside a bundle,
@@ -294,42 +281,17 @@ export function workerScript(): { file: string; code?: string } {
   return { file, code: `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(file)});` };
 }
 
-/** The same error class, message and fields as the worker's (as if it had been thrown here). */
-function rebuild(e: WorkerErrorInfo): Error {
-  let err: Error;
-  if (e.name === 'SkepticInputError') err = new SkepticInputError(e.message, e.file, e.line);
-  else if (e.name === 'CancelledError') err = new CancelledError();
-  else {
-    const Ctor = ({ RangeError, TypeError, SyntaxError } as Record<string, ErrorConstructor>)[e.name] ?? Error;
-    err = new Ctor(e.message);
-    if (err.name !== e.name) err.name = e.name;
-  }
-  if (e.code) (err as NodeJS.ErrnoException).code = e.code;
-  return err;
-}
-
-interface Slot {
-  worker: Worker;
-  jobs: number;
-  closing: boolean;
-  started: number;
-}
-
 let pool: Pool | undefined;
 
-class Pool {
-  /** Why the workers cannot be used in this process (they failed to start or died). */
-  broken?: string;
-  closed = false;
+/** The views' pool: the shared one (worker-pool.ts), with the models that use it and the buffers given back. */
+class Pool extends WorkerPool {
   readonly owners = new Set<object>();
-  private slots: Slot[] = [];
-  private readonly pending = new Map<number, { slot: Slot; resolve: (v: Made) => void; reject: (e: Error) => void; settle: () => void }>();
-  private nextId = 1;
-  private idle?: NodeJS.Timeout;
   /** Per maker spec: input sets given back and image buffers returned, to be sent again. */
   private readonly spares = new Map<string, { sets: ViewInputs[]; pixels: Float32Array[] }>();
 
-  constructor(readonly size: number) {}
+  constructor(size: number) {
+    super(size, { what: 'views', script: workerScript, debug, fallback: "making the views' CPU part in the main thread" });
+  }
 
   spare(key: string): { sets: ViewInputs[]; pixels: Float32Array[] } {
     let s = this.spares.get(key);
@@ -340,115 +302,19 @@ class Pool {
     return s;
   }
 
-  live(): number {
-    return this.slots.filter((s) => !s.closing).length;
+  /** A message of images to make the inputs of, its buffers moved to the worker. */
+  make(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<Made> {
+    const transfer = [job.pixels.buffer as ArrayBuffer, job.seeds.buffer as ArrayBuffer, ...transferables(job.reuse)];
+    return this.run((id): MakeJob => ({ type: 'make', id, ...job }), transfer, signal) as Promise<Made>;
   }
 
-  get jobs(): number {
-    return this.nextId - 1;
-  }
-
-  run(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<Made> {
-    if (this.broken || this.closed) return Promise.reject(new WorkerGone(this.broken ?? 'closed'));
-    if (signal?.aborted) return Promise.reject(new CancelledError());
-    const slot = this.pick();
-    if (!slot) return Promise.reject(new WorkerGone(this.broken!));
-    clearTimeout(this.idle);
-    const id = this.nextId++;
-    if (slot.jobs++ === 0) slot.worker.ref(); // a job in flight keeps the process alive; an idle worker does not
-    return new Promise<Made>((resolve, reject) => {
-      const onAbort = () => {
-        settle();
-        slot.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
-        reject(new CancelledError());
-      };
-      const settle = () => {
-        if (!this.pending.delete(id)) return;
-        signal?.removeEventListener('abort', onAbort);
-        if (--slot.jobs === 0 && !slot.closing) slot.worker.unref();
-        if (this.pending.size === 0 && !this.closed) (this.idle = setTimeout(() => void this.close(), IDLE_MS)).unref();
-      };
-      this.pending.set(id, { slot, resolve, reject, settle });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const msg: MakeJob = { type: 'make', id, ...job };
-      try {
-        slot.worker.postMessage(msg, [job.pixels.buffer as ArrayBuffer, job.seeds.buffer as ArrayBuffer, ...transferables(job.reuse)]);
-      } catch (e) {
-        settle();
-        reject(e as Error);
-      }
-    });
-  }
-
-  /** The worker with the fewest jobs; a new one while there are fewer than `size` and all are busy. */
-  private pick(): Slot | undefined {
-    const free = this.slots.filter((s) => !s.closing);
-    const least = free.reduce<Slot | undefined>((a, s) => (!a || s.jobs < a.jobs ? s : a), undefined);
-    if (least && (least.jobs === 0 || free.length >= this.size)) return least;
-    return this.spawn() ?? least;
-  }
-
-  private spawn(): Slot | undefined {
-    const { file, code } = workerScript();
-    if (!existsSync(file)) {
-      this.fail(`the views worker script ${file} is missing`);
-      return undefined;
-    }
-    let worker: Worker;
-    try {
-      worker = code ? new Worker(code, { eval: true, name: 'skeptic-views' }) : new Worker(file, { name: 'skeptic-views' });
-    } catch (e) {
-      this.fail(`a views worker could not start (${(e as Error).message})`);
-      return undefined;
-    }
-    worker.unref();
-    const slot: Slot = { worker, jobs: 0, closing: false, started: performance.now() };
-    this.slots.push(slot);
-    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
-    worker.on('error', (e) => this.lost(slot, `a views worker failed (${e.message.split('\n')[0]})`));
-    worker.on('exit', (code) => this.lost(slot, `a views worker exited with code ${code}`));
-    debug('starting views worker %d of %d: %s', this.slots.length, this.size, file);
-    return slot;
-  }
-
-  private onMessage(slot: Slot, m: FromWorker): void {
-    if (m.type === 'ready') return void debug('views worker ready in %d ms', Math.round(performance.now() - slot.started));
-    const p = this.pending.get(m.id);
-    if (!p) return; // cancelled: its buffers are dropped
-    p.settle();
-    if (m.type === 'made') p.resolve(m);
-    else p.reject(rebuild(m.error));
-  }
-
-  private lost(slot: Slot, reason: string): void {
-    if (slot.closing) return;
-    this.fail(reason);
-  }
-
-  /** The workers cannot be used: end them, and make what they were making in the main thread. */
-  private fail(reason: string): void {
-    this.broken ??= reason;
-    debug('%s: making the views\' CPU part in the main thread from now on', reason);
-    void this.terminate();
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
+  override async close(): Promise<void> {
     if (pool === this) pool = undefined;
-    await this.terminate();
+    await super.close();
   }
 
-  private async terminate(): Promise<void> {
-    clearTimeout(this.idle);
+  protected override async terminate(): Promise<void> {
     this.spares.clear();
-    const slots = this.slots;
-    this.slots = [];
-    for (const s of slots) s.closing = true;
-    for (const [, p] of [...this.pending]) {
-      p.settle();
-      p.reject(new WorkerGone(this.broken ?? 'the views workers were ended'));
-    }
-    if (slots.length) debug('ending %d views worker(s)', slots.length);
-    await Promise.all(slots.map((s) => s.worker.terminate().catch(() => undefined)));
+    await super.terminate();
   }
 }
