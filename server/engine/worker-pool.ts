@@ -31,6 +31,12 @@ export interface WorkerErrorInfo {
 /** What a worker posts: 'ready' once it has loaded, then one reply per job ('failed' with its error). */
 export type WorkerReply = { type: 'ready' } | { type: 'failed'; id: number; error: WorkerErrorInfo } | { type: string; id: number };
 
+/** What crosses from the worker for an error it threw (rebuildError makes it again on the main thread). */
+export function workerErrorInfo(e: unknown): WorkerErrorInfo {
+  const err = (e instanceof Error ? e : new Error(String(e))) as Error & { file?: string; line?: number; code?: string };
+  return { name: err.name, message: err.message, file: err.file, line: err.line, code: err.code };
+}
+
 /** The same error class, message and fields as the worker's (as if it had been thrown here). */
 export function rebuildError(e: WorkerErrorInfo): Error {
   let err: Error;

@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { finishDecode } from '../data/geometry';
 import type { FinishJob, FinishReply } from '../data/decode-workers';
+import { workerErrorInfo } from '../worker-pool';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
 
@@ -85,8 +86,7 @@ function finish(m: FinishJob): void {
     reply = { type: 'finished', id: m.id, image };
     port!.postMessage(reply, [image.data.buffer as ArrayBuffer]);
   } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
-    reply = { type: 'failed', id: m.id, error: { name: err.name, message: err.message } };
+    reply = { type: 'failed', id: m.id, error: workerErrorInfo(e) };
     port!.postMessage(reply);
   }
 }
@@ -104,9 +104,7 @@ port.on('message', (m: ToWorker | FinishJob) => {
     queued.delete(m.id);
     if (cancelled.delete(m.id)) return;
     await make(m).catch((e: unknown) => {
-      const err = e instanceof Error ? e : new Error(String(e));
-      const info = err as Error & { file?: string; line?: number; code?: string };
-      const reply: FromWorker = { type: 'failed', id: m.id, error: { name: err.name, message: err.message, file: info.file, line: info.line, code: info.code } };
+      const reply: FromWorker = { type: 'failed', id: m.id, error: workerErrorInfo(e) };
       port.postMessage(reply);
     });
   });
