@@ -18,6 +18,8 @@
  *                                    [--probes clean,shift,...] [--fixtures DIR] [--case mnist|imagenet|cifar]
  *                                    [--save DIR]   (writes each case's report.json there, to compare metrics)
  *                                    [--run-passes N]  (forward passes per run of the view sessions)
+ *                                    [--chunk-rows N]  (rows per copy of the model inside a view run;
+ *                                                       a large N keeps the model whole)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
  * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
@@ -41,7 +43,7 @@ import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { sessionOptions } from '../server/engine/model/providers';
 import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
-import { setViewRunPasses } from '../server/engine/views';
+import { setModelChunkRows, setViewRunPasses } from '../server/engine/views';
 
 const { values } = parseArgs({
   options: {
@@ -55,6 +57,7 @@ const { values } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     save: { type: 'string' },
     'run-passes': { type: 'string' },
+    'chunk-rows': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -64,6 +67,8 @@ const probeIds = values.probes ? values.probes.split(',') : DEFAULT_PROBES;
 const device = values.device as 'cpu' | 'cuda' | 'auto';
 // Forward passes per session.run of the view sessions (views/session.ts sizes them from the input otherwise).
 if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
+// Rows per copy of the model inside a composed view run (views/session.ts's MODEL_CHUNK_ROWS otherwise).
+if (values['chunk-rows']) setModelChunkRows(Number(values['chunk-rows']));
 
 const CASES = [
   { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
@@ -184,7 +189,7 @@ async function main() {
     console.log(`skipped: no fixtures at ${FIXTURES}`);
     return;
   }
-  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}`);
+  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}`);
   for (const c of CASES) {
     const modelPath = join(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });

@@ -3,10 +3,11 @@
  * with ONNX Runtime's own profiler on every session the engine creates, then sums the per-node
  * kernel times per session by op type (and lists the costliest nodes), beside the time the same
  * session spent in whole runs. The view nodes are the ones named skeptic_view_*; the rest is the
- * model (its preprocessing included).
+ * model (its preprocessing included, and the model's copies over slices of a run, with the nodes
+ * that slice and concatenate: views/model-chunks.ts).
  *
  *   node --import tsx bench/profile-views.ts [--case imagenet|mnist] [--probes corruptions] [--images 4]
- *                                            [--top 15] [--keep DIR] [--run-passes N]
+ *                                            [--top 15] [--keep DIR] [--run-passes N] [--chunk-rows N]
  *
  * Needs ../shared/fixtures. A diagnostic, not a target: bench/audit.ts holds the target.
  */
@@ -19,7 +20,8 @@ import { audit } from '../server/engine/audit';
 import { openDataset } from '../server/engine/data';
 import { loadModel } from '../server/engine/model';
 import { createProbes } from '../server/engine/probes';
-import { setViewRunPasses } from '../server/engine/views';
+import { setModelChunkRows, setViewRunPasses } from '../server/engine/views';
+import { MODEL_CHUNK_PREFIX } from '../server/engine/views/model-chunks';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     fixtures: { type: 'string' },
     batch: { type: 'string', default: '32' },
     'run-passes': { type: 'string' },
+    'chunk-rows': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -40,6 +43,7 @@ const CASES = {
 } as const;
 const c = CASES[values.case as keyof typeof CASES];
 if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
+if (values['chunk-rows']) setModelChunkRows(Number(values['chunk-rows']));
 if (!c) throw new Error(`--case imagenet|mnist`);
 
 const dir = values.keep ? resolve(values.keep) : mkdtempSync(join(tmpdir(), 'skeptic-profile-'));
@@ -77,7 +81,7 @@ async function main() {
     for (const e of nodes) {
       const op = e.args?.op_name ?? '?';
       const name = e.name.replace(/_kernel_time$/, '');
-      const isView = name.startsWith('skeptic_view_');
+      const isView = name.startsWith('skeptic_view_') && !name.startsWith(MODEL_CHUNK_PREFIX);
       if (isView) viewUs += e.dur;
       const o = byOp.get(`${isView ? 'view ' : 'model '}${op}`) ?? { us: 0, n: 0, view: 0 };
       o.us += e.dur;

@@ -491,23 +491,26 @@ test('the ood probe\'s views equal generateOod for every set with the same seed'
   }
 });
 
-test('the default audit gives the same report at batch sizes 5 and 32 and at any view run size (one source per run, several, all of a batch)', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
+test('the default audit gives the same report at batch sizes 5 and 32, at any view run size (one source per run, several, all of a batch) and with the model whole or in slices of a run', { skip: !existsSync(join(FIXTURES, 'mnist')) && 'no fixtures' }, async () => {
   const { audit } = await import('../../server/engine/audit');
   const { openDataset } = await import('../../server/engine/data');
   const { createProbes, DEFAULT_PROBES } = await import('../../server/engine/probes');
-  const { setViewRunPasses, sourcesPerRun } = await import('../../server/engine/views');
+  const { setModelChunkRows, setViewRunPasses, sourcesPerRun } = await import('../../server/engine/views');
   const model = await loadModel(join(FIXTURES, 'models/mnist-8_onnxzoo_cntk.onnx'), { device: 'cpu', preprocess: 'unit' });
   try {
     const reports = [];
     // run passes: sized from the input (all of a batch's sources in one run here), 1 (each
-    // source alone), 100 (a few sources per run, the last run of a batch shorter)
-    for (const [batchSize, passes] of [[5, undefined], [32, undefined], [32, 1], [24, 100]] as const) {
+    // source alone), 100 (a few sources per run, the last run of a batch shorter); model
+    // slices of 100 rows: the runs of all of a batch in 7–12 slices, those of 100 passes in one
+    for (const [batchSize, passes, chunkRows] of [[5, undefined, undefined], [32, undefined, undefined], [32, 1, undefined], [24, 100, undefined], [32, undefined, 100]] as const) {
       setViewRunPasses(passes);
+      setModelChunkRows(chunkRows);
       const ds = await openDataset(join(FIXTURES, 'mnist'), { limit: 24 });
       const r = await audit(model, ds, { probes: createProbes(DEFAULT_PROBES, { patches: { evidenceRate: 0.5 } }), batchSize, seed: 3 });
       reports.push(r);
     }
     setViewRunPasses(undefined);
+    setModelChunkRows(undefined);
     for (const r of reports.slice(1)) {
       for (const id of DEFAULT_PROBES) {
         assert.equal(reports[0].probes[id].status, 'ok', `${id}: ${reports[0].probes[id].reason}`);
@@ -525,8 +528,15 @@ test('the default audit gives the same report at batch sizes 5 and 32 and at any
     setViewRunPasses(100);
     assert.equal(sourcesPerRun(plan(12)), 8);
     setViewRunPasses(undefined);
+    // and the slices: mnist-8 composes with its model in 7 copies for that plan at 100 rows
+    const { composedModel } = await import('../../server/engine/views/session');
+    setModelChunkRows(100);
+    const built = await composedModel(model, plan(12), 64);
+    assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
+    assert.equal(built.chunks, 7);
   } finally {
     setViewRunPasses(undefined);
+    setModelChunkRows(undefined);
     await model.dispose();
   }
 });

@@ -1,0 +1,142 @@
+/**
+ * The model in slices of a run's rows (views/model-chunks.ts): the sliced graph gives the whole
+ * graph's outputs at any row count, shares the weights, leaves graphs it cannot slice safely
+ * alone; a composed view runner with the model in slices gives the same scores and features as
+ * one with the model whole.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../../server/engine/model';
+import { decodeModel, encodeModel, type onnx } from '../../server/engine/model/onnx';
+import type { PixelImage } from '../../server/engine/types';
+import { composedModel, modelChunks, setModelChunkRows, setViewRunPasses } from '../../server/engine/views/session';
+import { viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
+import { buildModel, node, seeded, tensor, writeModel, type ModelSpec } from './helpers/onnx-builder';
+import { chunkModel } from '../../server/engine/views/model-chunks';
+
+/** Conv → Relu → GlobalAveragePool → Flatten ('feat', the features) → Gemm ('y'), on N×1×8×8. */
+function convNet(): ModelSpec {
+  return {
+    inputs: [{ name: 'x', shape: ['N', 1, 8, 8] }],
+    outputs: [{ name: 'y', shape: ['N', 3] }],
+    initializers: [tensor('cw', [4, 1, 3, 3], seeded(36, 1)), tensor('cb', [4], seeded(4, 2)), tensor('W', [4, 3], seeded(12, 3)), tensor('b', [3], seeded(3, 4))],
+    nodes: [
+      node('Conv', ['x', 'cw', 'cb'], ['c'], { pads: [1, 1, 1, 1] }),
+      node('Relu', ['c'], ['r']),
+      node('GlobalAveragePool', ['r'], ['p']),
+      node('Flatten', ['p'], ['feat'], { axis: 1 }),
+      node('Gemm', ['feat', 'W', 'b'], ['y']),
+    ],
+    valueInfo: [{ name: 'c', shape: ['N', 4, 8, 8] }],
+  };
+}
+
+async function run(bytes: Uint8Array, x: Float32Array, n: number, outputs: string[]): Promise<Float32Array[]> {
+  const s = await ort.InferenceSession.create(bytes);
+  try {
+    const out = await s.run({ x: new ort.Tensor('float32', x, [n, 1, 8, 8]) }, outputs);
+    return outputs.map((o) => out[o].data as Float32Array);
+  } finally {
+    await s.release();
+  }
+}
+
+test('chunkModel: three copies of the model over row slices give the whole graph\'s outputs and features at 3, 7 and 11 rows, with the weights shared', async () => {
+  const spec = convNet();
+  const whole = buildModel({ ...spec, outputs: [...spec.outputs, { name: 'feat', shape: ['N', 4] }] });
+  const m = decodeModel(whole, 'conv');
+  const g = m.graph!;
+  const nodes = chunkModel(g, g.node!, 'x', ['y', 'feat'], 3);
+  assert.ok(nodes, 'sliced');
+  g.node = nodes;
+  const sliced = encodeModel(m);
+  assert.equal(nodes.filter((n) => n.opType === 'Conv').length, 3, 'one Conv per slice');
+  assert.equal(new Set(nodes.filter((n) => n.opType === 'Conv').map((n) => n.input![1])).size, 1, 'all reading the one weight tensor');
+  assert.equal(g.initializer!.filter((t) => t.name === 'cw').length, 1);
+  assert.deepEqual(g.output!.map((o) => o.name), ['y', 'feat']);
+  assert.ok(!g.valueInfo!.some((v) => v.name === 'c'), 'the renamed tensor\'s value info is dropped');
+  for (const n of [3, 7, 11]) {
+    const x = seeded(n * 64, 10 + n, 0, 1);
+    const [y0, f0] = await run(whole, x, n, ['y', 'feat']);
+    const [y1, f1] = await run(sliced, x, n, ['y', 'feat']);
+    assert.equal(y1.length, n * 3);
+    assert.deepEqual(y1, y0, `scores at ${n} rows`);
+    assert.deepEqual(f1, f0, `features at ${n} rows`);
+  }
+});
+
+test('chunkModel leaves alone a graph with a subgraph (an If reads outer tensors by name), an output no node makes, and fewer than two chunks', () => {
+  const T = 5; // AttributeType.GRAPH
+  const withIf = (): onnx.IGraphProto => {
+    const g = decodeModel(buildModel(convNet()), 'conv').graph!;
+    const branch: onnx.IGraphProto = { name: 'b', node: [{ opType: 'Identity', input: ['feat'], output: ['o'] }], output: [{ name: 'o' }] };
+    g.node!.push({ opType: 'If', input: ['cond'], output: ['z'], attribute: [{ name: 'then_branch', type: T, g: branch }, { name: 'else_branch', type: T, g: branch }] });
+    return g;
+  };
+  const g = withIf();
+  const before = JSON.stringify(g);
+  assert.equal(chunkModel(g, g.node!, 'x', ['y'], 3), undefined);
+  assert.equal(JSON.stringify(g), before, 'untouched');
+  const plain = decodeModel(buildModel(convNet()), 'conv').graph!;
+  assert.equal(chunkModel(plain, plain.node!, 'x', ['y', 'nowhere'], 3), undefined);
+  assert.equal(chunkModel(plain, plain.node!, 'x', ['y'], 1), undefined);
+  assert.equal(chunkModel(plain, [], 'x', ['y'], 3), undefined);
+});
+
+test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most the views of one source', () => {
+  const plan = (views: number): ViewPlan => ({ channels: 1, height: 28, width: 28, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
+  // mnist-8's corruption runs: 17 sources × 76 views = 1,292 rows → 4 slices of ~323
+  assert.equal(modelChunks(plan(76), 17), 4);
+  // a run of one ImageNet image's 76 views, a CIFAR run of 341: whole
+  assert.equal(modelChunks(plan(76), 1), 1);
+  assert.equal(modelChunks(plan(1), 341), 1);
+  try {
+    setModelChunkRows(10);
+    assert.equal(modelChunks(plan(76), 17), 76, 'capped at the views of one source');
+    assert.equal(modelChunks(plan(3), 7), 2);
+    assert.throws(() => setModelChunkRows(0), RangeError);
+  } finally {
+    setModelChunkRows(undefined);
+  }
+});
+
+test('a composed view runner with the model in six slices gives the scores and features of one with the model whole, over runs of several sizes', async () => {
+  const file = writeModel(convNet(), 'conv.onnx');
+  const ops: ViewOp[] = [
+    { kind: 'crop', top: 0, left: 1 },
+    { kind: 'crop', top: 2, left: 2 },
+    { kind: 'brightness', delta: 0.2 },
+    { kind: 'invert' },
+    { kind: 'pixelate', factor: 0.5 },
+    { kind: 'rotate', degrees: 90 },
+  ];
+  const plan: ViewPlan = { channels: 1, height: 8, width: 8, margin: 1, ops };
+  const sources = Array.from({ length: 5 }, (_, i): { source: PixelImage } => ({ source: { data: seeded(100, 40 + i, 0, 1), channels: 1, height: 10, width: 10 } }));
+  const results = [];
+  for (const chunkRows of [undefined, 2]) {
+    const model = await loadModel(file, { device: 'cpu', preprocess: 'unit' });
+    try {
+      setModelChunkRows(chunkRows);
+      setViewRunPasses(18); // three sources a run: runs of 18 and 12 rows
+      const built = await composedModel(model, plan, 3, 'feat');
+      assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
+      assert.equal(built.chunks, chunkRows ? 6 : 1);
+      const runner = await viewsFor(model, plan, { tensor: 'feat' });
+      assert.equal(runner.mode, 'composed', runner.reason);
+      assert.equal(runner.sourcesPerRun, 3);
+      results.push(await runner.predict(sources));
+    } finally {
+      setModelChunkRows(undefined);
+      setViewRunPasses(undefined);
+      await model.dispose();
+    }
+  }
+  const [whole, sliced] = results;
+  assert.equal(sliced.n, 30);
+  assert.deepEqual(sliced.logits, whole.logits);
+  assert.deepEqual(sliced.probs, whole.probs);
+  assert.ok(whole.feats && sliced.feats);
+  assert.equal(sliced.feats.dims, 4);
+  assert.deepEqual(sliced.feats.data, whole.feats.data);
+});
