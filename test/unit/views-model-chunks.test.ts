@@ -84,13 +84,15 @@ test('chunkModel leaves alone a graph with a subgraph (an If reads outer tensors
   assert.equal(chunkModel(plain, [], 'x', ['y'], 3), undefined);
 });
 
-test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most the views of one source', () => {
+test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most four, at most the views of one source', () => {
   const plan = (views: number): ViewPlan => ({ channels: 1, height: 28, width: 28, margin: 0, ops: Array.from({ length: views }, () => ({ kind: 'invert' }) as ViewOp) });
   // mnist-8's corruption runs: 17 sources × 76 views = 1,292 rows → 4 slices of ~323
   assert.equal(modelChunks(plan(76), 17), 4);
   // a run of one ImageNet image's 76 views, a CIFAR run of 341: whole
   assert.equal(modelChunks(plan(76), 1), 1);
   assert.equal(modelChunks(plan(1), 341), 1);
+  // a 10×10 input: 64 sources of 76 views a run, 16 slices' worth, capped at 4
+  assert.equal(modelChunks(plan(76), 64), 4);
   try {
     setModelChunkRows(10);
     assert.equal(modelChunks(plan(76), 17), 76, 'capped at the views of one source');

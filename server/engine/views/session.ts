@@ -62,11 +62,18 @@ let runPassesOverride: number | undefined;
  * rows repeats the model over slices of about this many. Measured on mnist-8 (2 cores): its
  * kernels cost about a quarter less per pass in slices of ~300 rows than in runs of ~1,200
  * (whose activations fall out of the caches), while the view graph keeps its fewer, larger runs;
- * the default audit 1.65× the bare loop against 1.85× (medians of five alternating pairs).
+ * the default audit (bench/audit.ts --case mnist, six alternating pairs) 4.75 s against 5.15 s,
+ * 1.70× the bare loop against 1.90 (medians), with half the page faults (60,000 against 120,000).
  * MobileNetV2 at 224×224 (runs of one image's 76 views) gained nothing from slices of 19, so
  * runs below twice this size are left whole.
  */
 const MODEL_CHUNK_ROWS = 300;
+/**
+ * At most this many copies: each copy's kernels pack their own copy of the weights (ORT prepacks
+ * per node) and the session takes longer to create, so a tiny input (runs of thousands of rows)
+ * does not get dozens.
+ */
+const MAX_MODEL_CHUNKS = 4;
 let chunkRowsOverride: number | undefined;
 
 /**
@@ -86,12 +93,14 @@ export function setModelChunkRows(rows: number | undefined): void {
 
 /**
  * Copies of the model a composed run of `perRun` sources splits its rows among: one per
- * MODEL_CHUNK_ROWS rows of a full run, never more than the views of one source (the fewest rows
- * a run has), so no copy runs on an empty slice.
+ * MODEL_CHUNK_ROWS rows of a full run, at most MAX_MODEL_CHUNKS (not capped when a test sets the
+ * rows), and never more than the views of one source (the fewest rows a run has), so no copy
+ * runs on an empty slice.
  */
 export function modelChunks(plan: ViewPlan, perRun: number): number {
   const views = plan.ops.length;
-  return Math.max(1, Math.min(views, Math.floor((perRun * views) / (chunkRowsOverride ?? MODEL_CHUNK_ROWS))));
+  const wanted = Math.floor((perRun * views) / (chunkRowsOverride ?? MODEL_CHUNK_ROWS));
+  return Math.max(1, Math.min(views, chunkRowsOverride ? wanted : Math.min(MAX_MODEL_CHUNKS, wanted)));
 }
 
 /**
