@@ -1,12 +1,12 @@
 /**
  * The model's nodes repeated over consecutive row slices of one run, so that a run can be large
  * for the view graph and small for the model. Why: on mnist-8 (2 cores), runs of about 1,200
- * views keep the view graph's fixed cost per run low (its ~600 corruption nodes cost about as
- * much per run at 300 rows as at 1,200), but the model's activations at 1,200 rows fall out of
- * the caches: bench/profile-views.ts --case mnist --probes corruptions --images 256 measured the
- * model's kernels at 480–551 ms in runs of 1,216 passes against 378–404 ms in runs of 304.
- * Splitting each run into four slices for the model only: 595–597 ms inside session.run against
- * 681–772 (bench/README, sixteenth pass).
+ * views keep the view graph's cost low (its ~600 corruption nodes have a fixed cost per run: in
+ * runs of 304 rows they cost about twice as much as in runs of 1,216), but the model's
+ * activations at 1,200 rows fall out of the caches: bench/profile-views.ts --case mnist --probes
+ * corruptions --images 256 measured the model's kernels at 480–551 ms in runs of 1,216 passes
+ * against 378–404 ms in runs of 304. Four slices for the model in runs of 1,216: 595–597 ms
+ * inside session.run against 681–772 (bench/README, sixteenth pass).
  *
  * Each row of a classifier's output depends on its own input row only, so the slices' outputs,
  * concatenated, are the whole run's; the weights (initializers) are shared, not copied.
