@@ -13,7 +13,7 @@ import type { PixelImage } from '../../server/engine/types';
 import { composedModel, modelChunks, setModelChunkRows, setViewRunPasses } from '../../server/engine/views/session';
 import { viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
 import { buildModel, node, seeded, tensor, writeModel, type ModelSpec } from './helpers/onnx-builder';
-import { chunkModel } from '../../server/engine/views/model-chunks';
+import { chunkModel, MODEL_CHUNK_PREFIX } from '../../server/engine/views/model-chunks';
 
 /** Conv → Relu → GlobalAveragePool → Flatten ('feat', the features) → Gemm ('y'), on N×1×8×8. */
 function convNet(): ModelSpec {
@@ -103,42 +103,55 @@ test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most fou
   }
 });
 
-test('a composed view runner with the model in six slices gives the scores and features of one with the model whole, over runs of several sizes', async () => {
-  const file = writeModel(convNet(), 'conv.onnx');
-  const ops: ViewOp[] = [
-    { kind: 'crop', top: 0, left: 1 },
-    { kind: 'crop', top: 2, left: 2 },
-    { kind: 'brightness', delta: 0.2 },
-    { kind: 'invert' },
-    { kind: 'pixelate', factor: 0.5 },
-    { kind: 'rotate', degrees: 90 },
-  ];
-  const plan: ViewPlan = { channels: 1, height: 8, width: 8, margin: 1, ops };
-  const sources = Array.from({ length: 5 }, (_, i): { source: PixelImage } => ({ source: { data: seeded(100, 40 + i, 0, 1), channels: 1, height: 10, width: 10 } }));
-  const results = [];
-  for (const chunkRows of [undefined, 2]) {
-    const model = await loadModel(file, { device: 'cpu', preprocess: 'unit' });
-    try {
-      setModelChunkRows(chunkRows);
-      setViewRunPasses(18); // three sources a run: runs of 18 and 12 rows
-      const built = await composedModel(model, plan, 3, 'feat');
-      assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
-      assert.equal(built.chunks, chunkRows ? 6 : 1);
-      const runner = await viewsFor(model, plan, { tensor: 'feat' });
-      assert.equal(runner.mode, 'composed', runner.reason);
-      assert.equal(runner.sourcesPerRun, 3);
-      results.push(await runner.predict(sources));
-    } finally {
-      setModelChunkRows(undefined);
-      setViewRunPasses(undefined);
-      await model.dispose();
+for (const preprocess of ['unit', { mean: [0.5], std: [0.25] }]) {
+  // with a mean and std, the slices start from the Add the view graph applies per group of views
+  const how = typeof preprocess === 'string' ? preprocess : 'mean/std';
+  test(`a composed view runner with the model in six slices gives the scores and features of one with the model whole, over runs of several sizes (${how})`, async () => {
+    const file = writeModel(convNet(), 'conv.onnx');
+    const ops: ViewOp[] = [
+      { kind: 'crop', top: 0, left: 1 },
+      { kind: 'crop', top: 2, left: 2 },
+      { kind: 'brightness', delta: 0.2 },
+      { kind: 'invert' },
+      { kind: 'pixelate', factor: 0.5 },
+      { kind: 'rotate', degrees: 90 },
+    ];
+    const plan: ViewPlan = { channels: 1, height: 8, width: 8, margin: 1, ops };
+    const sources = Array.from({ length: 5 }, (_, i): { source: PixelImage } => ({ source: { data: seeded(100, 40 + i, 0, 1), channels: 1, height: 10, width: 10 } }));
+    const results = [];
+    for (const chunkRows of [undefined, 2]) {
+      const model = await loadModel(file, { device: 'cpu', preprocess });
+      try {
+        setModelChunkRows(chunkRows);
+        setViewRunPasses(18); // three sources a run: runs of 18 and 12 rows
+        const built = await composedModel(model, plan, 3, 'feat');
+        assert.ok('bytes' in built, 'reason' in built ? built.reason : '');
+        assert.equal(built.chunks, chunkRows ? 6 : 1);
+      if (chunkRows) {
+        const nodes = decodeModel(built.bytes, 'composed').graph!.node!;
+        const slicing = nodes.find((n) => n.output?.[0] === `${MODEL_CHUNK_PREFIX}0_input`);
+        assert.ok(slicing, 'the first slice');
+        // the slices read the view graph's output (after the preprocessing it applies per group)
+        const producer = nodes.find((n) => n.output?.includes(slicing.input![0]));
+        assert.ok(producer?.name?.startsWith('skeptic_view_') && !producer.name.startsWith(MODEL_CHUNK_PREFIX), `made by ${producer?.name}`);
+        if (how === 'mean/std') assert.ok(nodes.some((n) => n.name?.startsWith('skeptic_view_') && n.input?.includes('skeptic_pre_b')), 'the mean/std Add is in the view graph');
+      }
+        const runner = await viewsFor(model, plan, { tensor: 'feat' });
+        assert.equal(runner.mode, 'composed', runner.reason);
+        assert.equal(runner.sourcesPerRun, 3);
+        results.push(await runner.predict(sources));
+      } finally {
+        setModelChunkRows(undefined);
+        setViewRunPasses(undefined);
+        await model.dispose();
+      }
     }
-  }
-  const [whole, sliced] = results;
-  assert.equal(sliced.n, 30);
-  assert.deepEqual(sliced.logits, whole.logits);
-  assert.deepEqual(sliced.probs, whole.probs);
-  assert.ok(whole.feats && sliced.feats);
-  assert.equal(sliced.feats.dims, 4);
-  assert.deepEqual(sliced.feats.data, whole.feats.data);
-});
+    const [whole, sliced] = results;
+    assert.equal(sliced.n, 30);
+    assert.deepEqual(sliced.logits, whole.logits);
+    assert.deepEqual(sliced.probs, whole.probs);
+    assert.ok(whole.feats && sliced.feats);
+    assert.equal(sliced.feats.dims, 4);
+    assert.deepEqual(sliced.feats.data, whole.feats.data);
+  });
+}
