@@ -2,9 +2,11 @@
  * The model in slices of a run's rows (views/model-chunks.ts): the sliced graph gives the whole
  * graph's outputs at any row count, shares the weights, leaves graphs it cannot slice safely
  * alone; a composed view runner with the model in slices gives the same scores and features as
- * one with the model whole.
+ * one with the model whole, on small built models and on the fixture models that compose.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../server/engine/model';
@@ -155,3 +157,33 @@ for (const preprocess of ['unit', { mean: [0.5], std: [0.25] }]) {
     assert.deepEqual(sliced.feats.data, whole.feats.data);
   });
 }
+
+const FIXTURES = resolve(__dirname, '../../../shared/fixtures/models');
+const fixtureModels = ['mnist-8_onnxzoo_cntk.onnx', 'mnist_convnet_maxpool_verivital.onnx', 'cifar10_resnet2b_advtrained.onnx', 'cifar10_marabou_small_nhwc.onnx', 'imagenet_mobilenetv2-12-int8.onnx'];
+test('on the fixture models that compose (opset 8 made symbolic, NHWC, int8 QDQ), four slices give the whole model\'s scores bit for bit', { skip: !existsSync(join(FIXTURES, fixtureModels[0])) && 'no fixtures' }, async () => {
+  for (const f of fixtureModels) {
+    const got: Float32Array[] = [];
+    for (const rows of [undefined, 2]) {
+      const model = await loadModel(join(FIXTURES, f), { device: 'cpu' });
+      try {
+        const { channels: C, height: H, width: W } = model.info;
+        const ops: ViewOp[] = [{ kind: 'invert' }, { kind: 'brightness', delta: 0.2 }, { kind: 'crop', top: 0, left: 1 }, { kind: 'rotate', degrees: 90 }];
+        const plan: ViewPlan = { channels: C, height: H, width: W, margin: 1, ops };
+        setModelChunkRows(rows);
+        setViewRunPasses(8); // two sources a run: runs of 8 and 4 rows, slices of 1 and 2
+        const built = await composedModel(model, plan, 2);
+        assert.ok('bytes' in built, `${f}: ${'reason' in built ? built.reason : ''}`);
+        assert.equal(built.chunks, rows ? 4 : 1, f);
+        const runner = await viewsFor(model, plan);
+        assert.equal(runner.mode, 'composed', `${f}: ${runner.reason}`);
+        const sources = Array.from({ length: 3 }, (_, i) => ({ source: { data: seeded(C * (H + 2) * (W + 2), 60 + i, 0, 1), channels: C, height: H + 2, width: W + 2 } }));
+        got.push((await runner.predict(sources)).logits);
+      } finally {
+        setModelChunkRows(undefined);
+        setViewRunPasses(undefined);
+        await model.dispose();
+      }
+    }
+        assert.deepEqual(got[1], got[0], f);
+  }
+});
