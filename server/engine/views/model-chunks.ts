@@ -43,8 +43,8 @@ export function chunkModel(g: onnx.IGraphProto, nodes: onnx.INodeProto[], input:
   };
   const [zero, one, count] = [int64('zero', 0), int64('one', 1), int64('count', chunks)];
   const out: onnx.INodeProto[] = [];
-  const node = (opType: string, input: string[], output: string, attribute?: onnx.IAttributeProto[]) => {
-    out.push({ opType, input, output: [output], name: output, ...(attribute ? { attribute } : {}) });
+  const node = (opType: string, input: string[], output: string, attribute?: onnx.IAttributeProto[], name = output) => {
+    out.push({ opType, input, output: [output], name, ...(attribute ? { attribute } : {}) });
     return output;
   };
   const shape = node('Shape', [input], `${P}_shape`);
@@ -67,9 +67,7 @@ export function chunkModel(g: onnx.IGraphProto, nodes: onnx.INodeProto[], input:
     }
   }
   const axis0: onnx.IAttributeProto = { name: 'axis', type: 2, i: 0 };
-  for (const o of outputs) node('Concat', Array.from({ length: chunks }, (_, k) => `${P}${k}_${o}`), o, [axis0]);
-  // Concat named the node after its output; give it a name of ours
-  for (const n of out.slice(-outputs.length)) n.name = `${P}_concat_${n.output![0]}`;
+  for (const o of outputs) node('Concat', Array.from({ length: chunks }, (_, k) => `${P}${k}_${o}`), o, [axis0], `${P}_concat_${o}`);
 
   g.initializer = [...(g.initializer ?? []), ...inits];
   const declared = new Map((g.output ?? []).map((o) => [o.name ?? '', o]));

@@ -288,12 +288,13 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
     if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
   }
   // the model in slices of a run's rows (undefined: left whole)
-  const chunked = chunkModel(g, g.node ?? [], pre ? pre.output : pixel, [model.outputName, ...(feature ? [feature] : [])], modelChunks(plan, perRun));
+  const chunks = modelChunks(plan, perRun);
+  const chunked = chunkModel(g, g.node ?? [], pre ? pre.output : pixel, [model.outputName, ...(feature ? [feature] : [])], chunks);
   if (chunked) g.node = chunked;
   g.node = [...vg.nodes, ...(g.node ?? [])];
   g.initializer = [...(g.initializer ?? []), ...vg.inits];
   g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
-  return { bytes: encodeModel(m), output: model.outputName, chunks: chunked ? modelChunks(plan, perRun) : 1 };
+  return { bytes: encodeModel(m), output: model.outputName, chunks: chunked ? chunks : 1 };
 }
 
 /** Elementwise ops prefixNodes may move into the view graph, and where the flowing tensor may be. */
