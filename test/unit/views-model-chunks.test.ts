@@ -187,3 +187,35 @@ test('on the fixture models that compose (opset 8 made symbolic, NHWC, int8 QDQ)
         assert.deepEqual(got[1], got[0], f);
   }
 });
+
+test('a provider that refuses the sliced graph gets the model whole, still composed', async () => {
+  const file = writeModel(convNet(), 'conv.onnx');
+  const plan: ViewPlan = { channels: 1, height: 8, width: 8, margin: 0, ops: [{ kind: 'invert' }, { kind: 'brightness', delta: 0.1 }, { kind: 'contrast', factor: 0.5 }] };
+  const sources = [0, 1].map((i) => ({ source: { data: seeded(64, 80 + i, 0, 1), channels: 1 as const, height: 8, width: 8 } }));
+  const Session = ort.InferenceSession as unknown as { create: (...a: unknown[]) => Promise<ort.InferenceSession> };
+  const create = Session.create;
+  let refused = 0;
+  const got = [];
+  for (const refuse of [false, true]) {
+    const model = await loadModel(file, { device: 'cpu', preprocess: 'unit' });
+    Session.create = async (...a: unknown[]) => {
+      if (refuse && a[0] instanceof Uint8Array && Buffer.from(a[0]).includes(MODEL_CHUNK_PREFIX)) {
+        refused++;
+        throw new Error('this provider does not take it');
+      }
+      return create.apply(Session, a);
+    };
+    try {
+      setModelChunkRows(refuse ? 1 : undefined);
+      const runner = await viewsFor(model, plan);
+      assert.equal(runner.mode, 'composed', runner.reason);
+      got.push(await runner.predict(sources));
+    } finally {
+      Session.create = create;
+      setModelChunkRows(undefined);
+      await model.dispose();
+    }
+  }
+  assert.equal(refused, 1, 'the sliced graph was offered once');
+  assert.deepEqual(got[1].logits, got[0].logits);
+});

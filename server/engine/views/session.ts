@@ -228,24 +228,28 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, feature
   if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
     throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
   }
-  const composed = await composedModel(model, plan, perRun, features?.tensor).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
-  let reason: string;
-  if ('bytes' in composed) {
-    try {
-      const created = await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN);
-      return new Runner(plan, perRun, created.session, composed.output, model, 'composed', undefined, features);
-    } catch (e) {
-      reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
-    }
-  } else reason = composed.reason;
+  let reason = '';
+  // the model in slices first; should a provider refuse that graph, the model whole, then standalone
+  for (const chunks of [modelChunks(plan, perRun), 1]) {
+    const composed = await composedModel(model, plan, perRun, features?.tensor, chunks).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+    if ('bytes' in composed) {
+      try {
+        const created = await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN);
+        return new Runner(plan, perRun, created.session, composed.output, model, 'composed', undefined, features);
+      } catch (e) {
+        reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
+      }
+    } else reason = composed.reason;
+    if (!('bytes' in composed) || composed.chunks === 1) break;
+  }
   const alone = standaloneViewModel(plan, 13, perRun === 1);
   const device = model.device.used;
   const session = await createOn(alone.bytes, device, 'view graph', 'all', MEM_PATTERN).catch(() => createOn(alone.bytes, 'cpu', 'view graph', 'all', MEM_PATTERN));
   return new Runner(plan, perRun, session, alone.output, model, 'standalone', reason);
 }
 
-/** The model's pixel-space graph with the view graph in front, or why it cannot be (exported for the tests). */
-export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
+/** The model's pixel-space graph with the view graph in front and the model in `chunks` slices of a run (1: whole; fewer when it cannot be sliced), or why it cannot be (exported for the tests). */
+export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = modelChunks(plan, perRun)): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
@@ -288,7 +292,6 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
     if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
   }
   // the model in slices of a run's rows (undefined: left whole)
-  const chunks = modelChunks(plan, perRun);
   const chunked = chunkModel(g, g.node ?? [], pre ? pre.output : pixel, [model.outputName, ...(feature ? [feature] : [])], chunks);
   if (chunked) g.node = chunked;
   g.node = [...vg.nodes, ...(g.node ?? [])];
