@@ -194,6 +194,8 @@ async function main() {
     const modelPath = join(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
     K = model.info.numClasses;
+    // where it runs: a provider asked for and not started (WebGPU without an adapter) falls back
+    console.log(`\n${c.name}: ${model.device.used}${model.device.threads ? ` (${model.device.threads} CPU threads a session)` : ''}${model.device.fallbacks.length ? `; fell back: ${model.device.fallbacks.join('; ')}` : ''}`);
     // Bare ONNX Runtime over the same number of forward passes at the same batch size (the
     // model's own graph, the engine's session options).
     const proto = decodeModel(readFileSync(modelPath), modelPath);

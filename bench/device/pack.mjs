@@ -1,0 +1,66 @@
+// Packs what bench/device/run.sh needs on the `device` machine (bench/README.md, "On a GPU and on
+// many cores") into .device/, which git ignores and the device tool's `carry` takes along:
+//  - skeptic-device.tar.xz: bench/audit.ts bundled (esbuild, as scripts/build.mjs bundles the CLI)
+//    with the views worker beside it, this machine's node binary, the packages it loads at run
+//    time (onnxruntime-node for linux/x64 only, onnxruntime-common, sharp and its linux-x64
+//    libvips) and the fixtures the benchmark reads (the two target models, the ImageNet samples,
+//    MNIST, the labels), taken from ../shared/fixtures;
+//  - gl/*.deb: the Vulkan loader from Debian's archive (apt-get download), which ONNX Runtime's
+//    WebGPU provider (Dawn) needs and the device image may lack; run.sh unpacks it there.
+// The machine reaches nothing outside it, so everything goes with the call (64 MiB at most: about
+// 50 MiB here). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const { values } = parseArgs({ options: { fixtures: { type: 'string' }, 'no-gl': { type: 'boolean' } } });
+const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(ROOT, '../shared/fixtures'));
+if (!existsSync(FIXTURES)) throw new Error(`no fixtures at ${FIXTURES} (--fixtures DIR)`);
+const OUT = join(ROOT, '.device');
+const STAGE = join(OUT, 'skeptic-device');
+rmSync(OUT, { recursive: true, force: true });
+mkdirSync(STAGE, { recursive: true });
+
+const node = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['onnxruntime-node', 'sharp', 'vscode', 'esbuild'],
+  mainFields: ['module', 'main'],
+  logLevel: 'warning',
+  banner: { js: "'use strict';\nprocess.env.ORT_DISABLE_TELEMETRY ??= '1';" },
+};
+await build({ ...node, entryPoints: { 'bench-audit': join(ROOT, 'bench/audit.ts') }, outdir: STAGE });
+// the engine's worker script, beside the bundle that starts it (views/workers.ts workerScript)
+await build({ ...node, entryPoints: { 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts') }, outdir: STAGE });
+
+cpSync(process.execPath, join(STAGE, 'node'));
+const modules = ['onnxruntime-node', 'onnxruntime-common', 'sharp', '@img/colour', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64', 'detect-libc', 'semver'];
+for (const m of modules) {
+  cpSync(join(ROOT, 'node_modules', m), join(STAGE, 'node_modules', m), {
+    recursive: true,
+    // onnxruntime-node's binaries for other systems stay behind
+    filter: (src) => !/onnxruntime-node\/bin\/napi-v\d+\/(darwin|win32|linux\/arm64)/.test(src),
+  });
+}
+for (const f of ['models/mnist-8_onnxzoo_cntk.onnx', 'models/imagenet_mobilenetv2-12-int8.onnx', 'imagenet_samples', 'mnist', 'labels', 'PROVENANCE.md']) {
+  cpSync(join(FIXTURES, f), join(STAGE, 'fixtures', f), { recursive: true });
+}
+execFileSync('tar', ['-cJf', join(OUT, 'skeptic-device.tar.xz'), '-C', OUT, 'skeptic-device'], { stdio: 'inherit', env: { ...process.env, XZ_OPT: '-6 -T0' } });
+rmSync(STAGE, { recursive: true, force: true });
+
+if (!values['no-gl']) {
+  mkdirSync(join(OUT, 'gl'), { recursive: true });
+  try {
+    execFileSync('apt-get', ['download', 'libvulkan1'], { cwd: join(OUT, 'gl'), stdio: 'inherit' });
+  } catch (e) {
+    console.error(`could not download the Vulkan loader (${e.message.split('\n')[0]}): run.sh will use the device's own, if any`);
+  }
+}
+const size = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((a, f) => a + size(join(p, f)), 0) : statSync(p).size);
+console.log(`.device/: ${(size(OUT) / 2 ** 20).toFixed(1)} MiB (the device tool carries at most 64 MiB)`);

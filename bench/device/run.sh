@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/audit.ts on the `device` machine (bench/README.md, "On a GPU and on many cores"): the
+# target's two cases on its CPU cores, then on its GPU through ONNX Runtime's WebGPU provider
+# (Vulkan; onnxruntime-node's CUDA provider cannot be installed there). Needs .device/ from
+# `node bench/device/pack.mjs`, carried along:
+#
+#   device run: command "bash bench/device/run.sh", carry [".device"], timeout_s 600
+#
+# Each case's output goes to $OUT/<device>-<case>.txt, the machine to $OUT/machine.txt. A case
+# that runs past its time is cut off (timeout) and the next one starts.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/skeptic-device-out}
+mkdir -p "$OUT"
+[ -f .device/skeptic-device.tar.xz ] || { echo "no .device/skeptic-device.tar.xz: run node bench/device/pack.mjs and carry .device" >&2; exit 2; }
+WORK=$(mktemp -d)
+tar -xJf .device/skeptic-device.tar.xz -C "$WORK"
+B="$WORK/skeptic-device"
+
+# The Vulkan loader, where the machine has none (the device tool's README: unpack into /)
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
+  for f in .device/gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+  ldconfig 2>/dev/null || true
+fi
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
+
+{
+  echo "nproc $(nproc)"
+  nvidia-smi -L 2>&1 || echo "nvidia-smi: none"
+  ldconfig -p 2>/dev/null | grep libvulkan || echo "libvulkan: none"
+  echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
+  "$B/node" --version
+} >"$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+run() { # device case seconds
+  echo "=== $1 $2"
+  (cd "$B" && timeout "$3" ./node bench-audit.js --case "$2" --device "$1" --fixtures fixtures) 2>&1 | tee "$OUT/$1-$2.txt"
+  echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/$1-$2.txt"
+}
+run cpu mnist 60
+run cpu imagenet 120
+run webgpu mnist 150
+run webgpu imagenet 200
+rm -rf "$WORK"
