@@ -45,8 +45,13 @@ run() { # name seconds device case [more flags]
 # so that a slow provider still leaves numbers (the tool's limit is 600 s a command)
 run cpu-mnist 50 cpu mnist
 run cpu-imagenet 100 cpu imagenet
+# which provider runs which nodes of the composed sessions (ONNX Runtime's verbose log, placement lines only)
+echo "=== webgpu-placement"
+(cd "$B" && SKEPTIC_ORT_LOG=0 timeout 40 ./node bench-audit.js --case imagenet --imagenet 2 --device webgpu --fixtures fixtures) 2>&1 |
+  grep -E 'VerifyEachNodeIsAssignedToAnEp|fell back|^MobileNet' >"$OUT/webgpu-placement.txt"
+head -c 4000 "$OUT/webgpu-placement.txt"
 run webgpu-mnist-200 60 webgpu mnist --mnist 200
 run webgpu-imagenet-20 80 webgpu imagenet --imagenet 20
-run webgpu-mnist 120 webgpu mnist
-run webgpu-imagenet 150 webgpu imagenet
+run webgpu-mnist 110 webgpu mnist
+run webgpu-imagenet 130 webgpu imagenet
 rm -rf "$WORK"

@@ -4,6 +4,7 @@
  * and that sessions, reports and `skeptic inspect` carry the choice.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,3 +77,28 @@ test('the choice reaches session options and the report; SKEPTIC_THREADS overrid
     setCpuThreads(undefined);
   }
 });
+
+test("SKEPTIC_ORT_LOG=0 makes ONNX Runtime say which provider each node runs on; unset or not a level, it prints errors only", () => {
+  const load = (value: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (value === undefined) delete env.SKEPTIC_ORT_LOG;
+    else env.SKEPTIC_ORT_LOG = value;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `require(${JSON.stringify(join(__dirname, '../../server/engine/model'))}).loadModel(${JSON.stringify(DEMO_MODEL)}, { device: 'cpu' }).then((m) => m.dispose())`], { encoding: 'utf8', env, timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout + r.stderr;
+  };
+  assert.match(load('0'), /Node placements[\s\S]*placed on \[CPUExecutionProvider\]/);
+  for (const quiet of [undefined, '3', 'verbose', '7']) assert.doesNotMatch(load(quiet), /Node placements|\[V:onnxruntime/, `SKEPTIC_ORT_LOG=${quiet}`);
+  assert.equal((withEnv('2', () => sessionOptions('cpu')) as { logSeverityLevel?: number }).logSeverityLevel, 2);
+});
+
+function withEnv<T>(value: string, f: () => T): T {
+  const saved = process.env.SKEPTIC_ORT_LOG;
+  process.env.SKEPTIC_ORT_LOG = value;
+  try {
+    return f();
+  } finally {
+    if (saved === undefined) delete process.env.SKEPTIC_ORT_LOG;
+    else process.env.SKEPTIC_ORT_LOG = saved;
+  }
+}

@@ -59,7 +59,7 @@ export function sessionOptions(ep: Provider, level: OptLevel = 'all', memPattern
     graphOptimizationLevel: level,
     executionMode: 'sequential',
     // warnings such as "unused initializer" are not the user's business; errors still print
-    logSeverityLevel: 3,
+    logSeverityLevel: ortLogLevel(),
     // ORT's intra-op threads spin between kernels by default, taking the cores from the main
     // thread that decodes and makes the next run's views meanwhile (and from anything else on the
     // machine). Measured with bench/audit.ts on 2 cores: the default audit of mnist-8 on 1,000
@@ -67,6 +67,17 @@ export function sessionOptions(ep: Provider, level: OptLevel = 'all', memPattern
     // the same wall time at 8% less CPU; the bare loops no slower.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
+}
+
+/**
+ * ONNX Runtime's own log level for the sessions Skeptic creates: 3 (errors) unless
+ * SKEPTIC_ORT_LOG says 0 (verbose: which provider each node runs on, for a GPU audit that is
+ * slower than it should be), 1 (info), 2 (warnings, such as nodes left to the CPU) or 4 (fatal).
+ */
+export function ortLogLevel(): 0 | 1 | 2 | 3 | 4 {
+  const v = process.env.SKEPTIC_ORT_LOG;
+  const n = v === undefined || v === '' ? NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 4 ? (n as 0 | 1 | 2 | 3 | 4) : 3;
 }
 
 /** On Linux, whether any GPU device node exists; elsewhere assume yes and let the attempt decide. */
