@@ -7,8 +7,8 @@
 //    MNIST, the labels), taken from ../shared/fixtures;
 //  - gl/*.deb: the Vulkan loader from Debian's archive (apt-get download), which ONNX Runtime's
 //    WebGPU provider (Dawn) needs and the device image may lack; run.sh unpacks it there.
-// The machine reaches nothing outside it, so everything goes with the call (64 MiB at most: about
-// 50 MiB here). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
+// The machine reaches nothing outside it, so everything goes with the call (64 MiB at most with
+// the repository's own files: about 56 MiB here). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
