@@ -4,25 +4,12 @@
 // node_modules at run time; `vscode` is provided by the editor.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
+import { nodeBundle } from './esbuild-node.mjs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-const node = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  sourcemap: !production,
-  minify: production,
-  external: ['onnxruntime-node', 'sharp', 'vscode'],
-  // jsonc-parser's UMD build hides its requires from bundlers; its ESM build bundles cleanly.
-  mainFields: ['module', 'main'],
-  logLevel: 'warning',
-  // ONNX Runtime's telemetry off before anything loads it (see server/engine/fs/ort-env.ts).
-  // "use strict" first: a directive only counts at the top, and esbuild's own one follows the banner.
-  banner: { js: "'use strict';\nprocess.env.ORT_DISABLE_TELEMETRY ??= '1';" },
-};
+const node = nodeBundle({ production });
 
 const targets = [
   { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist' },

@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { nodeBundle } from '../../scripts/esbuild-node.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values } = parseArgs({ options: { fixtures: { type: 'string' }, 'no-gl': { type: 'boolean' } } });
@@ -25,16 +26,8 @@ const STAGE = join(OUT, 'skeptic-device');
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(STAGE, { recursive: true });
 
-const node = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  external: ['onnxruntime-node', 'sharp', 'vscode', 'esbuild'],
-  mainFields: ['module', 'main'],
-  logLevel: 'warning',
-  banner: { js: "'use strict';\nprocess.env.ORT_DISABLE_TELEMETRY ??= '1';" },
-};
+// as scripts/build.mjs bundles the CLI, without the source maps (megabytes the device run never reads)
+const node = { ...nodeBundle(), sourcemap: false };
 await build({ ...node, entryPoints: { 'bench-audit': join(ROOT, 'bench/audit.ts') }, outdir: STAGE });
 // the engine's worker script, beside the bundle that starts it (views/workers.ts workerScript)
 await build({ ...node, entryPoints: { 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts') }, outdir: STAGE });
