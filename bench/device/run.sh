@@ -6,8 +6,8 @@
 #
 #   device run: command "bash bench/device/run.sh", carry [".device"], timeout_s 600
 #
-# Each run's output goes to $OUT/<name>.txt (cpu-mnist, webgpu-imagenet-20, …), the machine to $OUT/machine.txt. A case
-# that runs past its time is cut off (timeout) and the next one starts.
+# Each run's output goes to $OUT/<name>.txt (cpu-mnist, webgpu-imagenet-20, …), the machine to
+# $OUT/machine.txt. A run that goes past its time is cut off (timeout) and the next one starts.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/skeptic-device-out}

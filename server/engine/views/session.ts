@@ -187,10 +187,11 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
   const perRun = sourcesPerRun(plan);
-  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${modelChunks(plan, perRun)}`;
+  const chunks = modelChunks(plan, perRun);
+  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}`;
   let r = byPlan.get(key);
   if (!r) {
-    r = build(model, plan, perRun, features);
+    r = build(model, plan, perRun, chunks, features);
     byPlan.set(key, r);
     r.catch(() => byPlan!.delete(key));
   }
@@ -224,14 +225,14 @@ export async function releaseViews(model: LoadedModel): Promise<void> {
   for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
 }
 
-async function build(model: LoadedModel, plan: ViewPlan, perRun: number, features?: ViewFeatures): Promise<ViewRunner> {
+async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks: number, features?: ViewFeatures): Promise<ViewRunner> {
   if (plan.channels !== model.info.channels || plan.height !== model.info.height || plan.width !== model.info.width) {
     throw new RangeError(`view plan makes ${plan.channels}×${plan.height}×${plan.width} views; the model takes ${model.info.channels}×${model.info.height}×${model.info.width}`);
   }
   let reason = '';
   // the model in slices first; should a provider refuse that graph, the model whole, then standalone
-  for (const chunks of [modelChunks(plan, perRun), 1]) {
-    const composed = await composedModel(model, plan, perRun, features?.tensor, chunks).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+  for (const tried of [chunks, 1]) {
+    const composed = await composedModel(model, plan, perRun, features?.tensor, tried).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
     if ('bytes' in composed) {
       try {
         const created = await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN);
