@@ -70,6 +70,16 @@ export function sessionOptions(ep: Provider, level: OptLevel = 'all', memPattern
 }
 
 /**
+ * Whether a provider has float64 kernels for the elementwise ops, MatMul and the reductions. The
+ * view graphs (views/graph.ts) keep some arithmetic in float64 where it does, to stay bit-close
+ * to the CPU reference; WebGPU has none (WGSL has no 64-bit floats: ONNX Runtime's WebGPU kernels
+ * register float and float16 only), so on it those nodes would run on the CPU, between copies.
+ */
+export function providerHasFloat64(p: Provider): boolean {
+  return p !== 'webgpu';
+}
+
+/**
  * ONNX Runtime's own log level for the sessions Skeptic creates: 3 (errors) unless
  * SKEPTIC_ORT_LOG says 0 (verbose: which provider each node runs on, for a GPU audit that is
  * slower than it should be), 1 (info), 2 (warnings, such as nodes left to the CPU) or 4 (fatal).

@@ -214,7 +214,28 @@ function onePerRunEmbeds(b: Builder, centre: string, pos: string, C: number, H: 
   });
 }
 
-export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false, post: ViewPostNode[] = [], postOnSource = false): ViewGraph {
+export interface ViewGraphOptions {
+  /** One source image a run (the graph may then bake per-channel index maps into constants). */
+  onePerRun?: boolean;
+  /** Nodes from the front of the model applied to each group of views (ViewPostNode). */
+  post?: ViewPostNode[];
+  /** Whether the post nodes commute with crops (elementwise, constants not varying over rows and columns). */
+  postOnSource?: boolean;
+  /**
+   * Whether the arithmetic that the CPU reference does in float64 (brightness, contrast,
+   * saturation, glass blur's first blur, the mean colours, the rotation fill, cue-conflict's
+   * composition, ood's normal view) stays in float64 (the default, for the CPU and CUDA: the
+   * views then stay bit-close to the JS ones, which int8 models notice), or runs in float32, for
+   * a provider without float64 kernels (WebGPU: WGSL has no f64), so that those nodes run on
+   * the provider with the rest instead of falling back to the CPU between copies. Float32 moves
+   * those views by float32 rounding; glass blur's truncation to 8 bits can then land a pixel on
+   * the next level (1/255).
+   */
+  float64?: boolean;
+}
+
+export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraphOptions = {}): ViewGraph {
+  const { onePerRun = false, post = [], postOnSource = false, float64 = true } = options;
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
   const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
@@ -232,12 +253,17 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   const src = VIEW_INPUT.src;
   const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
   const clip01 = (x: string) => b.op('Clip', [x, b.scalar(0), b.scalar(1)]);
+  // The "wide" type: float64, or float32 where the provider has no float64 (options.float64)
+  const WIDE = float64 ? F64 : F32;
+  const wideData = (values: ArrayLike<number>) => (float64 ? { doubleData: Array.from(values) } : { floatData: Array.from(values) });
+  const widen = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F64)]) : t);
+  const narrow = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F32)]) : t);
   const doubles = new Map<number, string>();
   const d = (v: number) => {
     let name = doubles.get(v);
     if (!name) {
       name = b.fresh('d');
-      b.inits.push({ name, dims: [], dataType: F64, doubleData: [v] });
+      b.inits.push({ name, dims: [], dataType: WIDE, ...wideData([v]) });
       doubles.set(v, name);
     }
     return name;
@@ -289,17 +315,26 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
   /** A float64 tensor of per-view constants. */
   const dvec = (values: number[], dims: number[]) => {
     const name = b.fresh('d');
-    b.inits.push({ name, dims, dataType: F64, doubleData: values });
+    b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
     return name;
   };
   /** The centre in float64, and clipped to [0, 1] first (shared by every view that needs them). */
   let c64: string | undefined;
   let c64clipped: string | undefined;
-  const centre64 = () => (c64 ??= b.op('Cast', [centre], [A.i('to', F64)]));
-  const clipped64 = () => (c64clipped ??= b.op('Cast', [clip01(centre)], [A.i('to', F64)]));
+  const centre64 = () => (c64 ??= widen(centre));
+  const clipped64 = () => (c64clipped ??= widen(clip01(centre)));
+  /** The mean colour per channel [n, C, 1, 1], summed in float64 (as the JS canvasFill and ood.ts sum it). */
+  const mean = () => (meanColour ??= narrow(b.reduce('ReduceMean', centre64(), [2, 3], true)));
 
   /** What views/imagenet-c.ts's ops read; its noise reads one slot's (u1, u2) pairs. */
-  const cctx: ImagenetCContext = { b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4) };
+  const cctx: ImagenetCContext = {
+    b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, widen, narrow, wide: (values, dims, hint) => {
+      const name = b.fresh(hint);
+      b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
+      return name;
+    },
+    normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4),
+  };
 
   const outs: string[] = [];
   for (let i = 0; i < plan.ops.length; i++) {
@@ -341,9 +376,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const p = plan.ops[i + r] as { top: number; left: number; size: number };
         for (let y = p.top; y < p.top + p.size; y++) mask.fill(1, (r * H + y) * W + p.left, (r * H + y) * W + p.left + p.size);
       }
-      const fillV = op.fill === 'mean'
-        ? (meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]))
-        : b.scalar(op.fill);
+      const fillV = op.fill === 'mean' ? mean() : b.scalar(op.fill);
       const masks = bools(mask, [1, run, 1, H, W]);
       // [n, run, C, H, W]: the centre where the mask is set, the fill elsewhere, as x·m + fill·(1 − m)
       // with m ∈ {0, 1}: x·1 + fill·0 = x and x·0 + fill = fill, Where's values for finite pixels
@@ -439,7 +472,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const lit = b.op('Greater', [val, d(0)]);
         const val2 = clip01d(b.op('Add', [val, axis(ops.map((o) => (o as { delta: number }).delta), 'f64')])); // [n, R, 1, H, W]
         const scaled = b.op('Div', [b.op('Mul', [b.op('Where', [lit, x, d(1)]), val2]), b.op('Where', [lit, val, d(1)])]);
-        outs.push(b.op('Cast', [scaled], [A.i('to', F32)]));
+        outs.push(narrow(scaled));
       } else {
         // float64 for the same reason (the channel mean is a sum over the whole plane)
         const x = centre64();
@@ -448,7 +481,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const factor = axis(ops.map((o) => (o as { factor: number }).factor), 'f64');
         // clipped after the float32 rounding: the same values (0 and 1 are floats, rounding is
         // monotone), half the bytes of a float64 Min and Max
-        outs.push(clip01(b.op('Cast', [b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])])], [A.i('to', F32)])));
+        outs.push(clip01(narrow(b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])]))));
       }
       i += R - 1;
       continue;
@@ -471,7 +504,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
         const dev = b.op('Sub', [x, mu]);
         const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [dev, dev]), [2, 3], true)]);
-        const f = (t: string) => b.op('Cast', [t], [A.i('to', F32)]);
+        const f = narrow;
         // the only noise slot is the input itself: a Reshape, not a Gather that copies it
         const pairs = slots.noise === 1 ? b.reshape(VIEW_INPUT.noise, [-1, C, H, W, 2]) : slot(VIEW_INPUT.noise, op.slot);
         v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(pairs, 4)])]));
@@ -490,8 +523,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
           let count = 0;
           for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (y === 0 || y === H - 1 || x === 0 || x === W - 1) (frame[y * W + x] = 1), count++;
           const frameT = b.fresh('frame');
-          b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: F64, doubleData: frame.map((f) => f / count) });
-          borderFill = b.op('Cast', [b.reduce('ReduceSum', b.op('Mul', [b.op('Cast', [flatCentre], [A.i('to', F64)]), frameT]), [2], true)], [A.i('to', F32)]); // [n, C, 1]
+          b.inits.push({ name: frameT, dims: [1, 1, H * W], dataType: WIDE, ...wideData(frame.map((f) => f / count)) });
+          borderFill = narrow(b.reduce('ReduceSum', b.op('Mul', [widen(flatCentre), frameT]), [2], true)); // [n, C, 1]
         }
         const noFill = t.fillWeight.every((w) => w === 0);
         let acc = noFill ? b.scalar(0) : b.op('Mul', [borderFill!, b.f32(t.fillWeight, [1, 1, H * W], 'wfill')]);
@@ -610,9 +643,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
       case 'patch': {
         let fillV: string;
         if (op.fill === 'mean') {
-          // the mean colour in float64, as the JS canvasFill sums it
-          meanColour ??= b.op('Cast', [b.reduce('ReduceMean', b.op('Cast', [centre], [A.i('to', F64)]), [2, 3], true)], [A.i('to', F32)]);
-          fillV = meanColour;
+          fillV = mean();
         } else fillV = b.scalar(op.fill);
         if (op.size === 0) {
           canvases.set(fillV, canvases.get(fillV) ?? b.op('Expand', [fillV, b.op('Shape', [centre])]));
@@ -630,15 +661,14 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
         // float64 throughout, the arithmetic of cue/generate.ts compose in its order: the
         // stimuli are the same bits as the JavaScript composition (a found silhouette has zero
         // shading and edges: s = 1, e = 0, and the formula reduces to m·T + (1−m)·x exactly)
-        const f64 = (t: string) => b.op('Cast', [t], [A.i('to', F64)]);
-        const plane = (j: number) => f64(b.reshape(slot(VIEW_INPUT_C.weight, op.weights + j), [-1, 1, H, W])); // [n, 1, H, W]
+        const plane = (j: number) => widen(b.reshape(slot(VIEW_INPUT_C.weight, op.weights + j), [-1, 1, H, W])); // [n, 1, H, W]
         const [mask, shading, edges, ink] = [0, 1, 2, 3].map(plane);
-        const texture = f64(slot(VIEW_INPUT.given, op.texture)); // [n, C, H, W]
+        const texture = widen(slot(VIEW_INPUT.given, op.texture)); // [n, C, H, W]
         const shade = b.op('Max', [b.op('Min', [b.op('Add', [d(1), b.op('Mul', [shading, d(op.shading)])]), d(1.7)]), d(0.3)]);
         const inside = clip01d(b.op('Mul', [texture, shade]));
         const blend = b.op('Add', [b.op('Mul', [mask, inside]), b.op('Mul', [b.op('Sub', [d(1), mask]), centre64()])]);
         const e = b.op('Mul', [edges, d(op.edgeWeight)]);
-        v = b.op('Cast', [b.op('Add', [b.op('Mul', [b.op('Sub', [d(1), e]), blend]), b.op('Mul', [e, ink])])], [A.i('to', F32)]);
+        v = narrow(b.op('Add', [b.op('Mul', [b.op('Sub', [d(1), e]), blend]), b.op('Mul', [e, ink])]));
         break;
       }
       default:
@@ -654,8 +684,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, onePerRun = false,
 }
 
 /** The view graph alone, as a model whose output is the views (for a model it cannot be put in front of). */
-export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false): { bytes: Uint8Array; output: string; views: number } {
-  const g = buildViewGraph(plan, opset, onePerRun);
+export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false, float64 = true): { bytes: Uint8Array; output: string; views: number } {
+  const g = buildViewGraph(plan, opset, { onePerRun, float64 });
   const { channels: C, height: H, width: W } = plan;
   const model: onnx.IModelProto = {
     irVersion: 7,

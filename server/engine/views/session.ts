@@ -21,7 +21,7 @@ import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
-import { createOn, createSession } from '../model/providers';
+import { createOn, createSession, providerHasFloat64, type Provider } from '../model/providers';
 import { featureValues } from '../model/features';
 import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewPostNode } from './graph';
 import { imagenetCSlots } from './imagenet-c';
@@ -83,6 +83,16 @@ let chunkRowsOverride: number | undefined;
 export function setViewRunPasses(passes: number | undefined): void {
   if (passes !== undefined && !(Number.isInteger(passes) && passes >= 1)) throw new RangeError(`view run passes must be a positive integer, not ${passes}`);
   runPassesOverride = passes;
+}
+
+/** When set, the view runners built from now on make the views in float64 (true) or float32 (false) whatever the provider (undefined: as the provider allows, providerHasFloat64). For the tests and benchmarks: the float32 graphs a WebGPU audit runs, measured on the CPU. */
+export function setViewsFloat64(float64: boolean | undefined): void {
+  float64Override = float64;
+}
+let float64Override: boolean | undefined;
+/** Whether views made for a model on this provider keep their float64 arithmetic. */
+function viewsFloat64(p: Provider): boolean {
+  return float64Override ?? providerHasFloat64(p);
 }
 
 /** Sets the rows per model slice of the view runners built from now on (undefined: MODEL_CHUNK_ROWS). For the tests and benchmarks. */
@@ -188,7 +198,7 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
   if (!byPlan) cache.set(model, (byPlan = new Map()));
   const perRun = sourcesPerRun(plan);
   const chunks = modelChunks(plan, perRun);
-  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}`;
+  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${viewsFloat64(model.device.used)}`;
   let r = byPlan.get(key);
   if (!r) {
     r = build(model, plan, perRun, chunks, features);
@@ -243,8 +253,8 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
     } else reason = composed.reason;
     if (!('bytes' in composed) || composed.chunks === 1) break;
   }
-  const alone = standaloneViewModel(plan, 13, perRun === 1);
   const device = model.device.used;
+  const alone = standaloneViewModel(plan, 13, perRun === 1, viewsFloat64(device));
   const session = await createOn(alone.bytes, device, 'view graph', 'all', MEM_PATTERN).catch(() => createOn(alone.bytes, 'cpu', 'view graph', 'all', MEM_PATTERN));
   return new Runner(plan, perRun, session, alone.output, model, 'standalone', reason);
 }
@@ -280,7 +290,7 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
 
   const pixel = run.feed.name;
   const pre = prefixNodes(g, pixel, feature);
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), perRun === 1, pre?.post, pre?.onSource);
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), { onePerRun: perRun === 1, post: pre?.post, postOnSource: pre?.onSource, float64: viewsFloat64(model.device.used) });
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   if (pre) {
     // the view graph applies those nodes itself, per group of views, and feeds what they fed
@@ -516,14 +526,15 @@ const alone = new Map<string, Promise<{ session: ort.InferenceSession; output: s
 
 /**
  * The views themselves ([sources·views, C, H, W], image-major), from the plan's graph alone on the
- * CPU: for artifacts a person looks at and for the tests, not for the model.
+ * CPU: for artifacts a person looks at and for the tests, not for the model. `float64` false
+ * makes them with the float32 graph a provider without float64 runs (ViewGraphOptions).
  */
-export async function makeViews(plan: ViewPlan, sources: ViewSource[]): Promise<Float32Array> {
+export async function makeViews(plan: ViewPlan, sources: ViewSource[], float64 = true): Promise<Float32Array> {
   const one = sources.length === 1;
-  const key = `${planKey(plan)}|${one}`;
+  const key = `${planKey(plan)}|${one}|${float64}`;
   let s = alone.get(key);
   if (!s) {
-    s = standaloneSession(plan, one);
+    s = standaloneSession(plan, one, float64);
     alone.set(key, s);
     s.catch(() => alone.delete(key));
   }
@@ -548,8 +559,8 @@ export async function viewMaker(plan: ViewPlan): Promise<{ views(source: ViewSou
   };
 }
 
-function standaloneSession(plan: ViewPlan, one: boolean): Promise<{ session: ort.InferenceSession; output: string }> {
-  const built = standaloneViewModel(plan, 13, one);
+function standaloneSession(plan: ViewPlan, one: boolean, float64 = true): Promise<{ session: ort.InferenceSession; output: string }> {
+  const built = standaloneViewModel(plan, 13, one, float64);
   return createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
 }
 
