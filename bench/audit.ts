@@ -20,9 +20,9 @@
  *                                    [--run-passes N]  (forward passes per run of the view sessions)
  *                                    [--chunk-rows N]  (rows per copy of the model inside a view run;
  *                                                       a large N keeps the model whole)
- *                                    [--views-float32]  (the float32 view graphs a provider without
- *                                                       float64, WebGPU, gets: their cost and, with
- *                                                       --save, their metrics, on the CPU)
+ *                                    [--views-webgpu]  (the view graphs WebGPU gets, float32 and
+ *                                                       no Sum: their cost and, with --save, their
+ *                                                       metrics, on the CPU)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
  * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
@@ -43,10 +43,10 @@ import { openDataset } from '../server/engine/data';
 import { loadModel } from '../server/engine/model';
 import { makeBatchSymbolic } from '../server/engine/model/batch';
 import { decodeModel, encodeModel } from '../server/engine/model/onnx';
-import { sessionOptions } from '../server/engine/model/providers';
+import { sessionOptions, viewKernels } from '../server/engine/model/providers';
 import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
-import { setModelChunkRows, setViewRunPasses, setViewsFloat64 } from '../server/engine/views';
+import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
 
 const { values } = parseArgs({
   options: {
@@ -61,7 +61,7 @@ const { values } = parseArgs({
     save: { type: 'string' },
     'run-passes': { type: 'string' },
     'chunk-rows': { type: 'string' },
-    'views-float32': { type: 'boolean', default: false },
+    'views-webgpu': { type: 'boolean', default: false },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -73,7 +73,7 @@ const device = values.device as 'cpu' | 'cuda' | 'auto';
 if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 // Rows per copy of the model inside a composed view run (views/session.ts's MODEL_CHUNK_ROWS otherwise).
 if (values['chunk-rows']) setModelChunkRows(Number(values['chunk-rows']));
-if (values['views-float32']) setViewsFloat64(false);
+if (values['views-webgpu']) setViewKernels(viewKernels('webgpu'));
 
 const CASES = [
   { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
@@ -194,7 +194,7 @@ async function main() {
     console.log(`skipped: no fixtures at ${FIXTURES}`);
     return;
   }
-  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-float32'] ? ', views in float32' : ''}`);
+  console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-webgpu'] ? ", WebGPU's view graphs" : ''}`);
   for (const c of CASES) {
     const modelPath = join(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });

@@ -70,13 +70,21 @@ export function sessionOptions(ep: Provider, level: OptLevel = 'all', memPattern
 }
 
 /**
- * Whether a provider has float64 kernels for the elementwise ops, MatMul and the reductions. The
- * view graphs (views/graph.ts) keep some arithmetic in float64 where it does, to stay bit-close
- * to the CPU reference; WebGPU has none (WGSL has no 64-bit floats: ONNX Runtime's WebGPU kernels
- * register float and float16 only), so on it those nodes would run on the CPU, between copies.
+ * What the view graphs (views/graph.ts) may ask of a provider's kernels beyond float32 and int32
+ * arithmetic. ONNX Runtime's WebGPU kernels take no float64 (WGSL has no 64-bit floats) and have
+ * no Sum (measured on onnxruntime-node 1.30's own library over SwiftShader's software Vulkan);
+ * the CPU's and CUDA's take both. A node a provider has no kernel for runs on the CPU, between
+ * copies: the view graphs for WebGPU avoid them.
  */
-export function providerHasFloat64(p: Provider): boolean {
-  return p !== 'webgpu';
+export interface ViewKernels {
+  /** float64 elementwise ops, MatMul and reductions */
+  float64: boolean;
+  /** the n-ary Sum (else a chain of Adds) */
+  sum: boolean;
+}
+
+export function viewKernels(p: Provider): ViewKernels {
+  return p === 'webgpu' ? { float64: false, sum: false } : { float64: true, sum: true };
 }
 
 /**

@@ -4,10 +4,10 @@
  * i·V … i·V+V−1), ready for the model's pixel input:
  *
  *   skeptic_view_src   float [n, C, H+2m, W+2m]
- *   skeptic_view_embed int64 [n, E, 2]        (top, left) per embed slot
+ *   skeptic_view_embed int32 [n, E, 2]        (top, left) per embed slot
  *   skeptic_view_noise float [n, S, C, H, W, 2] uniform (u1, u2) pairs per noise slot
  *   skeptic_view_given float [n, G, C, H, W]  views made on the CPU
- *   skeptic_view_perm  int64 [n, P]           tile permutations, all tiles slots concatenated
+ *   skeptic_view_perm  int32 [n, P]           tile permutations, all tiles slots concatenated
  *
  * Ops per view kind (all batched over n, each exact or float32 rounding away from image/ops.ts
  * and image/corrupt.ts, which the tests hold them to):
@@ -37,6 +37,7 @@
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
+import type { ViewKernels } from '../model/providers';
 import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
@@ -64,7 +65,6 @@ export interface ViewGraph {
 }
 
 const F32 = 1;
-const I64 = 7;
 const I32 = 6;
 const F64 = 11;
 
@@ -201,13 +201,13 @@ function onePerRunEmbeds(b: Builder, centre: string, pos: string, C: number, H: 
   }
   // [4, C, Zy+H, Zx+W]: Q_(pt,pl) at index 2·pt + pl, its (0, 0) at (Zy, Zx)
   const stack = b.op('Pad', [b.op('Concat', quads, [A.i('axis', 0)]), b.i64([0, 0, Zy, Zx, 0, 0, H - Hq, W - Wq])]);
-  const two = b.i64([2], []);
+  const two = b.i32([2], []);
   const p = b.reshape(pos, [E, 2]);
   const half = b.op('Div', [p, two]); // (tt, tl)
   const parity = b.op('Sub', [p, b.op('Mul', [half, two])]); // (pt, pl)
-  const quad = b.reduce('ReduceSum', b.op('Mul', [parity, b.i64([2, 1], [1, 2])]), [1], true); // [E, 1]
-  const starts = b.op('Concat', [quad, b.i64(new Array(E).fill(0), [E, 1]), b.op('Sub', [b.i64([Zy, Zx], [1, 2]), half])], [A.i('axis', 1)]); // [E, 4]
-  const ends = b.op('Add', [starts, b.i64([1, C, H, W], [1, 4])]);
+  const quad = b.reduce('ReduceSum', b.op('Mul', [parity, b.i32([2, 1], [1, 2])]), [1], true); // [E, 1]
+  const starts = b.op('Concat', [quad, b.i32(new Array(E).fill(0), [E, 1]), b.op('Sub', [b.i32([Zy, Zx], [1, 2]), half])], [A.i('axis', 1)]); // [E, 4]
+  const ends = b.op('Add', [starts, b.i32([1, C, H, W], [1, 4])]);
   return Array.from({ length: E }, (_, e) => {
     const at = (t: string) => b.op('Gather', [t, b.i64([e], [])], [A.i('axis', 0)]);
     return b.unsqueeze(b.op('Slice', [stack, at(starts), at(ends)]), [1]);
@@ -222,29 +222,29 @@ export interface ViewGraphOptions {
   /** Whether the post nodes commute with crops (elementwise, constants not varying over rows and columns). */
   postOnSource?: boolean;
   /**
-   * Whether the arithmetic that the CPU reference does in float64 (brightness, contrast,
-   * saturation, glass blur's first blur, the mean colours, the rotation fill, cue-conflict's
-   * composition, ood's normal view) stays in float64 (the default, for the CPU and CUDA: the
-   * views then stay bit-close to the JS ones, which int8 models notice), or runs in float32, for
-   * a provider without float64 kernels (WebGPU: WGSL has no f64), so that those nodes run on
-   * the provider with the rest instead of falling back to the CPU between copies. Float32 moves
-   * those views by float32 rounding; glass blur's truncation to 8 bits can then land a pixel on
-   * the next level (1/255).
+   * The provider's kernels (model/providers.ts viewKernels; default: all). With float64, the
+   * arithmetic the CPU references do in float64 (brightness, contrast, saturation, glass blur's
+   * first blur, the mean colours, the rotation fill, ood's normal view, cue-conflict's
+   * composition) stays in float64, so the views stay bit-close to the JS ones, which int8 models
+   * notice; without (WebGPU) it runs in float32 and moves those views by float32 rounding (glass
+   * blur's truncation to 8 bits can then land a value on the next level). Without Sum, a chain
+   * of Adds in its order.
    */
-  float64?: boolean;
+  kernels?: ViewKernels;
 }
 
 export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraphOptions = {}): ViewGraph {
-  const { onePerRun = false, post = [], postOnSource = false, float64 = true } = options;
+  const { onePerRun = false, post = [], postOnSource = false, kernels = { float64: true, sum: true } } = options;
+  const { float64 } = kernels;
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
   const b = new Builder(Math.max(opset, VIEW_MIN_OPSET), VIEW_PREFIX);
   const slots = slotCounts(plan);
   const inputs = [valueInfo(VIEW_INPUT.src, F32, ['skeptic_view_n', C, H + 2 * m, W + 2 * m])];
-  if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I64, ['skeptic_view_n', slots.embed, 2]));
+  if (slots.embed) inputs.push(valueInfo(VIEW_INPUT.embed, I32, ['skeptic_view_n', slots.embed, 2]));
   if (slots.noise) inputs.push(valueInfo(VIEW_INPUT.noise, F32, ['skeptic_view_n', slots.noise, C, H, W, 2]));
   if (slots.given) inputs.push(valueInfo(VIEW_INPUT.given, F32, ['skeptic_view_n', slots.given, C, H, W]));
-  if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I64, ['skeptic_view_n', slots.perm]));
+  if (slots.perm) inputs.push(valueInfo(VIEW_INPUT.perm, I32, ['skeptic_view_n', slots.perm]));
   const cSlots = imagenetCSlots(plan);
   if (cSlots.layer) inputs.push(valueInfo(VIEW_INPUT_C.layer, F32, ['skeptic_view_n', cSlots.layer, C, H, W]));
   if (cSlots.index) inputs.push(valueInfo(VIEW_INPUT_C.index, I32, ['skeptic_view_n', cSlots.index, H * W]));
@@ -334,6 +334,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
       return name;
     },
     normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4),
+    sum: (xs: string[]) => (kernels.sum ? b.op('Sum', xs) : xs.slice(1).reduce((acc, x) => b.op('Add', [acc, x]), xs[0])),
   };
 
   const outs: string[] = [];
@@ -402,9 +403,9 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         // in output row ⌊(y + top)/2⌋ (paste then 2× block mean, separably); two batched MatMuls
         // are far cheaper than an index map over the 2H×2W canvas
         const half = (shift: string, N: number) => {
-          const rows = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, N, 1]); // output row y'
-          const cols = b.i64(Array.from({ length: N }, (_, k) => k), [1, 1, 1, N]); // image row y
-          const lands = b.op('Div', [b.op('Add', [cols, b.reshape(shift, [-1, E, 1, 1])]), b.i64([2], [])]);
+          const rows = b.i32(Array.from({ length: N }, (_, k) => k), [1, 1, N, 1]); // output row y'
+          const cols = b.i32(Array.from({ length: N }, (_, k) => k), [1, 1, 1, N]); // image row y
+          const lands = b.op('Div', [b.op('Add', [cols, b.reshape(shift, [-1, E, 1, 1])]), b.i32([2], [])]);
           return b.op('Mul', [b.op('Cast', [b.op('Equal', [lands, rows])], [A.i('to', F32)]), b.scalar(0.5)]); // [n, E, N, N]
         };
         const ay = half(b.slice(pos, [0], [1], [2]), H);
@@ -421,17 +422,17 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         continue;
       }
       flatCentre ??= b.reshape(centre, [0, C, H * W]);
-      const ys = b.i64(Array.from({ length: 2 * H }, (_, k) => k), [1, 1, 2 * H, 1]);
-      const xs = b.i64(Array.from({ length: 2 * W }, (_, k) => k), [1, 1, 1, 2 * W]);
+      const ys = b.i32(Array.from({ length: 2 * H }, (_, k) => k), [1, 1, 2 * H, 1]);
+      const xs = b.i32(Array.from({ length: 2 * W }, (_, k) => k), [1, 1, 1, 2 * W]);
       const top = b.reshape(b.slice(pos, [0], [1], [2]), [-1, E, 1, 1]);
       const left = b.reshape(b.slice(pos, [1], [2], [2]), [-1, E, 1, 1]);
       const ty = b.op('Sub', [ys, top]); // [n, E, 2H, 1]: row of the image under canvas row y
       const tx = b.op('Sub', [xs, left]); // [n, E, 1, 2W]
-      const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i64([-1], [])]), b.op('Less', [t, b.i64([n], [])])]);
+      const inside = (t: string, n: number) => b.op('And', [b.op('Greater', [t, b.i32([-1], [])]), b.op('Less', [t, b.i32([n], [])])]);
       const vy = inside(ty, H);
       const vx = inside(tx, W);
-      const zero = b.i64([0], []);
-      const idx = b.op('Add', [b.op('Mul', [b.op('Where', [vy, ty, zero]), b.i64([W], [])]), b.op('Where', [vx, tx, zero])]); // [n, E, 2H, 2W]
+      const zero = b.i32([0], []);
+      const idx = b.op('Add', [b.op('Mul', [b.op('Where', [vy, ty, zero]), b.i32([W], [])]), b.op('Where', [vx, tx, zero])]); // [n, E, 2H, 2W]
       const idxC = b.op('Expand', [b.reshape(idx, [-1, 1, E * 4 * H * W]), b.i64([1, C, 1])]);
       const pixels = b.op('GatherElements', [flatCentre, idxC], [A.i('axis', 2)]); // [n, C, E·4HW]
       const valid = b.reshape(b.op('And', [vy, vx]), [-1, 1, E * 4 * H * W]);
@@ -539,7 +540,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
             const all = new Int32Array(C * H * W);
             for (let c = 0; c < C; c++) all.set(t.index[k], c * H * W);
             b.inits.push({ name: index, dims: [1, C, H * W], dataType: I32, rawData: new Uint8Array(all.buffer) });
-          } else index = b.op('Expand', [b.i64(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
+          } else index = b.op('Expand', [b.i32(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
           // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x): a
           // selection (90°, 180°), so it may read the posted source like a crop
           const exact = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1);
@@ -629,10 +630,10 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         const start = Array.from({ length: T }, (_, t) => op.rows[Math.floor(t / nc)] * W + op.cols[t % nc]);
         const at = perms.at.get(op.slot)!;
         const perm = b.slice(VIEW_INPUT.perm, [at], [at + T], [1]); // [n, T]
-        const disp = b.op('Sub', [b.op('Gather', [b.i64(start), perm]), b.i64(start, [1, T])]); // [n, T]
-        const still = b.op('Mul', [b.slice(disp, [0], [1], [1]), b.i64([0], [])]); // [n, 1] zeros: tile T
+        const disp = b.op('Sub', [b.op('Gather', [b.i32(start), perm]), b.i32(start, [1, T])]); // [n, T]
+        const still = b.op('Mul', [b.slice(disp, [0], [1], [1]), b.i32([0], [])]); // [n, 1] zeros: tile T
         const move = b.op('Gather', [b.op('Concat', [disp, still], [A.i('axis', 1)]), b.i64(slotOf)], [A.i('axis', 1)]); // [n, HW]
-        const full = b.op('Add', [move, b.i64(Array.from({ length: H * W }, (_, p) => p))]);
+        const full = b.op('Add', [move, b.i32(Array.from({ length: H * W }, (_, p) => p))]);
         // a permutation of the pixels: a selection, read from the posted source like a crop
         const from = gatherSource();
         if (from !== flatCentre) posted.add(outs.length);
@@ -684,8 +685,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
 }
 
 /** The view graph alone, as a model whose output is the views (for a model it cannot be put in front of). */
-export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false, float64 = true): { bytes: Uint8Array; output: string; views: number } {
-  const g = buildViewGraph(plan, opset, { onePerRun, float64 });
+export function standaloneViewModel(plan: ViewPlan, opset = 13, onePerRun = false, kernels?: ViewKernels): { bytes: Uint8Array; output: string; views: number } {
+  const g = buildViewGraph(plan, opset, { onePerRun, kernels });
   const { channels: C, height: H, width: W } = plan;
   const model: onnx.IModelProto = {
     irVersion: 7,

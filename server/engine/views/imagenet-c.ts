@@ -89,6 +89,8 @@ export interface ImagenetCContext {
   narrow: (x: string) => string;
   /** Standard normals [n, C, H, W] of noise slot j. */
   normals: (j: number) => string;
+  /** The sum of same-shaped tensors (Sum, or Adds where the provider has no Sum). */
+  sum: (xs: string[]) => string;
 }
 
 const I32 = 6;
@@ -284,7 +286,7 @@ export function buildImagenetCView(ctx: ImagenetCContext, op: ViewOp): string {
         if (ty.size < H || tx.size < W) layer = b.pad(layer, [0, 0, 0, 0, 0, 0, Math.max(0, H - ty.size), Math.max(0, W - tx.size)]);
         layers.push(layer);
       }
-      return clip01(b.op('Mul', [b.op('Sum', layers), b.scalar(1 / (L + 1))]));
+      return clip01(b.op('Mul', [ctx.sum(layers), b.scalar(1 / (L + 1))]));
     }
     case 'fog': {
       const layer = b.reshape(planes(ctx, ctx.inputs.layer, op.slot, 1), [-1, C, H, W]);

@@ -21,7 +21,7 @@ import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
 import { copyRows, runModel } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
-import { createOn, createSession, providerHasFloat64, type Provider } from '../model/providers';
+import { createOn, createSession, viewKernels, type Provider, type ViewKernels } from '../model/providers';
 import { featureValues } from '../model/features';
 import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewPostNode } from './graph';
 import { imagenetCSlots } from './imagenet-c';
@@ -85,14 +85,18 @@ export function setViewRunPasses(passes: number | undefined): void {
   runPassesOverride = passes;
 }
 
-/** When set, the view runners built from now on make the views in float64 (true) or float32 (false) whatever the provider (undefined: as the provider allows, providerHasFloat64). For the tests and benchmarks: the float32 graphs a WebGPU audit runs, measured on the CPU. */
-export function setViewsFloat64(float64: boolean | undefined): void {
-  float64Override = float64;
+/**
+ * When set, the view runners built from now on use these kernels whatever the provider
+ * (undefined: the provider's, viewKernels). For the tests and benchmarks: the graphs a WebGPU
+ * audit runs, measured on the CPU.
+ */
+export function setViewKernels(kernels: ViewKernels | undefined): void {
+  kernelsOverride = kernels;
 }
-let float64Override: boolean | undefined;
-/** Whether views made for a model on this provider keep their float64 arithmetic. */
-function viewsFloat64(p: Provider): boolean {
-  return float64Override ?? providerHasFloat64(p);
+let kernelsOverride: ViewKernels | undefined;
+/** The kernels the view graphs for a model on this provider may use. */
+function kernelsFor(p: Provider): ViewKernels {
+  return kernelsOverride ?? viewKernels(p);
 }
 
 /** Sets the rows per model slice of the view runners built from now on (undefined: MODEL_CHUNK_ROWS). For the tests and benchmarks. */
@@ -198,7 +202,8 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
   if (!byPlan) cache.set(model, (byPlan = new Map()));
   const perRun = sourcesPerRun(plan);
   const chunks = modelChunks(plan, perRun);
-  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${viewsFloat64(model.device.used)}`;
+  const k = kernelsFor(model.device.used);
+  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${k.float64}|${k.sum}`;
   let r = byPlan.get(key);
   if (!r) {
     r = build(model, plan, perRun, chunks, features);
@@ -254,7 +259,7 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
     if (!('bytes' in composed) || composed.chunks === 1) break;
   }
   const device = model.device.used;
-  const alone = standaloneViewModel(plan, 13, perRun === 1, viewsFloat64(device));
+  const alone = standaloneViewModel(plan, 13, perRun === 1, kernelsFor(device));
   const session = await createOn(alone.bytes, device, 'view graph', 'all', MEM_PATTERN).catch(() => createOn(alone.bytes, 'cpu', 'view graph', 'all', MEM_PATTERN));
   return new Runner(plan, perRun, session, alone.output, model, 'standalone', reason);
 }
@@ -290,7 +295,7 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
 
   const pixel = run.feed.name;
   const pre = prefixNodes(g, pixel, feature);
-  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), { onePerRun: perRun === 1, post: pre?.post, postOnSource: pre?.onSource, float64: viewsFloat64(model.device.used) });
+  const vg = buildViewGraph(plan, Math.max(opset, VIEW_MIN_OPSET), { onePerRun: perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels: kernelsFor(model.device.used) });
   const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
   if (pre) {
     // the view graph applies those nodes itself, per group of views, and feeds what they fed
@@ -444,13 +449,13 @@ class Runner implements ViewRunner {
   }
 }
 
-type Packed = Float32Array | Int32Array | BigInt64Array;
+type Packed = Float32Array | Int32Array;
 /** An array of `len` values for input `key`: a new one, or one an earlier run left (every value is written again). */
 type Pack = <T extends Packed>(key: string, len: number, make: (len: number) => T) => T;
 const fresh: Pack = (_key, len, make) => make(len);
 
-/** The session inputs for a run of sources, packed into arrays from `pack`. */
-function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[], pack: Pack = fresh): Record<string, ort.Tensor> {
+/** The session inputs for a run of sources, packed into arrays from `pack` (exported for the tests). */
+export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[], pack: Pack = fresh): Record<string, ort.Tensor> {
   const { channels: C, height: H, width: W, margin: m } = plan;
   const n = chunk.length;
   const per = C * (H + 2 * m) * (W + 2 * m);
@@ -465,13 +470,13 @@ function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: V
   const feeds: Record<string, ort.Tensor> = { [VIEW_INPUT.src]: new ort.Tensor('float32', src.subarray(0, n * per), [n, C, H + 2 * m, W + 2 * m]) };
   const { embed, noise, given } = slots;
   if (embed) {
-    const e = pack('embed', n * embed * 2, (k) => new BigInt64Array(k));
+    const e = pack('embed', n * embed * 2, (k) => new Int32Array(k));
     chunk.forEach((s, i) => {
       const v = s.inputs?.embed;
       if (!v || v.length < embed * 2) throw new RangeError(`views: source ${i} needs ${embed} embed positions`);
-      for (let j = 0; j < embed * 2; j++) e[i * embed * 2 + j] = BigInt(v[j]);
+      for (let j = 0; j < embed * 2; j++) e[i * embed * 2 + j] = v[j];
     });
-    feeds[VIEW_INPUT.embed] = new ort.Tensor('int64', e, [n, embed, 2]);
+    feeds[VIEW_INPUT.embed] = new ort.Tensor('int32', e, [n, embed, 2]);
   }
   const floats = (name: 'noise' | 'given', count: number) => {
     if (!count) return;
@@ -489,13 +494,13 @@ function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: V
     feeds[VIEW_INPUT[name]] = new ort.Tensor('float32', data, name === 'noise' ? [n, count, C, H, W, 2] : [n, count, C, H, W]);
   };
   if (slots.perm) {
-    const e = pack('perm', n * slots.perm, (k) => new BigInt64Array(k));
+    const e = pack('perm', n * slots.perm, (k) => new Int32Array(k));
     chunk.forEach((s, i) => {
       const v = s.inputs?.perm;
       if (!v || v.length !== slots.perm) throw new RangeError(`views: source ${i} needs ${slots.perm} permutation entries`);
-      for (let j = 0; j < slots.perm; j++) e[i * slots.perm + j] = BigInt(v[j]);
+      for (let j = 0; j < slots.perm; j++) e[i * slots.perm + j] = v[j];
     });
-    feeds[VIEW_INPUT.perm] = new ort.Tensor('int64', e, [n, slots.perm]);
+    feeds[VIEW_INPUT.perm] = new ort.Tensor('int32', e, [n, slots.perm]);
   }
   floats('noise', noise);
   floats('given', given);
@@ -526,15 +531,15 @@ const alone = new Map<string, Promise<{ session: ort.InferenceSession; output: s
 
 /**
  * The views themselves ([sources·views, C, H, W], image-major), from the plan's graph alone on the
- * CPU: for artifacts a person looks at and for the tests, not for the model. `float64` false
- * makes them with the float32 graph a provider without float64 runs (ViewGraphOptions).
+ * CPU: for artifacts a person looks at and for the tests, not for the model. With `kernels`, the
+ * graph a provider with those kernels runs (ViewGraphOptions; the tests: WebGPU's).
  */
-export async function makeViews(plan: ViewPlan, sources: ViewSource[], float64 = true): Promise<Float32Array> {
+export async function makeViews(plan: ViewPlan, sources: ViewSource[], kernels?: ViewKernels): Promise<Float32Array> {
   const one = sources.length === 1;
-  const key = `${planKey(plan)}|${one}|${float64}`;
+  const key = `${planKey(plan)}|${one}|${kernels ? `${kernels.float64}|${kernels.sum}` : ''}`;
   let s = alone.get(key);
   if (!s) {
-    s = standaloneSession(plan, one, float64);
+    s = standaloneSession(plan, one, kernels);
     alone.set(key, s);
     s.catch(() => alone.delete(key));
   }
@@ -559,8 +564,8 @@ export async function viewMaker(plan: ViewPlan): Promise<{ views(source: ViewSou
   };
 }
 
-function standaloneSession(plan: ViewPlan, one: boolean, float64 = true): Promise<{ session: ort.InferenceSession; output: string }> {
-  const built = standaloneViewModel(plan, 13, one, float64);
+function standaloneSession(plan: ViewPlan, one: boolean, kernels?: ViewKernels): Promise<{ session: ort.InferenceSession; output: string }> {
+  const built = standaloneViewModel(plan, 13, one, kernels);
   return createOn(built.bytes, 'cpu', 'view graph').then((session) => ({ session, output: built.output }));
 }
 

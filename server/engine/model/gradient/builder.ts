@@ -4,7 +4,7 @@
  * 13, ReduceMax/ReduceMean from 18; Clip/Pad bounds as inputs from 11, Slice from 10).
  */
 import { onnx } from '../onnx';
-import { f32Init, i64Init } from './tensor';
+import { f32Init, i32Init, i64Init } from './tensor';
 
 const T = onnx.AttributeProto.AttributeType;
 
@@ -35,7 +35,7 @@ export class Builder {
   readonly inits: onnx.ITensorProto[] = [];
   private count = 0;
   private readonly consts = new Map<string, string>();
-  /** The values of the long int64 initializers in consts, to check a hash match against. */
+  /** The values of the long integer initializers in consts, to check a hash match against. */
   private readonly longI64 = new Map<string, ArrayLike<number>>();
 
   constructor(readonly opset: number, private readonly prefix = 'skeptic_g_') {}
@@ -86,6 +86,24 @@ export class Builder {
     if (known && (!long || sameValues(this.longI64.get(known)!, values))) return known;
     const name = this.fresh('i');
     this.inits.push(i64Init(name, dims, values));
+    if (!known) {
+      this.consts.set(key, name);
+      if (long) this.longI64.set(name, values);
+    }
+    return name;
+  }
+
+  /**
+   * An int32 initializer (shared like i64's): index arithmetic on values that fit 32 bits, which
+   * every provider's kernels take (WebGPU's take no int64 data: only indices, shapes and axes).
+   */
+  i32(values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    const long = values.length > 64;
+    const key = long ? `i32:${dims.join('x')}:#${hashValues(values)}` : `i32:${dims.join('x')}:${Array.from(values).join(',')}`;
+    const known = this.consts.get(key);
+    if (known && (!long || sameValues(this.longI64.get(known)!, values))) return known;
+    const name = this.fresh('i32');
+    this.inits.push(i32Init(name, dims, values));
     if (!known) {
       this.consts.set(key, name);
       if (long) this.longI64.set(name, values);

@@ -18,6 +18,7 @@ export interface JsTensor {
 
 export const FLOAT = 1;
 export const INT64 = 7;
+export const INT32 = 6;
 const FLOAT_TYPES = new Set([1, 10, 11, 16]);
 export const isFloatType = (dt: number) => FLOAT_TYPES.has(dt);
 
@@ -100,6 +101,12 @@ export function i64Init(name: string, dims: number[], data: ArrayLike<number>): 
     words[2 * i + 1] = v < 0 ? -1 : 0;
   }
   return { name, dataType: INT64, dims, rawData: new Uint8Array(words.buffer) };
+}
+
+/** An int32 initializer (raw_data, little-endian as Int32Array writes on the hosts Node runs on). */
+export function i32Init(name: string, dims: number[], data: ArrayLike<number>): onnx.ITensorProto {
+  const words = data instanceof Int32Array ? data : Int32Array.from(data, (v) => Math.trunc(v));
+  return { name, dataType: INT32, dims, rawData: new Uint8Array(words.buffer, words.byteOffset, words.byteLength) };
 }
 
 /** Attribute lookup helpers. */

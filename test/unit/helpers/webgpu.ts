@@ -1,0 +1,95 @@
+/**
+ * ONNX Runtime's WebGPU provider on a machine without a GPU: Chromium's SwiftShader, a software
+ * Vulkan driver that Debian's chromium package ships, through the Vulkan loader (libvulkan1).
+ * Slow (a CPU pretending to be a GPU), but the provider, its kernels and ORT's placement of nodes
+ * are the ones a real GPU gets, so a test can check which nodes run where and what they compute.
+ * The models run in a child process (helpers/webgpu-child.ts), whose ORT log says where each
+ * node was placed.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+
+export const SWIFTSHADER_ICD = process.env.SKEPTIC_VK_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/** Why the software WebGPU cannot run here, or undefined. */
+export function softwareWebgpuMissing(): string | undefined {
+  if (process.platform !== 'linux') return 'the software WebGPU (SwiftShader) is set up for Linux only';
+  if (!existsSync(SWIFTSHADER_ICD)) return `no SwiftShader Vulkan driver at ${SWIFTSHADER_ICD} (apt-get install -y chromium)`;
+  const loader = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu'].some((d) => existsSync(join(d, 'libvulkan.so.1')));
+  if (!loader) return 'no Vulkan loader (apt-get install -y libvulkan1)';
+  return undefined;
+}
+
+export interface WebgpuModel {
+  bytes: Uint8Array;
+  /** Run once with these inputs and return this output's values. */
+  feeds?: Record<string, ort.Tensor>;
+  output?: string;
+}
+
+export interface WebgpuRun {
+  /** Names of the nodes ORT placed on the CPU provider (fused nodes as "<first node>/<fusion>"). */
+  cpuNodes: string[];
+  output?: Float32Array;
+}
+
+/** A file's bytes as float32 values (a copy: a small file's Buffer is a view into a shared pool). */
+function floats(bytes: Buffer): Float32Array {
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/** Creates (and, with feeds, runs) each model on WebGPU in a child process; throws when the provider cannot start. */
+export function runOnWebgpu(models: WebgpuModel[]): WebgpuRun[] {
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-webgpu-'));
+  try {
+    const job = {
+      models: models.map((m, i) => {
+        const path = join(dir, `m${i}.onnx`);
+        writeFileSync(path, m.bytes);
+        const feeds = m.feeds && Object.fromEntries(Object.entries(m.feeds).map(([name, t], k) => {
+          const file = join(dir, `m${i}-f${k}.bin`);
+          const data = t.data as Float32Array | Int32Array;
+          writeFileSync(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+          return [name, { type: t.type, dims: t.dims, file }];
+        }));
+        return { path, feeds, output: m.output, out: m.feeds ? join(dir, `m${i}-out.bin`) : undefined };
+      }),
+    };
+    writeFileSync(join(dir, 'job.json'), JSON.stringify(job));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'webgpu-child.ts'), join(dir, 'job.json')], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, SKEPTIC_ORT_LOG: '0' },
+    });
+    const missing = /@@NO-WEBGPU (.*)/.exec(r.stderr);
+    if (missing) throw new Error(`WebGPU did not start: ${missing[1]}`);
+    if (r.status !== 0) throw new Error(`the WebGPU child failed (${r.status}): ${r.stderr.slice(-2000)}`);
+    const runs = new Map<string, string[]>();
+    let current: string[] = [];
+    let onCpu = false;
+    for (const line of r.stderr.split('\n')) {
+      const model = /^@@MODEL (.*)/.exec(line);
+      if (model) {
+        runs.set(model[1], (current = []));
+        onCpu = false;
+        continue;
+      }
+      const placed = /placed on \[(\w+)\]/.exec(line);
+      if (placed) {
+        onCpu = placed[1] === 'CPUExecutionProvider';
+        continue;
+      }
+      const node = /VerifyEachNodeIsAssignedToAnEp\]\s+\S+ \(([^)]*)\)/.exec(line);
+      if (node && onCpu) current.push(node[1]);
+    }
+    return job.models.map((m) => ({
+      cpuNodes: runs.get(m.path) ?? [],
+      output: m.out ? floats(readFileSync(m.out)) : undefined,
+    }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
