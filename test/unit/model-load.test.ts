@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describeModel, loadModel } from '../../server/engine/model';
 import { SkepticInputError } from '../../server/engine/errors';
-import { cudaInstalled } from '../../server/engine/model/providers';
+import { createSession, cudaInstalled, webgpuMisfit } from '../../server/engine/model/providers';
 import { onnx } from 'onnx-proto';
 import { buildModel, linear, node, seeded, tensor, tinyClassifier, tmpDir, writeModel } from './helpers/onnx-builder';
 
@@ -117,6 +117,29 @@ test("device 'auto' records each provider it fell back from, without warnings", 
   }
   assert.ok(!m.warnings.some((w) => /requested/.test(w)));
   await m.dispose();
+});
+
+test("device 'auto' passes over WebGPU for a quantized model, saying why (ONNX Runtime has no WebGPU kernels for its QLinear and QuantizeLinear nodes); asked for by name, WebGPU is tried", async () => {
+  // the reason, from the op counts: quantized operator nodes and QDQ's QuantizeLinear count, DequantizeLinear does not
+  assert.equal(webgpuMisfit({ Conv: 3, Relu: 3, Gemm: 1 }), undefined);
+  assert.equal(webgpuMisfit({ DequantizeLinear: 4, Conv: 2 }), undefined);
+  assert.match(webgpuMisfit({ QLinearConv: 52, QuantizeLinear: 1, QLinearAdd: 10, Conv: 1 })!, /^the model's quantized nodes \(52 QLinearConv, 10 QLinearAdd, 1 QuantizeLinear\) have no WebGPU kernels/);
+  assert.match(webgpuMisfit({ QuantizeLinear: 8, DequantizeLinear: 16, Conv: 8 })!, /\(8 QuantizeLinear\)/);
+  const bytes = readFileSync(writeModel(tinyClassifier().spec));
+  const auto = await createSession(bytes, 'auto', 'tiny.onnx', 'all', true, { webgpu: 'its nodes are quantized' });
+  assert.equal(auto.used, 'cpu');
+  assert.ok(auto.fallbacks.includes('webgpu: its nodes are quantized; ask for --device webgpu to try anyway'), auto.fallbacks.join('\n'));
+  await auto.session.release();
+  const asked = await createSession(bytes, 'webgpu', 'tiny.onnx', 'all', true, { webgpu: 'its nodes are quantized' });
+  assert.ok(asked.used === 'webgpu' || !asked.fallbacks.some((f) => f.includes('quantized')), 'asked for by name, WebGPU is tried');
+  await asked.session.release();
+  const int8 = join(FIXTURES, 'models/imagenet_mobilenetv2-12-int8.onnx');
+  if (existsSync(int8)) {
+    const m = await loadModel(int8, { preprocess: 'imagenet' });
+    assert.equal(m.device.used === 'webgpu', false);
+    assert.ok(m.device.fallbacks.some((f) => /^webgpu: the model's quantized nodes \(\d+ QLinearConv, .*\) have no WebGPU kernels/.test(f)), m.device.fallbacks.join('\n'));
+    await m.dispose();
+  }
 });
 
 test('labels: <model>.labels.txt beats labels.txt; WNID lines; count mismatch warns', async () => {

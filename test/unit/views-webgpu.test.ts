@@ -11,13 +11,15 @@
  * every node that touches the image runs on the GPU and computes the CPU's views.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { compositePlan, compositeSource } from '../../server/engine/cue/composite';
 import { compose, fromBytes01, quiltTexture, shapeCarrier, shapeMaterial, toBytes01 } from '../../server/engine/cue/generate';
 import { brightness, contrast, CORRUPTIONS, corrupt, EXTRA_CORRUPTIONS } from '../../server/engine/image/corrupt';
 import { loadModel } from '../../server/engine/model';
 import { decodeModel } from '../../server/engine/model/onnx';
-import { viewKernels } from '../../server/engine/model/providers';
+import { isWebgpuMissingOp, viewKernels } from '../../server/engine/model/providers';
 import { canvasFill, patchOnCanvas } from '../../server/engine/probes/patches';
 import { GENERATED_SETS, generateOod, oodViews } from '../../server/engine/probes/ood';
 import { derivedSeed, mulberry32 } from '../../server/engine/random';
@@ -264,4 +266,17 @@ test('on WebGPU (SwiftShader) the audit\'s composed sessions run the views and t
     setViewKernels(undefined);
     await model.dispose();
   }
+});
+
+const INT8 = join(resolve(__dirname, '../../../shared/fixtures'), 'models/imagenet_mobilenetv2-12-int8.onnx');
+test('on WebGPU (SwiftShader) ONNX Runtime leaves MobileNetV2-int8\'s quantized nodes to the CPU, as providers.ts isWebgpuMissingOp says (why device auto passes over WebGPU for such models)', { skip: (!requireWebgpu && webgpuMissing) || (!existsSync(INT8) && 'no fixtures') }, () => {
+  const [run] = runOnWebgpu([{ bytes: readFileSync(INT8) }]);
+  const cpu = run.ops.CPUExecutionProvider ?? {};
+  const gpu = run.ops.WebGpuExecutionProvider ?? {};
+  const missing = Object.keys(cpu).filter(isWebgpuMissingOp);
+  assert.ok(['QLinearConv', 'QLinearAdd', 'QLinearMatMul', 'QuantizeLinear'].every((op) => missing.includes(op)), `on the CPU: ${JSON.stringify(cpu)}`);
+  assert.deepEqual(Object.keys(gpu).filter(isWebgpuMissingOp), [], `on WebGPU: ${JSON.stringify(gpu)}`);
+  const onCpu = Object.values(cpu).reduce((a, n) => a + n, 0);
+  const onGpu = Object.values(gpu).reduce((a, n) => a + n, 0);
+  assert.ok(onCpu > 5 * onGpu, `${onCpu} nodes on the CPU, ${onGpu} on WebGPU`);
 });

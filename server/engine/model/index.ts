@@ -16,7 +16,7 @@ import { SkepticInputError } from '../errors';
 import { checkRegularFile, MAX_MODEL_BYTES } from '../fs/files';
 import { decodeModel, encodeModel, inlineExternalData } from './onnx';
 import { feedDims, graphOutputKind, introspect, planInput, type InputPlan } from './introspect';
-import { createOn, createSession, type Provider } from './providers';
+import { createOn, createSession, webgpuMisfit, type Provider } from './providers';
 import { cpuThreads } from './threads';
 import { maxAbsDiff } from './batch';
 import { hfInputSize, readHfConfig, resolvePreprocessing, type PreprocessOverride } from './preprocess';
@@ -157,12 +157,14 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   // ResNet-50).
   const wantPatch = plan.batchAxis === 0 && declared === 1;
   const base = runModel(bytes, file, plan, preprocessing, intro.opset, false);
-  const created = await createSession(base.bytes, requested, file, wantPatch ? 'disabled' : 'all');
+  const againstWebgpu = webgpuMisfit(intro.opHistogram);
+  const created = await createSession(base.bytes, requested, file, wantPatch ? 'disabled' : 'all', true, againstWebgpu ? { webgpu: againstWebgpu } : {});
   const threads = cpuThreads();
   const device: DeviceInfo = { requested, used: created.used, fallbacks: created.fallbacks, ...(threads ? { threads } : {}) };
   if (requested !== 'auto' && created.used !== requested) {
     warnings.push(`${requested} was requested but could not start; running on ${created.used} (${created.fallbacks.join('; ')})`);
   }
+  if (created.used === 'webgpu' && againstWebgpu) warnings.push(`running on webgpu as asked, but ${againstWebgpu}; --device cpu may be faster`);
   let mode: Mode;
   if (plan.batchAxis < 0 || declared === 1) mode = { kind: 'single' };
   else if (typeof declared === 'number' && declared > 1) mode = { kind: 'fixed', size: declared };

@@ -133,12 +133,38 @@ function candidates(device: DeviceChoice): Provider[] {
   }
 }
 
-/** Creates a session on the first provider of `device`'s list that starts. */
-export async function createSession(bytes: Uint8Array, device: DeviceChoice, file: string, level: OptLevel = 'all', memPattern = true): Promise<CreatedSession> {
+/**
+ * Op types of quantized graphs that ONNX Runtime's WebGPU provider has no kernels for (measured
+ * on onnxruntime-node 1.30's own library over SwiftShader's software Vulkan: MobileNetV2-int8's
+ * QLinearConv, QLinearAdd, QLinearMatMul, QLinearGlobalAveragePool and QuantizeLinear all land
+ * on the CPU; views-webgpu.test.ts checks it). A model made of them would run its heavy nodes on
+ * the CPU anyway, copying tensors to and from the GPU around each.
+ */
+export function isWebgpuMissingOp(op: string): boolean {
+  return op.startsWith('QLinear') || ['QuantizeLinear', 'DynamicQuantizeLinear', 'ConvInteger', 'MatMulInteger', 'MatMulIntegerToFloat', 'QGemm', 'DynamicQuantizeMatMul'].includes(op);
+}
+
+/** Why `auto` should not pick WebGPU for a model with these op counts (undefined: nothing against it). */
+export function webgpuMisfit(opHistogram: Record<string, number>): string | undefined {
+  const missing = Object.entries(opHistogram).filter(([op]) => isWebgpuMissingOp(op)).sort((a, b) => b[1] - a[1]);
+  if (!missing.length) return undefined;
+  return `the model's quantized nodes (${missing.map(([op, n]) => `${n} ${op}`).join(', ')}) have no WebGPU kernels in ONNX Runtime: they would run on the CPU, with copies to and from the GPU around each`;
+}
+
+/**
+ * Creates a session on the first provider of `device`'s list that starts. `avoid`: providers
+ * `auto` passes over for this model, and why (asked for by name, they are tried).
+ */
+export async function createSession(bytes: Uint8Array, device: DeviceChoice, file: string, level: OptLevel = 'all', memPattern = true, avoid: Partial<Record<Provider, string>> = {}): Promise<CreatedSession> {
   const fallbacks: string[] = [];
   for (const ep of candidates(device)) {
     if (ep === 'cpu') {
       return { session: await createOn(bytes, 'cpu', file, level, memPattern), used: 'cpu', fallbacks };
+    }
+    const against = avoid[ep];
+    if (device === 'auto' && against) {
+      fallbacks.push(`${ep}: ${against}; ask for --device ${ep} to try anyway`);
+      continue;
     }
     const known = unavailable.get(ep);
     if (known) {

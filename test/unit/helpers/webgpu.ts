@@ -33,6 +33,8 @@ export interface WebgpuModel {
 export interface WebgpuRun {
   /** Names of the nodes ORT placed on the CPU provider (fused nodes as "<first node>/<fusion>"). */
   cpuNodes: string[];
+  /** Op types per provider (CPUExecutionProvider, WebGpuExecutionProvider), with their counts, after ORT's graph optimisations. */
+  ops: Record<string, Record<string, number>>;
   output?: Float32Array;
 }
 
@@ -67,26 +69,32 @@ export function runOnWebgpu(models: WebgpuModel[]): WebgpuRun[] {
     const missing = /@@NO-WEBGPU (.*)/.exec(r.stderr);
     if (missing) throw new Error(`WebGPU did not start: ${missing[1]}`);
     if (r.status !== 0) throw new Error(`the WebGPU child failed (${r.status}): ${r.stderr.slice(-2000)}`);
-    const runs = new Map<string, string[]>();
-    let current: string[] = [];
-    let onCpu = false;
+    // ORT's verbose log: "Node(s) placed on [<provider>]. Number of nodes: N", then a line
+    // "<op type> (<node name>)" per node ("All nodes placed on [...]" lists none)
+    const runs = new Map<string, Omit<WebgpuRun, 'output'>>();
+    let current: Omit<WebgpuRun, 'output'> = { cpuNodes: [], ops: {} };
+    let provider = '';
     for (const line of r.stderr.split('\n')) {
       const model = /^@@MODEL (.*)/.exec(line);
       if (model) {
-        runs.set(model[1], (current = []));
-        onCpu = false;
+        runs.set(model[1], (current = { cpuNodes: [], ops: {} }));
+        provider = '';
         continue;
       }
       const placed = /placed on \[(\w+)\]/.exec(line);
       if (placed) {
-        onCpu = placed[1] === 'CPUExecutionProvider';
+        provider = placed[1];
+        current.ops[provider] ??= {};
         continue;
       }
-      const node = /VerifyEachNodeIsAssignedToAnEp\]\s+\S+ \(([^)]*)\)/.exec(line);
-      if (node && onCpu) current.push(node[1]);
+      const node = /VerifyEachNodeIsAssignedToAnEp\]\s+(\S+) \(([^)]*)\)/.exec(line);
+      if (node && provider) {
+        current.ops[provider][node[1]] = (current.ops[provider][node[1]] ?? 0) + 1;
+        if (provider === 'CPUExecutionProvider') current.cpuNodes.push(node[2]);
+      }
     }
     return job.models.map((m) => ({
-      cpuNodes: runs.get(m.path) ?? [],
+      ...(runs.get(m.path) ?? { cpuNodes: [], ops: {} }),
       output: m.out ? floats(readFileSync(m.out)) : undefined,
     }));
   } finally {
