@@ -11,7 +11,9 @@
  * every node that touches the image runs on the GPU and computes the CPU's views.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { compositePlan, compositeSource } from '../../server/engine/cue/composite';
@@ -27,8 +29,8 @@ import type { PixelImage } from '../../server/engine/types';
 import { makeViews, setViewKernels, slotCounts, standaloneViewModel, type ViewOp, type ViewPlan, type ViewSource } from '../../server/engine/views';
 import { corruptionViews } from '../../server/engine/views/corruptions';
 import { composedModel, feedsFor } from '../../server/engine/views/session';
-import { DEMO_MODEL } from './helpers/demo';
-import { runOnWebgpu, softwareWebgpuMissing } from './helpers/webgpu';
+import { DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+import { runOnWebgpu, softwareWebgpuMissing, SWIFTSHADER_ICD } from './helpers/webgpu';
 
 const WEBGPU = viewKernels('webgpu');
 
@@ -279,4 +281,39 @@ test('on WebGPU (SwiftShader) ONNX Runtime leaves MobileNetV2-int8\'s quantized 
   const onCpu = Object.values(cpu).reduce((a, n) => a + n, 0);
   const onGpu = Object.values(gpu).reduce((a, n) => a + n, 0);
   assert.ok(onCpu > 5 * onGpu, `${onCpu} nodes on the CPU, ${onGpu} on WebGPU`);
+});
+
+/** Every numeric leaf under x, by path. */
+function leaves(x: unknown, path: string, out: Map<string, number>): Map<string, number> {
+  if (typeof x === 'number') out.set(path, x);
+  else if (x && typeof x === 'object') for (const [k, v] of Object.entries(x)) leaves(v, `${path}.${k}`, out);
+  return out;
+}
+
+test('on WebGPU (SwiftShader) an audit gives the CPU\'s report: the CLI on the demo model, 8 images, the default probes, every metric within float rounding', { skip: !requireWebgpu && webgpuMissing }, () => {
+  const ROOT = resolve(__dirname, '../..');
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-webgpu-audit-'));
+  try {
+    ensureDemoData();
+    const reports = (['cpu', 'webgpu'] as const).map((device) => {
+      const out = join(dir, device);
+      const r = spawnSync(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'audit', DEMO_MODEL, '--data', DEMO_TEST, '--limit', '8', '--device', device, '--no-cache', '--out', out, '--quiet'], {
+        encoding: 'utf8', timeout: 300_000, env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD },
+      });
+      assert.ok(r.status === 0 || r.status === 1, `${device}: exit ${r.status}\n${r.stderr}`);
+      return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { device: { used: string }; probes: Record<string, { metrics: unknown }> };
+    });
+    const [cpu, gpu] = reports;
+    assert.equal(gpu.device.used, 'webgpu', 'the audit ran on WebGPU');
+    assert.deepEqual(Object.keys(gpu.probes), Object.keys(cpu.probes));
+    for (const id of Object.keys(cpu.probes)) {
+      const a = leaves(cpu.probes[id].metrics, id, new Map());
+      const b = leaves(gpu.probes[id].metrics, id, new Map());
+      assert.deepEqual([...b.keys()], [...a.keys()], `${id}: the same metrics`);
+      // the model's and the views' float32 arithmetic on the GPU (OOD energies: ~2e-4 of ~10)
+      for (const [k, v] of a) assert.ok(Math.abs(b.get(k)! - v) <= 1e-4 * Math.max(1, Math.abs(v)), `${k}: ${v} on the CPU, ${b.get(k)} on WebGPU`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
