@@ -26,6 +26,7 @@ import { canvasFill, patchOnCanvas } from '../../server/engine/probes/patches';
 import { GENERATED_SETS, generateOod, oodViews } from '../../server/engine/probes/ood';
 import { derivedSeed, mulberry32 } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
+import { image, maxDiff } from './helpers/pixels';
 import { makeViews, setViewKernels, slotCounts, standaloneViewModel, type ViewOp, type ViewPlan, type ViewSource } from '../../server/engine/views';
 import { corruptionViews } from '../../server/engine/views/corruptions';
 import { composedModel, feedsFor } from '../../server/engine/views/session';
@@ -35,24 +36,6 @@ import { runOnWebgpu, softwareWebgpuMissing, SWIFTSHADER_ICD } from './helpers/w
 const WEBGPU = viewKernels('webgpu');
 
 const DOUBLE = 11;
-
-function image(C: number, H: number, W: number, seed: number, quantum = 0): PixelImage {
-  const data = new Float32Array(C * H * W);
-  let a = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    const u = a / 2 ** 32;
-    data[i] = quantum ? Math.floor(u * quantum) / quantum : u;
-  }
-  return { data, channels: C as 1 | 3, height: H, width: W };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 
 const viewOf = (out: Float32Array, plan: ViewPlan, j: number) => {
   const per = plan.channels * plan.height * plan.width;

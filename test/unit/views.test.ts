@@ -13,27 +13,10 @@ import { brightness, contrast, defocusBlur, diskKernel, pixelate } from '../../s
 import { crop, downscale, paste, toBatch } from '../../server/engine/image/ops';
 import { loadModel } from '../../server/engine/model';
 import type { PixelImage } from '../../server/engine/types';
+import { image, maxDiff } from './helpers/pixels';
 import { makeViews, viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
-
-function image(C: number, H: number, W: number, seed: number, quantum = 0): PixelImage {
-  const data = new Float32Array(C * H * W);
-  let a = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    const u = a / 2 ** 32;
-    data[i] = quantum ? Math.floor(u * quantum) / quantum : u;
-  }
-  return { data, channels: C as 1 | 3, height: H, width: W };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 
 /** View j of source i out of makeViews' output. */
 const viewOf = (out: Float32Array, plan: ViewPlan, i: number, j: number) => {

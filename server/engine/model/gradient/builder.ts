@@ -36,7 +36,7 @@ export class Builder {
   private count = 0;
   private readonly consts = new Map<string, string>();
   /** The values of the long integer initializers in consts, to check a hash match against. */
-  private readonly longI64 = new Map<string, ArrayLike<number>>();
+  private readonly longInts = new Map<string, ArrayLike<number>>();
 
   constructor(readonly opset: number, private readonly prefix = 'skeptic_g_') {}
 
@@ -80,17 +80,7 @@ export class Builder {
 
   /** An int64 initializer (shared; a long one is keyed by a hash and checked value by value). */
   i64(values: ArrayLike<number>, dims: number[] = [values.length]): string {
-    const long = values.length > 64;
-    const key = long ? `i:${dims.join('x')}:#${hashValues(values)}` : `i:${dims.join('x')}:${Array.from(values).join(',')}`;
-    const known = this.consts.get(key);
-    if (known && (!long || sameValues(this.longI64.get(known)!, values))) return known;
-    const name = this.fresh('i');
-    this.inits.push(i64Init(name, dims, values));
-    if (!known) {
-      this.consts.set(key, name);
-      if (long) this.longI64.set(name, values);
-    }
-    return name;
+    return this.ints('i', values, dims, i64Init);
   }
 
   /**
@@ -98,15 +88,19 @@ export class Builder {
    * every provider's kernels take (WebGPU's take no int64 data: only indices, shapes and axes).
    */
   i32(values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    return this.ints('i32', values, dims, i32Init);
+  }
+
+  private ints(tag: string, values: ArrayLike<number>, dims: number[], init: (name: string, dims: number[], data: ArrayLike<number>) => onnx.ITensorProto): string {
     const long = values.length > 64;
-    const key = long ? `i32:${dims.join('x')}:#${hashValues(values)}` : `i32:${dims.join('x')}:${Array.from(values).join(',')}`;
+    const key = long ? `${tag}:${dims.join('x')}:#${hashValues(values)}` : `${tag}:${dims.join('x')}:${Array.from(values).join(',')}`;
     const known = this.consts.get(key);
-    if (known && (!long || sameValues(this.longI64.get(known)!, values))) return known;
-    const name = this.fresh('i32');
-    this.inits.push(i32Init(name, dims, values));
+    if (known && (!long || sameValues(this.longInts.get(known)!, values))) return known;
+    const name = this.fresh(tag);
+    this.inits.push(init(name, dims, values));
     if (!known) {
       this.consts.set(key, name);
-      if (long) this.longI64.set(name, values);
+      if (long) this.longInts.set(name, values);
     }
     return name;
   }
