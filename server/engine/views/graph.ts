@@ -31,6 +31,8 @@
  *               float64) and the frame's mean colour for what falls outside
  *   patch       Where with a constant mask over a canvas of the mean colour (ReduceMean)
  *   composite   cue-conflict's blend of a texture into a silhouette, elementwise in float64
+ * For a provider without float64 kernels (WebGPU) the graph's float64 arithmetic above is float32,
+ * and zoom blur adds without Sum (ViewGraphOptions.kernels); index arithmetic is int32 everywhere.
  * Consecutive noise and given views (on consecutive slots), brightness and contrast views are
  * each made together over a view axis, their shared work (Box–Muller, the float64 copy, the HSV
  * value, the channel mean) done once.
@@ -253,7 +255,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
   const src = VIEW_INPUT.src;
   const centre = m > 0 ? b.slice(src, [m, m], [m + H, m + W], [2, 3]) : src;
   const clip01 = (x: string) => b.op('Clip', [x, b.scalar(0), b.scalar(1)]);
-  // The "wide" type: float64, or float32 where the provider has no float64 (options.float64)
+  // The "wide" type: float64, or float32 where the provider has no float64 (kernels.float64)
   const WIDE = float64 ? F64 : F32;
   const wideData = (values: ArrayLike<number>) => (float64 ? { doubleData: Array.from(values) } : { floatData: Array.from(values) });
   const widen = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F64)]) : t);
@@ -312,19 +314,19 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
     b.inits.push({ name, dims, dataType: 9, rawData: values });
     return name;
   };
-  /** A float64 tensor of per-view constants. */
+  /** A tensor of per-view constants in the wide type. */
   const dvec = (values: number[], dims: number[]) => {
     const name = b.fresh('d');
     b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
     return name;
   };
-  /** The centre in float64, and clipped to [0, 1] first (shared by every view that needs them). */
-  let c64: string | undefined;
-  let c64clipped: string | undefined;
-  const centre64 = () => (c64 ??= widen(centre));
-  const clipped64 = () => (c64clipped ??= widen(clip01(centre)));
-  /** The mean colour per channel [n, C, 1, 1], summed in float64 (as the JS canvasFill and ood.ts sum it). */
-  const mean = () => (meanColour ??= narrow(b.reduce('ReduceMean', centre64(), [2, 3], true)));
+  /** The centre in the wide type, and clipped to [0, 1] first (shared by every view that needs them). */
+  let cWide: string | undefined;
+  let cWideClipped: string | undefined;
+  const wideCentre = () => (cWide ??= widen(centre));
+  const wideClipped = () => (cWideClipped ??= widen(clip01(centre)));
+  /** The mean colour per channel [n, C, 1, 1], summed in the wide type (float64 as the JS canvasFill and ood.ts sum it). */
+  const mean = () => (meanColour ??= narrow(b.reduce('ReduceMean', wideCentre(), [2, 3], true)));
 
   /** What views/imagenet-c.ts's ops read; its noise reads one slot's (u1, u2) pairs. */
   const cctx: ImagenetCContext = {
@@ -451,7 +453,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
       const same = (o: ViewOp) => o.kind === op.kind && (!('slot' in op) || (o as typeof op & { slot: number }).slot === op.slot + R);
       while (i + R < plan.ops.length && same(plan.ops[i + R])) R++;
       const ops = plan.ops.slice(i, i + R) as Array<typeof op>;
-      const axis = (values: number[], type: 'f32' | 'f64') => (type === 'f32' ? b.f32(values, [1, R, 1, 1, 1], 'per_view') : dvec(values, [1, R, 1, 1, 1]));
+      const axis = (values: number[], type: 'f32' | 'wide') => (type === 'f32' ? b.f32(values, [1, R, 1, 1, 1], 'per_view') : dvec(values, [1, R, 1, 1, 1]));
       const slotRange = (input: string, first: number, total: number) =>
         first === 0 && R === total ? input : b.slice(input, [first], [first + R], [1]);
       if (op.kind === 'given') outs.push(slotRange(VIEW_INPUT.given, op.slot, slots.given));
@@ -468,18 +470,18 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         // passes over the views and the float32 Cast, no more: no clip (x ≤ V, so (x·V')/V ≤ V'
         // ≤ 1 and ≥ 0 with monotone rounding), and a black pixel (V = 0) is (V', V', V') with its
         // x and V read as 1 rather than picked by a Where over every value.
-        const x = b.unsqueeze(clipped64(), [1]); // [n, 1, C, H, W]
+        const x = b.unsqueeze(wideClipped(), [1]); // [n, 1, C, H, W]
         const val = b.reduce('ReduceMax', x, [2], true); // [n, 1, 1, H, W]: HSV value
         const lit = b.op('Greater', [val, d(0)]);
-        const val2 = clip01d(b.op('Add', [val, axis(ops.map((o) => (o as { delta: number }).delta), 'f64')])); // [n, R, 1, H, W]
+        const val2 = clip01d(b.op('Add', [val, axis(ops.map((o) => (o as { delta: number }).delta), 'wide')])); // [n, R, 1, H, W]
         const scaled = b.op('Div', [b.op('Mul', [b.op('Where', [lit, x, d(1)]), val2]), b.op('Where', [lit, val, d(1)])]);
         outs.push(narrow(scaled));
       } else {
         // float64 for the same reason (the channel mean is a sum over the whole plane)
-        const x = centre64();
+        const x = wideCentre();
         const mean = b.reduce('ReduceMean', x, [2, 3], true);
         const dev = b.unsqueeze(b.op('Sub', [x, mean]), [1]);
-        const factor = axis(ops.map((o) => (o as { factor: number }).factor), 'f64');
+        const factor = axis(ops.map((o) => (o as { factor: number }).factor), 'wide');
         // clipped after the float32 rounding: the same values (0 and 1 are floats, rounding is
         // monotone), half the bytes of a float64 Min and Max
         outs.push(clip01(narrow(b.op('Add', [b.op('Mul', [dev, factor]), b.unsqueeze(mean, [1])]))));
@@ -501,14 +503,13 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         break;
       }
       case 'normal': {
-        const x = centre64();
+        const x = wideCentre();
         const mu = b.reduce('ReduceMean', x, [2, 3], true);
         const dev = b.op('Sub', [x, mu]);
         const sd = b.op('Sqrt', [b.reduce('ReduceMean', b.op('Mul', [dev, dev]), [2, 3], true)]);
-        const f = narrow;
         // the only noise slot is the input itself: a Reshape, not a Gather that copies it
         const pairs = slots.noise === 1 ? b.reshape(VIEW_INPUT.noise, [-1, C, H, W, 2]) : slot(VIEW_INPUT.noise, op.slot);
-        v = clip01(b.op('Add', [f(mu), b.op('Mul', [f(sd), normals(pairs, 4)])]));
+        v = clip01(b.op('Add', [narrow(mu), b.op('Mul', [narrow(sd), normals(pairs, 4)])]));
         break;
       }
       case 'invert':
@@ -667,7 +668,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         const texture = widen(slot(VIEW_INPUT.given, op.texture)); // [n, C, H, W]
         const shade = b.op('Max', [b.op('Min', [b.op('Add', [d(1), b.op('Mul', [shading, d(op.shading)])]), d(1.7)]), d(0.3)]);
         const inside = clip01d(b.op('Mul', [texture, shade]));
-        const blend = b.op('Add', [b.op('Mul', [mask, inside]), b.op('Mul', [b.op('Sub', [d(1), mask]), centre64()])]);
+        const blend = b.op('Add', [b.op('Mul', [mask, inside]), b.op('Mul', [b.op('Sub', [d(1), mask]), wideCentre()])]);
         const e = b.op('Mul', [edges, d(op.edgeWeight)]);
         v = narrow(b.op('Add', [b.op('Mul', [b.op('Sub', [d(1), e]), blend]), b.op('Mul', [e, ink])]));
         break;
