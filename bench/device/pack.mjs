@@ -4,11 +4,12 @@
 //    with the views worker beside it, this machine's node binary, the packages it loads at run
 //    time (onnxruntime-node for linux/x64 only, onnxruntime-common, sharp and its linux-x64
 //    libvips) and the fixtures the benchmark reads (the two target models, the ImageNet samples,
-//    MNIST, the labels), taken from ../shared/fixtures;
+//    MNIST, the labels; ResNet-2B and its CIFAR-10 images, a float model for the GPU), taken from
+//    ../shared/fixtures;
 //  - gl/*.deb: the Vulkan loader from Debian's archive (apt-get download), which ONNX Runtime's
 //    WebGPU provider (Dawn) needs and the device image may lack; run.sh unpacks it there.
 // The machine reaches nothing outside it, so everything goes with the call (64 MiB at most with
-// the repository's own files: about 56 MiB here). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
+// the repository's own files: .device/ is about 57 MiB here, 61 with them). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -41,7 +42,7 @@ for (const m of modules) {
     filter: (src) => !/onnxruntime-node\/bin\/napi-v\d+\/(darwin|win32|linux\/arm64)/.test(src),
   });
 }
-for (const f of ['models/mnist-8_onnxzoo_cntk.onnx', 'models/imagenet_mobilenetv2-12-int8.onnx', 'imagenet_samples', 'mnist', 'labels', 'PROVENANCE.md']) {
+for (const f of ['models/mnist-8_onnxzoo_cntk.onnx', 'models/imagenet_mobilenetv2-12-int8.onnx', 'models/cifar10_resnet2b_advtrained.onnx', 'imagenet_samples', 'mnist', 'cifar10_test_first100', 'labels', 'PROVENANCE.md']) {
   cpSync(join(FIXTURES, f), join(STAGE, 'fixtures', f), { recursive: true });
 }
 execFileSync('tar', ['-cJf', join(OUT, 'skeptic-device.tar.xz'), '-C', OUT, 'skeptic-device'], { stdio: 'inherit', env: { ...process.env, XZ_OPT: '-6 -T0' } });
