@@ -8,6 +8,7 @@
  *
  *   node --import tsx bench/profile-views.ts [--case imagenet|mnist] [--probes corruptions] [--images 4]
  *                                            [--top 15] [--keep DIR] [--run-passes N] [--chunk-rows N]
+ *                                            [--views-webgpu]  (the view graphs WebGPU gets, on the CPU)
  *
  * Needs ../shared/fixtures. A diagnostic, not a target: bench/audit.ts holds the target.
  */
@@ -20,7 +21,8 @@ import { audit } from '../server/engine/audit';
 import { openDataset } from '../server/engine/data';
 import { loadModel } from '../server/engine/model';
 import { createProbes } from '../server/engine/probes';
-import { setModelChunkRows, setViewRunPasses } from '../server/engine/views';
+import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
+import { viewKernels } from '../server/engine/model/providers';
 import { MODEL_CHUNK_PREFIX } from '../server/engine/views/model-chunks';
 
 const { values } = parseArgs({
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '32' },
     'run-passes': { type: 'string' },
     'chunk-rows': { type: 'string' },
+    'views-webgpu': { type: 'boolean', default: false },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -44,6 +47,7 @@ const CASES = {
 const c = CASES[values.case as keyof typeof CASES];
 if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 if (values['chunk-rows']) setModelChunkRows(Number(values['chunk-rows']));
+if (values['views-webgpu']) setViewKernels(viewKernels('webgpu'));
 if (!c) throw new Error(`--case imagenet|mnist`);
 
 const dir = values.keep ? resolve(values.keep) : mkdtempSync(join(tmpdir(), 'skeptic-profile-'));
