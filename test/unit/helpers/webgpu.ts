@@ -11,16 +11,39 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import { onnx } from '../../../server/engine/model/onnx';
 
 export const SWIFTSHADER_ICD = process.env.SKEPTIC_VK_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-/** Why the software WebGPU cannot run here, or undefined. */
+let missing: string | null | undefined;
+/** Why the software WebGPU cannot run here, or undefined (checked once: the files, then a one-node model on it). */
 export function softwareWebgpuMissing(): string | undefined {
+  if (missing === undefined) missing = whyMissing() ?? null;
+  return missing ?? undefined;
+}
+
+function whyMissing(): string | undefined {
   if (process.platform !== 'linux') return 'the software WebGPU (SwiftShader) is set up for Linux only';
   if (!existsSync(SWIFTSHADER_ICD)) return `no SwiftShader Vulkan driver at ${SWIFTSHADER_ICD} (apt-get install -y chromium)`;
   const loader = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu'].some((d) => existsSync(join(d, 'libvulkan.so.1')));
   if (!loader) return 'no Vulkan loader (apt-get install -y libvulkan1)';
-  return undefined;
+  // y = −x: whether ONNX Runtime's WebGPU provider starts on it at all
+  const neg: onnx.IModelProto = {
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'probe',
+      node: [{ opType: 'Neg', input: ['x'], output: ['y'], name: 'neg' }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } }],
+    },
+  };
+  try {
+    runOnWebgpu([{ bytes: onnx.ModelProto.encode(neg).finish() }]);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.split('\n')[0];
+  }
 }
 
 export interface WebgpuModel {
