@@ -56,13 +56,23 @@ function webgpuMisfits(bytes: Uint8Array, prefix = ''): string[] {
   return uses;
 }
 
+/** Every corruption and extra at severities 1 and 5. */
+const CORRUPTION_LIST = [...CORRUPTIONS, ...EXTRA_CORRUPTIONS].flatMap((name) => [1, 5].map((s): [typeof name, number] => [name, s]));
+
+/** A cue-conflict stimulus: a shape (a bright rectangle on noise, so a silhouette is found) and a quilted texture. */
+function cueStimulus(C: 1 | 3, H: number, k: number): { shape: PixelImage; texture: PixelImage } {
+  const shape = image(C, H, H, 11 + k);
+  for (let y = 2; y < H - 3; y++) for (let x = 3; x < H - 2; x++) for (let c = 0; c < C; c++) shape.data[(c * H + y) * H + x] = 0.8 - 0.1 * c;
+  const texture = fromBytes01(toBytes01(quiltTexture(image(C, H, H, 13 + k), undefined, mulberry32(5 + k))), C, H, H);
+  return { shape, texture };
+}
+
 /** Plans with every view kind that does float64 arithmetic on the CPU, and the others beside them. */
 function plans(C: 1 | 3, H: number): Array<[string, ViewPlan]> {
-  const corruptions = [...CORRUPTIONS, ...EXTRA_CORRUPTIONS].flatMap((name) => [1, 5].map((s): [typeof name, number] => [name, s]));
   const plan = (ops: ViewOp[]): ViewPlan => ({ channels: C, height: H, width: H, margin: 0, ops });
   return [
     ['photometric', plan([{ kind: 'brightness', delta: 0.3 }, { kind: 'brightness', delta: 0.5 }, { kind: 'contrast', factor: 0.2 }])],
-    ['corruptions', plan(corruptionViews(corruptions, H, H).ops)],
+    ['corruptions', plan(corruptionViews(CORRUPTION_LIST, H, H).ops)],
     ['ood', plan(oodViews([...GENERATED_SETS], C, H, H, 4).ops)],
     ['patches', plan([{ kind: 'patch', top: 1, left: 2, size: 4, fill: 'mean' }, { kind: 'patch', top: 0, left: 0, size: 0, fill: 'mean' }, { kind: 'tiles', rows: [0, 5, H], cols: [0, 6, H], slot: 0 }])],
     ['cue-conflict', compositePlan(C, H, H)],
@@ -139,12 +149,9 @@ test('the view graphs for WebGPU equal the JavaScript loops within float32 round
       assert.ok(d <= 1e-5, `ood ${set} at ${C}×${H}×${H}: ${d}`);
     });
 
-    const rng = mulberry32(5 + C);
-    const a = image(C, H, H, 11 + C);
-    for (let y = 2; y < H - 3; y++) for (let x = 3; x < H - 2; x++) for (let c = 0; c < C; c++) a.data[(c * H + y) * H + x] = 0.8 - 0.1 * c; // a silhouette
-    const texture = fromBytes01(toBytes01(quiltTexture(image(C, H, H, 13 + C), undefined, rng)), C, H, H);
-    const want = compose(shapeCarrier(a), texture).data;
-    const cout = await makeViews(compositePlan(C, H, H), [compositeSource(shapeMaterial(a), texture)], WEBGPU);
+    const { shape, texture } = cueStimulus(C, H, C);
+    const want = compose(shapeCarrier(shape), texture).data;
+    const cout = await makeViews(compositePlan(C, H, H), [compositeSource(shapeMaterial(shape), texture)], WEBGPU);
     assert.ok(maxDiff(cout, want) <= 1e-5, `composite at ${C}×${H}×${H}: ${maxDiff(cout, want)}`);
   }
 });
@@ -160,19 +167,18 @@ async function cases(C: 1 | 3, H: number): Promise<Array<[string, ViewPlan, View
   };
   const embed = (k: number) => [0, 0, 1, 3, H - 2, 5].map((v) => v + k);
   const out: Array<[string, ViewPlan, ViewSource[]]> = [['shift', shift, [0, 1].map((k) => ({ source: src(k, m), inputs: { embed: embed(k) } }))]];
+  const corruptionInputs = corruptionViews(CORRUPTION_LIST, H, H);
+  const oodInputs = oodViews([...GENERATED_SETS], C, H, H, 4);
   for (const [name, plan] of plans(C, H)) {
     const sources: ViewSource[] = [];
     for (const k of [0, 1]) {
       const source = src(k);
-      if (name === 'corruptions') {
-        const made = corruptionViews([...CORRUPTIONS, ...EXTRA_CORRUPTIONS].flatMap((n) => [1, 5].map((s): [typeof n, number] => [n, s])), H, H);
-        sources.push({ source, inputs: await made.inputs(source, (n, s) => derivedSeed(k, `corruptions/${n}/${s}`, 'sha')) });
-      } else if (name === 'ood') sources.push({ source, inputs: oodViews([...GENERATED_SETS], C, H, H, 4).inputs(source, (set) => derivedSeed(k, `ood/${set}`, 'sha')) });
+      if (name === 'corruptions') sources.push({ source, inputs: await corruptionInputs.inputs(source, (n, s) => derivedSeed(k, `corruptions/${n}/${s}`, 'sha')) });
+      else if (name === 'ood') sources.push({ source, inputs: oodInputs.inputs(source, (set) => derivedSeed(k, `ood/${set}`, 'sha')) });
       else if (name === 'patches') sources.push({ source, inputs: { perm: k ? [3, 0, 2, 1] : [1, 2, 3, 0] } });
       else if (name === 'cue-conflict') {
-        const a = image(C, H, H, 11 + k);
-        for (let y = 2; y < H - 3; y++) for (let x = 3; x < H - 2; x++) for (let c = 0; c < C; c++) a.data[(c * H + y) * H + x] = 0.8 - 0.1 * c;
-        sources.push(compositeSource(shapeMaterial(a), fromBytes01(toBytes01(quiltTexture(image(C, H, H, 13 + k), undefined, mulberry32(k))), C, H, H)));
+        const { shape, texture } = cueStimulus(C, H, k);
+        sources.push(compositeSource(shapeMaterial(shape), texture));
       } else sources.push({ source });
     }
     out.push([name, plan, sources]);

@@ -39,7 +39,7 @@
  * Written for opset ≥ 11 (Builder spells the ops whose signature moved later).
  */
 import { A, Builder } from '../model/gradient/builder';
-import type { ViewKernels } from '../model/providers';
+import { viewKernels, type ViewKernels } from '../model/providers';
 import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
 import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
@@ -224,7 +224,7 @@ export interface ViewGraphOptions {
   /** Whether the post nodes commute with crops (elementwise, constants not varying over rows and columns). */
   postOnSource?: boolean;
   /**
-   * The provider's kernels (model/providers.ts viewKernels; default: all). With float64, the
+   * The provider's kernels (model/providers.ts viewKernels; default: the CPU's, all of them). With float64, the
    * arithmetic the CPU references do in float64 (brightness, contrast, saturation, glass blur's
    * first blur, the mean colours, the rotation fill, ood's normal view, cue-conflict's
    * composition) stays in float64, so the views stay bit-close to the JS ones, which int8 models
@@ -236,7 +236,7 @@ export interface ViewGraphOptions {
 }
 
 export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraphOptions = {}): ViewGraph {
-  const { onePerRun = false, post = [], postOnSource = false, kernels = { float64: true, sum: true } } = options;
+  const { onePerRun = false, post = [], postOnSource = false, kernels = viewKernels('cpu') } = options;
   const { float64 } = kernels;
   checkPlan(plan);
   const { channels: C, height: H, width: W, margin: m } = plan;
@@ -260,14 +260,17 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
   const wideData = (values: ArrayLike<number>) => (float64 ? { doubleData: Array.from(values) } : { floatData: Array.from(values) });
   const widen = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F64)]) : t);
   const narrow = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F32)]) : t);
+  /** A constant tensor in the wide type. */
+  const wide = (values: ArrayLike<number>, dims: number[], hint = 'd') => {
+    const name = b.fresh(hint);
+    b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
+    return name;
+  };
   const doubles = new Map<number, string>();
+  /** A wide scalar, shared. */
   const d = (v: number) => {
     let name = doubles.get(v);
-    if (!name) {
-      name = b.fresh('d');
-      b.inits.push({ name, dims: [], dataType: WIDE, ...wideData([v]) });
-      doubles.set(v, name);
-    }
+    if (!name) doubles.set(v, (name = wide([v], [])));
     return name;
   };
   const clip01d = (x: string) => b.op('Min', [b.op('Max', [x, d(0)]), d(1)]); // Clip-11 has no float64 kernel
@@ -314,12 +317,6 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
     b.inits.push({ name, dims, dataType: 9, rawData: values });
     return name;
   };
-  /** A tensor of per-view constants in the wide type. */
-  const dvec = (values: number[], dims: number[]) => {
-    const name = b.fresh('d');
-    b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
-    return name;
-  };
   /** The centre in the wide type, and clipped to [0, 1] first (shared by every view that needs them). */
   let cWide: string | undefined;
   let cWideClipped: string | undefined;
@@ -330,11 +327,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
 
   /** What views/imagenet-c.ts's ops read; its noise reads one slot's (u1, u2) pairs. */
   const cctx: ImagenetCContext = {
-    b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, widen, narrow, wide: (values, dims, hint) => {
-      const name = b.fresh(hint);
-      b.inits.push({ name, dims, dataType: WIDE, ...wideData(values) });
-      return name;
-    },
+    b, centre, C, H, W, inputs: VIEW_INPUT_C, clip01, clip01d, d, widen, narrow, wide,
     normals: (j: number) => normals(slot(VIEW_INPUT.noise, j), 4),
     sum: (xs: string[]) => (kernels.sum ? b.op('Sum', xs) : xs.slice(1).reduce((acc, x) => b.op('Add', [acc, x]), xs[0])),
   };
@@ -453,7 +446,7 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
       const same = (o: ViewOp) => o.kind === op.kind && (!('slot' in op) || (o as typeof op & { slot: number }).slot === op.slot + R);
       while (i + R < plan.ops.length && same(plan.ops[i + R])) R++;
       const ops = plan.ops.slice(i, i + R) as Array<typeof op>;
-      const axis = (values: number[], type: 'f32' | 'wide') => (type === 'f32' ? b.f32(values, [1, R, 1, 1, 1], 'per_view') : dvec(values, [1, R, 1, 1, 1]));
+      const axis = (values: number[], type: 'f32' | 'wide') => (type === 'f32' ? b.f32(values, [1, R, 1, 1, 1], 'per_view') : wide(values, [1, R, 1, 1, 1]));
       const slotRange = (input: string, first: number, total: number) =>
         first === 0 && R === total ? input : b.slice(input, [first], [first + R], [1]);
       if (op.kind === 'given') outs.push(slotRange(VIEW_INPUT.given, op.slot, slots.given));
