@@ -6,8 +6,10 @@
 //    libvips) and the fixtures the benchmark reads (the two target models, the ImageNet samples,
 //    MNIST, the labels; ResNet-2B and its CIFAR-10 images, a float model for the GPU), taken from
 //    ../shared/fixtures;
-//  - gl/*.deb: the Vulkan loader from Debian's archive (apt-get download), which ONNX Runtime's
-//    WebGPU provider (Dawn) needs and the device image may lack; run.sh unpacks it there.
+//  - gl/*.deb: the Vulkan loader and the GL vendor-neutral libraries from Debian's archive (apt-get
+//    download): ONNX Runtime's WebGPU provider (Dawn) needs the loader, and NVIDIA's Vulkan driver
+//    (libGLX_nvidia) needs libGLdispatch from libglvnd0; the device image may lack them (the device
+//    tool's README names this list); run.sh unpacks there the ones it lacks.
 // The machine reaches nothing outside it, so everything goes with the call (64 MiB at most with
 // the repository's own files: .device/ is about 57 MiB here, 61 with them). Usage: node bench/device/pack.mjs [--fixtures DIR] [--no-gl]
 import { execFileSync } from 'node:child_process';
@@ -51,9 +53,9 @@ rmSync(STAGE, { recursive: true, force: true });
 if (!values['no-gl']) {
   mkdirSync(join(OUT, 'gl'), { recursive: true });
   try {
-    execFileSync('apt-get', ['download', 'libvulkan1'], { cwd: join(OUT, 'gl'), stdio: 'inherit' });
+    execFileSync('apt-get', ['download', 'libvulkan1', 'libglvnd0', 'libegl1', 'libgl1', 'libglx0', 'libopengl0', 'libgles2'], { cwd: join(OUT, 'gl'), stdio: 'inherit' });
   } catch (e) {
-    console.error(`could not download the Vulkan loader (${e.message.split('\n')[0]}): run.sh will use the device's own, if any`);
+    console.error(`could not download the Vulkan loader and GL libraries (${e.message.split('\n')[0]}): run.sh will use the device's own, if any`);
   }
 }
 const size = (p) => (statSync(p).isDirectory() ? readdirSync(p).reduce((a, f) => a + size(join(p, f)), 0) : statSync(p).size);

@@ -1,62 +1,95 @@
 #!/usr/bin/env bash
 # bench/audit.ts on the `device` machine (bench/README.md, "On a GPU and on many cores"): the
-# target's two cases on its CPU cores, then on its GPU through ONNX Runtime's WebGPU provider
-# (Vulkan; onnxruntime-node's CUDA provider cannot be installed there). Needs .device/ from
+# target's two cases on its GPU through ONNX Runtime's WebGPU provider (Vulkan; onnxruntime-node's
+# CUDA provider cannot be installed there) and on its CPU cores. Needs .device/ from
 # `node bench/device/pack.mjs`, carried along:
 #
 #   device run: command "bash bench/device/run.sh", carry [".device"], timeout_s 600
 #
-# Each run's output goes to $OUT/<name>.txt (cpu-mnist, webgpu-imagenet-20, webgpu-cifar, …), the machine to
-# $OUT/machine.txt. A run that goes past its time is cut off (timeout) and the next one starts.
+# Everything printed goes to $OUT/log.txt; ONNX Runtime's placement of each node to
+# $OUT/placement.txt; the reports of the MNIST and CIFAR audits to $OUT/<device>/<case>-report.json
+# (bench/compare-reports.ts compares them). The device tool brings back 8 files at most. Each run
+# has a time limit of its own (timeout), so a slow one leaves the next its turn; the GPU comes first.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/skeptic-device-out}
 mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
 [ -f .device/skeptic-device.tar.xz ] || { echo "no .device/skeptic-device.tar.xz: run node bench/device/pack.mjs and carry .device" >&2; exit 2; }
 WORK=$(mktemp -d)
 tar -xJf .device/skeptic-device.tar.xz -C "$WORK"
 B="$WORK/skeptic-device"
 
-# The Vulkan loader, where the machine has none (the device tool's README: unpack into /)
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
-  for f in .device/gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
-  ldconfig 2>/dev/null || true
-fi
+# The Vulkan loader and the GL libraries NVIDIA's driver loads, each only where the machine lacks
+# it (the device tool's README: unpack into /)
+for f in .device/gl/*.deb; do
+  [ -f "$f" ] || continue
+  lib=$(dpkg-deb -c "$f" | awk '{print $6}' | grep -o '[^/]*\.so\.[0-9]*$' | head -1)
+  if [ -n "$lib" ] && ! ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$lib "; then
+    dpkg -x "$f" / && echo "unpacked $(basename "$f") (for $lib)"
+  fi
+done
+ldconfig 2>/dev/null || true
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
+if [ -f "$icd" ]; then
+  export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
+  egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES="$egl"
+fi
 
-{
-  echo "nproc $(nproc)"
-  nvidia-smi -L 2>&1 || echo "nvidia-smi: none"
-  ldconfig -p 2>/dev/null | grep libvulkan || echo "libvulkan: none"
-  echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
-  "$B/node" --version
-} >"$OUT/machine.txt" 2>&1
-cat "$OUT/machine.txt"
+echo "=== machine"
+echo "nproc $(nproc)"
+nvidia-smi -L 2>&1 || echo "nvidia-smi: none"
+nvidia-smi --query-gpu=driver_version,clocks.sm,memory.used --format=csv 2>&1 | tail -1
+ldconfig -p 2>/dev/null | grep -E 'libvulkan|libGLdispatch|libGLX_nvidia' || echo "libvulkan: none"
+echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
+if [ -f "$icd" ]; then
+  cat "$icd"
+  so=$(grep -o '"library_path"[^,]*' "$icd" | grep -o '[^"]*\.so[^"]*' | head -1)
+  path=$(ldconfig -p | grep -m1 "$so" | awk '{print $NF}')
+  [ -n "$path" ] && ldd "$path" | grep -E 'not found|GLdispatch' || echo "ICD library $so: not found by ldconfig"
+fi
+"$B/node" --version
 
-run() { # name seconds device case [more flags]
+run() { # name seconds device case [more flags]; env before it applies
   local name=$1 secs=$2 dev=$3 case=$4
   shift 4
-  echo "=== $name"
-  (cd "$B" && timeout "$secs" ./node bench-audit.js --case "$case" --device "$dev" --fixtures fixtures "$@") 2>&1 | tee "$OUT/$name.txt"
-  echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.txt"
+  echo "=== $name ($(date +%T))"
+  (cd "$B" && timeout -k 5 "$secs" ./node bench-audit.js --case "$case" --device "$dev" --fixtures fixtures "$@")
+  echo "exit $? ($name)"
 }
-# the CPU first (16 cores there), then the GPU: a small look at each case before the whole one,
-# so that a slow provider still leaves numbers (the tool's limit is 600 s a command)
-run cpu-mnist 50 cpu mnist
-run cpu-imagenet 100 cpu imagenet
-# which provider runs which nodes of the composed sessions (ONNX Runtime's verbose log, placement
-# lines only): the float mnist-8, whose views and model should all be on the GPU
-echo "=== webgpu-placement"
-(cd "$B" && SKEPTIC_ORT_LOG=0 timeout 40 ./node bench-audit.js --case mnist --mnist 2 --device webgpu --fixtures fixtures) 2>&1 |
-  grep -E 'VerifyEachNodeIsAssignedToAnEp|fell back|^mnist' >"$OUT/webgpu-placement.txt"
-head -c 4000 "$OUT/webgpu-placement.txt"
-run webgpu-mnist-200 60 webgpu mnist --mnist 200
-# MobileNetV2-int8 on WebGPU: its quantized nodes have no WebGPU kernels (bench/README, eighteenth
-# pass), so this measures the copies around them; a short look only
-run webgpu-imagenet-20 80 webgpu imagenet --imagenet 20
-run webgpu-mnist 110 webgpu mnist
-# a float model at CIFAR size (not part of the target), on the CPU and on the GPU
-run cpu-cifar 40 cpu cifar
-run webgpu-cifar 90 webgpu cifar
+
+# Which provider runs which nodes of the composed sessions (ONNX Runtime's verbose log, placement
+# lines only), on two MNIST images: the float mnist-8, whose views and model should all be on the
+# GPU. It is also the check that WebGPU starts at all: if it fell back, the WebGPU runs are skipped.
+echo "=== webgpu-placement ($(date +%T))"
+(cd "$B" && SKEPTIC_ORT_LOG=0 timeout -k 5 45 ./node bench-audit.js --case mnist --mnist 2 --device webgpu --fixtures fixtures) 2>&1 |
+  grep -E 'VerifyEachNodeIsAssignedToAnEp|fell back|^mnist|adapter|Error|error' >"$OUT/placement.txt"
+head -c 3000 "$OUT/placement.txt"
+gpu=1
+grep -q 'fell back: webgpu' "$OUT/placement.txt" && gpu=0
+grep -q '^mnist' "$OUT/placement.txt" || gpu=0
+echo "webgpu usable: $gpu"
+
+if [ $gpu = 1 ]; then
+  run webgpu-mnist 110 webgpu mnist --save "$OUT/webgpu"
+  # a float model at CIFAR size (not part of the target)
+  run webgpu-cifar 60 webgpu cifar --save "$OUT/webgpu"
+fi
+# the CPU's 16 cores, the same cases (their reports are what the GPU's are compared with)
+run cpu-mnist 40 cpu mnist --save "$OUT/cpu"
+run cpu-imagenet 70 cpu imagenet
+run cpu-cifar 40 cpu cifar --save "$OUT/cpu"
+if [ $gpu = 1 ]; then
+  # the CPU-made inputs may set a GPU audit's pace: more views workers than the default half
+  SKEPTIC_VIEW_WORKERS=14 run webgpu-mnist-14-workers 70 webgpu mnist
+  # MobileNetV2-int8 on WebGPU: its quantized nodes have no WebGPU kernels (bench/README, eighteenth
+  # pass), so this measures the copies around them; a short look only
+  run webgpu-imagenet-20 50 webgpu imagenet --imagenet 20
+fi
+# whether this machine's Python has ONNX Runtime's CUDA provider (onnxruntime-node's cannot be
+# installed here): a look only
+echo "=== cuda provider libraries"
+timeout 10 find /opt /usr/local /usr/lib -name 'libonnxruntime_providers_*.so' 2>/dev/null | head -5
+echo "=== done ($(date +%T))"
 rm -rf "$WORK"
