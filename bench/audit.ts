@@ -23,6 +23,13 @@
  *                                    [--views-webgpu]  (the view graphs WebGPU gets, float32 and
  *                                                       no Sum: their cost and, with --save, their
  *                                                       metrics, on the CPU)
+ *                                    [--model FILE]  (another model for the one case chosen with --case,
+ *                                                     same input size and preprocessing: a float
+ *                                                     ImageNet model for a GPU, bench/device/)
+ *                                    [--bare-batch N]  (a second bare loop over the same passes at
+ *                                                       batch N: on a GPU, batch 32 leaves it idle
+ *                                                       between runs, and a large N shows the model's
+ *                                                       own floor)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
  * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
@@ -35,7 +42,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { audit } from '../server/engine/audit';
@@ -62,6 +69,8 @@ const { values } = parseArgs({
     'run-passes': { type: 'string' },
     'chunk-rows': { type: 'string' },
     'views-webgpu': { type: 'boolean', default: false },
+    model: { type: 'string' },
+    'bare-batch': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -84,7 +93,11 @@ const CASES = [
     key: 'cifar', name: 'ResNet-2B / CIFAR-10', limit: 100, model: 'models/cifar10_resnet2b_advtrained.onnx', data: 'cifar10_test_first100/labels.csv',
     preprocess: { mean: [0.4914, 0.4822, 0.4465], std: [0.2471, 0.2435, 0.2616] }, optional: true,
   },
-].filter((c) => (values.case ? c.key === values.case : !('optional' in c)));
+]
+  .filter((c) => (values.case ? c.key === values.case : !('optional' in c)))
+  .map((c) => (values.model ? { ...c, model: resolve(values.model), name: `${basename(values.model)} / ${c.name.split(' / ')[1]}` } : c));
+if (values.model && (!values.case || CASES.length !== 1)) throw new Error('--model needs --case (the case whose data and preprocessing it takes)');
+const bareBatch = values['bare-batch'] ? Number(values['bare-batch']) : undefined;
 
 interface Tally {
   runMs: number;
@@ -196,7 +209,7 @@ async function main() {
   }
   console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-webgpu'] ? ", WebGPU's view graphs" : ''}`);
   for (const c of CASES) {
-    const modelPath = join(FIXTURES, c.model);
+    const modelPath = resolve(FIXTURES, c.model);
     const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
     K = model.info.numClasses;
     // where it runs: a provider asked for and not started (WebGPU without an adapter) falls back
@@ -208,15 +221,15 @@ async function main() {
     if (model.info.batch.patched) makeBatchSymbolic(proto, inputName);
     const session = await ort.InferenceSession.create(encodeModel(proto), sessionOptions(model.device.used));
     const { channels: C, height: H, width: W } = model.info;
-    const x = new Float32Array(batchSize * C * H * W);
+    const x = new Float32Array(Math.max(batchSize, bareBatch ?? 0) * C * H * W);
     for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
     const dims = (rows: number) => (model.info.layout === 'NHWC' ? [rows, H, W, C] : [rows, C, H, W]);
-    const bareLoop = async (passes: number) => {
+    const bareLoop = async (passes: number, batch = batchSize) => {
       const c1 = process.cpuUsage();
       const f1 = process.resourceUsage().minorPageFault;
       const t1 = performance.now();
-      for (let done = 0; done < passes; done += batchSize) {
-        const rows = Math.min(batchSize, passes - done);
+      for (let done = 0; done < passes; done += batch) {
+        const rows = Math.min(batch, passes - done);
         await origRun.call(session, { [inputName]: new ort.Tensor('float32', x.subarray(0, rows * C * H * W), dims(rows)) });
       }
       return { ms: performance.now() - t1, cpu: cpuMs(process.cpuUsage(c1)), faults: process.resourceUsage().minorPageFault - f1 };
@@ -283,13 +296,19 @@ async function main() {
     }
     const { wall, per } = best!;
     const passes = [...per.values()].reduce((a, t) => a + t.passes, 0);
+    let bareLarge = '';
+    if (bareBatch) {
+      await bareLoop(bareBatch, bareBatch); // its first runs grow the arena (and, on a GPU, build its kernels)
+      const { ms } = await bareLoop(passes, bareBatch);
+      bareLarge = `\nbare loop at batch ${bareBatch}: ${(ms / 1000).toFixed(1)} s over the same passes: the audit is ${(wall / ms).toFixed(2)}× that`;
+    }
     const runMs = [...per.values()].reduce((a, t) => a + t.runMs, 0);
     const runCpuMs = [...per.values()].reduce((a, t) => a + t.runCpuMs, 0);
     const firstMs = [...per.values()].reduce((a, t) => a + t.firstMs, 0);
     await session.release();
     await model.dispose();
 
-    console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ' (best of each)' : ''}`);
+    console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ' (best of each)' : ''}${bareLarge}`);
     console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
     console.log(`the audit's CPU by thread (s, those over 0.05; * started during the audit): ${threadLines.join('; ')}`);
     const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);

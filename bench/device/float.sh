@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Float ImageNet models on the `device` machine's GPU (WebGPU) and CPU (bench/README.md, "On a GPU
+# and on many cores"): the fixtures' MobileNetV2 is int8, which WebGPU cannot run, so this exports
+# torchvision's MobileNetV2 and ResNet-50 there (bench/device/export-float.py, random weights) and
+# audits the 100 ImageNet samples with each, beside a bare loop at batch 32 and one at batch 256
+# (on a GPU, batch 32 leaves it idle between runs). Needs .device/ as run.sh does:
+#
+#   device run: command "bash bench/device/float.sh", carry [".device"], timeout_s 600
+#
+# Output to $OUT/float.txt; MobileNetV2's reports on each provider to $OUT/<run>/imagenet-report.json.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/skeptic-device-out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/float.txt") 2>&1
+. bench/device/setup.sh
+
+echo "=== export ($(date +%T))"
+timeout -k 5 90 python3 bench/device/export-float.py "$WORK/float" mobilenet_v2 resnet50
+m="$WORK/float"
+[ -f "$m/mobilenet_v2.onnx" ] && {
+  run webgpu-mobilenet_v2 90 webgpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 256 --save "$OUT/webgpu-mobilenet_v2"
+  run cpu-mobilenet_v2 90 cpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 256 --save "$OUT/cpu-mobilenet_v2"
+}
+[ -f "$m/resnet50.onnx" ] && run webgpu-resnet50 100 webgpu imagenet --model "$m/resnet50.onnx" --bare-batch 256
+# the target's MNIST case on the GPU with its floor (a large batch)
+run webgpu-mnist 60 webgpu mnist --bare-batch 1024
+echo "=== done ($(date +%T))"
+rm -rf "$WORK"
