@@ -26,10 +26,10 @@
  *                                    [--model FILE]  (another model for the one case chosen with --case,
  *                                                     same input size and preprocessing: a float
  *                                                     ImageNet model for a GPU, bench/device/)
- *                                    [--bare-batch N]  (a second bare loop over the same passes at
- *                                                       batch N: on a GPU, batch 32 leaves it idle
- *                                                       between runs, and a large N shows the model's
- *                                                       own floor)
+ *                                    [--bare-batch N,...]  (more bare loops over the same passes, at
+ *                                                           each batch N: on a GPU, batch 32 leaves
+ *                                                           it idle between runs, and a large N
+ *                                                           shows the model's own floor)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
  * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
@@ -97,7 +97,8 @@ const CASES = [
   .filter((c) => (values.case ? c.key === values.case : !('optional' in c)))
   .map((c) => (values.model ? { ...c, model: resolve(values.model), name: `${basename(values.model)} / ${c.name.split(' / ')[1]}` } : c));
 if (values.model && (!values.case || CASES.length !== 1)) throw new Error('--model needs --case (the case whose data and preprocessing it takes)');
-const bareBatch = values['bare-batch'] ? Number(values['bare-batch']) : undefined;
+const bareBatches = values['bare-batch'] ? values['bare-batch'].split(',').map(Number) : [];
+if (bareBatches.some((b) => !(Number.isInteger(b) && b >= 1))) throw new Error(`--bare-batch takes positive integers, not ${values['bare-batch']}`);
 
 interface Tally {
   runMs: number;
@@ -221,7 +222,7 @@ async function main() {
     if (model.info.batch.patched) makeBatchSymbolic(proto, inputName);
     const session = await ort.InferenceSession.create(encodeModel(proto), sessionOptions(model.device.used));
     const { channels: C, height: H, width: W } = model.info;
-    const x = new Float32Array(Math.max(batchSize, bareBatch ?? 0) * C * H * W);
+    const x = new Float32Array(Math.max(batchSize, ...bareBatches) * C * H * W);
     for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
     const dims = (rows: number) => (model.info.layout === 'NHWC' ? [rows, H, W, C] : [rows, C, H, W]);
     const bareLoop = async (passes: number, batch = batchSize) => {
@@ -297,10 +298,10 @@ async function main() {
     const { wall, per } = best!;
     const passes = [...per.values()].reduce((a, t) => a + t.passes, 0);
     let bareLarge = '';
-    if (bareBatch) {
-      await bareLoop(bareBatch, bareBatch); // its first runs grow the arena (and, on a GPU, build its kernels)
-      const { ms } = await bareLoop(passes, bareBatch);
-      bareLarge = `\nbare loop at batch ${bareBatch}: ${(ms / 1000).toFixed(1)} s over the same passes: the audit is ${(wall / ms).toFixed(2)}× that`;
+    for (const b of bareBatches) {
+      await bareLoop(2 * b, b); // its first runs grow the arena (and, on a GPU, build its kernels)
+      const { ms } = await bareLoop(passes, b);
+      bareLarge += `\nbare loop at batch ${b}: ${(ms / 1000).toFixed(1)} s over the same passes (${((1000 * ms) / passes).toFixed(1)} µs a pass): the audit is ${(wall / ms).toFixed(2)}× that`;
     }
     const runMs = [...per.values()].reduce((a, t) => a + t.runMs, 0);
     const runCpuMs = [...per.values()].reduce((a, t) => a + t.runCpuMs, 0);

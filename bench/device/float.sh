@@ -2,8 +2,9 @@
 # Float ImageNet models on the `device` machine's GPU (WebGPU) and CPU (bench/README.md, "On a GPU
 # and on many cores"): the fixtures' MobileNetV2 is int8, which WebGPU cannot run, so this exports
 # torchvision's MobileNetV2 and ResNet-50 there (bench/device/export-float.py, random weights) and
-# audits the 100 ImageNet samples with each, beside a bare loop at batch 32 and one at batch 256
-# (on a GPU, batch 32 leaves it idle between runs). Needs .device/ as run.sh does:
+# audits the 100 ImageNet samples with each, beside bare loops at batch 32 and other batches (on a
+# GPU, the cost of a pass depends on the batch), and with the model in slices of about 25 rows
+# inside each composed run. Needs .device/ as run.sh does:
 #
 #   device run: command "bash bench/device/float.sh", carry [".device"], timeout_s 600
 #
@@ -18,11 +19,19 @@ exec > >(tee -a "$OUT/float.txt") 2>&1
 echo "=== export ($(date +%T))"
 timeout -k 5 90 python3 bench/device/export-float.py "$WORK/float" mobilenet_v2 resnet50
 m="$WORK/float"
-[ -f "$m/mobilenet_v2.onnx" ] && {
-  run webgpu-mobilenet_v2 90 webgpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 256 --save "$OUT/webgpu-mobilenet_v2"
-  run cpu-mobilenet_v2 90 cpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 256 --save "$OUT/cpu-mobilenet_v2"
-}
-[ -f "$m/resnet50.onnx" ] && run webgpu-resnet50 100 webgpu imagenet --model "$m/resnet50.onnx" --bare-batch 256
+if [ -f "$m/mobilenet_v2.onnx" ]; then
+  # ONNX Runtime's WebGPU kernels cost more a pass at batch 256 than at 32 (bench/README, nineteenth
+  # pass): the bare loop at several batches maps that, and --chunk-rows 25 runs the model inside
+  # each composed run in slices of about 25 rows instead of whole (76 rows for the corruptions)
+  run webgpu-mobilenet_v2 90 webgpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 8,16,64,128,256 --save "$OUT/webgpu-mobilenet_v2"
+  run webgpu-mobilenet_v2-chunks-25 60 webgpu imagenet --model "$m/mobilenet_v2.onnx" --chunk-rows 25
+fi
+if [ -f "$m/resnet50.onnx" ]; then
+  run webgpu-resnet50 100 webgpu imagenet --model "$m/resnet50.onnx" --bare-batch 16,64,256
+  run webgpu-resnet50-chunks-25 80 webgpu imagenet --model "$m/resnet50.onnx" --chunk-rows 25
+fi
+# the CPU's report, which the GPU's is compared with
+[ -f "$m/mobilenet_v2.onnx" ] && run cpu-mobilenet_v2 90 cpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 256 --save "$OUT/cpu-mobilenet_v2"
 # the target's MNIST case on the GPU with its floor (a large batch)
 run webgpu-mnist 60 webgpu mnist --bare-batch 1024
 echo "=== done ($(date +%T))"
