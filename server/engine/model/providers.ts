@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';
 import { cpuThreads } from './threads';
+import { findVulkan, noAdapterHint } from './vulkan';
 
 export type Provider = DeviceInfo['used'];
 
@@ -189,7 +190,9 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
       const session = await ort.InferenceSession.create(bytes, sessionOptions(ep, level, memPattern));
       return { session, used: ep, fallbacks };
     } catch (e) {
-      const why = firstLine(e);
+      let why = firstLine(e);
+      // ORT says only "No supported adapters"; on Linux, say what the Vulkan setup lacks (vulkan.ts)
+      if (ep === 'webgpu' && process.platform === 'linux' && /adapter/i.test(why)) why = `${why}; ${noAdapterHint(findVulkan())}`;
       // No adapter / no library: the machine, not this model. Do not pay for it again.
       if (/adapter|shared library|load library|cannot open|not found|not available/i.test(why)) unavailable.set(ep, why);
       fallbacks.push(`${ep}: ${why}`);

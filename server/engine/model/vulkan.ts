@@ -1,0 +1,118 @@
+/**
+ * Why ONNX Runtime's WebGPU provider found no GPU adapter on Linux, told as what to install or set.
+ * Dawn reaches the GPU through Vulkan. That needs the Vulkan loader (libvulkan.so.1) and a
+ * driver's ICD file, a JSON naming the driver's library, where the loader looks for one. NVIDIA's
+ * driver library (libGLX_nvidia) also loads libglvnd's libGLdispatch. All three were what an
+ * NVIDIA H200 in a container lacked before WebGPU started there (bench/README.md, nineteenth
+ * pass); ORT itself only says "No supported adapters".
+ *
+ * The places are the Vulkan loader's documented search order on Linux: VK_DRIVER_FILES (or the
+ * older VK_ICD_FILENAMES) replaces the search, VK_ADD_DRIVER_FILES adds to it, otherwise the XDG
+ * config and data folders' vulkan/icd.d plus /etc/vulkan/icd.d. Reads the file system only: no
+ * process is started and nothing is loaded.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface VulkanSetup {
+  /** Where libvulkan.so.1 was found (undefined: nowhere this looks). */
+  loader?: string;
+  /** The ICD files the loader would read. */
+  icds: string[];
+  /** Folders searched for ICD files (for the message). */
+  icdPlaces: string[];
+  /** Whether the ICD search was replaced by VK_DRIVER_FILES / VK_ICD_FILENAMES. */
+  fromEnv: boolean;
+  /** Where libGLdispatch.so.0 was found (undefined: nowhere this looks). */
+  glDispatch?: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const TRIPLETS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', arm: 'arm-linux-gnueabihf', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu', riscv64: 'riscv64-linux-gnu' };
+
+/** Folders the dynamic linker searches, in the usual order (LD_LIBRARY_PATH, then the system's); `root` prefixes the system's. */
+function libraryDirs(env: Env, root: string, arch: string): string[] {
+  const triplet = TRIPLETS[arch];
+  const system = [
+    ...(triplet ? [`/usr/lib/${triplet}`, `/lib/${triplet}`, `/usr/local/lib/${triplet}`] : []),
+    '/usr/lib64', '/lib64', '/usr/lib', '/lib', '/usr/local/lib',
+  ].map((d) => join(root, d));
+  return [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...system, ...ldSoConfDirs(root)];
+}
+
+/** The folders /etc/ld.so.conf and /etc/ld.so.conf.d/*.conf add (NVIDIA's container images put the driver's libraries in one). */
+function ldSoConfDirs(root: string): string[] {
+  const confDir = join(root, '/etc/ld.so.conf.d');
+  let files = [join(root, '/etc/ld.so.conf')];
+  try {
+    files = files.concat(readdirSync(confDir).filter((f) => f.endsWith('.conf')).sort().map((f) => join(confDir, f)));
+  } catch {
+    // no ld.so.conf.d
+  }
+  return files.flatMap((f) => {
+    try {
+      return readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/')).map((d) => join(root, d));
+    } catch {
+      return [];
+    }
+  });
+}
+
+function findLibrary(name: string, dirs: string[]): string | undefined {
+  return dirs.map((d) => join(d, name)).find((f) => existsSync(f));
+}
+
+function jsonFilesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+/** A list of files and folders, as the loader's variables take it: each folder's JSON files, each existing file. */
+function filesOf(list: string): string[] {
+  return list.split(':').filter(Boolean).flatMap((p) => {
+    try {
+      return statSync(p).isDirectory() ? jsonFilesIn(p) : [p];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** What this machine has of a Vulkan setup. `root` prefixes the system folders (for the tests). */
+export function findVulkan(env: Env = process.env, root = '/', arch: string = process.arch): VulkanSetup {
+  const libs = libraryDirs(env, root, arch);
+  const loader = findLibrary('libvulkan.so.1', libs);
+  const glDispatch = findLibrary('libGLdispatch.so.0', libs);
+  const replaced = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
+  if (replaced) return { loader, glDispatch, icds: filesOf(replaced), icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
+  const home = env.HOME;
+  const configHome = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
+  const dataHome = env.XDG_DATA_HOME || (home ? join(home, '.local/share') : undefined);
+  const configDirs = (env.XDG_CONFIG_DIRS || join(root, '/etc/xdg')).split(':').filter(Boolean);
+  const dataDirs = (env.XDG_DATA_DIRS || `${join(root, '/usr/local/share')}:${join(root, '/usr/share')}`).split(':').filter(Boolean);
+  const places = [
+    ...(configHome ? [configHome] : []), ...configDirs, join(root, '/etc'),
+    ...(dataHome ? [dataHome] : []), ...dataDirs,
+  ].map((d) => join(d, 'vulkan/icd.d'));
+  const unique = [...new Set(places)];
+  const icds = [...unique.flatMap(jsonFilesIn), ...filesOf(env.VK_ADD_DRIVER_FILES ?? '')];
+  return { loader, glDispatch, icds, icdPlaces: unique, fromEnv: false };
+}
+
+/** What to install or set, for a WebGPU provider that found no adapter on a machine with this setup. */
+export function noAdapterHint(setup: VulkanSetup): string {
+  const readme = 'README "GPU"';
+  if (!setup.loader) return `WebGPU reaches the GPU through Vulkan, and the Vulkan loader (libvulkan.so.1) is not installed (Debian/Ubuntu: apt-get install libvulkan1; ${readme})`;
+  if (!setup.icds.length) {
+    const where = setup.fromEnv ? `VK_DRIVER_FILES names none that exists (${setup.icdPlaces.join(', ')})` : `none in ${setup.icdPlaces.join(', ')}`;
+    return `no Vulkan driver file (ICD, a .json naming the GPU driver's library): ${where}. The GPU driver's Vulkan part is not installed or not visible here; NVIDIA's driver ships nvidia_icd.json (in a container, mount it and set VK_DRIVER_FILES to it; ${readme})`;
+  }
+  const names = setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1));
+  const nvidia = names.some((n) => /nvidia/i.test(n));
+  const glvnd = nvidia && !setup.glDispatch ? `; NVIDIA's Vulkan driver also needs libGLdispatch.so.0, which is not installed (Debian/Ubuntu: apt-get install libglvnd0)` : '';
+  return `Vulkan driver files ${names.join(', ')} gave no adapter${glvnd} (${readme})`;
+}

@@ -1,0 +1,99 @@
+/**
+ * What a WebGPU fallback says on Linux when ONNX Runtime found no adapter (model/vulkan.ts): the
+ * Vulkan loader, the driver's ICD file and NVIDIA's libGLdispatch, looked up in a fake root the way
+ * the Vulkan loader and the dynamic linker look them up; and that a real fallback line carries it.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { loadModel } from '../../server/engine/model';
+import { findVulkan, noAdapterHint } from '../../server/engine/model/vulkan';
+import { tinyClassifier, writeModel } from './helpers/onnx-builder';
+
+/** A fake root holding `files` (paths relative to it), and an env whose home is inside it. */
+function fakeRoot(t: { after: (fn: () => void) => void }, files: string[]): { root: string; env: Record<string, string> } {
+  const root = mkdtempSync(join(tmpdir(), 'skeptic-vulkan-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  for (const f of files) {
+    mkdirSync(dirname(join(root, f)), { recursive: true });
+    writeFileSync(join(root, f), f.endsWith('.conf') ? '' : '{}');
+  }
+  return { root, env: { HOME: join(root, 'home/me') } };
+}
+
+test('no loader: the hint names libvulkan1', (t) => {
+  const { root, env } = fakeRoot(t, ['usr/share/vulkan/icd.d/nvidia_icd.json']);
+  const s = findVulkan(env, root, 'x64');
+  assert.equal(s.loader, undefined);
+  assert.deepEqual(s.icds, [join(root, 'usr/share/vulkan/icd.d/nvidia_icd.json')]);
+  assert.match(noAdapterHint(s), /the Vulkan loader \(libvulkan\.so\.1\) is not installed \(Debian\/Ubuntu: apt-get install libvulkan1; README "GPU"\)/);
+});
+
+test('a loader and no ICD file: the hint lists where the loader looked and says what NVIDIA ships', (t) => {
+  const { root, env } = fakeRoot(t, ['usr/lib/x86_64-linux-gnu/libvulkan.so.1']);
+  const s = findVulkan(env, root, 'x64');
+  assert.equal(s.loader, join(root, 'usr/lib/x86_64-linux-gnu/libvulkan.so.1'));
+  assert.deepEqual(s.icds, []);
+  // the loader's order: XDG config home, config dirs, /etc, data home, data dirs
+  assert.deepEqual(s.icdPlaces, [
+    join(root, 'home/me/.config/vulkan/icd.d'), join(root, 'etc/xdg/vulkan/icd.d'), join(root, 'etc/vulkan/icd.d'),
+    join(root, 'home/me/.local/share/vulkan/icd.d'), join(root, 'usr/local/share/vulkan/icd.d'), join(root, 'usr/share/vulkan/icd.d'),
+  ]);
+  const hint = noAdapterHint(s);
+  assert.match(hint, /^no Vulkan driver file \(ICD, a \.json naming the GPU driver's library\): none in /);
+  assert.ok(hint.includes(join(root, 'usr/share/vulkan/icd.d')), hint);
+  assert.match(hint, /NVIDIA's driver ships nvidia_icd\.json \(in a container, mount it and set VK_DRIVER_FILES to it/);
+  // the loader under the other architecture's folder is not this machine's
+  assert.equal(findVulkan(env, root, 'arm64').loader, undefined);
+});
+
+test("an NVIDIA ICD file without libGLdispatch: the hint names libglvnd0; found through ld.so.conf.d, it does not", (t) => {
+  const { root, env } = fakeRoot(t, ['lib64/libvulkan.so.1', 'etc/vulkan/icd.d/nvidia_icd.json', 'etc/vulkan/icd.d/notes.txt']);
+  let s = findVulkan(env, root, 'x64');
+  assert.deepEqual(s.icds, [join(root, 'etc/vulkan/icd.d/nvidia_icd.json')]);
+  assert.equal(s.glDispatch, undefined);
+  assert.equal(noAdapterHint(s), `Vulkan driver files nvidia_icd.json gave no adapter; NVIDIA's Vulkan driver also needs libGLdispatch.so.0, which is not installed (Debian/Ubuntu: apt-get install libglvnd0) (README "GPU")`);
+  // NVIDIA's container images list the driver's folder in ld.so.conf.d
+  mkdirSync(join(root, 'opt/nvidia/lib'), { recursive: true });
+  writeFileSync(join(root, 'opt/nvidia/lib/libGLdispatch.so.0'), '');
+  mkdirSync(join(root, 'etc/ld.so.conf.d'), { recursive: true });
+  writeFileSync(join(root, 'etc/ld.so.conf.d/nvidia.conf'), '# the driver\n/opt/nvidia/lib\n');
+  s = findVulkan(env, root, 'x64');
+  assert.equal(s.glDispatch, join(root, 'opt/nvidia/lib/libGLdispatch.so.0'));
+  assert.equal(noAdapterHint(s), 'Vulkan driver files nvidia_icd.json gave no adapter (README "GPU")');
+  // LD_LIBRARY_PATH is searched first
+  mkdirSync(join(root, 'mine'));
+  writeFileSync(join(root, 'mine/libvulkan.so.1'), '');
+  assert.equal(findVulkan({ ...env, LD_LIBRARY_PATH: join(root, 'mine') }, root, 'x64').loader, join(root, 'mine/libvulkan.so.1'));
+});
+
+test('VK_DRIVER_FILES replaces the search (files and folders); VK_ADD_DRIVER_FILES adds to it', (t) => {
+  const { root, env } = fakeRoot(t, ['usr/lib/libvulkan.so.1', 'usr/share/vulkan/icd.d/lvp_icd.x86_64.json', 'drivers/nvidia_icd.json', 'more/a.json', 'more/b.json']);
+  const missing = join(root, 'nowhere/nvidia_icd.json');
+  let s = findVulkan({ ...env, VK_DRIVER_FILES: missing }, root, 'x64');
+  assert.equal(s.fromEnv, true);
+  assert.deepEqual(s.icds, []);
+  assert.match(noAdapterHint(s), new RegExp(`VK_DRIVER_FILES names none that exists \\(${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
+  s = findVulkan({ ...env, VK_DRIVER_FILES: `${join(root, 'drivers/nvidia_icd.json')}:${join(root, 'more')}` }, root, 'x64');
+  assert.deepEqual(s.icds.map((f) => f.slice(root.length)), ['/drivers/nvidia_icd.json', '/more/a.json', '/more/b.json']);
+  // the older name works the same
+  assert.deepEqual(findVulkan({ ...env, VK_ICD_FILENAMES: join(root, 'drivers/nvidia_icd.json') }, root, 'x64').icds, [join(root, 'drivers/nvidia_icd.json')]);
+  s = findVulkan({ ...env, VK_ADD_DRIVER_FILES: join(root, 'drivers') }, root, 'x64');
+  assert.deepEqual(s.icds.map((f) => f.slice(root.length)), ['/usr/share/vulkan/icd.d/lvp_icd.x86_64.json', '/drivers/nvidia_icd.json']);
+  assert.equal(noAdapterHint(s), 'Vulkan driver files lvp_icd.x86_64.json, nvidia_icd.json gave no adapter; NVIDIA\'s Vulkan driver also needs libGLdispatch.so.0, which is not installed (Debian/Ubuntu: apt-get install libglvnd0) (README "GPU")');
+});
+
+test('on Linux, a WebGPU that finds no adapter falls back with what the Vulkan setup lacks', async (t) => {
+  if (process.platform !== 'linux') return t.skip('Linux only');
+  const m = await loadModel(writeModel(tinyClassifier().spec), { device: 'webgpu' });
+  try {
+    if (m.device.used === 'webgpu') return t.skip('WebGPU found an adapter on this machine');
+    const line = m.device.fallbacks.find((f) => f.startsWith('webgpu: '))!;
+    if (!/adapter/i.test(line.split(';')[0])) return t.skip(`WebGPU failed otherwise: ${line}`);
+    assert.ok(line.endsWith(`; ${noAdapterHint(findVulkan())}`), line);
+  } finally {
+    await m.dispose();
+  }
+});
