@@ -10,11 +10,7 @@
 #
 # Output to $OUT/float.txt; MobileNetV2's reports on each provider to $OUT/<run>/imagenet-report.json.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/skeptic-device-out}
-mkdir -p "$OUT"
-exec > >(tee -a "$OUT/float.txt") 2>&1
-. bench/device/setup.sh
+. "$(dirname "$0")/setup.sh" float.txt
 
 echo "=== export ($(date +%T))"
 timeout -k 5 90 python3 bench/device/export-float.py "$WORK/float" mobilenet_v2 resnet50

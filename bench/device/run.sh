@@ -11,11 +11,7 @@
 # (bench/compare-reports.ts compares them). The device tool brings back 8 files at most. Each run
 # has a time limit of its own (timeout), so a slow one leaves the next its turn; the GPU comes first.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/skeptic-device-out}
-mkdir -p "$OUT"
-exec > >(tee -a "$OUT/log.txt") 2>&1
-. bench/device/setup.sh
+. "$(dirname "$0")/setup.sh" log.txt
 
 # Which provider runs which nodes of the composed sessions (ONNX Runtime's verbose log, placement
 # lines only), on two MNIST images: the float mnist-8, whose views and model should all be on the

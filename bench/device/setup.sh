@@ -1,7 +1,13 @@
-# Sourced by bench/device/run.sh and float.sh, in the repository's root with OUT set and the output
-# going to a log: unpacks .device/ (bench/device/pack.mjs) into $WORK, with $B the bundle's folder;
-# installs the Vulkan loader and GL libraries where the machine lacks them; points the loader at
-# NVIDIA's driver; describes the machine; defines run (one bench/audit.ts run under a time limit).
+# Sourced by bench/device/run.sh and float.sh with the log's file name: goes to the repository's
+# root; sends everything printed to $OUT/<log> as well (OUT: the device tool's folder, or
+# /tmp/skeptic-device-out); unpacks .device/ (bench/device/pack.mjs) into $WORK, with $B the
+# bundle's folder; installs the Vulkan loader and GL libraries where the machine lacks them; points
+# the loader at NVIDIA's driver; describes the machine; defines run (one bench/audit.ts run under a
+# time limit).
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+OUT=${OUT:-/tmp/skeptic-device-out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/$1") 2>&1
 [ -f .device/skeptic-device.tar.xz ] || { echo "no .device/skeptic-device.tar.xz: run node bench/device/pack.mjs and carry .device" >&2; exit 2; }
 WORK=$(mktemp -d)
 tar -xJf .device/skeptic-device.tar.xz -C "$WORK"
