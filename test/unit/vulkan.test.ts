@@ -2,14 +2,16 @@
  * What a WebGPU fallback says on Linux when ONNX Runtime found no adapter (model/vulkan.ts): the
  * Vulkan loader, the driver's ICD file and NVIDIA's libGLdispatch, looked up in a fake root the way
  * the Vulkan loader and the dynamic linker look them up; and that a real fallback line carries it.
+ * And `auto` passing over WebGPU where Vulkan finds only software drivers (lavapipe, SwiftShader).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../server/engine/model';
-import { findVulkan, noAdapterHint } from '../../server/engine/model/vulkan';
+import { findVulkan, noAdapterHint, softwareOnlyDrivers } from '../../server/engine/model/vulkan';
 import { tinyClassifier, writeModel } from './helpers/onnx-builder';
 
 /** A fake root holding `files` (paths relative to it), and an env whose home is inside it. */
@@ -96,4 +98,56 @@ test('on Linux, a WebGPU that finds no adapter falls back with what the Vulkan s
   } finally {
     await m.dispose();
   }
+});
+
+/** An ICD file naming `library`. */
+function icd(root: string, path: string, library: string): string {
+  const f = join(root, path);
+  mkdirSync(dirname(f), { recursive: true });
+  writeFileSync(f, JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: library, api_version: '1.3.0' } }));
+  return f;
+}
+
+test("software Vulkan drivers are told from hardware ones by the ICD's name or its library", (t) => {
+  const { root, env } = fakeRoot(t, ['usr/lib/x86_64-linux-gnu/libvulkan.so.1']);
+  const at = (e: Record<string, string>) => softwareOnlyDrivers(findVulkan({ ...env, ...e }, root, 'x64'));
+  assert.equal(softwareOnlyDrivers(findVulkan(env, root, 'x64')), undefined, 'no driver at all: nothing to pass over (the attempt says what is missing)');
+  icd(root, 'usr/share/vulkan/icd.d/lvp_icd.x86_64.json', '/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so');
+  assert.deepEqual(softwareOnlyDrivers(findVulkan(env, root, 'x64')), ['lvp_icd.x86_64.json']);
+  // SwiftShader under a name that does not say so: its library does
+  const sw = icd(root, 'chromium/icd.json', './libvk_swiftshader.so');
+  assert.deepEqual(at({ VK_DRIVER_FILES: sw }), ['icd.json']);
+  // a hardware driver beside them: WebGPU is worth trying (Dawn asks for the high-performance adapter)
+  const nv = icd(root, 'nvidia/nvidia_icd.json', 'libGLX_nvidia.so.0');
+  assert.equal(at({ VK_ADD_DRIVER_FILES: nv }), undefined);
+  assert.equal(at({ VK_DRIVER_FILES: `${sw}:${nv}` }), undefined);
+  // an unreadable ICD file is not taken for a software one
+  const broken = join(root, 'broken/radeon_icd.json');
+  mkdirSync(dirname(broken));
+  writeFileSync(broken, '{');
+  assert.equal(at({ VK_DRIVER_FILES: `${sw}:${broken}` }), undefined);
+});
+
+test("device 'auto' passes over WebGPU where Vulkan finds only software drivers, saying why; asked for by name, WebGPU is tried", (t) => {
+  if (process.platform !== 'linux') return t.skip('Linux only');
+  const { root } = fakeRoot(t, []);
+  const sw = icd(root, 'vk_swiftshader_icd.json', join(root, 'libvk_swiftshader.so'));
+  const model = writeModel(tinyClassifier().spec);
+  // a fresh process each: the providers a process found unavailable are remembered
+  const load = (device: string) => {
+    const code = `import('${join(__dirname, '../../server/engine/model/index.ts').replace(/\\/g, '/')}').then(async (mod) => { const { loadModel } = mod.loadModel ? mod : mod.default; const m = await loadModel(${JSON.stringify(model)}, { device: '${device}' }); console.log(JSON.stringify(m.device)); await m.dispose(); })`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', env: { ...process.env, VK_DRIVER_FILES: sw, VK_ICD_FILENAMES: '' }, timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { used: string; fallbacks: string[] };
+  };
+  const auto = load('auto');
+  assert.equal(auto.used, 'cpu');
+  const line = auto.fallbacks.find((f) => f.startsWith('webgpu: '));
+  assert.equal(line, `webgpu: the only Vulkan drivers here are software renderers (vk_swiftshader_icd.json), far slower than the CPU provider; if this machine has a GPU, point VK_DRIVER_FILES at its driver's ICD file (README "GPU"), or ask for --device webgpu to try anyway`);
+  // by name it is tried: the fake driver's library does not exist, so Dawn finds no adapter
+  const asked = load('webgpu');
+  assert.equal(asked.used, 'cpu');
+  const tried = asked.fallbacks.find((f) => f.startsWith('webgpu: '))!;
+  assert.doesNotMatch(tried, /software renderers/);
+  assert.match(tried, /adapter/i);
 });

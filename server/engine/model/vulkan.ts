@@ -116,3 +116,28 @@ export function noAdapterHint(setup: VulkanSetup): string {
   const glvnd = nvidia && !setup.glDispatch ? `; NVIDIA's Vulkan driver also needs libGLdispatch.so.0, which is not installed (Debian/Ubuntu: apt-get install libglvnd0)` : '';
   return `Vulkan driver files ${names.join(', ')} gave no adapter${glvnd} (${readme})`;
 }
+
+/** Vulkan drivers that run on the CPU: Mesa's lavapipe (llvmpipe) and Google's SwiftShader. */
+const SOFTWARE_DRIVER = /lvp|lavapipe|llvmpipe|swiftshader/i;
+
+/** The library an ICD file names ('' when it cannot be read). */
+function icdLibrary(file: string): string {
+  try {
+    const icd = JSON.parse(readFileSync(file, 'utf8')) as { ICD?: { library_path?: unknown } };
+    return typeof icd.ICD?.library_path === 'string' ? icd.ICD.library_path : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The ICD files' names when every driver the loader would find runs on the CPU (undefined when
+ * there is none, or a hardware one). WebGPU over such a driver starts and gives the CPU's results,
+ * only far slower than ONNX Runtime's CPU provider (SwiftShader: a 40-image audit of the demo
+ * model 129 s against 1.7 s, bench/README.md eighteenth pass), so `auto` should not pick it.
+ */
+export function softwareOnlyDrivers(setup: VulkanSetup): string[] | undefined {
+  if (!setup.icds.length) return undefined;
+  const soft = setup.icds.every((f) => SOFTWARE_DRIVER.test(f.slice(f.lastIndexOf('/') + 1)) || SOFTWARE_DRIVER.test(icdLibrary(f)));
+  return soft ? setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1)) : undefined;
+}
