@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../server/engine/model';
-import { findVulkan, noAdapterHint, softwareOnlyDrivers } from '../../server/engine/model/vulkan';
+import { findVulkan, noAdapterHint, softwareOnlyDrivers, softwareOnlyReason } from '../../server/engine/model/vulkan';
 import { tinyClassifier, writeModel } from './helpers/onnx-builder';
 
 /** A fake root holding `files` (paths relative to it), and an env whose home is inside it. */
@@ -150,4 +150,23 @@ test("device 'auto' passes over WebGPU where Vulkan finds only software drivers,
   const tried = asked.fallbacks.find((f) => f.startsWith('webgpu: '))!;
   assert.doesNotMatch(tried, /software renderers/);
   assert.match(tried, /adapter/i);
+});
+
+test("an ICD file the loader does not look for, where NVIDIA's container mounts leave it: the hints name it and the export that uses it", (t) => {
+  const { root, env } = fakeRoot(t, ['usr/lib/x86_64-linux-gnu/libvulkan.so.1', 'usr/lib/x86_64-linux-gnu/libGLdispatch.so.0']);
+  const nv = icd(root, 'usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json', 'libGLX_nvidia.so.0');
+  let s = findVulkan(env, root, 'x64');
+  assert.deepEqual(s.icds, []);
+  assert.deepEqual(s.aside, [nv]);
+  assert.match(noAdapterHint(s), new RegExp(`^no Vulkan driver file where the loader looks \\(none in .+\\), but the GPU driver's is at ${nv.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: export VK_DRIVER_FILES=`));
+  assert.ok(noAdapterHint(s).endsWith(`export VK_DRIVER_FILES=${nv} (README "GPU")`), noAdapterHint(s));
+  // with only lavapipe where the loader looks, auto passes over WebGPU and names the export
+  icd(root, 'usr/share/vulkan/icd.d/lvp_icd.x86_64.json', 'libvulkan_lvp.so');
+  s = findVulkan(env, root, 'x64');
+  assert.equal(softwareOnlyReason(s), `the only Vulkan drivers here are software renderers (lvp_icd.x86_64.json), far slower than the CPU provider; this machine's GPU driver has one at ${nv}: export VK_DRIVER_FILES=${nv} (README "GPU"), or ask for --device webgpu to try anyway`);
+  // once VK_DRIVER_FILES names it, the loader finds it: nothing against WebGPU, and a failure says the driver gave no adapter
+  s = findVulkan({ ...env, VK_DRIVER_FILES: nv }, root, 'x64');
+  assert.deepEqual(s.icds, [nv]);
+  assert.equal(softwareOnlyReason(s), undefined);
+  assert.equal(noAdapterHint(s), 'Vulkan driver files nvidia_icd.json gave no adapter (README "GPU")');
 });

@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';
 import { cpuThreads } from './threads';
-import { findVulkan, noAdapterHint, softwareOnlyDrivers } from './vulkan';
+import { findVulkan, noAdapterHint, softwareOnlyReason } from './vulkan';
 
 export type Provider = DeviceInfo['used'];
 
@@ -174,11 +174,10 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
     }
     // `auto` skips WebGPU where Vulkan would only find a software driver (lavapipe, SwiftShader):
     // it would start, and run the audit on the CPU many times slower than the CPU provider.
-    const software = ep === 'webgpu' && device === 'auto' && process.platform === 'linux' ? softwareOnlyDrivers(findVulkan()) : undefined;
+    const software = ep === 'webgpu' && device === 'auto' && process.platform === 'linux' ? softwareOnlyReason(findVulkan()) : undefined;
     if (software) {
-      const why = `the only Vulkan drivers here are software renderers (${software.join(', ')}), far slower than the CPU provider; if this machine has a GPU, point VK_DRIVER_FILES at its driver's ICD file (README "GPU"), or ask for --device webgpu to try anyway`;
-      unavailable.set('webgpu', why);
-      fallbacks.push(`webgpu: ${why}`);
+      unavailable.set('webgpu', software);
+      fallbacks.push(`webgpu: ${software}`);
       continue;
     }
     // `auto` on a Linux machine with no GPU device node skips WebGPU: the attempt would only fail,

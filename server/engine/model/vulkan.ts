@@ -25,7 +25,16 @@ export interface VulkanSetup {
   fromEnv: boolean;
   /** Where libGLdispatch.so.0 was found (undefined: nowhere this looks). */
   glDispatch?: string;
+  /** ICD files where the loader does not look but a GPU driver is known to leave them (DRIVER_ASIDE). */
+  aside: string[];
 }
+
+/**
+ * Folders outside the loader's search where a GPU driver's ICD file turns up: the NVIDIA driver
+ * mounted into a GPU container (seen on the device machine's H200, bench/README.md nineteenth
+ * pass). The loader needs VK_DRIVER_FILES to find it there.
+ */
+const DRIVER_ASIDE = ['/usr/local/nvidia/share/vulkan/icd.d'];
 
 type Env = Record<string, string | undefined>;
 
@@ -87,8 +96,9 @@ export function findVulkan(env: Env = process.env, root = '/', arch: string = pr
   const libs = libraryDirs(env, root, arch);
   const loader = findLibrary('libvulkan.so.1', libs);
   const glDispatch = findLibrary('libGLdispatch.so.0', libs);
+  const aside = DRIVER_ASIDE.flatMap((d) => jsonFilesIn(join(root, d)));
   const replaced = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
-  if (replaced) return { loader, glDispatch, icds: filesOf(replaced), icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
+  if (replaced) return { loader, glDispatch, aside, icds: filesOf(replaced), icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
   const home = env.HOME;
   const configHome = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
   const dataHome = env.XDG_DATA_HOME || (home ? join(home, '.local/share') : undefined);
@@ -100,7 +110,7 @@ export function findVulkan(env: Env = process.env, root = '/', arch: string = pr
   ].map((d) => join(d, 'vulkan/icd.d'));
   const unique = [...new Set(places)];
   const icds = [...unique.flatMap(jsonFilesIn), ...filesOf(env.VK_ADD_DRIVER_FILES ?? '')];
-  return { loader, glDispatch, icds, icdPlaces: unique, fromEnv: false };
+  return { loader, glDispatch, aside: aside.filter((f) => !icds.includes(f)), icds, icdPlaces: unique, fromEnv: false };
 }
 
 /** What to install or set, for a WebGPU provider that found no adapter on a machine with this setup. */
@@ -109,6 +119,7 @@ export function noAdapterHint(setup: VulkanSetup): string {
   if (!setup.loader) return `WebGPU reaches the GPU through Vulkan, and the Vulkan loader (libvulkan.so.1) is not installed (Debian/Ubuntu: apt-get install libvulkan1; ${readme})`;
   if (!setup.icds.length) {
     const where = setup.fromEnv ? `VK_DRIVER_FILES names none that exists (${setup.icdPlaces.join(', ')})` : `none in ${setup.icdPlaces.join(', ')}`;
+    if (setup.aside.length) return `no Vulkan driver file where the loader looks (${where}), but the GPU driver's is at ${setup.aside.join(', ')}: export VK_DRIVER_FILES=${setup.aside.join(':')} (${readme})`;
     return `no Vulkan driver file (ICD, a .json naming the GPU driver's library): ${where}. The GPU driver's Vulkan part is not installed or not visible here; NVIDIA's driver ships nvidia_icd.json (in a container, mount it and set VK_DRIVER_FILES to it; ${readme})`;
   }
   const names = setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1));
@@ -140,4 +151,14 @@ export function softwareOnlyDrivers(setup: VulkanSetup): string[] | undefined {
   if (!setup.icds.length) return undefined;
   const soft = setup.icds.every((f) => SOFTWARE_DRIVER.test(f.slice(f.lastIndexOf('/') + 1)) || SOFTWARE_DRIVER.test(icdLibrary(f)));
   return soft ? setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1)) : undefined;
+}
+
+/** Why `auto` should pass over WebGPU on a machine with this setup (undefined: nothing against it). */
+export function softwareOnlyReason(setup: VulkanSetup): string | undefined {
+  const software = softwareOnlyDrivers(setup);
+  if (!software) return undefined;
+  const gpu = setup.aside.length
+    ? `this machine's GPU driver has one at ${setup.aside.join(', ')}: export VK_DRIVER_FILES=${setup.aside.join(':')}`
+    : "if this machine has a GPU, point VK_DRIVER_FILES at its driver's ICD file";
+  return `the only Vulkan drivers here are software renderers (${software.join(', ')}), far slower than the CPU provider; ${gpu} (README "GPU"), or ask for --device webgpu to try anyway`;
 }
