@@ -167,6 +167,7 @@ test("an ICD file the loader does not look for, where NVIDIA's container mounts 
   // once VK_DRIVER_FILES names it, the loader finds it: nothing against WebGPU, and a failure says the driver gave no adapter
   s = findVulkan({ ...env, VK_DRIVER_FILES: nv }, root, 'x64');
   assert.deepEqual(s.icds, [nv]);
+  assert.deepEqual(s.aside, []);
   assert.equal(softwareOnlyReason(s), undefined);
   assert.equal(noAdapterHint(s), 'Vulkan driver files nvidia_icd.json gave no adapter (README "GPU")');
 });

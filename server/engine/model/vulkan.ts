@@ -98,7 +98,10 @@ export function findVulkan(env: Env = process.env, root = '/', arch: string = pr
   const glDispatch = findLibrary('libGLdispatch.so.0', libs);
   const aside = DRIVER_ASIDE.flatMap((d) => jsonFilesIn(join(root, d)));
   const replaced = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
-  if (replaced) return { loader, glDispatch, aside, icds: filesOf(replaced), icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
+  if (replaced) {
+    const icds = filesOf(replaced);
+    return { loader, glDispatch, aside: aside.filter((f) => !icds.includes(f)), icds, icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
+  }
   const home = env.HOME;
   const configHome = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
   const dataHome = env.XDG_DATA_HOME || (home ? join(home, '.local/share') : undefined);
