@@ -10,9 +10,12 @@
  * older VK_ICD_FILENAMES) replaces the search, VK_ADD_DRIVER_FILES adds to it, otherwise the XDG
  * config and data folders' vulkan/icd.d plus /etc/vulkan/icd.d. Reads the file system only: no
  * process is started and nothing is loaded.
+ *
+ * The same lookup tells `--device auto` when every driver the loader would find is a software one
+ * (softwareOnlyReason), where WebGPU would run on the CPU.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 export interface VulkanSetup {
   /** Where libvulkan.so.1 was found (undefined: nowhere this looks). */
@@ -125,7 +128,7 @@ export function noAdapterHint(setup: VulkanSetup): string {
     if (setup.aside.length) return `no Vulkan driver file where the loader looks (${where}), but the GPU driver's is at ${setup.aside.join(', ')}: export VK_DRIVER_FILES=${setup.aside.join(':')} (${readme})`;
     return `no Vulkan driver file (ICD, a .json naming the GPU driver's library): ${where}. The GPU driver's Vulkan part is not installed or not visible here; NVIDIA's driver ships nvidia_icd.json (in a container, mount it and set VK_DRIVER_FILES to it; ${readme})`;
   }
-  const names = setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1));
+  const names = setup.icds.map((f) => basename(f));
   const nvidia = names.some((n) => /nvidia/i.test(n));
   const glvnd = nvidia && !setup.glDispatch ? `; NVIDIA's Vulkan driver also needs libGLdispatch.so.0, which is not installed (Debian/Ubuntu: apt-get install libglvnd0)` : '';
   return `Vulkan driver files ${names.join(', ')} gave no adapter${glvnd} (${readme})`;
@@ -152,8 +155,8 @@ function icdLibrary(file: string): string {
  */
 export function softwareOnlyDrivers(setup: VulkanSetup): string[] | undefined {
   if (!setup.icds.length) return undefined;
-  const soft = setup.icds.every((f) => SOFTWARE_DRIVER.test(f.slice(f.lastIndexOf('/') + 1)) || SOFTWARE_DRIVER.test(icdLibrary(f)));
-  return soft ? setup.icds.map((f) => f.slice(f.lastIndexOf('/') + 1)) : undefined;
+  const soft = setup.icds.every((f) => SOFTWARE_DRIVER.test(basename(f)) || SOFTWARE_DRIVER.test(icdLibrary(f)));
+  return soft ? setup.icds.map((f) => basename(f)) : undefined;
 }
 
 /** Why `auto` should pass over WebGPU on a machine with this setup (undefined: nothing against it). */
