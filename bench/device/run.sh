@@ -17,8 +17,9 @@ set -uo pipefail
 # lines only), on two MNIST images: the float mnist-8, whose views and model should all be on the
 # GPU. It is also the check that WebGPU starts at all: if it fell back, the WebGPU runs are skipped.
 echo "=== webgpu-placement ($(date +%T))"
-(cd "$B" && SKEPTIC_ORT_LOG=0 timeout -k 5 45 ./node bench-audit.js --case mnist --mnist 2 --device webgpu --fixtures fixtures) 2>&1 |
-  grep -E 'VerifyEachNodeIsAssignedToAnEp|fell back|^mnist|adapter|Error|error' >"$OUT/placement.txt"
+# (the log goes to a file first: through a pipe, the end of ORT's log can be lost, README "GPU")
+(cd "$B" && SKEPTIC_ORT_LOG=0 timeout -k 5 45 ./node bench-audit.js --case mnist --mnist 2 --device webgpu --fixtures fixtures) >"$WORK/ort.log" 2>&1
+grep -E 'VerifyEachNodeIsAssignedToAnEp|fell back|^mnist|adapter|Error|error' "$WORK/ort.log" >"$OUT/placement.txt"
 head -c 3000 "$OUT/placement.txt"
 gpu=1
 grep -q 'fell back: webgpu' "$OUT/placement.txt" && gpu=0

@@ -5,7 +5,7 @@
  * { models: [{ path, feeds?: { name: { type, dims, file } }, output?, out? }] }: each model's
  * session is created with the engine's session options for WebGPU (a failure to start the
  * provider exits 3, printing why); with feeds, it runs once and the output's float32 values are
- * written to `out`. Each model's log is preceded by a line "@@MODEL <path>".
+ * written to `out`. Each model's log is preceded by a line "@@MODEL <path>", and "@@DONE" ends a whole run.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -42,4 +42,5 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+// the parent checks that the log is whole
+void main().then(() => process.stderr.write('@@DONE\n'));
