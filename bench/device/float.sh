@@ -19,11 +19,11 @@ if [ -f "$m/mobilenet_v2.onnx" ]; then
   # ONNX Runtime's WebGPU kernels cost more a pass at batch 256 than at 32 (bench/README, nineteenth
   # pass): the bare loop at several batches maps that, and --chunk-rows 25 runs the model inside
   # each composed run in slices of about 25 rows instead of whole (76 rows for the corruptions)
-  run webgpu-mobilenet_v2 90 webgpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 8,16,64,128,256 --save "$OUT/webgpu-mobilenet_v2"
+  run webgpu-mobilenet_v2 90 webgpu imagenet --model "$m/mobilenet_v2.onnx" --bare-batch 8,16,43,64,76,128,256 --save "$OUT/webgpu-mobilenet_v2"
   run webgpu-mobilenet_v2-chunks-25 60 webgpu imagenet --model "$m/mobilenet_v2.onnx" --chunk-rows 25
 fi
 if [ -f "$m/resnet50.onnx" ]; then
-  run webgpu-resnet50 100 webgpu imagenet --model "$m/resnet50.onnx" --bare-batch 16,64,256
+  run webgpu-resnet50 100 webgpu imagenet --model "$m/resnet50.onnx" --bare-batch 16,43,76,256
   run webgpu-resnet50-chunks-25 80 webgpu imagenet --model "$m/resnet50.onnx" --chunk-rows 25
 fi
 # the CPU's report, which the GPU's is compared with
