@@ -2,16 +2,17 @@
  * What a WebGPU fallback says on Linux when ONNX Runtime found no adapter (model/vulkan.ts): the
  * Vulkan loader, the driver's ICD file and NVIDIA's libGLdispatch, looked up in a fake root the way
  * the Vulkan loader and the dynamic linker look them up; and that a real fallback line carries it.
- * And `auto` passing over WebGPU where Vulkan finds only software drivers (lavapipe, SwiftShader).
+ * And `auto` passing over WebGPU where Vulkan finds only software drivers (lavapipe, SwiftShader),
+ * or where no device node is a GPU's (a VM's virtual display, a server's BMC chip).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../server/engine/model';
-import { findVulkan, noAdapterHint, softwareOnlyDrivers, softwareOnlyReason } from '../../server/engine/model/vulkan';
+import { findVulkan, linuxGpus, noAdapterHint, softwareOnlyDrivers, softwareOnlyReason } from '../../server/engine/model/vulkan';
 import { tinyClassifier, writeModel } from './helpers/onnx-builder';
 
 /** A fake root holding `files` (paths relative to it), and an env whose home is inside it. */
@@ -170,4 +171,37 @@ test("an ICD file the loader does not look for, where NVIDIA's container mounts 
   assert.deepEqual(s.aside, []);
   assert.equal(softwareOnlyReason(s), undefined);
   assert.equal(noAdapterHint(s), 'Vulkan driver files nvidia_icd.json gave no adapter (README "GPU")');
+});
+
+/** A fake /dev and /sys with `nodes` (device files under /dev) and DRM render nodes bound to drivers (null: no sysfs entry). */
+function devices(t: { after: (fn: () => void) => void }, nodes: string[], render: Record<string, string | null>): string {
+  const { root } = fakeRoot(t, nodes.map((n) => `dev/${n}`));
+  for (const [node, driver] of Object.entries(render)) {
+    mkdirSync(join(root, 'dev/dri'), { recursive: true });
+    writeFileSync(join(root, 'dev/dri', node), '');
+    if (driver === null) continue;
+    // as sysfs has it: class/drm/<node>/device/driver -> …/bus/pci/drivers/<driver>
+    const dev = join(root, 'sys/class/drm', node, 'device');
+    mkdirSync(dev, { recursive: true });
+    mkdirSync(join(root, 'sys/bus/pci/drivers', driver), { recursive: true });
+    symlinkSync(join(root, 'sys/bus/pci/drivers', driver), join(dev, 'driver'));
+  }
+  return root;
+}
+
+test('GPU device nodes: NVIDIA\'s and the render nodes of GPU drivers count; a VM\'s virtual display and a BMC\'s chip do not; a card node alone does not', (t) => {
+  assert.deepEqual(linuxGpus(devices(t, [], {})), { gpus: [], others: [] });
+  // NVIDIA: the numbered device nodes, not the control nodes beside them
+  assert.deepEqual(linuxGpus(devices(t, ['nvidia0', 'nvidia1', 'nvidiactl', 'nvidia-uvm'], {})), { gpus: ['nvidia0', 'nvidia1'], others: [] });
+  assert.deepEqual(linuxGpus(devices(t, ['nvidiactl'], {})), { gpus: [], others: [] });
+  assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'i915', renderD129: 'amdgpu' })), { gpus: ['renderD128 (i915)', 'renderD129 (amdgpu)'], others: [] });
+  assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'virtio-pci' })), { gpus: [], others: ['renderD128 (virtio-pci)'] });
+  assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'ast', renderD129: 'amdgpu' })), { gpus: ['renderD129 (amdgpu)'], others: ['renderD128 (ast)'] });
+  // a driver that cannot be read: the attempt decides
+  assert.deepEqual(linuxGpus(devices(t, [], { renderD128: null })), { gpus: ['renderD128'], others: [] });
+  // simpledrm and the like make a card node and no render node
+  const card = devices(t, [], {});
+  mkdirSync(join(card, 'dev/dri'), { recursive: true });
+  writeFileSync(join(card, 'dev/dri/card0'), '');
+  assert.deepEqual(linuxGpus(card), { gpus: [], others: [] });
 });

@@ -5,14 +5,14 @@
  * is tried. A WebGPU failure for want of an adapter is remembered for the process: the first
  * attempt costs ~0.3 s on a machine without a GPU (measured), later ones nothing.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import '../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';
 import { cpuThreads } from './threads';
-import { findVulkan, noAdapterHint, softwareOnlyReason } from './vulkan';
+import { findVulkan, linuxGpus, noAdapterHint, softwareOnlyReason } from './vulkan';
 
 export type Provider = DeviceInfo['used'];
 
@@ -99,21 +99,6 @@ export function ortLogLevel(): 0 | 1 | 2 | 3 | 4 {
   return Number.isInteger(n) && n >= 0 && n <= 4 ? (n as 0 | 1 | 2 | 3 | 4) : 3;
 }
 
-/** On Linux, whether any GPU device node exists; elsewhere assume yes and let the attempt decide. */
-function linuxGpuPresent(): boolean {
-  if (process.platform !== 'linux') return true;
-  try {
-    if (readdirSync('/dev/dri').some((f) => f.startsWith('renderD') || f.startsWith('card'))) return true;
-  } catch {
-    // no /dev/dri
-  }
-  try {
-    return readdirSync('/dev').some((f) => f.startsWith('nvidia'));
-  } catch {
-    return true;
-  }
-}
-
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   // ORT prefixes messages with the source location; keep the part a person can act on
@@ -180,10 +165,14 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
       fallbacks.push(`webgpu: ${software}`);
       continue;
     }
-    // `auto` on a Linux machine with no GPU device node skips WebGPU: the attempt would only fail,
-    // and Dawn prints its Vulkan complaints straight to stderr, where JavaScript cannot hush them.
-    if (ep === 'webgpu' && device === 'auto' && !linuxGpuPresent()) {
-      const why = 'no GPU device on this machine (no /dev/dri render node or /dev/nvidia*); ask for --device webgpu to try anyway';
+    // `auto` on a Linux machine with no GPU device node (NVIDIA's, or a DRM render node of a GPU
+    // driver: a VM's virtual display adapter is none) skips WebGPU: the attempt would fail, or find
+    // only lavapipe on the CPU, and Dawn prints its Vulkan complaints straight to stderr, where
+    // JavaScript cannot hush them.
+    const devices = ep === 'webgpu' && device === 'auto' && process.platform === 'linux' ? linuxGpus() : undefined;
+    if (devices && !devices.gpus.length) {
+      const others = devices.others.length ? `; its render nodes are not GPUs: ${devices.others.join(', ')}` : '';
+      const why = `no GPU device on this machine (no /dev/nvidiaN, no /dev/dri render node of a GPU driver${others}); ask for --device webgpu to try anyway`;
       unavailable.set('webgpu', why);
       fallbacks.push(`webgpu: ${why}`);
       continue;

@@ -14,7 +14,7 @@
  * The same lookup tells `--device auto` when every driver the loader would find is a software one
  * (softwareOnlyReason), where WebGPU would run on the CPU.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 export interface VulkanSetup {
@@ -167,4 +167,43 @@ export function softwareOnlyReason(setup: VulkanSetup): string | undefined {
     ? `this machine's GPU driver has one at ${setup.aside.join(', ')}: export VK_DRIVER_FILES=${setup.aside.join(':')}`
     : "if this machine has a GPU, point VK_DRIVER_FILES at its driver's ICD file";
   return `the only Vulkan drivers here are software renderers (${software.join(', ')}), far slower than the CPU provider; ${gpu} (README "GPU"), or ask for --device webgpu to try anyway`;
+}
+
+/**
+ * Kernel DRM drivers whose render nodes have no GPU that Vulkan computes on: virtual ones (a VM's
+ * virtio, QEMU's and VMware's display adapters, vgem, vkms) and servers' display-only chips (a
+ * BMC's ASPEED or Matrox). Only Mesa's lavapipe, on the CPU, would answer WebGPU there.
+ */
+const NOT_A_GPU = new Set(['vgem', 'vkms', 'simpledrm', 'simple-framebuffer', 'efifb', 'bochs', 'bochs-drm', 'cirrus', 'cirrus-qemu', 'qxl', 'virtio-pci', 'virtio_gpu', 'vboxvideo', 'vmwgfx', 'hyperv_drm', 'udl', 'ast', 'mgag200']);
+
+/**
+ * The machine's GPUs as Vulkan would see them (Linux): NVIDIA's device nodes (/dev/nvidiaN) and
+ * the DRM render nodes (/dev/dri/renderD*) of a driver not in NOT_A_GPU, each with its driver;
+ * `others`: the render nodes that are not GPUs. A render node whose driver cannot be read counts
+ * as a GPU (the attempt decides). `root` prefixes /dev and /sys (for the tests).
+ */
+export function linuxGpus(root = '/'): { gpus: string[]; others: string[] } {
+  const gpus: string[] = [];
+  const others: string[] = [];
+  try {
+    gpus.push(...readdirSync(join(root, '/dev')).filter((f) => /^nvidia\d+$/.test(f)).sort());
+  } catch {
+    // no /dev
+  }
+  let nodes: string[] = [];
+  try {
+    nodes = readdirSync(join(root, '/dev/dri')).filter((f) => f.startsWith('renderD')).sort();
+  } catch {
+    // no /dev/dri
+  }
+  for (const node of nodes) {
+    let driver = '';
+    try {
+      driver = basename(readlinkSync(join(root, '/sys/class/drm', node, 'device/driver')));
+    } catch {
+      // sysfs not readable: cannot tell
+    }
+    (NOT_A_GPU.has(driver) ? others : gpus).push(driver ? `${node} (${driver})` : node);
+  }
+  return { gpus, others };
 }
