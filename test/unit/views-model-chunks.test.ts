@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../server/engine/model';
 import { decodeModel, encodeModel, type onnx } from '../../server/engine/model/onnx';
 import type { PixelImage } from '../../server/engine/types';
-import { composedModel, modelChunks, setModelChunkRows, setViewRunPasses } from '../../server/engine/views/session';
+import { composedModel, modelChunkRows, modelChunks, setModelChunkRows, setViewRunPasses } from '../../server/engine/views/session';
 import { viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
 import { buildModel, node, seeded, tensor, writeModel, type ModelSpec } from './helpers/onnx-builder';
 import { chunkModel, MODEL_CHUNK_PREFIX } from '../../server/engine/views/model-chunks';
@@ -95,6 +95,13 @@ test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most fou
   assert.equal(modelChunks(plan(1), 341), 1);
   // a 10×10 input: 64 sources of 76 views a run, 16 slices' worth, capped at 4
   assert.equal(modelChunks(plan(76), 64), 4);
+  // WebGPU's kernels cost more a pass above ~32 rows: an ImageNet image's 76 corruption views in
+  // three slices, its 43 shift views whole; the CPU's (and CUDA's) runs as before
+  assert.equal(modelChunkRows('cpu'), 300);
+  assert.equal(modelChunkRows('cuda'), 300);
+  assert.equal(modelChunks(plan(76), 1, modelChunkRows('webgpu')), 3);
+  assert.equal(modelChunks(plan(43), 1, modelChunkRows('webgpu')), 1);
+  assert.equal(modelChunks(plan(76), 17, modelChunkRows('webgpu')), 4, 'still at most four');
   try {
     setModelChunkRows(10);
     assert.equal(modelChunks(plan(76), 17), 76, 'capped at the views of one source');
@@ -102,6 +109,28 @@ test('modelChunks: one copy per MODEL_CHUNK_ROWS rows of a full run, at most fou
     assert.throws(() => setModelChunkRows(0), RangeError);
   } finally {
     setModelChunkRows(undefined);
+  }
+});
+
+test("the view runners take the slice size of the model's provider: a model on WebGPU gets slices of about 25 rows, one on the CPU its run whole", async () => {
+  const file = writeModel(convNet(), 'conv.onnx');
+  // 76 views of one source a run, as an ImageNet image's corruption views
+  const plan: ViewPlan = { channels: 1, height: 8, width: 8, margin: 0, ops: Array.from({ length: 76 }, (_, i): ViewOp => ({ kind: 'brightness', delta: i / 200 })) };
+  const model = await loadModel(file, { device: 'cpu', preprocess: 'unit' });
+  try {
+    setViewRunPasses(76);
+    const cpu = await viewsFor(model, plan);
+    assert.equal(cpu.mode, 'composed', cpu.reason);
+    assert.equal(cpu.modelSlices, 1);
+    // the same model, said to run on WebGPU: its runner is built for WebGPU (on a machine without
+    // one, its session falls back to the CPU; the slices are chosen before that)
+    const onWebgpu = Object.create(model, { device: { value: { ...model.device, used: 'webgpu' } } }) as typeof model;
+    const gpu = await viewsFor(onWebgpu, plan);
+    assert.equal(gpu.mode, 'composed', gpu.reason);
+    assert.equal(gpu.modelSlices, 3);
+  } finally {
+    setViewRunPasses(undefined);
+    await model.dispose();
   }
 });
 

@@ -69,6 +69,22 @@ let runPassesOverride: number | undefined;
  */
 const MODEL_CHUNK_ROWS = 300;
 /**
+ * The same on WebGPU, where ONNX Runtime's kernels cost more a pass as the batch grows (bench/README.md,
+ * nineteenth pass, an H200; bare loops per pass): MobileNetV2 461 µs at 16 rows, 447 at 32, 662 at
+ * 43, 720 at 76; ResNet-50 942 at 32, 983 at 43, 1,409 at 76. An ImageNet audit runs the model on
+ * an image's 76 corruption views at once; in slices of about 25 rows the default audit took 12.9
+ * s against 16.6 (MobileNetV2) and 23.8 against 31.2 (ResNet-50), its corruptions 5.7 against 8.1
+ * and 10.7 against 18.7 s. MNIST's runs of 768–1,333 rows get the cap's four slices: its shift
+ * and corruption runs as measured, its patches and ood runs one or two more than on the CPU
+ * (not measured on a GPU; slices of 190–330 rows).
+ */
+const MODEL_CHUNK_ROWS_WEBGPU = 25;
+
+/** Rows per model slice on this provider (MODEL_CHUNK_ROWS, or the WebGPU value). */
+export function modelChunkRows(p: Provider): number {
+  return p === 'webgpu' ? MODEL_CHUNK_ROWS_WEBGPU : MODEL_CHUNK_ROWS;
+}
+/**
  * At most this many copies: each copy's kernels pack their own copy of the weights (ORT prepacks
  * per node) and the session takes longer to create, so a tiny input (runs of thousands of rows)
  * does not get dozens.
@@ -99,21 +115,21 @@ function kernelsFor(p: Provider): ViewKernels {
   return kernelsOverride ?? viewKernels(p);
 }
 
-/** Sets the rows per model slice of the view runners built from now on (undefined: MODEL_CHUNK_ROWS). For the tests and benchmarks. */
+/** Sets the rows per model slice of the view runners built from now on (undefined: the provider's, modelChunkRows). For the tests and benchmarks. */
 export function setModelChunkRows(rows: number | undefined): void {
   if (rows !== undefined && !(Number.isInteger(rows) && rows >= 1)) throw new RangeError(`model chunk rows must be a positive integer, not ${rows}`);
   chunkRowsOverride = rows;
 }
 
 /**
- * Copies of the model a composed run of `perRun` sources splits its rows among: one per
- * MODEL_CHUNK_ROWS rows of a full run, at most MAX_MODEL_CHUNKS (not capped when a test sets the
+ * Copies of the model a composed run of `perRun` sources splits its rows among: one per `rows`
+ * rows of a full run (the provider's, modelChunkRows), at most MAX_MODEL_CHUNKS (not capped when a test sets the
  * rows), and never more than the views of one source (the fewest rows a run has), so no copy
  * runs on an empty slice.
  */
-export function modelChunks(plan: ViewPlan, perRun: number): number {
+export function modelChunks(plan: ViewPlan, perRun: number, rows = MODEL_CHUNK_ROWS): number {
   const views = plan.ops.length;
-  const wanted = Math.floor((perRun * views) / (chunkRowsOverride ?? MODEL_CHUNK_ROWS));
+  const wanted = Math.floor((perRun * views) / (chunkRowsOverride ?? rows));
   return Math.max(1, Math.min(views, chunkRowsOverride ? wanted : Math.min(MAX_MODEL_CHUNKS, wanted)));
 }
 
@@ -147,6 +163,8 @@ export interface ViewRunner {
   readonly reason?: string;
   /** Sources per session.run. */
   readonly sourcesPerRun: number;
+  /** Copies of the model a composed run's rows are split among (modelChunks; 1: whole; standalone: 1). */
+  readonly modelSlices: number;
   /** The class scores of every view of every source, image-major: row i·views + j is view j of source i. */
   predict(sources: ViewSource[]): Promise<ViewPrediction>;
 }
@@ -201,7 +219,7 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
   const perRun = sourcesPerRun(plan);
-  const chunks = modelChunks(plan, perRun);
+  const chunks = modelChunks(plan, perRun, modelChunkRows(model.device.used));
   const k = kernelsFor(model.device.used);
   const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${k.float64}|${k.sum}`;
   let r = byPlan.get(key);
@@ -251,7 +269,7 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
     if ('bytes' in composed) {
       try {
         const created = await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN);
-        return new Runner(plan, perRun, created.session, composed.output, model, 'composed', undefined, features);
+        return new Runner(plan, perRun, created.session, composed.output, model, 'composed', undefined, features, composed.chunks);
       } catch (e) {
         reason = `the composed graph did not load (${(e as Error).message.split('\n')[0]})`;
       }
@@ -397,6 +415,7 @@ class Runner implements ViewRunner {
     readonly mode: 'composed' | 'standalone',
     readonly reason?: string,
     private readonly feature?: ViewFeatures,
+    readonly modelSlices = 1,
   ) {
     this.features = mode === 'composed' && !!feature;
     this.views = plan.ops.length;
