@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../server/engine/model';
-import { findVulkan, linuxGpus, noAdapterHint, softwareOnlyDrivers, softwareOnlyReason } from '../../server/engine/model/vulkan';
+import { findVulkan, linuxGpus, noAdapterHint, noGpuReason, softwareOnlyDrivers, softwareOnlyReason } from '../../server/engine/model/vulkan';
 import { tinyClassifier, writeModel } from './helpers/onnx-builder';
 
 /** A fake root holding `files` (paths relative to it), and an env whose home is inside it. */
@@ -195,7 +195,11 @@ test('GPU device nodes: NVIDIA\'s and the render nodes of GPU drivers count; a V
   assert.deepEqual(linuxGpus(devices(t, ['nvidia0', 'nvidia1', 'nvidiactl', 'nvidia-uvm'], {})), { gpus: ['nvidia0', 'nvidia1'], others: [] });
   assert.deepEqual(linuxGpus(devices(t, ['nvidiactl'], {})), { gpus: [], others: [] });
   assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'i915', renderD129: 'amdgpu' })), { gpus: ['renderD128 (i915)', 'renderD129 (amdgpu)'], others: [] });
-  assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'virtio-pci' })), { gpus: [], others: ['renderD128 (virtio-pci)'] });
+  const vm = linuxGpus(devices(t, [], { renderD128: 'virtio-pci' }));
+  assert.deepEqual(vm, { gpus: [], others: ['renderD128 (virtio-pci)'] });
+  assert.equal(noGpuReason(vm), 'no GPU device on this machine (no /dev/nvidiaN, no /dev/dri render node of a GPU driver; its render nodes are not GPUs: renderD128 (virtio-pci)); ask for --device webgpu to try anyway');
+  assert.equal(noGpuReason({ gpus: [], others: [] }), 'no GPU device on this machine (no /dev/nvidiaN, no /dev/dri render node of a GPU driver); ask for --device webgpu to try anyway');
+  assert.equal(noGpuReason({ gpus: ['nvidia0'], others: ['renderD128 (ast)'] }), undefined);
   assert.deepEqual(linuxGpus(devices(t, [], { renderD128: 'ast', renderD129: 'amdgpu' })), { gpus: ['renderD129 (amdgpu)'], others: ['renderD128 (ast)'] });
   // a driver that cannot be read: the attempt decides
   assert.deepEqual(linuxGpus(devices(t, [], { renderD128: null })), { gpus: ['renderD128'], others: [] });

@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { DeviceChoice, DeviceInfo } from '../types';
 import { SkepticInputError } from '../errors';
 import { cpuThreads } from './threads';
-import { findVulkan, linuxGpus, noAdapterHint, softwareOnlyReason } from './vulkan';
+import { findVulkan, linuxGpus, noAdapterHint, noGpuReason, softwareOnlyReason } from './vulkan';
 
 export type Provider = DeviceInfo['used'];
 
@@ -157,30 +157,18 @@ export async function createSession(bytes: Uint8Array, device: DeviceChoice, fil
       fallbacks.push(`${ep}: ${known}`);
       continue;
     }
-    // `auto` skips WebGPU where Vulkan would only find a software driver (lavapipe, SwiftShader):
-    // it would start, and run the audit on the CPU many times slower than the CPU provider.
-    const software = ep === 'webgpu' && device === 'auto' && process.platform === 'linux' ? softwareOnlyReason(findVulkan()) : undefined;
-    if (software) {
-      unavailable.set('webgpu', software);
-      fallbacks.push(`webgpu: ${software}`);
-      continue;
-    }
-    // `auto` on a Linux machine with no GPU device node (NVIDIA's, or a DRM render node of a GPU
-    // driver: a VM's virtual display adapter is none) skips WebGPU: the attempt would fail, or find
-    // only lavapipe on the CPU, and Dawn prints its Vulkan complaints straight to stderr, where
-    // JavaScript cannot hush them.
-    const devices = ep === 'webgpu' && device === 'auto' && process.platform === 'linux' ? linuxGpus() : undefined;
-    if (devices && !devices.gpus.length) {
-      const others = devices.others.length ? `; its render nodes are not GPUs: ${devices.others.join(', ')}` : '';
-      const why = `no GPU device on this machine (no /dev/nvidiaN, no /dev/dri render node of a GPU driver${others}); ask for --device webgpu to try anyway`;
-      unavailable.set('webgpu', why);
-      fallbacks.push(`webgpu: ${why}`);
-      continue;
-    }
-    if (ep === 'cuda' && !cudaInstalled()) {
-      const why = 'provider library not installed (install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12)';
-      unavailable.set('cuda', why);
-      fallbacks.push(`cuda: ${why}`);
+    // What stops a provider before any attempt, remembered for the process. CUDA: its library is
+    // not installed. WebGPU, for `auto` on Linux: Vulkan would find only a software driver
+    // (lavapipe, SwiftShader), or no device node is a GPU's (a VM's virtual display is none); the
+    // attempt would fail, or start and run the audit on the CPU many times slower than the CPU
+    // provider, and Dawn prints its Vulkan complaints straight to stderr, where JavaScript cannot
+    // hush them.
+    const obstacle = ep === 'cuda'
+      ? (cudaInstalled() ? undefined : 'provider library not installed (install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12)')
+      : device === 'auto' && process.platform === 'linux' ? (softwareOnlyReason(findVulkan()) ?? noGpuReason(linuxGpus())) : undefined;
+    if (obstacle) {
+      unavailable.set(ep, obstacle);
+      fallbacks.push(`${ep}: ${obstacle}`);
       continue;
     }
     try {

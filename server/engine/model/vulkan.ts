@@ -99,12 +99,14 @@ export function findVulkan(env: Env = process.env, root = '/', arch: string = pr
   const libs = libraryDirs(env, root, arch);
   const loader = findLibrary('libvulkan.so.1', libs);
   const glDispatch = findLibrary('libGLdispatch.so.0', libs);
-  const aside = DRIVER_ASIDE.flatMap((d) => jsonFilesIn(join(root, d)));
   const replaced = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
-  if (replaced) {
-    const icds = filesOf(replaced);
-    return { loader, glDispatch, aside: aside.filter((f) => !icds.includes(f)), icds, icdPlaces: replaced.split(':').filter(Boolean), fromEnv: true };
-  }
+  const { icds, icdPlaces } = replaced ? { icds: filesOf(replaced), icdPlaces: replaced.split(':').filter(Boolean) } : searchedIcds(env, root);
+  const aside = DRIVER_ASIDE.flatMap((d) => jsonFilesIn(join(root, d))).filter((f) => !icds.includes(f));
+  return { loader, glDispatch, aside, icds, icdPlaces, fromEnv: !!replaced };
+}
+
+/** The ICD files the loader finds by its own search (no VK_DRIVER_FILES), and the folders it searches. */
+function searchedIcds(env: Env, root: string): { icds: string[]; icdPlaces: string[] } {
   const home = env.HOME;
   const configHome = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
   const dataHome = env.XDG_DATA_HOME || (home ? join(home, '.local/share') : undefined);
@@ -115,8 +117,7 @@ export function findVulkan(env: Env = process.env, root = '/', arch: string = pr
     ...(dataHome ? [dataHome] : []), ...dataDirs,
   ].map((d) => join(d, 'vulkan/icd.d'));
   const unique = [...new Set(places)];
-  const icds = [...unique.flatMap(jsonFilesIn), ...filesOf(env.VK_ADD_DRIVER_FILES ?? '')];
-  return { loader, glDispatch, aside: aside.filter((f) => !icds.includes(f)), icds, icdPlaces: unique, fromEnv: false };
+  return { icds: [...unique.flatMap(jsonFilesIn), ...filesOf(env.VK_ADD_DRIVER_FILES ?? '')], icdPlaces: unique };
 }
 
 /** What to install or set, for a WebGPU provider that found no adapter on a machine with this setup. */
@@ -206,4 +207,11 @@ export function linuxGpus(root = '/'): { gpus: string[]; others: string[] } {
     (NOT_A_GPU.has(driver) ? others : gpus).push(driver ? `${node} (${driver})` : node);
   }
   return { gpus, others };
+}
+
+/** Why `auto` should pass over WebGPU on a machine with these device nodes (undefined: it has a GPU). */
+export function noGpuReason(devices: { gpus: string[]; others: string[] }): string | undefined {
+  if (devices.gpus.length) return undefined;
+  const others = devices.others.length ? `; its render nodes are not GPUs: ${devices.others.join(', ')}` : '';
+  return `no GPU device on this machine (no /dev/nvidiaN, no /dev/dri render node of a GPU driver${others}); ask for --device webgpu to try anyway`;
 }

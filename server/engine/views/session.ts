@@ -283,7 +283,7 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
 }
 
 /** The model's pixel-space graph with the view graph in front and the model in `chunks` slices of a run (1: whole; fewer when it cannot be sliced), or why it cannot be (exported for the tests). */
-export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = modelChunks(plan, perRun)): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
+export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = modelChunks(plan, perRun, modelChunkRows(model.device.used))): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
