@@ -255,6 +255,7 @@ async function main() {
     let best: { wall: number; per: Map<string, Tally & { wallMs: number }> } | undefined;
     let bare = Infinity;
     const pairs: string[] = [];
+    const ratios: number[] = []; // each pair's, for their median
     const threadLines: string[] = [];
     if (values.interleave) await bareLoop(2 * batchSize); // its first runs grow the arena, before any clock
     for (let r = 0; r < repeat; r++) {
@@ -328,12 +329,14 @@ async function main() {
         await chunk(); // passes made after the audit's last request for a batch (none in the bench's audits)
         per.delete('(bare loop)');
         pairs.push(`interleaved: wall ${(wall / 1000).toFixed(1)} / ${(inter.bareMs / 1000).toFixed(1)} s = ${(wall / inter.bareMs).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(inter.bareCpu / 1000).toFixed(1)} s = ${(cpu / inter.bareCpu).toFixed(2)} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
+        ratios.push(wall / inter.bareMs);
         bare = Math.min(bare, inter.bareMs);
         if (!best || wall < best.wall) best = { wall, per };
         continue;
       }
       const { ms: b, cpu: bCpu, faults: bFaults } = await bareLoop([...per.values()].reduce((a, t) => a + t.passes, 0));
       pairs.push(`wall ${(wall / 1000).toFixed(1)} / ${(b / 1000).toFixed(1)} s = ${(wall / b).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(bCpu / 1000).toFixed(1)} s = ${(cpu / bCpu).toFixed(2)} (audit's main thread ${(mainCpu / 1000).toFixed(1)} s), minor page faults ${faults} / ${bFaults} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)}; during the audit the machine's cores idled ${((k1.idle - k0.idle) / 1000).toFixed(1)} s and the hypervisor stole ${((k1.steal - k0.steal) / 1000).toFixed(1)} s)`);
+      ratios.push(wall / b);
       bare = Math.min(bare, b);
       if (!best || wall < best.wall) best = { wall, per };
     }
@@ -351,7 +354,7 @@ async function main() {
     await session.release();
     await model.dispose();
 
-    console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ' (best of each)' : ''}${bareLarge}`);
+    console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ` (best of each); the pairs' median ${median(ratios).toFixed(2)}, after the first ${median(ratios.slice(1)).toFixed(2)}` : ''}${bareLarge}`);
     console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
     console.log(`the audit's CPU by thread (s, those over 0.05; * started during the audit): ${threadLines.join('; ')}`);
     const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);
@@ -363,6 +366,12 @@ async function main() {
     const sum = (k: 'faults' | 'currentMs' | 'currentCpuMs') => [...per.values()].reduce((a, t) => a + t[k], 0);
     row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: sum('faults'), currentMs: sum('currentMs'), currentCpuMs: sum('currentCpuMs') });
   }
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** src's items, `between` awaited before each is asked for (and once after the last). */
