@@ -355,7 +355,7 @@ async function main() {
     await model.dispose();
 
     console.log(`\n${c.name} (${c.limit} images): audit ${(wall / 1000).toFixed(1)} s, bare loop ${(bare / 1000).toFixed(1)} s over ${passes} forward passes: ratio ${(wall / bare).toFixed(2)}${repeat > 1 ? ` (best of each); the pairs' median ${median(ratios).toFixed(2)}, after the first ${median(ratios.slice(1)).toFixed(2)}` : ''}${bareLarge}`);
-    console.log(`audit / the bare loop right after it: ${pairs.join('; ')}`);
+    console.log(`audit / ${values.interleave ? 'the bare loop between its batches' : 'the bare loop right after it'}: ${pairs.join('; ')}`);
     console.log(`the audit's CPU by thread (s, those over 0.05; * started during the audit): ${threadLines.join('; ')}`);
     const createMs = [...per.values()].reduce((a, t) => a + t.createMs, 0);
     const sessions = [...per.values()].reduce((a, t) => a + t.sessions, 0);
