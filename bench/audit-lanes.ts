@@ -32,13 +32,10 @@ import { makeBatchSymbolic } from '../server/engine/model/batch';
 import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { sessionOptions } from '../server/engine/model/providers';
 import { createProbes } from '../server/engine/probes';
+import { BENCH_CASES, type BenchCase } from './cases';
 
-const CASES = {
-  mnist: { model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit', labels: undefined, images: 1000 },
-  cifar: { model: 'models/cifar10_resnet2b_advtrained.onnx', data: 'cifar10_test_first100', preprocess: 'unit', labels: undefined, images: 100 },
-  imagenet: { model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt', images: 100 },
-} as const;
-type CaseKey = keyof typeof CASES;
+type CaseKey = BenchCase['key'];
+const caseOf = (key: string) => BENCH_CASES.find((c) => c.key === key);
 const PROBES = ['clean', 'shift', 'patches', 'ood', 'corruptions'];
 
 interface LaneJob {
@@ -54,7 +51,7 @@ interface LaneJob {
 
 /** One lane: loads the model once, then for each repeat waits for every lane and audits its batches. */
 async function lane(job: LaneJob): Promise<void> {
-  const c = CASES[job.caseKey];
+  const c = caseOf(job.caseKey)!;
   // forward passes: the rows of each run's [N, K] class scores, as bench/audit.ts counts them
   let passes = 0;
   let K = 0;
@@ -104,9 +101,9 @@ async function main() {
     console.log(`skipped: no fixtures at ${fixtures}`);
     return;
   }
-  const caseKey = values.case as CaseKey;
-  if (!CASES[caseKey]) throw new Error(`--case mnist|cifar|imagenet, not ${values.case}`);
-  const c = CASES[caseKey];
+  const c = caseOf(values.case!);
+  if (!c) throw new Error(`--case mnist|cifar|imagenet, not ${values.case}`);
+  const caseKey = c.key;
   const images = Number(values.images ?? c.images);
   const batch = Number(values.batch);
   const repeats = Number(values.repeat);

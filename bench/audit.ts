@@ -62,6 +62,7 @@ import { sessionOptions, viewKernels } from '../server/engine/model/providers';
 import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
 import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
+import { BENCH_CASES } from './cases';
 
 const { values } = parseArgs({
   options: {
@@ -93,17 +94,10 @@ if (values['run-passes']) setViewRunPasses(Number(values['run-passes']));
 if (values['chunk-rows']) setModelChunkRows(Number(values['chunk-rows']));
 if (values['views-webgpu']) setViewKernels(viewKernels('webgpu'));
 
-const CASES = [
-  { key: 'imagenet', name: 'MobileNetV2-int8 / ImageNet', limit: Number(values.imagenet), model: 'models/imagenet_mobilenetv2-12-int8.onnx', data: 'imagenet_samples/labels.csv', preprocess: 'imagenet', labels: 'labels/imagenet_1k_wnids_names.txt' },
-  { key: 'mnist', name: 'mnist-8 / MNIST', limit: Number(values.mnist), model: 'models/mnist-8_onnxzoo_cntk.onnx', data: 'mnist', preprocess: 'unit' },
-  // Not part of the target (only with --case cifar): small colour images, where a corruption
-  // view's CPU part (JPEG above all, until image/jpeg.ts) costs more than the model's pass.
-  {
-    key: 'cifar', name: 'ResNet-2B / CIFAR-10', limit: 100, model: 'models/cifar10_resnet2b_advtrained.onnx', data: 'cifar10_test_first100/labels.csv',
-    preprocess: { mean: [0.4914, 0.4822, 0.4465], std: [0.2471, 0.2435, 0.2616] }, optional: true,
-  },
-]
-  .filter((c) => (values.case ? c.key === values.case : !('optional' in c)))
+// --imagenet and --mnist set the image counts of the target's cases (CIFAR-10 keeps its 100)
+const limits: Record<string, string | undefined> = { imagenet: values.imagenet, mnist: values.mnist };
+const CASES = BENCH_CASES.map((c) => ({ ...c, limit: Number(limits[c.key] ?? c.images) }))
+  .filter((c) => (values.case ? c.key === values.case : !c.optional))
   .map((c) => (values.model ? { ...c, model: resolve(values.model), name: `${basename(values.model)} / ${c.name.split(' / ')[1]}` } : c));
 if (values.model && (!values.case || CASES.length !== 1)) throw new Error('--model needs --case (the case whose data and preprocessing it takes)');
 const bareBatches = values['bare-batch'] ? values['bare-batch'].split(',').map(Number) : [];
