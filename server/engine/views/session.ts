@@ -133,6 +133,11 @@ export function modelChunks(plan: ViewPlan, perRun: number, rows = MODEL_CHUNK_R
   return Math.max(1, Math.min(views, chunkRowsOverride ? wanted : Math.min(MAX_MODEL_CHUNKS, wanted)));
 }
 
+/** modelChunks for a run on the model's own provider. */
+function chunksOn(model: LoadedModel, plan: ViewPlan, perRun: number): number {
+  return modelChunks(plan, perRun, modelChunkRows(model.device.used));
+}
+
 /**
  * Ops whose meaning is the same at opset 11 as in every earlier opset that has them (for the
  * attributes they take), so a model below opset 11 can be raised to carry the view graph.
@@ -219,7 +224,7 @@ export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeat
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
   const perRun = sourcesPerRun(plan);
-  const chunks = modelChunks(plan, perRun, modelChunkRows(model.device.used));
+  const chunks = chunksOn(model, plan, perRun);
   const k = kernelsFor(model.device.used);
   const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${k.float64}|${k.sum}`;
   let r = byPlan.get(key);
@@ -283,7 +288,7 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
 }
 
 /** The model's pixel-space graph with the view graph in front and the model in `chunks` slices of a run (1: whole; fewer when it cannot be sliced), or why it cannot be (exported for the tests). */
-export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = modelChunks(plan, perRun, modelChunkRows(model.device.used))): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
+export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = chunksOn(model, plan, perRun)): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
