@@ -10,10 +10,11 @@
  * corruption at every severity) composed with the fixture MobileNetV2-int8 in one session, as
  * the probe runs it (views/session.ts viewsFor), one image per run; with --profile, its costliest
  * nodes, view nodes (skeptic_view_*) and the model's apart, the first two runs left out (the
- * arena grows there).
+ * arena grows there). With --chunk-rows a,b,... (a number, or `default` for the provider's rows),
+ * one composed session per value, the model in slices of that many rows, their runs taking turns.
  *
  *   node --import tsx bench/corruption-graphs.ts [--corruptions a,b,...] [--runs 12] [--profile] [--top 8]
- *                                                [--fixtures DIR] [--size 224] [--composed]
+ *                                                [--fixtures DIR] [--size 224] [--composed [--chunk-rows 19,default]]
  *
  * A diagnostic beside bench/audit.ts (which holds the target). On a shared machine take the best
  * of several invocations.
@@ -28,7 +29,7 @@ import { CORRUPTIONS, type CorruptionName } from '../server/engine/image/corrupt
 import { loadModel } from '../server/engine/model';
 import { sessionOptions } from '../server/engine/model/providers';
 import { MODEL_CHUNK_PREFIX } from '../server/engine/views/model-chunks';
-import { viewsFor } from '../server/engine/views/session';
+import { setModelChunkRows, viewsFor } from '../server/engine/views/session';
 import { corruptionViews } from '../server/engine/views/corruptions';
 import { standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C } from '../server/engine/views/graph';
 import { imagenetCSlots } from '../server/engine/views/imagenet-c';
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     fixtures: { type: 'string' },
     size: { type: 'string', default: '224' },
     composed: { type: 'boolean', default: false },
+    'chunk-rows': { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -88,25 +90,37 @@ async function composed() {
     let k = 0;
     Session.create = (bytes: unknown, opts?: ort.InferenceSession.SessionOptions) => create(bytes, { ...(opts ?? {}), enableProfiling: true, profileFilePrefix: join(dir, `s${k++}`) });
   }
-  const model = await loadModel(join(FIXTURES, 'models/imagenet_mobilenetv2-12-int8.onnx'), { device: 'cpu', preprocess: 'imagenet' });
+  // one arm per --chunk-rows value (the model's rows per slice; 'default' the provider's), each
+  // its own loaded model and session, their runs alternating so that a drifting machine hits
+  // them alike
+  const arms = (values['chunk-rows'] ?? 'default').split(',');
   const img = await loadImage();
   const made = corruptionViews(names.flatMap((n) => [1, 2, 3, 4, 5].map((s) => [n, s] as [CorruptionName, number])), S, S);
   const plan: ViewPlan = { channels: 3, height: S, width: S, margin: 0, ops: [{ kind: 'crop', top: 0, left: 0 }, ...made.ops] };
-  const runner = await viewsFor(model, plan);
   const inputs = await made.inputs(img, (_n, s) => 1234 + s);
-  const walls: number[] = [];
-  let cpu = 0;
-  for (let i = 0; i < RUNS + 2; i++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await runner.predict([{ source: img, inputs }]);
-    const t = performance.now() - t0;
-    const c = process.cpuUsage(c0);
-    if (i >= 2) (walls.push(t), (cpu += (c.user + c.system) / 1000));
+  const built: Array<{ arm: string; model: Awaited<ReturnType<typeof loadModel>>; runner: Awaited<ReturnType<typeof viewsFor>>; walls: number[]; cpu: number }> = [];
+  for (const arm of arms) {
+    setModelChunkRows(arm === 'default' ? undefined : Number(arm));
+    const model = await loadModel(join(FIXTURES, 'models/imagenet_mobilenetv2-12-int8.onnx'), { device: 'cpu', preprocess: 'imagenet' });
+    built.push({ arm, model, runner: await viewsFor(model, plan), walls: [], cpu: 0 });
   }
-  walls.sort((a, b) => a - b);
-  console.log(`${runner.mode} session, ${plan.ops.length} views of one ${S}×${S} image a run, ${RUNS} runs: best ${walls[0].toFixed(1)} ms, median ${walls[walls.length >> 1].toFixed(1)} ms, CPU ${(cpu / RUNS).toFixed(1)} ms a run`);
-  await model.dispose();
+  setModelChunkRows(undefined);
+  for (let i = 0; i < RUNS + 2; i++) {
+    for (const a of built) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await a.runner.predict([{ source: img, inputs }]);
+      const t = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      if (i >= 2) (a.walls.push(t), (a.cpu += (c.user + c.system) / 1000));
+    }
+  }
+  for (const a of built) {
+    a.walls.sort((x, y) => x - y);
+    const rows = arms.length > 1 ? `, model rows a slice ${a.arm}` : '';
+    console.log(`${a.runner.mode} session${rows}, ${plan.ops.length} views of one ${S}×${S} image a run, ${RUNS} runs: best ${a.walls[0].toFixed(1)} ms, median ${a.walls[a.walls.length >> 1].toFixed(1)} ms, CPU ${(a.cpu / RUNS).toFixed(1)} ms a run`);
+    await a.model.dispose();
+  }
   if (values.profile) {
     for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
       const events = JSON.parse(readFileSync(join(dir, f), 'utf8')) as Event[];
