@@ -9,8 +9,8 @@
  * which frees its (GPU) memory at once. The price, a process start (~0.1 s), is small next to
  * loading a model.
  *
- * Jobs: `audit` (load the model, open the dataset, run the probes, write report.json; one at a
- * time), `describe` (the probe catalog) and `inspect` (a model's input, read statically from the
+ * Jobs: `audit` (load the model, or take the one kept from the last audit of it (kept-model.ts),
+ * open the dataset, run the probes, write report.json; one at a time), `describe` (the probe catalog) and `inspect` (a model's input, read statically from the
  * graph without creating a session). Several jobs can be in flight: an inspect answers while an
  * audit awaits ONNX Runtime.
  */
@@ -21,7 +21,7 @@ import { checkRegularFile, MAX_MODEL_BYTES } from './engine/fs/files';
 import { audit, type AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { SkepticInputError } from './engine/errors';
-import { loadModel, setCpuThreads } from './engine/model';
+import { loadModel, setCpuThreads, type LoadModelOptions } from './engine/model';
 import { planInput, introspect } from './engine/model/introspect';
 import { decodeModel } from './engine/model/onnx';
 import { hfInputSize, readHfConfig } from './engine/model/preprocess';
@@ -29,12 +29,23 @@ import { createProbes, DEFAULT_PROBES } from './engine/probes';
 import { writeReport } from './engine/report/write';
 import type { OutputKind } from './engine/types';
 import { describeProbes } from './daemon/catalog';
+import { modelKey, ModelKeeper } from './kept-model';
 import type { AuditJob, AuditJobResult, DaemonToWorker, JobProgress, ModelInput, WorkerError, WorkerToDaemon } from './protocol';
 
 /** Progress messages are sent at most this often (ms), and on every phase change. */
 const PROGRESS_INTERVAL = 100;
 
 const controllers = new Map<number, AbortController>();
+
+/**
+ * How long the last audited model stays loaded for the next audit of it (kept-model.ts):
+ * SKEPTIC_KEEP_MODEL_S seconds, 0 to load it for every audit; two minutes by default.
+ */
+function keepMs(env: string | undefined): number {
+  const s = env === undefined || env.trim() === '' ? 120 : Number(env);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : 120_000;
+}
+const keeper = new ModelKeeper<Awaited<ReturnType<typeof loadModel>>>(keepMs(process.env.SKEPTIC_KEEP_MODEL_S));
 
 function send(msg: WorkerToDaemon): void {
   process.send?.(msg);
@@ -57,15 +68,24 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
     // Probes first: a bad probe name or parameter fails before the model loads.
     const probes = createProbes(job.probes ?? DEFAULT_PROBES, job.params);
     // More threads than CPUs only adds contention (1000 made a 1.5 s audit take 30 s).
-    setCpuThreads(job.threads === undefined ? undefined : Math.max(1, Math.min(job.threads, availableParallelism())));
-    const model = await loadModel(job.model, {
+    const threads = job.threads === undefined ? undefined : Math.max(1, Math.min(job.threads, availableParallelism()));
+    setCpuThreads(threads);
+    const options: LoadModelOptions = {
       device: job.device,
       preprocess: job.preprocess,
       preprocessSource: 'skeptic.json',
       labels: job.labels,
       outputKind: job.outputKind as OutputKind | undefined,
       batchSize: job.batchSize,
-    });
+    };
+    // the previous audit's model when nothing it was loaded from has changed (kept-model.ts)
+    const key = modelKey(job.model, { ...options, threads }, job.labels);
+    const t0 = Date.now();
+    const kept = await keeper.take(key);
+    const model = kept ?? (await loadModel(job.model, options));
+    // a line of the daemon's log (Skeptic: Show Log)
+    console.log(kept ? `model ${job.model}: kept from the last audit` : `model ${job.model}: loaded in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    let keep = false;
     try {
       let last = 0;
       let lastKey = '';
@@ -102,9 +122,12 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         baseDir: job.baseDir,
       });
       await writeReport(report, job.outDir, ['json']);
+      keep = !report.run.cancelled;
       return { reportFile: join(job.outDir, 'report.json'), cancelled: report.run.cancelled };
     } finally {
-      await model.dispose();
+      // a failed or cancelled audit may have left work behind in the model's sessions and workers
+      if (keep) await keeper.keep(key, model);
+      else await model.dispose();
     }
   } finally {
     controllers.delete(id);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -149,6 +149,23 @@ test('class-folder data: diagnostics on the image files', async () => {
     const ds = await daemon.waitFor(`diagnostics on ${f.subject.path}`, () => daemon.diagnostics.get(f.subject.uri));
     assert.deepEqual(ds[0].range.start, { line: 0, character: 0 });
   }
+});
+
+test('the worker keeps the audited model for the next audit of it (the log says so), and loads it again once the model file changes', async () => {
+  const logSince = (n: number, re: RegExp) => daemon.logs.slice(n).filter((l) => re.test(l));
+  const n0 = daemon.logs.length;
+  let result = await audit({ dataset: uri('shapes'), limit: 8, probes: ['clean'] });
+  assert.equal(result.status, 'ok', result.error);
+  await daemon.waitFor('the log line of the kept model', () => logSince(n0, /shapes-cnn\.onnx: kept from the last audit/).length > 0 || undefined);
+  assert.deepEqual(logSince(n0, /shapes-cnn\.onnx: loaded in/), [], 'not loaded again');
+
+  const later = new Date(Date.now() + 10_000);
+  utimesSync(file('models/shapes-cnn.onnx'), later, later);
+  const n1 = daemon.logs.length;
+  result = await audit({ dataset: uri('shapes'), limit: 8, probes: ['clean'] });
+  assert.equal(result.status, 'ok', result.error);
+  await daemon.waitFor('the log line of the model loaded again', () => logSince(n1, /shapes-cnn\.onnx: loaded in [\d.]+ s/).length > 0 || undefined);
+  assert.deepEqual(logSince(n1, /kept from the last audit/), [], 'a changed model file is not the kept model');
 });
 
 test('while an audit runs the daemon answers within 100 ms; cancel stops it and keeps the partial report', async (t) => {
