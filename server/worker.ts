@@ -10,9 +10,9 @@
  * loading a model.
  *
  * Jobs: `audit` (load the model, or take the one kept from the last audit of it (kept-model.ts),
- * open the dataset, run the probes, write report.json; one at a time), `describe` (the probe catalog) and `inspect` (a model's input, read statically from the
- * graph without creating a session). Several jobs can be in flight: an inspect answers while an
- * audit awaits ONNX Runtime.
+ * open the dataset, run the probes, write report.json; one at a time), `describe` (the probe
+ * catalog) and `inspect` (a model's input, read statically from the graph without creating a
+ * session). Several jobs can be in flight: an inspect answers while an audit awaits ONNX Runtime.
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
