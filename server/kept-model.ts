@@ -7,15 +7,16 @@
  * 11–14 µs, and a first ImageNet audit touches about 1.2 GB).
  *
  * A model is kept only under a key that names everything its loading read: the load options and
- * the size, modification time and inode of every file in the model's folder (external weights,
- * labels and preprocessing configs sit there) and of a labels file named elsewhere. Any change
+ * the size, modification time and inode of every file in the model's folder and its subfolders
+ * (external weights, labels and preprocessing configs sit there) and of a labels file named
+ * elsewhere. Any change
  * loads the model again. It is released after `idleMs` without an audit, before another model is
  * loaded, and when the audit that used it failed or was cancelled.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-/** Folders with more entries than this are not fingerprinted (a model beside its dataset): their models are not kept. */
+/** Folders with more entries than this, their subfolders' included, are not fingerprinted (a model beside its dataset): their models are not kept. */
 const MAX_FOLDER_ENTRIES = 256;
 
 /**
@@ -31,14 +32,19 @@ export function modelKey(modelFile: string, options: unknown, labelsFile?: strin
       return null;
     }
   };
+  // the model's folder and its subfolders one level down (ONNX external data may name a path
+  // such as weights/model.bin), at most MAX_FOLDER_ENTRIES entries in all
   const dir = dirname(modelFile);
-  let names: string[];
+  const names: string[] = [];
   try {
-    names = readdirSync(dir);
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      names.push(e.name);
+      if (e.isDirectory()) for (const n of readdirSync(join(dir, e.name))) names.push(join(e.name, n));
+      if (names.length > MAX_FOLDER_ENTRIES) return undefined;
+    }
   } catch {
     return undefined;
   }
-  if (names.length > MAX_FOLDER_ENTRIES) return undefined;
   const files = names.sort().map((n) => [n, stamp(join(dir, n))]);
   return JSON.stringify({ modelFile, options, files, labels: labelsFile ? [labelsFile, stamp(labelsFile)] : null });
 }

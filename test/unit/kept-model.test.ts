@@ -35,6 +35,13 @@ test('the key of a model: the same while nothing changes; another when the model
     writeFileSync(join(dir, 'net.onnx.data'), 'external weightz'); // same size
     utimesSync(join(dir, 'net.onnx.data'), new Date(2000, 0, 1), new Date(2000, 0, 1));
     assert.notEqual(modelKey(model, opts, labels), k2, 'an external data file rewritten (same size, another time)');
+    mkdirSync(join(dir, 'weights'));
+    writeFileSync(join(dir, 'weights', 'w.bin'), 'w1');
+    const k2b = modelKey(model, opts, labels);
+    assert.notEqual(k2b, k2, 'external data in a subfolder appears');
+    writeFileSync(join(dir, 'weights', 'w.bin'), 'w2'); // same size
+    utimesSync(join(dir, 'weights', 'w.bin'), new Date(2001, 0, 1), new Date(2001, 0, 1));
+    assert.notEqual(modelKey(model, opts, labels), k2b, 'external data in a subfolder rewritten');
     const k3 = modelKey(model, opts, labels);
     writeFileSync(labels, 'a\nb\nc\n');
     assert.notEqual(modelKey(model, opts, labels), k3, 'the labels file named elsewhere changes');
