@@ -2,16 +2,16 @@
  * The model the daemon's worker audited last, kept loaded for a while so that the next audit of
  * the same model finds its sessions made and their memory already the process's. In the editor
  * an audit is often run again soon after (the data or skeptic.json changed); creating the view
- * sessions anew and faulting their arenas in again is most of what makes a first audit slower
+ * sessions anew and faulting their arenas in again is part of what makes a first audit slower
  * than a second one (bench/README.md, twenty-first pass: on the development VM a page fault costs
  * 11–14 µs, and a first ImageNet audit touches about 1.2 GB).
  *
  * A model is kept only under a key that names everything its loading read: the load options and
  * the size, modification time and inode of every file in the model's folder and its subfolders
- * (external weights, labels and preprocessing configs sit there) and of a labels file named
- * elsewhere. Any change
- * loads the model again. It is released after `idleMs` without an audit, before another model is
- * loaded, and when the audit that used it failed or was cancelled.
+ * one level down (external weights, labels and preprocessing configs sit there) and of a labels
+ * file named elsewhere. Any change loads the model again. It is released after `idleMs` without
+ * an audit, before another model is loaded, and when the audit that used it failed or was
+ * cancelled.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
