@@ -80,8 +80,9 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
     };
     // the previous audit's model when nothing it was loaded from has changed (kept-model.ts)
     const key = modelKey(job.model, { ...options, threads }, job.labels);
-    const t0 = Date.now();
     const kept = await keeper.take(key);
+    // timed after take(): disposing another kept model is not this model's loading
+    const t0 = Date.now();
     const model = kept ?? (await loadModel(job.model, options));
     // a line of the daemon's log (Skeptic: Show Log)
     console.log(kept ? `model ${job.model}: kept from the last audit` : `model ${job.model}: loaded in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
