@@ -107,7 +107,8 @@ async function main() {
   const images = Number(values.images ?? c.images);
   const batch = Number(values.batch);
   const repeats = Number(values.repeat);
-  const tsx = createRequire(__filename).resolve('tsx/cjs');
+  // under tsx each lane loads this file through tsx; bundled (bench/device/pack.mjs), the bundle itself
+  const laneScript = __filename.endsWith('.ts') ? `require(${JSON.stringify(createRequire(__filename).resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});` : undefined;
   console.log(`${caseKey}: ${images} images, batch ${batch}, ${repeats} repeats; lanes of N > 1 at ${values['lane-threads']} ORT thread(s), ${values['lane-view-workers']} views worker(s) each`);
   for (const lanes of values.lanes.split(',').map(Number)) {
     const env = { ...process.env };
@@ -121,7 +122,7 @@ async function main() {
     await Promise.all(
       Array.from({ length: lanes }, (_, k) => {
         const job: LaneJob = { fixtures, caseKey, images, batch, lane: k, lanes, repeats, barrier };
-        const w = new Worker(`require(${JSON.stringify(tsx)}); require(${JSON.stringify(__filename)});`, { eval: true, env, workerData: job });
+        const w = laneScript ? new Worker(laneScript, { eval: true, env, workerData: job }) : new Worker(__filename, { env, workerData: job });
         return new Promise<void>((done, fail) => {
           w.on('message', (m) => (m.done ? void w.terminate().then(() => done()) : per[m.repeat].push(m)));
           w.on('error', fail);

@@ -62,6 +62,7 @@ import { sessionOptions, viewKernels } from '../server/engine/model/providers';
 import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
 import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
+import { auditInLanes, lanePlan } from '../server/engine/shard/lanes';
 import { BENCH_CASES } from './cases';
 
 const { values } = parseArgs({
@@ -81,6 +82,7 @@ const { values } = parseArgs({
     model: { type: 'string' },
     'bare-batch': { type: 'string' },
     interleave: { type: 'boolean', default: false },
+    lanes: { type: 'string' },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -102,6 +104,11 @@ const CASES = BENCH_CASES.map((c) => ({ ...c, limit: Number(limits[c.key] ?? c.i
 if (values.model && (!values.case || CASES.length !== 1)) throw new Error('--model needs --case (the case whose data and preprocessing it takes)');
 const bareBatches = values['bare-batch'] ? values['bare-batch'].split(',').map(Number) : [];
 if (bareBatches.some((b) => !(Number.isInteger(b) && b >= 1))) throw new Error(`--bare-batch takes positive integers, not ${values['bare-batch']}`);
+// --lanes 2,4: after the pairs, the same audit in that many lanes (engine/shard/lanes.ts), --repeat
+// times each, against the pairs' best bare loop (lanes run in their own threads, which this file's
+// tallies do not see; --run-passes and --chunk-rows do not reach them either)
+const laneCounts = values.lanes ? values.lanes.split(',').map(Number) : [];
+if (laneCounts.some((n) => !(Number.isInteger(n) && n >= 2))) throw new Error(`--lanes takes whole numbers ≥ 2, not ${values.lanes}`);
 
 interface Tally {
   runMs: number;
@@ -341,6 +348,24 @@ async function main() {
       await bareLoop(2 * b, b); // its first runs grow the arena (and, on a GPU, build its kernels)
       const { ms } = await bareLoop(passes, b);
       bareLarge += `\nbare loop at batch ${b}: ${(ms / 1000).toFixed(1)} s over the same passes (${((1000 * ms) / passes).toFixed(1)} µs a pass): the audit is ${(wall / ms).toFixed(2)}× that`;
+    }
+    for (const lanes of laneCounts) {
+      const plan = lanePlan(lanes, { device: model.device.used, images: c.limit, batchSize, laneBytes: 0 });
+      const walls: number[] = [];
+      for (let r = 0; r < repeat; r++) {
+        const dataset = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit });
+        const t0 = performance.now();
+        const report = await auditInLanes(model, dataset, {
+          probes: createProbes(probeIds),
+          batchSize,
+          plan,
+          open: { modelPath, modelOptions: { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize }, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
+          datasetOptions: { limit: c.limit },
+        });
+        walls.push(performance.now() - t0);
+        if (values.save) writeFileSync(join(values.save, `${c.key}-lanes-${lanes}-report.json`), JSON.stringify(report, null, 1));
+      }
+      bareLarge += `\nin ${lanes} lanes of ${plan.threads} threads, ${plan.workers} views workers each: audit ${walls.map((w) => (w / 1000).toFixed(1)).join(', ')} s: ${walls.map((w) => (w / bare).toFixed(2)).join(', ')}× the bare loop`;
     }
     const runMs = [...per.values()].reduce((a, t) => a + t.runMs, 0);
     const runCpuMs = [...per.values()].reduce((a, t) => a + t.runCpuMs, 0);

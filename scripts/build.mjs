@@ -17,6 +17,8 @@ const targets = [
   { ...node, entryPoints: { worker: 'server/worker.ts' }, outdir: 'dist' },
   // the worker threads that make the corruption views' CPU part (server/engine/views/workers.ts)
   { ...node, entryPoints: { 'views-worker': 'server/engine/views/cpu-worker.ts' }, outdir: 'dist' },
+  // an audit's lanes on many cores (server/engine/shard/lanes.ts)
+  { ...node, entryPoints: { 'lane-worker': 'server/engine/shard/lane-worker.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { extension: 'client/extension.ts' }, outdir: 'dist' },
   {
     entryPoints: { report: 'webviews/report.ts' },

@@ -4,13 +4,14 @@
  * outcome to an exit status: 0 ran, 1 findings at or above --fail-on, 2 bad input or usage (or a
  * probe that failed), 130 cancelled, 3 an internal error (one line; the stack with --debug).
  */
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { COMPARE_USAGE, compareCommand } from './cli-compare';
 import { audit, type AuditProgress } from './engine/audit';
 import { loadReport as loadBaseline } from './engine/compare/load';
-import { findConfig, loadConfig, MAX_BATCH_SIZE, MAX_THREADS, type ModelEntry, type SkepticConfig } from './engine/config';
+import { findConfig, loadConfig, MAX_BATCH_SIZE, MAX_LANES, MAX_THREADS, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
 import { formatGradcheck, gradcheck } from './engine/gradcheck';
@@ -24,6 +25,7 @@ import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/
 import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
 import { parseShard, shardFromEnv, type ShardSpec } from './engine/shard/assign';
+import { auditInLanes, laneBytes, lanePlan } from './engine/shard/lanes';
 import { mergeCommand, shardCommand } from './shard-cli';
 import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
 import { checkOutDir } from './engine/fs/outdir';
@@ -115,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
         device: { type: 'string' },
         'batch-size': { type: 'string' },
         threads: { type: 'string' },
+        lanes: { type: 'string' },
         out: { type: 'string' },
         format: { type: 'string' },
         json: { type: 'boolean' },
@@ -291,7 +294,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     : join(baseDir, '.skeptic', 'reports', `${stem(entry.path)}--${stem(dataPath)}`);
   // A report folder that cannot be written is found before the audit, not after it.
   checkOutDir(outDir);
-  const model = await loadModel(entry.path, modelOptions(entry, o, config));
+  const loadOptions = modelOptions(entry, o, config);
+  const model = await loadModel(entry.path, loadOptions);
   try {
     // A 200,000-row manifest takes seconds to list: say how far it got.
     const listing = o.quiet ? undefined : progressPrinter();
@@ -308,7 +312,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     listing?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const cacheDir = cacheFolder(o, baseDir);
     if (shard) {
-      const open = { modelPath: entry.path, modelOptions: modelOptions(entry, o, config), dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
+      const open = { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
       const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
       return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter });
     }
@@ -324,19 +328,27 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     const progress = o.quiet ? undefined : progressPrinter();
     // What the long probes will do, before they start (the attack probe's protocol and budgets).
     if (!o.quiet) for (const p of probes) if (p.budget) process.stderr.write(`${p.id}: ${p.budget(model)}\n`);
+    // Lanes: the per-image work in worker threads, on many cores (engine/shard/lanes.ts).
+    const plan = lanePlan(lanesOf(o, config), {
+      device: model.device.used,
+      images: dataset.records.length,
+      batchSize,
+      laneBytes: laneBytes(statSync(entry.path).size),
+      threads: int(o.threads, '--threads') ?? config?.threads,
+    });
+    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} threads (${plan.why}; --lanes 1 for one)\n`);
     let report: Report;
     try {
-      report = await audit(model, dataset, {
-        probes,
-        seed,
-        batchSize,
-        limit,
-        signal: controller.signal,
-        onProgress: progress,
-        cacheDir,
-        outDir,
-        baseDir,
-      });
+      const auditOptions = { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir };
+      report =
+        plan.lanes > 1
+          ? await auditInLanes(model, dataset, {
+              ...auditOptions,
+              plan,
+              open: { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir },
+              datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']), limit, seed, followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true },
+            })
+          : await audit(model, dataset, auditOptions);
     } finally {
       process.off('SIGINT', onSigint);
       progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
@@ -436,6 +448,16 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
 function batchSizeOf(o: Flags): number | undefined {
   const n = int(o['batch-size'], '--batch-size');
   if (n !== undefined && (n < 1 || n > MAX_BATCH_SIZE)) throw new SkepticInputError(`--batch-size must be from 1 to ${MAX_BATCH_SIZE}, not ${n}`);
+  return n;
+}
+
+/** --lanes N|auto, else skeptic.json's "lanes", else auto (engine/shard/lanes.ts lanePlan). */
+function lanesOf(o: Flags, config: SkepticConfig | undefined): number | 'auto' {
+  const flag = str(o.lanes);
+  if (flag === undefined) return config?.lanes ?? 'auto';
+  if (flag === 'auto') return 'auto';
+  const n = int(flag, '--lanes');
+  if (n === undefined || n < 1 || n > MAX_LANES) throw new SkepticInputError(`--lanes must be auto or from 1 to ${MAX_LANES}, not ${flag}`);
   return n;
 }
 

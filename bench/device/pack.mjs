@@ -31,9 +31,9 @@ mkdirSync(STAGE, { recursive: true });
 
 // as scripts/build.mjs bundles the CLI, without the source maps (megabytes the device run never reads)
 const node = { ...nodeBundle(), sourcemap: false };
-await build({ ...node, entryPoints: { 'bench-audit': join(ROOT, 'bench/audit.ts') }, outdir: STAGE });
+await build({ ...node, entryPoints: { 'bench-audit': join(ROOT, 'bench/audit.ts'), 'bench-audit-lanes': join(ROOT, 'bench/audit-lanes.ts') }, outdir: STAGE });
 // the engine's worker script, beside the bundle that starts it (views/workers.ts workerScript)
-await build({ ...node, entryPoints: { 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts') }, outdir: STAGE });
+await build({ ...node, entryPoints: { 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts'), 'lane-worker': join(ROOT, 'server/engine/shard/lane-worker.ts') }, outdir: STAGE });
 
 cpSync(process.execPath, join(STAGE, 'node'));
 const modules = ['onnxruntime-node', 'onnxruntime-common', 'sharp', '@img/colour', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64', 'detect-libc', 'semver'];

@@ -26,22 +26,30 @@ grep -q 'fell back: webgpu' "$OUT/placement.txt" && gpu=0
 grep -q '^mnist' "$OUT/placement.txt" || gpu=0
 echo "webgpu usable: $gpu"
 
+# Each case interleaved (bench/README, twentieth pass) and three times, so that the first (cold)
+# audit and the warm ones show apart; the GPU first
 if [ $gpu = 1 ]; then
-  run webgpu-mnist 110 webgpu mnist --save "$OUT/webgpu"
-  # a float model at CIFAR size (not part of the target)
-  run webgpu-cifar 60 webgpu cifar --save "$OUT/webgpu"
+  # the target's MNIST case, with the model's own floor on the GPU (a large batch) beside it
+  run webgpu-mnist 100 webgpu mnist --interleave --repeat 3 --bare-batch 1024 --save "$OUT/webgpu"
 fi
-# the CPU's 16 cores, the same cases (their reports are what the GPU's are compared with)
-run cpu-mnist 40 cpu mnist --save "$OUT/cpu"
-run cpu-imagenet 70 cpu imagenet
+# the CPU's 16 cores, the target's two cases (the MNIST report is what the GPU's is compared with)
+run cpu-mnist 60 cpu mnist --interleave --repeat 3 --save "$OUT/cpu"
+run cpu-imagenet 150 cpu imagenet --interleave --repeat 3
+# whole audits of alternate batches in lanes against one audit, on the 16 cores: the view nodes
+# gain little from more intra-op threads (bench/README, nineteenth pass), lanes might
+echo "=== cpu-imagenet-lanes ($(date +%T))"
+(cd "$B" && timeout -k 5 150 ./node bench-audit-lanes.js --case imagenet --lanes 1,2,4 --lane-threads 4 --lane-view-workers 2 --repeat 2 --fixtures fixtures)
+echo "exit $? (cpu-imagenet-lanes)"
+if [ $gpu = 1 ]; then
+  # MobileNetV2-int8's quantized nodes have no WebGPU kernels (bench/README, eighteenth pass): the
+  # float MobileNetV2 (bench/device/export-float.py) stands for the ImageNet case on the GPU
+  echo "=== export ($(date +%T))"
+  timeout -k 5 60 python3 bench/device/export-float.py "$WORK/float" mobilenet_v2
+  [ -f "$WORK/float/mobilenet_v2.onnx" ] && run webgpu-mobilenet_v2 100 webgpu imagenet --model "$WORK/float/mobilenet_v2.onnx" --interleave --repeat 2 --bare-batch 256
+  # a float model at CIFAR size (outside the target)
+  run webgpu-cifar 40 webgpu cifar --save "$OUT/webgpu"
+fi
 run cpu-cifar 40 cpu cifar --save "$OUT/cpu"
-if [ $gpu = 1 ]; then
-  # the CPU-made inputs may set a GPU audit's pace: more views workers than the default half
-  SKEPTIC_VIEW_WORKERS=14 run webgpu-mnist-14-workers 70 webgpu mnist
-  # MobileNetV2-int8 on WebGPU: its quantized nodes have no WebGPU kernels (bench/README, eighteenth
-  # pass), so this measures the copies around them; a short look only
-  run webgpu-imagenet-20 50 webgpu imagenet --imagenet 20
-fi
 # whether this machine's Python has ONNX Runtime's CUDA provider (onnxruntime-node's cannot be
 # installed here): a look only
 echo "=== cuda provider libraries"

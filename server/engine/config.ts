@@ -36,6 +36,8 @@ export interface SkepticConfig {
   batchSize?: number;
   /** CPU threads per ONNX Runtime session (default: the physical cores). */
   threads?: number;
+  /** Lanes an audit's per-image work runs in (worker threads; shard/lanes.ts), or 'auto' (the default). */
+  lanes?: number | 'auto';
   /** Follow symbolic links that leave the dataset's root (default false: such items are errors). */
   followSymlinks?: boolean;
   probes?: Record<string, Record<string, unknown>>;
@@ -75,6 +77,7 @@ export function loadConfig(file: string): SkepticConfig {
     device: raw.device,
     batchSize: raw.batchSize,
     threads: raw.threads,
+    lanes: raw.lanes,
     followSymlinks: raw.followSymlinks,
     probes: raw.probes,
     compare: raw.compare,
@@ -92,6 +95,8 @@ const MAX_DEPTH = 64;
 /** Largest batchSize and threads accepted (memory grows with the batch; threads past the cores only add overhead). */
 export const MAX_BATCH_SIZE = 1024;
 export const MAX_THREADS = 256;
+/** Most lanes accepted (each loads the model: more than the cores only adds memory). */
+export const MAX_LANES = 64;
 
 /** Offset where brackets nest deeper than MAX_DEPTH (outside strings), or undefined. */
 function tooDeep(text: string): number | undefined {
@@ -137,6 +142,7 @@ function validate(raw: Record<string, unknown>, tree: Node, text: string, file: 
   string(['device'], raw.device, DEVICES);
   int(['batchSize'], raw.batchSize, 1, MAX_BATCH_SIZE);
   int(['threads'], raw.threads, 1, MAX_THREADS);
+  if (raw.lanes !== 'auto') int(['lanes'], raw.lanes, 1, MAX_LANES);
   if (raw.followSymlinks !== undefined && typeof raw.followSymlinks !== 'boolean') fail(['followSymlinks'], 'must be true or false');
   if (raw.probes !== undefined) {
     if (!isObject(raw.probes)) fail(['probes'], 'must be an object of parameters per probe, e.g. {"shift": {"k": 4}}');

@@ -159,6 +159,8 @@ export interface Report {
     cache: { hits: number; misses: number; path?: string };
     /** A report merged from shards (skeptic merge): which shards, and how much of the data. */
     shards?: ShardsRun;
+    /** An audit whose per-image work ran in lanes (worker threads, shard/lanes.ts): how many, ONNX Runtime's threads in each, and why. */
+    lanes?: { count: number; threads: number; why: string };
   };
 }
 

@@ -88,6 +88,38 @@ export function planMerge(inputs: MergeInput[], partial: boolean): MergePlan {
 export interface MergeOptions extends Pick<AuditOptions, 'probes' | 'signal' | 'onProgress' | 'cacheDir' | 'outDir' | 'baseDir'> {}
 
 /**
+ * Shards' records as AuditOptions.supplied: keyed by content like the cache, so the merging
+ * audit serves them as hits. A probe that failed in a shard fails in the merged report too,
+ * saying where (`where` names a shard by its index).
+ */
+export function suppliedRecords(
+  results: readonly ShardResult[],
+  dataset: Dataset,
+  probes: AuditOptions['probes'],
+  where: (index: number) => string,
+): NonNullable<AuditOptions['supplied']> {
+  const supplied: NonNullable<AuditOptions['supplied']> = {};
+  for (const probe of probes) {
+    const entries: Array<[string, object]> = [];
+    let failed: string | undefined;
+    for (const result of results) {
+      const p = result.probes[probe.id];
+      if (!p) continue;
+      if (p.status === 'failed' && !failed) failed = `${p.reason ?? `${probe.id} failed`} (in ${where(result.shard.index)})`;
+      const sha = new Map(result.images.map((im) => [im.image, im.sha256]));
+      for (const rec of p.records) {
+        const s = sha.get(rec.image);
+        if (!s) continue;
+        const { image, ...r } = rec;
+        entries.push([imageKey(s, dataset.records[image]?.label), r]);
+      }
+    }
+    supplied[probe.id] = { entries, failed };
+  }
+  return supplied;
+}
+
+/**
  * Builds the report from the planned shards, with the model and dataset opened again as the
  * shards opened them (ShardResult.open).
  */
@@ -115,27 +147,13 @@ export async function mergeShards(model: LoadedModel, dataset: Dataset, plan: Me
     ? { ...dataset, records: dataset.records.filter(inCovered), stream: (spec, so) => dataset.stream(spec, { ...so, only: (r) => inCovered(r) && (so.only?.(r) ?? true) }) }
     : dataset;
 
-  // Every shard's records, keyed by content like the cache; a probe that failed in a shard
-  // fails in the merged report too, saying where.
-  const supplied: NonNullable<AuditOptions['supplied']> = {};
+  const supplied = suppliedRecords(
+    plan.merged.map((m) => m.result),
+    dataset,
+    opts.probes,
+    (i) => `shard ${label(i, plan.count)}`,
+  );
   const shaById = new Map<string, string>();
-  for (const probe of opts.probes) {
-    const entries: Array<[string, object]> = [];
-    let failed: string | undefined;
-    for (const { result } of plan.merged) {
-      const p = result.probes[probe.id];
-      if (!p) continue;
-      if (p.status === 'failed' && !failed) failed = `${p.reason ?? `${probe.id} failed`} (in shard ${label(result.shard.index, plan.count)})`;
-      const sha = new Map(result.images.map((im) => [im.image, im.sha256]));
-      for (const rec of p.records) {
-        const s = sha.get(rec.image);
-        if (!s) continue;
-        const { image, ...r } = rec;
-        entries.push([imageKey(s, dataset.records[image]?.label), r]);
-      }
-    }
-    supplied[probe.id] = { entries, failed };
-  }
   for (const { result } of plan.merged) for (const im of result.images) if (im.sha256) shaById.set(im.id, im.sha256);
 
   const report = await audit(model, data, {

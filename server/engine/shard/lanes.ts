@@ -1,0 +1,228 @@
+/**
+ * An audit in lanes: its per-image work split over worker threads in this process, each lane a
+ * shard of the audit (assign.ts, result.ts runShard) with its own sessions, and the lanes' records
+ * merged into the one report a single lane writes (merge.ts). Same seed, same report: a record
+ * depends on its image and the seed alone, and the merge runs every summary over all records.
+ *
+ * Why: on many cores an audit keeps fewer of them busy than the model alone does. ONNX Runtime
+ * spreads a convolution over its intra-op threads, but the view graphs' many small nodes (slices,
+ * pads, gathers, elementwise ops) gain little from more threads (bench/README, nineteenth pass).
+ * Lanes run several images' graphs at once instead. Measured on 16 cores (bench/README,
+ * twenty-second pass): MobileNetV2-int8 on the 100 ImageNet samples took 21–22 s in one lane and
+ * 10–12 s in four lanes of 4 threads, against 9.3 s for the bare model. On 2 cores both cores are
+ * already busy and lanes gain nothing, so `auto` keeps one lane there.
+ *
+ * The price is memory: each lane loads the model and makes its own view sessions. `auto` takes
+ * lanes only where the cores are many and the free memory holds them (lanePlan).
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism, freemem } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { audit, type AuditOptions, type AuditProgress } from '../audit';
+import { SkepticInputError } from '../errors';
+import { physicalCores } from '../model/threads';
+import type { Report } from '../report/schema';
+import type { Dataset, LoadedModel } from '../types';
+import { suppliedRecords } from './merge';
+import { shardIdentity, identityDiff, type ShardOpen, type ShardResult } from './result';
+
+/** What a lane opens and runs: plain data, sent to its worker thread. */
+export interface LaneJob {
+  open: ShardOpen;
+  /** openDataset's options besides the model's labels and class count, as the front end resolved them. */
+  datasetOptions: { pathColumn?: string; labelColumn?: string; limit?: number; seed?: number; followSymlinks?: boolean };
+  seed: number;
+  batchSize: number;
+  limit?: number;
+  cacheDir?: string;
+  lane: number;
+  lanes: number;
+  /** ONNX Runtime's intra-op threads in each of the lane's sessions. */
+  threads: number;
+  /** The lane's views and decode worker threads. */
+  workers: number;
+}
+
+/** Messages from a lane's thread. */
+export type LaneMessage =
+  | { type: 'progress'; done: number; cacheHits: number }
+  | { type: 'result'; json: string }
+  | { type: 'error'; message: string; input?: boolean; file?: string };
+
+export interface LanePlan {
+  lanes: number;
+  /** Intra-op threads per lane's session. */
+  threads: number;
+  /** Views and decode workers per lane. */
+  workers: number;
+  /** Why this many, in words (the CLI prints it, the report keeps it). */
+  why: string;
+}
+
+/** Fewest cores a lane gets: below this, a lane's own threads would starve (measured at 4). */
+export const CORES_PER_LANE = 4;
+/** Most lanes `auto` takes (the most measured). */
+export const MAX_AUTO_LANES = 4;
+
+/**
+ * How many lanes: `choice` a number, or 'auto' (the default). Auto takes one lane per
+ * CORES_PER_LANE cores, at most MAX_AUTO_LANES, one where the model runs on a GPU (one device, one
+ * queue), one for an audit of fewer than two batches a lane, and no more than the free memory
+ * holds at `laneBytes` each.
+ */
+export function lanePlan(
+  choice: number | 'auto',
+  o: { device: string; images: number; batchSize: number; laneBytes: number; threads?: number; cpus?: number; free?: number },
+): LanePlan {
+  const cpus = o.cpus ?? physicalCores() ?? availableParallelism();
+  const split = (lanes: number, why: string): LanePlan => {
+    // threads as the user set them (--threads, "threads"), else the lane's share of the cores
+    const threads = Math.max(1, o.threads ?? Math.floor(cpus / lanes));
+    return { lanes, threads, workers: Math.max(1, Math.floor(threads / 2)), why };
+  };
+  if (choice !== 'auto') {
+    if (!(Number.isInteger(choice) && choice >= 1)) throw new SkepticInputError(`lanes must be a whole number ≥ 1 or auto, not ${choice}`);
+    return split(choice, `${choice} as asked`);
+  }
+  if (o.device !== 'cpu') return split(1, `the model runs on ${o.device}`);
+  const byCores = Math.min(MAX_AUTO_LANES, Math.floor(cpus / CORES_PER_LANE));
+  if (byCores <= 1) return split(1, `${cpus} cores`);
+  const byImages = Math.floor(o.images / (2 * o.batchSize));
+  if (byImages <= 1) return split(1, `${o.images} images`);
+  const byMemory = Math.floor((o.free ?? freemem()) / o.laneBytes);
+  const lanes = Math.max(1, Math.min(byCores, byImages, byMemory));
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  return split(lanes, lanes < Math.min(byCores, byImages) ? `${cpus} cores; free memory ${gib(o.free ?? freemem())} GiB holds ${byMemory} lanes of ~${gib(o.laneBytes)} GiB` : `${cpus} cores`);
+}
+
+/** What a lane may take in memory: its sessions' arenas grow with the model (a guess, on the safe side). */
+export function laneBytes(modelBytes: number): number {
+  return 2 ** 30 + 40 * modelBytes;
+}
+
+/** The lane worker's script: dist/lane-worker.js beside a bundle, lane-worker.ts through tsx in the sources. */
+function laneScript(): { file: string; code?: string } {
+  if (!__filename.endsWith('.ts')) return { file: join(__dirname, 'lane-worker.js') };
+  const file = join(__dirname, 'lane-worker.ts');
+  const tsx = createRequire(__filename).resolve('tsx/cjs');
+  return { file, code: `require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(file)});` };
+}
+
+export interface LanesOptions extends Omit<AuditOptions, 'only' | 'evaluateOnly' | 'supplied'> {
+  plan: LanePlan;
+  open: ShardOpen;
+  datasetOptions: LaneJob['datasetOptions'];
+}
+
+/**
+ * The audit of `dataset` in `plan.lanes` lanes, merged. `model` and `dataset` are this thread's,
+ * opened as `open` says (the lanes open their own the same way); the merge uses them.
+ * Cancelling stops every lane between batches; the report then holds what the lanes finished.
+ */
+export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: LanesOptions): Promise<Report> {
+  const { plan } = opts;
+  const started = Date.now();
+  const seed = opts.seed ?? 0;
+  const batchSize = opts.batchSize ?? 32;
+  const total = dataset.records.length;
+  const done = new Array<number>(plan.lanes).fill(0);
+  const hits = new Array<number>(plan.lanes).fill(0);
+  const progress = () => opts.onProgress?.({ done: done.reduce((a, b) => a + b, 0), total, phase: 'evaluating', cacheHits: hits.reduce((a, b) => a + b, 0) });
+  progress();
+
+  const script = laneScript();
+  const workers: Worker[] = [];
+  const onAbort = () => workers.forEach((w) => w.postMessage({ type: 'cancel' }));
+  opts.signal?.addEventListener('abort', onAbort);
+  let results: ShardResult[];
+  try {
+    results = await Promise.all(
+      Array.from({ length: plan.lanes }, (_, lane) => {
+        const job: LaneJob = {
+          open: opts.open,
+          datasetOptions: opts.datasetOptions,
+          seed,
+          batchSize,
+          limit: opts.limit,
+          cacheDir: opts.cacheDir,
+          lane,
+          lanes: plan.lanes,
+          threads: plan.threads,
+          workers: plan.workers,
+        };
+        const w = script.code ? new Worker(script.code, { eval: true, workerData: job }) : new Worker(script.file, { workerData: job });
+        workers.push(w);
+        if (opts.signal?.aborted) w.postMessage({ type: 'cancel' });
+        // A lane posts its result after releasing its sessions (lane-worker.ts), so its thread
+        // can be ended then; ending it earlier, with sessions alive, would abort the process.
+        return new Promise<ShardResult>((resolve, reject) => {
+          w.on('message', (m: LaneMessage) => {
+            if (m.type === 'progress') {
+              done[lane] = m.done;
+              hits[lane] = m.cacheHits;
+              progress();
+            } else if (m.type === 'result') {
+              resolve(JSON.parse(m.json) as ShardResult);
+              void w.terminate();
+            } else {
+              reject(m.input ? new SkepticInputError(m.message, m.file) : new Error(`lane ${lane + 1}/${plan.lanes}: ${m.message}`));
+              void w.terminate();
+            }
+          });
+          w.on('error', (e) => reject(new Error(`lane ${lane + 1}/${plan.lanes} failed: ${e.message}`)));
+          w.on('exit', (code) => reject(new Error(`lane ${lane + 1}/${plan.lanes} ended (exit ${code}) before its result`)));
+        });
+      }),
+    );
+  } catch (e) {
+    // one lane failed: the others stop between batches, release their sessions and post what
+    // they have; wait for that, so that no thread is ended with its sessions alive
+    onAbort();
+    await Promise.allSettled(workers.map((w) => new Promise((r) => (w.once('exit', r), w.once('message', (m: LaneMessage) => m.type !== 'progress' && r(0))))));
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+
+  // The lanes are this audit's shards: they must agree with this thread's opening of it.
+  const here = shardIdentity(model, dataset, { seed, limit: opts.limit, batchSize, probes: opts.probes, count: plan.lanes });
+  for (const r of results) {
+    const diffs = identityDiff(here, r.identity, 'this audit', `lane ${r.shard.index + 1}`);
+    if (diffs.length) throw new Error(`lane ${r.shard.index + 1}/${plan.lanes} opened another audit: ${diffs.join('; ')}`);
+  }
+  const cancelled = results.some((r) => r.status === 'cancelled');
+  // After a cancel, the report covers the images the lanes finished (as one lane's would).
+  const finished = new Set(results.flatMap((r) => r.images.filter((im) => im.sha256 || im.error).map((im) => im.image)));
+  const data: Dataset = cancelled
+    ? (() => {
+        const ids = new Set(dataset.records.filter((_, i) => finished.has(i)).map((r) => r.index));
+        const mine = (r: Dataset['records'][number]) => ids.has(r.index) || !!r.problem;
+        return { ...dataset, records: dataset.records.filter(mine), stream: (spec, so) => dataset.stream(spec, { ...so, only: (r) => mine(r) && (so.only?.(r) ?? true) }) };
+      })()
+    : dataset;
+
+  // The merge: every summary over all records, served from the lanes' records like cache hits.
+  const report = await audit(model, data, {
+    ...opts,
+    seed,
+    batchSize,
+    supplied: suppliedRecords(results, dataset, opts.probes, (i) => `lane ${i + 1}/${plan.lanes}`),
+    // a cancelled audit still summarises what finished (as audit() does after a cancel)
+    signal: cancelled ? undefined : opts.signal,
+    onProgress: opts.onProgress && ((p: AuditProgress) => p.phase !== 'evaluating' && opts.onProgress!(p)),
+  });
+  if (cancelled) {
+    report.run.cancelled = true;
+    for (const p of Object.values(report.probes)) if (p.status === 'ok') p.status = 'cancelled';
+  }
+  report.run.startedAt = new Date(started).toISOString();
+  report.run.durationMs = Date.now() - started;
+  report.run.cache = {
+    hits: results.reduce((a, r) => a + r.run.cache.hits, 0),
+    misses: results.reduce((a, r) => a + r.run.cache.misses, 0),
+    path: opts.cacheDir,
+  };
+  report.run.lanes = { count: plan.lanes, threads: plan.threads, why: plan.why };
+  return report;
+}
