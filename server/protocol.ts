@@ -290,6 +290,8 @@ export interface AuditJob {
   device: Device;
   /** CPU threads per session (skeptic.json "threads"); undefined: the engine's default. */
   threads?: number;
+  /** Lanes (skeptic.json "lanes"); undefined: auto (engine/shard/lanes.ts lanePlan). */
+  lanes?: number | 'auto';
   cacheDir?: string;
   outDir: string;
   baseDir: string;

@@ -14,6 +14,7 @@
  * catalog) and `inspect` (a model's input, read statically from the graph without creating a
  * session). Several jobs can be in flight: an inspect answers while an audit awaits ONNX Runtime.
  */
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { decodeModel } from './engine/model/onnx';
 import { hfInputSize, readHfConfig } from './engine/model/preprocess';
 import { createProbes, DEFAULT_PROBES } from './engine/probes';
 import { writeReport } from './engine/report/write';
+import { auditInLanes, laneBytes, lanePlan } from './engine/shard/lanes';
 import type { OutputKind } from './engine/types';
 import { describeProbes } from './daemon/catalog';
 import { modelKey, ModelKeeper } from './kept-model';
@@ -111,7 +113,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         followSymlinks: job.followSymlinks,
         onProgress: (p) => onProgress({ ...p, phase: 'listing', cacheHits: 0 }),
       });
-      const report = await audit(model, dataset, {
+      const auditOptions = {
         probes,
         seed: job.seed,
         batchSize: job.batchSize,
@@ -121,7 +123,20 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         cacheDir: job.cacheDir,
         outDir: job.outDir,
         baseDir: job.baseDir,
-      });
+      };
+      // on many cores, the per-image work in lanes (engine/shard/lanes.ts); they load the model
+      // themselves, and this process's (kept or not) serves the merge
+      const plan = lanePlan(job.lanes ?? 'auto', { device: model.device.used, images: dataset.records.length, batchSize: job.batchSize, laneBytes: laneBytes(statSync(job.model).size), threads });
+      if (plan.lanes > 1) console.log(`audit in ${plan.lanes} lanes of ${plan.threads} threads (${plan.why})`);
+      const report =
+        plan.lanes > 1
+          ? await auditInLanes(model, dataset, {
+              ...auditOptions,
+              plan,
+              open: { modelPath: job.model, modelOptions: { ...options }, dataPath: job.dataset, datasetOptions: {}, probes: job.probes ?? DEFAULT_PROBES, params: job.params, baseDir: job.baseDir },
+              datasetOptions: { limit: job.limit, seed: job.seed, followSymlinks: job.followSymlinks },
+            })
+          : await audit(model, dataset, auditOptions);
       await writeReport(report, job.outDir, ['json']);
       keep = !report.run.cancelled;
       return { reportFile: join(job.outDir, 'report.json'), cancelled: report.run.cancelled };

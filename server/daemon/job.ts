@@ -129,6 +129,7 @@ export function resolveJob(params: AuditParams, settings: SkepticSettings, roots
   const corruptions = job.params.corruptions;
   if ((probes ?? DEFAULT_PROBES).includes('corruptions') && corruptions?.severities === undefined) job.params.corruptions = { ...corruptions, severities: [1, 3, 5] };
   if (config?.threads !== undefined) job.threads = config.threads;
+  if (config?.lanes !== undefined) job.lanes = config.lanes;
   // skeptic.json wins over the setting, as for the other keys; the CLI's --follow-symlinks reads the same key
   if ((config?.followSymlinks ?? s.followSymlinks) === true) job.followSymlinks = true;
   if (limit !== undefined) job.limit = limit;

@@ -142,7 +142,9 @@ function validate(raw: Record<string, unknown>, tree: Node, text: string, file: 
   string(['device'], raw.device, DEVICES);
   int(['batchSize'], raw.batchSize, 1, MAX_BATCH_SIZE);
   int(['threads'], raw.threads, 1, MAX_THREADS);
-  if (raw.lanes !== 'auto') int(['lanes'], raw.lanes, 1, MAX_LANES);
+  if (raw.lanes !== undefined && raw.lanes !== 'auto' && !(typeof raw.lanes === 'number' && Number.isInteger(raw.lanes) && raw.lanes >= 1 && raw.lanes <= MAX_LANES)) {
+    fail(['lanes'], `must be "auto" or an integer from 1 to ${MAX_LANES}`);
+  }
   if (raw.followSymlinks !== undefined && typeof raw.followSymlinks !== 'boolean') fail(['followSymlinks'], 'must be true or false');
   if (raw.probes !== undefined) {
     if (!isObject(raw.probes)) fail(['probes'], 'must be an object of parameters per probe, e.g. {"shift": {"k": 4}}');

@@ -153,6 +153,32 @@ test('inspect prints what Skeptic reads from the model', () => {
   assert.match(bad.stderr, /--threads must be a non-negative integer/);
 });
 
+test('--lanes: the audit in lanes says so and writes the report one lane writes; skeptic.json "lanes" is checked', () => {
+  const args = ['audit', DEMO_MODEL, '--data', DEMO_DATA, '--limit', '40', '--probes', 'clean,shift', '--no-cache', '--json'];
+  const one = skeptic([...args, '--lanes', '1', '--out', join(work, 'lanes-1')]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.doesNotMatch(one.stderr, /lanes of/);
+  const two = skeptic([...args, '--lanes', '2', '--out', join(work, 'lanes-2')]);
+  assert.equal(two.code, 0, two.stderr);
+  assert.match(two.stderr, /skeptic: 2 lanes of \d+ threads \(2 as asked; --lanes 1 for one\)/);
+  const a = JSON.parse(one.stdout);
+  const b = JSON.parse(two.stdout);
+  assert.equal(a.run.lanes, undefined);
+  assert.equal(b.run.lanes.count, 2);
+  assert.deepEqual({ ...b, run: undefined }, { ...a, run: undefined }, 'the same report');
+  for (const bad of ['0', 'many', '65']) {
+    const r = skeptic([...args, '--lanes', bad]);
+    assert.equal(r.code, 2, bad);
+    assert.match(r.stderr, /--lanes must be/, bad);
+  }
+  const dir = join(work, 'ws-lanes');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'skeptic.json'), '{\n  "lanes": 0\n}\n');
+  const r = skeptic(['audit', DEMO_MODEL, '--data', DEMO_DATA], dir);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /skeptic\.json:2: "lanes" must be "auto" or an integer from 1 to 64, not 0/);
+});
+
 test('skeptic.json supplies the dataset and settings; a syntax error names the file and line', () => {
   const dir = join(work, 'ws');
   mkdirSync(dir, { recursive: true });

@@ -79,6 +79,14 @@ test('unknown probes, keys and parameters; missing files; wrong types: each at i
   for (const d of ds) assert.ok(d.severity === 1 || d.severity === 2, `${d.message}: error or warning`);
 });
 
+test('"lanes": a positive integer or "auto"', () => {
+  for (const bad of ['0', '2.5', '"many"']) {
+    assert.deepEqual(find(validateConfig(`{ "lanes": ${bad} }`, FILE, ctx([])), 'config/type').map((d) => d.message), ['"lanes" must be a positive integer or "auto"'], bad);
+  }
+  assert.deepEqual(validateConfig('{ "lanes": 4 }', FILE, ctx([])), []);
+  assert.deepEqual(validateConfig('{ "lanes": "auto" }', FILE, ctx([])), []);
+});
+
 test('"threads": a positive integer', () => {
   const bad = validateConfig('{ "threads": 2.5 }', FILE, ctx([]));
   assert.deepEqual(find(bad, 'config/type').map((d) => d.message), ['"threads" must be a positive integer']);

@@ -168,6 +168,28 @@ test('the worker keeps the audited model for the next audit of it (the log says 
   assert.deepEqual(logSince(n1, /kept from the last audit/), [], 'a changed model file is not the kept model');
 });
 
+test('"lanes" in skeptic.json: the worker audits in lanes (its log says so) and writes the report one lane writes', async () => {
+  const params = { dataset: uri('shapes'), limit: 40, probes: ['clean', 'shift'], noCache: true };
+  const reportFile = file('.skeptic/reports/shapes-cnn--shapes/report.json');
+  const withoutRun = (r: any) => JSON.stringify({ ...r, run: undefined });
+  const one = await audit(params);
+  assert.equal(one.status, 'ok', one.error);
+  const single = loadReport(reportFile) as any;
+  assert.equal(single.run.lanes, undefined, 'one lane on this machine by default, or "lanes" absent');
+  writeFileSync(file('skeptic.json'), SKEPTIC_JSON.replace('"probes": {', '"lanes": 2,\n  "probes": {'));
+  try {
+    const n0 = daemon.logs.length;
+    const two = await audit(params);
+    assert.equal(two.status, 'ok', two.error);
+    const laned = loadReport(reportFile) as any;
+    assert.deepEqual(laned.run.lanes, { count: 2, threads: laned.run.lanes.threads, why: '2 as asked' });
+    assert.ok(daemon.logs.slice(n0).some((l) => /audit in 2 lanes of \d+ threads/.test(l)), 'the log names the lanes');
+    assert.equal(withoutRun(laned), withoutRun(single), 'the same report');
+  } finally {
+    writeFileSync(file('skeptic.json'), SKEPTIC_JSON);
+  }
+});
+
 test('while an audit runs the daemon answers within 100 ms; cancel stops it and keeps the partial report', async (t) => {
   const progress = daemon.watchProgress('audit-long');
   // The whole manifest (400 images), no cache, the default shift sweep: several seconds of work.

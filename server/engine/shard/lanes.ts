@@ -218,11 +218,10 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
   }
   report.run.startedAt = new Date(started).toISOString();
   report.run.durationMs = Date.now() - started;
-  report.run.cache = {
-    hits: results.reduce((a, r) => a + r.run.cache.hits, 0),
-    misses: results.reduce((a, r) => a + r.run.cache.misses, 0),
-    path: opts.cacheDir,
-  };
+  // The merge counted every lane's record as a hit; the lanes' own misses are the audit's, beside
+  // the few records the merge computed itself (a capped probe's top-up, merge.ts)
+  const laneMisses = results.reduce((a, r) => a + r.run.cache.misses, 0);
+  report.run.cache = { hits: report.run.cache.hits - laneMisses, misses: laneMisses + report.run.cache.misses, path: opts.cacheDir };
   report.run.lanes = { count: plan.lanes, threads: plan.threads, why: plan.why };
   return report;
 }

@@ -1,0 +1,191 @@
+/**
+ * An audit in lanes (engine/shard/lanes.ts): how many lanes `auto` takes; the report of 3 lanes
+ * equals one lane's in everything but `run`, artifacts included, for every probe on the demo
+ * model (with a broken image before the attack's cap); progress adds up; a cancel stops every
+ * lane and reports what finished; a lane that cannot open the model fails the audit naming it.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { audit, type AuditProgress } from '../../server/engine/audit';
+import { openDataset } from '../../server/engine/data';
+import { SkepticInputError } from '../../server/engine/errors';
+import { loadModel } from '../../server/engine/model';
+import { createProbes } from '../../server/engine/probes';
+import type { Report } from '../../server/engine/report/schema';
+import { auditInLanes, laneBytes, lanePlan, type LanePlan } from '../../server/engine/shard/lanes';
+import type { ShardOpen } from '../../server/engine/shard/result';
+import { DEMO, DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+
+const GiB = 2 ** 30;
+const plan = (o: Partial<Parameters<typeof lanePlan>[1]>, choice: number | 'auto' = 'auto') =>
+  lanePlan(choice, { device: 'cpu', images: 1000, batchSize: 32, laneBytes: GiB, cpus: 16, free: 64 * GiB, ...o });
+
+test('lanePlan: one lane per 4 cores on the CPU, at most 4; one on a GPU, on few cores or few images; no more than memory holds', () => {
+  assert.deepEqual(plan({}), { lanes: 4, threads: 4, workers: 2, why: '16 cores' });
+  assert.equal(plan({ cpus: 64 }).lanes, 4, 'at most 4 by default');
+  assert.equal(plan({ cpus: 64 }).threads, 16, 'the cores shared out');
+  assert.equal(plan({ cpus: 8 }).lanes, 2);
+  assert.equal(plan({ cpus: 7 }).lanes, 1, '7 cores: one lane');
+  assert.equal(plan({ cpus: 2 }).lanes, 1);
+  assert.equal(plan({ device: 'webgpu' }).lanes, 1);
+  assert.match(plan({ device: 'webgpu' }).why, /webgpu/);
+  // two batches a lane at least: 100 images of 32 make 1 lane, 256 make 4
+  assert.equal(plan({ images: 100 }).lanes, 1);
+  assert.equal(plan({ images: 192 }).lanes, 3);
+  assert.equal(plan({ images: 256 }).lanes, 4);
+  const tight = plan({ free: 2.5 * GiB });
+  assert.equal(tight.lanes, 2, '2.5 GiB free holds two lanes of 1 GiB');
+  assert.equal(tight.threads, 8);
+  assert.match(tight.why, /free memory 2\.5 GiB holds 2 lanes/);
+  assert.equal(plan({ free: 0.5 * GiB }).lanes, 1, 'never fewer than one');
+  // as asked, whatever the machine; --threads as given
+  assert.deepEqual(plan({ cpus: 2 }, 3), { lanes: 3, threads: 1, workers: 1, why: '3 as asked' });
+  assert.equal(plan({ threads: 2 }, 4).threads, 2);
+  assert.equal(plan({ threads: 6 }).workers, 3);
+  assert.throws(() => plan({}, 0), SkepticInputError);
+  assert.throws(() => plan({}, 1.5), SkepticInputError);
+  assert.equal(laneBytes(100 * 2 ** 20), GiB + 4000 * 2 ** 20);
+});
+
+/** Every probe, small, as in shard-merge.test.ts. */
+const ALL = ['clean', 'shift', 'patches', 'ood', 'corruptions', 'attack', 'cue-conflict', 'prior'];
+const PARAMS: Record<string, Record<string, unknown>> = {
+  shift: { k: 2, embedPositions: 2 },
+  attack: { preset: 'fast', apgdSteps: 4, targets: 2, maxImages: 6, steps: 4, bisectionSteps: 2, queries: 20, renderImages: 2 },
+  'cue-conflict': { pairs: 12, minDecisions: 1, gallery: 4 },
+  prior: { dims: 16, folds: 2, maxIter: 20, minImages: 10 },
+  ood: { sets: 'uniform,inverted', samples: 2 },
+  corruptions: { minLabelled: 5, renderImages: 2 },
+  patches: { minLabelled: 5, renderImages: 2 },
+};
+const stripRun = (r: Report) => JSON.parse(JSON.stringify({ ...r, run: undefined }));
+
+function files(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    if (!existsSync(d)) return;
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** 40 demo images in a manifest of their own; row 3 is not an image, row 6 names an unknown class. */
+function demoData(tmp: string, count = 40): string {
+  ensureDemoData();
+  const rows = readFileSync(DEMO_TEST, 'utf8').trim().split('\n').slice(1, count + 1);
+  const data = join(tmp, 'data');
+  mkdirSync(join(data, 'img'), { recursive: true });
+  const lines = ['path,label'];
+  rows.forEach((row, i) => {
+    const [path, label] = row.split(',');
+    const name = `img/${String(i).padStart(3, '0')}.png`;
+    copyFileSync(join(DEMO, 'data', path), join(data, name));
+    lines.push(`${name},${label}`);
+    if (i === 2) {
+      writeFileSync(join(data, 'img/broken.png'), 'not a png at all');
+      lines.push('img/broken.png,circle');
+    }
+    if (i === 5) lines.push(`img/${String(i).padStart(3, '0')}.png,no-such-class`);
+  });
+  writeFileSync(join(data, 'manifest.csv'), lines.join('\n') + '\n');
+  return join(data, 'manifest.csv');
+}
+
+const lanes = (n: number): LanePlan => ({ lanes: n, threads: 1, workers: 1, why: `${n} as asked` });
+
+test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress adds up to the images', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataPath = demoData(tmp);
+    const dataset = await openDataset(dataPath, { labels: model.labels, seed: 3 });
+    const common = { seed: 3, batchSize: 8, baseDir: tmp };
+    const single = await audit(model, dataset, { ...common, probes: createProbes(ALL, PARAMS), outDir: join(tmp, 'single') });
+    for (const [id, p] of Object.entries(single.probes)) assert.equal(p.status, 'ok', `${id}: ${p.reason}`);
+    const open: ShardOpen = { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ALL, params: PARAMS, baseDir: tmp };
+    const seen: AuditProgress[] = [];
+    const report = await auditInLanes(model, dataset, {
+      ...common,
+      probes: createProbes(ALL, PARAMS),
+      outDir: join(tmp, 'lanes'),
+      plan: lanes(3),
+      open,
+      datasetOptions: { seed: 3 },
+      onProgress: (p) => seen.push(p),
+    });
+    assert.deepEqual(stripRun(report), stripRun(single), '3 lanes = 1 lane');
+    assert.deepEqual(files(join(tmp, 'lanes')), files(join(tmp, 'single')), 'the same artifacts');
+    assert.deepEqual(report.run.lanes, { count: 3, threads: 1, why: '3 as asked' });
+    assert.equal(report.run.shards, undefined, 'not a sharded report');
+    assert.equal(report.run.cancelled, false);
+    assert.deepEqual(report.run.cache, single.run.cache, "records computed and found: as many as one lane's");
+    const evaluating = seen.filter((p) => p.phase === 'evaluating');
+    assert.ok(evaluating.length > 3, 'progress from the lanes');
+    for (let i = 1; i < evaluating.length; i++) assert.ok(evaluating[i].done >= evaluating[i - 1].done, 'never backwards');
+    assert.ok(evaluating.every((p) => p.total === 42));
+    assert.equal(evaluating.at(-1)!.done, 42);
+    assert.ok(seen.some((p) => p.phase === 'summarizing'), "the merge's summaries show");
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a cancel stops every lane; the report holds what they finished, marked cancelled', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataPath = demoData(tmp, 200);
+    const dataset = await openDataset(dataPath, { labels: model.labels });
+    const probes = ['clean', 'shift', 'corruptions'];
+    const controller = new AbortController();
+    const report = await auditInLanes(model, dataset, {
+      probes: createProbes(probes, {}),
+      batchSize: 4,
+      signal: controller.signal,
+      plan: lanes(2),
+      open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: {}, baseDir: tmp },
+      datasetOptions: {},
+      onProgress: (p) => p.phase === 'evaluating' && p.done >= 8 && controller.abort(),
+    });
+    assert.equal(report.run.cancelled, true);
+    assert.ok(report.dataset.evaluated >= 8 && report.dataset.evaluated < 150, `evaluated ${report.dataset.evaluated} of 200 before the lanes stopped`);
+    for (const p of Object.values(report.probes)) assert.equal(p.status, 'cancelled');
+    assert.equal(report.probes.clean.count, report.dataset.evaluated, 'a record for every image evaluated');
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a lane that cannot open the model fails the audit, naming the file; the other lanes end', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataPath = demoData(tmp, 16);
+    const dataset = await openDataset(dataPath, { labels: model.labels });
+    const missing = join(tmp, 'gone.onnx');
+    await assert.rejects(
+      auditInLanes(model, dataset, {
+        probes: createProbes(['clean'], {}),
+        batchSize: 4,
+        plan: lanes(2),
+        open: { modelPath: missing, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ['clean'], params: {}, baseDir: tmp },
+        datasetOptions: {},
+      }),
+      (e: Error) => e instanceof SkepticInputError && e.message.includes(missing),
+    );
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
