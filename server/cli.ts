@@ -336,7 +336,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       laneBytes: laneBytes(statSync(entry.path).size),
       threads: int(o.threads, '--threads') ?? config?.threads,
     });
-    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} threads (${plan.why}; --lanes 1 for one)\n`);
+    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
     let report: Report;
     try {
       const auditOptions = { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir };

@@ -140,6 +140,33 @@ test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress add
   }
 });
 
+test('lanes share the results cache: a second audit in lanes finds every record there and gives the same report', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataPath = demoData(tmp);
+    const dataset = await openDataset(dataPath, { labels: model.labels });
+    const probes = ['clean', 'shift'];
+    const run = () =>
+      auditInLanes(model, dataset, {
+        probes: createProbes(probes, PARAMS),
+        batchSize: 8,
+        cacheDir: join(tmp, 'cache'),
+        plan: lanes(2),
+        open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: PARAMS, baseDir: tmp },
+        datasetOptions: {},
+      });
+    const first = await run();
+    assert.deepEqual(first.run.cache, { hits: 0, misses: 80, path: join(tmp, 'cache') }, '40 usable images, two probes');
+    const second = await run();
+    assert.deepEqual(second.run.cache, { hits: 80, misses: 0, path: join(tmp, 'cache') });
+    assert.deepEqual(stripRun(second), stripRun(first));
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('a cancel stops every lane; the report holds what they finished, marked cancelled', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
