@@ -350,7 +350,7 @@ async function main() {
       bareLarge += `\nbare loop at batch ${b}: ${(ms / 1000).toFixed(1)} s over the same passes (${((1000 * ms) / passes).toFixed(1)} µs a pass): the audit is ${(wall / ms).toFixed(2)}× that`;
     }
     for (const lanes of laneCounts) {
-      const plan = lanePlan(lanes, { device: model.device.used, images: c.limit, batchSize, laneBytes: 0 });
+      const plan = lanePlan(lanes, { device: model.device.used, images: c.limit, laneBytes: 0 });
       const walls: number[] = [];
       for (let r = 0; r < repeat; r++) {
         const dataset = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit });

@@ -332,7 +332,6 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     const plan = lanePlan(lanesOf(o, config), {
       device: model.device.used,
       images: dataset.records.length,
-      batchSize,
       laneBytes: laneBytes(statSync(entry.path).size),
       threads: int(o.threads, '--threads') ?? config?.threads,
     });

@@ -126,7 +126,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
       };
       // on many cores, the per-image work in lanes (engine/shard/lanes.ts); they load the model
       // themselves, and this process's (kept or not) serves the merge
-      const plan = lanePlan(job.lanes ?? 'auto', { device: model.device.used, images: dataset.records.length, batchSize: job.batchSize, laneBytes: laneBytes(statSync(job.model).size), threads });
+      const plan = lanePlan(job.lanes ?? 'auto', { device: model.device.used, images: dataset.records.length, laneBytes: laneBytes(statSync(job.model).size), threads });
       if (plan.lanes > 1) console.log(`audit in ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why})`);
       const report =
         plan.lanes > 1

@@ -35,6 +35,9 @@ await build({ ...node, entryPoints: { 'bench-audit': join(ROOT, 'bench/audit.ts'
 // the engine's worker script, beside the bundle that starts it (views/workers.ts workerScript)
 await build({ ...node, entryPoints: { 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts'), 'lane-worker': join(ROOT, 'server/engine/shard/lane-worker.ts') }, outdir: STAGE });
 
+// the CLI as a user runs it (bin/skeptic.js over dist/cli.js), its worker scripts beside it
+await build({ ...node, entryPoints: { cli: join(ROOT, 'server/cli.ts'), 'views-worker': join(ROOT, 'server/engine/views/cpu-worker.ts'), 'lane-worker': join(ROOT, 'server/engine/shard/lane-worker.ts') }, outdir: join(STAGE, 'dist') });
+cpSync(join(ROOT, 'bin/skeptic.js'), join(STAGE, 'bin/skeptic.js'));
 cpSync(process.execPath, join(STAGE, 'node'));
 const modules = ['onnxruntime-node', 'onnxruntime-common', 'sharp', '@img/colour', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64', 'detect-libc', 'semver'];
 for (const m of modules) {

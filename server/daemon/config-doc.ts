@@ -35,7 +35,7 @@ export const TOP_KEYS: Record<string, string> = {
   device: 'Execution provider: `auto` (CUDA, then WebGPU, then CPU), `cpu`, `webgpu` or `cuda`.',
   batchSize: 'Images per model run (default 32).',
   threads: 'CPU threads per ONNX Runtime session (default: the physical cores this process may use).',
-  lanes: 'Lanes an audit\'s per-image work runs in: worker threads with their own model sessions and a share of the cores, merged into the same report as one lane. `auto` (default): one per 4 physical cores on the CPU provider, at most 4, as the free memory allows; one on a GPU or under 8 cores.',
+  lanes: 'Lanes an audit\'s per-image work runs in: worker threads with their own model sessions and a share of the cores, merged into the same report as one lane. `auto` (default): one per 4 physical cores on the CPU provider, at most 4 and one per 16 images, as the free memory allows; one on a GPU or under 8 cores.',
   followSymlinks: 'Read dataset files whose symbolic links lead outside the dataset\'s folder (default false: each such item is an error finding).',
   probes: 'Parameters per probe, e.g. `{ "shift": { "k": 8 } }`.',
   models: 'The models of this workspace, each with the dataset it is audited on and its settings.',

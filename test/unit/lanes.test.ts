@@ -22,9 +22,9 @@ import { DEMO, DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
 
 const GiB = 2 ** 30;
 const plan = (o: Partial<Parameters<typeof lanePlan>[1]>, choice: number | 'auto' = 'auto') =>
-  lanePlan(choice, { device: 'cpu', images: 1000, batchSize: 32, laneBytes: GiB, cpus: 16, free: 64 * GiB, ...o });
+  lanePlan(choice, { device: 'cpu', images: 1000, laneBytes: GiB, cpus: 16, free: 64 * GiB, ...o });
 
-test('lanePlan: one lane per 4 cores on the CPU, at most 4; one on a GPU, on few cores or few images; no more than memory holds', () => {
+test('lanePlan: one lane per 4 cores on the CPU, at most 4, and per 16 images; one on a GPU or on few cores; no more than memory holds', () => {
   assert.deepEqual(plan({}), { lanes: 4, threads: 4, workers: 2, why: '16 cores' });
   assert.equal(plan({ cpus: 64 }).lanes, 4, 'at most 4 by default');
   assert.equal(plan({ cpus: 64 }).threads, 16, 'the cores shared out');
@@ -33,10 +33,12 @@ test('lanePlan: one lane per 4 cores on the CPU, at most 4; one on a GPU, on few
   assert.equal(plan({ cpus: 2 }).lanes, 1);
   assert.equal(plan({ device: 'webgpu' }).lanes, 1);
   assert.match(plan({ device: 'webgpu' }).why, /webgpu/);
-  // two batches a lane at least: 100 images of 32 make 1 lane, 256 make 4
-  assert.equal(plan({ images: 100 }).lanes, 1);
-  assert.equal(plan({ images: 192 }).lanes, 3);
-  assert.equal(plan({ images: 256 }).lanes, 4);
+  // 16 images a lane at least: 100 ImageNet samples take 4 lanes (the target's case), 40 two
+  assert.equal(plan({ images: 100 }).lanes, 4);
+  assert.equal(plan({ images: 48 }).lanes, 3);
+  assert.equal(plan({ images: 40 }).lanes, 2);
+  assert.equal(plan({ images: 31 }).lanes, 1);
+  assert.match(plan({ images: 31 }).why, /31 images/);
   const tight = plan({ free: 2.5 * GiB });
   assert.equal(tight.lanes, 2, '2.5 GiB free holds two lanes of 1 GiB');
   assert.equal(tight.threads, 8);

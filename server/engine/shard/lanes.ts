@@ -64,16 +64,21 @@ export interface LanePlan {
 export const CORES_PER_LANE = 4;
 /** Most lanes `auto` takes (the most measured). */
 export const MAX_AUTO_LANES = 4;
+/** Fewest images a lane gets from `auto`: a lane pays a model load and its sessions' creation
+ *  (0.3–1 s for the fixture models), which 16 images' probes outweigh (an ImageNet image's default
+ *  probes cost about 0.7 s of CPU on the 2-core development VM). The 100 ImageNet samples, under
+ *  a batch a lane in 4 lanes, gained the most of the cases measured. */
+export const MIN_AUTO_IMAGES_PER_LANE = 16;
 
 /**
  * How many lanes: `choice` a number, or 'auto' (the default). Auto takes one lane per
  * CORES_PER_LANE cores, at most MAX_AUTO_LANES, one where the model runs on a GPU (one device, one
- * queue), one for an audit of fewer than two batches a lane, and no more than the free memory
+ * queue), no more than one per MIN_AUTO_IMAGES_PER_LANE images, and no more than the free memory
  * holds at `laneBytes` each.
  */
 export function lanePlan(
   choice: number | 'auto',
-  o: { device: string; images: number; batchSize: number; laneBytes: number; threads?: number; cpus?: number; free?: number },
+  o: { device: string; images: number; laneBytes: number; threads?: number; cpus?: number; free?: number },
 ): LanePlan {
   const cpus = o.cpus ?? physicalCores() ?? availableParallelism();
   const split = (lanes: number, why: string): LanePlan => {
@@ -88,7 +93,7 @@ export function lanePlan(
   if (o.device !== 'cpu') return split(1, `the model runs on ${o.device}`);
   const byCores = Math.min(MAX_AUTO_LANES, Math.floor(cpus / CORES_PER_LANE));
   if (byCores <= 1) return split(1, `${cpus} cores`);
-  const byImages = Math.floor(o.images / (2 * o.batchSize));
+  const byImages = Math.floor(o.images / MIN_AUTO_IMAGES_PER_LANE);
   if (byImages <= 1) return split(1, `${o.images} images`);
   const byMemory = Math.floor((o.free ?? freemem()) / o.laneBytes);
   const lanes = Math.max(1, Math.min(byCores, byImages, byMemory));
