@@ -196,7 +196,7 @@ test('a cancel stops every lane; the report holds what they finished, marked can
   }
 });
 
-test('a lane that cannot open the model fails the audit, naming the file; the other lanes end', async () => {
+test('a lane that cannot open the model fails the audit, naming the file, once every lane's thread has ended', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
@@ -214,6 +214,32 @@ test('a lane that cannot open the model fails the audit, naming the file; the ot
       (e: Error) => e instanceof SkepticInputError && e.message.includes(missing),
     );
   } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('without its lane script the audit runs in one lane and says so', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  const was = process.env.SKEPTIC_LANE_WORKER;
+  process.env.SKEPTIC_LANE_WORKER = join(tmp, 'no-lane-worker.js');
+  try {
+    const dataPath = demoData(tmp, 16);
+    const dataset = await openDataset(dataPath, { labels: model.labels });
+    const report = await auditInLanes(model, dataset, {
+      probes: createProbes(['clean'], {}),
+      batchSize: 4,
+      plan: lanes(2),
+      open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ['clean'], params: {}, baseDir: tmp },
+      datasetOptions: {},
+    });
+    assert.equal(report.run.lanes, undefined);
+    assert.equal(report.probes.clean.count, 16);
+    assert.ok(report.warnings.some((w) => w.includes('no-lane-worker.js is missing, so the audit ran in one lane instead of 2')), report.warnings.join('\n'));
+  } finally {
+    if (was === undefined) delete process.env.SKEPTIC_LANE_WORKER;
+    else process.env.SKEPTIC_LANE_WORKER = was;
     await model.dispose();
     rmSync(tmp, { recursive: true, force: true });
   }

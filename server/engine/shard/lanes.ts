@@ -15,6 +15,7 @@
  * The price is memory: each lane loads the model and makes its own view sessions. `auto` takes
  * lanes only where the cores are many and the free memory holds them (lanePlan).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, freemem } from 'node:os';
 import { join } from 'node:path';
@@ -106,8 +107,11 @@ export function laneBytes(modelBytes: number): number {
   return 2 ** 30 + 40 * modelBytes;
 }
 
-/** The lane worker's script: dist/lane-worker.js beside a bundle, lane-worker.ts through tsx in the sources. */
+/** The lane worker's script: dist/lane-worker.js beside a bundle, lane-worker.ts through tsx in
+ *  the sources; SKEPTIC_LANE_WORKER names another (the tests name a missing one). */
 function laneScript(): { file: string; code?: string } {
+  const given = process.env.SKEPTIC_LANE_WORKER;
+  if (given) return { file: given };
   if (!__filename.endsWith('.ts')) return { file: join(__dirname, 'lane-worker.js') };
   const file = join(__dirname, 'lane-worker.ts');
   const tsx = createRequire(__filename).resolve('tsx/cjs');
@@ -137,7 +141,14 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
   progress();
 
   const script = laneScript();
+  if (!existsSync(script.file)) {
+    // a bundle without its lane script (a partial copy of dist/): one lane, saying why
+    const report = await audit(model, dataset, opts);
+    report.warnings.push(`lanes: ${script.file} is missing, so the audit ran in one lane instead of ${plan.lanes}`);
+    return report;
+  }
   const workers: Worker[] = [];
+  const exits: Promise<unknown>[] = [];
   const onAbort = () => workers.forEach((w) => w.postMessage({ type: 'cancel' }));
   opts.signal?.addEventListener('abort', onAbort);
   let results: ShardResult[];
@@ -158,6 +169,7 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
         };
         const w = script.code ? new Worker(script.code, { eval: true, workerData: job }) : new Worker(script.file, { workerData: job });
         workers.push(w);
+        exits.push(new Promise((r) => w.once('exit', r)));
         if (opts.signal?.aborted) w.postMessage({ type: 'cancel' });
         // A lane posts its result after releasing its sessions (lane-worker.ts), so its thread
         // can be ended then; ending it earlier, with sessions alive, would abort the process.
@@ -184,7 +196,7 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
     // one lane failed: the others stop between batches, release their sessions and post what
     // they have; wait for that, so that no thread is ended with its sessions alive
     onAbort();
-    await Promise.allSettled(workers.map((w) => new Promise((r) => (w.once('exit', r), w.once('message', (m: LaneMessage) => m.type !== 'progress' && r(0))))));
+    await Promise.all(exits);
     throw e;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
