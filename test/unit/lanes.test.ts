@@ -5,20 +5,19 @@
  * lane and reports what finished; a lane that cannot open the model fails the audit naming it.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { audit, type AuditProgress } from '../../server/engine/audit';
 import { openDataset } from '../../server/engine/data';
 import { SkepticInputError } from '../../server/engine/errors';
 import { loadModel } from '../../server/engine/model';
 import { createProbes } from '../../server/engine/probes';
-import type { Report } from '../../server/engine/report/schema';
 import { auditInLanes, laneBytes, lanePlan, type LanePlan } from '../../server/engine/shard/lanes';
 import type { ShardOpen } from '../../server/engine/shard/result';
-import { DEMO, DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+import { DEMO_MODEL } from './helpers/demo';
+import { ALL_PROBES, artifactFiles, demoManifest, SMALL_PARAMS, stripRun } from './helpers/small-audit';
 
 const GiB = 2 ** 30;
 const plan = (o: Partial<Parameters<typeof lanePlan>[1]>, choice: number | 'auto' = 'auto') =>
@@ -53,71 +52,22 @@ test('lanePlan: one lane per 4 cores on the CPU, at most 4, and per 16 images; o
   assert.equal(laneBytes(100 * 2 ** 20), GiB + 4000 * 2 ** 20);
 });
 
-/** Every probe, small, as in shard-merge.test.ts. */
-const ALL = ['clean', 'shift', 'patches', 'ood', 'corruptions', 'attack', 'cue-conflict', 'prior'];
-const PARAMS: Record<string, Record<string, unknown>> = {
-  shift: { k: 2, embedPositions: 2 },
-  attack: { preset: 'fast', apgdSteps: 4, targets: 2, maxImages: 6, steps: 4, bisectionSteps: 2, queries: 20, renderImages: 2 },
-  'cue-conflict': { pairs: 12, minDecisions: 1, gallery: 4 },
-  prior: { dims: 16, folds: 2, maxIter: 20, minImages: 10 },
-  ood: { sets: 'uniform,inverted', samples: 2 },
-  corruptions: { minLabelled: 5, renderImages: 2 },
-  patches: { minLabelled: 5, renderImages: 2 },
-};
-const stripRun = (r: Report) => JSON.parse(JSON.stringify({ ...r, run: undefined }));
-
-function files(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-/** 40 demo images in a manifest of their own; row 3 is not an image, row 6 names an unknown class. */
-function demoData(tmp: string, count = 40): string {
-  ensureDemoData();
-  const rows = readFileSync(DEMO_TEST, 'utf8').trim().split('\n').slice(1, count + 1);
-  const data = join(tmp, 'data');
-  mkdirSync(join(data, 'img'), { recursive: true });
-  const lines = ['path,label'];
-  rows.forEach((row, i) => {
-    const [path, label] = row.split(',');
-    const name = `img/${String(i).padStart(3, '0')}.png`;
-    copyFileSync(join(DEMO, 'data', path), join(data, name));
-    lines.push(`${name},${label}`);
-    if (i === 2) {
-      writeFileSync(join(data, 'img/broken.png'), 'not a png at all');
-      lines.push('img/broken.png,circle');
-    }
-    if (i === 5) lines.push(`img/${String(i).padStart(3, '0')}.png,no-such-class`);
-  });
-  writeFileSync(join(data, 'manifest.csv'), lines.join('\n') + '\n');
-  return join(data, 'manifest.csv');
-}
-
 const lanes = (n: number): LanePlan => ({ lanes: n, threads: 1, workers: 1, why: `${n} as asked` });
 
 test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress adds up to the images', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
-    const dataPath = demoData(tmp);
+    const dataPath = demoManifest(tmp);
     const dataset = await openDataset(dataPath, { labels: model.labels, seed: 3 });
     const common = { seed: 3, batchSize: 8, baseDir: tmp };
-    const single = await audit(model, dataset, { ...common, probes: createProbes(ALL, PARAMS), outDir: join(tmp, 'single') });
+    const single = await audit(model, dataset, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS), outDir: join(tmp, 'single') });
     for (const [id, p] of Object.entries(single.probes)) assert.equal(p.status, 'ok', `${id}: ${p.reason}`);
-    const open: ShardOpen = { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ALL, params: PARAMS, baseDir: tmp };
+    const open: ShardOpen = { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ALL_PROBES, params: SMALL_PARAMS, baseDir: tmp };
     const seen: AuditProgress[] = [];
     const report = await auditInLanes(model, dataset, {
       ...common,
-      probes: createProbes(ALL, PARAMS),
+      probes: createProbes(ALL_PROBES, SMALL_PARAMS),
       outDir: join(tmp, 'lanes'),
       plan: lanes(3),
       open,
@@ -125,7 +75,7 @@ test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress add
       onProgress: (p) => seen.push(p),
     });
     assert.deepEqual(stripRun(report), stripRun(single), '3 lanes = 1 lane');
-    assert.deepEqual(files(join(tmp, 'lanes')), files(join(tmp, 'single')), 'the same artifacts');
+    assert.deepEqual(artifactFiles(join(tmp, 'lanes')), artifactFiles(join(tmp, 'single')), 'the same artifacts');
     assert.deepEqual(report.run.lanes, { count: 3, threads: 1, why: '3 as asked' });
     assert.equal(report.run.shards, undefined, 'not a sharded report');
     assert.equal(report.run.cancelled, false);
@@ -146,16 +96,16 @@ test('lanes share the results cache: a second audit in lanes finds every record 
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
-    const dataPath = demoData(tmp);
+    const dataPath = demoManifest(tmp);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const probes = ['clean', 'shift'];
     const run = () =>
       auditInLanes(model, dataset, {
-        probes: createProbes(probes, PARAMS),
+        probes: createProbes(probes, SMALL_PARAMS),
         batchSize: 8,
         cacheDir: join(tmp, 'cache'),
         plan: lanes(2),
-        open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: PARAMS, baseDir: tmp },
+        open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: SMALL_PARAMS, baseDir: tmp },
         datasetOptions: {},
       });
     const first = await run();
@@ -173,7 +123,7 @@ test('a cancel stops every lane; the report holds what they finished, marked can
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
-    const dataPath = demoData(tmp, 200);
+    const dataPath = demoManifest(tmp, 200);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const probes = ['clean', 'shift', 'corruptions'];
     const controller = new AbortController();
@@ -196,11 +146,11 @@ test('a cancel stops every lane; the report holds what they finished, marked can
   }
 });
 
-test('a lane that cannot open the model fails the audit, naming the file, once every lane's thread has ended', async () => {
+test("a lane that cannot open the model fails the audit, naming the file, once every lane's thread has ended", async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
-    const dataPath = demoData(tmp, 16);
+    const dataPath = demoManifest(tmp, 16);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const missing = join(tmp, 'gone.onnx');
     await assert.rejects(
@@ -225,7 +175,7 @@ test('without its lane script the audit runs in one lane and says so', async () 
   const was = process.env.SKEPTIC_LANE_WORKER;
   process.env.SKEPTIC_LANE_WORKER = join(tmp, 'no-lane-worker.js');
   try {
-    const dataPath = demoData(tmp, 16);
+    const dataPath = demoManifest(tmp, 16);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const report = await auditInLanes(model, dataset, {
       probes: createProbes(['clean'], {}),

@@ -5,10 +5,9 @@
  * everything but `run`, and the artifacts written are the same files with the same bytes.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { audit } from '../../server/engine/audit';
 import { openDataset } from '../../server/engine/data';
@@ -17,39 +16,11 @@ import { createProbes } from '../../server/engine/probes';
 import type { Report } from '../../server/engine/report/schema';
 import { mergeShards, planMerge, type MergeInput } from '../../server/engine/shard/merge';
 import { runShard, type ShardOpen } from '../../server/engine/shard/result';
-import { DEMO, DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+import { DEMO_MODEL, DEMO_TEST, ensureDemoData } from './helpers/demo';
+import { ALL_PROBES, artifactFiles, demoManifest, SMALL_PARAMS, stripRun } from './helpers/small-audit';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
 const skipFixtures = existsSync(FIXTURES) ? false : `no fixtures at ${FIXTURES} (../shared is absent)`;
-
-const ALL = ['clean', 'shift', 'patches', 'ood', 'corruptions', 'attack', 'cue-conflict', 'prior'];
-/** Every probe, with small parameters so that three audits of each dataset stay quick. */
-const PARAMS: Record<string, Record<string, unknown>> = {
-  shift: { k: 2, embedPositions: 2 },
-  attack: { preset: 'fast', apgdSteps: 4, targets: 2, maxImages: 6, steps: 4, bisectionSteps: 2, queries: 20, renderImages: 2 },
-  'cue-conflict': { pairs: 12, minDecisions: 1, gallery: 4 },
-  prior: { dims: 16, folds: 2, maxIter: 20, minImages: 10 },
-  ood: { sets: 'uniform,inverted', samples: 2 },
-  corruptions: { minLabelled: 5, renderImages: 2 },
-  patches: { minLabelled: 5, renderImages: 2 },
-};
-
-const stripRun = (r: Report) => JSON.parse(JSON.stringify({ ...r, run: undefined }));
-
-/** Every file under dir (artifacts), with its sha256. */
-function files(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const f of readdirSync(d)) {
-      const p = join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 async function compareShardings(o: {
   modelPath: string;
@@ -63,13 +34,13 @@ async function compareShardings(o: {
   const model = await loadModel(o.modelPath, { device: 'cpu', ...o.modelOptions });
   try {
     const dataset = await openDataset(o.dataPath, { labels: model.labels, limit: o.limit, seed: o.seed });
-    const params = { ...PARAMS, ...o.params };
-    const probes = () => createProbes(ALL, params);
+    const params = { ...SMALL_PARAMS, ...o.params };
+    const probes = () => createProbes(ALL_PROBES, params);
     const common = { seed: o.seed, batchSize: 8, limit: o.limit, baseDir: o.tmp };
     const single = await audit(model, dataset, { ...common, probes: probes(), outDir: join(o.tmp, 'single') });
-    const singleFiles = files(join(o.tmp, 'single'));
+    const singleFiles = artifactFiles(join(o.tmp, 'single'));
     for (const [id, p] of Object.entries(single.probes)) assert.equal(p.status, 'ok', `${id}: ${p.reason}`);
-    const open: ShardOpen = { modelPath: o.modelPath, modelOptions: o.modelOptions, dataPath: o.dataPath, datasetOptions: {}, probes: ALL, params, baseDir: o.tmp };
+    const open: ShardOpen = { modelPath: o.modelPath, modelOptions: o.modelOptions, dataPath: o.dataPath, datasetOptions: {}, probes: ALL_PROBES, params, baseDir: o.tmp };
     const computed: number[] = [];
     for (const n of [4, 7]) {
       const inputs: MergeInput[] = [];
@@ -84,7 +55,7 @@ async function compareShardings(o: {
       const outDir = join(o.tmp, `merged-${n}`);
       const merged = await mergeShards(model, dataset, planMerge(inputs, false), { probes: probes(), outDir, baseDir: o.tmp });
       assert.deepEqual(stripRun(merged), stripRun(single), `${n} shards merged = 1 process`);
-      assert.deepEqual(files(outDir), singleFiles, `${n} shards: the same artifacts`);
+      assert.deepEqual(artifactFiles(outDir), singleFiles, `${n} shards: the same artifacts`);
       assert.equal(merged.run.shards!.partial, false);
       assert.deepEqual(merged.run.shards!.merged, Array.from({ length: n }, (_, i) => i));
       computed.push(merged.run.shards!.computed);
@@ -100,23 +71,8 @@ test('demo model: every probe, 1 process = 4 shards = 7 shards merged (with a br
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-shards-'));
   try {
     // 40 demo images; row 3 is not an image, row 6 names an unknown class.
-    const rows = readFileSync(DEMO_TEST, 'utf8').trim().split('\n').slice(1, 41);
-    const data = join(tmp, 'data');
-    mkdirSync(join(data, 'img'), { recursive: true });
-    const lines = ['path,label'];
-    rows.forEach((row, i) => {
-      const [path, label] = row.split(',');
-      const name = `img/${String(i).padStart(3, '0')}.png`;
-      copyFileSync(join(DEMO, 'data', path), join(data, name));
-      lines.push(`${name},${label}`);
-      if (i === 2) {
-        writeFileSync(join(data, 'img/broken.png'), 'not a png at all');
-        lines.push('img/broken.png,circle');
-      }
-      if (i === 5) lines.push(`img/${String(i).padStart(3, '0')}.png,no-such-class`);
-    });
-    writeFileSync(join(data, 'manifest.csv'), lines.join('\n') + '\n');
-    const { single, computed } = await compareShardings({ modelPath: DEMO_MODEL, modelOptions: {}, dataPath: join(data, 'manifest.csv'), seed: 3, tmp });
+    const manifest = demoManifest(tmp);
+    const { single, computed } = await compareShardings({ modelPath: DEMO_MODEL, modelOptions: {}, dataPath: manifest, seed: 3, tmp });
     assert.equal(single.dataset.selected, 42);
     assert.deepEqual(single.findings.filter((f) => f.probe === 'data').map((f) => f.rule).sort(), ['data/unreadable-image', 'data/unusable-item']);
     assert.equal(single.probes.attack.count, 6);
