@@ -47,6 +47,10 @@ test('lanePlan: one lane per 4 cores on the CPU, at most 4, and per 16 images; o
   assert.deepEqual(plan({ cpus: 2 }, 3), { lanes: 3, threads: 1, workers: 1, why: '3 as asked' });
   assert.equal(plan({ threads: 2 }, 4).threads, 2);
   assert.equal(plan({ threads: 6 }).workers, 3);
+  // auto with the user's threads: lanes of that many threads fill the cores, no more
+  assert.equal(plan({ threads: 16 }).lanes, 1);
+  assert.equal(plan({ threads: 8 }).lanes, 2);
+  assert.deepEqual(plan({ threads: 2 }), { lanes: 4, threads: 2, workers: 1, why: '16 cores' });
   assert.throws(() => plan({}, 0), SkepticInputError);
   assert.throws(() => plan({}, 1.5), SkepticInputError);
   assert.equal(laneBytes(100 * 2 ** 20), GiB + 4000 * 2 ** 20);

@@ -92,7 +92,9 @@ export function lanePlan(
     return split(choice, `${choice} as asked`);
   }
   if (o.device !== 'cpu') return split(1, `the model runs on ${o.device}`);
-  const byCores = Math.min(MAX_AUTO_LANES, Math.floor(cpus / CORES_PER_LANE));
+  // threads the user set for each session are a lane's share at least: 16 threads on 16 cores
+  // leave room for one lane, not four lanes of 16
+  const byCores = Math.min(MAX_AUTO_LANES, Math.floor(cpus / Math.max(CORES_PER_LANE, o.threads ?? 0)));
   if (byCores <= 1) return split(1, `${cpus} cores`);
   const byImages = Math.floor(o.images / MIN_AUTO_IMAGES_PER_LANE);
   if (byImages <= 1) return split(1, `${o.images} images`);
