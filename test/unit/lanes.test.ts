@@ -141,6 +141,7 @@ test('a cancel stops every lane; the report holds what they finished, marked can
       onProgress: (p) => p.phase === 'evaluating' && p.done >= 8 && controller.abort(),
     });
     assert.equal(report.run.cancelled, true);
+    assert.equal(report.dataset.selected, 202, 'every image listed, as in a cancelled single lane');
     assert.ok(report.dataset.evaluated >= 8 && report.dataset.evaluated < 150, `evaluated ${report.dataset.evaluated} of 200 before the lanes stopped`);
     for (const p of Object.values(report.probes)) assert.equal(p.status, 'cancelled');
     assert.equal(report.probes.clean.count, report.dataset.evaluated, 'a record for every image evaluated');

@@ -211,15 +211,10 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
     if (diffs.length) throw new Error(`lane ${r.shard.index + 1}/${plan.lanes} opened another audit: ${diffs.join('; ')}`);
   }
   const cancelled = results.some((r) => r.status === 'cancelled');
-  // After a cancel, the report covers the images the lanes finished (as one lane's would).
-  const finished = new Set(results.flatMap((r) => r.images.filter((im) => im.sha256 || im.error).map((im) => im.image)));
-  const data: Dataset = cancelled
-    ? (() => {
-        const ids = new Set(dataset.records.filter((_, i) => finished.has(i)).map((r) => r.index));
-        const mine = (r: Dataset['records'][number]) => ids.has(r.index) || !!r.problem;
-        return { ...dataset, records: dataset.records.filter(mine), stream: (spec, so) => dataset.stream(spec, { ...so, only: (r) => mine(r) && (so.only?.(r) ?? true) }) };
-      })()
-    : dataset;
+  // After a cancel, the merge reads only the images the lanes finished: the others stay in the
+  // report unevaluated, as in a cancelled single lane's report.
+  const finished = new Set(results.flatMap((r) => r.images.filter((im) => im.sha256 || im.error).map((im) => dataset.records[im.image].index)));
+  const data: Dataset = cancelled ? { ...dataset, stream: (spec, so) => dataset.stream(spec, { ...so, only: (r) => finished.has(r.index) && (so.only?.(r) ?? true) }) } : dataset;
 
   // The merge: every summary over all records, served from the lanes' records like cache hits.
   const report = await audit(model, data, {
