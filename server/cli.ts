@@ -59,6 +59,8 @@ Audit options:
   --device D             auto | cpu | webgpu | cuda (default auto)
   --batch-size N         images per model run (default 32)
   --threads N            CPU threads per ONNX Runtime session (default: the physical cores)
+  --lanes N|auto         audit in N lanes, worker threads with their own sessions (default auto:
+                         one per 4 cores from 8 cores up, at most 4; see the README)
   --out DIR              report folder (default .skeptic/reports/<model>--<dataset>)
   --format LIST          json,sarif,html (default json)
   --json                 print report.json to stdout instead of the summary
@@ -312,6 +314,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     listing?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const cacheDir = cacheFolder(o, baseDir);
     if (shard) {
+      // a shard runs in one lane (lanes inside a shard are not built yet)
+      if (str(o.lanes) !== undefined && str(o.lanes) !== '1') console.error(`skeptic: --lanes ${str(o.lanes)} does not apply to a shard; it runs in one lane`);
       const open = { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
       const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
       return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter });
@@ -333,7 +337,8 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       device: model.device.used,
       images: dataset.records.length,
       laneBytes: laneBytes(statSync(entry.path).size),
-      threads: int(o.threads, '--threads') ?? config?.threads,
+      // as modelOptions took them: no more than the CPUs
+      threads: ((t) => (t === undefined ? undefined : Math.min(t, availableParallelism())))(int(o.threads, '--threads') ?? config?.threads),
     });
     if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
     let report: Report;
