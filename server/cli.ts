@@ -26,6 +26,7 @@ import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/
 import { TOOL_VERSION } from './engine/version';
 import { parseShard, shardFromEnv, type ShardSpec } from './engine/shard/assign';
 import { auditInLanes, laneBytes, lanePlan } from './engine/shard/lanes';
+import { inShard } from './engine/shard/result';
 import { mergeCommand, shardCommand } from './shard-cli';
 import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
 import { checkOutDir } from './engine/fs/outdir';
@@ -313,12 +314,21 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     });
     listing?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const cacheDir = cacheFolder(o, baseDir);
+    const open = { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
+    const datasetOptions = { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']), limit, seed, followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true };
+    // Lanes: the per-image work in worker threads, on many cores (engine/shard/lanes.ts); a
+    // shard's images are split among them as a whole audit's are.
+    const plan = lanePlan(lanesOf(o, config), {
+      device: model.device.used,
+      images: shard ? dataset.records.filter(inShard(shard.index, shard.count)).length : dataset.records.length,
+      laneBytes: laneBytes(statSync(entry.path).size),
+      // as modelOptions took them: no more than the CPUs
+      threads: ((t) => (t === undefined ? undefined : Math.min(t, availableParallelism())))(int(o.threads, '--threads') ?? config?.threads),
+    });
+    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
     if (shard) {
-      // a shard runs in one lane (lanes inside a shard are not built yet)
-      if (str(o.lanes) !== undefined && str(o.lanes) !== '1') console.error(`skeptic: --lanes ${str(o.lanes)} does not apply to a shard; it runs in one lane`);
-      const open = { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
       const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
-      return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter });
+      return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter, plan, datasetOptions });
     }
 
     // Ctrl-C stops the audit between batches; the partial report is still written.
@@ -332,26 +342,12 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     const progress = o.quiet ? undefined : progressPrinter();
     // What the long probes will do, before they start (the attack probe's protocol and budgets).
     if (!o.quiet) for (const p of probes) if (p.budget) process.stderr.write(`${p.id}: ${p.budget(model)}\n`);
-    // Lanes: the per-image work in worker threads, on many cores (engine/shard/lanes.ts).
-    const plan = lanePlan(lanesOf(o, config), {
-      device: model.device.used,
-      images: dataset.records.length,
-      laneBytes: laneBytes(statSync(entry.path).size),
-      // as modelOptions took them: no more than the CPUs
-      threads: ((t) => (t === undefined ? undefined : Math.min(t, availableParallelism())))(int(o.threads, '--threads') ?? config?.threads),
-    });
-    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
     let report: Report;
     try {
       const auditOptions = { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir };
       report =
         plan.lanes > 1
-          ? await auditInLanes(model, dataset, {
-              ...auditOptions,
-              plan,
-              open: { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir },
-              datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']), limit, seed, followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true },
-            })
+          ? await auditInLanes(model, dataset, { ...auditOptions, plan, open, datasetOptions })
           : await audit(model, dataset, auditOptions);
     } finally {
       process.off('SIGINT', onSigint);

@@ -8,7 +8,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import Ajv from 'ajv';
 import { loadReport } from '../../server/engine/compare/load';
+import reportSchema from '../../server/engine/report/report.schema.json';
 
 const ROOT = resolve(__dirname, '../..');
 const DEMO_MODEL = join(ROOT, 'models/demo/shapes-cnn.onnx');
@@ -165,7 +167,18 @@ test('--lanes: the audit in lanes says so and writes the report one lane writes;
   const b = JSON.parse(two.stdout);
   assert.equal(a.run.lanes, undefined);
   assert.equal(b.run.lanes.count, 2);
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(reportSchema);
+  assert.ok(validate(b) as boolean, JSON.stringify(validate.errors));
   assert.deepEqual({ ...b, run: undefined }, { ...a, run: undefined }, 'the same report');
+  // a shard in lanes: the shard result one lane writes
+  const shardArgs = ['audit', DEMO_MODEL, '--data', DEMO_DATA, '--limit', '40', '--probes', 'clean,shift', '--no-cache', '--shard', '1/2'];
+  const s1 = skeptic([...shardArgs, '--lanes', '1', '--out', join(work, 'shard-lanes-1')]);
+  const s2 = skeptic([...shardArgs, '--lanes', '2', '--out', join(work, 'shard-lanes-2')]);
+  assert.equal(s1.code, 0, s1.stderr);
+  assert.equal(s2.code, 0, s2.stderr);
+  assert.match(s2.stderr, /skeptic: 2 lanes of/);
+  const shardOf = (d: string) => ({ ...JSON.parse(readFileSync(join(work, d, 'shard-0001-of-0002.json'), 'utf8')), run: undefined });
+  assert.deepEqual(shardOf('shard-lanes-2'), shardOf('shard-lanes-1'));
   for (const bad of ['0', 'many', '65']) {
     const r = skeptic([...args, '--lanes', bad]);
     assert.equal(r.code, 2, bad);

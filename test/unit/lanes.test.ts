@@ -14,8 +14,10 @@ import { openDataset } from '../../server/engine/data';
 import { SkepticInputError } from '../../server/engine/errors';
 import { loadModel } from '../../server/engine/model';
 import { createProbes } from '../../server/engine/probes';
-import { auditInLanes, laneBytes, lanePlan, type LanePlan } from '../../server/engine/shard/lanes';
-import type { ShardOpen } from '../../server/engine/shard/result';
+import { laneOf, shardOf } from '../../server/engine/shard/assign';
+import { auditInLanes, laneBytes, lanePlan, runShardInLanes, type LanePlan } from '../../server/engine/shard/lanes';
+import { mergeShards, planMerge, type MergeInput } from '../../server/engine/shard/merge';
+import { runShard, type ShardOpen } from '../../server/engine/shard/result';
 import { DEMO_MODEL } from './helpers/demo';
 import { ALL_PROBES, artifactFiles, demoManifest, SMALL_PARAMS, stripRun } from './helpers/small-audit';
 
@@ -94,6 +96,41 @@ test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress add
     await model.dispose();
     rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test("a shard in lanes: its result is the one process's for that shard, and the shards merge into the single audit", async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
+  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
+  try {
+    const dataPath = demoManifest(tmp);
+    const dataset = await openDataset(dataPath, { labels: model.labels, seed: 3 });
+    const common = { seed: 3, batchSize: 8, baseDir: tmp };
+    const open: ShardOpen = { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ALL_PROBES, params: SMALL_PARAMS, baseDir: tmp };
+    const single = await audit(model, dataset, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS) });
+    const inputs: MergeInput[] = [];
+    for (let i = 0; i < 3; i++) {
+      const shard = { index: i, count: 3, source: 'test' };
+      const laned = await runShardInLanes(model, dataset, shard, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS), plan: lanes(2), open, datasetOptions: { seed: 3 } });
+      const alone = await runShard(model, dataset, shard, open, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS) });
+      assert.deepEqual(JSON.parse(JSON.stringify({ ...laned, run: undefined })), JSON.parse(JSON.stringify({ ...alone, run: undefined })), `shard ${i}/3 in 2 lanes = in one`);
+      assert.deepEqual(laned.run.cache, alone.run.cache);
+      inputs.push({ file: `shard-${i}`, result: laned });
+    }
+    const merged = await mergeShards(model, dataset, planMerge(inputs, false), { probes: createProbes(ALL_PROBES, SMALL_PARAMS), baseDir: tmp });
+    assert.deepEqual(stripRun(merged), stripRun(single), 'the laned shards merged = one process');
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("laneOf splits a shard's items, not by the shard's own choice", () => {
+  const ids = Array.from({ length: 4000 }, (_, i) => `img/${i}.png`);
+  // the items of shard 0 of 4 go to both lanes of 2, about half each
+  const shard0 = ids.filter((id) => shardOf(id, 4) === 0);
+  const inLane0 = shard0.filter((id) => laneOf(id, 2) === 0).length;
+  assert.ok(Math.abs(inLane0 / shard0.length - 0.5) < 0.06, `${inLane0} of ${shard0.length} in lane 0`);
+  assert.equal(laneOf('x', 1), 0);
 });
 
 test('lanes share the results cache: a second audit in lanes finds every record there and gives the same report', async () => {

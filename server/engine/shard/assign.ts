@@ -46,6 +46,15 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
+/**
+ * The lane (0..count-1) of the item with this id inside its shard (lanes.ts). Salted apart from
+ * shardOf: with the same scores, shard 0 of 4 would fall wholly into lane 0 of 2 (its items' best
+ * of shards 0–3 is 0, so their best of 0–1 is 0 too).
+ */
+export function laneOf(id: string, count: number): number {
+  return shardOf(`${id}\u0000lane`, count);
+}
+
 /** The shard (0..count-1) that audits the item with this id. */
 export function shardOf(id: string, count: number): number {
   if (count <= 1) return 0;

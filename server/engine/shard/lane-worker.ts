@@ -1,7 +1,7 @@
 /**
  * One lane of an audit (lanes.ts), in its own worker thread: opens the model, the data and the
- * probes as the audit's thread did, audits its shard of the images (runShard) and posts the
- * records back. Its sessions, views workers and decode workers are its own; their thread counts
+ * probes as the audit's thread did, audits its lane of the shard's images (runShard; the whole
+ * audit is shard 0 of 1) and posts the records back. Its sessions, views workers and decode workers are its own; their thread counts
  * come with the job, so that the lanes together fill the cores and no more.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -25,7 +25,7 @@ async function lane(job: LaneJob): Promise<void> {
   let result: ShardResult;
   try {
     const dataset = await openDataset(job.open.dataPath, { labels: model.labels, numClasses: model.info.numClasses, ...job.datasetOptions });
-    result = await runShard(model, dataset, { index: job.lane, count: job.lanes, source: `lane ${job.lane + 1}/${job.lanes}` }, job.open, {
+    result = await runShard(model, dataset, job.shard, job.open, {
       probes: createProbes(job.open.probes, job.open.params),
       seed: job.seed,
       batchSize: job.batchSize,
@@ -34,7 +34,7 @@ async function lane(job: LaneJob): Promise<void> {
       cacheDir: job.cacheDir,
       baseDir: job.open.baseDir,
       onProgress: (p) => p.phase === 'evaluating' && post({ type: 'progress', done: p.done, cacheHits: p.cacheHits }),
-    });
+    }, { index: job.lane, count: job.lanes });
   } finally {
     // the sessions go before the thread does: ONNX Runtime aborts the process when a thread ends
     // (Worker.terminate) with sessions still alive in it

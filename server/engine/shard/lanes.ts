@@ -25,8 +25,9 @@ import { SkepticInputError } from '../errors';
 import { physicalCores } from '../model/threads';
 import type { Report } from '../report/schema';
 import type { Dataset, LoadedModel } from '../types';
+import type { ShardSpec } from './assign';
 import { suppliedRecords } from './merge';
-import { shardIdentity, identityDiff, type ShardOpen, type ShardResult } from './result';
+import { identityDiff, inShard, runShard, shardIdentity, type ShardOpen, type ShardResult } from './result';
 
 /** What a lane opens and runs: plain data, sent to its worker thread. */
 export interface LaneJob {
@@ -37,6 +38,8 @@ export interface LaneJob {
   batchSize: number;
   limit?: number;
   cacheDir?: string;
+  /** The shard the lanes split (the whole audit is shard 0 of 1). */
+  shard: ShardSpec;
   lane: number;
   lanes: number;
   /** ONNX Runtime's intra-op threads in each of the lane's sessions. */
@@ -126,44 +129,36 @@ export interface LanesOptions extends Omit<AuditOptions, 'only' | 'evaluateOnly'
   datasetOptions: LaneJob['datasetOptions'];
 }
 
+/** A whole audit as a shard: the one of one, which the lanes split. */
+const WHOLE: ShardSpec = { index: 0, count: 1, source: 'the whole audit' };
+
 /**
- * The audit of `dataset` in `plan.lanes` lanes, merged. `model` and `dataset` are this thread's,
- * opened as `open` says (the lanes open their own the same way); the merge uses them.
- * Cancelling stops every lane between batches; the report then holds what the lanes finished.
+ * Runs `shard`'s images in `opts.plan.lanes` lanes and returns each lane's result (runShard's,
+ * over the shard's images in that lane). Progress counts the shard's images, `total` of them.
+ * Cancelling stops every lane between batches; each then returns what it finished.
  */
-export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: LanesOptions): Promise<Report> {
+async function runLanes(shard: ShardSpec, total: number, opts: LanesOptions): Promise<ShardResult[]> {
   const { plan } = opts;
-  const started = Date.now();
-  const seed = opts.seed ?? 0;
-  const batchSize = opts.batchSize ?? 32;
-  const total = dataset.records.length;
   const done = new Array<number>(plan.lanes).fill(0);
   const hits = new Array<number>(plan.lanes).fill(0);
   const progress = () => opts.onProgress?.({ done: done.reduce((a, b) => a + b, 0), total, phase: 'evaluating', cacheHits: hits.reduce((a, b) => a + b, 0) });
   progress();
-
   const script = laneScript();
-  if (!existsSync(script.file)) {
-    // a bundle without its lane script (a partial copy of dist/): one lane, saying why
-    const report = await audit(model, dataset, opts);
-    report.warnings.push(`lanes: ${script.file} is missing, so the audit ran in one lane instead of ${plan.lanes}`);
-    return report;
-  }
   const workers: Worker[] = [];
   const exits: Promise<unknown>[] = [];
   const onAbort = () => workers.forEach((w) => w.postMessage({ type: 'cancel' }));
   opts.signal?.addEventListener('abort', onAbort);
-  let results: ShardResult[];
   try {
-    results = await Promise.all(
+    return await Promise.all(
       Array.from({ length: plan.lanes }, (_, lane) => {
         const job: LaneJob = {
           open: opts.open,
           datasetOptions: opts.datasetOptions,
-          seed,
-          batchSize,
+          seed: opts.seed ?? 0,
+          batchSize: opts.batchSize ?? 32,
           limit: opts.limit,
           cacheDir: opts.cacheDir,
+          shard,
           lane,
           lanes: plan.lanes,
           threads: plan.threads,
@@ -203,13 +198,78 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Whether this bundle has its lane script; if not, `warn` says why the work runs in one lane. */
+function laneScriptMissing(plan: LanePlan): string | undefined {
+  const { file } = laneScript();
+  return existsSync(file) ? undefined : `lanes: ${file} is missing, so the audit ran in one lane instead of ${plan.lanes}`;
+}
+
+/**
+ * One shard of a sharded audit (`skeptic audit --shard`) in lanes: the shard's images split
+ * among the lanes (laneOf), their results joined into the result one process writes for the
+ * shard, records in dataset order. `model` and `dataset` are this thread's, opened as `open` says.
+ */
+export async function runShardInLanes(model: LoadedModel, dataset: Dataset, shard: ShardSpec, opts: LanesOptions): Promise<ShardResult> {
+  const missing = laneScriptMissing(opts.plan);
+  if (missing) {
+    console.error(`skeptic: ${missing}`);
+    return runShard(model, dataset, shard, opts.open, opts);
+  }
+  const started = Date.now();
+  const members = dataset.records.filter(inShard(shard.index, shard.count)).length;
+  const results = await runLanes(shard, members, opts);
+  const [first] = results;
+  const byImage = <T extends { image: number }>(a: T, b: T) => a.image - b.image;
+  const probes: ShardResult['probes'] = {};
+  for (const id of Object.keys(first.probes)) {
+    const parts = results.map((r) => r.probes[id]);
+    const failed = parts.find((p) => p.status === 'failed');
+    const status = failed ? 'failed' : parts.find((p) => p.status !== 'ok')?.status ?? 'ok';
+    probes[id] = { status, records: parts.flatMap((p) => p.records).sort(byImage) };
+    if (failed?.reason) probes[id].reason = failed.reason;
+  }
+  return {
+    ...first,
+    shard,
+    status: results.some((r) => r.status === 'cancelled') ? 'cancelled' : 'complete',
+    images: results.flatMap((r) => r.images).sort(byImage),
+    probes,
+    run: {
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      host: first.run.host,
+      cache: { hits: results.reduce((a, r) => a + r.run.cache.hits, 0), misses: results.reduce((a, r) => a + r.run.cache.misses, 0), path: first.run.cache.path },
+    },
+  };
+}
+
+/**
+ * The audit of `dataset` in `plan.lanes` lanes, merged. `model` and `dataset` are this thread's,
+ * opened as `open` says (the lanes open their own the same way); the merge uses them.
+ * Cancelling stops every lane between batches; the report then holds what the lanes finished.
+ */
+export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: LanesOptions): Promise<Report> {
+  const { plan } = opts;
+  const missing = laneScriptMissing(plan);
+  if (missing) {
+    // a bundle without its lane script (a partial copy of dist/): one lane, saying why
+    const report = await audit(model, dataset, opts);
+    report.warnings.push(missing);
+    return report;
+  }
+  const started = Date.now();
+  const seed = opts.seed ?? 0;
+  const batchSize = opts.batchSize ?? 32;
+  const results = await runLanes(WHOLE, dataset.records.length, opts);
 
   // The lanes are this audit's shards: they must agree with this thread's opening of it.
-  const here = shardIdentity(model, dataset, { seed, limit: opts.limit, batchSize, probes: opts.probes, count: plan.lanes });
-  for (const r of results) {
-    const diffs = identityDiff(here, r.identity, 'this audit', `lane ${r.shard.index + 1}`);
-    if (diffs.length) throw new Error(`lane ${r.shard.index + 1}/${plan.lanes} opened another audit: ${diffs.join('; ')}`);
-  }
+  const here = shardIdentity(model, dataset, { seed, limit: opts.limit, batchSize, probes: opts.probes, count: 1 });
+  results.forEach((r, lane) => {
+    const diffs = identityDiff(here, r.identity, 'this audit', `lane ${lane + 1}`);
+    if (diffs.length) throw new Error(`lane ${lane + 1}/${plan.lanes} opened another audit: ${diffs.join('; ')}`);
+  });
   const cancelled = results.some((r) => r.status === 'cancelled');
   // After a cancel, the merge reads only the images the lanes finished: the others stay in the
   // report unevaluated, as in a cancelled single lane's report.
@@ -221,7 +281,7 @@ export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: L
     ...opts,
     seed,
     batchSize,
-    supplied: suppliedRecords(results, dataset, opts.probes, (i) => `lane ${i + 1}/${plan.lanes}`),
+    supplied: suppliedRecords(results, dataset, opts.probes, () => 'a lane'),
     // a cancelled audit still summarises what finished (as audit() does after a cancel)
     signal: cancelled ? undefined : opts.signal,
     onProgress: opts.onProgress && ((p: AuditProgress) => p.phase !== 'evaluating' && opts.onProgress!(p)),

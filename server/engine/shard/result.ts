@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../fs/atomic';
 import type { ProbeStatus, Report } from '../report/schema';
 import type { Dataset, DatasetRecord, LoadedModel } from '../types';
 import { ENGINE_VERSION, TOOL_VERSION } from '../version';
-import { shardOf, type ShardSpec } from './assign';
+import { laneOf, shardOf, type ShardSpec } from './assign';
 
 export const SHARD_FORMAT = 'skeptic-shard';
 export const SHARD_FORMAT_VERSION = 1;
@@ -103,7 +103,8 @@ export function inShard(index: number, count: number): (r: DatasetRecord) => boo
 
 /**
  * Audits one shard: its items through every probe's per-image work (with the cache, as an
- * audit does), no summaries. Progress is reported as the audit reports it.
+ * audit does), no summaries. Progress is reported as the audit reports it. With `lane`, only the
+ * shard's items in that lane (laneOf; lanes.ts runs the lanes and joins their results).
  */
 export async function runShard(
   model: LoadedModel,
@@ -111,10 +112,12 @@ export async function runShard(
   shard: ShardSpec,
   open: ShardOpen,
   opts: AuditOptions,
+  lane?: { index: number; count: number },
 ): Promise<ShardResult> {
   const seed = opts.seed ?? 0;
   const batchSize = opts.batchSize ?? 32;
-  const only = inShard(shard.index, shard.count);
+  const inThis = inShard(shard.index, shard.count);
+  const only = lane ? (r: DatasetRecord) => inThis(r) && laneOf(r.id, lane.count) === lane.index : inThis;
   const report: Report = await audit(model, dataset, { ...opts, seed, batchSize, only, evaluateOnly: true, outDir: undefined });
   const images: ShardImage[] = [];
   dataset.records.forEach((r, i) => {
