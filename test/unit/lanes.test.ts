@@ -13,6 +13,7 @@ import { audit, type AuditProgress } from '../../server/engine/audit';
 import { openDataset } from '../../server/engine/data';
 import { SkepticInputError } from '../../server/engine/errors';
 import { loadModel } from '../../server/engine/model';
+import type { LoadedModel } from '../../server/engine/types';
 import { createProbes } from '../../server/engine/probes';
 import { laneOf, shardOf } from '../../server/engine/shard/assign';
 import { auditInLanes, laneBytes, lanePlan, runShardInLanes, type LanePlan } from '../../server/engine/shard/lanes';
@@ -58,12 +59,22 @@ test('lanePlan: one lane per 4 cores on the CPU, at most 4, and per 16 images; o
   assert.equal(laneBytes(100 * 2 ** 20), GiB + 4000 * 2 ** 20);
 });
 
-const lanes = (n: number): LanePlan => ({ lanes: n, threads: 1, workers: 1, why: `${n} as asked` });
-
-test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress adds up to the images', async () => {
+/** A temporary folder and the demo model, both gone after `fn`. */
+async function withDemo(fn: (tmp: string, model: LoadedModel) => Promise<void>): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
   const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
   try {
+    await fn(tmp, model);
+  } finally {
+    await model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const lanes = (n: number): LanePlan => ({ lanes: n, threads: 1, workers: 1, why: `${n} as asked` });
+
+test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress adds up to the images', () =>
+  withDemo(async (tmp, model) => {
     const dataPath = demoManifest(tmp);
     const dataset = await openDataset(dataPath, { labels: model.labels, seed: 3 });
     const common = { seed: 3, batchSize: 8, baseDir: tmp };
@@ -92,16 +103,10 @@ test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress add
     assert.ok(evaluating.every((p) => p.total === 42));
     assert.equal(evaluating.at(-1)!.done, 42);
     assert.ok(seen.some((p) => p.phase === 'summarizing'), "the merge's summaries show");
-  } finally {
-    await model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("a shard in lanes: its result is the one process's for that shard, and the shards merge into the single audit", async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
-  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
-  try {
+test("a shard in lanes: its result is the one process's for that shard, and the shards merge into the single audit", () =>
+  withDemo(async (tmp, model) => {
     const dataPath = demoManifest(tmp);
     const dataset = await openDataset(dataPath, { labels: model.labels, seed: 3 });
     const common = { seed: 3, batchSize: 8, baseDir: tmp };
@@ -118,11 +123,7 @@ test("a shard in lanes: its result is the one process's for that shard, and the 
     }
     const merged = await mergeShards(model, dataset, planMerge(inputs, false), { probes: createProbes(ALL_PROBES, SMALL_PARAMS), baseDir: tmp });
     assert.deepEqual(stripRun(merged), stripRun(single), 'the laned shards merged = one process');
-  } finally {
-    await model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
 test("laneOf splits a shard's items, not by the shard's own choice", () => {
   const ids = Array.from({ length: 4000 }, (_, i) => `img/${i}.png`);
@@ -133,10 +134,8 @@ test("laneOf splits a shard's items, not by the shard's own choice", () => {
   assert.equal(laneOf('x', 1), 0);
 });
 
-test('lanes share the results cache: a second audit in lanes finds every record there and gives the same report', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
-  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
-  try {
+test('lanes share the results cache: a second audit in lanes finds every record there and gives the same report', () =>
+  withDemo(async (tmp, model) => {
     const dataPath = demoManifest(tmp);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const probes = ['clean', 'shift'];
@@ -154,16 +153,10 @@ test('lanes share the results cache: a second audit in lanes finds every record 
     const second = await run();
     assert.deepEqual(second.run.cache, { hits: 80, misses: 0, path: join(tmp, 'cache') });
     assert.deepEqual(stripRun(second), stripRun(first));
-  } finally {
-    await model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a cancel stops every lane; the report holds what they finished, marked cancelled', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
-  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
-  try {
+test('a cancel stops every lane; the report holds what they finished, marked cancelled', () =>
+  withDemo(async (tmp, model) => {
     const dataPath = demoManifest(tmp, 200);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const probes = ['clean', 'shift', 'corruptions'];
@@ -182,16 +175,10 @@ test('a cancel stops every lane; the report holds what they finished, marked can
     assert.ok(report.dataset.evaluated >= 8 && report.dataset.evaluated < 150, `evaluated ${report.dataset.evaluated} of 200 before the lanes stopped`);
     for (const p of Object.values(report.probes)) assert.equal(p.status, 'cancelled');
     assert.equal(report.probes.clean.count, report.dataset.evaluated, 'a record for every image evaluated');
-  } finally {
-    await model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("a lane that cannot open the model fails the audit, naming the file, once every lane's thread has ended", async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
-  const model = await loadModel(DEMO_MODEL, { device: 'cpu' });
-  try {
+test("a lane that cannot open the model fails the audit, naming the file, once every lane's thread has ended", () =>
+  withDemo(async (tmp, model) => {
     const dataPath = demoManifest(tmp, 16);
     const dataset = await openDataset(dataPath, { labels: model.labels });
     const missing = join(tmp, 'gone.onnx');
@@ -205,11 +192,7 @@ test("a lane that cannot open the model fails the audit, naming the file, once e
       }),
       (e: Error) => e instanceof SkepticInputError && e.message.includes(missing),
     );
-  } finally {
-    await model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('without its lane script the audit runs in one lane and says so', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'skeptic-lanes-'));
