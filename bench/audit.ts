@@ -360,7 +360,7 @@ async function main() {
           batchSize,
           plan,
           open: { modelPath, modelOptions: { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize }, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
-          datasetOptions: { limit: c.limit },
+          limit: c.limit,
         });
         walls.push(performance.now() - t0);
         if (values.save) writeFileSync(join(values.save, `${c.key}-lanes-${lanes}-report.json`), JSON.stringify(report, null, 1));

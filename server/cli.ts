@@ -298,6 +298,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
   // A report folder that cannot be written is found before the audit, not after it.
   checkOutDir(outDir);
   const loadOptions = modelOptions(entry, o, config);
+  const followSymlinks = !!o['follow-symlinks'] || config?.followSymlinks === true;
   const model = await loadModel(entry.path, loadOptions);
   try {
     // A 200,000-row manifest takes seconds to list: say how far it got.
@@ -309,26 +310,24 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       labelColumn: str(o['label-column']),
       limit,
       seed,
-      followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true,
+      followSymlinks,
       onProgress: listing && ((p) => listing({ ...p, phase: 'listing', cacheHits: 0 })),
     });
     listing?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const cacheDir = cacheFolder(o, baseDir);
     const open = { modelPath: entry.path, modelOptions: loadOptions, dataPath, datasetOptions: { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']) }, probes: wanted, params, baseDir };
-    const datasetOptions = { pathColumn: str(o['path-column']), labelColumn: str(o['label-column']), limit, seed, followSymlinks: !!o['follow-symlinks'] || config?.followSymlinks === true };
     // Lanes: the per-image work in worker threads, on many cores (engine/shard/lanes.ts); a
     // shard's images are split among them as a whole audit's are.
     const plan = lanePlan(lanesOf(o, config), {
       device: model.device.used,
       images: shard ? dataset.records.filter(inShard(shard.index, shard.count)).length : dataset.records.length,
       laneBytes: laneBytes(statSync(entry.path).size),
-      // as modelOptions took them: no more than the CPUs
-      threads: ((t) => (t === undefined ? undefined : Math.min(t, availableParallelism())))(int(o.threads, '--threads') ?? config?.threads),
+      threads: threadsOf(o, config),
     });
     if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
     if (shard) {
       const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
-      return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter, plan, datasetOptions });
+      return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter, plan, followSymlinks });
     }
 
     // Ctrl-C stops the audit between batches; the partial report is still written.
@@ -347,7 +346,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       const auditOptions = { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir };
       report =
         plan.lanes > 1
-          ? await auditInLanes(model, dataset, { ...auditOptions, plan, open, datasetOptions })
+          ? await auditInLanes(model, dataset, { ...auditOptions, plan, open, followSymlinks })
           : await audit(model, dataset, auditOptions);
     } finally {
       process.off('SIGINT', onSigint);
@@ -424,15 +423,7 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
-  let threads = int(o.threads, '--threads') ?? config?.threads;
-  if (threads !== undefined && (threads < 1 || threads > MAX_THREADS)) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
-  // More threads than CPUs only adds contention (1000 made a 1.5 s audit take 30 s).
-  const cpus = availableParallelism();
-  if (threads !== undefined && threads > cpus) {
-    console.error(`skeptic: --threads ${threads} is more than the ${cpus} CPUs this process may use; using ${cpus}`);
-    threads = cpus;
-  }
-  setCpuThreads(threads);
+  setCpuThreads(threadsOf(o, config, true));
   return {
     device,
     preprocess: cliPre ?? entry.preprocess,
@@ -442,6 +433,20 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
     outputKind: kind,
     batchSize: batchSizeOf(o) ?? config?.batchSize,
   };
+}
+
+/**
+ * --threads N, else skeptic.json's "threads" (undefined: the engine's default), checked and no more
+ * than the CPUs: more only adds contention (1000 made a 1.5 s audit take 30 s). `say` prints that.
+ */
+function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): number | undefined {
+  const threads = int(o.threads, '--threads') ?? config?.threads;
+  if (threads === undefined) return undefined;
+  if (threads < 1 || threads > MAX_THREADS) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
+  const cpus = availableParallelism();
+  if (threads <= cpus) return threads;
+  if (say) console.error(`skeptic: --threads ${threads} is more than the ${cpus} CPUs this process may use; using ${cpus}`);
+  return cpus;
 }
 
 /** --batch-size, within 1..MAX_BATCH_SIZE (memory grows with the batch). */

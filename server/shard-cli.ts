@@ -16,7 +16,7 @@ import { summaryText } from './engine/report/summary';
 import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/write';
 import type { ShardSpec } from './engine/shard/assign';
 import { mergeShards, planMerge, type MergeInput } from './engine/shard/merge';
-import { runShardInLanes, type LanePlan, type LanesOptions } from './engine/shard/lanes';
+import { runShardInLanes, type LanePlan } from './engine/shard/lanes';
 import { inShard, readShard, runShard, writeShard, type ShardOpen } from './engine/shard/result';
 import type { Dataset, LoadedModel } from './engine/types';
 
@@ -34,9 +34,9 @@ export interface ShardRun {
   dir: string;
   quiet: boolean;
   progress: typeof progressPrinter;
-  /** Lanes for the shard's images (engine/shard/lanes.ts), and the data's options they open it with. */
+  /** Lanes for the shard's images (engine/shard/lanes.ts); they open the data as `open` says. */
   plan: LanePlan;
-  datasetOptions: LanesOptions['datasetOptions'];
+  followSymlinks?: boolean;
 }
 
 export async function shardCommand(c: ShardRun): Promise<number> {
@@ -49,7 +49,7 @@ export async function shardCommand(c: ShardRun): Promise<number> {
     const opts = { probes: c.probes, seed: c.seed, batchSize: c.batchSize, limit: c.limit, signal, onProgress: progress, cacheDir: c.cacheDir, baseDir: c.open.baseDir };
     const result =
       c.plan.lanes > 1
-        ? await runShardInLanes(c.model, dataset, shard, { ...opts, plan: c.plan, open: c.open, datasetOptions: c.datasetOptions })
+        ? await runShardInLanes(c.model, dataset, shard, { ...opts, plan: c.plan, open: c.open, followSymlinks: c.followSymlinks })
         : await runShard(c.model, dataset, shard, c.open, opts);
     progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const file = writeShard(result, c.dir);

@@ -134,7 +134,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
               ...auditOptions,
               plan,
               open: { modelPath: job.model, modelOptions: { ...options }, dataPath: job.dataset, datasetOptions: {}, probes: job.probes ?? DEFAULT_PROBES, params: job.params, baseDir: job.baseDir },
-              datasetOptions: { limit: job.limit, seed: job.seed, followSymlinks: job.followSymlinks },
+              followSymlinks: job.followSymlinks,
             })
           : await audit(model, dataset, auditOptions);
       await writeReport(report, job.outDir, ['json']);

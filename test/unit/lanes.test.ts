@@ -88,7 +88,6 @@ test('demo model, every probe: 3 lanes = 1 lane, artifacts and all; progress add
       outDir: join(tmp, 'lanes'),
       plan: lanes(3),
       open,
-      datasetOptions: { seed: 3 },
       onProgress: (p) => seen.push(p),
     });
     assert.deepEqual(stripRun(report), stripRun(single), '3 lanes = 1 lane');
@@ -115,7 +114,7 @@ test("a shard in lanes: its result is the one process's for that shard, and the 
     const inputs: MergeInput[] = [];
     for (let i = 0; i < 3; i++) {
       const shard = { index: i, count: 3, source: 'test' };
-      const laned = await runShardInLanes(model, dataset, shard, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS), plan: lanes(2), open, datasetOptions: { seed: 3 } });
+      const laned = await runShardInLanes(model, dataset, shard, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS), plan: lanes(2), open });
       const alone = await runShard(model, dataset, shard, open, { ...common, probes: createProbes(ALL_PROBES, SMALL_PARAMS) });
       assert.deepEqual(JSON.parse(JSON.stringify({ ...laned, run: undefined })), JSON.parse(JSON.stringify({ ...alone, run: undefined })), `shard ${i}/3 in 2 lanes = in one`);
       assert.deepEqual(laned.run.cache, alone.run.cache);
@@ -146,7 +145,6 @@ test('lanes share the results cache: a second audit in lanes finds every record 
         cacheDir: join(tmp, 'cache'),
         plan: lanes(2),
         open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: SMALL_PARAMS, baseDir: tmp },
-        datasetOptions: {},
       });
     const first = await run();
     assert.deepEqual(first.run.cache, { hits: 0, misses: 80, path: join(tmp, 'cache') }, '40 usable images, two probes');
@@ -167,7 +165,6 @@ test('a cancel stops every lane; the report holds what they finished, marked can
       signal: controller.signal,
       plan: lanes(2),
       open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes, params: {}, baseDir: tmp },
-      datasetOptions: {},
       onProgress: (p) => p.phase === 'evaluating' && p.done >= 8 && controller.abort(),
     });
     assert.equal(report.run.cancelled, true);
@@ -188,7 +185,6 @@ test("a lane that cannot open the model fails the audit, naming the file, once e
         batchSize: 4,
         plan: lanes(2),
         open: { modelPath: missing, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ['clean'], params: {}, baseDir: tmp },
-        datasetOptions: {},
       }),
       (e: Error) => e instanceof SkepticInputError && e.message.includes(missing),
     );
@@ -207,7 +203,6 @@ test('without its lane script the audit runs in one lane and says so', async () 
       batchSize: 4,
       plan: lanes(2),
       open: { modelPath: DEMO_MODEL, modelOptions: { device: 'cpu' }, dataPath, datasetOptions: {}, probes: ['clean'], params: {}, baseDir: tmp },
-      datasetOptions: {},
     });
     assert.equal(report.run.lanes, undefined);
     assert.equal(report.probes.clean.count, 16);

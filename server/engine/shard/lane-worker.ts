@@ -1,8 +1,9 @@
 /**
  * One lane of an audit (lanes.ts), in its own worker thread: opens the model, the data and the
  * probes as the audit's thread did, audits its lane of the shard's images (runShard; the whole
- * audit is shard 0 of 1) and posts the records back. Its sessions, views workers and decode workers are its own; their thread counts
- * come with the job, so that the lanes together fill the cores and no more.
+ * audit is shard 0 of 1) and posts the records back. Its sessions, views workers and decode
+ * workers are its own; their thread counts come with the job, so that the lanes together fill
+ * the cores and no more.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDataset } from '../data';
@@ -24,7 +25,14 @@ async function lane(job: LaneJob): Promise<void> {
   const model = await loadModel(job.open.modelPath, job.open.modelOptions as LoadModelOptions);
   let result: ShardResult;
   try {
-    const dataset = await openDataset(job.open.dataPath, { labels: model.labels, numClasses: model.info.numClasses, ...job.datasetOptions });
+    const dataset = await openDataset(job.open.dataPath, {
+      ...job.open.datasetOptions,
+      labels: model.labels,
+      numClasses: model.info.numClasses,
+      limit: job.limit,
+      seed: job.seed,
+      followSymlinks: job.followSymlinks,
+    });
     result = await runShard(model, dataset, job.shard, job.open, {
       probes: createProbes(job.open.probes, job.open.params),
       seed: job.seed,

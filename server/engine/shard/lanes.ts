@@ -32,8 +32,8 @@ import { identityDiff, inShard, runShard, shardIdentity, type ShardOpen, type Sh
 /** What a lane opens and runs: plain data, sent to its worker thread. */
 export interface LaneJob {
   open: ShardOpen;
-  /** openDataset's options besides the model's labels and class count, as the front end resolved them. */
-  datasetOptions: { pathColumn?: string; labelColumn?: string; limit?: number; seed?: number; followSymlinks?: boolean };
+  /** The data is opened as `open` says, with this audit's limit and seed, and this. */
+  followSymlinks?: boolean;
   seed: number;
   batchSize: number;
   limit?: number;
@@ -101,10 +101,11 @@ export function lanePlan(
   if (byCores <= 1) return split(1, `${cpus} cores`);
   const byImages = Math.floor(o.images / MIN_AUTO_IMAGES_PER_LANE);
   if (byImages <= 1) return split(1, `${o.images} images`);
-  const byMemory = Math.floor((o.free ?? freemem()) / o.laneBytes);
+  const free = o.free ?? freemem();
+  const byMemory = Math.floor(free / o.laneBytes);
   const lanes = Math.max(1, Math.min(byCores, byImages, byMemory));
   const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-  return split(lanes, lanes < Math.min(byCores, byImages) ? `${cpus} cores; free memory ${gib(o.free ?? freemem())} GiB holds ${byMemory} lanes of ~${gib(o.laneBytes)} GiB` : `${cpus} cores`);
+  return split(lanes, lanes < Math.min(byCores, byImages) ? `${cpus} cores; free memory ${gib(free)} GiB holds ${byMemory} lanes of ~${gib(o.laneBytes)} GiB` : `${cpus} cores`);
 }
 
 /** What a lane may take in memory: its sessions' arenas grow with the model (a guess, on the safe side). */
@@ -126,7 +127,7 @@ function laneScript(): { file: string; code?: string } {
 export interface LanesOptions extends Omit<AuditOptions, 'only' | 'evaluateOnly' | 'supplied'> {
   plan: LanePlan;
   open: ShardOpen;
-  datasetOptions: LaneJob['datasetOptions'];
+  followSymlinks?: boolean;
 }
 
 /** A whole audit as a shard: the one of one, which the lanes split. */
@@ -153,7 +154,7 @@ async function runLanes(shard: ShardSpec, total: number, opts: LanesOptions): Pr
       Array.from({ length: plan.lanes }, (_, lane) => {
         const job: LaneJob = {
           open: opts.open,
-          datasetOptions: opts.datasetOptions,
+          followSymlinks: opts.followSymlinks,
           seed: opts.seed ?? 0,
           batchSize: opts.batchSize ?? 32,
           limit: opts.limit,
@@ -200,7 +201,7 @@ async function runLanes(shard: ShardSpec, total: number, opts: LanesOptions): Pr
   }
 }
 
-/** Whether this bundle has its lane script; if not, `warn` says why the work runs in one lane. */
+/** Why the work runs in one lane when this bundle lacks its lane script; undefined when it has it. */
 function laneScriptMissing(plan: LanePlan): string | undefined {
   const { file } = laneScript();
   return existsSync(file) ? undefined : `lanes: ${file} is missing, so the audit ran in one lane instead of ${plan.lanes}`;
