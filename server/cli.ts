@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { COMPARE_USAGE, compareCommand } from './cli-compare';
-import { audit, type AuditProgress } from './engine/audit';
+import type { AuditProgress } from './engine/audit';
 import { loadReport as loadBaseline } from './engine/compare/load';
 import { findConfig, loadConfig, MAX_BATCH_SIZE, MAX_LANES, MAX_THREADS, type ModelEntry, type SkepticConfig } from './engine/config';
 import { openDataset } from './engine/data';
@@ -25,7 +25,7 @@ import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/
 import type { DeviceChoice, OutputKind, PixelBatch, PixelImage } from './engine/types';
 import { TOOL_VERSION } from './engine/version';
 import { parseShard, shardFromEnv, type ShardSpec } from './engine/shard/assign';
-import { auditInLanes, laneBytes, lanePlan } from './engine/shard/lanes';
+import { auditInLanes, describePlan, laneBytes, lanePlan } from './engine/shard/lanes';
 import { inShard } from './engine/shard/result';
 import { mergeCommand, shardCommand } from './shard-cli';
 import { checkRegularFile, MAX_MODEL_BYTES, MAX_TEXT_BYTES } from './engine/fs/files';
@@ -324,7 +324,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
       laneBytes: laneBytes(statSync(entry.path).size),
       threads: threadsOf(o, config),
     });
-    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}; --lanes 1 for one)\n`);
+    if (plan.lanes > 1 && !o.quiet) process.stderr.write(`skeptic: ${describePlan(plan, '--lanes 1 for one')}\n`);
     if (shard) {
       const dir = str(o.out) ? resolve(str(o.out)!) : join(baseDir, '.skeptic', 'shards', `${stem(entry.path)}--${stem(dataPath)}`);
       return await shardCommand({ model, dataset, probes, shard, open, seed, batchSize, limit, cacheDir, dir, quiet: !!o.quiet, progress: progressPrinter, plan, followSymlinks });
@@ -343,11 +343,7 @@ async function auditCommand(positionals: string[], o: Flags): Promise<number> {
     if (!o.quiet) for (const p of probes) if (p.budget) process.stderr.write(`${p.id}: ${p.budget(model)}\n`);
     let report: Report;
     try {
-      const auditOptions = { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir };
-      report =
-        plan.lanes > 1
-          ? await auditInLanes(model, dataset, { ...auditOptions, plan, open, followSymlinks })
-          : await audit(model, dataset, auditOptions);
+      report = await auditInLanes(model, dataset, { probes, seed, batchSize, limit, signal: controller.signal, onProgress: progress, cacheDir, outDir, baseDir, plan, open, followSymlinks });
     } finally {
       process.off('SIGINT', onSigint);
       progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });

@@ -17,7 +17,7 @@ import { REPORT_FORMATS, writeReport, type ReportFormat } from './engine/report/
 import type { ShardSpec } from './engine/shard/assign';
 import { mergeShards, planMerge, type MergeInput } from './engine/shard/merge';
 import { runShardInLanes, type LanePlan } from './engine/shard/lanes';
-import { inShard, readShard, runShard, writeShard, type ShardOpen } from './engine/shard/result';
+import { inShard, readShard, writeShard, type ShardOpen } from './engine/shard/result';
 import type { Dataset, LoadedModel } from './engine/types';
 
 export interface ShardRun {
@@ -46,11 +46,19 @@ export async function shardCommand(c: ShardRun): Promise<number> {
   const { signal, release } = cancelOnSignals();
   const progress = c.quiet ? undefined : (c.progress() ?? lineProgress('shard'));
   try {
-    const opts = { probes: c.probes, seed: c.seed, batchSize: c.batchSize, limit: c.limit, signal, onProgress: progress, cacheDir: c.cacheDir, baseDir: c.open.baseDir };
-    const result =
-      c.plan.lanes > 1
-        ? await runShardInLanes(c.model, dataset, shard, { ...opts, plan: c.plan, open: c.open, followSymlinks: c.followSymlinks })
-        : await runShard(c.model, dataset, shard, c.open, opts);
+    const result = await runShardInLanes(c.model, dataset, shard, {
+      probes: c.probes,
+      seed: c.seed,
+      batchSize: c.batchSize,
+      limit: c.limit,
+      signal,
+      onProgress: progress,
+      cacheDir: c.cacheDir,
+      baseDir: c.open.baseDir,
+      plan: c.plan,
+      open: c.open,
+      followSymlinks: c.followSymlinks,
+    });
     progress?.({ done: 0, total: 0, phase: 'done', cacheHits: 0 });
     const file = writeShard(result, c.dir);
     const failed = Object.entries(result.probes).filter(([, p]) => p.status === 'failed');

@@ -19,7 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { checkRegularFile, MAX_MODEL_BYTES } from './engine/fs/files';
-import { audit, type AuditProgress } from './engine/audit';
+import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { SkepticInputError } from './engine/errors';
 import { loadModel, setCpuThreads, type LoadModelOptions } from './engine/model';
@@ -28,7 +28,7 @@ import { decodeModel } from './engine/model/onnx';
 import { hfInputSize, readHfConfig } from './engine/model/preprocess';
 import { createProbes, DEFAULT_PROBES } from './engine/probes';
 import { writeReport } from './engine/report/write';
-import { auditInLanes, laneBytes, lanePlan } from './engine/shard/lanes';
+import { auditInLanes, describePlan, laneBytes, lanePlan } from './engine/shard/lanes';
 import type { OutputKind } from './engine/types';
 import { describeProbes } from './daemon/catalog';
 import { modelKey, ModelKeeper } from './kept-model';
@@ -113,7 +113,11 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         followSymlinks: job.followSymlinks,
         onProgress: (p) => onProgress({ ...p, phase: 'listing', cacheHits: 0 }),
       });
-      const auditOptions = {
+      // on many cores, the per-image work in lanes (engine/shard/lanes.ts); they load the model
+      // themselves, and this process's (kept or not) serves the merge
+      const plan = lanePlan(job.lanes ?? 'auto', { device: model.device.used, images: dataset.records.length, laneBytes: laneBytes(statSync(job.model).size), threads });
+      if (plan.lanes > 1) console.log(`audit in ${describePlan(plan)}`);
+      const report = await auditInLanes(model, dataset, {
         probes,
         seed: job.seed,
         batchSize: job.batchSize,
@@ -123,20 +127,10 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
         cacheDir: job.cacheDir,
         outDir: job.outDir,
         baseDir: job.baseDir,
-      };
-      // on many cores, the per-image work in lanes (engine/shard/lanes.ts); they load the model
-      // themselves, and this process's (kept or not) serves the merge
-      const plan = lanePlan(job.lanes ?? 'auto', { device: model.device.used, images: dataset.records.length, laneBytes: laneBytes(statSync(job.model).size), threads });
-      if (plan.lanes > 1) console.log(`audit in ${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why})`);
-      const report =
-        plan.lanes > 1
-          ? await auditInLanes(model, dataset, {
-              ...auditOptions,
-              plan,
-              open: { modelPath: job.model, modelOptions: { ...options }, dataPath: job.dataset, datasetOptions: {}, probes: job.probes ?? DEFAULT_PROBES, params: job.params, baseDir: job.baseDir },
-              followSymlinks: job.followSymlinks,
-            })
-          : await audit(model, dataset, auditOptions);
+        plan,
+        open: { modelPath: job.model, modelOptions: { ...options }, dataPath: job.dataset, datasetOptions: {}, probes: job.probes ?? DEFAULT_PROBES, params: job.params, baseDir: job.baseDir },
+        followSymlinks: job.followSymlinks,
+      });
       await writeReport(report, job.outDir, ['json']);
       keep = !report.run.cancelled;
       return { reportFile: join(job.outDir, 'report.json'), cancelled: report.run.cancelled };

@@ -108,6 +108,11 @@ export function lanePlan(
   return split(lanes, lanes < Math.min(byCores, byImages) ? `${cpus} cores; free memory ${gib(free)} GiB holds ${byMemory} lanes of ~${gib(o.laneBytes)} GiB` : `${cpus} cores`);
 }
 
+/** The plan in words, for the CLI's stderr and the daemon's log: "4 lanes of 4 threads (16 cores)", a `hint` after the why. */
+export function describePlan(plan: LanePlan, hint?: string): string {
+  return `${plan.lanes} lanes of ${plan.threads} thread${plan.threads === 1 ? '' : 's'} (${plan.why}${hint ? `; ${hint}` : ''})`;
+}
+
 /** What a lane may take in memory: its sessions' arenas grow with the model (a guess, on the safe side). */
 export function laneBytes(modelBytes: number): number {
   return 2 ** 30 + 40 * modelBytes;
@@ -211,8 +216,10 @@ function laneScriptMissing(plan: LanePlan): string | undefined {
  * One shard of a sharded audit (`skeptic audit --shard`) in lanes: the shard's images split
  * among the lanes (laneOf), their results joined into the result one process writes for the
  * shard, records in dataset order. `model` and `dataset` are this thread's, opened as `open` says.
+ * A plan of one lane is runShard in this thread.
  */
 export async function runShardInLanes(model: LoadedModel, dataset: Dataset, shard: ShardSpec, opts: LanesOptions): Promise<ShardResult> {
+  if (opts.plan.lanes <= 1) return runShard(model, dataset, shard, opts.open, opts);
   const missing = laneScriptMissing(opts.plan);
   if (missing) {
     console.error(`skeptic: ${missing}`);
@@ -250,9 +257,11 @@ export async function runShardInLanes(model: LoadedModel, dataset: Dataset, shar
  * The audit of `dataset` in `plan.lanes` lanes, merged. `model` and `dataset` are this thread's,
  * opened as `open` says (the lanes open their own the same way); the merge uses them.
  * Cancelling stops every lane between batches; the report then holds what the lanes finished.
+ * A plan of one lane is audit() in this thread.
  */
 export async function auditInLanes(model: LoadedModel, dataset: Dataset, opts: LanesOptions): Promise<Report> {
   const { plan } = opts;
+  if (plan.lanes <= 1) return audit(model, dataset, opts);
   const missing = laneScriptMissing(plan);
   if (missing) {
     // a bundle without its lane script (a partial copy of dist/): one lane, saying why
