@@ -226,7 +226,8 @@ async function main() {
   console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-webgpu'] ? ", WebGPU's view graphs" : ''}`);
   for (const c of CASES) {
     const modelPath = resolve(FIXTURES, c.model);
-    const model = await loadModel(modelPath, { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
+    const loadOptions = { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize };
+    const model = await loadModel(modelPath, loadOptions);
     K = model.info.numClasses;
     // where it runs: a provider asked for and not started (WebGPU without an adapter) falls back
     console.log(`\n${c.name}: ${model.device.used}${model.device.threads ? ` (${model.device.threads} CPU threads a session)` : ''}${model.device.fallbacks.length ? `; fell back: ${model.device.fallbacks.join('; ')}` : ''}`);
@@ -359,7 +360,7 @@ async function main() {
           probes: createProbes(probeIds),
           batchSize,
           plan,
-          open: { modelPath, modelOptions: { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize }, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
+          open: { modelPath, modelOptions: loadOptions, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
           limit: c.limit,
         });
         walls.push(performance.now() - t0);
