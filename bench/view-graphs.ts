@@ -39,15 +39,15 @@ function planOf(name: string): { plan: ViewPlan; feeds: Record<string, ort.Tenso
   const feeds: Record<string, ort.Tensor> = { skeptic_view_src: new ort.Tensor('float32', src, [n, C, H + 2 * m, W + 2 * m]) };
   const perms = (sizes: number[]) => {
     const total = sizes.reduce((a, s) => a + s, 0);
-    const p = new BigInt64Array(n * total);
+    const p = new Int32Array(n * total);
     for (let i = 0; i < n; i++) {
       let at = 0;
       for (const s of sizes) {
-        for (let k = 0; k < s; k++) p[i * total + at + k] = BigInt((k + 1 + i) % s);
+        for (let k = 0; k < s; k++) p[i * total + at + k] = (k + 1 + i) % s;
         at += s;
       }
     }
-    feeds.skeptic_view_perm = new ort.Tensor('int64', p, [n, total]);
+    feeds.skeptic_view_perm = new ort.Tensor('int32', p, [n, total]);
   };
   const at = (g: number) => Array.from({ length: g + 1 }, (_, i) => i * Math.floor(H / g));
   let ops: ViewOp[];
@@ -59,9 +59,9 @@ function planOf(name: string): { plan: ViewPlan; feeds: Record<string, ort.Tenso
       ...shifts.map((dy): ViewOp => ({ kind: 'crop', top: m - dy, left: m })),
       ...Array.from({ length: 9 }, (_, slot): ViewOp => ({ kind: 'embed', slot })),
     ];
-    const e = new BigInt64Array(n * 18);
-    for (let i = 0; i < e.length; i++) e[i] = BigInt((i * 37) % 225);
-    feeds.skeptic_view_embed = new ort.Tensor('int64', e, [n, 9, 2]);
+    const e = new Int32Array(n * 18);
+    for (let i = 0; i < e.length; i++) e[i] = (i * 37) % 225;
+    feeds.skeptic_view_embed = new ort.Tensor('int32', e, [n, 9, 2]);
   } else if (name === 'tiles') {
     // patches' shuffles at grids 2, 4, 8 beside the image
     ops = [{ kind: 'crop', top: 0, left: 0 }, ...[2, 4, 8].map((g, slot): ViewOp => ({ kind: 'tiles', rows: at(g), cols: at(g), slot }))];
