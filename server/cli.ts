@@ -18,6 +18,7 @@ import { formatGradcheck, gradcheck } from './engine/gradcheck';
 import { toBatch } from './engine/image/ops';
 import { GradientUnsupportedError } from './engine/model/gradient';
 import { describeModel, loadModel, setCpuThreads } from './engine/model';
+import { cpuBudget, MAX_CPUS, setCpuBudget } from './engine/model/threads';
 import { createProbes, DEFAULT_PROBES, PROBES } from './engine/probes';
 import type { Report } from './engine/report/schema';
 import { summaryText } from './engine/report/summary';
@@ -60,6 +61,9 @@ Audit options:
   --device D             auto | cpu | webgpu | cuda (default auto)
   --batch-size N         images per model run (default 32)
   --threads N            CPU threads per ONNX Runtime session (default: the physical cores)
+  --cpus N               the CPUs this run may use (default: all it may run on); threads, lanes
+                         and worker threads are sized from it: a scheduler's share of a node it
+                         does not pin the job to (deploy/slurm passes it); also \$SKEPTIC_CPUS
   --lanes N|auto         audit in N lanes, worker threads with their own sessions (default auto:
                          one per 4 cores from 8 cores up, at most 4; see the README)
   --out DIR              report folder (default .skeptic/reports/<model>--<dataset>)
@@ -85,7 +89,7 @@ Audit options:
 Merge options (SHARD: shard result files, or folders of them):
   --out DIR              report folder (required)
   --partial              merge the shards there are; the report says what it covers
-  --format, --json, --fail-on, --device, --threads, --cache-dir, --no-cache, --quiet as above
+  --format, --json, --fail-on, --device, --threads, --cpus, --cache-dir, --no-cache, --quiet as above
 
 Gradcheck options (and --preprocess, --labels, --output-kind, --device, --seed as above):
   --data PATH            check at real images from this dataset (default: random images)
@@ -120,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
         device: { type: 'string' },
         'batch-size': { type: 'string' },
         threads: { type: 'string' },
+        cpus: { type: 'string' },
         lanes: { type: 'string' },
         out: { type: 'string' },
         format: { type: 'string' },
@@ -419,6 +424,7 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
+  setCpuBudget(cpusOf(o, true));
   setCpuThreads(threadsOf(o, config, true));
   return {
     device,
@@ -439,10 +445,24 @@ function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): nu
   const threads = int(o.threads, '--threads') ?? config?.threads;
   if (threads === undefined) return undefined;
   if (threads < 1 || threads > MAX_THREADS) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
-  const cpus = availableParallelism();
+  const cpus = cpuBudget();
   if (threads <= cpus) return threads;
   if (say) console.error(`skeptic: --threads ${threads} is more than the ${cpus} CPUs this process may use; using ${cpus}`);
   return cpus;
+}
+
+/**
+ * --cpus N (undefined: not given), checked and no more than the CPUs this process may run on; the
+ * caller hands it to setCpuBudget, which SKEPTIC_CPUS stands in for when it is undefined.
+ */
+export function cpusOf(o: Flags, say = false): number | undefined {
+  const cpus = int(o.cpus, '--cpus');
+  if (cpus === undefined) return undefined;
+  if (cpus < 1 || cpus > MAX_CPUS) throw new SkepticInputError(`--cpus must be from 1 to ${MAX_CPUS}, not ${cpus}`);
+  const allowed = availableParallelism();
+  if (cpus <= allowed) return cpus;
+  if (say) console.error(`skeptic: --cpus ${cpus} is more than the ${allowed} CPUs this process may run on; using ${allowed}`);
+  return allowed;
 }
 
 /** --batch-size, within 1..MAX_BATCH_SIZE (memory grows with the batch). */

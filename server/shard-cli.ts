@@ -5,11 +5,12 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cacheFolder, exitStatus, int, progressPrinter, str, usageError, type Flags } from './cli';
+import { cacheFolder, cpusOf, exitStatus, int, progressPrinter, str, usageError, type Flags } from './cli';
 import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
 import { loadModel, setCpuThreads, type LoadModelOptions } from './engine/model';
+import { setCpuBudget } from './engine/model/threads';
 import { createProbes } from './engine/probes';
 import type { Probe } from './engine/probes/probe';
 import { summaryText } from './engine/report/summary';
@@ -96,6 +97,7 @@ export async function mergeCommand(positionals: string[], o: Flags): Promise<num
     say(`partial merge without shard ${absent.join(', ')}`);
   }
   const open = plan.reference.result.open;
+  setCpuBudget(cpusOf(o, true));
   const threads = int(o.threads, '--threads');
   if (threads === 0) throw new SkepticInputError('--threads must be at least 1');
   if (threads !== undefined) setCpuThreads(threads);

@@ -16,13 +16,13 @@
  */
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { checkRegularFile, MAX_MODEL_BYTES } from './engine/fs/files';
 import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { SkepticInputError } from './engine/errors';
 import { loadModel, setCpuThreads, type LoadModelOptions } from './engine/model';
+import { cpuBudget } from './engine/model/threads';
 import { planInput, introspect } from './engine/model/introspect';
 import { decodeModel } from './engine/model/onnx';
 import { hfInputSize, readHfConfig } from './engine/model/preprocess';
@@ -70,7 +70,7 @@ async function runAudit(id: number, job: AuditJob): Promise<AuditJobResult> {
     // Probes first: a bad probe name or parameter fails before the model loads.
     const probes = createProbes(job.probes ?? DEFAULT_PROBES, job.params);
     // More threads than CPUs only adds contention (1000 made a 1.5 s audit take 30 s).
-    const threads = job.threads === undefined ? undefined : Math.max(1, Math.min(job.threads, availableParallelism()));
+    const threads = job.threads === undefined ? undefined : Math.max(1, Math.min(job.threads, cpuBudget()));
     setCpuThreads(threads);
     const options: LoadModelOptions = {
       device: job.device,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import Ajv from 'ajv';
@@ -153,6 +153,27 @@ test('inspect prints what Skeptic reads from the model', () => {
   const bad = skeptic(['inspect', DEMO_MODEL, '--threads', 'lots']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--threads must be a non-negative integer/);
+  // --cpus N (or SKEPTIC_CPUS=N), a scheduler's share of the node: the automatic threads follow it,
+  // and --threads more than it is cut to it. (With one CPU the default is one thread anyway.)
+  if (availableParallelism() > 1) {
+    const all = skeptic(['inspect', DEMO_MODEL]);
+    assert.doesNotMatch(all.stdout, /^Device +cpu \(requested auto\), 1 CPU thread$/m, 'more than one thread without a budget');
+  }
+  const budget = skeptic(['inspect', DEMO_MODEL, '--cpus', '1']);
+  assert.equal(budget.code, 0, budget.stderr);
+  assert.match(budget.stdout, /^Device +cpu \(requested auto\), 1 CPU thread$/m);
+  const env = spawnSync(process.execPath, [join(ROOT, 'bin/skeptic.js'), 'inspect', DEMO_MODEL], { cwd: work, encoding: 'utf8', env: { ...process.env, SKEPTIC_CPUS: '1' } });
+  assert.match(env.stdout, /^Device +cpu \(requested auto\), 1 CPU thread$/m);
+  if (availableParallelism() > 1) {
+    const cut = skeptic(['inspect', DEMO_MODEL, '--cpus', '1', '--threads', '2']);
+    assert.match(cut.stdout, /^Device +cpu \(requested auto\), 1 CPU thread$/m);
+    assert.match(cut.stderr, /--threads 2 is more than the 1 CPUs this process may use; using 1/);
+  }
+  for (const v of ['0', '5000', 'many']) {
+    const r = skeptic(['inspect', DEMO_MODEL, '--cpus', v]);
+    assert.equal(r.code, 2, v);
+    assert.match(r.stderr, /--cpus must be/, v);
+  }
 });
 
 test('--lanes: the audit in lanes says so and writes the report one lane writes; skeptic.json "lanes" is checked', () => {

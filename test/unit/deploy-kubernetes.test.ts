@@ -25,7 +25,14 @@ function manifest(file: string): Obj {
   assert.equal(r.status, 0, `${file}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
-const envOf = (c: Obj) => Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value]));
+/** A container's environment as the kubelet sets it: a value, or the container's CPU request through
+ *  the downward API (resourceFieldRef requests.cpu, divisor 1: whole CPUs, rounded up). */
+const envOf = (c: Obj) => Object.fromEntries((c.env ?? []).map((e: Obj) => [e.name, e.value ?? cpuRequest(c, e.valueFrom?.resourceFieldRef)]));
+function cpuRequest(c: Obj, ref: Obj | undefined): string {
+  assert.equal(ref?.resource, 'requests.cpu', `${c.name}: an env entry without a value is the CPU request`);
+  const q = String(c.resources.requests.cpu);
+  return String(Math.ceil(q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q)));
+}
 
 test('the Kubernetes manifests fit together, and their commands audit and merge (run here, not on a cluster)', { skip, timeout: 240_000 }, () => {
   const volume = manifest('volume.yaml');
@@ -48,6 +55,8 @@ test('the Kubernetes manifests fit together, and their commands audit and merge 
   const mergeC = merge.spec.template.spec.containers[0];
   assert.equal(mergeC.image, shard.image);
   assert.equal(envOf(mergeC).SKEPTIC_CACHE_DIR, envOf(shard).SKEPTIC_CACHE_DIR, 'one shared cache');
+  // the pods' CPU requests are Skeptic's CPU budget (the containers see the whole node)
+  for (const c of [shard, mergeC]) assert.equal(envOf(c).SKEPTIC_CPUS, String(c.resources.requests.cpu), c.name);
   const run = readFileSync(join(K8S, 'run.sh'), 'utf8');
   assert.match(run, /kubectl "\$@" wait --for=condition=complete job\/skeptic-shards/);
   assert.match(readFileSync(join(K8S, 'shards-job.yaml'), 'utf8'), /# limits: \{ memory: 8Gi, nvidia\.com\/gpu: 1 \}/);

@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../server/engine/model';
 import { sessionOptions } from '../../server/engine/model/providers';
-import { cpuThreads, physicalCores, setCpuThreads } from '../../server/engine/model/threads';
+import { cpuBudget, cpuThreads, physicalCores, setCpuBudget, setCpuThreads } from '../../server/engine/model/threads';
+import { lanePlan } from '../../server/engine/shard/lanes';
+import { defaultViewWorkers } from '../../server/engine/views/workers';
 import { DEMO_MODEL } from './helpers/demo';
 
 /** A fake /sys/devices/system/cpu with `cpus` as [package, core] per logical CPU (null: offline). */
@@ -74,6 +76,45 @@ test('the choice reaches session options and the report; SKEPTIC_THREADS overrid
   } finally {
     if (saved === undefined) delete process.env.SKEPTIC_THREADS;
     else process.env.SKEPTIC_THREADS = saved;
+    setCpuThreads(undefined);
+  }
+});
+
+test('a CPU budget (--cpus, SKEPTIC_CPUS) caps the cores counted, the automatic threads, the lanes and the views workers', () => {
+  const saved = process.env.SKEPTIC_CPUS;
+  const allowed = availableParallelism();
+  try {
+    delete process.env.SKEPTIC_CPUS;
+    setCpuBudget(undefined);
+    assert.equal(cpuBudget(), allowed);
+    setCpuBudget(1);
+    assert.equal(cpuBudget(), 1);
+    assert.equal(physicalCores(), 1);
+    assert.equal(cpuThreads(), 1, 'the automatic threads follow the budget');
+    assert.equal(defaultViewWorkers(), 1);
+    assert.equal(lanePlan('auto', { device: 'cpu', images: 1000, laneBytes: 1, free: 2 ** 40 }).threads, 1);
+    // never more than the process may run on
+    setCpuBudget(allowed + 7);
+    assert.equal(cpuBudget(), allowed);
+    assert.throws(() => setCpuBudget(0), /positive integer/);
+    // threads a caller named stand (the CLI cuts --threads to --cpus itself)
+    setCpuThreads(3);
+    setCpuBudget(1);
+    assert.equal(cpuThreads(), 3);
+    setCpuThreads(undefined);
+    assert.equal(cpuThreads(), 1);
+    // SKEPTIC_CPUS when --cpus is not given; a value that is not a whole number from 1 is ignored
+    setCpuBudget(undefined);
+    process.env.SKEPTIC_CPUS = '1';
+    assert.equal(cpuBudget(), 1);
+    for (const bad of ['0', '-2', '1.5', 'two', '']) {
+      process.env.SKEPTIC_CPUS = bad;
+      assert.equal(cpuBudget(), allowed, `SKEPTIC_CPUS=${bad}`);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.SKEPTIC_CPUS;
+    else process.env.SKEPTIC_CPUS = saved;
+    setCpuBudget(undefined);
     setCpuThreads(undefined);
   }
 });

@@ -7,13 +7,52 @@
  * physical cores this process may use (Linux: distinct (package, core) pairs in sysfs, capped by
  * os.availableParallelism(), which honours CPU affinity), and leaves ORT's default elsewhere.
  * `--threads N`, skeptic.json "threads" or SKEPTIC_THREADS override it.
+ *
+ * The CPUs the process may use at all (cpuBudget) are os.availableParallelism() unless `--cpus N`
+ * or SKEPTIC_CPUS=N says fewer: a scheduler that grants a job some of a node's CPUs without
+ * pinning it to them (Slurm without task/affinity or cgroup cores, a Kubernetes pod's CPU request)
+ * leaves the whole node visible, and the threads, lanes and worker threads sized from it would
+ * take CPUs other jobs were given.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
-/** Physical cores (Linux sysfs), at most the CPUs this process may run on; undefined when unknown. */
-export function physicalCores(root = '/sys/devices/system/cpu', limit = availableParallelism()): number | undefined {
+/** Most CPUs --cpus and SKEPTIC_CPUS may name (a sanity cap, as the threads' MAX_THREADS is). */
+export const MAX_CPUS = 1024;
+
+/** The budget setCpuBudget set (undefined: SKEPTIC_CPUS, or none). */
+let budget: number | undefined;
+/** The session threads chosen, whether they were (cpuThreads resolves them on first use), and
+ *  whether a caller named them (setCpuThreads(n)) rather than the automatic choice. */
+let chosen: number | undefined;
+let resolved = false;
+let named = false;
+
+function budgetFromEnv(): number | undefined {
+  const v = process.env.SKEPTIC_CPUS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_CPUS ? n : undefined;
+}
+
+/** The CPUs this process may use: os.availableParallelism() (CPU affinity, a container's CPU set),
+ *  at most what setCpuBudget (--cpus) or else SKEPTIC_CPUS says. */
+export function cpuBudget(): number {
+  const allowed = availableParallelism();
+  return Math.min(allowed, budget ?? budgetFromEnv() ?? allowed);
+}
+
+/** Caps the CPUs this process uses from now on (undefined: back to SKEPTIC_CPUS or all it may run
+ *  on); the automatic thread count follows it. */
+export function setCpuBudget(n: number | undefined): void {
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`cpus must be a positive integer, not ${n}`);
+  budget = n;
+  if (!named) resolved = false; // the automatic choice is made again, within the new budget
+}
+
+/** Physical cores (Linux sysfs), at most the CPUs this process may use (cpuBudget); undefined when unknown. */
+export function physicalCores(root = '/sys/devices/system/cpu', limit = cpuBudget()): number | undefined {
   if (process.platform !== 'linux' && root === '/sys/devices/system/cpu') return undefined;
   try {
     const cores = new Set<string>();
@@ -39,13 +78,15 @@ function fromEnv(): number | undefined {
   return Number.isInteger(n) && n >= 1 ? n : undefined;
 }
 
-let chosen: number | undefined;
-let resolved = false;
+/** A budget someone set, for a platform whose cores are unknown (ORT's default knows no budget). */
+function setBudget(): number | undefined {
+  return (budget ?? budgetFromEnv()) === undefined ? undefined : cpuBudget();
+}
 
 /** Threads for new CPU sessions (undefined: ORT's default). */
 export function cpuThreads(): number | undefined {
   if (!resolved) {
-    chosen = fromEnv() ?? physicalCores();
+    chosen = fromEnv() ?? physicalCores() ?? setBudget();
     resolved = true;
   }
   return chosen;
@@ -54,6 +95,7 @@ export function cpuThreads(): number | undefined {
 /** Sets the threads for sessions created from now on (undefined: back to the automatic choice). */
 export function setCpuThreads(n: number | undefined): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`threads must be a positive integer, not ${n}`);
-  chosen = n ?? fromEnv() ?? physicalCores();
+  chosen = n ?? fromEnv() ?? physicalCores() ?? setBudget();
+  named = n !== undefined;
   resolved = true;
 }

@@ -17,12 +17,12 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, freemem } from 'node:os';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { audit, type AuditOptions, type AuditProgress } from '../audit';
 import { SkepticInputError } from '../errors';
-import { physicalCores } from '../model/threads';
+import { cpuBudget, physicalCores } from '../model/threads';
 import type { Report } from '../report/schema';
 import type { Dataset, LoadedModel } from '../types';
 import type { ShardSpec } from './assign';
@@ -84,7 +84,7 @@ export function lanePlan(
   choice: number | 'auto',
   o: { device: string; images: number; laneBytes: number; threads?: number; cpus?: number; free?: number },
 ): LanePlan {
-  const cpus = o.cpus ?? physicalCores() ?? availableParallelism();
+  const cpus = o.cpus ?? physicalCores() ?? cpuBudget();
   const split = (lanes: number, why: string): LanePlan => {
     // threads as the user set them (--threads, "threads"), else the lane's share of the cores
     const threads = Math.max(1, o.threads ?? Math.floor(cpus / lanes));

@@ -17,17 +17,17 @@
  * `ahead` runs of sources beyond the one in session.run, so every worker has work while it runs.
  *
  * Workers: SKEPTIC_VIEW_WORKERS (0: make the inputs in the main thread), else half the CPUs this
- * process may use (os.availableParallelism()), at least 1 and at most 8: ONNX Runtime's intra-op
+ * process may use (model/threads.ts cpuBudget: os.availableParallelism(), or fewer by --cpus), at least 1 and at most 8: ONNX Runtime's intra-op
  * threads have the rest. When a worker cannot start (or dies), the inputs are made in the main
  * thread instead and NODE_DEBUG=skeptic-views says why. Idle workers never keep the process
  * alive; they end when the last model that used them is released (model.dispose(), through
  * releaseViews), or after a minute with nothing to do.
  */
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { debuglog } from 'node:util';
 import { throwIfAborted } from '../errors';
+import { cpuBudget } from '../model/threads';
 import { WorkerGone, WorkerPool, type WorkerErrorInfo } from '../worker-pool';
 import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
@@ -75,7 +75,7 @@ const MAX_WORKERS = 8;
 const MESSAGE_PIXELS = 8192;
 
 /** Worker threads for n CPUs: half of them (ORT's intra-op threads run on the others), 1 to 8. */
-export function defaultViewWorkers(cpus = availableParallelism()): number {
+export function defaultViewWorkers(cpus = cpuBudget()): number {
   return Math.max(1, Math.min(MAX_WORKERS, Math.floor(cpus / 2)));
 }
 
