@@ -79,14 +79,14 @@ function fromEnv(): number | undefined {
 }
 
 /** A budget someone set, for a platform whose cores are unknown (ORT's default knows no budget). */
-function setBudget(): number | undefined {
+function namedBudget(): number | undefined {
   return (budget ?? budgetFromEnv()) === undefined ? undefined : cpuBudget();
 }
 
 /** Threads for new CPU sessions (undefined: ORT's default). */
 export function cpuThreads(): number | undefined {
   if (!resolved) {
-    chosen = fromEnv() ?? physicalCores() ?? setBudget();
+    chosen = fromEnv() ?? physicalCores() ?? namedBudget();
     resolved = true;
   }
   return chosen;
@@ -95,7 +95,7 @@ export function cpuThreads(): number | undefined {
 /** Sets the threads for sessions created from now on (undefined: back to the automatic choice). */
 export function setCpuThreads(n: number | undefined): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`threads must be a positive integer, not ${n}`);
-  chosen = n ?? fromEnv() ?? physicalCores() ?? setBudget();
+  chosen = n ?? fromEnv() ?? physicalCores() ?? namedBudget();
   named = n !== undefined;
   resolved = true;
 }

@@ -17,9 +17,10 @@
  * `ahead` runs of sources beyond the one in session.run, so every worker has work while it runs.
  *
  * Workers: SKEPTIC_VIEW_WORKERS (0: make the inputs in the main thread), else half the CPUs this
- * process may use (model/threads.ts cpuBudget: os.availableParallelism(), or fewer by --cpus), at least 1 and at most 8: ONNX Runtime's intra-op
- * threads have the rest. When a worker cannot start (or dies), the inputs are made in the main
- * thread instead and NODE_DEBUG=skeptic-views says why. Idle workers never keep the process
+ * process may use (model/threads.ts cpuBudget: os.availableParallelism(), or fewer by --cpus),
+ * at least 1 and at most 8: ONNX Runtime's intra-op threads have the rest. When a worker cannot
+ * start (or dies), the inputs are made in the main thread instead and NODE_DEBUG=skeptic-views
+ * says why. Idle workers never keep the process
  * alive; they end when the last model that used them is released (model.dispose(), through
  * releaseViews), or after a minute with nothing to do.
  */
