@@ -20,9 +20,8 @@
  * process may use (model/threads.ts cpuBudget: os.availableParallelism(), or fewer by --cpus),
  * at least 1 and at most 8: ONNX Runtime's intra-op threads have the rest. When a worker cannot
  * start (or dies), the inputs are made in the main thread instead and NODE_DEBUG=skeptic-views
- * says why. Idle workers never keep the process
- * alive; they end when the last model that used them is released (model.dispose(), through
- * releaseViews), or after a minute with nothing to do.
+ * says why. Idle workers never keep the process alive; they end when the last model that used
+ * them is released (model.dispose(), through releaseViews), or after a minute with nothing to do.
  */
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
