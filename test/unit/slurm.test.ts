@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -25,6 +25,34 @@ const AUDIT_ARGS = [
   '--param', 'attack.preset=fast', '--param', 'attack.apgdSteps=4', '--param', 'attack.targets=2', '--param', 'attack.maxImages=6', '--param', 'attack.steps=4', '--param', 'attack.queries=20', '--param', 'attack.bisectionSteps=2',
   '--param', 'cue-conflict.pairs=12', '--param', 'cue-conflict.minDecisions=1',
 ];
+
+test("deploy/slurm: a task's CPUs reach Skeptic as its CPU budget (--cpus), not as threads a session", () => {
+  // With --threads N, lanes' auto reads N as one lane's share: 16 CPUs made one lane of 16 threads
+  // (1.7–2.1× the bare loop on 16 cores) instead of four lanes of 4 (1.1×). The scripts run here
+  // as Slurm runs them, with SKEPTIC a stand-in that records its arguments.
+  const work = mkdtempSync(join(tmpdir(), 'skeptic-sbatch-'));
+  try {
+    const record = join(work, 'args');
+    const fake = join(work, 'fake-skeptic');
+    writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@" > '${record}'\n`, { mode: 0o755 });
+    const scripts: Array<[string, Record<string, string>]> = [
+      ['skeptic-shards.sbatch', { MODEL: join(work, 'model.onnx'), DATA: join(work, 'data'), SHARDS_DIR: work, SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_JOB_ID: '1' }],
+      ['skeptic-merge.sbatch', { SHARDS_DIR: work, REPORT_DIR: join(work, 'report') }],
+    ];
+    for (const [script, env] of scripts) {
+      for (const cpus of ['16', undefined]) {
+        const { SLURM_CPUS_PER_TASK: _, ...outer } = process.env; // this test may itself run under Slurm
+        const r = spawnSync('bash', [join(ROOT, 'deploy/slurm', script)], { encoding: 'utf8', env: { ...outer, ...env, SKEPTIC: fake, ...(cpus ? { SLURM_CPUS_PER_TASK: cpus } : {}) } });
+        assert.equal(r.status, 0, `${script}: ${r.stderr}`);
+        const args = readFileSync(record, 'utf8').trim().split('\n');
+        assert.equal(args[args.indexOf('--cpus') + 1], cpus ?? '4', `${script}: --cpus the task's CPUs (4 when Slurm does not say)`);
+        assert.ok(!args.includes('--threads'), `${script}: no --threads`);
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
 
 test('deploy/slurm: 4 array tasks and the merge job on a local Slurm give the single-process report', { skip, timeout: 300_000 }, async () => {
   for (const cmd of [['scripts/build.mjs'], ['models/demo/make-data.mjs', '--quiet']]) {
