@@ -441,7 +441,7 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
  * --threads N, else skeptic.json's "threads" (undefined: the engine's default), checked and no more
  * than the CPUs: more only adds contention (1000 made a 1.5 s audit take 30 s). `say` prints that.
  */
-function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): number | undefined {
+export function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): number | undefined {
   const threads = int(o.threads, '--threads') ?? config?.threads;
   if (threads === undefined) return undefined;
   if (threads < 1 || threads > MAX_THREADS) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);

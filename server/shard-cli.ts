@@ -5,7 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cacheFolder, cpusOf, exitStatus, int, progressPrinter, str, usageError, type Flags } from './cli';
+import { cacheFolder, cpusOf, exitStatus, progressPrinter, str, threadsOf, usageError, type Flags } from './cli';
 import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
@@ -97,10 +97,9 @@ export async function mergeCommand(positionals: string[], o: Flags): Promise<num
     say(`partial merge without shard ${absent.join(', ')}`);
   }
   const open = plan.reference.result.open;
+  // as an audit takes them: --threads checked and cut to the --cpus budget
   setCpuBudget(cpusOf(o, true));
-  const threads = int(o.threads, '--threads');
-  if (threads === 0) throw new SkepticInputError('--threads must be at least 1');
-  if (threads !== undefined) setCpuThreads(threads);
+  setCpuThreads(threadsOf(o, undefined, true));
   const device = str(o.device) ?? (open.modelOptions.device as string | undefined);
   if (device && !['auto', 'cpu', 'webgpu', 'cuda'].includes(device)) throw new SkepticInputError(`--device must be auto, cpu, webgpu or cuda, not '${device}'`);
   say(`${plan.merged.length} of ${plan.count} shards; opening ${open.modelPath} and ${open.dataPath}`);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import Ajv from 'ajv';
@@ -57,6 +57,14 @@ test('shards from --shard, Slurm (ID/COUNT and MIN/MAX) and a Kubernetes index m
   assert.equal(merged.code, 0, merged.stderr);
   assert.match(merged.stdout, /Merged 4 of 4 shards/);
   assert.match(merged.stderr, /skeptic merge: read 4\/4 shard results/);
+  // merge takes --threads as an audit does: checked, and cut to the --cpus budget
+  const budget = skeptic(['merge', dir, '--out', join(work, 'merged-cpus'), '--cpus', '1', '--threads', '2']);
+  assert.equal(budget.code, 0, budget.stderr);
+  if (availableParallelism() > 1) assert.match(budget.stderr, /--threads 2 is more than the 1 CPUs this process may use; using 1/);
+  assert.equal((loadReport(join(work, 'merged-cpus/report.json')) as any).device.threads, 1);
+  const noThreads = skeptic(['merge', dir, '--out', join(work, 'x'), '--threads', '0']);
+  assert.equal(noThreads.code, 2);
+  assert.match(noThreads.stderr, /--threads must be from 1 to \d+, not 0/);
   const a = loadReport(join(work, 'single/report.json')) as any;
   const b: any = loadReport(join(work, 'merged/report.json'));
   const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
