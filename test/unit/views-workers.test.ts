@@ -16,7 +16,8 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS, type CorruptionName } from '../../serve
 import { derivedSeed } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 import { corruptionViews } from '../../server/engine/views/corruptions';
-import type { ViewInputs } from '../../server/engine/views/plan';
+import type { ViewInputs, ViewPlan } from '../../server/engine/views/plan';
+import { makeViews } from '../../server/engine/views/session';
 import { corruptionViewMaker, defaultViewWorkers, imagesPerMessage, releaseViewWorkers, setViewWorkers, viewWorkerJobs, viewWorkerThreads } from '../../server/engine/views/workers';
 
 const ROOT = resolve(__dirname, '../..');
@@ -71,11 +72,19 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
       for (const round of [0, 1]) {
         const imgs = [0, 1, 2].map((i) => image(C, H, W, 10 * round + i + C));
         const made = await Promise.all(imgs.map((img, i) => there.inputs(img, seedOf(10 * round + i))));
-        // the sets given back went to the worker (detached here) and came back filled
-        if (round === 1) assert.ok(given.every((g) => g.noise!.length === 0 && g.given!.length === 0), 'the given-back sets were transferred');
+        // the worker's sets live in shared memory: they move between threads without a transfer
+        // (a transferred buffer counts as new external memory in the thread it reaches, and V8
+        // collected garbage about twice an ImageNet image for it), and nothing here is detached
+        for (const m of made) for (const v of Object.values(m)) assert.ok(ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer, 'a worker-made input outside shared memory');
         for (let i = 0; i < imgs.length; i++) {
           const want = await here.inputs(imgs[i], seedOf(10 * round + i));
           assert.equal(firstDifference(made[i], want), undefined, `${C}×${H}×${W}, round ${round}, image ${i}`);
+        }
+        // the sets given back came back filled: the second round's are the first round's memory
+        if (round === 1) {
+          assert.ok(given.every((g) => g.noise!.length > 0 && g.given!.length > 0), 'a given-back set was detached');
+          for (const m of made) m.noise![0] = -7;
+          assert.equal(given.filter((g) => g.noise![0] === -7).length, made.length, 'the second round made new sets instead of filling the given ones');
         }
         for (const m of made) there.recycle(m);
         given = made;
@@ -88,6 +97,27 @@ test('worker-made corruption inputs equal this thread\'s bit for bit: every corr
     await releaseViewWorkers(owner);
   }
   assert.equal(viewWorkerThreads(), 0, 'the workers end with their last owner');
+});
+
+test('a run of one source whose inputs a worker made in shared memory: ONNX Runtime takes no tensor over a SharedArrayBuffer, so they are copied, and the views equal those from this thread\'s inputs', async () => {
+  await setViewWorkers(1);
+  const owner = {};
+  try {
+    const [C, H] = [3, 32];
+    const list = ALL.flatMap((name) => [2, 5].map((s): [CorruptionName, number] => [name, s]));
+    const here = corruptionViews(list, H, H);
+    const there = corruptionViewMaker(list, H, H, {}, { owner });
+    const img = image(C, H, H, 5);
+    const shared = await there.inputs(img, seedOf(5));
+    assert.ok(Object.values(shared).some((v) => ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer), 'the worker\'s inputs are not in shared memory');
+    const plan: ViewPlan = { channels: C, height: H, width: H, margin: 0, ops: here.ops };
+    const want = await makeViews(plan, [{ source: img, inputs: await here.inputs(img, seedOf(5)) }]);
+    const got = await makeViews(plan, [{ source: img, inputs: shared }]);
+    assert.equal(got.length, want.length);
+    assert.ok(got.every((v, i) => Object.is(v, want[i])), 'the views from shared inputs differ');
+  } finally {
+    await releaseViewWorkers(owner);
+  }
 });
 
 /** The names of this process's threads (Linux). */

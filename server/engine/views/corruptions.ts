@@ -50,7 +50,14 @@ type MadeC = {
   make: (img: PixelImage, seed: number, into: Partial<Into>) => void | Promise<void>;
 };
 
-export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}): CorruptionViews {
+/**
+ * The views of `list` (corruption, severity) on images of height × width, and the makers of their
+ * per-image inputs. `sharedMemory`: the inputs' arrays live in SharedArrayBuffers (the views' worker
+ * threads, views/workers.ts: a set moves between threads without a transfer, see there).
+ */
+export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}, sharedMemory = false): CorruptionViews {
+  const floats = (n: number) => new Float32Array(sharedMemory ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+  const ints = (n: number) => new Int32Array(sharedMemory ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
   const ops: ViewOp[] = [];
   const made: Array<{ name: CorruptionName; severity: number } & Made> = [];
   const madeC: MadeC[] = [];
@@ -177,8 +184,8 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       // place (views.test.ts checks reused sets against fresh ones, bit for bit).
       const reused = kept.pop();
       const out: ViewInputs = reused ?? {};
-      if (noise && !reused) out.noise = new Float32Array(noise * plane * 2);
-      if (given && !reused) out.given = new Float32Array(given * plane);
+      if (noise && !reused) out.noise = floats(noise * plane * 2);
+      if (given && !reused) out.given = floats(given * plane);
       const k = { noise: 0, given: 0 };
       const work: Array<void | Promise<void>> = [];
       let bytes: Buffer | undefined;
@@ -192,9 +199,9 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       if (madeC.length) {
         const n = img.height * img.width;
         const per = { layer: plane, index: n, weight: n };
-        if (counts.layer && !reused) out.layer = new Float32Array(counts.layer * per.layer);
-        if (counts.index && !reused) out.index = new Int32Array(counts.index * per.index);
-        if (counts.weight && !reused) out.weight = new Float32Array(counts.weight * per.weight);
+        if (counts.layer && !reused) out.layer = floats(counts.layer * per.layer);
+        if (counts.index && !reused) out.index = ints(counts.index * per.index);
+        if (counts.weight && !reused) out.weight = floats(counts.weight * per.weight);
         for (const m of madeC) {
           const into: Partial<Into> = {};
           for (const key of ['layer', 'index', 'weight'] as const) {

@@ -41,7 +41,7 @@ function viewsFor(job: MakeJob): { views: CorruptionViews; index: Map<string, nu
   if (!v) {
     if (made.size >= MAX_SPECS) made.delete(made.keys().next().value!);
     const { list, height, width, opts } = job.spec;
-    v = { views: corruptionViews(list, height, width, opts), index: new Map(list.map(([n, s], i) => [`${n}/${s}`, i])) };
+    v = { views: corruptionViews(list, height, width, opts, true), index: new Map(list.map(([n, s], i) => [`${n}/${s}`, i])) };
     made.set(job.key, v);
   }
   return v;
@@ -67,7 +67,7 @@ async function make(job: MakeJob): Promise<void> {
     ),
   );
   const reply: FromWorker = { type: 'made', id: job.id, inputs, used: [...used.keys()].filter((i) => used[i]), pixels };
-  port!.postMessage(reply, [...transferables(inputs), pixels.buffer as ArrayBuffer]);
+  port!.postMessage(reply, transferables([...inputs, { pixels }]));
 }
 
 /**

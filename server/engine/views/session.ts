@@ -478,6 +478,14 @@ type Packed = Float32Array | Int32Array;
 type Pack = <T extends Packed>(key: string, len: number, make: (len: number) => T) => T;
 const fresh: Pack = (_key, len, make) => make(len);
 
+/**
+ * Whether an array lives in a SharedArrayBuffer (the views workers' inputs, views/workers.ts).
+ * onnxruntime-node takes no tensor over shared memory ("Invalid argument"), so such an input is
+ * copied into a packed array even when it is a run's only source (~2 ms for an ImageNet image's
+ * 38 MB; a run of several sources copies anyway).
+ */
+const shared = (a: ArrayBufferView): boolean => typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
+
 /** The session inputs for a run of sources, packed into arrays from `pack` (exported for the tests). */
 export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[], pack: Pack = fresh): Record<string, ort.Tensor> {
   const { channels: C, height: H, width: W, margin: m } = plan;
@@ -507,7 +515,7 @@ export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, c
     const pairs = name === 'noise' ? 2 : 1;
     const len = count * plane * pairs;
     const one = n === 1 ? chunk[0].inputs?.[name] : undefined;
-    const data = one && one.length === len ? one : pack(name, n * len, (k) => new Float32Array(k));
+    const data = one && one.length === len && !shared(one) ? one : pack(name, n * len, (k) => new Float32Array(k));
     if (data !== one) {
       chunk.forEach((s, i) => {
         const v = s.inputs?.[name];
@@ -534,7 +542,7 @@ export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, c
     if (!count) return;
     const len = count * per;
     const one = n === 1 ? (chunk[0].inputs?.[key] as T | undefined) : undefined;
-    const data = one && one.length === len ? one : pack(key, n * len, make);
+    const data = one && one.length === len && !shared(one) ? one : pack(key, n * len, make);
     if (data !== one) {
       chunk.forEach((s, i) => {
         const v = s.inputs?.[key];

@@ -184,7 +184,7 @@ export function corruptionViewMaker(
     const p = current();
     const spare = p.spare(key);
     const old = spare.pixels.pop();
-    const pixels = old?.length === reqs.length * plane ? old : new Float32Array(reqs.length * plane);
+    const pixels = old?.length === reqs.length * plane ? old : new Float32Array(new SharedArrayBuffer(4 * reqs.length * plane));
     const seeds = new Float64Array(reqs.length * list.length).fill(NaN);
     const which = needed ?? list.map((_, i) => i);
     try {
@@ -257,7 +257,8 @@ export function corruptionViewMaker(
   };
 }
 
-/** The whole ArrayBuffers under a list of inputs, each once (they move between threads, no copy). */
+/** The whole ArrayBuffers under a list of inputs, each once (they move between threads, no copy);
+ *  SharedArrayBuffers are not among them (both threads see the same memory). */
 export function transferables(sets: object[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const set of sets) {
@@ -304,7 +305,7 @@ class Pool extends WorkerPool {
 
   /** A message of images to make the inputs of, its buffers moved to the worker. */
   make(job: Omit<MakeJob, 'type' | 'id'>, signal?: AbortSignal): Promise<Made> {
-    const transfer = [job.pixels.buffer as ArrayBuffer, job.seeds.buffer as ArrayBuffer, ...transferables(job.reuse)];
+    const transfer = transferables([{ pixels: job.pixels, seeds: job.seeds }, ...job.reuse]);
     return this.run((id): MakeJob => ({ type: 'make', id, ...job }), transfer, signal) as Promise<Made>;
   }
 
