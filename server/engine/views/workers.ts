@@ -11,10 +11,18 @@
  * Here the same makers (corruptionViews(...).inputs) run in a pool of worker threads
  * (views/cpu-worker.ts) with the same seeds, so the inputs are the same bit for bit. The images go
  * to a worker packed in one buffer per message (several per message: MNIST-size images cost
- * little each, a message's fixed cost would dominate); the filled planes come back by transfer,
- * no copy, and the sets runViews gives back (recycle) travel to a worker to be filled again, so
- * the reuse pool of views/corruptions.ts keeps working across threads. runViews asks for
- * `ahead` runs of sources beyond the one in session.run, so every worker has work while it runs.
+ * little each, a message's fixed cost would dominate); the filled planes come back, and the sets
+ * runViews gives back (recycle) go to a worker to be filled again, so the reuse pool of
+ * views/corruptions.ts keeps working across threads. runViews asks for `ahead` runs of sources
+ * beyond the one in session.run, so every worker has work while it runs.
+ *
+ * The sets and the image buffers live in SharedArrayBuffers, posted, not transferred: V8 counts
+ * a transferred ArrayBuffer as new external memory in the thread it reaches and takes it off only
+ * when it next collects, so 38 MB sets going to and fro (an ImageNet image's) made both threads
+ * collect garbage about twice an image (an ImageNet audit: 133 external-memory scavenges and 72
+ * mark-compacts in the main thread, 190 and 7 in the worker; with shared memory 9 and 33, 0
+ * and 3; bench/README.md, twenty-fourth pass). A shared set is copied once into the run's input
+ * (views/session.ts feedsFor: onnxruntime-node takes no tensor over shared memory), ~2 ms a set.
  *
  * Workers: SKEPTIC_VIEW_WORKERS (0: make the inputs in the main thread), else half the CPUs this
  * process may use (model/threads.ts cpuBudget: os.availableParallelism(), or fewer by --cpus),
