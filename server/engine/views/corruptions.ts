@@ -56,8 +56,8 @@ type MadeC = {
  * threads, views/workers.ts: a set moves between threads without a transfer, see there).
  */
 export function corruptionViews(list: Array<[CorruptionName, number]>, height: number, width: number, opts: CorruptOptions = {}, sharedMemory = false): CorruptionViews {
-  const floats = (n: number) => new Float32Array(sharedMemory ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
-  const ints = (n: number) => new Int32Array(sharedMemory ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+  // the memory of n 4-byte values (float32 or int32)
+  const memory = (n: number) => (sharedMemory ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
   const ops: ViewOp[] = [];
   const made: Array<{ name: CorruptionName; severity: number } & Made> = [];
   const madeC: MadeC[] = [];
@@ -184,8 +184,8 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       // place (views.test.ts checks reused sets against fresh ones, bit for bit).
       const reused = kept.pop();
       const out: ViewInputs = reused ?? {};
-      if (noise && !reused) out.noise = floats(noise * plane * 2);
-      if (given && !reused) out.given = floats(given * plane);
+      if (noise && !reused) out.noise = new Float32Array(memory(noise * plane * 2));
+      if (given && !reused) out.given = new Float32Array(memory(given * plane));
       const k = { noise: 0, given: 0 };
       const work: Array<void | Promise<void>> = [];
       let bytes: Buffer | undefined;
@@ -199,9 +199,9 @@ export function corruptionViews(list: Array<[CorruptionName, number]>, height: n
       if (madeC.length) {
         const n = img.height * img.width;
         const per = { layer: plane, index: n, weight: n };
-        if (counts.layer && !reused) out.layer = floats(counts.layer * per.layer);
-        if (counts.index && !reused) out.index = ints(counts.index * per.index);
-        if (counts.weight && !reused) out.weight = floats(counts.weight * per.weight);
+        if (counts.layer && !reused) out.layer = new Float32Array(memory(counts.layer * per.layer));
+        if (counts.index && !reused) out.index = new Int32Array(memory(counts.index * per.index));
+        if (counts.weight && !reused) out.weight = new Float32Array(memory(counts.weight * per.weight));
         for (const m of madeC) {
           const into: Partial<Into> = {};
           for (const key of ['layer', 'index', 'weight'] as const) {

@@ -484,7 +484,7 @@ const fresh: Pack = (_key, len, make) => make(len);
  * copied into a packed array even when it is a run's only source (~2 ms for an ImageNet image's
  * 38 MB; a run of several sources copies anyway).
  */
-const shared = (a: ArrayBufferView): boolean => typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
+const shared = (a: ArrayBufferView): boolean => a.buffer instanceof SharedArrayBuffer;
 
 /** The session inputs for a run of sources, packed into arrays from `pack` (exported for the tests). */
 export function feedsFor(plan: ViewPlan, slots: ReturnType<typeof slotCounts>, chunk: ViewSource[], pack: Pack = fresh): Record<string, ort.Tensor> {
