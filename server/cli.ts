@@ -424,8 +424,7 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
     throw new SkepticInputError(`--output-kind must be logits, probabilities or log-probabilities, not '${kind}'`);
   }
   const cliPre = str(o.preprocess);
-  setCpuBudget(cpusOf(o, true));
-  setCpuThreads(threadsOf(o, config, true));
+  applyCpuFlags(o, config);
   return {
     device,
     preprocess: cliPre ?? entry.preprocess,
@@ -441,7 +440,7 @@ export function modelOptions(entry: ModelEntry, o: Flags, config: SkepticConfig 
  * --threads N, else skeptic.json's "threads" (undefined: the engine's default), checked and no more
  * than the CPUs: more only adds contention (1000 made a 1.5 s audit take 30 s). `say` prints that.
  */
-export function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): number | undefined {
+function threadsOf(o: Flags, config: SkepticConfig | undefined, say = false): number | undefined {
   const threads = int(o.threads, '--threads') ?? config?.threads;
   if (threads === undefined) return undefined;
   if (threads < 1 || threads > MAX_THREADS) throw new SkepticInputError(`--threads must be from 1 to ${MAX_THREADS}, not ${threads}`);
@@ -452,10 +451,19 @@ export function threadsOf(o: Flags, config: SkepticConfig | undefined, say = fal
 }
 
 /**
+ * --cpus, then --threads (else skeptic.json's "threads") for the sessions created from now on, in
+ * that order: the threads are cut to the budget the CPUs set. An audit's and a merge's.
+ */
+export function applyCpuFlags(o: Flags, config: SkepticConfig | undefined): void {
+  setCpuBudget(cpusOf(o, true));
+  setCpuThreads(threadsOf(o, config, true));
+}
+
+/**
  * --cpus N (undefined: not given), checked and no more than the CPUs this process may run on; the
  * caller hands it to setCpuBudget, which SKEPTIC_CPUS stands in for when it is undefined.
  */
-export function cpusOf(o: Flags, say = false): number | undefined {
+function cpusOf(o: Flags, say = false): number | undefined {
   const cpus = int(o.cpus, '--cpus');
   if (cpus === undefined) return undefined;
   if (cpus < 1 || cpus > MAX_CPUS) throw new SkepticInputError(`--cpus must be from 1 to ${MAX_CPUS}, not ${cpus}`);

@@ -5,12 +5,11 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cacheFolder, cpusOf, exitStatus, progressPrinter, str, threadsOf, usageError, type Flags } from './cli';
+import { applyCpuFlags, cacheFolder, exitStatus, progressPrinter, str, usageError, type Flags } from './cli';
 import type { AuditProgress } from './engine/audit';
 import { openDataset } from './engine/data';
 import { CancelledError, SkepticInputError } from './engine/errors';
-import { loadModel, setCpuThreads, type LoadModelOptions } from './engine/model';
-import { setCpuBudget } from './engine/model/threads';
+import { loadModel, type LoadModelOptions } from './engine/model';
 import { createProbes } from './engine/probes';
 import type { Probe } from './engine/probes/probe';
 import { summaryText } from './engine/report/summary';
@@ -98,8 +97,7 @@ export async function mergeCommand(positionals: string[], o: Flags): Promise<num
   }
   const open = plan.reference.result.open;
   // as an audit takes them: --threads checked and cut to the --cpus budget
-  setCpuBudget(cpusOf(o, true));
-  setCpuThreads(threadsOf(o, undefined, true));
+  applyCpuFlags(o, undefined);
   const device = str(o.device) ?? (open.modelOptions.device as string | undefined);
   if (device && !['auto', 'cpu', 'webgpu', 'cuda'].includes(device)) throw new SkepticInputError(`--device must be auto, cpu, webgpu or cuda, not '${device}'`);
   say(`${plan.merged.length} of ${plan.count} shards; opening ${open.modelPath} and ${open.dataPath}`);

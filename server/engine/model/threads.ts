@@ -29,11 +29,16 @@ let chosen: number | undefined;
 let resolved = false;
 let named = false;
 
-function budgetFromEnv(): number | undefined {
-  const v = process.env.SKEPTIC_CPUS;
+/** A whole number from 1 to `max` in environment variable `name`; undefined when unset or not one. */
+function countFromEnv(name: string, max = Infinity): number | undefined {
+  const v = process.env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  return Number.isInteger(n) && n >= 1 && n <= MAX_CPUS ? n : undefined;
+  return Number.isInteger(n) && n >= 1 && n <= max ? n : undefined;
+}
+
+function budgetFromEnv(): number | undefined {
+  return countFromEnv('SKEPTIC_CPUS', MAX_CPUS);
 }
 
 /** The CPUs this process may use: os.availableParallelism() (CPU affinity, a container's CPU set),
@@ -71,22 +76,20 @@ export function physicalCores(root = '/sys/devices/system/cpu', limit = cpuBudge
   }
 }
 
-function fromEnv(): number | undefined {
-  const v = process.env.SKEPTIC_THREADS;
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 1 ? n : undefined;
-}
-
 /** A budget someone set, for a platform whose cores are unknown (ORT's default knows no budget). */
 function namedBudget(): number | undefined {
   return (budget ?? budgetFromEnv()) === undefined ? undefined : cpuBudget();
 }
 
+/** The threads no caller named: SKEPTIC_THREADS, else the physical cores, else a budget someone set. */
+function automaticThreads(): number | undefined {
+  return countFromEnv('SKEPTIC_THREADS') ?? physicalCores() ?? namedBudget();
+}
+
 /** Threads for new CPU sessions (undefined: ORT's default). */
 export function cpuThreads(): number | undefined {
   if (!resolved) {
-    chosen = fromEnv() ?? physicalCores() ?? namedBudget();
+    chosen = automaticThreads();
     resolved = true;
   }
   return chosen;
@@ -95,7 +98,7 @@ export function cpuThreads(): number | undefined {
 /** Sets the threads for sessions created from now on (undefined: back to the automatic choice). */
 export function setCpuThreads(n: number | undefined): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`threads must be a positive integer, not ${n}`);
-  chosen = n ?? fromEnv() ?? physicalCores() ?? namedBudget();
+  chosen = n ?? automaticThreads();
   named = n !== undefined;
   resolved = true;
 }
