@@ -248,3 +248,38 @@ test('a provider that refuses the sliced graph gets the model whole, still compo
   assert.equal(refused, 1, 'the sliced graph was offered once');
   assert.deepEqual(got[1].logits, got[0].logits);
 });
+
+test('composed graphs built one after another over one model (its pixel graph decoded once, its weights encoded once) do not change each other, and each holds the model\'s weights once, as in the file', async () => {
+  const file = writeModel(convNet(), 'conv.onnx');
+  const model = await loadModel(file, { device: 'cpu', preprocess: { mean: [0.5], std: [0.25] } });
+  try {
+    const a: ViewPlan = { channels: 1, height: 8, width: 8, margin: 1, ops: [{ kind: 'crop', top: 0, left: 1 }, { kind: 'invert' }, { kind: 'brightness', delta: 0.2 }, { kind: 'rotate', degrees: 90 }] };
+    const b: ViewPlan = { channels: 1, height: 8, width: 8, margin: 0, ops: [{ kind: 'contrast', factor: 0.5 }, { kind: 'pixelate', factor: 0.5 }] };
+    setModelChunkRows(2);
+    const first = await composedModel(model, a, 2, 'feat');
+    const other = await composedModel(model, b, 3);
+    const again = await composedModel(model, a, 2, 'feat');
+    assert.ok('bytes' in first && 'bytes' in other && 'bytes' in again);
+    assert.equal(first.chunks, 4, 'the model in slices');
+    assert.deepEqual(again.bytes, first.bytes, 'the same plan builds the same bytes after another plan');
+    const weights = decodeModel(buildModel(convNet()), 'file').graph!.initializer!;
+    for (const built of [first, other]) {
+      const g = decodeModel(built.bytes, 'composed').graph!;
+      for (const w of weights) {
+        const found = g.initializer!.filter((t) => t.name === w.name);
+        assert.equal(found.length, 1, `${w.name} once`);
+        assert.deepEqual(found[0].dims!.map(Number), w.dims!.map(Number));
+        assert.deepEqual(Buffer.from(found[0].rawData!), Buffer.from(w.rawData!), `${w.name}'s values`);
+      }
+      // the preprocessing's constants (runModel's) come with the weights, named once
+      const names = g.initializer!.map((t) => t.name);
+      assert.equal(new Set(names).size, names.length, 'no initializer twice');
+      assert.ok(names.includes('skeptic_pre_b'), 'the mean/std constant');
+    }
+    const runner = await viewsFor(model, a, { tensor: 'feat' });
+    assert.equal(runner.mode, 'composed', runner.reason);
+  } finally {
+    setModelChunkRows(undefined);
+    await model.dispose();
+  }
+});
