@@ -6,7 +6,7 @@
 import '../fs/ort-env'; // before onnxruntime-node: telemetry off
 import * as ort from 'onnxruntime-node';
 import type { Preprocessing } from '../types';
-import { decodeModel, encodeModel } from './onnx';
+import { decodeModel, encodeModel, type onnx } from './onnx';
 import { feedDims, type InputPlan } from './introspect';
 import { makeBatchSymbolic, type PatchResult } from './batch';
 import { addPixelPrefix, canPrefix, pixelDims } from './pixels';
@@ -115,6 +115,18 @@ export class Runner {
 export function runModel(
   bytes: Uint8Array, file: string, plan: InputPlan, pre: Preprocessing, opset: number, symbolicBatch: boolean,
 ): { bytes: Uint8Array; feed: Feed; patch?: PatchResult } {
+  const run = runGraph(bytes, file, plan, pre, opset, symbolicBatch);
+  return { bytes: run.changed ? encodeModel(run.model) : bytes, feed: run.feed, patch: run.patch };
+}
+
+/**
+ * runModel's graph, decoded and not yet encoded (`changed`: it differs from `bytes`), for a caller
+ * that changes it further before encoding it (views/session.ts): a large model is not encoded
+ * for nothing.
+ */
+export function runGraph(
+  bytes: Uint8Array, file: string, plan: InputPlan, pre: Preprocessing, opset: number, symbolicBatch: boolean,
+): { model: onnx.ModelProto; changed: boolean; feed: Feed; patch?: PatchResult } {
   const m = decodeModel(bytes, file);
   const names = new Set<string>();
   const g = m.graph!;
@@ -126,11 +138,11 @@ export function runModel(
   let patch: PatchResult | undefined;
   if (symbolicBatch) {
     patch = makeBatchSymbolic(m, feed.kind === 'pixels' ? feed.name : plan.name);
-    if (!patch.ok) return { bytes, feed, patch };
+    if (!patch.ok) return { model: m, changed: false, feed, patch };
   } else if (feed.kind === 'js' || feed.name === plan.name) {
-    return { bytes, feed };
+    return { model: m, changed: false, feed };
   }
-  return { bytes: encodeModel(m), feed, patch };
+  return { model: m, changed: true, feed, patch };
 }
 
 /** Copies the first len values of an output tensor into dst (converting float16/float64). */

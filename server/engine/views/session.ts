@@ -19,7 +19,7 @@ import type { LoadedModel, PixelImage, Prediction } from '../types';
 import { decodeModel, encodeInitializers, encodeModel, encodeModelWith, inlineExternalData, toNum, type onnx } from '../model/onnx';
 import { introspect, planInput } from '../model/introspect';
 import { hfInputSize, readHfConfig } from '../model/preprocess';
-import { copyRows, runModel } from '../model/runner';
+import { copyRows, runGraph } from '../model/runner';
 import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession, viewKernels, type Provider, type ViewKernels } from '../model/providers';
 import { featureValues } from '../model/features';
@@ -290,7 +290,7 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
 
 /**
  * What every composed graph over a model starts from, made once per model: its pixel-space graph
- * (model/runner.ts's runModel, opset raised for the view graph where that is safe) with the
+ * (model/runner.ts's runGraph, opset raised for the view graph where that is safe) with the
  * initializers' data left out, those encoded once (encodeInitializers), and the pixel input's
  * name; or why no composed graph can be made. Each plan's graph is a shallow copy of it, encoded
  * without the weights and joined to their bytes (encodeModelWith): reading, decoding and
@@ -326,10 +326,10 @@ async function makePixelGraph(model: LoadedModel): Promise<PixelGraph | { reason
   const hf = readHfConfig(file);
   const base = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : undefined);
   const iplan = { ...base, channels: model.info.channels, height: model.info.height, width: model.info.width };
-  const run = runModel(bytes, file, iplan, model.preprocessing, intro.opset, model.info.batch.patched);
+  const run = runGraph(bytes, file, iplan, model.preprocessing, intro.opset, model.info.batch.patched);
   if (run.feed.kind !== 'pixels') return { reason: 'the preprocessing cannot be put in the graph (it is filled in JavaScript)' };
   if (run.patch && !run.patch.ok) return { reason: `the symbolic-batch rewrite failed (${run.patch.reason})` };
-  const m = decodeModel(run.bytes, file);
+  const m = run.model;
   const g = m.graph!;
   for (const v of [...(g.input ?? []), ...(g.initializer ?? [])]) if (v.name?.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${v.name}` };
   for (const n of g.node ?? []) for (const o of n.output ?? []) if (o.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${o}` };
@@ -344,7 +344,11 @@ async function makePixelGraph(model: LoadedModel): Promise<PixelGraph | { reason
   }
   const initializers = encodeInitializers(g.initializer ?? []);
   g.initializer = (g.initializer ?? []).map((t) => ({ name: t.name, dims: t.dims, dataType: t.dataType }));
-  return { model: m, initializers, pixel: run.feed.name, opset: Math.max(opset, VIEW_MIN_OPSET) };
+  // decoded again from its own small encoding: the decoded bytes fields (a node's string
+  // attributes too) are views into the buffer they came from, which would keep the whole
+  // model's bytes alive beside the initializers' own
+  const light = decodeModel(encodeModel(m), file);
+  return { model: light, initializers, pixel: run.feed.name, opset: Math.max(opset, VIEW_MIN_OPSET) };
 }
 
 /** A copy of a protobufjs message whose fields can be set without touching the original's. */
