@@ -293,8 +293,9 @@ async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks:
  * (model/runner.ts's runGraph, opset raised for the view graph where that is safe) with the
  * initializers' data left out, those encoded once (encodeInitializers), and the pixel input's
  * name; or why no composed graph can be made. Each plan's graph is a shallow copy of it, encoded
- * without the weights and joined to their bytes (encodeModelWith): reading, decoding and
- * encoding the whole model for each plan took 0.76 s of a first ImageNet audit (five plans).
+ * without the weights and joined to their bytes (encodeModelWith), where each plan used to read,
+ * decode three times and encode twice the whole model (bench/compose.ts; bench/README.md,
+ * twenty-sixth pass).
  */
 interface PixelGraph {
   /** the graph; its initializers keep their names and shapes (prefixNodes reads them), not their data */
