@@ -12,6 +12,7 @@ import { SkepticInputError } from '../../server/engine/errors';
 import { createSession, cudaInstalled, webgpuMisfit } from '../../server/engine/model/providers';
 import { onnx } from 'onnx-proto';
 import { buildModel, linear, node, seeded, tensor, tinyClassifier, tmpDir, writeModel } from './helpers/onnx-builder';
+import { makeViews, viewsFor, type ViewPlan } from '../../server/engine/views';
 
 const FIXTURES = resolve(__dirname, '../../../shared/fixtures');
 
@@ -70,6 +71,14 @@ test('external data: weights in a file beside the model are inlined; outside the
   const p = await model.predict({ data: x, n: 2, channels: 1, height: 4, width: 4 });
   const expected = linear(Array.from(x, (v) => (v - 0.1307) / 0.3081), 2, W, b, D, K);
   for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(p.logits[i] - expected[i]) < 1e-4);
+  // the views' composed session inlines the weights too, and scores its views as the model does
+  const plan: ViewPlan = { channels: 1, height: 4, width: 4, margin: 0, ops: [{ kind: 'invert' }, { kind: 'brightness', delta: 0.2 }] };
+  const runner = await viewsFor(model, plan);
+  assert.equal(runner.mode, 'composed', runner.reason);
+  const source = { data: x.subarray(0, 16), channels: 1 as const, height: 4, width: 4 };
+  const got = await runner.predict([{ source }]);
+  const want = await model.predict({ data: await makeViews(plan, [{ source }]), n: 2, channels: 1, height: 4, width: 4 });
+  for (let i = 0; i < want.logits.length; i++) assert.ok(Math.abs(got.logits[i] - want.logits[i]) < 1e-5, `view logit ${i}`);
   await model.dispose();
   w.externalData = [{ key: 'location', value: '../weights.bin' }];
   writeFileSync(file, onnx.ModelProto.encode(m).finish());

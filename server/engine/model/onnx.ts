@@ -81,21 +81,15 @@ export function encodeInitializers(inits: onnx.ITensorProto[]): Uint8Array {
  */
 export function encodeModelWith(m: onnx.IModelProto, initializers: Uint8Array): Uint8Array {
   const graph = onnx.GraphProto.encode(m.graph ?? {}).finish();
-  const rest = onnx.ModelProto.encode({ ...m, graph: null }).finish();
-  const length = graph.length + initializers.length;
-  const head: number[] = [(7 << 3) | 2]; // ModelProto.graph: field 7, length-delimited
-  for (let v = length; ; v = Math.floor(v / 128)) {
-    if (v < 128) {
-      head.push(v);
-      break;
-    }
-    head.push((v % 128) | 128);
-  }
-  const out = new Uint8Array(rest.length + head.length + length);
-  out.set(rest, 0);
-  out.set(head, rest.length);
-  out.set(graph, rest.length + head.length);
-  out.set(initializers, rest.length + head.length + graph.length);
+  // the model's other fields, then the graph's key (field 7, length-delimited) and length
+  const head = onnx.ModelProto.encode({ ...m, graph: null })
+    .uint32((7 << 3) | 2)
+    .uint32(graph.length + initializers.length)
+    .finish();
+  const out = new Uint8Array(head.length + graph.length + initializers.length);
+  out.set(head, 0);
+  out.set(graph, head.length);
+  out.set(initializers, head.length + graph.length);
   return out;
 }
 

@@ -115,19 +115,19 @@ export class Runner {
 export function runModel(
   bytes: Uint8Array, file: string, plan: InputPlan, pre: Preprocessing, opset: number, symbolicBatch: boolean,
 ): { bytes: Uint8Array; feed: Feed; patch?: PatchResult } {
-  const run = runGraph(bytes, file, plan, pre, opset, symbolicBatch);
-  return { bytes: run.changed ? encodeModel(run.model) : bytes, feed: run.feed, patch: run.patch };
+  const m = decodeModel(bytes, file);
+  const run = runGraph(m, plan, pre, opset, symbolicBatch);
+  return { bytes: run.changed ? encodeModel(m) : bytes, feed: run.feed, patch: run.patch };
 }
 
 /**
- * runModel's graph, decoded and not yet encoded (`changed`: it differs from `bytes`), for a caller
- * that changes it further before encoding it (views/session.ts): a large model is not encoded
- * for nothing.
+ * runModel on a decoded model `m`, changed in place and not encoded (`changed`: it was), for a
+ * caller that changes it further before encoding it (views/session.ts): a large model is not
+ * encoded for nothing.
  */
 export function runGraph(
-  bytes: Uint8Array, file: string, plan: InputPlan, pre: Preprocessing, opset: number, symbolicBatch: boolean,
-): { model: onnx.ModelProto; changed: boolean; feed: Feed; patch?: PatchResult } {
-  const m = decodeModel(bytes, file);
+  m: onnx.ModelProto, plan: InputPlan, pre: Preprocessing, opset: number, symbolicBatch: boolean,
+): { changed: boolean; feed: Feed; patch?: PatchResult } {
   const names = new Set<string>();
   const g = m.graph!;
   for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.valueInfo ?? []), ...(g.initializer ?? [])]) names.add(v.name ?? '');
@@ -138,11 +138,11 @@ export function runGraph(
   let patch: PatchResult | undefined;
   if (symbolicBatch) {
     patch = makeBatchSymbolic(m, feed.kind === 'pixels' ? feed.name : plan.name);
-    if (!patch.ok) return { model: m, changed: false, feed, patch };
+    if (!patch.ok) return { changed: false, feed, patch };
   } else if (feed.kind === 'js' || feed.name === plan.name) {
-    return { model: m, changed: false, feed };
+    return { changed: false, feed };
   }
-  return { model: m, changed: true, feed, patch };
+  return { changed: true, feed, patch };
 }
 
 /** Copies the first len values of an output tensor into dst (converting float16/float64). */

@@ -320,17 +320,16 @@ async function makePixelGraph(model: LoadedModel): Promise<PixelGraph | { reason
   if (!model.outputName) return { reason: 'the model is not an ONNX graph Skeptic loaded' };
   if (model.info.batch.effective !== 'dynamic') return { reason: `the model runs a fixed batch of ${model.info.batch.effective}` };
   const file = model.path;
-  let bytes: Uint8Array = await readFile(file);
-  const orig = decodeModel(bytes, file);
-  if (inlineExternalData(orig, file)) bytes = encodeModel(orig);
-  const intro = introspect(orig);
+  const m = decodeModel(await readFile(file), file);
+  inlineExternalData(m, file);
+  const intro = introspect(m);
   const hf = readHfConfig(file);
   const base = planInput(file, intro.inputs[0], hf ? hfInputSize(hf) : undefined);
   const iplan = { ...base, channels: model.info.channels, height: model.info.height, width: model.info.width };
-  const run = runGraph(bytes, file, iplan, model.preprocessing, intro.opset, model.info.batch.patched);
+  // the pixel-space graph, made in place
+  const run = runGraph(m, iplan, model.preprocessing, intro.opset, model.info.batch.patched);
   if (run.feed.kind !== 'pixels') return { reason: 'the preprocessing cannot be put in the graph (it is filled in JavaScript)' };
   if (run.patch && !run.patch.ok) return { reason: `the symbolic-batch rewrite failed (${run.patch.reason})` };
-  const m = run.model;
   const g = m.graph!;
   for (const v of [...(g.input ?? []), ...(g.initializer ?? [])]) if (v.name?.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${v.name}` };
   for (const n of g.node ?? []) for (const o of n.output ?? []) if (o.startsWith(VIEW_PREFIX)) return { reason: `the graph uses the reserved name ${o}` };
