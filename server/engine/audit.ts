@@ -23,6 +23,7 @@ import { RecordList } from './report/record-list';
 import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, Sample } from './types';
 import { ENGINE_VERSION, TOOL_VERSION } from './version';
+import { declareViews } from './views';
 
 export interface AuditProgress {
   /** Images processed so far (evaluated, cached or failed) out of those selected. */
@@ -175,6 +176,7 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
       states.some((s) => !s.failed && !capped(s, r) && !s.cache.has(imageKey(sha, r.label))) ||
       keepers.some((k) => !k.state.failed && k.keeper.wants(r));
     // The dataset decodes the next batch while this one runs through the model.
+    let declared = false;
     for await (const batch of dataset.stream(spec, { batchSize, signal: opts.signal, wantImage, only: opts.only })) {
       const usable: ProbeImage[] = [];
       for (const sample of batch) {
@@ -209,6 +211,22 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         }
         work.set(state, { todo, got });
         state.ms += Date.now() - t0;
+      }
+      if (!declared) {
+        // every probe's view plans, once the images' size is known: the views module may then
+        // run them all in one session (views/session.ts declareViews)
+        if ([...work.values()].some((w) => w.todo.length)) {
+          declared = true;
+          for (const [state, { todo }] of work) {
+            if (!todo.length || !state.probe.viewPlans) continue;
+            const { pixels, margin } = todo[0];
+            try {
+              for (const { plan, features } of state.probe.viewPlans({ channels: pixels.channels, height: pixels.height, width: pixels.width, margin }, ctx)) declareViews(model, plan, features);
+            } catch {
+              // the probe's run() meets the same problem and reports it
+            }
+          }
+        }
       }
       for (const [state, { todo }] of work) {
         if (!todo.length || !state.probe.prepare) continue;

@@ -350,6 +350,7 @@ test('runViews keeps `ahead` runs of sources in the making beyond the one runnin
       features: false,
       sourcesPerRun: 2,
       modelSlices: 1,
+      shared: false,
       async predict(sources: Array<{ source: PixelImage }>) {
         await new Promise((r) => setTimeout(r, 2));
         const logits = Float32Array.from(sources, (s) => s.source.data[0]);

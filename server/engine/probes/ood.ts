@@ -558,12 +558,14 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     return lastViews.views;
   }
 
+  /** The image itself, then its views of every generated set. */
+  const planAt = (C: number, H: number, W: number, m: number): ViewPlan => ({ channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...viewsAt(C, H, W).ops] });
+
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<OodRecord[]> {
     const { model, seed } = ctx;
     const { channels: C, height: H, width: W } = images[0].pixels;
-    const m = images[0].margin;
     const views = viewsAt(C, H, W);
-    const plan: ViewPlan = { channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...views.ops] };
+    const plan = planAt(C, H, W, images[0].margin);
     const tap = detectors.length ? await getTap(model) : undefined;
     const features = tap?.runner ? { tensor: tap.tensor, quant: tap.quant } : undefined;
     const runner = await viewsFor(model, plan, features);
@@ -673,6 +675,9 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     rules: RULES,
 
     run: runAll,
+    // with feature detectors on, the plan also returns the feature tap's tensor, which is found
+    // when the first run opens the tap: that plan then runs in a session of its own
+    viewPlans: ({ channels, height, width, margin }) => (detectors.length ? [] : [{ plan: planAt(channels, height, width, margin) }]),
 
     async summarize(records, ctx) {
       const names = scoreNames(ctx.model);

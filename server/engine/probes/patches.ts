@@ -205,6 +205,12 @@ export function patchesProbe(params: Record<string, unknown> = {}): Probe<Patche
     return { q, stride, tops: patchPositions(H, q, stride), lefts: patchPositions(W, q, stride) };
   }
 
+  function checkGrids(H: number, W: number): void {
+    for (const g of grids) {
+      if (g > Math.min(H, W)) throw new SkepticInputError(`probe parameter patches.grids: ${g}×${g} tiles do not fit the input size ${H}×${W}`);
+    }
+  }
+
   const inSample = (seed: number, sha256: string) =>
     evidenceRate >= 1 || (evidenceRate > 0 && derivedRng(seed, 'patches/evidence', sha256)() < evidenceRate);
 
@@ -293,10 +299,13 @@ export function patchesProbe(params: Record<string, unknown> = {}): Probe<Patche
     async run(images, ctx) {
       if (images.length === 0) return [];
       const { height: H, width: W } = images[0].pixels;
-      for (const g of grids) {
-        if (g > Math.min(H, W)) throw new SkepticInputError(`probe parameter patches.grids: ${g}×${g} tiles do not fit the input size ${H}×${W}`);
-      }
+      checkGrids(H, W);
       return runAll(images, ctx, geometry(H, W));
+    },
+    viewPlans({ channels: C, height: H, width: W, margin: m }) {
+      checkGrids(H, W);
+      const { shuffle, evidence } = plans(C, H, W, m, geometry(H, W));
+      return evidenceRate > 0 ? [{ plan: shuffle }, { plan: evidence }] : [{ plan: shuffle }];
     },
 
     summarize(records, ctx) {

@@ -10,6 +10,15 @@
 import { SkepticInputError } from '../errors';
 import type { ImageEntry, Severity } from '../report/schema';
 import type { Dataset, DatasetRecord, LoadedModel, PixelImage } from '../types';
+import type { ViewFeatures, ViewPlan } from '../views';
+
+/** The size of the images a probe's run() gets: channels × height × width, and the margin of context around them. */
+export interface ViewShape {
+  channels: number;
+  height: number;
+  width: number;
+  margin: number;
+}
 
 export interface ProbeImage {
   /** Index into the report's image table. */
@@ -138,6 +147,13 @@ export interface Probe<R extends object = Record<string, unknown>> {
    * started for images run() never gets (a cancel, a probe failed in between) is dropped.
    */
   prepare?(images: ProbeImage[], ctx: ProbeContext): void;
+  /**
+   * Optional: the view plans run() will ask the views module for (viewsFor), from the size of
+   * the images it will get (their centre, and the margin of context around it) alone. The audit
+   * declares them before the first run (views/session.ts declareViews), so that the views module
+   * can run every probe's plans in one ONNX Runtime session. A plan left out still runs.
+   */
+  viewPlans?(shape: ViewShape, ctx: ProbeContext): Array<{ plan: ViewPlan; features?: ViewFeatures }>;
   /**
    * Optional, for a summary that needs pixels of a few images of the audited dataset beyond
    * their records (cue-conflict's pairs of images): called before the audit streams, it names

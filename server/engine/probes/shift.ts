@@ -18,8 +18,8 @@
  */
 import { derivedRng } from '../random';
 import type { Prediction } from '../types';
-import { runViews, viewsFor, type ViewOp } from '../views';
-import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord } from './probe';
+import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
+import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord, type ViewShape } from './probe';
 
 export interface ShiftRecord {
   /** Prediction on the unshifted image, and its confidence. */
@@ -48,17 +48,20 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
   const worst = numberParam(params, 'shift', 'worstCurves', 24, 0, 1000);
   const shifts = Array.from({ length: 2 * k + 1 }, (_, i) => i - k);
 
-  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<ShiftRecord[]> {
-    const { channels, height: H, width: W } = images[0].pixels;
-    const m = images[0].margin;
-    // Views per image: the horizontal sweep, the vertical sweep, then the embeddings (centred
-    // first). The unshifted view appears in both sweeps: simpler indexing is worth one pass.
+  /** Views per image: the horizontal sweep, the vertical sweep, then the embeddings (centred
+   *  first). The unshifted view appears in both sweeps: simpler indexing is worth one pass. */
+  function plan({ channels, height, width, margin: m }: ViewShape): ViewPlan {
     const ops: ViewOp[] = [
       ...shifts.map((dx): ViewOp => ({ kind: 'crop', top: m, left: m - dx })),
       ...shifts.map((dy): ViewOp => ({ kind: 'crop', top: m - dy, left: m })),
       ...Array.from({ length: 1 + positions }, (_, slot): ViewOp => ({ kind: 'embed', slot })),
     ];
-    const runner = await viewsFor(ctx.model, { channels, height: H, width: W, margin: m, ops });
+    return { channels, height, width, margin: m, ops };
+  }
+
+  async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<ShiftRecord[]> {
+    const { height: H, width: W } = images[0].pixels;
+    const runner = await viewsFor(ctx.model, plan({ ...images[0].pixels, margin: images[0].margin }));
     const records = new Map<ProbeImage, ShiftRecord>();
     await runViews(
       runner,
@@ -138,6 +141,7 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
     run(images: ProbeImage[], ctx) {
       return runAll(images, ctx);
     },
+    viewPlans: (shape) => [{ plan: plan(shape) }],
 
     summarize(records, ctx) {
       const n = records.length;

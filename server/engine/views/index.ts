@@ -6,4 +6,4 @@
  */
 export { checkPlan, planKey, slotCounts, type ViewInputs, type ViewOp, type ViewPlan, type ViewSource } from './plan';
 export { buildViewGraph, standaloneViewModel } from './graph';
-export { balancedStep, makeViews, modelChunkRows, modelChunks, releaseViews, viewMaker, runPasses, runViews, setModelChunkRows, setViewRunPasses, setViewKernels, sourcesPerRun, viewsFor, type ViewFeatures, type ViewPrediction, type ViewRunner } from './session';
+export { balancedStep, declareViews, makeViews, modelChunkRows, modelChunks, releaseViews, setSharedViews, viewMaker, runPasses, runViews, setModelChunkRows, setViewRunPasses, setViewKernels, sourcesPerRun, viewsFor, type ViewFeatures, type ViewPrediction, type ViewRunner } from './session';

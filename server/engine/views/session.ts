@@ -170,6 +170,8 @@ export interface ViewRunner {
   readonly sourcesPerRun: number;
   /** Copies of the model a composed run's rows are split among (modelChunks; 1: whole; standalone: 1). */
   readonly modelSlices: number;
+  /** Whether its session serves other plans too (declareViews). */
+  readonly shared: boolean;
   /** The class scores of every view of every source, image-major: row i·views + j is view j of source i. */
   predict(sources: ViewSource[]): Promise<ViewPrediction>;
 }
@@ -223,18 +225,153 @@ const cache = new WeakMap<LoadedModel, Map<string, Promise<ViewRunner>>>();
 export function viewsFor(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): Promise<ViewRunner> {
   let byPlan = cache.get(model);
   if (!byPlan) cache.set(model, (byPlan = new Map()));
-  const perRun = sourcesPerRun(plan);
-  const chunks = chunksOn(model, plan, perRun);
-  const k = kernelsFor(model.device.used);
-  const key = `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${k.float64}|${k.sum}`;
+  const { key, perRun, chunks } = runKey(model, plan, features);
   let r = byPlan.get(key);
   if (!r) {
+    const declared = pending.get(model);
+    if (declared?.has(key)) {
+      // the first run of a declared plan: the plans declared so far go into one session
+      const members = sharers([...declared.values()]);
+      declared.clear();
+      if (members.length) shareSession(model, members, byPlan);
+      const shared = byPlan.get(key);
+      if (shared) return shared;
+    }
     r = build(model, plan, perRun, chunks, features);
     byPlan.set(key, r);
     r.catch(() => byPlan!.delete(key));
   }
   return r;
 }
+
+/** What names a plan's runner (two equal requests share one), and how its runs are sized. */
+function runKey(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): { key: string; perRun: number; chunks: number } {
+  const perRun = sourcesPerRun(plan);
+  const chunks = chunksOn(model, plan, perRun);
+  const k = kernelsFor(model.device.used);
+  return { key: `${planKey(plan)}|${features?.tensor ?? ''}|${perRun}|${chunks}|${k.float64}|${k.sum}`, perRun, chunks };
+}
+
+/** A plan declared for a model before its first run (declareViews). */
+interface Declared {
+  key: string;
+  plan: ViewPlan;
+  features?: ViewFeatures;
+  perRun: number;
+  chunks: number;
+}
+const pending = new WeakMap<LoadedModel, Map<string, Declared>>();
+/** The shared sessions built for a model (released with its views). */
+const sharedSessions = new WeakMap<LoadedModel, Array<Promise<SharedSession | { reason: string }>>>();
+
+/**
+ * Declares a plan that runs on this model soon (an audit declares every probe's plans before its
+ * first batch runs, Probe.viewPlans): the first viewsFor of any declared plan then builds ONE
+ * session for all the plans declared and not yet built, each plan's view graph a branch of an If
+ * that a run's plan index picks, in front of one copy of the model. One session has one memory
+ * arena and one copy of the weights, where a session per plan made each grow its own arena to its
+ * runs' size in a first audit (tens of megabytes each, every page faulted in) and hold its own
+ * copy of the model's weights (its prepacked kernels). On the CPU provider only: the If's
+ * branches run where ONNX Runtime places them, which on a GPU provider was not measured.
+ * A plan asked for without being declared, or declared alone, gets a session of its own.
+ */
+export function declareViews(model: LoadedModel, plan: ViewPlan, features?: ViewFeatures): void {
+  if (model.device.used !== 'cpu' || !sharingOn) return;
+  const { key, perRun, chunks } = runKey(model, plan, features);
+  if (cache.get(model)?.has(key)) return;
+  let declared = pending.get(model);
+  if (!declared) pending.set(model, (declared = new Map()));
+  if (!declared.has(key)) declared.set(key, { key, plan, features, perRun, chunks });
+}
+
+let sharingOn = process.env.SKEPTIC_SHARED_VIEWS !== '0';
+/** Whether declared plans share one session (default: yes; SKEPTIC_SHARED_VIEWS=0 turns it off). For the tests and benchmarks. */
+export function setSharedViews(on: boolean): void {
+  sharingOn = on;
+}
+
+/**
+ * The declared plans that share a session: the model's slices are those of the plan that wants
+ * most, and a run must have at least one row per slice, so a plan with fewer views than that (a
+ * run of one source would leave a slice empty) keeps a session of its own; none when fewer than
+ * two are left. (The default audit's five plans all share, on MNIST with the model in four slices.)
+ */
+function sharers(declared: Declared[]): Declared[] {
+  const chunks = Math.max(...declared.map((m) => m.chunks));
+  const members = declared.filter((m) => m.plan.ops.length >= chunks);
+  return members.length >= 2 ? members : [];
+}
+
+/** The declared plans' runners, over one shared session; a plan whose share fails gets a session of its own. */
+function shareSession(model: LoadedModel, members: Declared[], byPlan: Map<string, Promise<ViewRunner>>): void {
+  const shared = buildShared(model, members);
+  let list = sharedSessions.get(model);
+  if (!list) sharedSessions.set(model, (list = []));
+  list.push(shared);
+  members.forEach((m, index) => {
+    const r = shared.then((s) => ('reason' in s
+      ? build(model, m.plan, m.perRun, m.chunks, m.features)
+      : new Runner(m.plan, m.perRun, s.session, s.output, model, 'composed', undefined, m.features, s.chunks, s.branch(index))));
+    byPlan.set(m.key, r);
+    r.catch(() => byPlan.delete(m.key));
+  });
+}
+
+interface SharedSession {
+  session: ort.InferenceSession;
+  output: string;
+  chunks: number;
+  /** What a run of member `index` feeds besides its own inputs, and its inputs' names in the shared graph. */
+  branch(index: number): SharedBranch;
+}
+
+/** A plan's place in a shared session: its inputs' names there, and the feeds that pick its branch. */
+interface SharedBranch {
+  names: Map<string, string>;
+  /** The plan index, and an empty tensor for every other plan's inputs (every input must be fed). */
+  extra: Record<string, ort.Tensor>;
+}
+
+async function buildShared(model: LoadedModel, members: Declared[]): Promise<SharedSession | { reason: string }> {
+  const chunks = Math.max(...members.map((m) => m.chunks)); // sharers() left no plan with fewer views
+  const composed = await composedGroup(model, members.map((m) => ({ plan: m.plan, perRun: m.perRun, feature: m.features?.tensor })), chunks).catch((e: Error) => ({ reason: e.message.split('\n')[0] }));
+  if ('reason' in composed) return composed;
+  let session: ort.InferenceSession;
+  try {
+    session = (await createSession(composed.bytes, model.device.used, model.path, 'all', MEM_PATTERN)).session;
+  } catch (e) {
+    return { reason: `the shared graph did not load (${(e as Error).message.split('\n')[0]})` };
+  }
+  const empty = composed.branches.map((b) => Object.fromEntries(b.inputs.map((i) => [i.name!, emptyFeed(i)])));
+  return {
+    session,
+    output: composed.output,
+    chunks: composed.chunks,
+    branch: (index) => ({
+      names: composed.branches[index].names,
+      extra: Object.assign({}, ...empty.filter((_, j) => j !== index), { [SHARED_PLAN]: new ort.Tensor('int64', BigInt64Array.of(BigInt(index)), [1]) }),
+    }),
+  };
+}
+
+/** A tensor with no rows for a graph input (a plan's input when another plan runs). */
+function emptyFeed(input: onnx.IValueInfoProto): ort.Tensor {
+  const t = input.type!.tensorType!;
+  const dims = (t.shape?.dim ?? []).map((d, i) => (i === 0 || d.dimValue === undefined || d.dimValue === null ? 0 : toNum(d.dimValue)));
+  switch (t.elemType) {
+    case 1:
+      return new ort.Tensor('float32', new Float32Array(0), dims);
+    case 6:
+      return new ort.Tensor('int32', new Int32Array(0), dims);
+    case 7:
+      return new ort.Tensor('int64', new BigInt64Array(0), dims);
+    default:
+      throw new RangeError(`view input ${input.name} has element type ${t.elemType}`);
+  }
+}
+
+/** The shared graph's input that picks the plan a run makes views for. */
+const SHARED_PLAN = `${VIEW_PREFIX}plan`;
 
 /** Sources per run for `count` sources at most `perRun` a run, in as few runs as that takes and
  *  of nearly equal size (32 sources at 31 a run: two runs of 16, not 31 and 1). */
@@ -257,11 +394,16 @@ export function sourcesPerRun(plan: ViewPlan): number {
 export async function releaseViews(model: LoadedModel): Promise<void> {
   await releaseViewWorkers(model);
   pixelGraphs.delete(model);
+  pending.delete(model);
   const byPlan = cache.get(model);
   if (!byPlan) return;
   cache.delete(model);
   const runners = await Promise.allSettled([...byPlan.values()]);
   for (const r of runners) if (r.status === 'fulfilled') await (r.value as Runner).release();
+  // the shared sessions last: their runners' releases wait for their runs
+  const shared = await Promise.allSettled(sharedSessions.get(model) ?? []);
+  sharedSessions.delete(model);
+  for (const s of shared) if (s.status === 'fulfilled' && 'session' in s.value) await s.value.session.release().catch(() => undefined);
 }
 
 async function build(model: LoadedModel, plan: ViewPlan, perRun: number, chunks: number, features?: ViewFeatures): Promise<ViewRunner> {
@@ -387,6 +529,95 @@ export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: 
   return { bytes: encodeModelWith(m, base.initializers), output: model.outputName!, chunks: chunked ? chunks : 1 };
 }
 
+/**
+ * composedModel for several plans in one graph (declareViews): each plan's view graph, its names
+ * given a prefix of its own (p0_, p1_, …), becomes a branch of a chain of Ifs on the input
+ * SHARED_PLAN (If k: plan k, or the chain after it), whose output feeds one copy of the model (in
+ * `chunks` slices). Every plan's inputs are inputs of the graph (a run feeds the other plans' with
+ * no rows); ONNX Runtime runs only the branch the run picks. Exported for the tests.
+ */
+export async function composedGroup(
+  model: LoadedModel, members: Array<{ plan: ViewPlan; perRun: number; feature?: string }>, chunks: number,
+): Promise<{ bytes: Uint8Array; output: string; chunks: number; branches: Array<{ names: Map<string, string>; inputs: onnx.IValueInfoProto[] }> } | { reason: string }> {
+  if (members.length < 2) return { reason: 'a shared graph needs two plans or more' };
+  const base = await pixelGraph(model);
+  if ('reason' in base) return base;
+  const { pixel, opset } = base;
+  const m = shallow(base.model);
+  const g = (m.graph = shallow(base.model.graph!));
+  const features = [...new Set(members.map((x) => x.feature).filter((f): f is string => !!f))];
+  const pre = prefixNodes(g, pixel, features);
+  const target = pre ? pre.output : pixel;
+  const kernels = kernelsFor(model.device.used);
+  const branches = members.map((x, k) => {
+    const vg = buildViewGraph(x.plan, opset, { onePerRun: x.perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels });
+    return branchOf(vg, k);
+  });
+  // the chain, built from its end: the last plan's branch is the innermost else
+  let rest: onnx.IGraphProto = branches[branches.length - 1].graph;
+  let top: { nodes: onnx.INodeProto[]; inits: onnx.ITensorProto[] } = { nodes: [], inits: [] };
+  for (let k = branches.length - 2; k >= 0; k--) {
+    const out = k === 0 ? target : `${VIEW_PREFIX}chosen${k}`;
+    const index = `${VIEW_PREFIX}plan${k}_index`;
+    const cond = `${VIEW_PREFIX}plan${k}_chosen`;
+    const nodes: onnx.INodeProto[] = [
+      { opType: 'Equal', input: [SHARED_PLAN, index], output: [cond], name: cond },
+      {
+        opType: 'If', input: [cond], output: [out], name: `${VIEW_PREFIX}choose${k}`,
+        attribute: [{ name: 'then_branch', type: GRAPH, g: branches[k].graph }, { name: 'else_branch', type: GRAPH, g: rest }],
+      },
+    ];
+    const inits: onnx.ITensorProto[] = [{ name: index, dims: [1], dataType: 7, int64Data: [k] }];
+    if (k === 0) top = { nodes, inits };
+    else rest = { name: `${VIEW_PREFIX}after${k - 1}`, node: nodes, initializer: inits, output: [{ name: out }] };
+  }
+  if (pre) g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
+  const planInput: onnx.IValueInfoProto = { name: SHARED_PLAN, type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 1 }] } } } };
+  g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), planInput, ...branches.flatMap((b) => b.inputs)];
+  for (const feature of features) {
+    if (!(g.node ?? []).some((n) => n.output?.includes(feature))) return { reason: `the graph has no tensor named '${feature}'` };
+    if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
+  }
+  g.initializer = [];
+  const chunked = chunkModel(g, g.node ?? [], target, [model.outputName!, ...features], chunks);
+  if (chunked) g.node = chunked;
+  g.node = [...top.nodes, ...(g.node ?? [])];
+  g.initializer = [...(g.initializer ?? []), ...top.inits];
+  g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
+  return {
+    bytes: encodeModelWith(m, base.initializers),
+    output: model.outputName!,
+    chunks: chunked ? chunks : 1,
+    branches: branches.map((b) => ({ names: b.names, inputs: b.inputs })),
+  };
+}
+
+/** ONNX's AttributeProto type GRAPH. */
+const GRAPH = 5;
+
+/**
+ * A view graph as If branch k: every name it defines (inputs, initializers, node outputs, node
+ * names) and its batch dimension get the prefix p<k>_ after VIEW_PREFIX, so that no two
+ * branches' names meet; names it reads from the model (the post nodes' constants) stay.
+ */
+function branchOf(vg: ReturnType<typeof buildViewGraph>, k: number): { graph: onnx.IGraphProto; inputs: onnx.IValueInfoProto[]; names: Map<string, string> } {
+  const defined = new Set<string>([...vg.inputs.map((i) => i.name!), ...vg.inits.map((t) => t.name!), ...vg.nodes.flatMap((n) => n.output ?? [])]);
+  const prefixed = (name: string) => `${VIEW_PREFIX}p${k}_${name.startsWith(VIEW_PREFIX) ? name.slice(VIEW_PREFIX.length) : name}`;
+  const r = (name: string) => (name && defined.has(name) ? prefixed(name) : name);
+  const node = vg.nodes.map((n) => ({ ...n, ...(n.name ? { name: prefixed(n.name) } : {}), input: (n.input ?? []).map(r), output: (n.output ?? []).map(r) }));
+  const initializer = vg.inits.map((t) => ({ ...t, name: r(t.name!) }));
+  const inputs = vg.inputs.map((i): onnx.IValueInfoProto => {
+    const t = i.type!.tensorType!;
+    const dim = (t.shape?.dim ?? []).map((d) => (d.dimParam ? { dimParam: prefixed(d.dimParam) } : d));
+    return { name: r(i.name!), type: { tensorType: { elemType: t.elemType, shape: { dim } } } };
+  });
+  return {
+    graph: { name: `${VIEW_PREFIX}p${k}`, node, initializer, output: [{ name: r(vg.output) }] },
+    inputs,
+    names: new Map(vg.inputs.map((i) => [i.name!, r(i.name!)])),
+  };
+}
+
 /** Elementwise ops prefixNodes may move into the view graph, and where the flowing tensor may be. */
 const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], Div: [0], QuantizeLinear: [0], Cast: [0] };
 
@@ -400,10 +631,10 @@ const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], 
  * `onSource`: no constant varies over rows or columns (its last two dimensions are 1), so the
  * nodes may also run on the view graph's source, larger than a view by the margin.
  */
-export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string; onSource: boolean } | undefined {
+export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string | string[]): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string; onSource: boolean } | undefined {
   const nodes = g.node ?? [];
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature ? [feature] : [])]);
+  const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature === undefined ? [] : typeof feature === 'string' ? [feature] : feature)]);
   const post: ViewPostNode[] = [];
   const taken: onnx.INodeProto[] = [];
   let onSource = true;
@@ -446,6 +677,7 @@ function raiseIr(m: onnx.ModelProto, opset: number): void {
 class Runner implements ViewRunner {
   readonly views: number;
   readonly features: boolean;
+  readonly shared: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly slots: ReturnType<typeof slotCounts>;
   /** The arrays a run's inputs are packed into when it has several sources, kept for the next run
@@ -469,15 +701,18 @@ class Runner implements ViewRunner {
     readonly reason?: string,
     private readonly feature?: ViewFeatures,
     readonly modelSlices = 1,
+    /** Set when the session is shared with other plans (declareViews): it is released with them. */
+    private readonly branch?: SharedBranch,
   ) {
     this.features = mode === 'composed' && !!feature;
+    this.shared = !!branch;
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
   }
 
   async release(): Promise<void> {
     await this.queue;
-    await this.session.release().catch(() => undefined);
+    if (!this.branch) await this.session.release().catch(() => undefined);
   }
 
   predict(sources: ViewSource[]): Promise<ViewPrediction> {
@@ -495,7 +730,12 @@ class Runner implements ViewRunner {
     const step = balancedStep(sources.length, this.sourcesPerRun);
     for (let first = 0; first < sources.length; first += step) {
       const chunk = sources.slice(first, first + step);
-      const feeds = feedsFor(this.plan, this.slots, chunk, this.pack);
+      let feeds = feedsFor(this.plan, this.slots, chunk, this.pack);
+      if (this.branch) {
+        const { names, extra } = this.branch;
+        feeds = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [names.get(name) ?? name, t]));
+        Object.assign(feeds, extra);
+      }
       const r = chunk.length * this.views;
       if (this.mode === 'composed') {
         const tensor = this.features ? this.feature!.tensor : undefined;
