@@ -582,7 +582,7 @@ export async function composedGroup(
   const chunked = chunkModel(g, g.node ?? [], target, [model.outputName!, ...features], chunks);
   if (chunked) g.node = chunked;
   g.node = [...top.nodes, ...(g.node ?? [])];
-  g.initializer = [...(g.initializer ?? []), ...top.inits];
+  g.initializer = [...(g.initializer ?? []), ...top.inits, ...branches.flatMap((b) => b.inits)];
   g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
   return {
     bytes: encodeModelWith(m, base.initializers),
@@ -592,6 +592,7 @@ export async function composedGroup(
   };
 }
 
+const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
 /** ONNX's AttributeProto type GRAPH. */
 const GRAPH = 5;
 
@@ -600,19 +601,23 @@ const GRAPH = 5;
  * names) and its batch dimension get the prefix p<k>_ after VIEW_PREFIX, so that no two
  * branches' names meet; names it reads from the model (the post nodes' constants) stay.
  */
-function branchOf(vg: ReturnType<typeof buildViewGraph>, k: number): { graph: onnx.IGraphProto; inputs: onnx.IValueInfoProto[]; names: Map<string, string> } {
+function branchOf(vg: ReturnType<typeof buildViewGraph>, k: number): { graph: onnx.IGraphProto; inits: onnx.ITensorProto[]; inputs: onnx.IValueInfoProto[]; names: Map<string, string> } {
   const defined = new Set<string>([...vg.inputs.map((i) => i.name!), ...vg.inits.map((t) => t.name!), ...vg.nodes.flatMap((n) => n.output ?? [])]);
   const prefixed = (name: string) => `${VIEW_PREFIX}p${k}_${name.startsWith(VIEW_PREFIX) ? name.slice(VIEW_PREFIX.length) : name}`;
   const r = (name: string) => (name && defined.has(name) ? prefixed(name) : name);
   const node = vg.nodes.map((n) => ({ ...n, ...(n.name ? { name: prefixed(n.name) } : {}), input: (n.input ?? []).map(r), output: (n.output ?? []).map(r) }));
   const initializer = vg.inits.map((t) => ({ ...t, name: r(t.name!) }));
+  // weights stay in the branch, where ONNX Runtime's optimizers see them as its constants (the
+  // same kernels as in a graph of its own); the rest (index maps, masks) go to the outer graph
+  const weights = new Set(node.filter((n) => WEIGHTED.has(n.opType ?? '')).flatMap((n) => n.input.slice(1)));
   const inputs = vg.inputs.map((i): onnx.IValueInfoProto => {
     const t = i.type!.tensorType!;
     const dim = (t.shape?.dim ?? []).map((d) => (d.dimParam ? { dimParam: prefixed(d.dimParam) } : d));
     return { name: r(i.name!), type: { tensorType: { elemType: t.elemType, shape: { dim } } } };
   });
   return {
-    graph: { name: `${VIEW_PREFIX}p${k}`, node, initializer, output: [{ name: r(vg.output) }] },
+    graph: { name: `${VIEW_PREFIX}p${k}`, node, initializer: initializer.filter((t) => weights.has(t.name)), output: [{ name: r(vg.output) }] },
+    inits: initializer.filter((t) => !weights.has(t.name)),
     inputs,
     names: new Map(vg.inputs.map((i) => [i.name!, r(i.name!)])),
   };
