@@ -13,6 +13,7 @@
  * `mode` and `reason` say which path a plan took.
  */
 import { readFile } from 'node:fs/promises';
+import { debuglog } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { throwIfAborted } from '../errors';
 import type { LoadedModel, PixelImage, Prediction } from '../types';
@@ -30,6 +31,8 @@ import { chunkModel } from './model-chunks';
 import { releaseViewWorkers } from './workers';
 
 const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
+/** NODE_DEBUG=skeptic-views: which plans share a session, or why they do not. */
+const debug = debuglog('skeptic-views');
 /**
  * Pixel values of the views one session.run feeds the model: runs are sized by forward passes
  * (sources × views), at most RUN_VALUES / (C·H·W): 1,337 for mnist-8's 28×28 inputs, 341 at
@@ -304,7 +307,12 @@ function sharers(declared: Declared[]): Declared[] {
 
 /** The declared plans' runners, over one shared session; a plan whose share fails gets a session of its own. */
 function shareSession(model: LoadedModel, members: Declared[], byPlan: Map<string, Promise<ViewRunner>>): void {
-  const shared = buildShared(model, members);
+  const shared = buildShared(model, members).then((s) => {
+    const views = members.map((m) => m.plan.ops.length).join(', ');
+    if ('reason' in s) debug('%d declared plans (views %s) run in sessions of their own: %s', members.length, views, s.reason);
+    else debug('%d declared plans (views %s) share one session', members.length, views);
+    return s;
+  });
   let list = sharedSessions.get(model);
   if (!list) sharedSessions.set(model, (list = []));
   list.push(shared);
