@@ -600,6 +600,12 @@ export async function composedGroup(
   };
 }
 
+/**
+ * Ops whose weights (every input after the first: a Conv's kernel and bias, a MatMul's or Gemm's
+ * second operand, which ONNX Runtime prepacks when constant) stay in a shared graph's branch
+ * (branchOf). A MatMul's constant first operand (glass blur's band matrices) goes outside with
+ * the rest: the same scores (bench/compare-reports.ts), and fewer pages touched than inside.
+ */
 const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
 /** ONNX's AttributeProto type GRAPH. */
 const GRAPH = 5;
