@@ -508,31 +508,54 @@ function shallow<T extends object>(x: T): T {
 
 /** The model's pixel-space graph with the view graph in front and the model in `chunks` slices of a run (1: whole; fewer when it cannot be sliced), or why it cannot be (exported for the tests). */
 export async function composedModel(model: LoadedModel, plan: ViewPlan, perRun: number, feature?: string, chunks = chunksOn(model, plan, perRun)): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
+  return composeInFront(model, feature ? [feature] : [], chunks, ({ pre, target, opset, kernels }) => {
+    const vg = buildViewGraph(plan, opset, { onePerRun: perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels });
+    vg.nodes.find((n) => n.output?.[0] === vg.output)!.output = [target];
+    return { nodes: vg.nodes, inputs: vg.inputs, inits: vg.inits };
+  });
+}
+
+/** What goes in front of the model (composeInFront): nodes that write the tensor it reads, their inputs and initializers. */
+interface Front {
+  nodes: onnx.INodeProto[];
+  inputs: onnx.IValueInfoProto[];
+  inits: onnx.ITensorProto[];
+}
+
+/**
+ * A copy of the model's pixel-space graph (pixelGraph) with `front(...)` feeding the model in
+ * place of its pixel input, `features` added to its outputs, and the model in `chunks` slices of
+ * a run; encoded with the model's weights joined. `front` is told the model's front nodes the
+ * view graph takes over (prefixNodes, dropped from the model here) and the tensor it must write
+ * (`target`: what those nodes fed, else the pixel input). One view graph (composedModel) or an
+ * If chain of several (composedGroup).
+ */
+async function composeInFront(
+  model: LoadedModel, features: string[], chunks: number,
+  front: (at: { pre: ReturnType<typeof prefixNodes>; target: string; opset: number; kernels: ViewKernels }) => Front,
+): Promise<{ bytes: Uint8Array; output: string; chunks: number } | { reason: string }> {
   const base = await pixelGraph(model);
   if ('reason' in base) return base;
   const { pixel, opset } = base;
   const m = shallow(base.model);
   const g = (m.graph = shallow(base.model.graph!));
-  const pre = prefixNodes(g, pixel, feature);
-  const vg = buildViewGraph(plan, opset, { onePerRun: perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels: kernelsFor(model.device.used) });
-  const last = vg.nodes.find((n) => n.output?.[0] === vg.output)!;
-  if (pre) {
-    // the view graph applies those nodes itself, per group of views, and feeds what they fed
-    g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
-    last.output = [pre.output];
-  } else last.output = [pixel];
-  g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), ...vg.inputs];
-  if (feature) {
+  const pre = prefixNodes(g, pixel, features);
+  const target = pre ? pre.output : pixel;
+  const made = front({ pre, target, opset, kernels: kernelsFor(model.device.used) });
+  // the view graph applies those nodes itself, per group of views, and feeds what they fed
+  if (pre) g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
+  g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), ...made.inputs];
+  for (const feature of features) {
     if (!(g.node ?? []).some((n) => n.output?.includes(feature))) return { reason: `the graph has no tensor named '${feature}'` };
     if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
   }
   // the model's own weights are joined as encoded bytes below; this graph's are the views' and the slices'
   g.initializer = [];
   // the model in slices of a run's rows (undefined: left whole)
-  const chunked = chunkModel(g, g.node ?? [], pre ? pre.output : pixel, [model.outputName!, ...(feature ? [feature] : [])], chunks);
+  const chunked = chunkModel(g, g.node ?? [], target, [model.outputName!, ...features], chunks);
   if (chunked) g.node = chunked;
-  g.node = [...vg.nodes, ...(g.node ?? [])];
-  g.initializer = [...(g.initializer ?? []), ...vg.inits];
+  g.node = [...made.nodes, ...(g.node ?? [])];
+  g.initializer = [...(g.initializer ?? []), ...made.inits];
   g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
   return { bytes: encodeModelWith(m, base.initializers), output: model.outputName!, chunks: chunked ? chunks : 1 };
 }
@@ -548,56 +571,33 @@ export async function composedGroup(
   model: LoadedModel, members: Array<{ plan: ViewPlan; perRun: number; feature?: string }>, chunks: number,
 ): Promise<{ bytes: Uint8Array; output: string; chunks: number; branches: Array<{ names: Map<string, string>; inputs: onnx.IValueInfoProto[] }> } | { reason: string }> {
   if (members.length < 2) return { reason: 'a shared graph needs two plans or more' };
-  const base = await pixelGraph(model);
-  if ('reason' in base) return base;
-  const { pixel, opset } = base;
-  const m = shallow(base.model);
-  const g = (m.graph = shallow(base.model.graph!));
   const features = [...new Set(members.map((x) => x.feature).filter((f): f is string => !!f))];
-  const pre = prefixNodes(g, pixel, features);
-  const target = pre ? pre.output : pixel;
-  const kernels = kernelsFor(model.device.used);
-  const branches = members.map((x, k) => {
-    const vg = buildViewGraph(x.plan, opset, { onePerRun: x.perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels });
-    return branchOf(vg, k);
+  let branches: Array<ReturnType<typeof branchOf>> = [];
+  const composed = await composeInFront(model, features, chunks, ({ pre, target, opset, kernels }) => {
+    branches = members.map((x, k) => branchOf(buildViewGraph(x.plan, opset, { onePerRun: x.perRun === 1, post: pre?.post, postOnSource: pre?.onSource, kernels }), k));
+    // the chain, built from its end: the last plan's branch is the innermost else; If 0 writes the target
+    let rest: onnx.IGraphProto = branches[branches.length - 1].graph;
+    const level = (k: number, out: string) => ({
+      nodes: [
+        { opType: 'Equal', input: [SHARED_PLAN, `${VIEW_PREFIX}plan${k}_index`], output: [`${VIEW_PREFIX}plan${k}_chosen`], name: `${VIEW_PREFIX}plan${k}_chosen` },
+        {
+          opType: 'If', input: [`${VIEW_PREFIX}plan${k}_chosen`], output: [out], name: `${VIEW_PREFIX}choose${k}`,
+          attribute: [{ name: 'then_branch', type: GRAPH, g: branches[k].graph }, { name: 'else_branch', type: GRAPH, g: rest }],
+        },
+      ] as onnx.INodeProto[],
+      inits: [{ name: `${VIEW_PREFIX}plan${k}_index`, dims: [1], dataType: 7, int64Data: [k] }] as onnx.ITensorProto[],
+    });
+    for (let k = branches.length - 2; k > 0; k--) {
+      const out = `${VIEW_PREFIX}chosen${k}`;
+      const { nodes, inits } = level(k, out);
+      rest = { name: `${VIEW_PREFIX}after${k - 1}`, node: nodes, initializer: inits, output: [{ name: out }] };
+    }
+    const top = level(0, target);
+    const planInput: onnx.IValueInfoProto = { name: SHARED_PLAN, type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 1 }] } } } };
+    return { nodes: top.nodes, inputs: [planInput, ...branches.flatMap((b) => b.inputs)], inits: [...top.inits, ...branches.flatMap((b) => b.inits)] };
   });
-  // the chain, built from its end: the last plan's branch is the innermost else
-  let rest: onnx.IGraphProto = branches[branches.length - 1].graph;
-  let top: { nodes: onnx.INodeProto[]; inits: onnx.ITensorProto[] } = { nodes: [], inits: [] };
-  for (let k = branches.length - 2; k >= 0; k--) {
-    const out = k === 0 ? target : `${VIEW_PREFIX}chosen${k}`;
-    const index = `${VIEW_PREFIX}plan${k}_index`;
-    const cond = `${VIEW_PREFIX}plan${k}_chosen`;
-    const nodes: onnx.INodeProto[] = [
-      { opType: 'Equal', input: [SHARED_PLAN, index], output: [cond], name: cond },
-      {
-        opType: 'If', input: [cond], output: [out], name: `${VIEW_PREFIX}choose${k}`,
-        attribute: [{ name: 'then_branch', type: GRAPH, g: branches[k].graph }, { name: 'else_branch', type: GRAPH, g: rest }],
-      },
-    ];
-    const inits: onnx.ITensorProto[] = [{ name: index, dims: [1], dataType: 7, int64Data: [k] }];
-    if (k === 0) top = { nodes, inits };
-    else rest = { name: `${VIEW_PREFIX}after${k - 1}`, node: nodes, initializer: inits, output: [{ name: out }] };
-  }
-  if (pre) g.node = (g.node ?? []).filter((n) => !pre.nodes.includes(n));
-  const planInput: onnx.IValueInfoProto = { name: SHARED_PLAN, type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 1 }] } } } };
-  g.input = [...(g.input ?? []).filter((i) => i.name !== pixel), planInput, ...branches.flatMap((b) => b.inputs)];
-  for (const feature of features) {
-    if (!(g.node ?? []).some((n) => n.output?.includes(feature))) return { reason: `the graph has no tensor named '${feature}'` };
-    if (!(g.output ?? []).some((o) => o.name === feature)) g.output = [...(g.output ?? []), { name: feature }];
-  }
-  g.initializer = [];
-  const chunked = chunkModel(g, g.node ?? [], target, [model.outputName!, ...features], chunks);
-  if (chunked) g.node = chunked;
-  g.node = [...top.nodes, ...(g.node ?? [])];
-  g.initializer = [...(g.initializer ?? []), ...top.inits, ...branches.flatMap((b) => b.inits)];
-  g.valueInfo = (g.valueInfo ?? []).filter((v) => v.name !== pixel);
-  return {
-    bytes: encodeModelWith(m, base.initializers),
-    output: model.outputName!,
-    chunks: chunked ? chunks : 1,
-    branches: branches.map((b) => ({ names: b.names, inputs: b.inputs })),
-  };
+  if ('reason' in composed) return composed;
+  return { ...composed, branches: branches.map((b) => ({ names: b.names, inputs: b.inputs })) };
 }
 
 /**
