@@ -14,25 +14,8 @@ import { decodeModel, encodeModel, type onnx } from '../../server/engine/model/o
 import type { PixelImage } from '../../server/engine/types';
 import { composedModel, modelChunkRows, modelChunks, setModelChunkRows, setViewRunPasses } from '../../server/engine/views/session';
 import { viewsFor, type ViewOp, type ViewPlan } from '../../server/engine/views';
-import { buildModel, node, seeded, tensor, writeModel, type ModelSpec } from './helpers/onnx-builder';
+import { buildModel, convNet, seeded, writeModel } from './helpers/onnx-builder';
 import { chunkModel, MODEL_CHUNK_PREFIX } from '../../server/engine/views/model-chunks';
-
-/** Conv → Relu → GlobalAveragePool → Flatten ('feat', the features) → Gemm ('y'), on N×1×8×8. */
-function convNet(): ModelSpec {
-  return {
-    inputs: [{ name: 'x', shape: ['N', 1, 8, 8] }],
-    outputs: [{ name: 'y', shape: ['N', 3] }],
-    initializers: [tensor('cw', [4, 1, 3, 3], seeded(36, 1)), tensor('cb', [4], seeded(4, 2)), tensor('W', [4, 3], seeded(12, 3)), tensor('b', [3], seeded(3, 4))],
-    nodes: [
-      node('Conv', ['x', 'cw', 'cb'], ['c'], { pads: [1, 1, 1, 1] }),
-      node('Relu', ['c'], ['r']),
-      node('GlobalAveragePool', ['r'], ['p']),
-      node('Flatten', ['p'], ['feat'], { axis: 1 }),
-      node('Gemm', ['feat', 'W', 'b'], ['y']),
-    ],
-    valueInfo: [{ name: 'c', shape: ['N', 4, 8, 8] }],
-  };
-}
 
 async function run(bytes: Uint8Array, x: Float32Array, n: number, outputs: string[]): Promise<Float32Array[]> {
   const s = await ort.InferenceSession.create(bytes);

@@ -15,24 +15,7 @@ import { loadModel } from '../../server/engine/model';
 import type { PixelImage } from '../../server/engine/types';
 import { declareViews, setModelChunkRows, setSharedViews, setViewRunPasses, viewsFor, type ViewFeatures, type ViewOp, type ViewPlan, type ViewPrediction, type ViewSource } from '../../server/engine/views';
 import { composedGroup } from '../../server/engine/views/session';
-import { node, seeded, tensor, writeModel, type ModelSpec } from './helpers/onnx-builder';
-
-/** Conv → Relu → GlobalAveragePool → Flatten ('feat', the features) → Gemm ('y'), on N×1×8×8. */
-function convNet(reserved = false): ModelSpec {
-  const c = reserved ? 'skeptic_view_c' : 'c';
-  return {
-    inputs: [{ name: 'x', shape: ['N', 1, 8, 8] }],
-    outputs: [{ name: 'y', shape: ['N', 3] }],
-    initializers: [tensor('cw', [4, 1, 3, 3], seeded(36, 1)), tensor('cb', [4], seeded(4, 2)), tensor('W', [4, 3], seeded(12, 3)), tensor('b', [3], seeded(3, 4))],
-    nodes: [
-      node('Conv', ['x', 'cw', 'cb'], [c], { pads: [1, 1, 1, 1] }),
-      node('Relu', [c], ['r']),
-      node('GlobalAveragePool', ['r'], ['p']),
-      node('Flatten', ['p'], ['feat'], { axis: 1 }),
-      node('Gemm', ['feat', 'W', 'b'], ['y']),
-    ],
-  };
-}
+import { convNet, seeded, writeModel } from './helpers/onnx-builder';
 
 const plan = (ops: ViewOp[]): ViewPlan => ({ channels: 1, height: 8, width: 8, margin: 1, ops });
 /** Crops and photometric views (no per-image inputs). */
@@ -131,7 +114,7 @@ test('the shared session slices the model as the plan that wants most does; a pl
 });
 
 test('a model no composed graph can be made for runs each declared plan as it would alone (standalone view graphs), not shared', async () => {
-  const file = writeModel(convNet(true), 'reserved.onnx');
+  const file = writeModel(convNet('skeptic_view_c'), 'reserved.onnx');
   const asked: Asked[] = [{ plan: A, declare: true }, { plan: B, declare: true }];
   const model = await loadModel(file, { device: 'cpu', preprocess: 'unit' });
   try {

@@ -200,6 +200,27 @@ export function writeModel(model: ModelSpec | Uint8Array, fileName = 'model.onnx
   return file;
 }
 
+/**
+ * Conv → Relu → GlobalAveragePool → Flatten ('feat', the features) → Gemm ('y'), on N×1×8×8: a
+ * model the view graphs compose with. `conv` names the Conv's output (a reserved skeptic_view_
+ * name makes a model no composed graph can be built for).
+ */
+export function convNet(conv = 'c'): ModelSpec {
+  return {
+    inputs: [{ name: 'x', shape: ['N', 1, 8, 8] }],
+    outputs: [{ name: 'y', shape: ['N', 3] }],
+    initializers: [tensor('cw', [4, 1, 3, 3], seeded(36, 1)), tensor('cb', [4], seeded(4, 2)), tensor('W', [4, 3], seeded(12, 3)), tensor('b', [3], seeded(3, 4))],
+    nodes: [
+      node('Conv', ['x', 'cw', 'cb'], [conv], { pads: [1, 1, 1, 1] }),
+      node('Relu', [conv], ['r']),
+      node('GlobalAveragePool', ['r'], ['p']),
+      node('Flatten', ['p'], ['feat'], { axis: 1 }),
+      node('Gemm', ['feat', 'W', 'b'], ['y']),
+    ],
+    valueInfo: [{ name: conv, shape: ['N', 4, 8, 8] }],
+  };
+}
+
 export interface TinyClassifierOptions {
   /** Input shape; default ['N', 1, 4, 4]. Anything Flatten(axis=1) turns into [N, D]. */
   inputShape?: Dim[];
