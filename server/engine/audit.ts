@@ -212,19 +212,17 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         work.set(state, { todo, got });
         state.ms += Date.now() - t0;
       }
-      if (!declared) {
+      if (!declared && [...work.values()].some((w) => w.todo.length)) {
         // every probe's view plans, once the images' size is known: the views module may then
         // run them all in one session (views/session.ts declareViews)
-        if ([...work.values()].some((w) => w.todo.length)) {
-          declared = true;
-          for (const [state, { todo }] of work) {
-            if (!todo.length || !state.probe.viewPlans) continue;
-            const { pixels, margin } = todo[0];
-            try {
-              for (const { plan, features } of state.probe.viewPlans({ channels: pixels.channels, height: pixels.height, width: pixels.width, margin }, ctx)) declareViews(model, plan, features);
-            } catch {
-              // the probe's run() meets the same problem and reports it
-            }
+        declared = true;
+        for (const [state, { todo }] of work) {
+          if (!todo.length || !state.probe.viewPlans) continue;
+          const { pixels, margin } = todo[0];
+          try {
+            for (const { plan, features } of state.probe.viewPlans({ channels: pixels.channels, height: pixels.height, width: pixels.width, margin }, ctx)) declareViews(model, plan, features);
+          } catch {
+            // the probe's run() meets the same problem and reports it
           }
         }
       }
