@@ -272,6 +272,38 @@ test('SKEPTIC_VIEWS_WORKER may be a path relative to the working directory, as a
   }
 });
 
+test('a views worker loads neither sharp nor the ONNX protobuf code to start and make every corruption of MNIST- and CIFAR-size images (they cost a worker\'s start 50–100 ms; sharp loads only for a colour JPEG over 160×160)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skeptic-views-modules-'));
+  try {
+    // the worker as the pool starts it, which writes the modules it has loaded after each message
+    const tsx = require.resolve('tsx/cjs');
+    const out = join(dir, 'modules.json');
+    writeFileSync(join(dir, 'worker.js'), `require(${JSON.stringify(tsx)});
+require(${JSON.stringify(join(ROOT, 'server/engine/views/cpu-worker.ts'))});
+require('node:worker_threads').parentPort.on('message', () => setTimeout(() => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))), 50));
+`);
+    const r = spawnSync(process.execPath, ['-r', tsx, '-e', `
+      const { corruptionViewMaker, viewWorkerJobs } = require(${JSON.stringify(join(ROOT, 'server/engine/views/workers.ts'))});
+      const { CORRUPTIONS } = require(${JSON.stringify(join(ROOT, 'server/engine/image/corrupt.ts'))});
+      (async () => {
+        for (const [C, S] of [[1, 28], [3, 32], [3, 96]]) {
+          const list = CORRUPTIONS.flatMap((n) => [1, 5].map((s) => [n, s]));
+          await corruptionViewMaker(list, S, S).inputs({ channels: C, height: S, width: S, data: new Float32Array(C * S * S).fill(0.5) }, (n, s) => s);
+        }
+        console.log('jobs', viewWorkerJobs());
+        await new Promise((r) => setTimeout(r, 300));
+        process.exit(0);
+      })();`], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SKEPTIC_VIEW_WORKERS: '1', SKEPTIC_VIEWS_WORKER: join(dir, 'worker.js') } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /jobs 3/);
+    const loaded: string[] = JSON.parse(readFileSync(out, 'utf8'));
+    assert.ok(loaded.some((f) => f.endsWith('views/corruptions.ts')), 'the makers ran in the worker');
+    assert.deepEqual(loaded.filter((f) => /node_modules[\\/](sharp|onnx-proto|protobufjs)[\\/]|engine[\\/]model[\\/]onnx\.ts$/.test(f)), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a process that never releases its model still exits: idle workers do not hold it', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `
     const { corruptionViewMaker, viewWorkerThreads } = require(${JSON.stringify(join(ROOT, 'server/engine/views/workers.ts'))});

@@ -35,7 +35,7 @@
  *   contrast        (x − m)·c + m, with m the per-channel mean of the image
  * Randomness comes only from the `rng` argument (seeded by the caller, per image).
  */
-import sharp from 'sharp';
+import { loadSharp } from './sharp';
 import { gaussian } from '../random';
 import type { PixelImage } from '../types';
 import { toBytes } from './files';
@@ -511,12 +511,12 @@ export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toB
     }
     return like(img, out);
   }
-  const encoded = await sharp(bytes, { raw: { width: W, height: H, channels: C } })
+  const encoded = await loadSharp()(bytes, { raw: { width: W, height: H, channels: C } })
     // optimised Huffman tables only make the file smaller (the same coefficients, so the same
     // decoded pixels: corrupt.test.ts), at a second pass over the image: 10% of a round trip
     .jpeg({ quality: Math.round(quality), chromaSubsampling: '4:2:0', optimiseCoding: false })
     .toBuffer();
-  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await loadSharp()(encoded).raw().toBuffer({ resolveWithObject: true });
   if (info.width !== W || info.height !== H) throw new Error(`JPEG round trip changed the size to ${info.width}×${info.height}`);
   const got = info.channels;
   const n = H * W;

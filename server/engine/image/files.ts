@@ -1,7 +1,7 @@
 /** Writing pixel-space images and arrays as files: PNG for people, .npy for numpy.load. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from './sharp';
 import type { PixelImage } from '../types';
 
 /** Planar CHW floats in [0,1] → interleaved HWC bytes, optionally enlarged by an integer factor
@@ -36,7 +36,7 @@ export function toBytes(img: PixelImage, scale = 1): Buffer {
 
 export async function writePng(file: string, img: PixelImage, scale = 1): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
-  await sharp(toBytes(img, scale), { raw: { width: img.width * scale, height: img.height * scale, channels: img.channels } })
+  await loadSharp()(toBytes(img, scale), { raw: { width: img.width * scale, height: img.height * scale, channels: img.channels } })
     // zlib's default level: 2–3% larger files than 9 for audit images, at about half the CPU
     .png({ compressionLevel: 6 })
     .toFile(file);

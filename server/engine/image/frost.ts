@@ -15,7 +15,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from './sharp';
 import { SkepticInputError } from '../errors';
 import { mulberry32 } from '../random';
 import type { PixelImage } from '../types';
@@ -129,7 +129,7 @@ export async function frostFiles(dir: string): Promise<string[]> {
  */
 export async function loadFrost(file: string, H: number, W: number, small: boolean): Promise<FrostTexture> {
   try {
-    const meta = await sharp(file).metadata();
+    const meta = await loadSharp()(file).metadata();
     const h0 = meta.height ?? 0;
     const w0 = meta.width ?? 0;
     if (!(h0 > 0 && w0 > 0)) throw new Error('no size');
@@ -137,7 +137,7 @@ export async function loadFrost(file: string, H: number, W: number, small: boole
     f = Math.max(f, (H + 1) / h0, (W + 1) / w0);
     const width = Math.ceil(w0 * f);
     const height = Math.ceil(h0 * f);
-    const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').resize(width, height, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await loadSharp()(file).removeAlpha().toColourspace('srgb').resize(width, height, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer({ resolveWithObject: true });
     const n = info.width * info.height;
     const out = new Float32Array(3 * n);
     for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) out[c * n + p] = data[p * info.channels + Math.min(c, info.channels - 1)] / 255;

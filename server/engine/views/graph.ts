@@ -42,8 +42,8 @@ import { A, Builder } from '../model/gradient/builder';
 import { viewKernels, type ViewKernels } from '../model/providers';
 import { reflect101 } from '../image/imagenet-c';
 import { onnx } from '../model/onnx';
-import { checkPlan, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
-import { buildImagenetCRun, buildImagenetCView, elasticRunnable, imagenetCSlots, type ImagenetCContext } from './imagenet-c';
+import { checkPlan, imagenetCSlots, permOffsets, slotCounts, type ViewOp, type ViewPlan } from './plan';
+import { buildImagenetCRun, buildImagenetCView, elasticRunnable, type ImagenetCContext } from './imagenet-c';
 import { pixelateSize } from '../image/corrupt';
 import { nearestIndex, resampleMatrix } from '../image/resample';
 

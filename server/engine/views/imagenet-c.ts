@@ -34,7 +34,7 @@
  */
 import { A, type Builder } from '../model/gradient/builder';
 import { borderIndex, fold, gaussianWeights, zoomTaps } from '../image/imagenet-c';
-import type { ViewOp, ViewPlan } from './plan';
+import type { ViewOp } from './plan';
 
 export type ImagenetCViewOp =
   /** skimage.filters.gaussian(σ), border 'nearest'; clipped. */
@@ -54,22 +54,6 @@ export type ImagenetCViewOp =
   | { kind: 'speckle'; sigma: number; slot: number }
   /** Saturation S·scale + shift. */
   | { kind: 'saturate'; scale: number; shift: number };
-
-/** Layers, index planes and weight planes per image that a plan's ImageNet-C ops read; noise slots of speckle. */
-export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; weight: number; noise: number } {
-  const n = { layer: 0, index: 0, weight: 0, noise: 0 };
-  for (const op of plan.ops) {
-    if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
-    if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
-    if (op.kind === 'elastic') {
-      n.index = Math.max(n.index, op.index + 4);
-      n.weight = Math.max(n.weight, op.weight + 6);
-    }
-    if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
-    if (op.kind === 'composite') n.weight = Math.max(n.weight, op.weights + 4); // cue-conflict's planes (views/graph.ts)
-  }
-  return n;
-}
 
 export interface ImagenetCContext {
   b: Builder;

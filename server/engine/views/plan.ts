@@ -9,7 +9,7 @@
  * start from its centre (ProbeImage.pixels).
  */
 import type { PixelImage } from '../types';
-import { imagenetCSlots, type ImagenetCViewOp } from './imagenet-c';
+import type { ImagenetCViewOp } from './imagenet-c';
 
 export type ViewOp =
   /** The H×W window of the source whose top-left corner is (top, left) (the centre: margin, margin). */
@@ -103,6 +103,27 @@ export function slotCounts(plan: ViewPlan): { embed: number; noise: number; give
   n.noise = Math.max(n.noise, imagenetCSlots(plan).noise);
   const perms = permOffsets(plan);
   n.perm = perms.total;
+  return n;
+}
+
+/**
+ * Layers, index planes and weight planes per image that a plan's ImageNet-C ops read; noise slots
+ * of speckle. Here, not beside the ImageNet-C graphs (views/imagenet-c.ts): the views worker counts
+ * slots but builds no graph, and importing that file loaded the graph builder and the ONNX
+ * protobuf code into every worker.
+ */
+export function imagenetCSlots(plan: ViewPlan): { layer: number; index: number; weight: number; noise: number } {
+  const n = { layer: 0, index: 0, weight: 0, noise: 0 };
+  for (const op of plan.ops) {
+    if (op.kind === 'fog' || op.kind === 'frost') n.layer = Math.max(n.layer, op.slot + 1);
+    if (op.kind === 'glass') n.index = Math.max(n.index, op.index + 1);
+    if (op.kind === 'elastic') {
+      n.index = Math.max(n.index, op.index + 4);
+      n.weight = Math.max(n.weight, op.weight + 6);
+    }
+    if (op.kind === 'speckle') n.noise = Math.max(n.noise, op.slot + 1);
+    if (op.kind === 'composite') n.weight = Math.max(n.weight, op.weights + 4); // cue-conflict's planes (views/graph.ts)
+  }
   return n;
 }
 

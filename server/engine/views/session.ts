@@ -25,8 +25,7 @@ import { toLogitsAndProbs } from '../model/output';
 import { createOn, createSession, viewKernels, type Provider, type ViewKernels } from '../model/providers';
 import { featureValues } from '../model/features';
 import { buildViewGraph, standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C, VIEW_MIN_OPSET, VIEW_PREFIX, type ViewPostNode } from './graph';
-import { imagenetCSlots } from './imagenet-c';
-import { planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
+import { imagenetCSlots, planKey, slotCounts, type ViewPlan, type ViewSource } from './plan';
 import { chunkModel } from './model-chunks';
 import { releaseViewWorkers } from './workers';
 
