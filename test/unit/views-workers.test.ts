@@ -272,7 +272,7 @@ test('SKEPTIC_VIEWS_WORKER may be a path relative to the working directory, as a
   }
 });
 
-test('a views worker loads neither sharp nor the ONNX protobuf code to start and make every corruption of MNIST- and CIFAR-size images (they cost a worker\'s start 50–100 ms; sharp loads only for a colour JPEG over 160×160)', () => {
+test('a views worker loads neither sharp nor the ONNX protobuf code to start and make every corruption of MNIST-, CIFAR- and ImageNet-size images (they cost a worker\'s start 50–100 ms; sharp loads only for a colour JPEG over 224×224)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'skeptic-views-modules-'));
   try {
     // the worker as the pool starts it, which writes the modules it has loaded after each message
@@ -286,7 +286,7 @@ require('node:worker_threads').parentPort.on('message', () => setTimeout(() => r
       const { corruptionViewMaker, viewWorkerJobs } = require(${JSON.stringify(join(ROOT, 'server/engine/views/workers.ts'))});
       const { CORRUPTIONS } = require(${JSON.stringify(join(ROOT, 'server/engine/image/corrupt.ts'))});
       (async () => {
-        for (const [C, S] of [[1, 28], [3, 32], [3, 96]]) {
+        for (const [C, S] of [[1, 28], [3, 32], [3, 224]]) {
           const list = CORRUPTIONS.flatMap((n) => [1, 5].map((s) => [n, s]));
           await corruptionViewMaker(list, S, S).inputs({ channels: C, height: S, width: S, data: new Float32Array(C * S * S).fill(0.5) }, (n, s) => s);
         }

@@ -26,7 +26,7 @@
  *                   filter2D's default)
  *   jpeg_compression encode with sharp (libjpeg, 4:2:0 chroma) at quality c, decode; values are
  *                   first rounded to 8 bits, as any JPEG writer does. One-channel images, and
- *                   colour ones up to 160×160, take image/jpeg.ts's round trip instead: libjpeg's
+ *                   colour ones up to 224×224, take image/jpeg.ts's round trip instead: libjpeg's
  *                   integer arithmetic without the file, the same values as sharp's
  *   pixelate        Pillow's BOX resize down to int(side·c), Pillow's NEAREST back up (Pillow's
  *                   weights, without its 8-bit rounding)
@@ -472,10 +472,11 @@ export function pixelate(img: PixelImage, factor: number): PixelImage {
  * computed once for the five (jpegBlocksOf, as the corruption views do): 160×160 5.4–6.6 ms,
  * 224×224 10.7–12.1 against sharp's 12.1–16.3, but 384×384 31–34 against 21–25 (sharp's SIMD
  * codec wins on size), and the same bytes as sharp's at 224×224 (300 round trips of the fixture
- * ImageNet images, every ImageNet-C quality): the limit could move to about 224×224 for a few ms
- * of an ImageNet image's CPU, and stays here.
+ * ImageNet images, every ImageNet-C quality). So the limit is ImageNet's 224×224: an ImageNet
+ * image's five qualities cost a few ms less, and the views worker (views/cpu-worker.ts) never
+ * loads sharp, whose native library took 50–100 ms of its start (image/sharp.ts).
  */
-const JS_JPEG_MAX_PIXELS = 160 * 160;
+const JS_JPEG_MAX_PIXELS = 224 * 224;
 
 /**
  * The part of jpeg()'s round trip that every quality shares (image/jpeg.ts jpegBlocks: the
