@@ -257,7 +257,13 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
   const clip01 = (x: string) => b.op('Clip', [x, b.scalar(0), b.scalar(1)]);
   // The "wide" type: float64, or float32 where the provider has no float64 (kernels.float64)
   const WIDE = float64 ? F64 : F32;
-  const wideData = (values: ArrayLike<number>) => (float64 ? { doubleData: Array.from(values) } : { floatData: Array.from(values) });
+  // raw_data (little-endian, as the typed arrays write it on the hosts Node runs on): protobufjs
+  // writes a repeated field value by value, from a JavaScript array of boxed doubles, which for
+  // glass blur's 224×224 matrices cost tens of ms and the garbage collections after them
+  const wideData = (values: ArrayLike<number>) => {
+    const a = float64 ? Float64Array.from(values) : Float32Array.from(values);
+    return { rawData: new Uint8Array(a.buffer) };
+  };
   const widen = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F64)]) : t);
   const narrow = (t: string) => (float64 ? b.op('Cast', [t], [A.i('to', F32)]) : t);
   /** A constant tensor in the wide type. */
