@@ -17,7 +17,7 @@ import { CancelledError } from './errors';
 import { fsReason } from './fs/files';
 import { centre } from './image/ops';
 import { writeNpy, writePng } from './image/files';
-import type { FindingDraft, ImageKeeper, Probe, ProbeImage, ProbeRecord, RenderContext } from './probes/probe';
+import { viewShape, type FindingDraft, type ImageKeeper, type Probe, type ProbeImage, type ProbeRecord, type RenderContext } from './probes/probe';
 import { ImageTable } from './report/image-table';
 import { RecordList } from './report/record-list';
 import { REPORT_SCHEMA_VERSION, type Finding, type ImageEntry, type ProbeResult, type Report, type RuleInfo, type Subject } from './report/schema';
@@ -218,9 +218,8 @@ export async function audit(model: LoadedModel, dataset: Dataset, opts: AuditOpt
         declared = true;
         for (const [state, { todo }] of work) {
           if (!todo.length || !state.probe.viewPlans) continue;
-          const { pixels, margin } = todo[0];
           try {
-            for (const { plan, features } of state.probe.viewPlans({ channels: pixels.channels, height: pixels.height, width: pixels.width, margin }, ctx)) declareViews(model, plan, features);
+            for (const { plan, features } of state.probe.viewPlans(viewShape(todo[0]), ctx)) declareViews(model, plan, features);
           } catch {
             // the probe's run() meets the same problem and reports it
           }

@@ -698,5 +698,5 @@ test('the model\'s front nodes the view graph takes over: elementwise, each the 
   // an operand that is not a constant
   assert.deepEqual(ops(prefixNodes(graph([node('Add', ['px', 'other'], 'm'), node('Relu', ['m'], 'y')], inits), 'px')), []);
   // a tensor the caller asked for (a feature) stays in the model
-  assert.deepEqual(ops(prefixNodes(graph(chain, inits), 'px', 'p')), ['Mul']);
+  assert.deepEqual(ops(prefixNodes(graph(chain, inits), 'px', ['p'])), ['Mul']);
 });

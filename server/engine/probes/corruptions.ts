@@ -35,7 +35,7 @@ import type { PixelImage, Prediction } from '../types';
 import { balancedStep, runViews, sourcesPerRun, viewMaker, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViews } from '../views/corruptions';
 import { corruptionViewMaker } from '../views/workers';
-import { argmax, intListParam, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ViewShape } from './probe';
+import { argmax, intListParam, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ViewShape, viewShape } from './probe';
 
 export interface CorruptionsRecord {
   /** Top-1 on the clean image, and its confidence. */
@@ -101,7 +101,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   /** A batch's views: the plan (view 0 the clean image, then each corruption at each severity),
    *  the maker of their CPU part (worker threads: views/workers.ts) and each image's seeds. */
   function viewsOf(images: ProbeImage[], ctx: ProbeContext) {
-    return viewsAt({ ...images[0].pixels, margin: images[0].margin }, ctx);
+    return viewsAt(viewShape(images[0]), ctx);
   }
   function viewsAt({ channels, height, width, margin: m }: ViewShape, ctx: ProbeContext) {
     const made = makerFor(height, width, ctx);

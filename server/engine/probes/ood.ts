@@ -71,7 +71,7 @@ import { makeViews, runViews, viewMaker, viewsFor, type ViewInputs, type ViewOp,
 import { keepForReuse } from '../views/plan';
 import {
   argmax, boolParam, groupsWithin, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type RuleDoc,
-  type SummaryContext,
+  type SummaryContext, type ViewShape, viewShape,
 } from './probe';
 
 export const GENERATED_SETS = [
@@ -559,13 +559,13 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
   }
 
   /** The image itself, then its views of every generated set. */
-  const planAt = (C: number, H: number, W: number, m: number): ViewPlan => ({ channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...viewsAt(C, H, W).ops] });
+  const planAt = ({ channels: C, height: H, width: W, margin: m }: ViewShape): ViewPlan => ({ channels: C, height: H, width: W, margin: m, ops: [{ kind: 'crop', top: m, left: m }, ...viewsAt(C, H, W).ops] });
 
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<OodRecord[]> {
     const { model, seed } = ctx;
     const { channels: C, height: H, width: W } = images[0].pixels;
     const views = viewsAt(C, H, W);
-    const plan = planAt(C, H, W, images[0].margin);
+    const plan = planAt(viewShape(images[0]));
     const tap = detectors.length ? await getTap(model) : undefined;
     const features = tap?.runner ? { tensor: tap.tensor, quant: tap.quant } : undefined;
     const runner = await viewsFor(model, plan, features);
@@ -677,7 +677,7 @@ export function oodProbe(params: Record<string, unknown> = {}): Probe<OodRecord>
     run: runAll,
     // with feature detectors on, the plan also returns the feature tap's tensor, which is found
     // when the first run opens the tap: that plan then runs in a session of its own
-    viewPlans: ({ channels, height, width, margin }) => (detectors.length ? [] : [{ plan: planAt(channels, height, width, margin) }]),
+    viewPlans: (shape) => (detectors.length ? [] : [{ plan: planAt(shape) }]),
 
     async summarize(records, ctx) {
       const names = scoreNames(ctx.model);

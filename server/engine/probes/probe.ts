@@ -20,6 +20,12 @@ export interface ViewShape {
   margin: number;
 }
 
+/** The shape of a probe image: its centre's size and the margin of context around it. */
+export function viewShape(img: ProbeImage): ViewShape {
+  const { channels, height, width } = img.pixels;
+  return { channels, height, width, margin: img.margin };
+}
+
 export interface ProbeImage {
   /** Index into the report's image table. */
   image: number;

@@ -19,7 +19,7 @@
 import { derivedRng } from '../random';
 import type { Prediction } from '../types';
 import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
-import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord, type ViewShape } from './probe';
+import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord, type ViewShape, viewShape } from './probe';
 
 export interface ShiftRecord {
   /** Prediction on the unshifted image, and its confidence. */
@@ -61,7 +61,7 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
 
   async function runAll(images: ProbeImage[], ctx: ProbeContext): Promise<ShiftRecord[]> {
     const { height: H, width: W } = images[0].pixels;
-    const runner = await viewsFor(ctx.model, plan({ ...images[0].pixels, margin: images[0].margin }));
+    const runner = await viewsFor(ctx.model, plan(viewShape(images[0])));
     const records = new Map<ProbeImage, ShiftRecord>();
     await runViews(
       runner,

@@ -649,10 +649,10 @@ const MOVABLE: Record<string, number[]> = { Mul: [0, 1], Add: [0, 1], Sub: [0], 
  * `onSource`: no constant varies over rows or columns (its last two dimensions are 1), so the
  * nodes may also run on the view graph's source, larger than a view by the margin.
  */
-export function prefixNodes(g: onnx.IGraphProto, pixel: string, feature?: string | string[]): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string; onSource: boolean } | undefined {
+export function prefixNodes(g: onnx.IGraphProto, pixel: string, features: string[] = []): { post: ViewPostNode[]; nodes: onnx.INodeProto[]; output: string; onSource: boolean } | undefined {
   const nodes = g.node ?? [];
   const inits = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...(feature === undefined ? [] : typeof feature === 'string' ? [feature] : feature)]);
+  const outputs = new Set([...(g.output ?? []).map((o) => o.name ?? ''), ...features]);
   const post: ViewPostNode[] = [];
   const taken: onnx.INodeProto[] = [];
   let onSource = true;
@@ -695,7 +695,6 @@ function raiseIr(m: onnx.ModelProto, opset: number): void {
 class Runner implements ViewRunner {
   readonly views: number;
   readonly features: boolean;
-  readonly shared: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly slots: ReturnType<typeof slotCounts>;
   /** The arrays a run's inputs are packed into when it has several sources, kept for the next run
@@ -723,9 +722,12 @@ class Runner implements ViewRunner {
     private readonly branch?: SharedBranch,
   ) {
     this.features = mode === 'composed' && !!feature;
-    this.shared = !!branch;
     this.views = plan.ops.length;
     this.slots = slotCounts(plan);
+  }
+
+  get shared(): boolean {
+    return !!this.branch;
   }
 
   async release(): Promise<void> {
