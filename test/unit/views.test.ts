@@ -416,6 +416,29 @@ test('ood views equal ood.ts: inversion, rotations (exact at 90° and 180°, bil
   }
 });
 
+test('a one-source graph carries one channel of a rotation\'s index map and each patch\'s rows and columns, not whole planes (ONNX Runtime folds them)', async () => {
+  const { standaloneViewModel } = await import('../../server/engine/views/graph');
+  const { decodeModel } = await import('../../server/engine/model/onnx');
+  const [C, H, W] = [3, 64, 64];
+  const ops: ViewOp[] = [{ kind: 'rotate', degrees: 15 }, { kind: 'rotate', degrees: 90 }];
+  for (let k = 0; k < 8; k++) ops.push({ kind: 'patch', top: 8 * k, left: 4 * k, size: 8, fill: 'mean' });
+  const plan: ViewPlan = { channels: C, height: H, width: W, margin: 0, ops };
+  const graph = decodeModel(standaloneViewModel(plan, 13, true).bytes, 'views').graph!;
+  const elements = (t: { dims?: Array<number | { toNumber(): number }> | null }) => (t.dims ?? []).reduce<number>((a, d) => a * Number(d), 1);
+  const largest = Math.max(...graph.initializer!.map(elements));
+  assert.ok(largest <= H * W, `largest constant ${largest} values, more than one plane (${H * W})`);
+  // and the views are still the plain implementations' (the rotations against ood.ts above)
+  const src = image(C, H, W, 7);
+  const out = await makeViews(plan, [{ source: src }]);
+  for (let k = 0; k < 8; k++) {
+    const v = viewOf(out, plan, 0, 2 + k);
+    for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const inside = y >= 8 * k && y < 8 * k + 8 && x >= 4 * k && x < 4 * k + 8;
+      if (inside) assert.equal(v[(c * H + y) * W + x], src.data[(c * H + y) * W + x]);
+    }
+  }
+});
+
 test('the ood and patches probes\' views of a source are the same alone in a run (constant index maps, Slices) and beside another (maps expanded to the batch)', async () => {
   const { oodViews, GENERATED_SETS } = await import('../../server/engine/probes/ood');
   const { derivedSeed } = await import('../../server/engine/random');
