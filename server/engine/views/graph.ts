@@ -540,9 +540,8 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
           // channel is an Expand of constants, which ONNX Runtime folds when it creates the
           // session, so nothing expands it at run time and the graph carries one channel's map
           // (at 224×224×3, 7 MB less to encode, copy and parse for ood's eighteen taps)
-          let index: string;
-          if (onePerRun) index = b.op('Expand', [b.i32(t.index[k], [1, 1, H * W]), b.i64([1, C, H * W])]);
-          else index = b.op('Expand', [b.i32(t.index[k], [1, 1, H * W]), (flatShape ??= b.op('Shape', [flatCentre]))]);
+          const to = onePerRun ? b.i64([1, C, H * W]) : (flatShape ??= b.op('Shape', [flatCentre]));
+          const index = b.op('Expand', [b.i32(t.index[k], [1, 1, H * W]), to]);
           // a single tap of weight 1 without fill is the gathered pixel itself (0 + x·1 = x): a
           // selection (90°, 180°), so it may read the posted source like a crop
           const exact = noFill && taps.length === 1 && t.weight[k].every((w) => w === 1);
