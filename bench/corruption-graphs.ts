@@ -32,8 +32,7 @@ import { MODEL_CHUNK_PREFIX } from '../server/engine/views/model-chunks';
 import { setModelChunkRows, viewsFor } from '../server/engine/views/session';
 import { corruptionViews } from '../server/engine/views/corruptions';
 import { standaloneViewModel, VIEW_INPUT, VIEW_INPUT_C } from '../server/engine/views/graph';
-import { imagenetCSlots } from '../server/engine/views/plan';
-import { slotCounts, type ViewPlan } from '../server/engine/views/plan';
+import { imagenetCSlots, slotCounts, type ViewPlan } from '../server/engine/views/plan';
 import type { PixelImage } from '../server/engine/types';
 
 const { values } = parseArgs({
