@@ -38,6 +38,17 @@
  *                                                     VM whose speed drifts the two then see the
  *                                                     same machine; the threads' CPU line then
  *                                                     includes the chunks)
+ *                                    [--fresh N]  (N rounds, each case's audit in a process of its
+ *                                                  own started for it, the cases taking turns:
+ *                                                  every first audit of a process, which pays what
+ *                                                  a CLI run pays (V8 compiling the engine, the
+ *                                                  workers starting, the sessions' arenas growing)
+ *                                                  and a warm audit does not; prints each
+ *                                                  process's ratios, then per case the median and
+ *                                                  range of the first audits and, with --repeat 2
+ *                                                  or more, of the warm ones after them. Without
+ *                                                  it, a run of both cases gives MNIST an audit
+ *                                                  after ImageNet's, in a process already warm)
  *
  * Needs ../shared/fixtures (MobileNetV2-int8 on the ImageNet samples, mnist-8 on MNIST; with
  * --case cifar, which is not part of the target, the adversarially trained ResNet-2B on the 100
@@ -48,6 +59,7 @@
  * a run's forward passes are the rows of its [N, K] class-score output (a standalone view graph
  * has none). The time is charged to the probe the audit says is running.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -83,6 +95,9 @@ const { values } = parseArgs({
     'bare-batch': { type: 'string' },
     interleave: { type: 'boolean', default: false },
     lanes: { type: 'string' },
+    fresh: { type: 'string' },
+    // internal: a --fresh child prints its ratios as one line for its parent to read
+    'result-line': { type: 'boolean', default: false },
   },
 });
 const FIXTURES = resolve(values.fixtures ?? process.env.SKEPTIC_FIXTURES ?? join(__dirname, '../../shared/fixtures'));
@@ -223,6 +238,7 @@ async function main() {
     console.log(`skipped: no fixtures at ${FIXTURES}`);
     return;
   }
+  if (values.fresh !== undefined) return fresh(Number(values.fresh));
   console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-webgpu'] ? ", WebGPU's view graphs" : ''}`);
   for (const c of CASES) {
     const modelPath = resolve(FIXTURES, c.model);
@@ -385,6 +401,55 @@ async function main() {
     for (const [id, t] of per) row(id, t.wallMs, t);
     const sum = (k: 'faults' | 'currentMs' | 'currentCpuMs') => [...per.values()].reduce((a, t) => a + t[k], 0);
     row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: sum('faults'), currentMs: sum('currentMs'), currentCpuMs: sum('currentCpuMs') });
+    if (values['result-line']) console.log(`${RESULT_MARK}${JSON.stringify({ case: c.key, ratios })}`);
+  }
+}
+
+const RESULT_MARK = 'bench-audit-result ';
+
+/**
+ * --fresh N: N rounds; in each, every case's audit in a new process (this script again, with the
+ * same options, that case alone and --result-line), one after the other so that the cases share
+ * the machine's drift. Each process's first pair is a first audit; its later pairs (--repeat)
+ * are warm ones.
+ */
+function fresh(rounds: number): void {
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--fresh takes a whole number ≥ 1, not ${values.fresh}`);
+  // this invocation's options, less --fresh and --case (each child gets its case)
+  const own = new Set(['--fresh', '--case']);
+  const args: string[] = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].split('=')[0];
+    if (own.has(name)) {
+      if (!argv[i].includes('=')) i++;
+      continue;
+    }
+    args.push(argv[i]);
+  }
+  const firsts = new Map<string, number[]>();
+  const warms = new Map<string, number[]>();
+  for (let r = 1; r <= rounds; r++) {
+    for (const c of CASES) {
+      const child = spawnSync(process.execPath, [...process.execArgv, __filename, ...args, '--case', c.key, '--result-line'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 64 << 20,
+      });
+      const line = (child.stdout ?? '').split('\n').find((l) => l.startsWith(RESULT_MARK));
+      if (child.status !== 0 || !line) throw new Error(`--fresh: the process for ${c.key} (round ${r}) ${child.status !== 0 ? `exited with ${child.status ?? child.signal}` : 'printed no result'}`);
+      const { ratios } = JSON.parse(line.slice(RESULT_MARK.length)) as { ratios: number[] };
+      firsts.set(c.key, [...(firsts.get(c.key) ?? []), ratios[0]]);
+      warms.set(c.key, [...(warms.get(c.key) ?? []), ...ratios.slice(1)]);
+      console.log(`round ${r}, ${c.name}: first audit ${ratios[0].toFixed(2)}${ratios.length > 1 ? `, then ${ratios.slice(1).map((x) => x.toFixed(2)).join(', ')}` : ''}`);
+    }
+  }
+  const spread = (xs: number[]) => `median ${median(xs).toFixed(2)}, ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)} (${xs.length}: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
+  console.log(`\neach a process of its own, ${values.interleave ? 'the bare loop interleaved' : 'the bare loop right after each audit'}; target ≤ 1.5`);
+  for (const c of CASES) {
+    console.log(`${c.name}: first audits ${spread(firsts.get(c.key)!)}`);
+    const w = warms.get(c.key)!;
+    if (w.length) console.log(`${c.name}: warm audits ${spread(w)}`);
   }
 }
 
