@@ -141,6 +141,25 @@ export function derivedSeed(seed: number, ...parts: string[]): number {
   return seedHash(seed, parts);
 }
 
+/** How an image's view seeds follow from the audit's: derivedSeed(seed, `${prefix}/${name}/${severity}`, tag). */
+export interface SeedRecipe {
+  seed: number;
+  prefix: string;
+  /** The image's content hash. */
+  tag: string;
+}
+
+/** A view's seed by its name and severity; `recipe`, when there, says how it is derived, so that a
+ *  worker thread can derive the seeds it uses itself (views/workers.ts). */
+export type ViewSeeds = ((name: string, severity: number) => number) & { recipe?: SeedRecipe };
+
+/** The seeds of a recipe, as a function that carries it. */
+export function recipeSeeds(recipe: SeedRecipe): ViewSeeds {
+  const seeds: ViewSeeds = (name, severity) => seedHash(recipe.seed, [`${recipe.prefix}/${name}/${severity}`, recipe.tag]);
+  seeds.recipe = recipe;
+  return seeds;
+}
+
 /**
  * The uniforms gaussian() draws from mulberry32(seed), n values' worth, as (u1, u2) pairs: u1 the
  * radius draw (a 0 is redrawn, as gaussian() does), u2 the angle. Box–Muller on them

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { CancelledError, SkepticInputError } from '../../server/engine/errors';
 import { CORRUPTIONS, EXTRA_CORRUPTIONS, type CorruptionName } from '../../server/engine/image/corrupt';
-import { derivedSeed } from '../../server/engine/random';
+import { derivedSeed, recipeSeeds } from '../../server/engine/random';
 import type { PixelImage } from '../../server/engine/types';
 import { corruptionViews } from '../../server/engine/views/corruptions';
 import type { ViewInputs, ViewPlan } from '../../server/engine/views/plan';
@@ -115,6 +115,39 @@ test('a run of one source whose inputs a worker made in shared memory: ONNX Runt
     const got = await makeViews(plan, [{ source: img, inputs: shared }]);
     assert.equal(got.length, want.length);
     assert.ok(got.every((v, i) => Object.is(v, want[i])), 'the views from shared inputs differ');
+  } finally {
+    await releaseViewWorkers(owner);
+  }
+});
+
+test('seeds that come with their recipe (the corruptions probe\'s) are derived in the worker: the main thread hashes none, and the inputs equal this thread\'s from the same seeds bit for bit', async () => {
+  // the recipe's seeds are the ones the probe derived before recipes (same report)
+  const r = recipeSeeds({ seed: 7, prefix: 'corruptions', tag: 'sha7' });
+  for (const [n, s] of [['snow', 1], ['shot_noise', 5], ['elastic_transform', 3]] as const) assert.equal(r(n, s), derivedSeed(7, `corruptions/${n}/${s}`, 'sha7'));
+  assert.deepEqual(r.recipe, { seed: 7, prefix: 'corruptions', tag: 'sha7' });
+  await setViewWorkers(1);
+  const owner = {};
+  try {
+    const list = ALL.flatMap((name) => [2, 4].map((s): [CorruptionName, number] => [name, s]));
+    const here = corruptionViews(list, 20, 20);
+    const there = corruptionViewMaker(list, 20, 20, {}, { owner });
+    const imgs = [0, 1, 2].map((i) => image(3, 20, 20, 40 + i));
+    let calls = 0;
+    const counted = (k: number) => {
+      const seeds = recipeSeeds({ seed: 11, prefix: 'corruptions', tag: `sha${k}` });
+      return Object.assign((n: string, s: number) => (calls++, seeds(n, s)), { recipe: seeds.recipe });
+    };
+    for (const round of [0, 1]) {
+      const made = await Promise.all(imgs.map((img, k) => there.inputs(img, counted(k))));
+      assert.equal(calls, 0, `round ${round}: the main thread derived seeds`);
+      for (let k = 0; k < imgs.length; k++) {
+        assert.equal(firstDifference(made[k], await here.inputs(imgs[k], recipeSeeds({ seed: 11, prefix: 'corruptions', tag: `sha${k}` }))), undefined, `round ${round}, image ${k}`);
+      }
+      for (const m of made) there.recycle(m);
+    }
+    // a seed function without a recipe still has its seeds derived here and sent
+    await there.inputs(imgs[0], (n, s) => (calls++, derivedSeed(3, n, String(s))));
+    assert.ok(calls > 0, 'a seed function without a recipe was not called');
   } finally {
     await releaseViewWorkers(owner);
   }

@@ -30,7 +30,7 @@ import { extname, join, resolve } from 'node:path';
 import { SkepticInputError } from '../errors';
 import { CORRUPTIONS, EXTRA_CORRUPTIONS, SMALL_MAX_SIDE, corrupt, isCorruption, type CorruptionName, type CorruptOptions } from '../image/corrupt';
 import { corruptionError, meanCorruptionError } from '../metrics/mce';
-import { derivedRng, derivedSeed } from '../random';
+import { derivedRng, recipeSeeds } from '../random';
 import type { PixelImage, Prediction } from '../types';
 import { balancedStep, runViews, sourcesPerRun, viewMaker, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViews } from '../views/corruptions';
@@ -111,7 +111,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
   }
 
   /** An image's seed per corruption and severity: its views' draws, in the audit and in the gallery. */
-  const viewSeeds = (auditSeed: number, img: ProbeImage) => (name: CorruptionName, s: number) => derivedSeed(auditSeed, `corruptions/${name}/${s}`, img.sha256);
+  const viewSeeds = (auditSeed: number, img: ProbeImage) => recipeSeeds({ seed: auditSeed, prefix: 'corruptions', tag: img.sha256 });
 
   /** The last batch's maker, for the next batches of its size in the same audit: the input sets it
    *  keeps for reuse carry over (a maker per batch made every small image's set anew) and so does

@@ -13,6 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { finishDecode } from '../data/geometry';
 import type { FinishJob, FinishReply } from '../data/decode-workers';
 import { workerErrorInfo } from '../worker-pool';
+import { recipeSeeds } from '../random';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { transferables, type FromWorker, type MakeJob, type ToWorker } from './workers';
 
@@ -56,15 +57,17 @@ async function make(job: MakeJob): Promise<void> {
   // the sets the main thread gave back: each image's inputs() takes one (before its first await)
   for (const set of job.reuse) views.recycle(set);
   const inputs = await Promise.all(
-    Array.from({ length: count }, (_, k) =>
-      views.inputs({ channels, height, width, data: pixels.subarray(k * plane, (k + 1) * plane) }, (name, severity) => {
+    Array.from({ length: count }, (_, k) => {
+      // the image's recipe when the job has one (the seeds derived here), else the seeds sent
+      const derive = job.recipes ? recipeSeeds(job.recipes[k]) : undefined;
+      return views.inputs({ channels, height, width, data: pixels.subarray(k * plane, (k + 1) * plane) }, (name, severity) => {
         const i = index.get(`${name}/${severity}`);
-        const seed = i === undefined ? NaN : seeds[k * L + i];
+        const seed = i === undefined ? NaN : derive ? derive(name, severity) : seeds[k * L + i];
         if (Number.isNaN(seed)) throw new Error(`views worker: no seed for ${name} severity ${severity}`);
         used[i!] = 1;
         return seed;
-      }),
-    ),
+      });
+    }),
   );
   const reply: FromWorker = { type: 'made', id: job.id, inputs, used: [...used.keys()].filter((i) => used[i]), pixels };
   port!.postMessage(reply, transferables([...inputs, { pixels }]));

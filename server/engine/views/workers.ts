@@ -41,6 +41,7 @@ import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { keepForReuse, type ViewInputs } from './plan';
+import type { SeedRecipe } from '../random';
 
 const debug = debuglog('skeptic-views');
 
@@ -66,6 +67,9 @@ export interface MakeJob {
   count: number;
   pixels: Float32Array;
   seeds: Float64Array;
+  /** Instead of seeds (then empty), each image's recipe (random.ts recipeSeeds): the worker derives
+   *  the seeds its makers use, and the main thread hashes none. */
+  recipes?: SeedRecipe[];
   /** Input sets given back by the main thread, to be filled again (at most one per image). */
   reuse: ViewInputs[];
 }
@@ -179,7 +183,7 @@ export function corruptionViewMaker(
   const key = JSON.stringify(spec);
   const ahead = workers + 1;
   const keep = ahead + 2;
-  type Request = { img: PixelImage; seed: (name: CorruptionName, severity: number) => number; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
+  type Request = { img: PixelImage; seed: ((name: CorruptionName, severity: number) => number) & { recipe?: SeedRecipe }; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
   let waiting: Request[] = [];
   // the list entries whose seeds the makers use, once a worker has said (seeds cost ~5 µs each:
   // a third of a second for MNIST's 1,000 images at 75 views, half of them drawn in the graph)
@@ -193,8 +197,11 @@ export function corruptionViewMaker(
     const spare = p.spare(key);
     const old = spare.pixels.pop();
     const pixels = old?.length === reqs.length * plane ? old : new Float32Array(new SharedArrayBuffer(4 * reqs.length * plane));
-    const seeds = new Float64Array(reqs.length * list.length).fill(NaN);
-    const which = needed ?? list.map((_, i) => i);
+    // seeds that come with their recipe are derived in the worker, beside the runs: MNIST's 50,000
+    // sha256s an audit took ~85 ms of the main thread, where nothing else runs meanwhile
+    const recipes = reqs.every((r) => r.seed.recipe) ? reqs.map((r) => r.seed.recipe!) : undefined;
+    const seeds = new Float64Array(recipes ? 0 : reqs.length * list.length).fill(NaN);
+    const which = recipes ? [] : needed ?? list.map((_, i) => i);
     try {
       reqs.forEach((r, k) => {
         pixels.set(r.img.data.subarray(0, plane), k * plane);
@@ -205,7 +212,7 @@ export function corruptionViewMaker(
       return;
     }
     const reuse = spare.sets.splice(0, reqs.length);
-    p.make({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, reuse }, use.signal).then(
+    p.make({ key, spec, channels, height: h, width: w, count: reqs.length, pixels, seeds, ...(recipes ? { recipes } : {}), reuse }, use.signal).then(
       (made) => {
         needed ??= made.used;
         if (spare.pixels.length < keep) spare.pixels.push(made.pixels);
