@@ -631,15 +631,18 @@ function elasticAffineTaps(H: number, W: number, affine: number, rng: () => numb
   const n = H * W;
   const side = Math.min(H, W);
   // the affine: three source points around the centre, each coordinate moved by uniform(±affine)
+  // (numbers and a typed array, not arrays of arrays: whether a drawn coordinate came out whole
+  // changed the arrays' element kinds, and V8 threw this function's optimised code away for it)
   const cy = Math.floor(H / 2);
   const cx = Math.floor(W / 2);
   const sq = Math.floor(side / 3);
-  const src = [[cy + sq, cx + sq], [cy + sq, cx - sq], [cy - sq, cx - sq]]; // as the reference writes them (row-first, read by OpenCV as x, y)
-  const dst = src.map(([a, b]) => [Math.fround(a + Math.fround(-affine + 2 * affine * rng())), Math.fround(b + Math.fround(-affine + 2 * affine * rng()))]);
+  const src = Float64Array.of(cy + sq, cx + sq, cy + sq, cx - sq, cy - sq, cx - sq); // as the reference writes them (row-first, read by OpenCV as x, y)
+  const dst = new Float64Array(6);
+  for (let k = 0; k < 6; k++) dst[k] = Math.fround(src[k] + Math.fround(-affine + 2 * affine * rng()));
   // M maps src → dst (OpenCV's x = first coordinate); the warp samples the source at M⁻¹·(x, y)
-  const inv = invertAffine(affineThrough(src, dst));
+  const inv = invertAffine(affineThroughPoints(src, dst));
   // bilinearTaps(…, reflect101) with the border inlined (no border callback per pixel): the same values
-  const [i0, i1, i2, i3, i4, i5] = inv;
+  const i0 = inv[0], i1 = inv[1], i2 = inv[2], i3 = inv[3], i4 = inv[4], i5 = inv[5];
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const p = y * W + x;
@@ -658,17 +661,35 @@ function elasticAffineTaps(H: number, W: number, affine: number, rng: () => numb
 
 /** The affine map [a b c; d e f] taking three points (x, y) to three others (OpenCV's getAffineTransform). */
 export function affineThrough(src: number[][], dst: number[][]): number[] {
-  const det3 = (m: number[][]) => m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-  const A = src.map(([x, y]) => [x, y, 1]);
-  const D = det3(A);
-  const solve = (b: number[]) => [0, 1, 2].map((j) => det3(A.map((row, i) => row.map((v, k) => (k === j ? b[i] : v)))) / D);
-  return [...solve(dst.map((p) => p[0])), ...solve(dst.map((p) => p[1]))];
+  return [...affineThroughPoints(Float64Array.from(src.flat()), Float64Array.from(dst.flat()))];
 }
 
-function invertAffine(m: number[]): number[] {
-  const [a, b, c, d, e, f] = m;
+/** The determinant of [a b c; d e f; g h i], along its first row. */
+function det3(a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number): number {
+  return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
+}
+
+/** affineThrough with the points as (x0, y0, x1, y1, x2, y2): by Cramer's rule on the rows (x, y, 1). */
+function affineThroughPoints(src: Float64Array, dst: Float64Array): Float64Array {
+  const x0 = src[0], y0 = src[1], x1 = src[2], y1 = src[3], x2 = src[4], y2 = src[5];
+  const D = det3(x0, y0, 1, x1, y1, 1, x2, y2, 1);
+  const m = new Float64Array(6);
+  for (let r = 0; r < 2; r++) {
+    // column j of the system replaced by the targets' coordinate r
+    const b0 = dst[r];
+    const b1 = dst[2 + r];
+    const b2 = dst[4 + r];
+    m[3 * r] = det3(b0, y0, 1, b1, y1, 1, b2, y2, 1) / D;
+    m[3 * r + 1] = det3(x0, b0, 1, x1, b1, 1, x2, b2, 1) / D;
+    m[3 * r + 2] = det3(x0, y0, b0, x1, y1, b1, x2, y2, b2) / D;
+  }
+  return m;
+}
+
+function invertAffine(m: Float64Array): Float64Array {
+  const a = m[0], b = m[1], c = m[2], d = m[3], e = m[4], f = m[5];
   const det = a * e - b * d;
-  return [e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det];
+  return Float64Array.of(e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det);
 }
 
 /** Resampling by drawn taps, stage after stage: out[c, p] = Σ_k weight[k, p]·x[c, index[k, p]]; clipped at the end. */
