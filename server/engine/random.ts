@@ -155,7 +155,7 @@ export type ViewSeeds = ((name: string, severity: number) => number) & { recipe?
 
 /** The seeds of a recipe, as a function that carries it. */
 export function recipeSeeds(recipe: SeedRecipe): ViewSeeds {
-  const seeds: ViewSeeds = (name, severity) => seedHash(recipe.seed, [`${recipe.prefix}/${name}/${severity}`, recipe.tag]);
+  const seeds: ViewSeeds = (name, severity) => derivedSeed(recipe.seed, `${recipe.prefix}/${name}/${severity}`, recipe.tag);
   seeds.recipe = recipe;
   return seeds;
 }
