@@ -151,7 +151,7 @@ export interface SeedRecipe {
 
 /** A view's seed by its name and severity; `recipe`, when there, says how it is derived, so that a
  *  worker thread can derive the seeds it uses itself (views/workers.ts). */
-export type ViewSeeds = ((name: string, severity: number) => number) & { recipe?: SeedRecipe };
+export type ViewSeeds<Name extends string = string> = ((name: Name, severity: number) => number) & { recipe?: SeedRecipe };
 
 /** The seeds of a recipe, as a function that carries it. */
 export function recipeSeeds(recipe: SeedRecipe): ViewSeeds {

@@ -41,7 +41,7 @@ import type { CorruptionName, CorruptOptions } from '../image/corrupt';
 import type { PixelImage } from '../types';
 import { corruptionViews, type CorruptionViews } from './corruptions';
 import { keepForReuse, type ViewInputs } from './plan';
-import type { SeedRecipe } from '../random';
+import type { SeedRecipe, ViewSeeds } from '../random';
 
 const debug = debuglog('skeptic-views');
 
@@ -183,7 +183,7 @@ export function corruptionViewMaker(
   const key = JSON.stringify(spec);
   const ahead = workers + 1;
   const keep = ahead + 2;
-  type Request = { img: PixelImage; seed: ((name: CorruptionName, severity: number) => number) & { recipe?: SeedRecipe }; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
+  type Request = { img: PixelImage; seed: ViewSeeds<CorruptionName>; resolve: (v: ViewInputs) => void; reject: (e: unknown) => void };
   let waiting: Request[] = [];
   // the list entries whose seeds the makers use, once a worker has said (seeds cost ~5 µs each:
   // a third of a second for MNIST's 1,000 images at 75 views, half of them drawn in the graph)
