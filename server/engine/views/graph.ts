@@ -567,9 +567,11 @@ export function buildViewGraph(plan: ViewPlan, opset: number, options: ViewGraph
         if (split) {
           // Σ_l col_l ⊗ row_l: the rows of every plane through a 1-D Conv with one output per
           // term, then a size×1 Conv that sums the terms: about 2·L·size multiply-adds per value
-          // instead of size² (a 25×25 disk has L = 7), and shorter float32 sums. The second Conv
-          // is grouped by channel (one group per channel, L terms in): ORT's NCHWc layout pass
-          // would otherwise pad its single output channel to a block of 8 or 16.
+          // instead of size² (the 21×21 disk of radius 10 has L = 7), and shorter float32 sums.
+          // The second Conv is grouped by channel (one group per channel, L terms in): ORT's NCHWc
+          // layout pass would otherwise pad its single output channel to a block of 8 or 16. A
+          // depthwise column pass is ~25% faster but sums in another order, which moved an int8
+          // model's defocus accuracy by 3 points (bench/README, thirty-third pass).
           const L = split.rows.length;
           const Hp = H + 2 * h;
           const rowW = new Float32Array(L * size);
