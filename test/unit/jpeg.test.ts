@@ -158,6 +158,35 @@ test('jpeg() of a colour image is sharp\'s round trip (planar, in [0,1]) below t
     const out = await jpeg({ data, channels: 3, height: H, width: W }, 40);
     for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) assert.equal(out.data[c * H * W + p], Math.fround(want[p * 3 + c] / 255), `${H}×${W}: pixel ${p}, channel ${c}`);
   }
+  // smooth content at ImageNet-C's qualities (7–25), where most blocks keep their DC alone and
+  // take the inverse's one-value shortcut; sizes going down and up again, so the planes the
+  // round trip reuses from call to call held a larger image's values before
+  for (const [H, W] of [[224, 224], [40, 64], [97, 131], [16, 16]]) {
+    const bytes = colourImage(H, W, colourPatterns.smooth, rnd);
+    const data = new Float32Array(3 * H * W);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) data[c * H * W + p] = bytes[p * 3 + c] / 255;
+    const blocks = jpegBlocksOf({ data, channels: 3, height: H, width: W });
+    for (const q of [25, 18, 15, 10, 7]) {
+      const want = await viaSharpColour(bytes, H, W, q);
+      const out = await jpeg({ data, channels: 3, height: H, width: W }, q, undefined, undefined, blocks);
+      for (let c = 0; c < 3; c++) for (let p = 0; p < H * W; p++) assert.equal(out.data[c * H * W + p], Math.fround(want[p * 3 + c] / 255), `smooth ${H}×${W} at quality ${q}: pixel ${p}, channel ${c}`);
+    }
+  }
+});
+
+test('jpeg() of a one-channel image is sharp\'s grey round trip (in [0,1]) at ImageNet-C\'s qualities, after larger and smaller images', async () => {
+  const rnd = mulberry32(37);
+  for (const [H, W] of [[64, 64], [28, 28], [13, 21], [40, 48]]) {
+    for (const [name, f] of Object.entries(patterns)) {
+      const bytes = Uint8Array.from({ length: H * W }, (_, i) => f(i % W, Math.floor(i / W), rnd));
+      const data = Float32Array.from(bytes, (v) => v / 255);
+      for (const q of [80, 25, 10, 7]) {
+        const want = await viaSharp(bytes, H, W, q);
+        const out = await jpeg({ data, channels: 1, height: H, width: W }, q);
+        for (let p = 0; p < H * W; p++) assert.equal(out.data[p], Math.fround(want[p] / 255), `${name} ${H}×${W} at quality ${q}: pixel ${p}`);
+      }
+    }
+  }
 });
 
 test('an image\'s blocks (jpegBlocks, the forward half) serve every quality: the same bytes as a round trip of its own at each, grey and colour, and the blocks unchanged by use', async () => {

@@ -41,7 +41,7 @@ import type { PixelImage } from '../types';
 import { toBytes } from './files';
 import { nearestIndex, resampleMatrix } from './resample';
 import { frostFromLayer, frostLayer, frostTextures } from './frost';
-import { COLOUR_MIN_SIDE, jpegBlocks, jpegFromBlocks, type JpegBlocks } from './jpeg';
+import { COLOUR_MIN_SIDE, jpegBlocks, jpegFromBlocksPlanar, type JpegBlocks } from './jpeg';
 import * as C from './imagenet-c';
 import { reflect101 } from './imagenet-c';
 import { spatter } from './spatter';
@@ -502,14 +502,7 @@ export function jpegBlocksOf(img: PixelImage, bytes: Uint8Array = toBytes(img)):
 export async function jpeg(img: PixelImage, quality: number, bytes: Buffer = toBytes(img), out: Float32Array = new Float32Array(img.data.length), blocks = jpegBlocksOf(img, bytes)): Promise<PixelImage> {
   const { channels: C, height: H, width: W } = img;
   if (blocks) {
-    const n = H * W;
-    if (C === 1) {
-      const grey = jpegFromBlocks(blocks, quality);
-      for (let p = 0; p < n; p++) out[p] = grey[p] / 255;
-    } else {
-      const rgb = jpegFromBlocks(blocks, quality);
-      for (let c = 0; c < 3; c++) for (let p = 0; p < n; p++) out[c * n + p] = rgb[p * 3 + c] / 255;
-    }
+    jpegFromBlocksPlanar(blocks, quality, out);
     return like(img, out);
   }
   const encoded = await loadSharp()(bytes, { raw: { width: W, height: H, channels: C } })

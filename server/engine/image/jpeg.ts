@@ -58,6 +58,10 @@ interface Divisors {
   recip: Int32Array;
   corr: Int32Array;
   shift: Int32Array;
+  /** the smallest |t| that does not quantise to 0: ((|t| + corr)·recip) >>> shift is 0 below it */
+  least: Int32Array;
+  /** the smallest of least's AC entries: a block whose AC coefficients are all below it is DC alone */
+  leastAc: number;
 }
 
 function divisorsFor(table: Int32Array): Divisors {
@@ -80,7 +84,14 @@ function divisorsFor(table: Int32Array): Divisors {
     corr[i] = c;
     shift[i] = r;
   }
-  return { recip, corr, shift };
+  const least = new Int32Array(64);
+  for (let i = 0; i < 64; i++) {
+    // (a + corr)·recip < 2^shift exactly when a < ⌈2^shift / recip⌉ − corr (all below 2^53)
+    least[i] = Math.max(0, Math.ceil(2 ** shift[i] / recip[i]) - corr[i]);
+  }
+  let leastAc = Infinity;
+  for (let i = 1; i < 64; i++) leastAc = Math.min(leastAc, least[i]);
+  return { recip, corr, shift, least, leastAc };
 }
 
 type Quant = { table: Int32Array; div: Divisors };
@@ -223,8 +234,16 @@ function idctPass(src: Int32Array, o: number, step: number, dst: Int32Array, sh:
  * centred and through the forward DCT, into coefficients block after block (64 each, row-major
  * in the block). What every quality quantises: an image's five JPEG severities compute it once.
  */
-function forwardPlane(plane: Uint8Array, PH: number, PW: number): Int32Array {
+function forwardPlane(plane: Uint8Array, PH: number, PW: number): CodedPlane {
   const coef = new Int32Array(PH * PW);
+  const maxAc = new Int32Array((PH * PW) >> 6);
+  // the loop in a function of its own: V8 compiles it on stack replacement mid-loop, and an
+  // object built after such a loop sent the compiled code back to the interpreter on every call
+  forwardBlocks(plane, PH, PW, coef, maxAc);
+  return { coef, maxAc, PH, PW };
+}
+
+function forwardBlocks(plane: Uint8Array, PH: number, PW: number, coef: Int32Array, maxAc: Int32Array): void {
   const blk = new Int32Array(64);
   let k = 0;
   for (let by = 0; by < PH; by += 8) {
@@ -233,39 +252,67 @@ function forwardPlane(plane: Uint8Array, PH: number, PW: number): Int32Array {
       for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) blk[y * 8 + x] = plane[at + y * PW + x] - 128;
       fdct(blk);
       coef.set(blk, k);
+      maxAc[k >> 6] = largestAc(blk);
     }
   }
-  return coef;
+}
+
+/** The largest |AC coefficient| of a block. */
+function largestAc(blk: Int32Array): number {
+  let m = 0;
+  for (let i = 1; i < 64; i++) {
+    const a = blk[i] < 0 ? -blk[i] : blk[i];
+    if (a > m) m = a;
+  }
+  return m;
 }
 
 /**
  * One component's quality-dependent half: each block's coefficients (forwardPlane's, left as
  * they are) quantised by `quant`, dequantised and through the inverse DCT into `plane` (PH×PW).
  */
-function inversePlane(coef: Int32Array, PH: number, PW: number, quant: Quant, plane: Uint8Array): void {
+function inversePlane({ coef, maxAc, PH, PW }: CodedPlane, quant: Quant, plane: Uint8Array): void {
   const { table, div } = quant;
-  const { recip, corr, shift } = div;
+  const { recip, corr, shift, least, leastAc } = div;
   const blk = new Int32Array(64);
   const ws = new Int32Array(64);
   const row = new Int32Array(8);
   let k = 0;
   for (let by = 0; by < PH; by += 8) {
     for (let bx = 0; bx < PW; bx += 8, k += 64) {
-      for (let i = 0; i < 64; i++) {
+      let ac = 0; // any AC coefficient left after quantisation
+      // a block whose AC coefficients all quantise to 0 (most chroma blocks at low qualities)
+      // needs its DC alone
+      for (let i = 0, end = maxAc[k >> 6] < leastAc ? 1 : 64; i < end; i++) {
         const t = coef[k + i];
+        const a = t < 0 ? -t : t;
+        // most coefficients quantise to 0 at the qualities ImageNet-C uses: one comparison
+        if (a < least[i]) {
+          blk[i] = 0;
+          continue;
+        }
         // |t| + correction, times the reciprocal (< 2^32: exact in a double, then >>> as uint32),
         // shifted; the sign back, and times the table entry to dequantise
-        const q = ((((t < 0 ? -t : t) + corr[i]) * recip[i]) >>> shift[i]) | 0;
+        const q = (((a + corr[i]) * recip[i]) >>> shift[i]) | 0;
         blk[i] = (t < 0 ? -q : q) * table[i];
+        ac |= i;
       }
-      idct(blk, ws, row, plane, by * PW + bx, PW);
+      const at = by * PW + bx;
+      if (ac === 0) {
+        // DC alone: every column's and row's pass takes jpeg_idct_islow's shortcut, so the block
+        // is one value (the column pass's DC, descaled again by the row pass)
+        const dc = (((blk[0] << CONST_BITS) + H1) >> S1 << CONST_BITS) + H3 >> S3;
+        const v = RANGE[dc & 1023];
+        for (let y = 0, o = at; y < 8; y++, o += PW) plane.fill(v, o, o + 8);
+      } else idct(blk, ws, row, plane, at, PW);
     }
   }
 }
 
-/** A plane's DCT coefficients and its size in whole blocks. */
+/** A plane's DCT coefficients, each block's largest |AC coefficient|, and its size in whole blocks. */
 interface CodedPlane {
   coef: Int32Array;
+  maxAc: Int32Array;
   PH: number;
   PW: number;
 }
@@ -296,7 +343,7 @@ export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolea
       const row = Math.min(y, H - 1) * W;
       for (let x = 0; x < BW; x++) plane[y * BW + x] = src[row + Math.min(x, W - 1)];
     }
-    return { height: H, width: W, colour, planes: [{ coef: forwardPlane(plane, BH, BW), PH: BH, PW: BW }] };
+    return { height: H, width: W, colour, planes: [forwardPlane(plane, BH, BW)] };
   }
   if (H < COLOUR_MIN_SIDE || W < COLOUR_MIN_SIDE) throw new RangeError(`colour JPEG round trip: ${W}×${H} is below ${COLOUR_MIN_SIDE} on a side`);
   // whole MCUs of 16×16: luma in 8×8 blocks, chroma half size in 8×8 blocks
@@ -341,11 +388,7 @@ export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolea
     height: H,
     width: W,
     colour,
-    planes: [
-      { coef: forwardPlane(Y, MH, MW), PH: MH, PW: MW },
-      { coef: forwardPlane(cb, CH, CW), PH: CH, PW: CW },
-      { coef: forwardPlane(cr, CH, CW), PH: CH, PW: CW },
-    ],
+    planes: [forwardPlane(Y, MH, MW), forwardPlane(cb, CH, CW), forwardPlane(cr, CH, CW)],
   };
 }
 
@@ -357,24 +400,58 @@ export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolea
 export function jpegFromBlocks(blocks: JpegBlocks, quality: number, out?: Uint8Array): Uint8Array {
   const { height: H, width: W } = blocks;
   if (!blocks.colour) {
-    const { coef, PH, PW } = blocks.planes[0];
-    const plane = new Uint8Array(PH * PW);
-    inversePlane(coef, PH, PW, quantFor(quality), plane);
+    const { PH, PW } = blocks.planes[0];
+    const plane = scratchBytes(0, PH * PW); // every sample written by inversePlane
+    inversePlane(blocks.planes[0], quantFor(quality), plane);
     const grey = out ?? new Uint8Array(H * W);
     for (let y = 0; y < H; y++) grey.set(plane.subarray(y * PW, y * PW + W), y * W);
     return grey;
   }
+  const rgb = out ?? new Uint8Array(H * W * 3);
+  colourFromBlocks(blocks, quality, rgb, undefined);
+  return rgb;
+}
+
+/** k/255 for each byte k, as the float32 that `k / 255` stores. */
+const UNIT = Float32Array.from({ length: 256 }, (_, k) => k / 255);
+
+/**
+ * jpegFromBlocks, written as values in [0, 1] into C planes of H×W (the float32 of each byte
+ * / 255, the corruption views' layout): no interleaved bytes in between.
+ */
+export function jpegFromBlocksPlanar(blocks: JpegBlocks, quality: number, out: Float32Array): Float32Array {
+  const { height: H, width: W } = blocks;
+  if (!blocks.colour) {
+    const { PH, PW } = blocks.planes[0];
+    const plane = scratchBytes(0, PH * PW);
+    inversePlane(blocks.planes[0], quantFor(quality), plane);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = UNIT[plane[y * PW + x]];
+    return out;
+  }
+  colourFromBlocks(blocks, quality, undefined, out);
+  return out;
+}
+
+/**
+ * The colour half of jpegFromBlocks: the three planes through the inverse, the chroma upsampled
+ * and each pixel converted to RGB, written as interleaved bytes into `rgb` or as planar values
+ * in [0, 1] into `planar` (one branch a pixel, always the same way: cheaper than a callback,
+ * which V8 does not inline once two are passed).
+ */
+function colourFromBlocks(blocks: JpegBlocks, quality: number, rgb: Uint8Array | undefined, planar: Float32Array | undefined): void {
+  const { height: H, width: W } = blocks;
+  const n = H * W;
   const [luma, blue, red] = blocks.planes;
   const MW = luma.PW;
   const CW = blue.PW;
-  const Y = new Uint8Array(luma.PH * MW);
-  const cb = new Uint8Array(blue.PH * CW);
-  const cr = new Uint8Array(red.PH * CW);
-  inversePlane(luma.coef, luma.PH, MW, quantFor(quality), Y);
+  // every sample of the three planes is written by inversePlane, so they are reused call to call
+  const Y = scratchBytes(0, luma.PH * MW);
+  const cb = scratchBytes(1, blue.PH * CW);
+  const cr = scratchBytes(2, red.PH * CW);
+  inversePlane(luma, quantFor(quality), Y);
   const chroma = quantFor(quality, true);
-  inversePlane(blue.coef, blue.PH, CW, chroma, cb);
-  inversePlane(red.coef, red.PH, CW, chroma, cr);
-  const rgb = out ?? new Uint8Array(H * W * 3);
+  inversePlane(blue, chroma, cb);
+  inversePlane(red, chroma, cr);
   const dw = (W + 1) >> 1;
   const dh = (H + 1) >> 1;
   // fancy upsampling over the chroma samples the image has (ceil(W/2) × ceil(H/2)); the rows
@@ -390,13 +467,29 @@ export function jpegFromBlocks(blocks: JpegBlocks, quality: number, out?: Uint8A
       const yy = Y[y * MW + x];
       const b = upCb[x];
       const r = upCr[x];
-      const o = (y * W + x) * 3;
-      rgb[o] = clamp255(yy + CR_R[r]);
-      rgb[o + 1] = clamp255(yy + ((CB_GT[b] + CR_GT[r]) >> 16));
-      rgb[o + 2] = clamp255(yy + CB_B[b]);
+      const R = clamp255(yy + CR_R[r]);
+      const G = clamp255(yy + ((CB_GT[b] + CR_GT[r]) >> 16));
+      const B = clamp255(yy + CB_B[b]);
+      const o = y * W + x;
+      if (planar) {
+        planar[o] = UNIT[R];
+        planar[n + o] = UNIT[G];
+        planar[2 * n + o] = UNIT[B];
+      } else {
+        rgb![3 * o] = R;
+        rgb![3 * o + 1] = G;
+        rgb![3 * o + 2] = B;
+      }
     }
   }
-  return rgb;
+}
+
+/** Byte planes reused from call to call (a thread runs one round trip at a time), by slot. */
+const scratchPlanes: Uint8Array[] = [];
+function scratchBytes(slot: number, n: number): Uint8Array {
+  let b = scratchPlanes[slot];
+  if (!b || b.length < n) scratchPlanes[slot] = b = new Uint8Array(n);
+  return b.subarray(0, n);
 }
 
 /**
@@ -417,8 +510,8 @@ const CR_G = -FIX(0.41869), CR_B = -FIX(0.08131);
 /** jdcolor.c build_ycc_rgb_table, indexed by the chroma sample 0..255. */
 const CR_R = new Int32Array(256);
 const CB_B = new Int32Array(256);
-const CR_GT = new Float64Array(256);
-const CB_GT = new Float64Array(256);
+const CR_GT = new Int32Array(256);
+const CB_GT = new Int32Array(256);
 for (let i = 0; i < 256; i++) {
   const x = i - 128;
   CR_R[i] = (FIX(1.402) * x + ONE_HALF) >> 16;
