@@ -190,6 +190,11 @@ function idct(c: Int32Array, ws: Int32Array, row: Int32Array, out: Uint8Array, a
   }
 }
 
+/** jpeg_idct_islow's shortcut for a column or row whose AC terms are all 0: its DC, descaled by 2^sh. */
+function dcPass(x0: number, sh: number, half: number): number {
+  return ((x0 << CONST_BITS) + half) >> sh;
+}
+
 /**
  * One 8-point pass of jpeg_idct_islow: src[o + k·step] to dst[o + k·step] (dst: the same layout
  * as src for the column pass, 8 values for a row), descaled by 2^sh. A column or row whose AC
@@ -200,7 +205,7 @@ function idctPass(src: Int32Array, o: number, step: number, dst: Int32Array, sh:
   const x4 = src[o + 4 * step], x5 = src[o + 5 * step], x6 = src[o + 6 * step], x7 = src[o + 7 * step];
   const d = step === 1 ? 0 : o; // a row goes to dst[0..7]
   if ((x1 | x2 | x3 | x4 | x5 | x6 | x7) === 0) {
-    const dc = ((x0 << CONST_BITS) + half) >> sh;
+    const dc = dcPass(x0, sh, half);
     for (let k = 0; k < 8; k++) dst[d + k * step] = dc;
     return;
   }
@@ -300,9 +305,8 @@ function inversePlane({ coef, maxAc, PH, PW }: CodedPlane, quant: Quant, plane: 
       const at = by * PW + bx;
       if (ac === 0) {
         // DC alone: every column's and row's pass takes jpeg_idct_islow's shortcut, so the block
-        // is one value (the column pass's DC, descaled again by the row pass)
-        const dc = (((blk[0] << CONST_BITS) + H1) >> S1 << CONST_BITS) + H3 >> S3;
-        const v = RANGE[dc & 1023];
+        // is one value (the column pass's DC, through the row pass's)
+        const v = RANGE[dcPass(dcPass(blk[0], S1, H1), S3, H3) & 1023];
         for (let y = 0, o = at; y < 8; y++, o += PW) plane.fill(v, o, o + 8);
       } else idct(blk, ws, row, plane, at, PW);
     }
@@ -400,9 +404,7 @@ export function jpegBlocks(src: Uint8Array, H: number, W: number, colour: boolea
 export function jpegFromBlocks(blocks: JpegBlocks, quality: number, out?: Uint8Array): Uint8Array {
   const { height: H, width: W } = blocks;
   if (!blocks.colour) {
-    const { PH, PW } = blocks.planes[0];
-    const plane = scratchBytes(0, PH * PW); // every sample written by inversePlane
-    inversePlane(blocks.planes[0], quantFor(quality), plane);
+    const { plane, PW } = greyFromBlocks(blocks, quality);
     const grey = out ?? new Uint8Array(H * W);
     for (let y = 0; y < H; y++) grey.set(plane.subarray(y * PW, y * PW + W), y * W);
     return grey;
@@ -422,14 +424,20 @@ const UNIT = Float32Array.from({ length: 256 }, (_, k) => k / 255);
 export function jpegFromBlocksPlanar(blocks: JpegBlocks, quality: number, out: Float32Array): Float32Array {
   const { height: H, width: W } = blocks;
   if (!blocks.colour) {
-    const { PH, PW } = blocks.planes[0];
-    const plane = scratchBytes(0, PH * PW);
-    inversePlane(blocks.planes[0], quantFor(quality), plane);
+    const { plane, PW } = greyFromBlocks(blocks, quality);
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = UNIT[plane[y * PW + x]];
     return out;
   }
   colourFromBlocks(blocks, quality, undefined, out);
   return out;
+}
+
+/** The grey half of jpegFromBlocks: the plane through the inverse (whole blocks, PW samples a row; reused from call to call). */
+function greyFromBlocks(blocks: JpegBlocks, quality: number): { plane: Uint8Array; PW: number } {
+  const coded = blocks.planes[0];
+  const plane = scratchBytes(0, coded.PH * coded.PW); // every sample written by inversePlane
+  inversePlane(coded, quantFor(quality), plane);
+  return { plane, PW: coded.PW };
 }
 
 /**
