@@ -65,6 +65,41 @@ test('mulberry32().normals fills mean + std·gaussian(rng) per value, the same d
   }
 });
 
+test('normalsOrZero gives normals()\'s values wherever they reach the floor, 0 or the value below it, and leaves mulberry32 where normals() does', async () => {
+  const { fillNormalsOrZero, MULBERRY_STEP } = await import('../../server/engine/random');
+  const toZero = (k: number) => Number((BigInt(2 ** 32) - ((BigInt(k) * BigInt(MULBERRY_STEP)) % BigInt(2 ** 32))) % BigInt(2 ** 32));
+  // snow's small-image severities (mean, std, threshold), a floor at the mean, one below it, a flat one
+  const cases: Array<[number, number, number]> = [[0.1, 0.2, 0.6], [0.1, 0.2, 0.5], [0.3, 0.3, 0.3], [0.3, 0.3, -1], [0.5, 0, 0.6], [0.1, 0.2, 2.1]];
+  for (const seed of [3, 0xfeedface, toZero(1), toZero(6)]) {
+    for (const [mean, std, floor] of cases) {
+      const n = 5000;
+      const want = new Float64Array(n);
+      const wantRng = mulberry32(seed);
+      wantRng.normals(want, mean, std);
+      const got = new Float64Array(n).fill(Number.NaN);
+      const gotRng = mulberry32(seed);
+      gotRng.normalsOrZero(got, mean, std, floor);
+      let zeroed = 0;
+      let reached = 0;
+      for (let p = 0; p < n; p++) {
+        if (want[p] >= floor) reached++;
+        if (Object.is(got[p], want[p])) continue;
+        assert.ok(got[p] === 0 && want[p] < floor, `seed ${seed}, (${mean}, ${std}, ${floor}), value ${p}: ${got[p]} for ${want[p]}`);
+        zeroed++;
+      }
+      assert.equal(gotRng(), wantRng(), 'the generator ends where normals() leaves it');
+      // the skip is taken where it can be (the point of the method): most values below a floor 2.5σ up
+      if (mean === 0.1 && floor === 0.6) assert.ok(zeroed > 0.9 * n && reached > 0, `${zeroed} of ${n} skipped, ${reached} reach the floor`);
+      if (floor <= mean) assert.equal(zeroed, 0, 'nothing is skipped when the mean reaches the floor');
+      // any other generator gets every value through fillNormals
+      const plain = mulberry32(seed);
+      const viaHelper = new Float64Array(n);
+      fillNormalsOrZero(() => plain(), viaHelper, mean, std, floor);
+      assert.deepEqual(viaHelper, want);
+    }
+  }
+});
+
 /** gaussian()'s radius draw: a 0 is drawn again. */
 function nonZero(rng: () => number): number {
   let u = 0;

@@ -96,6 +96,31 @@ test('shot noise through the kernel: image/corrupt.ts\'s draws bit for bit on de
   }
 });
 
+test('shot noise\'s tables stay in the kernels\' memory from call to call: right after the other kernels wrote their own there, after the memory grew, and past the sixteen rates that start their region again', async () => {
+  const { shotNoise } = await import('../../server/engine/image/corrupt');
+  const { shotTablesForTest } = await import('../../server/engine/views/corruptions');
+  const { shotKernel, uniformsKernel } = await import('../../server/engine/wasm/kernels');
+  const r = mulberry32(17);
+  const H = 28;
+  const W = 28;
+  const data = Float32Array.from({ length: H * W }, (_, i) => (i < 256 ? i : Math.floor(r() * 256)) / 255);
+  const img = { data, channels: 1 as const, height: H, width: W };
+  // ImageNet-C's five rates, then fifteen more (the sixteenth starts the region again), then the five again
+  const rates = [60, 25, 12, 5, 3, ...Array.from({ length: 15 }, (_, i) => 4 + 7 * i), 60, 25, 12, 5, 3];
+  for (const [round, rate] of rates.entries()) {
+    const out = new Float32Array(H * W).fill(Number.NaN);
+    assert.equal(shotKernel(data, rate, round, shotTablesForTest(rate), out), true, `rate ${rate}: the kernel ran`);
+    assert.deepEqual(out, shotNoise(img, rate, mulberry32(round)).data, `rate ${rate}, call ${round}`);
+    // the other kernels lay out their calls over the memory after the tables; every few calls one
+    // large enough to grow it
+    const side = round % 4 === 3 ? 200 + 40 * round : 9;
+    const plane = Float64Array.from({ length: side * side }, () => r());
+    const { loop, kernel } = bothWays(() => motionBlurPlane(plane, side, side, 10, 4, 20 * round));
+    assert.deepEqual(kernel, loop);
+    assert.equal(uniformsKernel(round, new Float32Array(4 * side), 0, 1), true);
+  }
+});
+
 test('uniform draws through the kernel, four at a time: random.ts\'s loops bit for bit (uniforms, gaussian()\'s pairs, lo + span·u), a zero radius draw redrawn as gaussian() does', async () => {
   const { fillUniforms, gaussianUniforms, MULBERRY_STEP, uniforms } = await import('../../server/engine/random');
   const { uniformsKernel } = await import('../../server/engine/wasm/kernels');

@@ -8,8 +8,9 @@
  *
  * One instance per thread (the views workers have their own module state), made on first use. A
  * caller whose kernel is not there (a runtime without WebAssembly SIMD, or SKEPTIC_WASM=0) runs
- * its JavaScript loop: the same values, more slowly. The module's memory is laid out per call
- * (kernels are synchronous, so a call has it to itself) and grows to the largest call.
+ * its JavaScript loop: the same values, more slowly. The module's memory starts with the tables
+ * that stay from call to call (shot noise's, per rate: `resident`); after them it is laid out per
+ * call (kernels are synchronous, so a call has it to itself) and grows to the largest call.
  */
 import { debuglog } from 'node:util';
 import { KERNELS_WASM } from './kernels-wasm';
@@ -74,6 +75,24 @@ export function wasmKernelsOn(): boolean {
   return kernels() !== null;
 }
 
+/** Where each resident ShotTables lies in the module's memory (byte offsets). */
+interface ShotPlaces {
+  levels: number;
+  guide: number;
+  cdfAt: number;
+  last: number;
+  ptrs: number;
+  lf: number;
+}
+
+/**
+ * The tables kept at the start of this thread's module memory, and where they end: every call's
+ * own layout starts at `end`. Shot noise's tables are 50–90 KB a rate, and copying them in on
+ * every call (five rates an image, a copy from memory the other makers had pushed out of the
+ * caches) cost more than the draws of a 28×28 image.
+ */
+const resident = { end: 0, shot: new Map<ShotTables, ShotPlaces>() };
+
 /** The module's memory with at least `bytes` of it, as a buffer (growing detaches older views). */
 function memory(k: Exports, bytes: number): ArrayBuffer {
   const have = k.memory.buffer.byteLength;
@@ -103,14 +122,15 @@ export function motionBlurKernel(plane: Float32Array | Float64Array, H: number, 
   let P = 0;
   for (const dx of taps.dx) P = Math.max(P, Math.abs(dx));
   const N = H * W;
-  const src = align(16 * n);
+  const at = resident.end;
+  const src = at + align(16 * n);
   const pad = src + align(N * plane.BYTES_PER_ELEMENT);
   const sums = pad + align(H * (W + 2 * P) * 8);
   const clipped = sums + align(N * 8);
   const buf = memory(k, clipped + (out instanceof Float32Array ? N * 4 : 0));
-  new Float64Array(buf, 0, n).set(taps.weight);
-  new Int32Array(buf, 8 * n, n).set(taps.dy);
-  new Int32Array(buf, 12 * n, n).set(taps.dx);
+  new Float64Array(buf, at, n).set(taps.weight);
+  new Int32Array(buf, at + 8 * n, n).set(taps.dy);
+  new Int32Array(buf, at + 12 * n, n).set(taps.dx);
   if (plane instanceof Float32Array) {
     new Float32Array(buf, src, N).set(plane);
     k.pad_f32(pad, src, H, W, P);
@@ -118,7 +138,7 @@ export function motionBlurKernel(plane: Float32Array | Float64Array, H: number, 
     new Float64Array(buf, src, N).set(plane);
     k.pad_f64(pad, src, H, W, P);
   }
-  k.shift_add(sums, pad, H, W, P, 0, n);
+  k.shift_add(sums, pad, H, W, P, at, n);
   if (out instanceof Float64Array) out.set(new Float64Array(buf, sums, N));
   else {
     k.clip_f32(clipped, sums, N);
@@ -153,16 +173,37 @@ export interface ShotTables {
 export function shotKernel(x: Float32Array, rate: number, seed: number, tables: ShotTables, out: Float32Array): boolean {
   const k = kernels();
   if (!k) return false;
+  const { levels, guide, cdfAt, last, ptrs, lf } = residentShot(k, tables);
   const n = x.length;
-  const levels = 8 * n;
+  const src = resident.end;
+  const buf = memory(k, src + 8 * n);
+  new Float32Array(buf, src, n).set(x);
+  logFactorial = tables.logFactorial;
+  if (!k.shot(src + 4 * n, src, n, rate, seed >>> 0, levels, guide, cdfAt, last, ptrs, lf)) return false;
+  out.set(new Float32Array(buf, src + 4 * n, n));
+  return true;
+}
+
+/** Where `tables` lie in the module's memory, copied in (after the resident tables before them) on
+ *  their first call. The tables are never changed once made (views/corruptions.ts keeps them by
+ *  rate), so a copy made once stays right. */
+function residentShot(k: Exports, tables: ShotTables): ShotPlaces {
+  let places = resident.shot.get(tables);
+  if (places) return places;
+  if (resident.shot.size >= 16) {
+    // a handful of rates in a process (ImageNet-C's five); more than that starts the region again
+    resident.shot.clear();
+    resident.end = 0;
+  }
+  const levels = resident.end;
   const guide = levels + 1024;
   const cdfAt = guide + 4 * 256 * 32;
   const last = cdfAt + 1024;
   const ptrs = last + 1024;
   const lf = ptrs + 8 * 256 * 6;
   const cdf = lf + 8 * 256;
-  const buf = memory(k, cdf + 8 * tables.cdf.length);
-  new Float32Array(buf, 0, n).set(x);
+  const end = align(cdf + 8 * tables.cdf.length);
+  const buf = memory(k, end);
   new Float32Array(buf, levels, 256).set(tables.levels);
   new Int32Array(buf, guide, 256 * 32).set(tables.guide);
   const at = new Int32Array(buf, cdfAt, 256);
@@ -171,10 +212,9 @@ export function shotKernel(x: Float32Array, rate: number, seed: number, tables: 
   new Float64Array(buf, ptrs, 256 * 6).set(tables.ptrs);
   new Float64Array(buf, lf, 256).set(tables.lf);
   new Float64Array(buf, cdf, tables.cdf.length).set(tables.cdf);
-  logFactorial = tables.logFactorial;
-  if (!k.shot(4 * n, 0, n, rate, seed >>> 0, levels, guide, cdfAt, last, ptrs, lf)) return false;
-  out.set(new Float32Array(buf, 4 * n, n));
-  return true;
+  resident.end = end;
+  resident.shot.set(tables, (places = { levels, guide, cdfAt, last, ptrs, lf }));
+  return places;
 }
 
 /**
@@ -187,9 +227,10 @@ export function uniformsKernel(seed: number, out: Float32Array, lo: number, span
   const k = kernels();
   if (!k) return false;
   const n = out.length;
-  const buf = memory(k, 4 * n);
-  if (!k.uniforms(0, n, seed >>> 0, lo, span, radii ? 1 : 0)) return false;
-  out.set(new Float32Array(buf, 0, n));
+  const at = resident.end;
+  const buf = memory(k, at + 4 * n);
+  if (!k.uniforms(at, n, seed >>> 0, lo, span, radii ? 1 : 0)) return false;
+  out.set(new Float32Array(buf, at, n));
   return true;
 }
 
@@ -202,8 +243,8 @@ export function snowMixKernel(blurred: Float64Array, zw: number, hs: number, ws:
   const k = kernels();
   if (!k) return false;
   const n = H * W;
-  const b = 0;
-  const layer = align(8 * blurred.length);
+  const b = resident.end;
+  const layer = b + align(8 * blurred.length);
   const src = layer + 8 * n;
   const dst = src + align(4 * C * n);
   const buf = memory(k, dst + 4 * C * n);
@@ -220,8 +261,9 @@ export function unitDoublesKernel(seed: number, out: Float64Array): boolean {
   const k = kernels();
   if (!k) return false;
   const n = out.length;
-  const buf = memory(k, 8 * n);
-  k.unit_doubles(0, n, seed >>> 0);
-  out.set(new Float64Array(buf, 0, n));
+  const at = resident.end;
+  const buf = memory(k, at + 8 * n);
+  k.unit_doubles(at, n, seed >>> 0);
+  out.set(new Float64Array(buf, at, n));
   return true;
 }
