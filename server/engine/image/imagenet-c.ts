@@ -536,7 +536,8 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
   if (zoom === 1) {
     // No zoom: each zoomed value is its own normal (weights 1 and 0), and every value below the
     // threshold becomes 0 just after, so a normal that certainly falls below it need not be
-    // computed (86–96% of them at ImageNet-C's zoom-1 severities).
+    // computed (86–96% of them at the small-image table's two zoom-1 severities; ImageNet-C's
+    // own snow zooms by 2 to 4.5).
     fillNormalsOrZero(rng, noise, mean, std, threshold);
     drawn = n;
   } else {
