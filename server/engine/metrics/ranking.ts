@@ -9,14 +9,19 @@
  * - an empty side (after dropping NaN) gives null, never NaN.
  */
 
-function clean(xs: ArrayLike<number>): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < xs.length; i++) if (!Number.isNaN(xs[i])) out.push(xs[i]);
+function clean(xs: ArrayLike<number>): Float64Array {
+  let n = 0;
+  for (let i = 0; i < xs.length; i++) if (!Number.isNaN(xs[i])) n++;
+  const out = new Float64Array(n);
+  for (let i = 0, k = 0; i < xs.length; i++) if (!Number.isNaN(xs[i])) out[k++] = xs[i];
   return out;
 }
 
-const asc = (a: number, b: number) => a - b;
-const desc = (a: number, b: number) => b - a;
+/** The scores without NaN, ascending: a Float64Array's numeric sort, several times faster than an
+ *  array sorted through a comparator (the OOD probe ranks about 12,000 outlier scores per score
+ *  and set of a 1,000-image audit). Equal values are equal whatever their order (−0 and 0 too). */
+const ascending = (xs: ArrayLike<number>): Float64Array => clean(xs).sort();
+const descending = (xs: ArrayLike<number>): Float64Array => ascending(xs).reverse();
 
 /**
  * Area under the ROC curve in the Mann–Whitney formulation:
@@ -25,8 +30,8 @@ const desc = (a: number, b: number) => b - a;
  * ties counted half. All-equal scores give 0.5. O((n+m) log(n+m)).
  */
 export function auroc(inScores: ArrayLike<number>, outScores: ArrayLike<number>): number | null {
-  const pos = clean(inScores).sort(asc);
-  const neg = clean(outScores).sort(asc);
+  const pos = ascending(inScores);
+  const neg = ascending(outScores);
   if (pos.length === 0 || neg.length === 0) return null;
   let below = 0; // negatives strictly below the current positive
   let upTo = 0; // negatives ≤ the current positive
@@ -61,7 +66,7 @@ export interface FprAtTpr {
  */
 export function fprAtTpr(inScores: ArrayLike<number>, outScores: ArrayLike<number>, target = 0.95): FprAtTpr | null {
   if (!(target > 0 && target <= 1)) throw new RangeError(`target TPR must be in (0, 1], got ${target}`);
-  const pos = clean(inScores).sort(desc);
+  const pos = descending(inScores);
   const neg = clean(outScores);
   if (pos.length === 0 || neg.length === 0) return null;
   const k = Math.min(pos.length, Math.max(1, Math.ceil(target * pos.length - 1e-9)));
@@ -81,8 +86,8 @@ export function fprAtTpr(inScores: ArrayLike<number>, outScores: ArrayLike<numbe
  * Null when either side is empty.
  */
 export function rocCurve(inScores: ArrayLike<number>, outScores: ArrayLike<number>, maxPoints = 101): Array<[number, number]> | null {
-  const pos = clean(inScores).sort(desc);
-  const neg = clean(outScores).sort(desc);
+  const pos = descending(inScores);
+  const neg = descending(outScores);
   if (pos.length === 0 || neg.length === 0) return null;
   const points: Array<[number, number]> = [[0, 0]];
   let i = 0;

@@ -35,7 +35,7 @@ import type { PixelImage, Prediction } from '../types';
 import { balancedStep, runViews, sourcesPerRun, viewMaker, viewsFor, type ViewInputs, type ViewPlan } from '../views';
 import { corruptionViews } from '../views/corruptions';
 import { corruptionViewMaker } from '../views/workers';
-import { argmax, intListParam, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ViewShape, viewShape } from './probe';
+import { argmax, intListParam, labelsOf, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ViewShape, viewShape } from './probe';
 
 export interface CorruptionsRecord {
   /** Top-1 on the clean image, and its confidence. */
@@ -207,10 +207,11 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
     },
 
     summarize(records, ctx) {
-      const labelled = records.filter((r) => r.hit && ctx.images[r.image].label !== undefined);
+      const labels = labelsOf(ctx.images);
+      const labelled = records.filter((r) => r.hit && labels[r.image] !== undefined);
       const nL = labelled.length;
       const n = records.length;
-      const clean = nL ? round(labelled.filter((r) => r.pred === ctx.images[r.image].label).length / nL) : null;
+      const clean = nL ? round(labelled.filter((r) => r.pred === labels[r.image]).length / nL) : null;
       const bit = (s: number) => 1 << (s - 1);
       const mean = (xs: number[]) => (xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length) : null);
 
@@ -272,7 +273,7 @@ export function corruptionsProbe(params: Record<string, unknown> = {}): Probe<Co
       }
 
       // Examples: the first images the model gets right when clean (they show what breaks).
-      const right = (r: (typeof records)[number]) => ctx.images[r.image].label !== undefined && r.pred === ctx.images[r.image].label;
+      const right = (r: (typeof records)[number]) => labels[r.image] !== undefined && r.pred === labels[r.image];
       const render = [...records].sort((a, b) => Number(right(b)) - Number(right(a)) || a.image - b.image).slice(0, renderImages).map((r) => r.image);
 
       const mceNote = mce.mCE !== null ? `, mCE ${pct(mce.mCE)}${mce.count < 15 ? ` over ${mce.count} of 15` : ''}` : '';

@@ -40,7 +40,7 @@ import { derivedRng } from '../random';
 import type { PixelImage } from '../types';
 import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
 import {
-  argmax, intListParam, numberParam, pct, round,
+  argmax, intListParam, labelsOf, numberParam, pct, round,
   type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord,
 } from './probe';
 
@@ -311,7 +311,8 @@ export function patchesProbe(params: Record<string, unknown> = {}): Probe<Patche
     summarize(records, ctx) {
       const K = ctx.model.info.numClasses;
       const chance = 1 / K;
-      const labelOf = (r: ProbeRecord<PatchesRecord>) => ctx.images[r.image].label;
+      const labels = labelsOf(ctx.images);
+      const labelOf = (r: ProbeRecord<PatchesRecord>) => labels[r.image];
       const labelled = records.filter((r) => labelOf(r) !== undefined);
       const share = (xs: unknown[], n: number) => (n ? round(xs.length / n) : null);
       const clean = share(labelled.filter((r) => r.pred === labelOf(r)), labelled.length);

@@ -35,7 +35,7 @@ import { classifierOutput, featureRunner, findFeatureTensor, readModelProto, typ
 import { pack, pixelVector, projection, unpack, type Packed, type Projection } from '../prior/project';
 import { reinitialize, type ReinitReport } from '../prior/reinit';
 import type { LoadedModel } from '../types';
-import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage } from './probe';
+import { argmax, labelsOf, numberParam, pct, round, type FindingDraft, type Probe, type ProbeImage } from './probe';
 
 export const FEATURE_SETS = ['trained', 'random', 'pixels'] as const;
 export type FeatureSet = (typeof FEATURE_SETS)[number];
@@ -201,11 +201,12 @@ export function priorProbe(params: Record<string, unknown> = {}): Probe<PriorRec
 
       // Cross-validation needs every class in the training folds: it runs on the images of the
       // classes with at least `folds` labelled images (the trained accuracy on the same images).
-      const allLabelled = records.filter((r) => ctx.images[r.image]?.label !== undefined);
+      const labelOf = labelsOf(ctx.images);
+      const allLabelled = records.filter((r) => labelOf[r.image] !== undefined);
       const perClass = new Map<number, number>();
-      for (const r of allLabelled) perClass.set(ctx.images[r.image].label!, (perClass.get(ctx.images[r.image].label!) ?? 0) + 1);
-      const labelled = allLabelled.filter((r) => perClass.get(ctx.images[r.image].label!)! >= folds);
-      const labels = labelled.map((r) => ctx.images[r.image].label!);
+      for (const r of allLabelled) perClass.set(labelOf[r.image]!, (perClass.get(labelOf[r.image]!) ?? 0) + 1);
+      const labelled = allLabelled.filter((r) => perClass.get(labelOf[r.image]!)! >= folds);
+      const labels = labelled.map((r) => labelOf[r.image]!);
       const classCounts = new Map<number, number>();
       for (const y of labels) classCounts.set(y, (classCounts.get(y) ?? 0) + 1);
       const chance = labels.length ? Math.max(...classCounts.values()) / labels.length : null;

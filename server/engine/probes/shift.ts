@@ -19,7 +19,7 @@
 import { derivedRng } from '../random';
 import type { Prediction } from '../types';
 import { runViews, viewsFor, type ViewOp, type ViewPlan } from '../views';
-import { argmax, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord, type ViewShape, viewShape } from './probe';
+import { argmax, labelsOf, numberParam, pct, round, type FindingDraft, type Probe, type ProbeContext, type ProbeImage, type ProbeRecord, type ViewShape, viewShape } from './probe';
 
 export interface ShiftRecord {
   /** Prediction on the unshifted image, and its confidence. */
@@ -145,7 +145,8 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
 
     summarize(records, ctx) {
       const n = records.length;
-      const labelled = records.filter((r) => ctx.images[r.image].label !== undefined);
+      const labels = labelsOf(ctx.images);
+      const labelled = records.filter((r) => labels[r.image] !== undefined);
       const pairs = n * 2 * (shifts.length - 1);
       const adjacent = records.reduce((a, r) => a + r.adjacentFlips, 0);
       const oneFlips = records.filter((r) => r.oneFlip);
@@ -164,7 +165,7 @@ export function shiftProbe(params: Record<string, unknown> = {}): Probe<ShiftRec
       }
       const accuracyAt = (preds: (r: ShiftRecord) => number[]) =>
         shifts.map((_, j) =>
-          labelled.length ? round(labelled.filter((r) => preds(r)[j] === ctx.images[r.image].label).length / labelled.length) : null,
+          labelled.length ? round(labelled.filter((r) => preds(r)[j] === labels[r.image]).length / labelled.length) : null,
         );
       const embedCentre = n ? records.filter((r) => r.embedCentre).length / n : 0;
       const embedRandom = n && positions ? records.reduce((a, r) => a + r.embedRandomHits, 0) / (n * positions) : 0;
