@@ -243,7 +243,6 @@ export function boolParam(params: Record<string, unknown> | undefined, probe: st
   throw new SkepticInputError(`probe parameter ${probe}.${name} must be true or false, got ${JSON.stringify(v)}`);
 }
 
-/** Rounds for the report: enough digits to be useful, few enough to keep the JSON small. */
 /**
  * Each image's label (undefined where it has none), by image index, for a summary to look up
  * per record. SummaryContext.images makes an entry on every read (report/image-table.ts: its
@@ -255,6 +254,7 @@ export function labelsOf(images: readonly ImageEntry[]): Array<number | undefine
   return Array.from(images, (e) => e?.label);
 }
 
+/** Rounds for the report: enough digits to be useful, few enough to keep the JSON small. */
 export function round(x: number, digits = 6): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
