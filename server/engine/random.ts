@@ -57,16 +57,8 @@ export function mulberry32(seed: number): Mulberry32 {
     a = (a + MULBERRY_STEP) >>> 0;
     return mulberryUnit(a);
   }) as Mulberry32;
-  next.normals = (out, mean, std) => {
-    let s = a;
-    for (let p = 0; p < out.length; p++) {
-      let u = 0;
-      while (u === 0) u = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
-      const v = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
-      out[p] = mean + std * (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)); // gaussian()'s expression
-    }
-    a = s;
-  };
+  // normals() is normalsOrZero() with nothing skipped: no value certainly falls below −∞
+  next.normals = (out, mean, std) => next.normalsOrZero(out, mean, std, -Infinity);
   next.uniforms = (out, lo, span) => {
     uniformsInto(a, out, lo, span);
     a = (a + Math.imul(out.length, MULBERRY_STEP)) >>> 0;
@@ -86,7 +78,7 @@ export function mulberry32(seed: number): Mulberry32 {
       let u = 0;
       while (u === 0) u = mulberryUnit((s = (s + MULBERRY_STEP) >>> 0));
       s = (s + MULBERRY_STEP) >>> 0;
-      out[p] = u > above ? 0 : mean + std * (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * mulberryUnit(s)));
+      out[p] = u > above ? 0 : mean + std * (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * mulberryUnit(s))); // gaussian()'s expression
     }
     a = s;
   };

@@ -242,18 +242,21 @@ function zoomCrop(N: number, z: number): { top: number; ch: number } {
   return { top: Math.floor((N - ch) / 2), ch };
 }
 
-/** zoomTaps(N, z) kept per (N, z): clippedZoomPlane asks for the same few (a size, five zooms) for
- *  every image, and at 28×28 making them again cost more than the zoom itself. Read only. */
-const zoomTapsKept = new Map<string, ReturnType<typeof zoomTaps>>();
-function keptZoomTaps(N: number, z: number): ReturnType<typeof zoomTaps> {
-  const key = `${N} ${z}`;
-  let taps = zoomTapsKept.get(key);
-  if (!taps) {
-    if (zoomTapsKept.size >= 64) zoomTapsKept.clear(); // a handful per input size; never grows without bound
-    zoomTapsKept.set(key, (taps = zoomTaps(N, z)));
+/** make() kept in `map` under `key`, for tables every image of a size asks for again (read only).
+ *  A handful of keys per input size: past 64 the map starts over, so it never grows without bound. */
+function kept<T>(map: Map<string, T>, key: string, make: () => T): T {
+  let v = map.get(key);
+  if (v === undefined) {
+    if (map.size >= 64) map.clear();
+    map.set(key, (v = make()));
   }
-  return taps;
+  return v;
 }
+
+/** zoomTaps(N, z) kept per (N, z): clippedZoomPlane asks for the same few (a size, five zooms) for
+ *  every image, and at 28×28 making them again cost more than the zoom itself. */
+const zoomTapsKept = new Map<string, ReturnType<typeof zoomTaps>>();
+const keptZoomTaps = (N: number, z: number) => kept(zoomTapsKept, `${N} ${z}`, () => zoomTaps(N, z));
 
 /** A plane zoomed by clipped_zoom (centre crop, scipy zoom) to round(⌈N/z⌉·z) per axis. */
 function clippedZoomPlane(plane: ArrayLike<number>, H: number, W: number, z: number, site?: string): { data: Float64Array; h: number; w: number } {
@@ -411,20 +414,17 @@ export function motionTaps(H: number, W: number, radius: number, sigma: number, 
 }
 
 /** The motion kernel's normalised half-Gaussian weights, kept per (radius, σ): only the angle is
- *  drawn per image, and the weights' exps were a tenth of snow at 28×28. Read only. */
+ *  drawn per image, and the weights' exps were a tenth of snow at 28×28. */
 const motionWeightsKept = new Map<string, Float64Array>();
 function motionWeights(radius: number, sigma: number): Float64Array {
-  const key = `${radius} ${sigma}`;
-  let k = motionWeightsKept.get(key);
-  if (k) return k;
-  const width = 2 * radius + 1;
-  k = new Float64Array(width);
-  let z = 0;
-  for (let i = 0; i < width; i++) z += k[i] = Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma);
-  for (let i = 0; i < width; i++) k[i] /= z;
-  if (motionWeightsKept.size >= 64) motionWeightsKept.clear();
-  motionWeightsKept.set(key, k);
-  return k;
+  return kept(motionWeightsKept, `${radius} ${sigma}`, () => {
+    const width = 2 * radius + 1;
+    const k = new Float64Array(width);
+    let z = 0;
+    for (let i = 0; i < width; i++) z += k[i] = Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma);
+    for (let i = 0; i < width; i++) k[i] /= z;
+    return k;
+  });
 }
 
 /** Columns added on each side of a plane for these taps: the largest horizontal shift. */
@@ -530,8 +530,6 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
   // only its centre crop (1/z² of it: 20–64% at ImageNet-C's zooms above 1), so only those are computed,
   // and the generator steps past the others (a few ns each against ~50 for log, sqrt and cos).
   const noise = scratch('snow.noise', n); // the zoom reads only the values written below
-  const rows = zoomCrop(H, zoom);
-  const cols = zoomCrop(W, zoom);
   let drawn = 0; // values the generator is past, in row order
   if (zoom === 1) {
     // No zoom: each zoomed value is its own normal (weights 1 and 0), and every value below the
@@ -541,6 +539,8 @@ export function snow(img: PixelImage, c: readonly number[], rng: () => number, o
     fillNormalsOrZero(rng, noise, mean, std, threshold);
     drawn = n;
   } else {
+    const rows = zoomCrop(H, zoom);
+    const cols = zoomCrop(W, zoom);
     for (let y = rows.top; y < rows.top + rows.ch; y++) {
       const at = y * W + cols.top;
       skipNormals(rng, at - drawn);
