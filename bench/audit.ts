@@ -37,7 +37,10 @@
  *                                                     that time is taken out of the audit's; on a
  *                                                     VM whose speed drifts the two then see the
  *                                                     same machine; the threads' CPU line then
- *                                                     includes the chunks)
+ *                                                     includes the chunks. Fair only while the
+ *                                                     audit finishes a batch before it asks for
+ *                                                     the next: if its runs go on during a
+ *                                                     chunk, the bench stops with an error)
  *                                    [--fresh N]  (N rounds, each case's audit in a process of its
  *                                                  own started for it, the cases taking turns:
  *                                                  every first audit of a process, which pays what
@@ -146,6 +149,12 @@ interface Tally {
 let current = '-';
 /** Forward passes of every probe so far (the interleaved bare loop's chunks follow it). */
 let allPasses = 0;
+/** --interleave: whether a bare-loop chunk is running, and the audit's runs that started meanwhile.
+ *  The chunk's time is taken out of the audit's, which is fair only while the audit waits for it:
+ *  an audit that took its batches ahead (its runs going on during a chunk) would get the chunk's
+ *  time for free, so the bench refuses to print such a ratio. */
+let bareRunning = false;
+let runsDuringBare = 0;
 let K = 0;
 const tallies = new Map<string, Tally>();
 const tally = (p: string) => {
@@ -204,6 +213,7 @@ const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unk
 const origRun = proto.run;
 const runsOf = new WeakMap<object, number>();
 proto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
+  if (bareRunning) runsDuringBare++;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const out = await origRun.apply(this, args);
@@ -292,7 +302,8 @@ async function main() {
         const was = current;
         switchTo('(bare loop)');
         const t = performance.now();
-        const b = await bareLoop(delta);
+        bareRunning = true;
+        const b = await bareLoop(delta).finally(() => (bareRunning = false));
         inter.bareMs += b.ms;
         inter.bareCpu += b.cpu;
         inter.pausedMs += performance.now() - t;
@@ -345,6 +356,13 @@ async function main() {
       for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });
       if (values.interleave) {
         await chunk(); // passes made after the audit's last request for a batch (none in the bench's audits)
+        if (runsDuringBare) {
+          throw new Error(
+            `--interleave: ${runsDuringBare} of the audit's session runs started while a bare-loop chunk ran, so the chunks' time ` +
+              `would be taken out of an audit that did not wait for them; the audit no longer finishes a batch before asking ` +
+              `for the next one. Measure without --interleave (each audit, then its bare loop).`,
+          );
+        }
         per.delete('(bare loop)');
         pairs.push(`interleaved: wall ${(wall / 1000).toFixed(1)} / ${(inter.bareMs / 1000).toFixed(1)} s = ${(wall / inter.bareMs).toFixed(2)}, CPU ${(cpu / 1000).toFixed(1)} / ${(inter.bareCpu / 1000).toFixed(1)} s = ${(cpu / inter.bareCpu).toFixed(2)} (load ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
         ratios.push(wall / inter.bareMs);
