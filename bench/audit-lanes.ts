@@ -32,7 +32,7 @@ import { makeBatchSymbolic } from '../server/engine/model/batch';
 import { decodeModel, encodeModel } from '../server/engine/model/onnx';
 import { sessionOptions } from '../server/engine/model/providers';
 import { createProbes } from '../server/engine/probes';
-import { BENCH_CASES, type BenchCase } from './cases';
+import { BENCH_CASES, type BenchCase, caseModelOptions } from './cases';
 
 type CaseKey = BenchCase['key'];
 const caseOf = (key: string) => BENCH_CASES.find((c) => c.key === key);
@@ -63,7 +63,7 @@ async function lane(job: LaneJob): Promise<void> {
     if (scores) passes += Number(scores.dims[0]);
     return out;
   };
-  const model = await loadModel(join(job.fixtures, c.model), { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(job.fixtures, c.labels) : undefined, batchSize: job.batch });
+  const model = await loadModel(join(job.fixtures, c.model), caseModelOptions(c, job.fixtures, { batchSize: job.batch }));
   K = model.info.numClasses;
   for (let r = 0; r < job.repeats; r++) {
     Atomics.add(job.barrier, r, 1);

@@ -78,7 +78,7 @@ import { cpuThreads } from '../server/engine/model/threads';
 import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
 import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
 import { auditInLanes, lanePlan } from '../server/engine/shard/lanes';
-import { BENCH_CASES } from './cases';
+import { BENCH_CASES, caseModelOptions } from './cases';
 
 const { values } = parseArgs({
   options: {
@@ -252,7 +252,7 @@ async function main() {
   console.log(`onnxruntime-node ${ort.env.versions?.node ?? '?'}, device ${device}, CPU threads per session: ${cpuThreads() ?? 'ORT default'}, batch ${batchSize}, best of ${repeat}, probes ${probeIds.join(',')}, view run passes ${values['run-passes'] ?? 'sized from the input'}, model chunk rows ${values['chunk-rows'] ?? 'default'}${values['views-webgpu'] ? ", WebGPU's view graphs" : ''}`);
   for (const c of CASES) {
     const modelPath = resolve(FIXTURES, c.model);
-    const loadOptions = { device, preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize };
+    const loadOptions = caseModelOptions(c, FIXTURES, { device, batchSize });
     const model = await loadModel(modelPath, loadOptions);
     K = model.info.numClasses;
     // where it runs: a provider asked for and not started (WebGPU without an adapter) falls back
@@ -394,7 +394,7 @@ async function main() {
           probes: createProbes(probeIds),
           batchSize,
           plan,
-          open: { modelPath, modelOptions: loadOptions, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
+          open: { modelPath, modelOptions: { ...loadOptions }, dataPath: join(FIXTURES, c.data), datasetOptions: {}, probes: probeIds, params: {}, baseDir: process.cwd() },
           limit: c.limit,
         });
         walls.push(performance.now() - t0);

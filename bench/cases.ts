@@ -3,6 +3,7 @@
  * ../shared/fixtures: the model, the data, the preprocessing the model was trained with, and how
  * many images. The target's two cases first; CIFAR-10 is outside the target (`optional`).
  */
+import { join } from 'node:path';
 import type { LoadModelOptions } from '../server/engine/model';
 
 export interface BenchCase {
@@ -28,3 +29,12 @@ export const BENCH_CASES: readonly BenchCase[] = [
     preprocess: { mean: [0.4914, 0.4822, 0.4465], std: [0.2471, 0.2435, 0.2616] }, images: 100, optional: true,
   },
 ];
+
+/**
+ * loadModel's options for a case's model (a BenchCase or a bench script's own case): on the CPU,
+ * with the case's preprocessing and, where it has them, its label names under `fixtures`; `more`
+ * adds to them or overrides them (batchSize, device).
+ */
+export function caseModelOptions(c: Pick<LoadModelOptions, 'preprocess' | 'labels'>, fixtures: string, more: LoadModelOptions = {}): LoadModelOptions {
+  return { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(fixtures, c.labels) : undefined, ...more };
+}

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BENCH_CASES } from './cases';
+import { BENCH_CASES, caseModelOptions } from './cases';
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +57,7 @@ async function child(): Promise<void> {
   const { openDataset } = await import('../server/engine/data');
   const { loadModel } = await import('../server/engine/model');
   const { createProbes, DEFAULT_PROBES } = await import('../server/engine/probes');
-  const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize: 32 });
+  const model = await loadModel(join(FIXTURES, c.model), caseModelOptions(c, FIXTURES, { batchSize: 32 }));
   const limit = values.images ? Number(values.images) : c.images;
   for (let a = 0; a < Number(values.audits); a++) {
     const dataset = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit });

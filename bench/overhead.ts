@@ -36,6 +36,7 @@ import sharp from 'sharp';
 import { readdirSync } from 'node:fs';
 import { resizeU8 } from '../server/engine/image/resample';
 import { shortSideSize } from '../server/engine/data/decode';
+import { caseModelOptions } from './cases';
 
 const FIXTURES = resolve(__dirname, '../../shared/fixtures');
 const { values } = parseArgs({ options: { batch: { type: 'string', default: '32' }, repeat: { type: 'string', default: '3' } } });
@@ -77,7 +78,7 @@ async function main() {
   console.log('case                                 images  engine img/s  bare img/s  ratio  decode-only img/s  CPU ms/img: decode  bare');
   for (const c of CASES) {
     const modelPath = join(FIXTURES, c.model);
-    const model = await loadModel(modelPath, { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize });
+    const model = await loadModel(modelPath, caseModelOptions(c, FIXTURES, { batchSize }));
     const dataPath = join(FIXTURES, c.data);
 
     // Bare ONNX Runtime: the same graph (with the batch made symbolic where the engine does so),

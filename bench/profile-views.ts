@@ -24,6 +24,7 @@ import { createProbes } from '../server/engine/probes';
 import { setModelChunkRows, setViewKernels, setViewRunPasses } from '../server/engine/views';
 import { viewKernels } from '../server/engine/model/providers';
 import { MODEL_CHUNK_PREFIX } from '../server/engine/views/model-chunks';
+import { caseModelOptions } from './cases';
 
 const { values } = parseArgs({
   options: {
@@ -66,7 +67,7 @@ interface Event {
 }
 
 async function main() {
-  const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined, batchSize: Number(values.batch) });
+  const model = await loadModel(join(FIXTURES, c.model), caseModelOptions(c, FIXTURES, { batchSize: Number(values.batch) }));
   const ds = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: Number(values.images ?? c.images) });
   const t0 = performance.now();
   await audit(model, ds, { probes: createProbes(values.probes!.split(',')), batchSize: Number(values.batch) });

@@ -23,6 +23,7 @@ import { createProbes, DEFAULT_PROBES } from '../server/engine/probes';
 import { shardOf } from '../server/engine/shard/assign';
 import { mergeShards, planMerge, type MergeInput } from '../server/engine/shard/merge';
 import { runShard, type ShardOpen } from '../server/engine/shard/result';
+import { caseModelOptions } from './cases';
 
 const FIXTURES = resolve(__dirname, '../../shared/fixtures');
 const { values } = parseArgs({ options: { repeat: { type: 'string', default: '2' }, shards: { type: 'string', default: '4' } } });
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|');
   try {
     for (const c of CASES) {
-      const model = await loadModel(join(FIXTURES, c.model), { device: 'cpu', preprocess: c.preprocess, labels: c.labels ? join(FIXTURES, c.labels) : undefined });
+      const model = await loadModel(join(FIXTURES, c.model), caseModelOptions(c, FIXTURES));
       try {
         const dataset = await openDataset(join(FIXTURES, c.data), { labels: model.labels, limit: c.limit, seed: 0 });
         const ids = c.probes ?? DEFAULT_PROBES;
