@@ -1,7 +1,8 @@
 /**
  * The fixture cases of the audit benchmarks (bench/audit.ts, bench/audit-lanes.ts), paths under
  * ../shared/fixtures: the model, the data, the preprocessing the model was trained with, and how
- * many images. The target's two cases first; CIFAR-10 is outside the target (`optional`).
+ * many images. The target's two cases first; CIFAR-10 is outside the target (`optional`). Also
+ * the options every bench script loads a case's model with (caseModelOptions).
  */
 import { join } from 'node:path';
 import type { LoadModelOptions } from '../server/engine/model';
