@@ -353,7 +353,8 @@ async function main() {
       }
       const per = new Map<string, Tally & { wallMs: number }>();
       for (const [id, ms] of Object.entries(report.run.timingsMs ?? {})) per.set(id, { ...tally(id), wallMs: ms });
-      for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: NaN });
+      // a phase that is not a probe (decoding, summaries) has no timing in the report: the time it was current
+      for (const [id, t] of tallies) if (!per.has(id)) per.set(id, { ...t, wallMs: t.currentMs });
       if (values.interleave) {
         await chunk(); // passes made after the audit's last request for a batch (none in the bench's audits)
         if (runsDuringBare) {
@@ -416,8 +417,7 @@ async function main() {
     console.log('probe          wall s   session.run s   its CPU s   first 2 runs s   runs   forward passes   sessions   creating s   page faults   cores busy');
     const row = (id: string, w: number, t: Tally) =>
       console.log(`${id.padEnd(14)} ${(w / 1000).toFixed(1).padStart(6)}   ${(t.runMs / 1000).toFixed(1).padStart(13)}   ${(t.runCpuMs / 1000).toFixed(1).padStart(9)}   ${(t.firstMs / 1000).toFixed(1).padStart(14)}   ${String(t.runs || '').padStart(4)}   ${String(t.passes).padStart(14)}   ${String(t.sessions).padStart(8)}   ${(t.createMs / 1000).toFixed(2).padStart(10)}   ${String(t.faults).padStart(11)}   ${t.currentMs > 0 ? (t.currentCpuMs / t.currentMs).toFixed(2).padStart(10) : ''}`);
-    // a phase that is not a probe (decoding, summaries) has no timing in the report: the time it was current
-    for (const [id, t] of per) row(id, Number.isNaN(t.wallMs) ? t.currentMs : t.wallMs, t);
+    for (const [id, t] of per) row(id, t.wallMs, t);
     const sum = (k: 'faults' | 'currentMs' | 'currentCpuMs') => [...per.values()].reduce((a, t) => a + t[k], 0);
     row('total', wall, { runMs, runCpuMs, firstMs, runs: 0, passes, sessions, createMs, faults: sum('faults'), currentMs: sum('currentMs'), currentCpuMs: sum('currentCpuMs') });
     if (values['result-line']) console.log(`${RESULT_MARK}${JSON.stringify({ case: c.key, ratios })}`);
