@@ -155,6 +155,8 @@ interface Placed extends Compile {
   audit: number;
   /** Where the function is ("name file:line:col" as V8 logged it), or its name and file. */
   where: string;
+  /** The function and the kind of compile (OSR or not): what "compiled before" compares. */
+  key: string;
   /** A function compiled (the same way: OSR or not) before in this process. */
   again: boolean;
 }
@@ -184,9 +186,10 @@ function report(c: BenchCase, audits: number, trace: string, functions: Map<stri
       }
       const logged = functions.get(`0x${(BigInt(k.sfi) - 1n).toString(16)}`);
       if (!logged) unplaced++;
-      const where = `${logged ?? `${k.name} ${k.file}`}${k.osr ? ' (OSR)' : ''}`;
-      compiles.push({ ...k, audit, where, again: seen.has(where) });
-      seen.add(where);
+      const where = logged ?? `${k.name} ${k.file}`;
+      const key = `${where}${k.osr ? ' (OSR)' : ''}`;
+      compiles.push({ ...k, audit, where, key, again: seen.has(key) });
+      seen.add(key);
     }
   }
   if (per.length !== audits) throw new Error(`the traced process reported ${per.length} audits of ${audits}`);
@@ -213,18 +216,17 @@ function report(c: BenchCase, audits: number, trace: string, functions: Map<stri
   const top = Number(values.top);
   const shown = audits > 1 ? [0, audits - 1] : [0];
   for (const a of shown) {
-    const by = new Map<string, { ms: number; n: number; again: number }>();
+    const by = new Map<string, { first: Placed; ms: number; n: number; again: number }>();
     for (const k of inAudit(a)) {
-      const e = by.get(k.where) ?? { ms: 0, n: 0, again: 0 };
+      const e = by.get(k.key) ?? { first: k, ms: 0, n: 0, again: 0 };
       e.ms += k.ms;
       e.n++;
       if (k.again) e.again++;
-      by.set(k.where, e);
+      by.set(k.key, e);
     }
     console.log(`\naudit ${a + 1}: the ${top} functions whose compiles cost most (ms, compiles, of them again)`);
-    for (const [where, e] of [...by].sort((x, y) => y[1].ms - x[1].ms).slice(0, top)) {
-      const osr = where.endsWith(' (OSR)');
-      console.log(`${e.ms.toFixed(1).padStart(8)} ${String(e.n).padStart(3)} ${String(e.again).padStart(3)}  ${sourceLine(osr ? where.slice(0, -6) : where)}${osr ? ' (OSR)' : ''}`);
+    for (const e of [...by.values()].sort((x, y) => y.ms - x.ms).slice(0, top)) {
+      console.log(`${e.ms.toFixed(1).padStart(8)} ${String(e.n).padStart(3)} ${String(e.again).padStart(3)}  ${sourceLine(e.first.where)}${e.first.osr ? ' (OSR)' : ''}`);
     }
   }
 }
